@@ -1,0 +1,305 @@
+//! The sweep report: the versioned contract every exporter writes from.
+//!
+//! This is the shape users diff between sweeps and feed to other tools, so it is
+//! deliberately plain data: no behaviour beyond counting and sorting. Everything
+//! a host said is kept as a string here and escaped by the writer that emits it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a field changes meaning or disappears; adding a field does not bump it.
+pub const REPORT_VERSION: u32 = 1;
+
+/// One sweep, as written to `--report FILE`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub report_version: u32,
+    pub sweep: SweepInfo,
+    pub summary: Summary,
+    pub hosts: Vec<HostReport>,
+}
+
+/// When, by what and over which catalogs the sweep ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepInfo {
+    pub id: String,
+    pub started: jiff::Timestamp,
+    pub finished: jiff::Timestamp,
+    pub scanner_version: String,
+    pub catalogs: Vec<CatalogInfo>,
+    /// `I/N` when the sweep covered one shard of the inventory.
+    pub shard: Option<String>,
+    /// False when the sweep was interrupted: hosts it did not finish are listed
+    /// with outcome `interrupted`, never as clean.
+    pub complete: bool,
+    /// Why the sweep stopped early (`SIGINT`, `SIGTERM`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_by: Option<String>,
+}
+
+/// A catalog file that took part in the sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogInfo {
+    pub name: String,
+    pub version: String,
+    pub rules: usize,
+}
+
+/// Counts over the whole sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub hosts: HostCounts,
+    pub findings: FindingCounts,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCounts {
+    pub total: usize,
+    pub scanned: usize,
+    /// Scanned and without any finding of a banned product.
+    pub clean: usize,
+    /// Scanned and with at least one finding of a banned product.
+    pub affected: usize,
+    pub unreachable: usize,
+    pub auth_failed: usize,
+    pub host_key_rejected: usize,
+    pub timed_out: usize,
+    pub probe_failed: usize,
+    /// Not finished because the sweep was interrupted.
+    pub interrupted: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FindingCounts {
+    pub new: usize,
+    pub open: usize,
+    pub overdue: usize,
+    pub remediated: usize,
+    pub reinstalled: usize,
+    pub excepted: usize,
+    pub unverified: usize,
+}
+
+/// How the attempt to scan one host ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Scanned,
+    Unreachable,
+    AuthFailed,
+    HostKeyRejected,
+    TimedOut,
+    ProbeFailed,
+    /// The sweep was interrupted before this host finished.
+    Interrupted,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Scanned,
+        Outcome::Unreachable,
+        Outcome::AuthFailed,
+        Outcome::HostKeyRejected,
+        Outcome::TimedOut,
+        Outcome::ProbeFailed,
+        Outcome::Interrupted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Scanned => "scanned",
+            Outcome::Unreachable => "unreachable",
+            Outcome::AuthFailed => "auth_failed",
+            Outcome::HostKeyRejected => "host_key_rejected",
+            Outcome::TimedOut => "timed_out",
+            Outcome::ProbeFailed => "probe_failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the operating system said it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    /// `linux`, `windows` or `macos`.
+    pub family: String,
+    pub name: Option<String>,
+    pub version: Option<String>,
+}
+
+/// One host of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    pub labels: BTreeMap<String, String>,
+    pub outcome: Outcome,
+    pub error: Option<String>,
+    pub os: Option<OsInfo>,
+    pub duration_seconds: f64,
+    /// Probe sections that failed on a host that was otherwise scanned; the
+    /// findings are then a lower bound, and the text says which evidence is missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+/// Policy of a catalog product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Banned: an open finding fails the sweep (exit code 1).
+    Ban,
+    /// Reported, never a failure.
+    Watch,
+}
+
+/// How much of a product is on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingState {
+    /// A package is installed, or a service or process of the product runs.
+    Installed,
+    /// Only leftovers: files, packages removed with config files kept, unit files.
+    Remnants,
+    /// A watched successor product (UltraAV) took the place of a banned one.
+    Replaced,
+}
+
+/// Remediation status across sweeps (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    Open,
+    Overdue,
+    Remediated,
+    Reinstalled,
+    Excepted,
+    Unverified,
+}
+
+impl Status {
+    /// Statuses that count as "still there and not accepted": these fail a sweep
+    /// for products with `policy: ban`.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::New | Status::Open | Status::Overdue | Status::Reinstalled
+        )
+    }
+}
+
+/// One product found on one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable id `vendor/product`.
+    pub rule: String,
+    pub vendor: String,
+    pub product: String,
+    pub policy: Policy,
+    pub state: FindingState,
+    pub status: Status,
+    pub version: Option<String>,
+    pub first_seen: jiff::Timestamp,
+    pub effective: Option<jiff::civil::Date>,
+    pub deadline: Option<jiff::civil::Date>,
+    pub evidence: Vec<Evidence>,
+    pub remediation: Option<String>,
+}
+
+/// One observation that made a signature match.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Evidence {
+    /// `package`, `service`, `process`, `kernel_module`, `path`, ...
+    pub kind: String,
+    /// Which probe saw it (`dpkg`, `rpm`, `apk`, `systemd`, `ps`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub value: String,
+}
+
+impl Report {
+    /// Sorts hosts, findings and evidence and recomputes the summary, so two
+    /// sweeps of the same fleet produce byte-identical reports.
+    pub fn normalize(&mut self) {
+        for host in &mut self.hosts {
+            for finding in &mut host.findings {
+                finding.evidence.sort();
+                finding.evidence.dedup();
+            }
+            host.findings.sort_by(|a, b| a.rule.cmp(&b.rule));
+            host.warnings.sort();
+        }
+        self.hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        self.catalogs_sorted();
+        self.summary = Summary::of(&self.hosts);
+    }
+
+    fn catalogs_sorted(&mut self) {
+        self.sweep.catalogs.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+
+    /// True when some host has an open finding of a banned product.
+    pub fn has_open_ban(&self) -> bool {
+        self.hosts.iter().any(HostReport::has_open_ban)
+    }
+
+    /// True when some host could not be scanned.
+    pub fn has_unscanned(&self) -> bool {
+        self.hosts.iter().any(|h| h.outcome != Outcome::Scanned)
+    }
+}
+
+impl HostReport {
+    pub fn has_open_ban(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.policy == Policy::Ban && f.status.is_open())
+    }
+}
+
+impl Summary {
+    pub fn of(hosts: &[HostReport]) -> Summary {
+        let mut s = Summary::default();
+        s.hosts.total = hosts.len();
+        for h in hosts {
+            match h.outcome {
+                Outcome::Scanned => {
+                    s.hosts.scanned += 1;
+                    if h.findings.iter().any(|f| f.policy == Policy::Ban) {
+                        s.hosts.affected += 1;
+                    } else {
+                        s.hosts.clean += 1;
+                    }
+                }
+                Outcome::Unreachable => s.hosts.unreachable += 1,
+                Outcome::AuthFailed => s.hosts.auth_failed += 1,
+                Outcome::HostKeyRejected => s.hosts.host_key_rejected += 1,
+                Outcome::TimedOut => s.hosts.timed_out += 1,
+                Outcome::ProbeFailed => s.hosts.probe_failed += 1,
+                Outcome::Interrupted => s.hosts.interrupted += 1,
+            }
+            for f in &h.findings {
+                let c = &mut s.findings;
+                *match f.status {
+                    Status::New => &mut c.new,
+                    Status::Open => &mut c.open,
+                    Status::Overdue => &mut c.overdue,
+                    Status::Remediated => &mut c.remediated,
+                    Status::Reinstalled => &mut c.reinstalled,
+                    Status::Excepted => &mut c.excepted,
+                    Status::Unverified => &mut c.unverified,
+                } += 1;
+            }
+        }
+        s
+    }
+}
