@@ -1,1 +1,27 @@
+//! fleetsweep: an agentless fleet scanner for banned security software.
+//!
+//! # Layout
+//! Data flows one way, and each module owns one step:
+//!
+//! - [`inventory`]: the fleet file (YAML, SPEC §3) plus `~/.ssh/config`, resolved
+//!   into [`inventory::Host`]s with every default applied.
+//! - [`transport`]: how a host is reached (SSH via russh, or `local`), one
+//!   session per host, one exec per sweep.
+//! - [`probes`]: the read-only probe script and the pure parsers turning its
+//!   output into [`probes::Observations`].
+//! - [`catalog`]: the banned-software catalog (YAML) and the matcher that turns
+//!   observations into findings with evidence.
+//! - [`sweep`]: the engine: bounded concurrency, per-host deadlines, outcomes,
+//!   interruption; it produces the report of `fleetsweep_exporters`.
+//! - [`cli`]: the command line, turned once into validated settings.
+//!
+//! A host that fails is data (an [`fleetsweep_exporters::Outcome`]), never an
+//! error that stops a sweep.
 
+pub mod catalog;
+pub mod cli;
+pub mod diag;
+pub mod inventory;
+pub mod probes;
+pub mod sweep;
+pub mod transport;

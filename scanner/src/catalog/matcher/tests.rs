@@ -1,0 +1,188 @@
+use std::path::Path;
+
+use fleetsweep_exporters::{FindingState, Policy};
+
+use super::*;
+use crate::probes::{Package, PackageManager, PathEntry, PathKind, Process, Service};
+
+fn catalog() -> Catalog {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/catalog/test-catalog.yaml");
+    Catalog::load(&[p]).unwrap()
+}
+
+fn now() -> jiff::Timestamp {
+    "2026-11-22T06:00:00Z".parse().unwrap()
+}
+
+fn pkg(name: &str, state: PackageState, maintainer: Option<&str>) -> Package {
+    Package {
+        manager: PackageManager::Dpkg,
+        name: name.into(),
+        version: Some("1.2-3".into()),
+        arch: Some("amd64".into()),
+        state,
+        vendor: None,
+        maintainer: maintainer.map(Into::into),
+    }
+}
+
+fn proc_(name: &str, cmdline: &str) -> Process {
+    Process {
+        pid: 7,
+        name: name.into(),
+        cmdline: cmdline.into(),
+        exe: None,
+    }
+}
+
+fn dir(p: &str) -> PathEntry {
+    PathEntry {
+        path: p.into(),
+        kind: PathKind::Dir,
+    }
+}
+
+fn summary(f: &[Finding]) -> Vec<String> {
+    f.iter()
+        .map(|f| format!("{} {:?} [{}]", f.rule, f.state, f.evidence.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join("; ")))
+        .collect()
+}
+
+#[test]
+fn installed_product_claims_its_processes_and_paths() {
+    let obs = Observations {
+        packages: vec![pkg("acme-av", PackageState::Installed, Some("Acme Corp <x@acme>"))],
+        processes: vec![
+            proc_("acmed", "/opt/acme/av/bin/acmed --daemon"),
+            // Not in any list, but runs from the product's install root.
+            proc_("watchdog", "/opt/acme/av/libexec/watchdog"),
+        ],
+        paths: vec![dir("/opt/acme"), dir("/opt/acme/av"), dir("/opt/acme/av/bin")],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(
+        summary(&f),
+        ["acme/av Installed [acme-av 1.2-3; /opt/acme/av; acmed: /opt/acme/av/bin/acmed --daemon; watchdog: /opt/acme/av/libexec/watchdog]"]
+    );
+    assert_eq!(f[0].version.as_deref(), Some("1.2-3"));
+    assert_eq!(f[0].status, Status::New);
+    assert_eq!(f[0].policy, Policy::Ban);
+    assert_eq!(f[0].remediation.as_deref(), Some("apt-get purge acme-av"));
+    assert_eq!(f[0].first_seen, now());
+}
+
+#[test]
+fn removed_package_with_config_files_is_a_remnant() {
+    let obs = Observations {
+        packages: vec![pkg("acme-av", PackageState::ConfigFiles, None), pkg("acme-agent", PackageState::NotInstalled, None)],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(summary(&f), ["acme/av Remnants [acme-av 1.2-3 (removed, config files remain)]"]);
+}
+
+#[test]
+fn stopped_service_unit_is_a_remnant_running_one_is_installed() {
+    let mut svc = Service {
+        name: "acme-avd".into(),
+        unit_state: Some("file".into()),
+        active: None,
+        path: Some("/etc/systemd/system/acme-avd.service".into()),
+        exec: Some("/opt/acme/av/sbin/acme-avd".into()),
+    };
+    let obs = Observations { services: vec![svc.clone()], ..Default::default() };
+    assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Remnants [acme-avd.service (unit file, file)]"]);
+    svc.active = Some(true);
+    let obs = Observations { services: vec![svc], ..Default::default() };
+    assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Installed [acme-avd.service (running)]"]);
+}
+
+#[test]
+fn unknown_product_of_the_vendor_is_caught_by_vendor_traits() {
+    let obs = Observations {
+        packages: vec![pkg("acme-newthing", PackageState::Installed, Some("Acme Corp <pkg@acme.example>"))],
+        processes: vec![proc_("newthingd", "/opt/acme/newthing/bin/newthingd")],
+        paths: vec![dir("/opt/acme"), dir("/opt/acme/newthing")],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(
+        summary(&f),
+        ["acme/unknown Installed [acme-newthing 1.2-3; /opt/acme; /opt/acme/newthing; newthingd: /opt/acme/newthing/bin/newthingd]"]
+    );
+}
+
+#[test]
+fn known_product_does_not_also_show_up_as_unknown() {
+    let obs = Observations {
+        packages: vec![pkg("acme-agent", PackageState::Installed, Some("Acme Corp <pkg@acme.example>"))],
+        services: vec![Service {
+            name: "acme-agentd".into(),
+            unit_state: Some("enabled".into()),
+            active: Some(true),
+            path: None,
+            exec: Some("/opt/acme/agent/bin/agentd".into()),
+        }],
+        paths: vec![dir("/opt/acme"), dir("/opt/acme/agent")],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(
+        summary(&f),
+        ["acme/agent Installed [acme-agent 1.2-3; /opt/acme/agent; acme-agentd.service (running)]"]
+    );
+}
+
+#[test]
+fn look_alikes_stay_clean() {
+    let obs = Observations {
+        packages: vec![
+            pkg("acme-av-docs", PackageState::Installed, Some("Debian QA <qa@debian.org>")),
+            pkg("xacme-av", PackageState::Installed, None),
+        ],
+        processes: vec![proc_("acmed-exporter", "/usr/local/bin/acmed-exporter"), proc_("acmed", "")],
+        services: vec![Service {
+            name: "acme-avd-monitor".into(),
+            unit_state: Some("enabled".into()),
+            active: Some(true),
+            path: None,
+            exec: Some("/usr/local/bin/acme-avd-monitor".into()),
+        }],
+        paths: vec![dir("/opt/acmeish"), dir("/opt/acme-tools")],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    // Only the exact process name `acmed` matches; everything else is clean.
+    assert_eq!(summary(&f), ["acme/av Installed [acmed]"]);
+}
+
+#[test]
+fn successor_marks_remnants_replaced() {
+    let obs = Observations {
+        packages: vec![pkg("acme-av", PackageState::ConfigFiles, None), pkg("shield", PackageState::Installed, None)],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(
+        summary(&f),
+        ["acme/av Replaced [acme-av 1.2-3 (removed, config files remain)]", "succ/shield Installed [shield 1.2-3]"]
+    );
+    assert_eq!(f[1].policy, Policy::Watch);
+    // An installed product is not "replaced" even if the successor is there too.
+    let obs = Observations {
+        packages: vec![pkg("acme-av", PackageState::Installed, None), pkg("shield", PackageState::Installed, None)],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(f[0].state, FindingState::Installed);
+}
+
+#[test]
+fn signatures_of_other_os_families_do_not_apply() {
+    let obs = Observations {
+        packages: vec![pkg("acme-av", PackageState::Installed, None)],
+        ..Default::default()
+    };
+    assert!(match_host(&catalog(), &obs, "windows", now()).is_empty());
+}

@@ -1,0 +1,88 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/catalog").join(name)
+}
+
+fn load(name: &str) -> Result<Catalog, String> {
+    Catalog::load(&[fixture(name)]).map_err(|e| e.to_string().replace(&fixture("").display().to_string(), ""))
+}
+
+/// blackbox_exporter style: each broken file and the exact start of its error.
+#[test]
+fn invalid_catalogs_name_file_line_and_column() {
+    let cases = [
+        ("invalid-unknown-key.yaml", "invalid-unknown-key.yaml:8:9: unknown field `polcy`"),
+        ("invalid-two-kinds.yaml", "invalid-two-kinds.yaml:11:37: a signature has exactly one kind, but this one also has `service`"),
+        ("invalid-no-source.yaml", "invalid-no-source.yaml:11:25: signature `package: a` has no `source`"),
+        ("invalid-no-policy.yaml", "invalid-no-policy.yaml:6:13: product `p` has no policy"),
+        ("invalid-kind-os.yaml", "invalid-kind-os.yaml:11:30: `display_name` signatures are not supported under `linux`"),
+        ("invalid-glob.yaml", "invalid-glob.yaml:11:22: invalid glob `/opt/[x`"),
+        ("invalid-policy.yaml", "invalid-policy.yaml:5:24: unknown variant `forbid`, expected one of ban, watch"),
+        ("invalid-date.yaml", "invalid-date.yaml:5:39: failed to parse two digit integer as month"),
+        ("invalid-vendor-id.yaml", "invalid-vendor-id.yaml:3:9: vendor id `V_1` must use only a-z, 0-9 and `-`"),
+        ("invalid-duplicate-rule.yaml", "invalid-duplicate-rule.yaml: rule `v/p` is defined twice"),
+        ("missing.yaml", "missing.yaml: cannot read file"),
+    ];
+    let mut failures = Vec::new();
+    for (file, want) in cases {
+        match load(file) {
+            Ok(_) => failures.push(format!("{file}: loaded, expected `{want}`")),
+            Err(got) if got.starts_with(want) => {}
+            Err(got) => failures.push(format!("{file}:\n  want prefix: {want}\n  got:         {got}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn test_catalog_loads_with_inheritance() {
+    let c = load("test-catalog.yaml").unwrap();
+    assert_eq!(c.catalogs.len(), 1);
+    assert_eq!(c.catalogs[0].rules, 4);
+    let av = c.rule("acme/av").unwrap();
+    assert_eq!(av.policy, Policy::Ban);
+    assert_eq!(av.deadline, Some(jiff::civil::date(2024, 9, 29)));
+    assert_eq!(av.remediation.get("linux").map(String::as_str), Some("apt-get purge acme-av"));
+    assert_eq!(av.signatures.len(), 5);
+    let shield = c.rule("succ/shield").unwrap();
+    assert_eq!(shield.policy, Policy::Watch);
+    assert!(shield.replaces[0].is_match("acme/av"));
+    assert_eq!(c.linux_path_roots(), ["/opt/acme"]);
+}
+
+#[test]
+fn loading_the_same_catalog_twice_is_an_error() {
+    let f = fixture("test-catalog.yaml");
+    let err = Catalog::load(&[f.clone(), f]).unwrap_err().to_string();
+    assert!(err.contains("a catalog named `testcat` is already loaded"), "{err}");
+}
+
+#[test]
+fn builtin_catalog_is_valid_and_covers_every_os() {
+    let c = Catalog::builtin().unwrap();
+    let names: Vec<_> = c.catalogs.iter().map(|c| c.name.as_str()).collect();
+    assert!(names.contains(&"kaspersky") && names.contains(&"ultraav"), "{names:?}");
+    for os in [SigOs::Linux, SigOs::Windows, SigOs::Macos] {
+        let n = c.rules.iter().flat_map(|r| &r.signatures).filter(|s| s.os == os).count();
+        assert!(n >= 10, "{} has only {n} signatures", os.as_str());
+    }
+    for r in c.rules.iter().filter(|r| r.vendor_id == "kaspersky") {
+        assert_eq!(r.policy, Policy::Ban, "{}", r.id);
+        assert_eq!(r.effective, Some(jiff::civil::date(2024, 7, 20)), "{}", r.id);
+        assert_eq!(r.deadline, Some(jiff::civil::date(2024, 9, 29)), "{}", r.id);
+        assert!(!r.references.is_empty(), "{} has no legal reference", r.id);
+    }
+    let refs: String = c.rules.iter().flat_map(|r| &r.references).map(|r| format!("{r:?}")).collect();
+    for needle in ["ICTS-2021-002", "17-01", "Covered List"] {
+        assert!(refs.contains(needle), "no reference mentions {needle}");
+    }
+    assert!(c.rule("kaspersky/unknown").is_some_and(|r| r.fallback));
+    assert!(c.rules.iter().any(|r| r.policy == Policy::Watch && !r.replaces.is_empty()));
+    let roots = c.linux_path_roots();
+    for r in ["/opt/kaspersky", "/var/opt/kaspersky", "/etc/opt/kaspersky"] {
+        assert!(roots.iter().any(|x| x == r), "{r} not probed: {roots:?}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The command line (clap). Raw flags live here; the binary turns them into
+//! validated settings once, then nothing else reads them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Agentless fleet scanner for banned security software (first: every Kaspersky product).";
+
+const LONG_ABOUT: &str = "\
+fleetsweep connects to every host of an inventory over SSH (or runs locally), runs one
+read-only probe script per host, and matches what it sees (packages, services, processes,
+kernel modules, install paths) against a catalog of banned software. Each host ends with an
+outcome (scanned, unreachable, auth_failed, host_key_rejected, timed_out, probe_failed); a
+host that was not scanned is never reported clean.
+
+The built-in catalog covers every Kaspersky product on Linux, Windows and macOS (banned in
+the US: BIS Final Determination ICTS-2021-002 — sales from 2024-07-20, updates from
+2024-09-29; DHS BOD 17-01 on federal networks since 2017; FCC Covered List).";
+
+const SCAN_EXAMPLES: &str = "\
+Examples:
+  # Zero setup: sweep this machine, no SSH
+  fleetsweep scan --local
+
+  # Sweep a fleet, write the YAML report
+  fleetsweep scan -i fleet.yaml --report sweep.yaml
+
+  # First contact with new hosts: trust their keys and record them
+  fleetsweep scan -i fleet.yaml --accept-new-host-keys ~/.ssh/fleetsweep_known_hosts
+
+  # Only the Frankfurt web servers, 200 at a time
+  fleetsweep scan -i fleet.yaml --limit 'web-*,site=fra1' --concurrency 200
+
+Inventory (YAML):
+  defaults: {user: scanner, identity_file: ~/.ssh/id_ed25519, known_hosts: ~/.ssh/known_hosts}
+  hosts:
+    - name: web-01
+      address: 10.0.0.5
+      labels: {site: fra1}
+    - name: db-01
+      jump: ops@bastion.example.net     # ProxyJump, or the name of another inventory host
+
+Exit codes:
+  0  every host scanned, no open finding of a banned product
+  1  open findings of banned products
+  2  usage or configuration error (nothing scanned)
+  3  no open finding, but some hosts could not be scanned (or the sweep was interrupted)";
+
+#[derive(Debug, Parser)]
+#[command(name = "fleetsweep", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More log output (-v: per-host events, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors; no summary, no progress bar.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sweep the fleet once and report what was found.
+    #[command(after_long_help = SCAN_EXAMPLES)]
+    Scan(ScanArgs),
+    /// List the hosts of an inventory as fleetsweep resolves them (after groups, defaults, ssh_config).
+    Hosts(HostsArgs),
+    /// Validate and explain catalog files.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Inventory file (YAML, see `fleetsweep scan --help`).
+    #[arg(short, long, value_name = "FILE", required_unless_present = "local")]
+    pub inventory: Option<PathBuf>,
+
+    /// Sweep only this machine, without SSH (same probes; the zero-setup first run).
+    #[arg(long, conflicts_with = "inventory")]
+    pub local: bool,
+
+    /// Only hosts matching: comma-separated globs on host or group names,
+    /// `key=value` on labels, `!term` to exclude (e.g. `web-*,!web-03`, `site=fra1`).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+
+    /// Only shard I of N (deterministic by host name), for splitting a fleet across scanners.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+
+    /// OpenSSH client config to honour (HostName, User, Port, IdentityFile, ProxyJump).
+    #[arg(long, value_name = "FILE", default_value = "~/.ssh/config")]
+    pub ssh_config: String,
+
+    /// Ignore ~/.ssh/config.
+    #[arg(long)]
+    pub no_ssh_config: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+
+    /// Catalog file; repeat to merge several. Default: the built-in catalog.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Vec<PathBuf>,
+
+    /// Write the YAML report (report_version 1) to FILE (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// known_hosts file to verify host keys against; repeatable.
+    /// Default: the inventory's `known_hosts:`, else ~/.ssh/known_hosts.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Vec<PathBuf>,
+
+    /// Trust on first use: accept unknown host keys and record them in FILE.
+    /// Changed or revoked keys are still rejected.
+    #[arg(long, value_name = "FILE")]
+    pub accept_new_host_keys: Option<PathBuf>,
+
+    /// Hosts in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub concurrency: usize,
+
+    /// Deadline for TCP connect + SSH handshake + auth, per hop (e.g. 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub connect_timeout: String,
+
+    /// Deadline for a whole host: connect, probe and parse (e.g. 2m).
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub host_timeout: String,
+
+    /// Run the probe script through `sudo -n` on every host.
+    #[arg(long)]
+    pub sudo: bool,
+
+    /// Do not offer keys from ssh-agent ($SSH_AUTH_SOCK).
+    #[arg(long)]
+    pub no_agent: bool,
+
+    /// Environment variable holding the passphrase of encrypted private keys.
+    #[arg(long, value_name = "VAR")]
+    pub passphrase_env: Option<String>,
+
+    /// File whose first line is the passphrase of encrypted private keys.
+    #[arg(long, value_name = "FILE", conflicts_with = "passphrase_env")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Show a progress bar (default: when stderr is a terminal).
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Cap on probe output per host, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 32)]
+    pub max_output: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct HostsArgs {
+    #[command(flatten)]
+    pub inventory: InventoryArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+    pub format: HostsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostsFormat {
+    Table,
+    Yaml,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Validate catalog files (default: the built-in catalog); errors name file:line:column.
+    Check {
+        /// Catalog files to check.
+        files: Vec<PathBuf>,
+    },
+    /// List the rules of the catalog.
+    List {
+        /// Catalog file; repeatable. Default: the built-in catalog.
+        #[arg(long, value_name = "FILE")]
+        catalog: Vec<PathBuf>,
+    },
+    /// Explain one rule: policy, dates, references, signatures with their sources, remediation.
+    Show {
+        /// Rule id, e.g. kaspersky/kesl.
+        rule: String,
+        /// Catalog file; repeatable. Default: the built-in catalog.
+        #[arg(long, value_name = "FILE")]
+        catalog: Vec<PathBuf>,
+    },
+}

@@ -1,0 +1,126 @@
+//! Diagnostics for user files: every error names file, line and column.
+//!
+//! Inventory, catalog and exception files are written by people; a precise
+//! position plus a sentence on how to fix it saves them a guessing game.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// An error at a position in a user file (`file:line:column: message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    /// 1-based; 0 when the error concerns the whole file (unreadable, empty).
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+impl std::error::Error for Diagnostic {}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+impl Diagnostic {
+    pub fn at(file: &Path, loc: serde_saphyr::Location, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: loc.line(),
+            column: loc.column(),
+            message: message.into(),
+        }
+    }
+
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: message.into(),
+        }
+    }
+
+    /// Converts a YAML parse/shape error into a one-line diagnostic.
+    pub fn from_yaml(file: &Path, err: &serde_saphyr::Error) -> Self {
+        let opts = serde_saphyr::render_options! { snippets: serde_saphyr::SnippetMode::Off };
+        let mut message = err.without_snippet().render_with_options(opts);
+        // The plain rendering ends with " at line L column C"; we print the
+        // position up front instead, compiler style.
+        if let Some(i) = message.rfind(" at line ") {
+            message.truncate(i);
+        }
+        let mut message = message.lines().next().unwrap_or_default().trim().to_string();
+        // serde-saphyr says just "invalid u16" for out-of-range numbers.
+        for (ty, max) in [("u16", "65535"), ("u32", "4294967295"), ("u8", "255")] {
+            if message == format!("invalid {ty}") {
+                message = format!("expected a whole number from 0 to {max}");
+            }
+        }
+        match err.location() {
+            Some(loc) if loc.line() > 0 => Diagnostic::at(file, loc, message),
+            _ => Diagnostic::whole_file(file, message),
+        }
+    }
+}
+
+/// Reads a user file, with a diagnostic naming it when that fails.
+pub fn read_file(path: &Path) -> Result<String, Diagnostic> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Diagnostic::whole_file(path, format!("cannot read file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
+        let column = upto.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
+        Diagnostic {
+            file: path.to_path_buf(),
+            line,
+            column,
+            message: "file is not valid UTF-8".into(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        port: Option<u16>,
+    }
+
+    fn diag(yaml: &str) -> String {
+        let err = serde_saphyr::from_str::<Doc>(yaml).unwrap_err();
+        Diagnostic::from_yaml(Path::new("f.yaml"), &err).to_string()
+    }
+
+    #[test]
+    fn yaml_errors_are_one_line_with_position() {
+        assert_eq!(
+            diag("name: a\nprot: 22\n"),
+            "f.yaml:2:1: unknown field `prot`, expected one of name, port"
+        );
+        assert_eq!(
+            diag("name: a\nport: 99999\n"),
+            "f.yaml:2:7: expected a whole number from 0 to 65535"
+        );
+        assert_eq!(diag("name: [a\n"), "f.yaml:1:7: expected string scalar");
+    }
+}

@@ -1,0 +1,539 @@
+//! The fleet inventory: which hosts to sweep and how to reach each one.
+//!
+//! The file format is SPEC §3: `defaults:`, `groups:` (name → hosts, vars,
+//! labels) and `hosts:`. Loading resolves every host completely, so the sweep
+//! engine never looks at defaults again. Precedence, most specific first:
+//! host entry → its groups (in file order) → `~/.ssh/config` for that host →
+//! `defaults:` → built-in defaults (port 22, the current user, the usual key files).
+//!
+//! Secrets never sit in the inventory: keys come from files or the agent, and
+//! key passphrases from `passphrase_env:` / `passphrase_file:`.
+
+pub mod limit;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diag::{self, Diagnostic};
+use crate::transport::ssh_config::{self, SshConfig};
+use crate::transport::{Passphrase, SshEndpoint, SshTarget};
+
+/// How a host is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    Ssh,
+    Winrm,
+    Local,
+}
+
+/// A host with every setting resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Host {
+    /// Inventory name: the stable identity in reports and state.
+    pub name: String,
+    pub transport: TransportKind,
+    /// Operating-system hint (`linux`, `windows`, `macos`); detected when absent.
+    pub os: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+    /// For SSH: the target and bastions. For `local`: address `localhost`.
+    pub ssh: SshTarget,
+    /// known_hosts file named for this host (inventory `known_hosts:`), if any.
+    pub known_hosts: Option<PathBuf>,
+    pub passphrase: Passphrase,
+    pub connect_timeout: Option<Duration>,
+    pub host_timeout: Option<Duration>,
+    /// Run the probe script through `sudo -n` (never prompts; fails cleanly
+    /// when sudo would ask for a password).
+    pub sudo: bool,
+}
+
+impl Host {
+    /// `address` as shown in reports.
+    pub fn address(&self) -> &str {
+        &self.ssh.endpoint.address
+    }
+}
+
+/// The loaded inventory.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub hosts: Vec<Host>,
+    /// known_hosts files named anywhere in the inventory (defaults or hosts).
+    pub known_hosts_files: Vec<PathBuf>,
+}
+
+/// Settings that may appear in `defaults:`, in a group's `vars:` and on a host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVars {
+    user: Option<String>,
+    port: Option<u16>,
+    /// One key file or a list of them.
+    identity_file: Option<OneOrMany>,
+    known_hosts: Option<String>,
+    /// ProxyJump spec: `user@bastion:port[,next...]`, or an inventory host name.
+    jump: Option<Spanned<String>>,
+    transport: Option<TransportKind>,
+    os: Option<OsHint>,
+    connect_timeout: Option<Spanned<DurationText>>,
+    host_timeout: Option<Spanned<DurationText>>,
+    sudo: Option<bool>,
+    passphrase_env: Option<String>,
+    passphrase_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OsHint {
+    Linux,
+    Windows,
+    Macos,
+}
+
+/// `5s`, `2m`, `1h 30m`, or a bare number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DurationText {
+    Seconds(u64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    defaults: RawVars,
+    #[serde(default)]
+    groups: BTreeMap<String, RawGroup>,
+    #[serde(default)]
+    hosts: Vec<RawHost>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    /// Host names; a name not defined under `hosts:` becomes a host of its own.
+    #[serde(default)]
+    hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    vars: RawVars,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    name: Spanned<String>,
+    address: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    user: Option<String>,
+    port: Option<u16>,
+    identity_file: Option<OneOrMany>,
+    known_hosts: Option<String>,
+    jump: Option<Spanned<String>>,
+    transport: Option<TransportKind>,
+    os: Option<OsHint>,
+    connect_timeout: Option<Spanned<DurationText>>,
+    host_timeout: Option<Spanned<DurationText>>,
+    sudo: Option<bool>,
+    passphrase_env: Option<String>,
+    passphrase_file: Option<String>,
+}
+
+impl RawHost {
+    fn vars(&self) -> RawVars {
+        RawVars {
+            user: self.user.clone(),
+            port: self.port,
+            identity_file: self.identity_file.clone(),
+            known_hosts: self.known_hosts.clone(),
+            jump: self.jump.clone(),
+            transport: self.transport,
+            os: self.os,
+            connect_timeout: self.connect_timeout.clone(),
+            host_timeout: self.host_timeout.clone(),
+            sudo: self.sudo,
+            passphrase_env: self.passphrase_env.clone(),
+            passphrase_file: self.passphrase_file.clone(),
+        }
+    }
+}
+
+impl RawVars {
+    /// Fills every unset field of `self` from `other` (self wins).
+    fn or(mut self, other: &RawVars) -> RawVars {
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f.clone(); } )* };
+        }
+        fill!(
+            user,
+            port,
+            identity_file,
+            known_hosts,
+            jump,
+            transport,
+            os,
+            connect_timeout,
+            host_timeout,
+            sudo,
+            passphrase_env,
+            passphrase_file
+        );
+        self
+    }
+}
+
+/// Options that come from the command line rather than the file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `~/.ssh/config` (or `--ssh-config FILE`); None disables it.
+    pub ssh_config: Option<PathBuf>,
+}
+
+/// Parses a duration like `5s`, `1m30s`, `2h`, `500ms` (or a bare number of seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let d: jiff::SignedDuration = t.parse().map_err(|_| {
+        format!("invalid duration `{t}`: write it like `30s`, `5m`, `1h30m` or `500ms`")
+    })?;
+    if d.is_negative() {
+        return Err(format!("invalid duration `{t}`: must not be negative"));
+    }
+    Duration::try_from(d).map_err(|e| format!("invalid duration `{t}`: {e}"))
+}
+
+fn duration_of(file: &Path, v: &Option<Spanned<DurationText>>) -> Result<Option<Duration>, Diagnostic> {
+    match v {
+        None => Ok(None),
+        Some(s) => match &s.value {
+            DurationText::Seconds(n) => Ok(Some(Duration::from_secs(*n))),
+            DurationText::Text(t) => parse_duration(t)
+                .map(Some)
+                .map_err(|m| Diagnostic::at(file, s.referenced, m)),
+        },
+    }
+}
+
+/// Expands a leading `~/` to the home directory.
+pub fn expand_home(p: &str) -> PathBuf {
+    if let Some(rest) = p.strip_prefix("~/") {
+        if let Some(home) = dirs::home_dir() {
+            return home.join(rest);
+        }
+    }
+    PathBuf::from(p)
+}
+
+/// Default key files, as OpenSSH tries them.
+fn default_identity_files() -> Vec<PathBuf> {
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .filter_map(|n| dirs::home_dir().map(|h| h.join(".ssh").join(n)))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".to_string())
+}
+
+impl Inventory {
+    /// Loads and resolves an inventory file. Every error names file, line and column.
+    pub fn load(path: &Path, opts: &LoadOptions) -> Result<Inventory, Diagnostic> {
+        let text = diag::read_file(path)?;
+        let raw: RawInventory = if text.trim().is_empty() {
+            return Err(Diagnostic::whole_file(
+                path,
+                "the inventory is empty: list hosts under `hosts:` (see `fleetsweep scan --help`)",
+            ));
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?
+        };
+        let ssh_config = match &opts.ssh_config {
+            Some(p) if p.exists() => Some(
+                ssh_config::load(p)
+                    .map_err(|e| Diagnostic::whole_file(p, format!("cannot read ssh config: {e}")))?,
+            ),
+            _ => None,
+        };
+        resolve(path, raw, ssh_config.as_ref())
+    }
+
+    /// An inventory of one host: this machine, without SSH (`scan --local`).
+    pub fn local() -> Inventory {
+        let name = hostname().unwrap_or_else(|| "localhost".to_string());
+        Inventory {
+            hosts: vec![Host {
+                name,
+                transport: TransportKind::Local,
+                os: None,
+                labels: BTreeMap::new(),
+                groups: Vec::new(),
+                ssh: SshTarget {
+                    endpoint: SshEndpoint {
+                        address: "localhost".into(),
+                        port: 0,
+                        user: current_user(),
+                        identity_files: Vec::new(),
+                    },
+                    jumps: Vec::new(),
+                },
+                known_hosts: None,
+                passphrase: Passphrase::None,
+                connect_timeout: None,
+                host_timeout: None,
+                sudo: false,
+            }],
+            known_hosts_files: Vec::new(),
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    let s = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+/// Turns the raw file into resolved hosts.
+fn resolve(file: &Path, raw: RawInventory, ssh_config: Option<&SshConfig>) -> Result<Inventory, Diagnostic> {
+    // Host entries by name, in file order; group-only names are appended.
+    let mut order: Vec<String> = Vec::new();
+    let mut entries: HashMap<String, RawHost> = HashMap::new();
+    for h in raw.hosts {
+        let name = h.name.value.trim().to_string();
+        if name.is_empty() {
+            return Err(Diagnostic::at(file, h.name.referenced, "host name is empty"));
+        }
+        if entries.contains_key(&name) {
+            return Err(Diagnostic::at(
+                file,
+                h.name.referenced,
+                format!("host `{name}` is listed twice: host names must be unique"),
+            ));
+        }
+        order.push(name.clone());
+        entries.insert(name, h);
+    }
+    // Group membership, in group-name order (BTreeMap), deterministic.
+    let mut member_of: HashMap<String, Vec<String>> = HashMap::new();
+    for (gname, g) in &raw.groups {
+        for h in &g.hosts {
+            let name = h.value.trim().to_string();
+            if name.is_empty() {
+                return Err(Diagnostic::at(file, h.referenced, format!("empty host name in group `{gname}`")));
+            }
+            if !entries.contains_key(&name) {
+                order.push(name.clone());
+                entries.insert(
+                    name.clone(),
+                    RawHost {
+                        name: h.clone(),
+                        address: None,
+                        labels: BTreeMap::new(),
+                        user: None,
+                        port: None,
+                        identity_file: None,
+                        known_hosts: None,
+                        jump: None,
+                        transport: None,
+                        os: None,
+                        connect_timeout: None,
+                        host_timeout: None,
+                        sudo: None,
+                        passphrase_env: None,
+                        passphrase_file: None,
+                    },
+                );
+            }
+            let groups = member_of.entry(name).or_default();
+            if !groups.contains(gname) {
+                groups.push(gname.clone());
+            }
+        }
+    }
+
+    let mut known_hosts_files = Vec::new();
+    if let Some(k) = &raw.defaults.known_hosts {
+        known_hosts_files.push(expand_home(k));
+    }
+
+    // First pass: everything but jumps (a jump may name another inventory host).
+    struct Partial {
+        host: Host,
+        jump: Option<Spanned<String>>,
+        identity_files: Vec<PathBuf>,
+    }
+    let mut partial: Vec<Partial> = Vec::new();
+    for name in &order {
+        let Some(entry) = entries.get(name) else { continue };
+        let groups = member_of.get(name).cloned().unwrap_or_default();
+        let mut vars = entry.vars();
+        let mut labels = BTreeMap::new();
+        for g in &groups {
+            if let Some(group) = raw.groups.get(g) {
+                vars = vars.or(&group.vars);
+                for (k, v) in &group.labels {
+                    labels.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        // Host labels win over group labels.
+        for (k, v) in &entry.labels {
+            labels.insert(k.clone(), v.clone());
+        }
+        let sc = ssh_config.map(|c| c.lookup(name)).unwrap_or_default();
+        let sc_vars = RawVars {
+            user: sc.user.clone(),
+            port: sc.port,
+            identity_file: (!sc.identity_files.is_empty()).then(|| {
+                OneOrMany::Many(sc.identity_files.iter().map(|p| p.display().to_string()).collect())
+            }),
+            ..RawVars::default()
+        };
+        vars = vars.or(&sc_vars).or(&raw.defaults);
+        let jump = vars.jump.clone().or_else(|| {
+            sc.proxy_jump.clone().map(|j| Spanned {
+                value: j,
+                referenced: entry.name.referenced,
+                defined: entry.name.defined,
+            })
+        });
+        let address = entry
+            .address
+            .clone()
+            .or_else(|| sc.hostname.clone())
+            .unwrap_or_else(|| name.clone());
+        let identity_files: Vec<PathBuf> = match &vars.identity_file {
+            Some(v) => v.to_vec().iter().map(|s| expand_home(s)).collect(),
+            None => default_identity_files(),
+        };
+        let known_hosts = vars.known_hosts.as_deref().map(expand_home);
+        if let Some(k) = &known_hosts {
+            if !known_hosts_files.contains(k) {
+                known_hosts_files.push(k.clone());
+            }
+        }
+        let passphrase = match (&vars.passphrase_env, &vars.passphrase_file) {
+            (Some(e), _) => Passphrase::Env(e.clone()),
+            (None, Some(f)) => Passphrase::File(expand_home(f)),
+            (None, None) => Passphrase::None,
+        };
+        let host = Host {
+            name: name.clone(),
+            transport: vars.transport.unwrap_or(TransportKind::Ssh),
+            os: vars.os.map(|o| match o {
+                OsHint::Linux => "linux".to_string(),
+                OsHint::Windows => "windows".to_string(),
+                OsHint::Macos => "macos".to_string(),
+            }),
+            labels,
+            groups,
+            ssh: SshTarget {
+                endpoint: SshEndpoint {
+                    address,
+                    port: vars.port.unwrap_or(22),
+                    user: vars.user.clone().unwrap_or_else(current_user),
+                    identity_files: identity_files.clone(),
+                },
+                jumps: Vec::new(),
+            },
+            known_hosts,
+            passphrase,
+            connect_timeout: duration_of(file, &vars.connect_timeout)?,
+            host_timeout: duration_of(file, &vars.host_timeout)?,
+            sudo: vars.sudo.unwrap_or(false),
+        };
+        partial.push(Partial {
+            host,
+            jump,
+            identity_files,
+        });
+    }
+
+    // Second pass: resolve jumps. A hop naming an inventory host uses that
+    // host's address, port and user; anything else is `user@host:port`.
+    let by_name: HashMap<String, SshEndpoint> = partial
+        .iter()
+        .map(|p| (p.host.name.clone(), p.host.ssh.endpoint.clone()))
+        .collect();
+    let mut hosts = Vec::with_capacity(partial.len());
+    for mut p in partial {
+        if let Some(j) = &p.jump {
+            let specs = ssh_config::parse_jump_spec(&j.value)
+                .map_err(|m| Diagnostic::at(file, j.referenced, format!("invalid jump `{}`: {m}", j.value)))?;
+            for spec in specs {
+                let hop = if let Some(ep) = by_name.get(&spec.host) {
+                    if spec.host == p.host.name {
+                        return Err(Diagnostic::at(
+                            file,
+                            j.referenced,
+                            format!("host `{}` names itself as its jump host", p.host.name),
+                        ));
+                    }
+                    let mut ep = ep.clone();
+                    if let Some(u) = spec.user {
+                        ep.user = u;
+                    }
+                    if let Some(port) = spec.port {
+                        ep.port = port;
+                    }
+                    ep
+                } else {
+                    let sc = ssh_config.map(|c| c.lookup(&spec.host)).unwrap_or_default();
+                    SshEndpoint {
+                        address: sc.hostname.clone().unwrap_or_else(|| spec.host.clone()),
+                        port: spec.port.or(sc.port).unwrap_or(22),
+                        user: spec
+                            .user
+                            .or(sc.user.clone())
+                            .unwrap_or_else(|| p.host.ssh.endpoint.user.clone()),
+                        identity_files: if sc.identity_files.is_empty() {
+                            p.identity_files.clone()
+                        } else {
+                            sc.identity_files.clone()
+                        },
+                    }
+                };
+                p.host.ssh.jumps.push(hop);
+            }
+        }
+        hosts.push(p.host);
+    }
+    Ok(Inventory {
+        hosts,
+        known_hosts_files,
+    })
+}
+
+#[cfg(test)]
+mod tests;

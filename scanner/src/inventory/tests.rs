@@ -1,0 +1,110 @@
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inventory").join(name)
+}
+
+fn load(name: &str) -> Result<Inventory, String> {
+    Inventory::load(&fixture(name), &LoadOptions::default()).map_err(|e| {
+        // Report paths relative to the fixture dir so the table stays readable.
+        let s = e.to_string();
+        s.replace(&fixture("").display().to_string(), "")
+    })
+}
+
+#[test]
+fn resolves_defaults_groups_and_hosts() {
+    let inv = load("valid-full.yaml").unwrap();
+    let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["web-01", "db-01", "bastion-01", "legacy-01", "db-02"]);
+
+    let web = &inv.hosts[0];
+    assert_eq!(web.address(), "10.0.0.5");
+    assert_eq!(web.ssh.endpoint.user, "scanner");
+    assert_eq!(web.ssh.endpoint.port, 22);
+    assert_eq!(web.ssh.endpoint.identity_files, [PathBuf::from("/keys/id_ed25519")]);
+    assert_eq!(web.labels.get("env").map(String::as_str), Some("prod"));
+    assert_eq!(web.connect_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(web.host_timeout, Some(Duration::from_secs(120)));
+
+    let db = &inv.hosts[1];
+    assert_eq!(db.address(), "db-01", "address defaults to the name");
+    assert_eq!(db.ssh.endpoint.port, 2200);
+    assert_eq!(db.ssh.endpoint.user, "dbscan", "group vars beat defaults");
+    assert_eq!(db.labels.get("tier").map(String::as_str), Some("primary"), "host labels beat group labels");
+    assert_eq!(db.groups, ["dbs", "prod"]);
+    assert_eq!(db.ssh.jumps.len(), 1);
+    assert_eq!(db.ssh.jumps[0].address, "192.0.2.10", "a jump naming an inventory host uses its address");
+    assert_eq!(db.ssh.jumps[0].user, "jump");
+
+    let legacy = &inv.hosts[3];
+    assert!(legacy.sudo);
+    assert_eq!(legacy.passphrase, Passphrase::Env("FLEETSWEEP_KEY_PASSPHRASE".into()));
+    let hops: Vec<_> = legacy
+        .ssh
+        .jumps
+        .iter()
+        .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
+        .collect();
+    assert_eq!(hops, ["ops@gw.example.net:2022", "jump@192.0.2.10:22"]);
+
+    let db2 = &inv.hosts[4];
+    assert_eq!(db2.groups, ["dbs"], "a group-only name becomes a host");
+    assert_eq!(inv.known_hosts_files, [PathBuf::from("/etc/fleetsweep/known_hosts")]);
+}
+
+#[test]
+fn invalid_inventories_name_file_line_and_column() {
+    let cases = [
+        ("invalid-unknown-key.yaml", "invalid-unknown-key.yaml:3:5: unknown field `adress`"),
+        ("invalid-duplicate-host.yaml", "invalid-duplicate-host.yaml:3:11: host `web-01` is listed twice: host names must be unique"),
+        ("invalid-duration.yaml", "invalid-duration.yaml:2:20: invalid duration `soon`: write it like `30s`, `5m`, `1h30m` or `500ms`"),
+        ("invalid-port.yaml", "invalid-port.yaml:3:11: expected a whole number from 0 to 65535"),
+        ("invalid-transport.yaml", "invalid-transport.yaml:3:16: unknown variant `telnet`"),
+        ("invalid-jump.yaml", "invalid-jump.yaml:3:11: invalid jump `user@:22`"),
+        ("invalid-indent.yaml", "invalid-indent.yaml:3:3: "),
+        ("no-such-file.yaml", "no-such-file.yaml: cannot read file: No such file or directory"),
+    ];
+    let mut failures = Vec::new();
+    for (file, want) in cases {
+        match load(file) {
+            Ok(_) => failures.push(format!("{file}: loaded, expected error `{want}`")),
+            Err(got) if got.starts_with(want) => {}
+            Err(got) => failures.push(format!("{file}:\n  want prefix: {want}\n  got:         {got}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn limit_and_shard_select_hosts() {
+    let inv = load("valid-full.yaml").unwrap();
+    let pick = |expr: &str| -> Vec<String> {
+        let l = limit::Limit::parse(expr).unwrap();
+        inv.hosts.iter().filter(|h| l.matches(h)).map(|h| h.name.clone()).collect()
+    };
+    assert_eq!(pick("web-*"), ["web-01"]);
+    assert_eq!(pick("dbs"), ["db-01", "db-02"]);
+    assert_eq!(pick("site=fra1"), ["web-01", "db-01"]);
+    assert_eq!(pick("prod,!db-01"), ["web-01"]);
+    assert!(limit::Limit::parse(" , ").is_err());
+
+    let shards: Vec<_> = (1..=3).map(|i| limit::Shard::parse(&format!("{i}/3")).unwrap()).collect();
+    for h in &inv.hosts {
+        assert_eq!(shards.iter().filter(|s| s.contains(&h.name)).count(), 1, "{} in exactly one shard", h.name);
+    }
+    assert!(limit::Shard::parse("0/3").is_err());
+    assert!(limit::Shard::parse("4/3").is_err());
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+    assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
+    assert!(parse_duration("-5s").is_err());
+    assert!(parse_duration("soon").is_err());
+}

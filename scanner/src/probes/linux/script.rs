@@ -1,0 +1,280 @@
+//! The Linux probe script: one POSIX `sh` program, run once per host.
+//!
+//! One exec instead of one per tool keeps a sweep at one SSH round trip per host
+//! (connection cost dominates, see `shared/research/testhosts.md`). The script
+//! only reads: it writes no file, needs no root (it sees more with it), and runs
+//! under dash, bash and busybox ash.
+//!
+//! Its standard input is [`stdin_for`]: a per-run nonce, the catalog's path roots,
+//! and a `.` line. Every section of output is framed by marker lines carrying the
+//! nonce, so nothing a host stores (a package description, a file name, a process
+//! title) can open or close a section:
+//!
+//! ```text
+//! @@fleetsweep:NONCE:begin dpkg
+//! install ok installed<TAB>dpkg<TAB>1.21.22<TAB>amd64<TAB>Dpkg Developers <...>
+//!
+//! @@fleetsweep:NONCE:end dpkg rc=0
+//! ...
+//! @@fleetsweep:NONCE:done
+//! ```
+//!
+//! The end marker is printed after a newline of its own (so a body without a
+//! final newline cannot hide it); the parser removes that one newline. A section
+//! whose tool is missing is not printed at all; `done` tells "absent" from "cut".
+
+/// Upper bound on path roots sent to the script; a catalog has a handful.
+pub const MAX_PATH_ROOTS: usize = 64;
+
+/// The probe script. See the module docs for its input and output.
+///
+/// Sections, in order (each only when its source exists):
+/// - `os-release`: `/etc/os-release`, else `/usr/lib/os-release`.
+/// - `uname`: `uname -sr`.
+/// - `dpkg`: `dpkg-query -W` with `${Status}` (the long form works with every
+///   dpkg, `${db:Status-Abbrev}` only since 1.16.2), then name, version, arch and
+///   maintainer, tab-separated; the free-text maintainer is last.
+/// - `rpm`: `rpm -qa`, name, `EPOCH:VERSION-RELEASE`, arch, vendor, packager.
+///   `%{EPOCH}` (not `%{EPOCHNUM}`, which old rpm rejects, failing the whole query)
+///   prints `(none)` when unset.
+/// - `apk`: the `P:`/`V:`/`A:`/`m:` lines of `/lib/apk/db/installed`, else `apk info -v`.
+/// - `systemd`, `systemd-running`: `systemctl list-unit-files` / `list-units
+///   --state=running`, only when systemd is PID 1 (`/run/systemd/system`).
+/// - `unit-files`: always: `u<TAB>path` per `*.service` file in the unit
+///   directories, `i<TAB>path` per `/etc/init.d` script, `x<TAB>path:line` per
+///   `ExecStart=` (units) or `DAEMON=` (init scripts) line; at most 5000 units.
+/// - `processes`: `pid<TAB>comm<TAB>exe<TAB>cmdline` from `/proc` (at most 10000,
+///   cmdline cut at 4096 bytes, NUL/tab/newline turned into spaces); without a
+///   usable `/proc`, section `ps` with `ps -eo pid=,comm=,args=` instead.
+/// - `modules`: `/proc/modules`, else `lsmod`.
+/// - `paths`: `d|f|l|o<TAB>path` for each root from stdin and everything below it
+///   to depth 3, at most 2000 entries per root.
+///
+/// A bounded list that hit its bound ends with a `!truncated` line.
+pub const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; export PATH
+T=$(printf '\t'); R=$(printf '\r'); NL='
+'
+IFS= read -r N || exit 2
+case $N in ''|*[!A-Za-z0-9]*) echo 'fleetsweep: bad nonce' >&2; exit 2;; esac
+set --
+while IFS= read -r l; do
+  case $l in
+    .) break;;
+    *"$R"*|*"$T"*) ;;
+    /*) [ "$#" -lt 64 ] && set -- "$@" "$l";;
+  esac
+done
+exec </dev/null
+has() { command -v "$1" >/dev/null 2>&1; }
+sec() {
+  s=$1; shift
+  printf '@@fleetsweep:%s:begin %s\n' "$N" "$s"
+  "$@"
+  printf '\n@@fleetsweep:%s:end %s rc=%s\n' "$N" "$s" "$?"
+}
+osrel() { cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release; }
+apkdb() {
+  if [ -r /lib/apk/db/installed ]; then sed -n '/^[PVAm]:/p;/^$/p' /lib/apk/db/installed
+  else apk info -v; fi
+}
+units() {
+  n=0
+  for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+    [ -d "$d" ] || continue
+    case $d in /lib/*) [ -L /lib ] && continue;; esac
+    for f in "$d"/*.service; do
+      [ -e "$f" ] || [ -L "$f" ] || continue
+      n=$((n+1)); [ "$n" -le 5000 ] || { echo '!truncated'; return 0; }
+      printf 'u\t%s\n' "$f"
+    done
+    grep -H '^[[:space:]]*ExecStart[[:space:]]*=' "$d"/*.service 2>/dev/null | sed "s/^/x$T/"
+  done
+  for f in /etc/init.d/*; do
+    [ -f "$f" ] || continue
+    n=$((n+1)); [ "$n" -le 5000 ] || { echo '!truncated'; return 0; }
+    printf 'i\t%s\n' "$f"
+  done
+  grep -H '^[[:space:]]*DAEMON=' /etc/init.d/* 2>/dev/null | sed "s/^/x$T/"
+  return 0
+}
+procs() {
+  n=0
+  for d in /proc/[0-9]*; do
+    [ -r "$d/cmdline" ] || continue
+    n=$((n+1)); [ "$n" -le 10000 ] || { echo '!truncated'; return 0; }
+    c=; IFS= read -r c 2>/dev/null <"$d/comm"
+    e=$(readlink "$d/exe" 2>/dev/null)
+    case $c$e in *"$T"*|*"$NL"*)
+      c=$(printf '%s' "$c" | tr '\t\n' '  '); e=$(printf '%s' "$e" | tr '\t\n' '  ');;
+    esac
+    printf '%s\t%s\t%s\t' "${d#/proc/}" "$c" "$e"
+    dd if="$d/cmdline" bs=4096 count=1 2>/dev/null | tr '\000\t\n' '   '
+    echo
+  done
+  return 0
+}
+mods() { if [ -r /proc/modules ]; then cat /proc/modules; else lsmod; fi; }
+paths() {
+  for r in "$@"; do
+    [ -e "$r" ] || [ -L "$r" ] || continue
+    find "$r" -maxdepth 3 2>/dev/null | {
+      n=0
+      while IFS= read -r f; do
+        n=$((n+1)); [ "$n" -le 2000 ] || { printf '!truncated\t%s\n' "$r"; break; }
+        if [ -L "$f" ]; then k=l; elif [ -d "$f" ]; then k=d; elif [ -f "$f" ]; then k=f; else k=o; fi
+        printf '%s\t%s\n' "$k" "$f"
+      done
+    }
+  done
+  return 0
+}
+echo
+sec os-release osrel
+sec uname uname -sr
+if has dpkg-query; then
+  sec dpkg dpkg-query -W -f='${Status}\t${Package}\t${Version}\t${Architecture}\t${Maintainer}\n'
+fi
+if has rpm; then
+  sec rpm rpm -qa --queryformat '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{VENDOR}\t%{PACKAGER}\n'
+fi
+if [ -r /lib/apk/db/installed ] || has apk; then sec apk apkdb; fi
+if [ -d /run/systemd/system ] && has systemctl; then
+  sec systemd systemctl list-unit-files --type=service --no-legend --no-pager
+  sec systemd-running systemctl list-units --type=service --state=running --no-legend --no-pager --plain
+fi
+sec unit-files units
+if [ -r /proc/self/cmdline ]; then sec processes procs; else sec ps ps -eo pid=,comm=,args=; fi
+if [ -r /proc/modules ] || has lsmod; then sec modules mods; fi
+sec paths paths "$@"
+printf '@@fleetsweep:%s:done\n' "$N"
+exit 0
+"#;
+
+/// The probe script, to be run by `sh -c` with [`stdin_for`] as its input.
+/// Over SSH, prefer [`command`]: it does not depend on the login shell.
+pub fn script() -> String {
+    SCRIPT.to_owned()
+}
+
+/// A command line that runs [`SCRIPT`] under `/bin/sh` whatever POSIX-like login
+/// shell (bash, zsh, ksh, dash) the account has; zsh, for one, aborts on a glob
+/// that matches nothing, which the script relies on. csh and fish are not
+/// supported (csh rejects newlines inside quotes).
+pub fn command() -> String {
+    format!("exec /bin/sh -c {}", sh_quote(SCRIPT))
+}
+
+/// Quotes `s` as one POSIX shell word.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A fresh nonce for one run: 24 ASCII letters and digits, which is what the
+/// script accepts.
+pub fn new_nonce() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
+}
+
+/// The script's standard input: the nonce, then each usable path root on its own
+/// line, then a `.` line that ends the input (so the script never waits for EOF).
+///
+/// Roots that are not absolute, or that hold control characters (newline, CR,
+/// tab, NUL), are left out rather than passed on, as are roots beyond
+/// [`MAX_PATH_ROOTS`]. The nonce must be ASCII letters and digits (see
+/// [`new_nonce`]); the script refuses any other and prints nothing.
+///
+/// ```
+/// use fleetsweep::probes::linux::stdin_for;
+/// let input = stdin_for("abc123", &["/opt/kaspersky".to_string(), "relative".to_string()]);
+/// assert_eq!(input, b"abc123\n/opt/kaspersky\n.\n");
+/// ```
+pub fn stdin_for(nonce: &str, path_roots: &[String]) -> Vec<u8> {
+    let mut out = String::with_capacity(64);
+    out.push_str(nonce);
+    out.push('\n');
+    for root in path_roots
+        .iter()
+        .filter(|r| is_usable_root(r))
+        .take(MAX_PATH_ROOTS)
+    {
+        out.push_str(root);
+        out.push('\n');
+    }
+    out.push_str(".\n");
+    out.into_bytes()
+}
+
+fn is_usable_root(root: &str) -> bool {
+    root.starts_with('/') && !root.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stdin_keeps_only_absolute_single_line_roots() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "N\n.\n"),
+            (&["/opt/kaspersky"], "N\n/opt/kaspersky\n.\n"),
+            (
+                &["/opt/kaspersky", "/var/opt/kaspersky"],
+                "N\n/opt/kaspersky\n/var/opt/kaspersky\n.\n",
+            ),
+            (&["opt/kaspersky"], "N\n.\n"),
+            (&[""], "N\n.\n"),
+            (&["/opt/x\n/etc"], "N\n.\n"),
+            (&["/opt/x\r"], "N\n.\n"),
+            (&["/opt/x\ty"], "N\n.\n"),
+            (&["/opt/\0x"], "N\n.\n"),
+            (&["."], "N\n.\n"),
+            (&["/opt/with space"], "N\n/opt/with space\n.\n"),
+            (&["/opt/k*"], "N\n/opt/k*\n.\n"),
+        ];
+        for (roots, want) in cases {
+            let roots: Vec<String> = roots.iter().map(|s| s.to_string()).collect();
+            let got = String::from_utf8_lossy(&stdin_for("N", &roots)).into_owned();
+            assert_eq!(&got, want, "roots {roots:?}");
+        }
+    }
+
+    #[test]
+    fn stdin_caps_the_number_of_roots() {
+        let roots: Vec<String> = (0..200).map(|i| format!("/r{i}")).collect();
+        let input = String::from_utf8_lossy(&stdin_for("N", &roots)).into_owned();
+        // nonce + roots + terminator
+        assert_eq!(input.lines().count(), 1 + MAX_PATH_ROOTS + 1);
+    }
+
+    #[test]
+    fn nonces_are_fresh_and_alphanumeric() {
+        let a = new_nonce();
+        let b = new_nonce();
+        assert_eq!(a.len(), 24);
+        assert!(a.chars().all(|c| c.is_ascii_alphanumeric()), "{a}");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn command_quotes_the_script_as_one_word() {
+        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
+        let cmd = command();
+        assert!(cmd.starts_with("exec /bin/sh -c '"));
+        assert!(cmd.ends_with('\''));
+    }
+
+    #[test]
+    fn script_avoids_common_bashisms() {
+        // The script must run under dash and busybox ash; these constructs do not.
+        for bashism in ["[[", "function ", "local ", "$'", "<<<", "${!", "source ", "pipefail"] {
+            assert!(!SCRIPT.contains(bashism), "script uses {bashism:?}");
+        }
+        assert!(SCRIPT.trim_end().ends_with("exit 0"));
+    }
+}

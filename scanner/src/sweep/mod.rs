@@ -1,0 +1,275 @@
+//! The sweep engine: every host of the inventory, concurrently, each ending as
+//! exactly one outcome.
+//!
+//! Shape (after mini-redis): a bounded number of hosts are in flight at once
+//! (`buffer_unordered(concurrency)`); each host gets one connection, one exec
+//! of the probe script, and a hard deadline. A host that fails is data in the
+//! report, never an error of the sweep. An interrupt (SIGINT/SIGTERM, delivered
+//! through the `cancel` watch channel) stops new work, drops in-flight
+//! connections, and the report lists unfinished hosts as `interrupted`.
+
+pub mod summary;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPORT_VERSION};
+
+use crate::catalog::{matcher, Catalog};
+use crate::inventory::{Host, TransportKind};
+use crate::probes::linux;
+use crate::transport::known_hosts::HostKeyPolicy;
+use crate::transport::local::LocalSession;
+use crate::transport::{ssh, Session, SshSettings, TransportError};
+
+/// Settings of one sweep, validated by the CLI.
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    /// Hosts in flight at once.
+    pub concurrency: usize,
+    /// Per-hop connect + handshake + auth deadline (hosts may override).
+    pub connect_timeout: Duration,
+    /// Whole-host deadline: connect, probe, parse (hosts may override).
+    pub host_timeout: Duration,
+    /// Cap on probe output per host; more is cut and reported as a warning.
+    pub output_limit: usize,
+    pub ssh: SshSettings,
+    /// Run probes through `sudo -n` on every host (hosts may ask for it individually).
+    pub sudo: bool,
+    /// `I/N` when this sweep is one shard of the fleet.
+    pub shard: Option<String>,
+}
+
+/// Progress callbacks, so the engine knows nothing about terminals.
+pub trait Progress: Send + Sync {
+    fn host_done(&self, _report: &HostReport) {}
+}
+
+/// No progress output.
+pub struct Silent;
+impl Progress for Silent {}
+
+/// Shared, read-only context of one sweep.
+struct Ctx {
+    catalog: Catalog,
+    settings: SweepSettings,
+    /// Built once, shared by every connection (parsed known_hosts, TOFU file lock).
+    host_keys: Arc<HostKeyPolicy>,
+    /// Directories the Linux probe lists, from the catalog's path signatures.
+    path_roots: Vec<String>,
+}
+
+/// Runs one sweep over `hosts`.
+pub async fn run(
+    hosts: Vec<Host>,
+    catalog: Catalog,
+    settings: SweepSettings,
+    host_keys: Arc<HostKeyPolicy>,
+    progress: Arc<dyn Progress>,
+    mut cancel: watch::Receiver<Option<String>>,
+) -> Report {
+    let started = jiff::Timestamp::now();
+    let path_roots = catalog.linux_path_roots();
+    let catalogs = catalog.catalogs.clone();
+    let ctx = Arc::new(Ctx {
+        catalog,
+        settings,
+        host_keys,
+        path_roots,
+    });
+    let total = hosts.len();
+    let mut results: Vec<Option<HostReport>> = vec![None; total];
+    let concurrency = ctx.settings.concurrency.max(1);
+    let mut interrupted_by = cancel.borrow().clone();
+    if interrupted_by.is_none() {
+        let mut stream = futures::stream::iter(hosts.iter().enumerate())
+            .map(|(i, h)| {
+                let ctx = ctx.clone();
+                async move { (i, scan_host(h, &ctx).await) }
+            })
+            .buffer_unordered(concurrency);
+        loop {
+            tokio::select! {
+                next = stream.next() => match next {
+                    Some((i, report)) => {
+                        progress.host_done(&report);
+                        results[i] = Some(report);
+                    }
+                    None => break,
+                },
+                changed = cancel.changed() => {
+                    let why = cancel.borrow().clone();
+                    if changed.is_err() || why.is_some() {
+                        interrupted_by = why.or(Some("cancelled".into()));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let complete = interrupted_by.is_none();
+    let hosts = hosts
+        .iter()
+        .zip(results)
+        .map(|(h, r)| {
+            r.unwrap_or_else(|| {
+                let mut r = host_report(h, Outcome::Interrupted, 0.0);
+                r.error = Some(format!(
+                    "sweep interrupted ({}) before this host finished",
+                    interrupted_by.as_deref().unwrap_or("cancelled")
+                ));
+                r
+            })
+        })
+        .collect();
+    let mut report = Report {
+        report_version: REPORT_VERSION,
+        sweep: SweepInfo {
+            id: uuid::Uuid::new_v4().to_string(),
+            started,
+            finished: jiff::Timestamp::now(),
+            scanner_version: env!("CARGO_PKG_VERSION").to_string(),
+            catalogs,
+            shard: ctx.settings.shard.clone(),
+            complete,
+            interrupted_by,
+        },
+        summary: Default::default(),
+        hosts,
+    };
+    report.normalize();
+    report
+}
+
+fn host_report(h: &Host, outcome: Outcome, secs: f64) -> HostReport {
+    HostReport {
+        name: h.name.clone(),
+        address: h.address().to_string(),
+        labels: h.labels.clone(),
+        outcome,
+        error: None,
+        os: None,
+        duration_seconds: (secs * 1000.0).round() / 1000.0,
+        warnings: Vec::new(),
+        findings: Vec::new(),
+    }
+}
+
+/// Scans one host; never fails, always returns its outcome.
+async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
+    let start = Instant::now();
+    let deadline = h.host_timeout.unwrap_or(ctx.settings.host_timeout);
+    let result = tokio::time::timeout(deadline, probe_host(h, ctx)).await;
+    let secs = start.elapsed().as_secs_f64();
+    let report = match result {
+        Ok(Ok(mut r)) => {
+            r.duration_seconds = (secs * 1000.0).round() / 1000.0;
+            r
+        }
+        Ok(Err(e)) => {
+            let mut r = host_report(h, e.outcome(), secs);
+            r.error = Some(e.to_string());
+            r
+        }
+        Err(_) => {
+            let mut r = host_report(h, Outcome::TimedOut, secs);
+            r.error = Some(format!(
+                "host did not finish within the host timeout of {}s (connect, probe and parse); raise --host-timeout or `host_timeout:` if the host is just slow",
+                deadline.as_secs_f64()
+            ));
+            r
+        }
+    };
+    match report.outcome {
+        Outcome::Scanned => tracing::info!(
+            host = %report.name, outcome = %report.outcome, findings = report.findings.len(),
+            seconds = report.duration_seconds, "host scanned"
+        ),
+        _ => tracing::warn!(
+            host = %report.name, outcome = %report.outcome,
+            error = report.error.as_deref().unwrap_or(""), "host not scanned"
+        ),
+    }
+    report
+}
+
+/// Quotes a string for a POSIX shell.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
+    let mut session = match h.transport {
+        TransportKind::Local => Session::Local(LocalSession),
+        TransportKind::Ssh => {
+            let mut settings = ctx.settings.ssh.clone();
+            if let Some(t) = h.connect_timeout {
+                settings.connect_timeout = t;
+            }
+            if h.passphrase != crate::transport::Passphrase::None {
+                settings.passphrase = h.passphrase.clone();
+            }
+            Session::Ssh(ssh::connect(&h.ssh, &settings, &ctx.host_keys).await?)
+        }
+        TransportKind::Winrm => {
+            return Err(TransportError::Failed(
+                "transport `winrm` is not supported by this version yet; reach Windows hosts over OpenSSH (transport: ssh) for now".into(),
+            ))
+        }
+    };
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let script = linux::script();
+    let mut command = format!("/bin/sh -c {}", sh_quote(&script));
+    if h.sudo || ctx.settings.sudo {
+        command = format!("sudo -n {command}");
+    }
+    let stdin = linux::stdin_for(&nonce, &ctx.path_roots);
+    let out = session.exec(&command, &stdin, ctx.settings.output_limit).await;
+    session.close().await;
+    let out = out?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let obs = linux::parse(&text, &nonce);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let no_sections = !text.contains(&format!("@@fleetsweep:{nonce}:"));
+    if no_sections {
+        let why = first_line(&stderr);
+        let msg = if stderr.contains("sudo") && (h.sudo || ctx.settings.sudo) {
+            format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
+        } else {
+            format!(
+                "the probe script produced no output (exit status {}): {why}",
+                out.exit_status.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+            )
+        };
+        return Err(TransportError::Failed(msg));
+    }
+    let family = h.os.clone().unwrap_or_else(|| "linux".into());
+    let findings = matcher::match_host(&ctx.catalog, &obs, &family, jiff::Timestamp::now());
+    let mut r = host_report(h, Outcome::Scanned, 0.0);
+    r.os = Some(obs.os.clone().unwrap_or(OsInfo {
+        family: family.clone(),
+        name: None,
+        version: None,
+    }));
+    r.warnings = obs
+        .warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.section, w.message))
+        .collect();
+    if out.truncated {
+        r.warnings.push(format!(
+            "probe output was cut at {} bytes; findings may be incomplete",
+            ctx.settings.output_limit
+        ));
+    }
+    r.findings = findings;
+    Ok(r)
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no error output");
+    line.chars().take(300).collect()
+}

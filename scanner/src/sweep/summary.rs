@@ -1,0 +1,151 @@
+//! The short human summary printed at the end of a sweep, and the progress bar.
+//!
+//! Everything shown here may come from a host, so it goes through [`term_safe`]:
+//! control characters (escape sequences that could rewrite the terminal) are
+//! shown escaped.
+
+use std::fmt::Write;
+
+use fleetsweep_exporters::{FindingState, HostReport, Outcome, Report};
+
+/// Escapes control characters so host output cannot drive the terminal.
+pub fn term_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn state(s: FindingState) -> &'static str {
+    match s {
+        FindingState::Installed => "installed",
+        FindingState::Remnants => "remnants",
+        FindingState::Replaced => "replaced",
+    }
+}
+
+/// Renders the end-of-sweep summary.
+pub fn render(report: &Report) -> String {
+    let s = &report.summary.hosts;
+    let secs = report
+        .sweep
+        .finished
+        .duration_since(report.sweep.started)
+        .as_secs_f64();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Swept {} host{} in {:.1}s: {} scanned ({} clean, {} affected), {} not scanned",
+        s.total,
+        if s.total == 1 { "" } else { "s" },
+        secs,
+        s.scanned,
+        s.clean,
+        s.affected,
+        s.total - s.scanned
+    );
+    if !report.sweep.complete {
+        let _ = writeln!(
+            out,
+            "INCOMPLETE: interrupted by {}; unfinished hosts are listed as interrupted",
+            report.sweep.interrupted_by.as_deref().unwrap_or("a signal")
+        );
+    }
+    let with_findings: Vec<&HostReport> = report.hosts.iter().filter(|h| !h.findings.is_empty()).collect();
+    if !with_findings.is_empty() {
+        let _ = writeln!(out, "\nFindings:");
+        let w = with_findings.iter().map(|h| h.name.chars().count()).max().unwrap_or(4);
+        for h in &with_findings {
+            for f in &h.findings {
+                let version = f.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:w$}  {:9}  {:6}  {:5}  {}{}",
+                    term_safe(&h.name),
+                    state(f.state),
+                    format!("{:?}", f.status).to_lowercase(),
+                    match f.policy {
+                        fleetsweep_exporters::Policy::Ban => "ban",
+                        fleetsweep_exporters::Policy::Watch => "watch",
+                    },
+                    term_safe(&f.product),
+                    term_safe(&version),
+                    w = w
+                );
+            }
+        }
+    }
+    let failed: Vec<&HostReport> = report.hosts.iter().filter(|h| h.outcome != Outcome::Scanned).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "\nNot scanned (never counted as clean):");
+        let w = failed.iter().map(|h| h.name.chars().count()).max().unwrap_or(4);
+        for h in failed {
+            let _ = writeln!(
+                out,
+                "  {:w$}  {:17}  {}",
+                term_safe(&h.name),
+                h.outcome.as_str(),
+                term_safe(h.error.as_deref().unwrap_or("")),
+                w = w
+            );
+        }
+    }
+    let warned: Vec<&HostReport> = report.hosts.iter().filter(|h| !h.warnings.is_empty()).collect();
+    if !warned.is_empty() {
+        let _ = writeln!(out, "\nWarnings (scanned, but some evidence is missing):");
+        for h in warned {
+            for w in &h.warnings {
+                let _ = writeln!(out, "  {}  {}", term_safe(&h.name), term_safe(w));
+            }
+        }
+    }
+    out
+}
+
+/// A progress bar on stderr (only when it is a terminal).
+pub struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    pub fn new(total: usize) -> Bar {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        let style = indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} hosts  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Bar(bar)
+    }
+
+    pub fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+impl crate::sweep::Progress for Bar {
+    fn host_done(&self, r: &HostReport) {
+        self.0.inc(1);
+        if r.outcome != Outcome::Scanned {
+            self.0.set_message(format!("last failure: {} {}", term_safe(&r.name), r.outcome));
+        } else if !r.findings.is_empty() {
+            self.0.set_message(format!("last finding: {}", term_safe(&r.name)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_are_neutralised() {
+        assert_eq!(term_safe("ok\x1b[2Jx\n"), "ok\\u{1b}[2Jx\\n");
+        assert_eq!(term_safe("Kaspersky для Windows"), "Kaspersky для Windows");
+    }
+}
