@@ -1,0 +1,359 @@
+//! End-to-end: the real `fleetsweep` binary against real sshd test hosts.
+//!
+//! Every scenario of the walking skeleton (clean host, KESL installed, RPM host
+//! with Network Agent, remnants, unknown Kaspersky product, wrong host key,
+//! refused auth, nothing listening, host behind a bastion, hanging sshd, hung
+//! probe) in one fleet, one sweep; the report is compared with a golden file
+//! (refresh with `UPDATE_GOLDEN=1`) and the user-visible facts are asserted
+//! one by one as well.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use fleetsweep_e2e::{fleetsweep_bin, Fleet, FleetSpec, Scenario};
+use serde::Deserialize;
+
+/// The fields of the report the tests read (a subset of report_version 1).
+#[derive(Debug, Deserialize)]
+struct Report {
+    report_version: u32,
+    sweep: Sweep,
+    summary: Summary,
+    hosts: Vec<HostReport>,
+}
+#[derive(Debug, Deserialize)]
+struct Sweep {
+    complete: bool,
+    interrupted_by: Option<String>,
+    catalogs: Vec<serde_json::Value>,
+}
+#[derive(Debug, Deserialize)]
+struct Summary {
+    hosts: BTreeMap<String, usize>,
+    findings: BTreeMap<String, usize>,
+}
+#[derive(Debug, Deserialize)]
+struct HostReport {
+    name: String,
+    outcome: String,
+    error: Option<String>,
+    os: Option<BTreeMap<String, Option<String>>>,
+    findings: Vec<Finding>,
+}
+#[derive(Debug, Deserialize)]
+struct Finding {
+    rule: String,
+    state: String,
+    status: String,
+    policy: String,
+    version: Option<String>,
+    evidence: Vec<BTreeMap<String, String>>,
+}
+
+fn scenario_fleet(subnet: u8) -> Fleet {
+    let hosts = vec![
+        ("web-01", Scenario::Clean),
+        ("app-01", Scenario::Kesl),
+        ("nagent-01", Scenario::RpmNetworkAgent),
+        ("old-01", Scenario::Remnants),
+        ("lab-01", Scenario::UnknownKaspersky),
+        ("bastion-01", Scenario::Bastion),
+        ("db-internal", Scenario::BehindBastion("bastion-01".into())),
+        ("wrongkey-01", Scenario::WrongHostKey),
+        ("noauth-01", Scenario::AuthRefused),
+        ("down-01", Scenario::NothingListening),
+        ("hang-01", Scenario::Hangs),
+        ("hung-01", Scenario::HungProbe),
+    ];
+    Fleet::start(FleetSpec {
+        subnet,
+        hosts: hosts.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+    })
+    .expect("starting the test fleet")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(fleetsweep_bin())
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("running fleetsweep")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn read_report(path: &Path) -> (String, Report) {
+    let yaml = std::fs::read_to_string(path).expect("report written");
+    let report: Report = serde_saphyr::from_str(&yaml).expect("report parses");
+    (yaml, report)
+}
+
+/// Replaces what legitimately changes between runs (ids, times, durations,
+/// temp paths) so the rest can be compared byte for byte.
+fn normalize(yaml: &str, fleet_dir: &Path) -> String {
+    let mut out = Vec::new();
+    for line in yaml.lines() {
+        let t = line.trim_start();
+        let indent = &line[..line.len() - t.len()];
+        let key = t.split(':').next().unwrap_or("");
+        let masked = match key {
+            "id" | "started" | "finished" | "first_seen" | "duration_seconds" | "scanner_version" => {
+                format!("{indent}{key}: <{key}>")
+            }
+            _ => line.replace(&fleet_dir.display().to_string(), "<fleet>"),
+        };
+        out.push(masked);
+    }
+    out.join("\n") + "\n"
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden").join(name)
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = golden(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("golden file {} missing: run with UPDATE_GOLDEN=1 once", path.display()));
+    if want != actual {
+        let diff: Vec<String> = want
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (a, b))| a != b)
+            .take(10)
+            .map(|(i, (a, b))| format!("line {}:\n  golden: {a}\n  actual: {b}", i + 1))
+            .collect();
+        panic!(
+            "report differs from {} (UPDATE_GOLDEN=1 refreshes it after review):\n{}\n(golden {} lines, actual {} lines)",
+            path.display(),
+            diff.join("\n"),
+            want.lines().count(),
+            actual.lines().count()
+        );
+    }
+}
+
+fn host<'a>(r: &'a Report, name: &str) -> &'a HostReport {
+    r.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("host {name} missing from report"))
+}
+
+fn rules(h: &HostReport) -> Vec<String> {
+    h.findings.iter().map(|f| format!("{} {}", f.rule, f.state)).collect()
+}
+
+#[test]
+fn sweep_of_every_scenario() {
+    let fleet = scenario_fleet(211);
+    let report_path = fleet.dir().join("report.yaml");
+    let inv = fleet.inventory_path();
+    let out = run(&[
+        "scan",
+        "-i",
+        inv.to_str().unwrap(),
+        "--report",
+        report_path.to_str().unwrap(),
+        "--connect-timeout",
+        "3s",
+        "--host-timeout",
+        "12s",
+        "--no-progress",
+    ]);
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit 1 = banned software found\nstdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let (yaml, r) = read_report(&report_path);
+    assert_eq!(r.report_version, 1);
+    assert!(r.sweep.complete);
+    assert_eq!(r.sweep.catalogs.len(), 2, "kaspersky + ultraav catalogs");
+
+    // Outcomes: every host ends as exactly one, failures with a reason.
+    let outcomes: BTreeMap<&str, &str> = r.hosts.iter().map(|h| (h.name.as_str(), h.outcome.as_str())).collect();
+    let want: BTreeMap<&str, &str> = [
+        ("app-01", "scanned"),
+        ("bastion-01", "scanned"),
+        ("db-internal", "scanned"),
+        ("down-01", "unreachable"),
+        ("hang-01", "timed_out"),
+        ("hung-01", "timed_out"),
+        ("lab-01", "scanned"),
+        ("nagent-01", "scanned"),
+        ("noauth-01", "auth_failed"),
+        ("old-01", "scanned"),
+        ("web-01", "scanned"),
+        ("wrongkey-01", "host_key_rejected"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(outcomes, want);
+    for h in r.hosts.iter().filter(|h| h.outcome != "scanned") {
+        assert!(h.error.as_deref().is_some_and(|e| !e.is_empty()), "{} has no error text", h.name);
+        assert!(h.findings.is_empty(), "{} not scanned but has findings", h.name);
+    }
+    assert!(host(&r, "wrongkey-01").error.as_deref().unwrap().to_lowercase().contains("mismatch"));
+
+    // Findings.
+    assert_eq!(rules(host(&r, "web-01")), Vec::<String>::new(), "look-alikes must stay clean");
+    assert_eq!(rules(host(&r, "bastion-01")), Vec::<String>::new());
+    assert_eq!(rules(host(&r, "app-01")), ["kaspersky/kesl installed"]);
+    let kesl = &host(&r, "app-01").findings[0];
+    assert_eq!(kesl.policy, "ban");
+    assert_eq!(kesl.status, "new");
+    assert_eq!(kesl.version.as_deref(), Some("12.1.0-1297"));
+    let kinds: Vec<&str> = kesl.evidence.iter().filter_map(|e| e.get("kind").map(String::as_str)).collect();
+    for k in ["package", "path", "process", "service"] {
+        assert!(kinds.contains(&k), "KESL evidence lacks {k}: {kinds:?}");
+    }
+    assert_eq!(rules(host(&r, "nagent-01")), ["kaspersky/klnagent installed"]);
+    let nag = &host(&r, "nagent-01");
+    assert_eq!(nag.os.as_ref().and_then(|o| o.get("name").cloned().flatten()).as_deref(), Some("Rocky Linux"));
+    assert!(nag.findings[0].evidence.iter().any(|e| e.get("source").map(String::as_str) == Some("rpm")));
+    assert_eq!(rules(host(&r, "old-01")), ["kaspersky/kesl remnants"]);
+    assert_eq!(rules(host(&r, "lab-01")), ["kaspersky/unknown installed"], "unknown product found by vendor traits");
+    assert!(!rules(host(&r, "db-internal")).is_empty() || host(&r, "db-internal").outcome == "scanned");
+
+    assert_eq!(r.summary.hosts.get("total"), Some(&12));
+    assert_eq!(r.summary.hosts.get("scanned"), Some(&7));
+    assert_eq!(r.summary.hosts.get("affected").copied().unwrap_or(0) + r.summary.hosts.get("clean").copied().unwrap_or(0), 7);
+    assert_eq!(r.summary.findings.get("new").copied(), Some(host_findings(&r)));
+
+    // The human summary names findings and failures.
+    assert!(stdout.contains("Swept 12 hosts"), "{stdout}");
+    assert!(stdout.contains("Kaspersky Endpoint Security for Linux"), "{stdout}");
+    assert!(stdout.contains("down-01") && stdout.contains("unreachable"), "{stdout}");
+
+    // The bastion really carried db-internal: its name resolves only there.
+    let log = std::fs::read_to_string(fleet.host("bastion-01").sshd_log()).unwrap_or_default();
+    assert!(log.contains("internal-db.fleet.test"), "bastion log shows no forwarding to internal-db:\n{log}");
+
+    check_golden("sweep-scenarios.yaml", &normalize(&yaml, fleet.dir()));
+}
+
+fn host_findings(r: &Report) -> usize {
+    r.hosts.iter().map(|h| h.findings.len()).sum()
+}
+
+#[test]
+fn exit_codes_follow_the_spec() {
+    let fleet = scenario_fleet(212);
+    let inv = fleet.inventory_path();
+    let inv = inv.to_str().unwrap();
+    let code = |limit: &str| run(&["scan", "-i", inv, "--limit", limit, "-q", "--connect-timeout", "3s"]).status.code();
+    assert_eq!(code("web-01"), Some(0), "clean host");
+    assert_eq!(code("app-01"), Some(1), "banned software");
+    assert_eq!(code("down-01"), Some(3), "not scanned, no finding");
+    assert_eq!(code("web-01,down-01,app-01"), Some(1), "findings win over failures");
+
+    // Usage and configuration errors: 2, nothing scanned, a precise message.
+    let bad = fleet.dir().join("bad.yaml");
+    std::fs::write(&bad, "hosts:\n  - name: a\n    adress: x\n").unwrap();
+    let out = run(&["scan", "-i", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("{}:3:5: unknown field `adress`", bad.display())), "{err}");
+
+    let out = run(&["scan", "-i", inv, "--limit", "nosuchhost"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no hosts to sweep"));
+
+    let out = run(&["scan", "-i", inv, "--shard", "3/2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--shard"));
+}
+
+#[test]
+fn interrupted_sweep_writes_a_partial_report() {
+    let fleet = scenario_fleet(213);
+    let inv = fleet.inventory_path();
+    let report_path = fleet.dir().join("partial.yaml");
+    let mut child = Command::new(fleetsweep_bin())
+        .args([
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--limit",
+            "web-01,app-01,hang-01,hung-01",
+            "--report",
+            report_path.to_str().unwrap(),
+            "--connect-timeout",
+            "60s",
+            "--host-timeout",
+            "120s",
+            "-q",
+        ])
+        .spawn()
+        .expect("spawn fleetsweep");
+    // Give the quick hosts time to finish; hang-01 and hung-01 never will.
+    std::thread::sleep(Duration::from_secs(4));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "app-01's finding is still reported");
+    let (_, r) = read_report(&report_path);
+    assert!(!r.sweep.complete, "marked incomplete");
+    assert_eq!(r.sweep.interrupted_by.as_deref(), Some("SIGINT"));
+    assert_eq!(host(&r, "web-01").outcome, "scanned");
+    assert_eq!(host(&r, "app-01").outcome, "scanned");
+    assert_eq!(host(&r, "hang-01").outcome, "interrupted", "never reported clean");
+    assert_eq!(host(&r, "hung-01").outcome, "interrupted");
+    assert_eq!(r.summary.hosts.get("interrupted"), Some(&2));
+}
+
+#[test]
+fn hosts_command_shows_resolved_hosts() {
+    let fleet = scenario_fleet(214);
+    let out = run(&["hosts", "-i", fleet.inventory_path().to_str().unwrap(), "--format", "yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.contains("name: db-internal"), "{s}");
+    assert!(s.contains("internal-db.fleet.test"), "{s}");
+    assert!(s.contains(&format!("fsscan@{}:2222", fleet.host("bastion-01").address())), "{s}");
+}
+
+#[test]
+fn local_scan_needs_no_setup() {
+    let dir = tempfile::tempdir().unwrap();
+    let report_path = dir.path().join("local.yaml");
+    let out = run(&["scan", "--local", "--report", report_path.to_str().unwrap(), "-q"]);
+    // This machine is not expected to run Kaspersky.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (_, r) = read_report(&report_path);
+    assert_eq!(r.hosts.len(), 1);
+    assert_eq!(r.hosts[0].outcome, "scanned");
+    let os = r.hosts[0].os.as_ref().expect("os detected");
+    assert_eq!(os.get("family").cloned().flatten().as_deref(), Some("linux"));
+}
+
+#[test]
+fn catalog_commands() {
+    let out = run(&["catalog", "check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok: catalog kaspersky"));
+
+    let out = run(&["catalog", "show", "kaspersky/kesl"]);
+    assert_eq!(out.status.code(), Some(0));
+    let s = text(&out.stdout);
+    assert!(s.contains("Kaspersky Endpoint Security for Linux") && s.contains("2024-09-29"), "{s}");
+
+    let out = run(&["catalog", "list"]);
+    assert!(text(&out.stdout).contains("kaspersky/unknown"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "catalog: {name: x, version: \"1\"}\nvendors:\n  - id: v\n    nme: V\n").unwrap();
+    let out = run(&["catalog", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&format!("{}:4:5: unknown field `nme`", bad.display())), "{}", text(&out.stderr));
+
+    let out = run(&["catalog", "show", "kaspersky/nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}
