@@ -102,8 +102,8 @@ fn parse_line(line: &str) -> Result<Package, LineError> {
 /// (short code, or three words); otherwise the line is simply not a package line.
 fn status_error(status: &str) -> LineError {
     let s = status.trim();
-    let looks_like_status = (2..=3).contains(&s.len()) && s.is_ascii()
-        || s.split_whitespace().count() == 3;
+    let looks_like_status =
+        (2..=3).contains(&s.len()) && s.is_ascii() || s.split_whitespace().count() == 3;
     if looks_like_status {
         LineError::UnknownStatus
     } else {
@@ -112,7 +112,9 @@ fn status_error(status: &str) -> LineError {
 }
 
 fn non_empty(s: Option<&str>) -> Option<String> {
-    s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string)
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 /// Maps either status spelling to a state; None for anything unknown.
@@ -189,7 +191,8 @@ mod tests {
 
     const DPKG_QUERY_W: &str =
         include_str!("../../../../tests/fixtures/linux/inspec-mocks/dpkg-query-W");
-    const HELD: &str = include_str!("../../../../tests/fixtures/linux/inspec-mocks/dpkg-s-held-package");
+    const HELD: &str =
+        include_str!("../../../../tests/fixtures/linux/inspec-mocks/dpkg-s-held-package");
     const CURL: &str = include_str!("../../../../tests/fixtures/linux/inspec-mocks/dpkg-s-curl");
     const STATES: &str = include_str!(
         "../../../../tests/fixtures/linux/osv-scalibr-dpkg-status/status_statusfield_states_SYNTHETIC"
@@ -250,26 +253,82 @@ mod tests {
                 ("bash", Some("4.3-14ubuntu1.1"), Some("amd64"), Installed),
                 ("libc6", Some("2.19-0ubuntu6.14"), Some("amd64"), Installed),
                 ("libc6", Some("2.19-0ubuntu6.14"), Some("i386"), Installed),
-                ("fakeroot", Some("1.20.2-1ubuntu1"), Some("amd64"), ConfigFiles),
-                ("libfakeroot", Some("1.20.2-1ubuntu0"), Some("amd64"), ConfigFiles),
-                ("overlayroot", Some("0.27ubuntu1.2"), Some("amd64"), Installed),
-                ("vim", Some("2:7.4.1689-3ubuntu1.2"), Some("amd64"), Installed),
-                ("vim-common", Some("2:7.4.1689-3ubuntu1.2"), Some("amd64"), Installed),
+                (
+                    "fakeroot",
+                    Some("1.20.2-1ubuntu1"),
+                    Some("amd64"),
+                    ConfigFiles
+                ),
+                (
+                    "libfakeroot",
+                    Some("1.20.2-1ubuntu0"),
+                    Some("amd64"),
+                    ConfigFiles
+                ),
+                (
+                    "overlayroot",
+                    Some("0.27ubuntu1.2"),
+                    Some("amd64"),
+                    Installed
+                ),
+                (
+                    "vim",
+                    Some("2:7.4.1689-3ubuntu1.2"),
+                    Some("amd64"),
+                    Installed
+                ),
+                (
+                    "vim-common",
+                    Some("2:7.4.1689-3ubuntu1.2"),
+                    Some("amd64"),
+                    Installed
+                ),
                 ("xorg", Some("1:7.7+13ubuntu3"), Some("amd64"), Installed),
-                ("xorg-docs-core", Some("1:1.7.1-1ubuntu1"), Some("amd64"), Installed),
-                ("xserver-common", Some("2:1.18.4-0ubuntu0.2"), Some("amd64"), Installed),
-                ("xserver-xorg", Some("1:7.7+13ubuntu3"), Some("amd64"), Installed),
-                ("xserver-xorg-core", Some("2:1.18.4-0ubuntu0.2"), Some("amd64"), Installed),
-                ("xserver-xorg-input-all", Some("1:7.7+13ubuntu3"), Some("amd64"), Installed),
+                (
+                    "xorg-docs-core",
+                    Some("1:1.7.1-1ubuntu1"),
+                    Some("amd64"),
+                    Installed
+                ),
+                (
+                    "xserver-common",
+                    Some("2:1.18.4-0ubuntu0.2"),
+                    Some("amd64"),
+                    Installed
+                ),
+                (
+                    "xserver-xorg",
+                    Some("1:7.7+13ubuntu3"),
+                    Some("amd64"),
+                    Installed
+                ),
+                (
+                    "xserver-xorg-core",
+                    Some("2:1.18.4-0ubuntu0.2"),
+                    Some("amd64"),
+                    Installed
+                ),
+                (
+                    "xserver-xorg-input-all",
+                    Some("1:7.7+13ubuntu3"),
+                    Some("amd64"),
+                    Installed
+                ),
             ]
         );
         assert!(pkgs.iter().all(|p| p.manager == PackageManager::Dpkg));
-        assert!(pkgs.iter().all(|p| p.maintainer.is_none() && p.vendor.is_none()));
+        assert!(pkgs
+            .iter()
+            .all(|p| p.maintainer.is_none() && p.vendor.is_none()));
     }
 
     #[test]
     fn status_files_as_dpkg_query_output() {
-        let cases: &[(&str, &str, Vec<(&str, Option<&str>, Option<&str>, PackageState)>)] = &[
+        let cases: &[(
+            &str,
+            &str,
+            Vec<(&str, Option<&str>, Option<&str>, PackageState)>,
+        )] = &[
             (
                 "held",
                 HELD,
@@ -289,13 +348,28 @@ mod tests {
                 "debian12",
                 DEBIAN12,
                 vec![
-                    ("accountsservice", Some("22.08.8-6"), Some("amd64"), Installed),
+                    (
+                        "accountsservice",
+                        Some("22.08.8-6"),
+                        Some("amd64"),
+                        Installed,
+                    ),
                     ("acl", Some("2.3.1-3"), Some("amd64"), Installed),
                     ("adduser", Some("3.131"), Some("all"), Installed),
-                    ("admin-session", Some("2023.06.26.c543406313-00"), Some("amd64"), Installed),
+                    (
+                        "admin-session",
+                        Some("2023.06.26.c543406313-00"),
+                        Some("amd64"),
+                        Installed,
+                    ),
                     ("attr", Some("1:2.5.1-4"), Some("amd64"), Installed),
                     ("libacl1", Some("2.3.1-3"), Some("amd64"), Installed),
-                    ("util-linux-extra", Some("2.38.1-5+b1"), Some("amd64"), Installed),
+                    (
+                        "util-linux-extra",
+                        Some("2.38.1-5+b1"),
+                        Some("amd64"),
+                        Installed,
+                    ),
                 ],
             ),
         ];
@@ -305,7 +379,10 @@ mod tests {
             assert_eq!(&summary(&pkgs), want, "{label}");
         }
         let (pkgs, _) = parse_dpkg(&as_dpkg_query(HELD));
-        assert_eq!(pkgs[0].maintainer.as_deref(), Some("Fake User <fake@user.biz)"));
+        assert_eq!(
+            pkgs[0].maintainer.as_deref(),
+            Some("Fake User <fake@user.biz)")
+        );
     }
 
     #[test]
@@ -313,8 +390,10 @@ mod tests {
         // Upstream-written list of status triples; a record without Status has an
         // empty status field, which is not a package line.
         let (pkgs, warnings) = parse_dpkg(&as_dpkg_query(STATES));
-        let got: Vec<(&str, PackageState)> =
-            pkgs.iter().map(|p| (p.name.as_str(), p.state.clone())).collect();
+        let got: Vec<(&str, PackageState)> = pkgs
+            .iter()
+            .map(|p| (p.name.as_str(), p.state.clone()))
+            .collect();
         assert_eq!(
             got,
             vec![
@@ -430,7 +509,12 @@ mod tests {
                 .filter(|(n, _)| n.len() < 100)
                 .collect();
             assert_eq!(got, want, "body {:?}", body.get(..100));
-            assert_eq!(warnings.len(), nwarn, "body {:?}: {warnings:?}", body.get(..100));
+            assert_eq!(
+                warnings.len(),
+                nwarn,
+                "body {:?}: {warnings:?}",
+                body.get(..100)
+            );
         }
         let (pkgs, _) = parse_dpkg(&format!("ii\t{long}\t1\n"));
         assert_eq!(pkgs.len(), 1);

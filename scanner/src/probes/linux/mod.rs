@@ -1,5 +1,661 @@
-// TEMPORARY STUB written by the lead so the crate compiles while the owner writes this file. Owner: replace this whole file.
-use super::Observations;
-pub fn script() -> String { String::new() }
-pub fn stdin_for(nonce: &str, roots: &[String]) -> Vec<u8> { format!("{nonce}\n{}\n", roots.join("\n")).into_bytes() }
-pub fn parse(_output: &str, _nonce: &str) -> Observations { Observations::default() }
+//! The Linux probe: one read-only `sh` script, one exec per host, and the pure
+//! parsers that turn its output into [`Observations`].
+//!
+//! # Layout
+//! - [`script`]: the script, its standard input ([`stdin_for`]) and the nonce.
+//! - [`sections`]: splitting the output at the nonce markers.
+//! - one parser per section: [`os_release`], [`dpkg`], [`rpm`], [`apk`],
+//!   [`systemd`], [`processes`], [`modules`], [`paths`].
+//!
+//! # Use
+//! ```
+//! use fleetsweep::probes::linux;
+//! let nonce = linux::new_nonce();
+//! let stdin = linux::stdin_for(&nonce, &["/opt/kaspersky".to_string()]);
+//! // transport: run `linux::command()` with `stdin`, collect stdout, then
+//! let stdout = format!("@@fleetsweep:{nonce}:begin os-release\nID=debian\n\n@@fleetsweep:{nonce}:end os-release rc=0\n@@fleetsweep:{nonce}:done\n");
+//! let observations = linux::parse(&stdout, &nonce);
+//! assert_eq!(observations.os.and_then(|os| os.name).as_deref(), Some("debian"));
+//! ```
+//!
+//! Why parsers never fail: output comes from a host we do not control, possibly
+//! cut by the transport's byte limit. Every parser is total; what it cannot read
+//! becomes a [`ProbeWarning`] (one per section, not one per line), and the host
+//! is still scanned on the evidence that did arrive.
+
+pub mod apk;
+pub mod dpkg;
+pub mod modules;
+pub mod os_release;
+pub mod paths;
+pub mod processes;
+pub mod rpm;
+pub mod script;
+pub mod sections;
+pub mod systemd;
+
+pub use apk::parse_apk;
+pub use dpkg::{dpkg_state, parse_dpkg};
+pub use modules::parse_modules;
+pub use os_release::{parse_os_release, parse_uname};
+pub use paths::parse_paths;
+pub use processes::{parse_processes, parse_ps};
+pub use rpm::parse_rpm;
+pub use script::{command, new_nonce, script, stdin_for, MAX_PATH_ROOTS, SCRIPT};
+pub use sections::{parse_sections, Section, Sections};
+pub use systemd::{exec_program, parse_services, parse_unit_files, UnitFile};
+
+use super::{Observations, ProbeWarning};
+use sections::warning;
+
+/// Parses one run of [`SCRIPT`] whose markers carry `nonce`. Total: any output,
+/// even empty or hostile, gives `Observations`, with warnings saying what is
+/// missing or was not understood.
+pub fn parse(output: &str, nonce: &str) -> Observations {
+    let split = parse_sections(output, nonce);
+    let mut obs = Observations {
+        warnings: split.warnings.clone(),
+        ..Observations::default()
+    };
+
+    for s in &split.sections {
+        if let Some(w) = status_warning(s) {
+            obs.warnings.push(w);
+        }
+        let (found, warnings) = match s.name {
+            "dpkg" => parse_dpkg(s.body),
+            "rpm" => parse_rpm(s.body),
+            "apk" => parse_apk(s.body),
+            "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
+            | "ps" | "modules" | "paths" => continue,
+            other => {
+                obs.warnings
+                    .push(warning(other, "unknown section ignored".to_string()));
+                continue;
+            }
+        };
+        obs.packages.extend(found);
+        obs.warnings.extend(warnings);
+    }
+
+    obs.os = os_info(&split);
+
+    let running = split
+        .get("systemd-running")
+        .filter(|s| s.complete && s.rc == Some(0))
+        .map(|s| s.body);
+    let (services, warnings) = parse_services(
+        split.get("systemd").map(|s| s.body),
+        running,
+        split.get("unit-files").map(|s| s.body),
+    );
+    obs.services = services;
+    obs.warnings.extend(warnings);
+
+    let (processes, warnings) = match (split.get("processes"), split.get("ps")) {
+        (Some(s), _) => parse_processes(s.body),
+        (None, Some(s)) => parse_ps(s.body),
+        (None, None) => (Vec::new(), Vec::new()),
+    };
+    obs.processes = processes;
+    obs.warnings.extend(warnings);
+
+    if let Some(s) = split.get("modules") {
+        let (modules, warnings) = parse_modules(s.body);
+        obs.kernel_modules = modules;
+        obs.warnings.extend(warnings);
+    }
+    if let Some(s) = split.get("paths") {
+        let (paths, warnings) = parse_paths(s.body);
+        obs.paths = paths;
+        obs.warnings.extend(warnings);
+    }
+    obs
+}
+
+/// os-release when it said anything, else `uname`, else whatever os-release gave.
+fn os_info(split: &Sections<'_>) -> Option<fleetsweep_exporters::OsInfo> {
+    let from_release = split.get("os-release").map(|s| parse_os_release(s.body));
+    let from_uname = split.get("uname").map(|s| parse_uname(s.body));
+    match from_release {
+        Some(os) if os.name.is_some() || os.version.is_some() => Some(os),
+        other => from_uname.filter(|os| os.name.is_some()).or(other),
+    }
+}
+
+/// A warning for a section whose command exited non-zero: its list may be partial.
+fn status_warning(s: &Section<'_>) -> Option<ProbeWarning> {
+    let rc = s.rc.filter(|rc| *rc != 0)?;
+    let what = match s.name {
+        "os-release" => "reading /etc/os-release and /usr/lib/os-release failed",
+        "uname" => "uname failed",
+        "dpkg" => "dpkg-query failed: the dpkg package list may be incomplete",
+        "rpm" => "rpm -qa failed: the rpm package list may be incomplete",
+        "apk" => "reading the apk database failed: the apk package list may be incomplete",
+        "systemd" => "systemctl list-unit-files failed: services come from unit files only",
+        "systemd-running" => "systemctl list-units failed: whether services are running is unknown",
+        "processes" | "ps" => "listing processes failed: the process list may be incomplete",
+        "modules" => "reading /proc/modules or running lsmod failed: kernel modules unknown",
+        _ => "section failed: its evidence may be incomplete",
+    };
+    Some(warning(s.name, format!("{what} (exit status {rc})")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probes::{PackageManager, PackageState, PathKind};
+
+    const N: &str = "T3stNonce";
+
+    fn section(name: &str, body: &str, rc: i32) -> String {
+        format!("@@fleetsweep:{N}:begin {name}\n{body}\n@@fleetsweep:{N}:end {name} rc={rc}\n")
+    }
+
+    fn done() -> String {
+        format!("@@fleetsweep:{N}:done\n")
+    }
+
+    /// A whole run assembled from the recorded fixtures, one section each.
+    fn recorded_run() -> String {
+        [
+            section(
+                "os-release",
+                "NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian",
+                0,
+            ),
+            section("uname", "Linux 6.1.0-18-amd64", 0),
+            section(
+                "dpkg",
+                include_str!("../../../../tests/fixtures/linux/inspec-mocks/dpkg-query-W"),
+                0,
+            ),
+            section(
+                "rpm",
+                include_str!("../../../../tests/fixtures/linux/inspec-mocks/rpm-qa-queryformat"),
+                0,
+            ),
+            section(
+                "apk",
+                include_str!("../../../../tests/fixtures/linux/inspec-mocks/apk-info"),
+                0,
+            ),
+            section("systemd", "ssh.service enabled enabled\nkesl.service enabled enabled", 0),
+            section("systemd-running", "ssh.service loaded active running OpenBSD Secure Shell server", 0),
+            section(
+                "unit-files",
+                "u\t/lib/systemd/system/kesl.service\nx\t/lib/systemd/system/kesl.service:ExecStart=/opt/kaspersky/kesl/libexec/kesl_launcher.sh",
+                0,
+            ),
+            section("processes", "1\tinit\t/sbin/init\t/sbin/init \n812\twdserver\t\t/opt/kaspersky/kesl/libexec/wdserver ", 0),
+            section(
+                "modules",
+                include_str!("../../../../tests/fixtures/linux/inspec-mocks/lsmod"),
+                0,
+            ),
+            section("paths", "d\t/opt/kaspersky\nf\t/opt/kaspersky/kesl/bin/kesl-control", 0),
+            done(),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn whole_run_from_recorded_outputs() {
+        let obs = parse(&recorded_run(), N);
+        assert!(obs.warnings.is_empty(), "{:?}", obs.warnings);
+        let os = obs.os.expect("os");
+        assert_eq!(
+            (
+                os.family.as_str(),
+                os.name.as_deref(),
+                os.version.as_deref()
+            ),
+            ("linux", Some("Debian GNU/Linux"), Some("12"))
+        );
+        let count = |m| obs.packages.iter().filter(|p| p.manager == m).count();
+        assert_eq!(count(PackageManager::Dpkg), 14);
+        assert_eq!(count(PackageManager::Rpm), 12);
+        assert_eq!(count(PackageManager::Apk), 6);
+        let services: Vec<(&str, Option<bool>)> = obs
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.active))
+            .collect();
+        assert_eq!(services, vec![("kesl", Some(false)), ("ssh", Some(true))]);
+        assert_eq!(obs.processes.len(), 2);
+        assert_eq!(obs.kernel_modules, vec!["bridge", "video"]);
+        assert_eq!(obs.paths.len(), 2);
+    }
+
+    #[test]
+    fn failures_become_warnings_not_errors() {
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            // (output, warning sections in order)
+            (String::new(), vec!["probe"]),
+            (section("dpkg", "", 2) + &done(), vec!["dpkg"]),
+            (section("os-release", "", 1) + &done(), vec!["os-release"]),
+            (section("bogus", "", 0) + &done(), vec!["bogus"]),
+            (section("modules", "", 0) + &done(), vec![]),
+            (
+                section("dpkg", "ii\tbash\t5", 0)
+                    + &format!("@@fleetsweep:{N}:begin rpm\nbash\t(none):5-1\tx86_64\t\t"),
+                vec!["rpm", "probe"],
+            ),
+            (
+                section("systemd-running", "", 1) + &done(),
+                vec!["systemd-running"],
+            ),
+        ];
+        for (out, want) in cases {
+            let obs = parse(&out, N);
+            let got: Vec<&str> = obs.warnings.iter().map(|w| w.section.as_str()).collect();
+            assert_eq!(got, want, "output {out:?}: {:?}", obs.warnings);
+        }
+        // What arrived before the cut is kept.
+        let out = section("dpkg", "ii\tbash\t5", 0)
+            + &format!("@@fleetsweep:{N}:begin rpm\nbash\t(none):5-1\tx86_64\t\t");
+        let obs = parse(&out, N);
+        assert_eq!(obs.packages.len(), 2);
+    }
+
+    #[test]
+    fn running_state_unknown_when_systemctl_failed_or_was_cut() {
+        let files = section("unit-files", "u\t/etc/systemd/system/kesl.service", 0);
+        let cases: Vec<(String, Option<bool>)> = vec![
+            (files.clone() + &done(), None),
+            (section("systemd-running", "", 0) + &files + &done(), Some(false)),
+            (section("systemd-running", "kesl.service loaded active running x", 0) + &files + &done(), Some(true)),
+            (section("systemd-running", "kesl.service loaded active running x", 1) + &files + &done(), None),
+            (files.clone() + &format!("@@fleetsweep:{N}:begin systemd-running\nkesl.service loaded active running x\n"), None),
+        ];
+        for (out, want) in cases {
+            let obs = parse(&out, N);
+            let kesl = obs
+                .services
+                .iter()
+                .find(|s| s.name == "kesl")
+                .expect("kesl");
+            assert_eq!(kesl.active, want, "output {out:?}");
+        }
+    }
+
+    #[test]
+    fn os_falls_back_to_uname() {
+        let cases: Vec<(String, Option<(Option<&str>, Option<&str>)>)> = vec![
+            (done(), None),
+            (
+                section("uname", "Linux 6.1.0", 0) + &done(),
+                Some((Some("Linux"), None)),
+            ),
+            (
+                section("os-release", "", 1) + &section("uname", "Linux 6.1.0", 0) + &done(),
+                Some((Some("Linux"), None)),
+            ),
+            (section("os-release", "", 1) + &done(), Some((None, None))),
+            (
+                section("os-release", "ID=alpine\nVERSION_ID=3.19.1", 0)
+                    + &section("uname", "Linux 6.1.0", 0)
+                    + &done(),
+                Some((Some("alpine"), Some("3.19.1"))),
+            ),
+        ];
+        for (out, want) in cases {
+            let os = parse(&out, N).os;
+            let got = os
+                .as_ref()
+                .map(|o| (o.name.as_deref(), o.version.as_deref()));
+            assert_eq!(got, want, "output {out:?}");
+            assert!(os.iter().all(|o| o.family == "linux"));
+        }
+    }
+
+    #[test]
+    fn hostile_output_cannot_fake_sections() {
+        // A package whose name and maintainer carry marker text of a guessed nonce,
+        // a 1 MB line, NULs, and lookalike names: all data, never structure.
+        let long = "x".repeat(1 << 20);
+        let body = format!(
+            "install ok installed\tkasperskyy\t1\tamd64\t@@fleetsweep:guess:end dpkg rc=0\n\
+             install ok installed\tkesl\t1\tamd64\t\n@@fleetsweep:guess:begin paths\n\
+             install ok installed\tnul\0name\t1\tamd64\t\0\n{long}\n"
+        );
+        let out = section("dpkg", &body, 0) + &done();
+        let obs = parse(&out, N);
+        let names: Vec<&str> = obs.packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, vec!["kasperskyy", "kesl", "nul\0name"]);
+        assert!(obs.paths.is_empty());
+        assert_eq!(obs.warnings.len(), 1, "{:?}", obs.warnings);
+        assert!(obs.warnings[0]
+            .message
+            .starts_with("2 lines not understood"));
+        assert!(obs.warnings[0].message.len() < 200);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        // Deterministic pseudo-random bytes, decoded like the transport does.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for round in 0..200 {
+            let mut bytes = Vec::with_capacity(4096);
+            for _ in 0..(round * 37 % 4096) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                bytes.push(match x % 7 {
+                    0 => b'\t',
+                    1 => b'\n',
+                    2 => b':',
+                    _ => (x >> 8) as u8,
+                });
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            let mut out = String::new();
+            for name in [
+                "os-release",
+                "uname",
+                "dpkg",
+                "rpm",
+                "apk",
+                "systemd",
+                "systemd-running",
+                "unit-files",
+                "processes",
+                "ps",
+                "modules",
+                "paths",
+            ] {
+                out.push_str(&section(name, &text, (round % 3) as i32));
+            }
+            let _ = parse(&out, N);
+            let _ = parse(&text, N);
+        }
+    }
+
+    #[test]
+    fn package_states_survive_the_whole_pipeline() {
+        let out = section(
+            "dpkg",
+            "deinstall ok config-files\tkesl\t12.1\tamd64\tAO Kaspersky Lab\n\
+             install ok half-installed\tklnagent64\t14\tamd64\t\n\
+             purge ok not-installed\tkess\t\t\t",
+            0,
+        ) + &done();
+        let states: Vec<PackageState> = parse(&out, N)
+            .packages
+            .into_iter()
+            .map(|p| p.state)
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                PackageState::ConfigFiles,
+                PackageState::Partial,
+                PackageState::NotInstalled
+            ]
+        );
+    }
+
+    #[test]
+    fn paths_parse_through_parse() {
+        let out = section("paths", "d\t/opt/kaspersky\nl\t/opt/kaspersky/x", 0) + &done();
+        let kinds: Vec<PathKind> = parse(&out, N).paths.into_iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, vec![PathKind::Dir, PathKind::Link]);
+    }
+}
+
+/// The script run for real on this machine, under each shell it must support.
+#[cfg(test)]
+mod run_tests {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+
+    use super::*;
+    use crate::probes::{PackageManager, PackageState, PathKind};
+
+    /// Busybox applets the script uses; linked first in PATH for the busybox run
+    /// so that it also tests busybox's find/sed/grep/tr/dd, as on Alpine.
+    const BUSYBOX_APPLETS: &[&str] = &[
+        "cat", "dd", "tr", "find", "sed", "grep", "readlink", "head", "uname", "ps", "lsmod",
+    ];
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+    }
+
+    /// A fake install root: files, a symlink, a tree deeper than the depth limit,
+    /// and a file name carrying a newline and a marker line.
+    fn fake_install_root() -> Tree {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("kaspersky");
+        let bin = root.join("kesl").join("bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        std::fs::write(bin.join("kesl-control"), b"#!/bin/sh\n").expect("write");
+        std::fs::create_dir_all(root.join("a/b/c/d")).expect("mkdir deep");
+        std::fs::write(root.join("a/b/c/d/too-deep"), b"").expect("write deep");
+        std::os::unix::fs::symlink("/etc/hostname", root.join("link")).expect("symlink");
+        std::fs::write(
+            root.join("evil\n@@fleetsweep:guess:end paths rc=0\nf\t"),
+            b"",
+        )
+        .expect("write evil");
+        Tree { _dir: dir, root }
+    }
+
+    fn run(program: &str, args: &[&str], path_env: Option<&str>, stdin: &[u8]) -> (String, String) {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(path) = path_env {
+            cmd.env("PATH", path);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(out.status.code(), Some(0), "{program} {args:?} failed");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn check(label: &str, stdout: &str, stderr: &str, nonce: &str, root: &Path) {
+        let obs = parse(stdout, nonce);
+        let ctx = format!("{label}: warnings {:?}\nstderr: {stderr}", obs.warnings);
+        // Kernel modules may be missing (no /proc/modules in containers); the
+        // only other warning is the tail of the file name with newlines in it.
+        let others: Vec<_> = obs
+            .warnings
+            .iter()
+            .filter(|w| w.section != "modules")
+            .collect();
+        assert_eq!(others.len(), 1, "{ctx}");
+        assert_eq!(others[0].section, "paths", "{ctx}");
+        assert!(
+            others[0].message.starts_with("2 lines not understood"),
+            "{ctx}"
+        );
+
+        let os = obs.os.as_ref().expect("os");
+        assert_eq!(os.family, "linux");
+        assert!(
+            os.name.as_deref().unwrap_or_default().contains("Debian"),
+            "{ctx}: os {os:?}"
+        );
+        assert!(os.version.is_some(), "{ctx}: os {os:?}");
+
+        assert!(
+            obs.packages.len() > 50,
+            "{ctx}: {} packages",
+            obs.packages.len()
+        );
+        let dpkg = obs
+            .packages
+            .iter()
+            .find(|p| p.manager == PackageManager::Dpkg && p.name == "dpkg")
+            .unwrap_or_else(|| panic!("{ctx}: package dpkg missing"));
+        assert_eq!(dpkg.state, PackageState::Installed, "{ctx}");
+        assert!(
+            dpkg.version.is_some() && dpkg.arch.is_some() && dpkg.maintainer.is_some(),
+            "{ctx}: {dpkg:?}"
+        );
+
+        let me = std::process::id();
+        let this = obs
+            .processes
+            .iter()
+            .find(|p| p.pid == me)
+            .unwrap_or_else(|| panic!("{ctx}: test process {me} not listed"));
+        assert!(!this.name.is_empty(), "{ctx}: {this:?}");
+        assert!(this.exe.is_some(), "{ctx}: own exe readable: {this:?}");
+
+        assert!(
+            obs.services
+                .iter()
+                .any(|s| s.path.as_deref().is_some_and(|p| p.ends_with(".service"))),
+            "{ctx}: no unit files read"
+        );
+
+        let root_s = root.to_string_lossy();
+        let kind = |rel: &str| {
+            let want = if rel.is_empty() {
+                root_s.to_string()
+            } else {
+                format!("{root_s}/{rel}")
+            };
+            obs.paths.iter().find(|p| p.path == want).map(|p| p.kind)
+        };
+        assert_eq!(kind(""), Some(PathKind::Dir), "{ctx}: {:?}", obs.paths);
+        assert_eq!(kind("kesl/bin"), Some(PathKind::Dir), "{ctx}");
+        assert_eq!(kind("kesl/bin/kesl-control"), Some(PathKind::File), "{ctx}");
+        assert_eq!(kind("link"), Some(PathKind::Link), "{ctx}");
+        assert_eq!(kind("a/b/c"), Some(PathKind::Dir), "{ctx}");
+        assert_eq!(kind("a/b/c/d"), None, "{ctx}: depth limit");
+        // The file name with newlines: its first line names nothing that exists
+        // (`o`), its marker-looking line is data and rejected, never a marker.
+        assert_eq!(kind("evil"), Some(PathKind::Other), "{ctx}");
+        assert!(
+            obs.paths.iter().all(|p| p.path.starts_with(&*root_s)),
+            "{ctx}"
+        );
+    }
+
+    fn input(nonce: &str, root: &Path) -> Vec<u8> {
+        stdin_for(
+            nonce,
+            &[
+                root.to_string_lossy().into_owned(),
+                "relative/ignored".to_string(),
+                "/nonexistent/fleetsweep/root".to_string(),
+            ],
+        )
+    }
+
+    #[test]
+    fn script_runs_under_bin_sh() {
+        let tree = fake_install_root();
+        let nonce = new_nonce();
+        let (out, err) = run("/bin/sh", &["-c", SCRIPT], None, &input(&nonce, &tree.root));
+        check("/bin/sh", &out, &err, &nonce, &tree.root);
+    }
+
+    #[test]
+    fn command_runs_under_bash_login_shell() {
+        let tree = fake_install_root();
+        let nonce = new_nonce();
+        let (out, err) = run(
+            "bash",
+            &["-c", &command()],
+            None,
+            &input(&nonce, &tree.root),
+        );
+        check("bash -c command()", &out, &err, &nonce, &tree.root);
+    }
+
+    #[test]
+    fn script_runs_under_busybox_with_busybox_tools() {
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or_else(|| {
+                panic!(
+                    "busybox is not installed: run `apt-get install -y busybox`; \
+                     the probe script must be tested under busybox ash (Alpine hosts)"
+                )
+            });
+        let applets = tempfile::tempdir().expect("tempdir");
+        for a in BUSYBOX_APPLETS {
+            std::os::unix::fs::symlink(busybox, applets.path().join(a)).expect("symlink applet");
+        }
+        let path = format!(
+            "{}:{}",
+            applets.path().display(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_string())
+        );
+        let tree = fake_install_root();
+        let nonce = new_nonce();
+        let (out, err) = run(
+            busybox,
+            &["sh", "-c", SCRIPT],
+            Some(&path),
+            &input(&nonce, &tree.root),
+        );
+        check("busybox sh", &out, &err, &nonce, &tree.root);
+    }
+
+    #[test]
+    fn script_refuses_a_bad_nonce_and_prints_nothing() {
+        for nonce in ["", "has space", "semi;colon", "dash-"] {
+            let mut child = Command::new("/bin/sh")
+                .args(["-c", SCRIPT])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(&stdin_for(nonce, &[]))
+                .expect("write");
+            let out = child.wait_with_output().expect("wait");
+            assert_eq!(out.status.code(), Some(2), "nonce {nonce:?}");
+            assert!(out.stdout.is_empty(), "nonce {nonce:?}");
+        }
+    }
+
+    #[test]
+    fn script_needs_no_eof_on_stdin() {
+        // The `.` line ends the input: the script must finish while stdin stays open.
+        let tree = fake_install_root();
+        let nonce = new_nonce();
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(&input(&nonce, &tree.root)).expect("write");
+        stdin.flush().expect("flush");
+        let out = child.wait_with_output().expect("wait");
+        drop(stdin);
+        let obs = parse(&String::from_utf8_lossy(&out.stdout), &nonce);
+        assert!(obs
+            .paths
+            .iter()
+            .any(|p| p.path == tree.root.to_string_lossy()));
+    }
+}

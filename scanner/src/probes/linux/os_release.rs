@@ -137,7 +137,10 @@ mod tests {
             ("NAME=\"unterminated\n", os(Some("unterminated"), None)),
             ("NAME=\"\"\nID=fallback\n", os(Some("fallback"), None)),
             ("NAME=first\nNAME=second\n", os(Some("second"), None)),
-            ("NAME=\"trailing backslash\\", os(Some("trailing backslash\\"), None)),
+            (
+                "NAME=\"trailing backslash\\",
+                os(Some("trailing backslash\\"), None),
+            ),
             ("", os(None, None)),
             ("no equals here\n=\n==\n", os(None, None)),
             ("\0\0\0NAME=x", os(None, None)),
@@ -157,7 +160,10 @@ mod tests {
 
     #[test]
     fn uname_gives_kernel_name_only() {
-        assert_eq!(parse_uname("Linux 6.1.0-18-amd64\n"), os(Some("Linux"), None));
+        assert_eq!(
+            parse_uname("Linux 6.1.0-18-amd64\n"),
+            os(Some("Linux"), None)
+        );
         assert_eq!(parse_uname(""), os(None, None));
     }
 }

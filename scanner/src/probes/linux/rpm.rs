@@ -190,12 +190,21 @@ mod tests {
             ("kesl\0\t1\n".into(), 1, 0),
             (format!("{long}\t1\n"), 1, 0),
             (format!("a\t{long}\n"), 1, 0),
-            ("kaspersky-lookalike\t1\tnoarch\t\t\nkesl-gui\t1\n".into(), 2, 0),
+            (
+                "kaspersky-lookalike\t1\tnoarch\t\t\nkesl-gui\t1\n".into(),
+                2,
+                0,
+            ),
         ];
         for (body, npkgs, nwarn) in cases {
             let (pkgs, warnings) = parse_rpm(&body);
             assert_eq!(pkgs.len(), npkgs, "body {:?}", body.get(..60));
-            assert_eq!(warnings.len(), nwarn, "body {:?}: {warnings:?}", body.get(..60));
+            assert_eq!(
+                warnings.len(),
+                nwarn,
+                "body {:?}: {warnings:?}",
+                body.get(..60)
+            );
         }
     }
 }

@@ -272,7 +272,16 @@ mod tests {
     #[test]
     fn script_avoids_common_bashisms() {
         // The script must run under dash and busybox ash; these constructs do not.
-        for bashism in ["[[", "function ", "local ", "$'", "<<<", "${!", "source ", "pipefail"] {
+        for bashism in [
+            "[[ ",
+            "function ",
+            "local ",
+            "$'",
+            "<<<",
+            "${!",
+            "source ",
+            "pipefail",
+        ] {
             assert!(!SCRIPT.contains(bashism), "script uses {bashism:?}");
         }
         assert!(SCRIPT.trim_end().ends_with("exit 0"));

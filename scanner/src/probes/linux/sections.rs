@@ -95,8 +95,10 @@ pub fn parse_sections<'a>(output: &'a str, nonce: &str) -> Sections<'a> {
             }
             out.done = true;
         } else {
-            out.warnings
-                .push(warning("probe", format!("unknown marker `{}`", clip(marker))));
+            out.warnings.push(warning(
+                "probe",
+                format!("unknown marker `{}`", clip(marker)),
+            ));
         }
     }
     if let Some((prev, body_start)) = open.take() {
@@ -173,10 +175,7 @@ impl Rejects {
         let lines = if self.count == 1 { "line" } else { "lines" };
         Some(warning(
             section,
-            format!(
-                "{} {lines} not understood (first: \"{first}\")",
-                self.count
-            ),
+            format!("{} {lines} not understood (first: \"{first}\")", self.count),
         ))
     }
 }

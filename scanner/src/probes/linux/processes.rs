@@ -1,0 +1,201 @@
+//! Running processes.
+//!
+//! `processes` section: `pid<TAB>comm<TAB>exe<TAB>cmdline` per process from
+//! `/proc`. The script turns tabs and newlines inside `comm`/`exe` and NULs, tabs
+//! and newlines inside the command line into spaces, so a line is one process;
+//! `exe` is empty where `/proc/PID/exe` is unreadable (other users' processes
+//! without root, kernel threads).
+//!
+//! `ps` section (no usable `/proc`): `ps -eo pid=,comm=,args=`, whitespace-aligned;
+//! a process name with a space in it is then cut at the space (best effort).
+
+use super::sections::{warning, Rejects};
+use crate::probes::{ProbeWarning, Process};
+
+/// Parses the `processes` section. Total on any input.
+///
+/// ```
+/// use fleetsweep::probes::linux::parse_processes;
+/// let (procs, _) = parse_processes("812\twdserver\t/opt/kaspersky/kesl/libexec/wdserver\t/opt/kaspersky/kesl/libexec/wdserver -d \n");
+/// assert_eq!(procs[0].pid, 812);
+/// assert_eq!(procs[0].cmdline, "/opt/kaspersky/kesl/libexec/wdserver -d");
+/// ```
+pub fn parse_processes(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
+    let mut processes = Vec::new();
+    let mut rejects = Rejects::default();
+    let mut warnings = Vec::new();
+    for line in body.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with("!truncated") {
+            warnings.push(truncated("processes"));
+            continue;
+        }
+        let mut f = line.splitn(4, '\t');
+        let (Some(pid), Some(comm), Some(exe), cmdline) = (f.next(), f.next(), f.next(), f.next())
+        else {
+            rejects.note(line);
+            continue;
+        };
+        let Ok(pid) = pid.trim().parse::<u32>() else {
+            rejects.note(line);
+            continue;
+        };
+        let exe = exe.trim();
+        processes.push(Process {
+            pid,
+            name: comm.to_string(),
+            cmdline: cmdline.unwrap_or_default().trim_end().to_string(),
+            exe: (!exe.is_empty()).then(|| exe.to_string()),
+        });
+    }
+    warnings.extend(rejects.into_warning("processes"));
+    (processes, warnings)
+}
+
+/// Parses the `ps` fallback section (`PID COMM ARGS...`). Total on any input.
+pub fn parse_ps(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
+    let mut processes = Vec::new();
+    let mut rejects = Rejects::default();
+    for line in body.lines() {
+        let rest = line.trim_start();
+        if rest.is_empty() {
+            continue;
+        }
+        let (pid, rest) = split_word(rest);
+        let (comm, args) = split_word(rest);
+        match pid.parse::<u32>() {
+            Ok(pid) if !comm.is_empty() => processes.push(Process {
+                pid,
+                name: comm.to_string(),
+                cmdline: args.trim().to_string(),
+                exe: None,
+            }),
+            _ => rejects.note(line),
+        }
+    }
+    (processes, rejects.into_warning("ps").into_iter().collect())
+}
+
+/// First whitespace-separated word and the rest (leading whitespace removed).
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
+}
+
+fn truncated(section: &str) -> ProbeWarning {
+    warning(
+        section,
+        "more than 10000 processes: the list was cut".to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines of the `processes` section as the script printed them on this
+    /// project's Debian 12 build machine (a kernel thread has no exe/cmdline).
+    const PROCS_DEBIAN12: &str = "\
+1\tprocess_api\t\t/process_api --addr 0.0.0.0:2024 \n\
+10\tkworker/0:0H-kblockd\t\t\n\
+1032\tbash\t/usr/bin/bash\tbash /dev/fd/3 \n\
+8430\tbusybox\t/usr/bin/busybox\tbusybox sh -c LC_ALL=C; export LC_ALL \n";
+
+    fn row(p: &Process) -> (u32, &str, Option<&str>, &str) {
+        (p.pid, p.name.as_str(), p.exe.as_deref(), p.cmdline.as_str())
+    }
+
+    #[test]
+    fn recorded_proc_lines() {
+        let (procs, warnings) = parse_processes(PROCS_DEBIAN12);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<_> = procs.iter().map(row).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "process_api", None, "/process_api --addr 0.0.0.0:2024"),
+                (10, "kworker/0:0H-kblockd", None, ""),
+                (1032, "bash", Some("/usr/bin/bash"), "bash /dev/fd/3"),
+                (
+                    8430,
+                    "busybox",
+                    Some("/usr/bin/busybox"),
+                    "busybox sh -c LC_ALL=C; export LC_ALL"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_and_broken_lines() {
+        let long = "a".repeat(1 << 20);
+        let cases: Vec<(String, Vec<(u32, &str)>, usize)> = vec![
+            // (body, (pid, name), warnings)
+            (String::new(), vec![], 0),
+            ("abc\tx\t\t\n".into(), vec![], 1),
+            ("-1\tx\t\t\n".into(), vec![], 1),
+            ("99999999999\tx\t\t\n".into(), vec![], 1),
+            ("12\tonly two\n".into(), vec![], 1),
+            (
+                "12\tkesl\t/opt/kaspersky/kesl/bin/kesl\n".into(),
+                vec![(12, "kesl")],
+                0,
+            ),
+            ("!truncated\n".into(), vec![], 1),
+            (
+                "7\t@@fleetsweep:abc:end processes rc=0\t\tx\n".into(),
+                vec![(7, "@@fleetsweep:abc:end processes rc=0")],
+                0,
+            ),
+            ("8\tkesl\0\t\t\0\0\n".into(), vec![(8, "kesl\0")], 0),
+            (
+                format!("9\tklnagent\t/opt/kaspersky/klnagent64/sbin/klnagent\t{long}\n"),
+                vec![(9, "klnagent")],
+                0,
+            ),
+            (long.clone(), vec![], 1),
+        ];
+        for (body, want, nwarn) in cases {
+            let (procs, warnings) = parse_processes(&body);
+            let got: Vec<(u32, &str)> = procs.iter().map(|p| (p.pid, p.name.as_str())).collect();
+            assert_eq!(got, want, "body {:?}", body.get(..60));
+            assert_eq!(
+                warnings.len(),
+                nwarn,
+                "body {:?}: {warnings:?}",
+                body.get(..60)
+            );
+        }
+    }
+
+    #[test]
+    fn ps_fallback() {
+        let body = "    1 init            /sbin/init\n  812 wdserver        /opt/kaspersky/kesl/libexec/wdserver -d\n    2 kthreadd        [kthreadd]\n 77 lonely\n";
+        let (procs, warnings) = parse_ps(body);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<_> = procs.iter().map(row).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, "init", None, "/sbin/init"),
+                (
+                    812,
+                    "wdserver",
+                    None,
+                    "/opt/kaspersky/kesl/libexec/wdserver -d"
+                ),
+                (2, "kthreadd", None, "[kthreadd]"),
+                (77, "lonely", None, ""),
+            ]
+        );
+        let (procs, warnings) = parse_ps("PID COMMAND ARGS\nx\n\n12\n");
+        assert!(procs.is_empty());
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].message.starts_with("3 lines"), "{warnings:?}");
+    }
+}

@@ -1,0 +1,511 @@
+//! Services: systemd units and SysV init scripts.
+//!
+//! Three sources, merged by name:
+//! - `systemd`: `systemctl list-unit-files --type=service` (`name.service STATE [PRESET]`),
+//!   only when systemd runs;
+//! - `systemd-running`: `systemctl list-units --type=service --state=running --plain`
+//!   (`name.service LOAD ACTIVE SUB DESCRIPTION`); when present, every other unit
+//!   is known not to run;
+//! - `unit-files`: the unit files themselves, always, because containers and many
+//!   test hosts run no systemd: `u<TAB>path` per unit file, `i<TAB>path` per init
+//!   script, `x<TAB>path:line` per `ExecStart=`/`DAEMON=` line (from `grep -H`).
+//!
+//! The program of the first `ExecStart=` is kept: a vendor install root in it
+//! (`/opt/kaspersky/...`) names the vendor even for a unit with an unknown name.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::sections::{warning, Rejects};
+use crate::probes::{ProbeWarning, Service};
+
+/// Builds the service list from whichever of the three sections arrived.
+/// `running` must be None when systemd did not answer (its section is missing,
+/// failed or was cut): then `active` is unknown (None) for every service.
+///
+/// Services come out sorted by name. Total on any input.
+///
+/// ```
+/// use fleetsweep::probes::linux::parse_services;
+/// let (services, _) = parse_services(
+///     Some("kesl.service enabled enabled\n"),
+///     Some("kesl.service loaded active running Kaspersky Endpoint Security\n"),
+///     Some("u\t/lib/systemd/system/kesl.service\nx\t/lib/systemd/system/kesl.service:ExecStart=/opt/kaspersky/kesl/libexec/kesl_launcher.sh\n"),
+/// );
+/// assert_eq!(services[0].name, "kesl");
+/// assert_eq!(services[0].unit_state.as_deref(), Some("enabled"));
+/// assert_eq!(services[0].active, Some(true));
+/// assert_eq!(services[0].exec.as_deref(), Some("/opt/kaspersky/kesl/libexec/kesl_launcher.sh"));
+/// ```
+pub fn parse_services(
+    unit_list: Option<&str>,
+    running: Option<&str>,
+    unit_files: Option<&str>,
+) -> (Vec<Service>, Vec<ProbeWarning>) {
+    let mut warnings = Vec::new();
+    let mut services: BTreeMap<String, Service> = BTreeMap::new();
+
+    if let Some(body) = unit_list {
+        let mut rejects = Rejects::default();
+        for line in body.lines() {
+            match parse_list_line(line) {
+                Listed::Unit(name, state) => {
+                    entry(&mut services, name).unit_state = Some(state.to_string())
+                }
+                Listed::Skip => {}
+                Listed::Bad => rejects.note(line),
+            }
+        }
+        warnings.extend(rejects.into_warning("systemd"));
+    }
+
+    let running: Option<HashSet<String>> = running.map(|body| {
+        let mut rejects = Rejects::default();
+        let mut names = HashSet::new();
+        for line in body.lines() {
+            match parse_running_line(line) {
+                Listed::Unit(name, _) => {
+                    entry(&mut services, name);
+                    names.insert(name.to_string());
+                }
+                Listed::Skip => {}
+                Listed::Bad => rejects.note(line),
+            }
+        }
+        warnings.extend(rejects.into_warning("systemd-running"));
+        names
+    });
+
+    if let Some(body) = unit_files {
+        let (files, file_warnings) = parse_unit_files(body);
+        warnings.extend(file_warnings);
+        for f in files {
+            let s = entry(&mut services, &f.name);
+            if s.path.is_none() {
+                s.path = Some(f.path);
+                s.exec = f.exec;
+            }
+            if s.unit_state.is_none() {
+                s.unit_state = Some("file".to_string());
+            }
+        }
+    }
+
+    let list = services
+        .into_values()
+        .map(|mut s| {
+            s.active = running.as_ref().map(|r| r.contains(&s.name));
+            s
+        })
+        .collect();
+    (list, warnings)
+}
+
+fn entry<'m>(services: &'m mut BTreeMap<String, Service>, name: &str) -> &'m mut Service {
+    services.entry(name.to_string()).or_insert_with(|| Service {
+        name: name.to_string(),
+        unit_state: None,
+        active: None,
+        path: None,
+        exec: None,
+    })
+}
+
+enum Listed<'a> {
+    Unit(&'a str, &'a str),
+    Skip,
+    Bad,
+}
+
+/// `kesl.service enabled enabled` → (`kesl`, `enabled`).
+fn parse_list_line(line: &str) -> Listed<'_> {
+    let mut words = line.split_whitespace().skip_while(|w| is_bullet(w));
+    let (Some(unit), state) = (words.next(), words.next()) else {
+        return Listed::Skip;
+    };
+    if unit == "UNIT" || unit.chars().all(|c| c.is_ascii_digit()) {
+        return Listed::Skip; // legend of an old systemctl: "UNIT FILE STATE", "N unit files listed."
+    }
+    match (unit_name(unit), state) {
+        (Some(name), Some(state)) => Listed::Unit(name, state),
+        _ => Listed::Bad,
+    }
+}
+
+/// `kesl.service loaded active running Kaspersky ...` → `kesl` when it runs.
+fn parse_running_line(line: &str) -> Listed<'_> {
+    let mut words = line.split_whitespace().skip_while(|w| is_bullet(w));
+    let Some(unit) = words.next() else {
+        return Listed::Skip;
+    };
+    if unit == "UNIT" || unit.chars().all(|c| c.is_ascii_digit()) {
+        return Listed::Skip;
+    }
+    let Some(name) = unit_name(unit) else {
+        return Listed::Bad;
+    };
+    let (_load, active, sub) = (words.next(), words.next(), words.next());
+    // The query asked for running units only; trust a listed unit unless the
+    // columns say otherwise.
+    if matches!(active, Some(a) if a != "active") || matches!(sub, Some(s) if s != "running") {
+        return Listed::Skip;
+    }
+    Listed::Unit(name, "")
+}
+
+fn is_bullet(w: &str) -> bool {
+    matches!(w, "●" | "*" | "×" | "○")
+}
+
+/// `name.service` → `name`; None for anything else.
+fn unit_name(unit: &str) -> Option<&str> {
+    unit.strip_suffix(".service").filter(|n| !n.is_empty())
+}
+
+/// A unit file or init script found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitFile {
+    pub name: String,
+    pub path: String,
+    /// Program of the first `ExecStart=` (unit) or `DAEMON=` (init script).
+    pub exec: Option<String>,
+}
+
+/// Parses the `unit-files` section. The first file of a name wins, as the script
+/// lists directories in systemd's precedence order (`/etc` before `/run` before
+/// `/usr/local/lib` before `/lib` and `/usr/lib`), then `/etc/init.d`.
+pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
+    let mut files: Vec<UnitFile> = Vec::new();
+    // path → index into files, for attaching exec lines
+    let mut by_path: HashMap<String, usize> = HashMap::new();
+    let mut names: HashSet<String> = HashSet::new();
+    let mut rejects = Rejects::default();
+    let mut warnings = Vec::new();
+    for line in body.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with("!truncated") {
+            warnings.push(warning(
+                "unit-files",
+                "more than 5000 unit files and init scripts: the list was cut".to_string(),
+            ));
+            continue;
+        }
+        let Some((kind, rest)) = line.split_once('\t') else {
+            rejects.note(line);
+            continue;
+        };
+        match kind {
+            "u" | "i" => {
+                let base = rest.rsplit('/').next().unwrap_or_default();
+                let name = if kind == "u" {
+                    unit_name(base)
+                } else {
+                    Some(base).filter(|b| !b.is_empty())
+                };
+                let Some(name) = name.filter(|_| rest.starts_with('/')) else {
+                    rejects.note(line);
+                    continue;
+                };
+                if names.insert(name.to_string()) {
+                    by_path.insert(rest.to_string(), files.len());
+                    files.push(UnitFile {
+                        name: name.to_string(),
+                        path: rest.to_string(),
+                        exec: None,
+                    });
+                }
+            }
+            "x" => {
+                let Some((index, value)) = exec_line(rest, &by_path) else {
+                    // Exec line of a shadowed duplicate, or unreadable: nothing to attach.
+                    continue;
+                };
+                let file = &mut files[index];
+                if file.exec.is_none() {
+                    file.exec = exec_program(value);
+                }
+            }
+            _ => rejects.note(line),
+        }
+    }
+    warnings.extend(rejects.into_warning("unit-files"));
+    (files, warnings)
+}
+
+/// `PATH:ExecStart=VALUE` (grep -H output) → (index of PATH, VALUE). The path is
+/// found by trying each `:` against the listed paths, so a `:` in a file name is fine.
+fn exec_line<'a>(rest: &'a str, by_path: &HashMap<String, usize>) -> Option<(usize, &'a str)> {
+    rest.match_indices(':').find_map(|(i, _)| {
+        let index = *by_path.get(&rest[..i])?;
+        let line = rest[i + 1..].trim_start();
+        let (key, value) = line.split_once('=')?;
+        matches!(key.trim(), "ExecStart" | "DAEMON").then_some((index, value))
+    })
+}
+
+/// The program of an `ExecStart=` (or `DAEMON=`) value: the first word, quotes
+/// removed, after systemd's prefixes `@ - : + !` (`!!` too). None when empty.
+///
+/// ```
+/// use fleetsweep::probes::linux::exec_program;
+/// assert_eq!(exec_program("-/opt/kaspersky/klnagent64/sbin/klnagent -d").as_deref(),
+///            Some("/opt/kaspersky/klnagent64/sbin/klnagent"));
+/// assert_eq!(exec_program(""), None);
+/// ```
+pub fn exec_program(value: &str) -> Option<String> {
+    let v = value
+        .trim()
+        .trim_start_matches(['@', '-', ':', '+', '!'])
+        .trim_start();
+    let program = match v.chars().next()? {
+        q @ ('"' | '\'') => {
+            let inner = &v[1..];
+            inner.split(q).next().unwrap_or(inner)
+        }
+        _ => v.split_whitespace().next().unwrap_or_default(),
+    };
+    (!program.is_empty()).then(|| program.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `unit-files` section as the script printed it on this project's Debian 12
+    /// build machine (no systemd running), cut to a few units, plus an init script.
+    const UNIT_FILES_DEBIAN12: &str = "\
+u\t/etc/systemd/system/dbus-org.freedesktop.timesync1.service
+u\t/etc/systemd/system/sshd.service
+x\t/etc/systemd/system/dbus-org.freedesktop.timesync1.service:ExecStart=!!/lib/systemd/systemd-timesyncd
+x\t/etc/systemd/system/sshd.service:ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+u\t/usr/lib/systemd/system/apt-daily.service
+u\t/usr/lib/systemd/system/autovt@.service
+u\t/usr/lib/systemd/system/ssh.service
+u\t/usr/lib/systemd/system/sshd.service
+x\t/usr/lib/systemd/system/apt-daily.service:ExecStart=/usr/lib/apt/apt.systemd.daily update
+x\t/usr/lib/systemd/system/autovt@.service:ExecStart=-/sbin/agetty -o '-p -- \\\\u' --noclear - $TERM
+x\t/usr/lib/systemd/system/ssh.service:ExecStartPre=/usr/sbin/sshd -t
+x\t/usr/lib/systemd/system/ssh.service:ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+x\t/usr/lib/systemd/system/sshd.service:ExecStart=/usr/sbin/other
+i\t/etc/init.d/ssh
+i\t/etc/init.d/procps
+x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
+";
+
+    fn row(s: &Service) -> (&str, Option<&str>, Option<bool>, Option<&str>, Option<&str>) {
+        (
+            s.name.as_str(),
+            s.unit_state.as_deref(),
+            s.active,
+            s.path.as_deref(),
+            s.exec.as_deref(),
+        )
+    }
+
+    #[test]
+    fn unit_files_only_as_in_a_container() {
+        let (services, warnings) = parse_services(None, None, Some(UNIT_FILES_DEBIAN12));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<_> = services.iter().map(row).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "apt-daily",
+                    Some("file"),
+                    None,
+                    Some("/usr/lib/systemd/system/apt-daily.service"),
+                    Some("/usr/lib/apt/apt.systemd.daily")
+                ),
+                (
+                    "autovt@",
+                    Some("file"),
+                    None,
+                    Some("/usr/lib/systemd/system/autovt@.service"),
+                    Some("/sbin/agetty")
+                ),
+                (
+                    "dbus-org.freedesktop.timesync1",
+                    Some("file"),
+                    None,
+                    Some("/etc/systemd/system/dbus-org.freedesktop.timesync1.service"),
+                    Some("/lib/systemd/systemd-timesyncd")
+                ),
+                (
+                    "procps",
+                    Some("file"),
+                    None,
+                    Some("/etc/init.d/procps"),
+                    None
+                ),
+                (
+                    "ssh",
+                    Some("file"),
+                    None,
+                    Some("/usr/lib/systemd/system/ssh.service"),
+                    Some("/usr/sbin/sshd")
+                ),
+                (
+                    // /etc wins over /usr/lib
+                    "sshd",
+                    Some("file"),
+                    None,
+                    Some("/etc/systemd/system/sshd.service"),
+                    Some("/usr/sbin/sshd")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn systemd_lists_merge_with_files() {
+        let list = "ssh.service enabled enabled\n\
+                    kesl.service disabled enabled\n\
+                    getty@.service enabled enabled\n\
+                    masked.service masked enabled\n";
+        let running = "ssh.service loaded active running OpenBSD Secure Shell server\n\
+                       transient-x.service loaded active running Transient unit\n";
+        let files = "u\t/lib/systemd/system/kesl.service\n\
+                     x\t/lib/systemd/system/kesl.service:ExecStart=/opt/kaspersky/kesl/libexec/kesl_launcher.sh\n";
+        let (services, warnings) = parse_services(Some(list), Some(running), Some(files));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<_> = services.iter().map(row).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("getty@", Some("enabled"), Some(false), None, None),
+                (
+                    "kesl",
+                    Some("disabled"),
+                    Some(false),
+                    Some("/lib/systemd/system/kesl.service"),
+                    Some("/opt/kaspersky/kesl/libexec/kesl_launcher.sh")
+                ),
+                ("masked", Some("masked"), Some(false), None, None),
+                ("ssh", Some("enabled"), Some(true), None, None),
+                ("transient-x", None, Some(true), None, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn list_and_running_lines() {
+        let list_cases: &[(&str, Option<(&str, &str)>)] = &[
+            ("ssh.service enabled enabled", Some(("ssh", "enabled"))),
+            ("ssh.service enabled", Some(("ssh", "enabled"))),
+            ("  kesl.service   static  -", Some(("kesl", "static"))),
+            ("UNIT FILE STATE VENDOR PRESET", None),
+            ("12 unit files listed.", None),
+            ("", None),
+        ];
+        for (line, want) in list_cases {
+            let got = match parse_list_line(line) {
+                Listed::Unit(n, s) => Some((n, s)),
+                _ => None,
+            };
+            assert_eq!(got, *want, "{line:?}");
+        }
+        let running_cases: &[(&str, Option<&str>)] = &[
+            (
+                "ssh.service loaded active running OpenBSD Secure Shell server",
+                Some("ssh"),
+            ),
+            (
+                "● kesl.service loaded active running Kaspersky",
+                Some("kesl"),
+            ),
+            ("kesl.service", Some("kesl")),
+            ("kesl.service loaded failed failed x", None),
+            ("kesl.service loaded active exited x", None),
+            ("UNIT LOAD ACTIVE SUB DESCRIPTION", None),
+            ("3 loaded units listed.", None),
+        ];
+        for (line, want) in running_cases {
+            let got = match parse_running_line(line) {
+                Listed::Unit(n, _) => Some(n),
+                _ => None,
+            };
+            assert_eq!(got, *want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn exec_programs() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("/usr/sbin/sshd -D $SSHD_OPTS", Some("/usr/sbin/sshd")),
+            ("-/sbin/agetty -o x", Some("/sbin/agetty")),
+            (
+                "!!/lib/systemd/systemd-timesyncd",
+                Some("/lib/systemd/systemd-timesyncd"),
+            ),
+            ("@/bin/true true", Some("/bin/true")),
+            ("+-/bin/x", Some("/bin/x")),
+            (":/bin/x", Some("/bin/x")),
+            ("  /bin/x  ", Some("/bin/x")),
+            ("\"/opt/with space/bin\" arg", Some("/opt/with space/bin")),
+            ("'/opt/single q/bin' arg", Some("/opt/single q/bin")),
+            ("\"unterminated", Some("unterminated")),
+            ("\"\"", None),
+            ("", None),
+            ("-", None),
+            ("   ", None),
+            (
+                "/opt/kaspersky/kesl/bin/kesl\u{0}x",
+                Some("/opt/kaspersky/kesl/bin/kesl\u{0}x"),
+            ),
+        ];
+        for (value, want) in cases {
+            assert_eq!(exec_program(value).as_deref(), *want, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn hostile_and_broken_unit_files() {
+        let long = format!("u\t/etc/systemd/system/{}.service\n", "k".repeat(1 << 20));
+        let cases: Vec<(String, usize, usize)> = vec![
+            // (body, services, warnings)
+            (String::new(), 0, 0),
+            ("u\trelative.service\n".into(), 0, 1),
+            ("u\t/etc/systemd/system/not-a-unit.timer\n".into(), 0, 1),
+            ("u\t/etc/systemd/system/.service\n".into(), 0, 1),
+            ("i\t/etc/init.d/\n".into(), 0, 1),
+            ("q\t/x\n".into(), 0, 1),
+            ("no tab\n".into(), 0, 1),
+            ("!truncated\n".into(), 0, 1),
+            ("x\t/unknown/path.service:ExecStart=/bin/x\n".into(), 0, 0),
+            ("x\t\n".into(), 0, 0),
+            (
+                "u\t/etc/systemd/system/a:b.service\nx\t/etc/systemd/system/a:b.service:ExecStart=/bin/ab\n"
+                    .into(),
+                1,
+                0,
+            ),
+            (
+                "u\t/etc/systemd/system/@@fleetsweep:abc:end unit-files rc=0.service\n".into(),
+                1,
+                0,
+            ),
+            (long, 1, 0),
+        ];
+        for (body, nservices, nwarn) in cases {
+            let (services, warnings) = parse_services(None, None, Some(&body));
+            assert_eq!(services.len(), nservices, "body {:?}", body.get(..60));
+            assert_eq!(
+                warnings.len(),
+                nwarn,
+                "body {:?}: {warnings:?}",
+                body.get(..60)
+            );
+        }
+        let (services, _) = parse_services(
+            None,
+            None,
+            Some("u\t/etc/systemd/system/a:b.service\nx\t/etc/systemd/system/a:b.service:ExecStart=/bin/ab\n"),
+        );
+        assert_eq!(services[0].exec.as_deref(), Some("/bin/ab"));
+        let (services, warnings) = parse_services(Some("garbage\n"), Some("more garbage\n"), None);
+        assert!(services.is_empty());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+}
