@@ -136,7 +136,10 @@ impl HostKeyPolicy {
     ///
     /// A bad line is skipped with a warning; a file is an error only when it
     /// cannot be read or none of its lines parse.
-    pub fn load(files: &[PathBuf], accept_new: Option<PathBuf>) -> Result<HostKeyPolicy, KnownHostsError> {
+    pub fn load(
+        files: &[PathBuf],
+        accept_new: Option<PathBuf>,
+    ) -> Result<HostKeyPolicy, KnownHostsError> {
         let mut sources: Vec<PathBuf> = files.to_vec();
         if let Some(path) = &accept_new {
             if !sources.contains(path) {
@@ -223,10 +226,19 @@ impl HostKeyPolicy {
             if recorded.is_empty() {
                 return Err(HostKeyError::Unknown(self.unknown_message(host, port, key)));
             }
-            return Err(HostKeyError::Mismatch(self.mismatch_message(&name, key, &recorded, &[])));
+            return Err(HostKeyError::Mismatch(self.mismatch_message(
+                &name,
+                key,
+                &recorded,
+                &[],
+            )));
         };
         let mut learned = lock(&accept.learned);
-        let learned_here: Vec<&KeyData> = learned.iter().filter(|(n, _)| *n == name).map(|(_, k)| k).collect();
+        let learned_here: Vec<&KeyData> = learned
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, k)| k)
+            .collect();
         if learned_here.contains(&key) {
             return Ok(());
         }
@@ -258,9 +270,17 @@ impl HostKeyPolicy {
     ///
     /// When no `@cert-authority` line matches the host, the certified key is
     /// checked as a plain key instead (what OpenSSH does).
-    pub fn check_certificate(&self, host: &str, port: u16, cert: &Certificate) -> Result<(), HostKeyError> {
+    pub fn check_certificate(
+        &self,
+        host: &str,
+        port: u16,
+        cert: &Certificate,
+    ) -> Result<(), HostKeyError> {
         let name = host_port(host, port);
-        for (what, key) in [("host key", cert.public_key()), ("certificate authority", cert.signature_key())] {
+        for (what, key) in [
+            ("host key", cert.public_key()),
+            ("certificate authority", cert.signature_key()),
+        ] {
             if let Some(line) = self.revoked(key) {
                 return Err(HostKeyError::Revoked(format!(
                     "{what} {} of {name}'s certificate is marked @revoked in {}: refusing to connect",
@@ -286,7 +306,10 @@ impl HostKeyPolicy {
         if !cert.cert_type().is_host() {
             return reject("it is a user certificate, not a host certificate".into());
         }
-        let fingerprints: Vec<Fingerprint> = authorities.iter().map(|l| l.key.fingerprint(HashAlg::Sha256)).collect();
+        let fingerprints: Vec<Fingerprint> = authorities
+            .iter()
+            .map(|l| l.key.fingerprint(HashAlg::Sha256))
+            .collect();
         let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
         if !fingerprints.contains(&signer) {
             let trusted: Vec<String> = authorities.iter().map(|l| self.at(l)).collect();
@@ -295,7 +318,10 @@ impl HostKeyPolicy {
                 trusted.join(", ")
             ));
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         if now < cert.valid_after() || now >= cert.valid_before() {
             return reject(format!(
                 "not valid now (valid from {} to {}, unix time)",
@@ -308,7 +334,10 @@ impl HostKeyPolicy {
         }
         if !cert.critical_options().is_empty() {
             let names: Vec<&str> = cert.critical_options().keys().map(String::as_str).collect();
-            return reject(format!("it carries critical options ({})", names.join(", ")));
+            return reject(format!(
+                "it carries critical options ({})",
+                names.join(", ")
+            ));
         }
         let principals = cert.valid_principals();
         if principals.is_empty() {
@@ -321,11 +350,17 @@ impl HostKeyPolicy {
     }
 
     fn revoked(&self, key: &KeyData) -> Option<&Line> {
-        self.lines.iter().find(|l| l.marker == Some(Marker::Revoked) && l.key == *key)
+        self.lines
+            .iter()
+            .find(|l| l.marker == Some(Marker::Revoked) && l.key == *key)
     }
 
     fn at(&self, line: &Line) -> String {
-        let path = self.files.get(line.file).map(|p| p.display().to_string()).unwrap_or_default();
+        let path = self
+            .files
+            .get(line.file)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         format!("{path}:{}", line.line)
     }
 
@@ -334,7 +369,11 @@ impl HostKeyPolicy {
         let listed = if self.files.is_empty() {
             "no known_hosts file is configured".to_string()
         } else {
-            self.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            self.files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let target = self
             .files
@@ -354,12 +393,22 @@ impl HostKeyPolicy {
         )
     }
 
-    fn mismatch_message(&self, name: &str, key: &KeyData, recorded: &[&Line], learned: &[&KeyData]) -> String {
+    fn mismatch_message(
+        &self,
+        name: &str,
+        key: &KeyData,
+        recorded: &[&Line],
+        learned: &[&KeyData],
+    ) -> String {
         let mut expected: Vec<String> = recorded
             .iter()
             .map(|l| format!("{} ({})", describe(&l.key), self.at(l)))
             .collect();
-        expected.extend(learned.iter().map(|k| format!("{} (accepted earlier in this run)", describe(k))));
+        expected.extend(
+            learned
+                .iter()
+                .map(|k| format!("{} (accepted earlier in this run)", describe(k))),
+        );
         let mut msg = format!(
             "host key MISMATCH for {name}: the server offered {} but known_hosts has {}: \
              possible man-in-the-middle attack (or the host was reinstalled)",
@@ -435,7 +484,8 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    p.get(pi..)
+        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 fn push_unique(list: &mut Vec<Algorithm>, algorithm: Algorithm) {
@@ -500,7 +550,9 @@ fn parse_file(file: usize, path: &Path, text: &str) -> Result<Vec<Line>, KnownHo
 fn parse_line(line: &str) -> Result<(Option<Marker>, Names, KeyData), String> {
     // ssh-key splits on single spaces; OpenSSH accepts any run of blanks.
     let normalized = line.split_whitespace().collect::<Vec<_>>().join(" ");
-    let entry: Entry = normalized.parse().map_err(|e| format!("cannot parse line: {e}"))?;
+    let entry: Entry = normalized
+        .parse()
+        .map_err(|e| format!("cannot parse line: {e}"))?;
     let names = match entry.host_patterns() {
         HostPatterns::Patterns(patterns) => {
             Names::Patterns(patterns.iter().map(|p| p.to_ascii_lowercase()).collect())
@@ -510,7 +562,11 @@ fn parse_line(line: &str) -> Result<(Option<Marker>, Names, KeyData), String> {
             hash: *hash,
         },
     };
-    Ok((entry.marker().copied(), names, entry.public_key().key_data().clone()))
+    Ok((
+        entry.marker().copied(),
+        names,
+        entry.public_key().key_data().clone(),
+    ))
 }
 
 /// Appends `name key` on its own line, adding a newline first if the file
@@ -519,7 +575,11 @@ fn append_entry(path: &Path, name: &str, key: &KeyData) -> std::io::Result<()> {
     let encoded = PublicKey::new(key.clone(), "")
         .to_openssh()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
     let mut text = String::new();
     if needs_newline(&mut file)? {
         text.push('\n');
@@ -545,9 +605,12 @@ fn needs_newline(file: &mut File) -> std::io::Result<bool> {
 mod tests {
     use super::*;
 
-    const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDfu9peGCQP5cobAbKOcSUFD1q4N2X0x3powvYuRXxAq";
-    const KEY_B: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF/t+cyd3KhyWCYGau8Ui0sP4LpIyv5ICn52OowOZNdD";
-    const CA: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPTXtsiWCRFQF7pOvs0xntlSTXzg6DH/SToE9pVl6r8T";
+    const KEY_A: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDfu9peGCQP5cobAbKOcSUFD1q4N2X0x3powvYuRXxAq";
+    const KEY_B: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIF/t+cyd3KhyWCYGau8Ui0sP4LpIyv5ICn52OowOZNdD";
+    const CA: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPTXtsiWCRFQF7pOvs0xntlSTXzg6DH/SToE9pVl6r8T";
     /// `ssh-keygen -s ca -h -I hostcert -n host.example,10.0.0.1 a.pub` (KEY_A, forever).
     const HOST_CERT_A: &str = "ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29tAAAAII5LjSUSf5xWY3TI7l9hekn4ercCvkUyEiNGD4VSFaldAAAAIDfu9peGCQP5cobAbKOcSUFD1q4N2X0x3powvYuRXxAqAAAAAAAAAAAAAAACAAAACGhvc3RjZXJ0AAAAHAAAAAxob3N0LmV4YW1wbGUAAAAIMTAuMC4wLjEAAAAAAAAAAP//////////AAAAAAAAAAAAAAAAAAAAMwAAAAtzc2gtZWQyNTUxOQAAACD017bIlgkRUBe6Tr7NMZ7ZUk184Ogx/0k6BPaVZeq/EwAAAFMAAAALc3NoLWVkMjU1MTkAAABAQLHjseIJC0CGevln8oP7kBSEv+V+gej16SoFdmEeBRgvIBxBPiuONrvxk3+WBsPS5JT7NfsTUL6b7AzMtN+qAw==";
     /// `ssh-keygen -s ca -I usercert -n root b.pub`: a user certificate.
@@ -625,7 +688,10 @@ mod tests {
 
     #[test]
     fn pattern_lists_with_negation() {
-        let list: Vec<String> = ["*.corp", "!bad.corp"].iter().map(|s| s.to_string()).collect();
+        let list: Vec<String> = ["*.corp", "!bad.corp"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(match_pattern_list("good.corp", &list));
         assert!(!match_pattern_list("bad.corp", &list));
         assert!(!match_pattern_list("other.net", &list));
@@ -636,11 +702,16 @@ mod tests {
 
     #[test]
     fn plain_entries_comma_lists_and_ports() {
-        let f = policy(&format!("# comment\n\nalpha,host.example {KEY_A}\n[host.example]:2222 {KEY_B}\n"));
+        let f = policy(&format!(
+            "# comment\n\nalpha,host.example {KEY_A}\n[host.example]:2222 {KEY_B}\n"
+        ));
         assert_eq!(f.policy.check_key("host.example", 22, &key(KEY_A)), Ok(()));
         assert_eq!(f.policy.check_key("HOST.example", 22, &key(KEY_A)), Ok(()));
         assert_eq!(f.policy.check_key("alpha", 22, &key(KEY_A)), Ok(()));
-        assert_eq!(f.policy.check_key("host.example", 2222, &key(KEY_B)), Ok(()));
+        assert_eq!(
+            f.policy.check_key("host.example", 2222, &key(KEY_B)),
+            Ok(())
+        );
         // The port-22 entry does not vouch for port 2222, and vice versa.
         assert!(matches!(
             f.policy.check_key("host.example", 2222, &key(KEY_A)),
@@ -656,7 +727,10 @@ mod tests {
     fn hashed_entries() {
         let f = policy(&format!("{HASHED_22} {KEY_A}\n{HASHED_2222} {KEY_A}\n"));
         assert_eq!(f.policy.check_key("host.example", 22, &key(KEY_A)), Ok(()));
-        assert_eq!(f.policy.check_key("host.example", 2222, &key(KEY_A)), Ok(()));
+        assert_eq!(
+            f.policy.check_key("host.example", 2222, &key(KEY_A)),
+            Ok(())
+        );
         assert!(matches!(
             f.policy.check_key("host.example", 22, &key(KEY_B)),
             Err(HostKeyError::Mismatch(_))
@@ -680,12 +754,19 @@ mod tests {
     #[test]
     fn unknown_message_tells_how_to_fix() {
         let f = policy("");
-        let Err(HostKeyError::Unknown(msg)) = f.policy.check_key("127.0.0.5", 2222, &key(KEY_A)) else {
+        let Err(HostKeyError::Unknown(msg)) = f.policy.check_key("127.0.0.5", 2222, &key(KEY_A))
+        else {
             panic!("expected Unknown");
         };
         let path = f.path.display().to_string();
-        assert!(msg.starts_with("host key for [127.0.0.5]:2222 is not in known_hosts ("), "{msg}");
-        assert!(msg.contains(&format!("`ssh-keyscan -p 2222 127.0.0.5 >> {path}`")), "{msg}");
+        assert!(
+            msg.starts_with("host key for [127.0.0.5]:2222 is not in known_hosts ("),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&format!("`ssh-keyscan -p 2222 127.0.0.5 >> {path}`")),
+            "{msg}"
+        );
         assert!(msg.contains("--accept-new-host-keys FILE"), "{msg}");
         assert!(msg.contains("ssh-ed25519 SHA256:"), "{msg}");
     }
@@ -693,7 +774,8 @@ mod tests {
     #[test]
     fn mismatch_message_names_the_line() {
         let f = policy(&format!("host.example {KEY_A}\n"));
-        let Err(HostKeyError::Mismatch(msg)) = f.policy.check_key("host.example", 22, &key(KEY_B)) else {
+        let Err(HostKeyError::Mismatch(msg)) = f.policy.check_key("host.example", 22, &key(KEY_B))
+        else {
             panic!("expected Mismatch");
         };
         assert!(msg.contains("host key MISMATCH for host.example"), "{msg}");
@@ -717,7 +799,8 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("kh");
-        std::fs::write(&path, "# header\nnot a known_hosts file\n").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, "# header\nnot a known_hosts file\n")
+            .unwrap_or_else(|e| panic!("{e}"));
         let err = HostKeyPolicy::load(std::slice::from_ref(&path), None).err();
         let Some(KnownHostsError::Malformed { line, .. }) = err else {
             panic!("expected Malformed, got {err:?}");
@@ -731,7 +814,10 @@ mod tests {
         let missing = dir.path().join("nope");
         assert!(HostKeyPolicy::load(&[missing], None).is_ok());
         let err = HostKeyPolicy::load(&[dir.path().to_path_buf()], None).err();
-        assert!(matches!(err, Some(KnownHostsError::Unreadable { .. })), "{err:?}");
+        assert!(
+            matches!(err, Some(KnownHostsError::Unreadable { .. })),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -774,11 +860,25 @@ mod tests {
     #[test]
     fn certificates() {
         let f = policy(&format!("@cert-authority *.example,10.0.0.* {CA}\n"));
-        assert!(f.policy.preferences("host.example", 22).certificate_authority);
+        assert!(
+            f.policy
+                .preferences("host.example", 22)
+                .certificate_authority
+        );
         assert!(!f.policy.preferences("host.other", 22).certificate_authority);
-        assert_eq!(f.policy.check_certificate("host.example", 22, &cert(HOST_CERT_A)), Ok(()));
-        assert_eq!(f.policy.check_certificate("10.0.0.1", 22, &cert(HOST_CERT_A)), Ok(()));
-        let wrong_principal = f.policy.check_certificate("other.example", 22, &cert(HOST_CERT_A));
+        assert_eq!(
+            f.policy
+                .check_certificate("host.example", 22, &cert(HOST_CERT_A)),
+            Ok(())
+        );
+        assert_eq!(
+            f.policy
+                .check_certificate("10.0.0.1", 22, &cert(HOST_CERT_A)),
+            Ok(())
+        );
+        let wrong_principal = f
+            .policy
+            .check_certificate("other.example", 22, &cert(HOST_CERT_A));
         assert!(
             matches!(&wrong_principal, Err(HostKeyError::Certificate(m)) if m.contains("not for \"other.example\"")),
             "{wrong_principal:?}"
@@ -793,7 +893,8 @@ mod tests {
         ));
         // The CA line's pattern does not cover this host: fall back to the plain key.
         assert!(matches!(
-            f.policy.check_certificate("10.0.1.1", 22, &cert(HOST_CERT_A)),
+            f.policy
+                .check_certificate("10.0.1.1", 22, &cert(HOST_CERT_A)),
             Err(HostKeyError::Unknown(_))
         ));
     }
@@ -807,7 +908,8 @@ mod tests {
         ));
         let f = policy(&format!("@cert-authority * {CA}\n@revoked nowhere {CA}\n"));
         assert!(matches!(
-            f.policy.check_certificate("host.example", 22, &cert(HOST_CERT_A)),
+            f.policy
+                .check_certificate("host.example", 22, &cert(HOST_CERT_A)),
             Err(HostKeyError::Revoked(_))
         ));
     }

@@ -182,7 +182,9 @@ impl SshConfig {
             for setting in &block.settings {
                 match setting {
                     Setting::HostName(v) => {
-                        found.hostname.get_or_insert_with(|| expand_hostname(v, host_alias));
+                        found
+                            .hostname
+                            .get_or_insert_with(|| expand_hostname(v, host_alias));
                     }
                     Setting::User(v) => {
                         found.user.get_or_insert_with(|| v.clone());
@@ -197,7 +199,10 @@ impl SshConfig {
                 }
             }
         }
-        let hostname = found.hostname.clone().unwrap_or_else(|| host_alias.to_string());
+        let hostname = found
+            .hostname
+            .clone()
+            .unwrap_or_else(|| host_alias.to_string());
         found.identity_files = identities
             .iter()
             .map(|raw| self.expand_identity(raw, &hostname, &found))
@@ -222,7 +227,10 @@ impl SshConfig {
                 Some('p') => out.push_str(&found.port.unwrap_or(22).to_string()),
                 Some('r') => out.push_str(found.user.as_deref().unwrap_or(&local_user())),
                 Some('u') => out.push_str(&local_user()),
-                Some('d') if home.is_some() => out.push_str(home.as_deref().unwrap_or_default()),
+                Some('d') => match &home {
+                    Some(home) => out.push_str(home),
+                    None => out.push_str("%d"),
+                },
                 Some(other) => {
                     tracing::debug!(token = %format!("%{other}"), "ssh config: unsupported IdentityFile token kept as is");
                     out.push('%');
@@ -320,7 +328,10 @@ fn host_matches(alias: &str, patterns: &[String]) -> bool {
 
 /// `HostName` may use `%h` (the alias) and `%%`.
 fn expand_hostname(value: &str, alias: &str) -> String {
-    value.replace("%%", "\u{0}").replace("%h", alias).replace('\u{0}', "%")
+    value
+        .replace("%%", "\u{0}")
+        .replace("%h", alias)
+        .replace('\u{0}', "%")
 }
 
 fn local_user() -> String {
@@ -474,7 +485,9 @@ Host *
         ];
         for (text, line, needle) in cases {
             match parse(text, Path::new("cfg"), None) {
-                Err(SshConfigError::Syntax { line: l, message, .. }) => {
+                Err(SshConfigError::Syntax {
+                    line: l, message, ..
+                }) => {
                     assert_eq!(l, line, "{text:?}");
                     assert!(message.contains(needle), "{text:?}: {message}");
                 }
@@ -502,7 +515,10 @@ Host *
             ("bastion", vec![spec(None, "bastion", None)]),
             (
                 "user@bastion:2222,other",
-                vec![spec(Some("user"), "bastion", Some(2222)), spec(None, "other", None)],
+                vec![
+                    spec(Some("user"), "bastion", Some(2222)),
+                    spec(None, "other", None),
+                ],
             ),
             ("ssh://u@h:2200", vec![spec(Some("u"), "h", Some(2200))]),
             ("[::1]:2222", vec![spec(None, "::1", Some(2222))]),
@@ -512,14 +528,27 @@ Host *
         for (input, want) in ok {
             assert_eq!(parse_jump_spec(input), Ok(want), "{input}");
         }
-        for bad in ["", "host:", "host:99999", "@host", "user@", "a,,b", "[::1", "[::1]x", "h:0"] {
+        for bad in [
+            "",
+            "host:",
+            "host:99999",
+            "@host",
+            "user@",
+            "a,,b",
+            "[::1",
+            "[::1]x",
+            "h:0",
+        ] {
             assert!(parse_jump_spec(bad).is_err(), "{bad:?} should fail");
         }
     }
 
     #[test]
     fn args_and_comments() {
-        assert_eq!(split_args("a \"b c\" d"), Ok(vec!["a".into(), "b c".into(), "d".into()]));
+        assert_eq!(
+            split_args("a \"b c\" d"),
+            Ok(vec!["a".into(), "b c".into(), "d".into()])
+        );
         assert_eq!(split_args("a # comment"), Ok(vec!["a".into()]));
         assert_eq!(split_keyword("Port=22"), ("Port", "22"));
         assert_eq!(split_keyword("Port = 22"), ("Port", "22"));
