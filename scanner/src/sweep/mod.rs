@@ -188,7 +188,7 @@ async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
             host = %report.name, outcome = %report.outcome, findings = report.findings.len(),
             seconds = report.duration_seconds, "host scanned"
         ),
-        _ => tracing::warn!(
+        _ => tracing::info!(
             host = %report.name, outcome = %report.outcome,
             error = report.error.as_deref().unwrap_or(""), "host not scanned"
         ),
@@ -269,7 +269,11 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     Ok(r)
 }
 
+/// The host's error output, condensed to one bounded line for the report.
 fn first_line(s: &str) -> String {
-    let line = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no error output");
-    line.chars().take(300).collect()
+    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect();
+    if lines.is_empty() {
+        return "no error output".into();
+    }
+    lines.join(" / ").chars().take(300).collect()
 }
