@@ -20,6 +20,9 @@ pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
 
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const DEFAULT_HOST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 pub fn init_logging(cli: &Cli) {
     let level = if cli.quiet {
         "error"
@@ -78,7 +81,20 @@ fn duration(flag: &str, text: &str) -> Result<std::time::Duration> {
 }
 
 async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
-    let (inv, shard) = load_hosts(&args.inventory)?;
+    let (mut inv, shard) = load_hosts(&args.inventory)?;
+    let connect_timeout = match &args.connect_timeout {
+        Some(t) => Some(duration("connect-timeout", t)?),
+        None => None,
+    };
+    let host_timeout = match &args.host_timeout {
+        Some(t) => Some(duration("host-timeout", t)?),
+        None => None,
+    };
+    // Flags given on the command line beat the inventory.
+    for h in &mut inv.hosts {
+        h.connect_timeout = connect_timeout.or(h.connect_timeout);
+        h.host_timeout = host_timeout.or(h.host_timeout);
+    }
     let catalog = Catalog::load(&args.catalog)?;
     if inv.hosts.is_empty() {
         bail!("no hosts to sweep (the inventory is empty, or --limit/--shard matched nothing)");
@@ -94,8 +110,8 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         .context("cannot load known_hosts")?;
     let settings = SweepSettings {
         concurrency: args.concurrency.max(1),
-        connect_timeout: duration("connect-timeout", &args.connect_timeout)?,
-        host_timeout: duration("host-timeout", &args.host_timeout)?,
+        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+        host_timeout: DEFAULT_HOST_TIMEOUT,
         output_limit: args.max_output.max(1).saturating_mul(1024 * 1024),
         ssh: SshSettings {
             known_hosts,
@@ -106,7 +122,7 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
                 (None, Some(f)) => Passphrase::File(f.clone()),
                 (None, None) => Passphrase::None,
             },
-            connect_timeout: duration("connect-timeout", &args.connect_timeout)?,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         },
         sudo: args.sudo,
         shard: shard.map(|s| s.to_string()),

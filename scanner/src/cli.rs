@@ -140,12 +140,16 @@ pub struct ScanArgs {
     pub concurrency: usize,
 
     /// Deadline for TCP connect + SSH handshake + auth, per hop (e.g. 10s).
-    #[arg(long, value_name = "DURATION", default_value = "10s")]
-    pub connect_timeout: String,
+    /// Given here, it applies to every host; otherwise the inventory's
+    /// `connect_timeout:`, else 10s.
+    #[arg(long, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
 
     /// Deadline for a whole host: connect, probe and parse (e.g. 2m).
-    #[arg(long, value_name = "DURATION", default_value = "2m")]
-    pub host_timeout: String,
+    /// Given here, it applies to every host; otherwise the inventory's
+    /// `host_timeout:`, else 2m.
+    #[arg(long, value_name = "DURATION")]
+    pub host_timeout: Option<String>,
 
     /// Run the probe script through `sudo -n` on every host.
     #[arg(long)]

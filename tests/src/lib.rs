@@ -1,1 +1,400 @@
+//! The test-host harness: real OpenSSH `sshd` test hosts on this machine, each
+//! with its own view of the system.
+//!
+//! Each host is one sshd on its own loopback address (`127.0.X.Y:2222`),
+//! started as PID 1 of its own mount + UTS + PID namespaces
+//! (`unshare --kill-child`). Before sshd starts, the host's boot script
+//! bind-mounts that host's files over the real paths: a dpkg database folder,
+//! an rpm database (with a macros file pointing rpm at it), `/opt`, `/etc/opt`,
+//! `/var/opt`, `/var/log`, `/etc/systemd/system`, `os-release`, `/etc/hosts`;
+//! and starts fake daemons (a symlink named after the daemon, pointing at
+//! `sleep`, so `comm` and the command line look like the real thing). The real
+//! `dpkg-query`, `rpm` and `/proc` then report that host's packages (including
+//! `rc` states) and processes. See `../shared/research/testhosts.md`.
+//!
+//! Needs root (namespaces, bind mounts, one sshd per host). Tests that use it
+//! fail with a clear message when a tool is missing; they never skip.
 
+pub mod scenario;
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+pub use scenario::Scenario;
+
+/// The unprivileged login user on every test host.
+pub const USER: &str = "fsscan";
+pub const PORT: u16 = 2222;
+/// Name of the host behind the bastion; only the bastion can resolve it.
+pub const INTERNAL_NAME: &str = "internal-db.fleet.test";
+
+/// Which hosts to start, on `127.0.<subnet>.0/24`.
+pub struct FleetSpec {
+    pub subnet: u8,
+    pub hosts: Vec<(String, Scenario)>,
+}
+
+/// One host of a running fleet.
+pub struct HostInfo {
+    pub name: String,
+    pub scenario: Scenario,
+    address: String,
+    dir: PathBuf,
+    /// The `unshare` process; killing it takes the whole PID namespace along.
+    child: Option<Child>,
+    /// Global PID of the host's sshd (PID 1 of its namespace), when running.
+    sshd_pid: Option<u32>,
+}
+
+impl HostInfo {
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn sshd_log(&self) -> PathBuf {
+        self.dir.join("sshd.log")
+    }
+    pub fn unshare_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// A running fleet; dropping it stops every host.
+pub struct Fleet {
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    hosts: Vec<HostInfo>,
+}
+
+/// Path of the `fleetsweep` binary next to the test executable
+/// (`target/<profile>/fleetsweep`), or `$FLEETSWEEP_BIN`.
+pub fn fleetsweep_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("FLEETSWEEP_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("fleetsweep");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first with `cargo build -p fleetsweep` (scripts/test does this)",
+        bin.display()
+    );
+    bin
+}
+
+/// Checks the tools the harness needs; says how to install what is missing.
+pub fn require_tools() -> Result<()> {
+    let tools = [
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("/usr/bin/ssh-keygen", "openssh-client"),
+        ("/usr/bin/rpm", "rpm"),
+        ("/usr/bin/rpmbuild", "rpm"),
+        ("/usr/bin/unshare", "util-linux"),
+        ("/usr/bin/dpkg-query", "dpkg"),
+    ];
+    let missing: Vec<&str> = tools.iter().filter(|(p, _)| !Path::new(p).exists()).map(|(_, pkg)| *pkg).collect();
+    if !missing.is_empty() {
+        bail!(
+            "the test hosts need {}: run scripts/setup, or apt-get install -y {}",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the test hosts need root (mount/PID namespaces and one sshd per host): run the tests as root");
+    }
+    Ok(())
+}
+
+fn sh(cmd: &str) -> Result<String> {
+    let out = Command::new("/bin/sh").arg("-c").arg(cmd).output().with_context(|| format!("running {cmd}"))?;
+    if !out.status.success() {
+        bail!("`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn keygen(path: &Path) -> Result<String> {
+    sh(&format!("ssh-keygen -q -t ed25519 -N '' -C fleetsweep-test -f '{}' </dev/null", path.display()))?;
+    let pubkey = std::fs::read_to_string(path.with_extension("pub"))?;
+    Ok(pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+}
+
+/// Creates the login user once per machine.
+fn ensure_user() -> Result<()> {
+    if sh(&format!("getent passwd {USER}")).is_ok() {
+        return Ok(());
+    }
+    sh(&format!("useradd -r -M -d /nonexistent -s /bin/sh {USER} && usermod -p '*' {USER}"))?;
+    Ok(())
+}
+
+impl Fleet {
+    /// Starts every host and waits until each listening one answers with an SSH banner.
+    pub fn start(spec: FleetSpec) -> Result<Fleet> {
+        let tmp = tempfile::Builder::new().prefix("fleetsweep-fleet.").tempdir()?;
+        let dir = tmp.path().to_path_buf();
+        let mut fleet = Fleet::start_in(&dir, spec)?;
+        fleet._tmp = Some(tmp);
+        Ok(fleet)
+    }
+
+    /// Like [`Fleet::start`], in a directory the caller keeps.
+    pub fn start_in(dir: &Path, spec: FleetSpec) -> Result<Fleet> {
+        require_tools()?;
+        ensure_user()?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::create_dir_all("/run/sshd")?;
+        let client_pub = keygen(&dir.join("client_key"))?;
+        let stranger_pub = keygen(&dir.join("stranger_key"))?;
+        let rpms = scenario::build_rpms(&dir.join("rpms"))?;
+
+        let mut fleet = Fleet {
+            dir: dir.to_path_buf(),
+            _tmp: None,
+            hosts: Vec::new(),
+        };
+        let address_of = |i: usize| format!("127.0.{}.{}", spec.subnet, i + 10);
+        // The bastion needs the behind-bastion host's address for its /etc/hosts.
+        let behind_addr = spec
+            .hosts
+            .iter()
+            .position(|(_, s)| matches!(s, Scenario::BehindBastion(_)))
+            .map(address_of);
+        let mut known_hosts = String::new();
+        let mut inventory = format!(
+            "# Test fleet written by the fleetsweep test harness.\ndefaults:\n  user: {USER}\n  port: {PORT}\n  identity_file: {}\n  known_hosts: {}\n  connect_timeout: 5s\n  host_timeout: 30s\nhosts:\n",
+            dir.join("client_key").display(),
+            dir.join("known_hosts").display()
+        );
+        for (i, (name, scen)) in spec.hosts.iter().enumerate() {
+            let address = address_of(i);
+            let hd = dir.join("hosts").join(name);
+            std::fs::create_dir_all(&hd)?;
+            let host_pub = keygen(&hd.join("host_key"))?;
+            let listed_key = if matches!(scen, Scenario::WrongHostKey) {
+                keygen(&hd.join("other_host_key"))?
+            } else {
+                host_pub.clone()
+            };
+            let (inv_address, jump) = match scen {
+                Scenario::BehindBastion(bastion) => {
+                    let b = spec
+                        .hosts
+                        .iter()
+                        .position(|(n, _)| n == bastion)
+                        .map(address_of)
+                        .context("BehindBastion names a bastion that is not in the fleet")?;
+                    (INTERNAL_NAME.to_string(), Some(format!("{USER}@{b}:{PORT}")))
+                }
+                _ => (address.clone(), None),
+            };
+            if !matches!(scen, Scenario::NothingListening) {
+                let _ = writeln!(known_hosts, "[{inv_address}]:{PORT} {listed_key}");
+            }
+            let _ = write!(
+                inventory,
+                "  - name: {name}\n    address: {inv_address}\n    labels: {{site: lab, scenario: {}}}\n",
+                scen.label()
+            );
+            if let Some(j) = jump {
+                let _ = writeln!(inventory, "    jump: {j}");
+            }
+            let authorized = if matches!(scen, Scenario::AuthRefused) { &stranger_pub } else { &client_pub };
+            let mut info = HostInfo {
+                name: name.clone(),
+                scenario: scen.clone(),
+                address: address.clone(),
+                dir: hd.clone(),
+                child: None,
+                sshd_pid: None,
+            };
+            if !matches!(scen, Scenario::NothingListening) {
+                scenario::prepare(&hd, name, scen, &rpms, behind_addr.as_deref())?;
+                std::fs::write(hd.join("authorized_keys"), format!("{authorized}\n"))?;
+                std::fs::write(hd.join("sshd_config"), sshd_config(&hd, &address))?;
+                let child = Command::new("unshare")
+                    .args(["--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--kill-child"])
+                    .arg("/bin/sh")
+                    .arg(hd.join("boot.sh"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(hd.join("boot.log"))?)
+                    .spawn()
+                    .context("starting unshare")?;
+                info.child = Some(child);
+            }
+            fleet.hosts.push(info);
+        }
+        std::fs::write(dir.join("known_hosts"), known_hosts)?;
+        std::fs::write(dir.join("inventory.yaml"), inventory)?;
+        fleet.wait_ready()?;
+        fleet.write_state()?;
+        Ok(fleet)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for h in &mut self.hosts {
+            let Some(child) = &mut h.child else { continue };
+            let addr: SocketAddr = format!("{}:{PORT}", h.address).parse()?;
+            loop {
+                if let Ok(Some(st)) = child.try_wait() {
+                    let log = std::fs::read_to_string(h.dir.join("boot.log")).unwrap_or_default();
+                    bail!("test host {} exited during start-up ({st}):\n{log}", h.name);
+                }
+                if banner(&addr) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("test host {} did not answer on {addr} within 30s", h.name);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            h.sshd_pid = first_child(child.id());
+            if matches!(h.scenario, Scenario::Hangs) {
+                if let Some(pid) = h.sshd_pid {
+                    // The kernel still completes TCP handshakes into the listen
+                    // backlog, but no SSH banner ever comes.
+                    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `fleet.json` with the PIDs, for `testfleet down`.
+    fn write_state(&self) -> Result<()> {
+        let hosts: Vec<serde_json::Value> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                serde_json::json!({
+                    "name": h.name, "address": h.address,
+                    "unshare_pid": h.unshare_pid(), "sshd_pid": h.sshd_pid,
+                })
+            })
+            .collect();
+        std::fs::write(self.dir.join("fleet.json"), serde_json::to_string_pretty(&hosts)?)?;
+        Ok(())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn inventory_path(&self) -> PathBuf {
+        self.dir.join("inventory.yaml")
+    }
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.dir.join("known_hosts")
+    }
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.join("client_key")
+    }
+    pub fn hosts(&self) -> &[HostInfo] {
+        &self.hosts
+    }
+    pub fn host(&self, name: &str) -> &HostInfo {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no test host {name}"))
+    }
+
+    /// Leaves the hosts running after this process exits (`testfleet up --detach`).
+    pub fn detach(mut self) -> PathBuf {
+        for h in &mut self.hosts {
+            if let Some(c) = h.child.take() {
+                std::mem::forget(c);
+            }
+        }
+        if let Some(t) = self._tmp.take() {
+            let _ = t.keep();
+        }
+        self.dir.clone()
+    }
+
+    pub fn stop(self) {}
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for h in &mut self.hosts {
+            if let Some(pid) = h.sshd_pid {
+                unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+            }
+            if let Some(mut c) = h.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// Stops a detached fleet by the PIDs in `fleet.json`, checking each PID is
+/// still an `unshare` started for a host in `dir`.
+pub fn stop_detached(dir: &Path) -> Result<usize> {
+    let text = std::fs::read_to_string(dir.join("fleet.json")).context("reading fleet.json")?;
+    let hosts: Vec<serde_json::Value> = serde_json::from_str(&text)?;
+    let mut stopped = 0;
+    for h in hosts {
+        if let Some(pid) = h.get("sshd_pid").and_then(|p| p.as_u64()) {
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        }
+        let Some(pid) = h.get("unshare_pid").and_then(|p| p.as_u64()) else { continue };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if cmdline.starts_with("unshare") && cmdline.contains(&dir.display().to_string()) {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            stopped += 1;
+        }
+    }
+    Ok(stopped)
+}
+
+/// The first process whose parent is `pid` (scanning /proc: not every kernel
+/// has `/proc/PID/task/PID/children`).
+fn first_child(pid: u32) -> Option<u32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            return Some(child);
+        }
+    }
+    None
+}
+
+/// True when something on `addr` sends an SSH banner.
+fn banner(addr: &SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut buf = [0u8; 8];
+    matches!(s.read(&mut buf), Ok(n) if n >= 4 && &buf[..4] == b"SSH-") && s.write_all(b"").is_ok()
+}
+
+fn sshd_config(hd: &Path, address: &str) -> String {
+    let d = hd.display();
+    format!(
+        "ListenAddress {address}:{PORT}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+         StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         PermitRootLogin no\nAllowTcpForwarding yes\nMaxStartups 2000\nMaxSessions 100\nUseDNS no\n\
+         PrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n"
+    )
+}

@@ -1,1 +1,111 @@
-fn main() {}
+//! `testfleet`: start or stop a fleet of real sshd test hosts by hand
+//! (for `scripts/demo`, the benchmark, and poking at scenarios).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use fleetsweep_e2e::{stop_detached, Fleet, FleetSpec, Scenario};
+
+#[derive(Parser)]
+#[command(about = "Real sshd test hosts on 127.0.X.0/24 (run as root)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start hosts and write DIR/inventory.yaml.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+        /// X in 127.0.X.0/24.
+        #[arg(long, default_value_t = 200)]
+        subnet: u8,
+        /// One host of each scenario.
+        #[arg(long)]
+        demo: bool,
+        /// N cheap hosts (at most 240: one /24).
+        #[arg(long)]
+        generated: Option<usize>,
+        /// With --generated: every K-th host has KESL installed.
+        #[arg(long, default_value_t = 10)]
+        kaspersky_every: usize,
+        /// Leave the hosts running and exit (stop them with `testfleet down`).
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Stop the hosts started with --detach in DIR.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn demo_hosts() -> Vec<(String, Scenario)> {
+    [
+        ("web-01", Scenario::Clean),
+        ("app-01", Scenario::Kesl),
+        ("nagent-01", Scenario::RpmNetworkAgent),
+        ("old-01", Scenario::Remnants),
+        ("lab-01", Scenario::UnknownKaspersky),
+        ("bastion-01", Scenario::Bastion),
+        ("db-internal", Scenario::BehindBastion("bastion-01".into())),
+        ("wrongkey-01", Scenario::WrongHostKey),
+        ("noauth-01", Scenario::AuthRefused),
+        ("down-01", Scenario::NothingListening),
+        ("hang-01", Scenario::Hangs),
+        ("hung-01", Scenario::HungProbe),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s))
+    .collect()
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Down { dir } => {
+            let n = stop_detached(&dir)?;
+            eprintln!("stopped {n} test hosts");
+        }
+        Cmd::Up { dir, subnet, demo, generated, kaspersky_every, detach } => {
+            let hosts = match (demo, generated) {
+                (_, Some(n)) => (0..n)
+                    .map(|i| {
+                        let k = kaspersky_every > 0 && i % kaspersky_every == kaspersky_every - 1;
+                        (format!("host-{i:04}"), Scenario::Generated { kaspersky: k })
+                    })
+                    .collect(),
+                _ => demo_hosts(),
+            };
+            let fleet = Fleet::start_in(&dir, FleetSpec { subnet, hosts })?;
+            println!("{}", fleet.inventory_path().display());
+            if detach {
+                fleet.detach();
+            } else {
+                eprintln!("{} test hosts up; Ctrl-C stops them", fleet.hosts().len());
+                let (tx, rx) = std::sync::mpsc::channel::<()>();
+                ctrlc_wait(tx);
+                let _ = rx.recv();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Blocks SIGINT/SIGTERM and waits for one of them on a thread.
+fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        std::thread::spawn(move || {
+            let mut sig = 0;
+            libc::sigwait(&set, &mut sig);
+            let _ = tx.send(());
+        });
+    }
+}

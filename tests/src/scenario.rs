@@ -1,0 +1,291 @@
+//! What each test host looks like: packages, unit files, processes and files.
+//!
+//! Kaspersky package metadata below is constructed from the documented package
+//! names and versions (`../shared/research/kaspersky.md` §3, §7); no verbatim
+//! `dpkg-query`/`rpm` line of a Kaspersky package was found in public sources.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::INTERNAL_NAME;
+
+/// Kinds of test host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scenario {
+    /// Debian 12 with look-alikes that must stay clean: package
+    /// `kaspersky-removal-notes` (Debian QA), process `kesl-exporter`,
+    /// `/opt/kasperskyish-tools`, unit `klnagent-monitor.service`.
+    Clean,
+    /// Ubuntu 22.04 with KESL 12.1.0-1297 installed: dpkg package `kesl`,
+    /// `/opt/kaspersky/kesl`, `/var/opt/kaspersky/kesl`, `/etc/opt/kaspersky`,
+    /// `kesl.service`, processes `kesl` and `wdserver`.
+    Kesl,
+    /// Rocky Linux 9.3, no dpkg packages, rpm `klnagent64` 15.1.0-20748
+    /// (Vendor "AO Kaspersky Lab"), `/opt/kaspersky/klnagent64`, process `klnagent`.
+    RpmNetworkAgent,
+    /// Debian 12 where KESL was removed, not purged: dpkg `kesl` in state `rc`,
+    /// `/var/opt/kaspersky/kesl` and `/etc/opt/kaspersky` left.
+    Remnants,
+    /// A Kaspersky product in no list: package `kfoo-agent` maintained by
+    /// "AO Kaspersky Lab", `/opt/kaspersky/kfoo`, process `kfood` from there.
+    UnknownKaspersky,
+    /// Clean host whose key in known_hosts is a different one.
+    WrongHostKey,
+    /// Clean host whose authorized_keys lacks the client key.
+    AuthRefused,
+    /// Nothing runs at the address.
+    NothingListening,
+    /// Clean host used as a jump host; its /etc/hosts resolves the internal name.
+    Bastion,
+    /// KESL remnants (dpkg `rc`), reachable only through the named bastion as
+    /// `internal-db.fleet.test`.
+    BehindBastion(String),
+    /// sshd accepts TCP but never sends a banner (SIGSTOP).
+    Hangs,
+    /// sshd works, but `dpkg-query` hangs forever.
+    HungProbe,
+    /// Cheap host for benchmarks: clean, or KESL installed.
+    Generated { kaspersky: bool },
+}
+
+impl Scenario {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Scenario::Clean => "clean",
+            Scenario::Kesl => "kesl",
+            Scenario::RpmNetworkAgent => "rpm-network-agent",
+            Scenario::Remnants => "remnants",
+            Scenario::UnknownKaspersky => "unknown-kaspersky",
+            Scenario::WrongHostKey => "wrong-host-key",
+            Scenario::AuthRefused => "auth-refused",
+            Scenario::NothingListening => "nothing-listening",
+            Scenario::Bastion => "bastion",
+            Scenario::BehindBastion(_) => "behind-bastion",
+            Scenario::Hangs => "hangs",
+            Scenario::HungProbe => "hung-probe",
+            Scenario::Generated { kaspersky: true } => "generated-kesl",
+            Scenario::Generated { kaspersky: false } => "generated-clean",
+        }
+    }
+}
+
+const DEBIAN_12: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
+const UBUNTU_2204: &str = "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION=\"22.04.4 LTS (Jammy Jellyfish)\"\nID=ubuntu\nID_LIKE=debian\n";
+const ROCKY_93: &str = "NAME=\"Rocky Linux\"\nVERSION=\"9.3 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"Rocky Linux 9.3 (Blue Onyx)\"\n";
+
+fn base_status() -> String {
+    include_str!("../hosts/debian12/status.base").to_string()
+}
+
+fn dpkg_entry(name: &str, status: &str, version: &str, maintainer: &str) -> String {
+    format!(
+        "\nPackage: {name}\nStatus: {status}\nPriority: optional\nSection: misc\nMaintainer: {maintainer}\nArchitecture: amd64\nVersion: {version}\nDescription: {name} (test host package)\n"
+    )
+}
+
+const KL_MAINTAINER: &str = "AO Kaspersky Lab <support@kaspersky.com>";
+
+/// Built test rpms, by name.
+pub struct Rpms {
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl Rpms {
+    fn path(&self, name: &str) -> Option<&Path> {
+        self.files.iter().find(|(n, _)| n == name).map(|(_, p)| p.as_path())
+    }
+}
+
+/// Builds the empty rpm packages the RPM hosts install into their databases.
+pub fn build_rpms(dir: &Path) -> Result<Rpms> {
+    let pkgs = [
+        ("bash", "5.1.8", "6.el9", "Rocky Enterprise Software Foundation"),
+        ("coreutils", "8.32", "34.el9", "Rocky Enterprise Software Foundation"),
+        ("openssh-server", "8.7p1", "34.el9", "Rocky Enterprise Software Foundation"),
+        ("klnagent64", "15.1.0", "20748", "AO Kaspersky Lab"),
+    ];
+    std::fs::create_dir_all(dir)?;
+    let mut files = Vec::new();
+    for (name, version, release, vendor) in pkgs {
+        let spec = dir.join(format!("{name}.spec"));
+        std::fs::write(
+            &spec,
+            format!(
+                "Name: {name}\nVersion: {version}\nRelease: {release}\nSummary: {name} test package\nLicense: none\nVendor: {vendor}\nPackager: {vendor}\n\n%description\nEmpty test package for fleetsweep test hosts.\n\n%files\n"
+            ),
+        )?;
+        let out = std::process::Command::new("rpmbuild")
+            .arg("-bb")
+            .arg("--target")
+            .arg("x86_64")
+            .arg("--define")
+            .arg(format!("_topdir {}", dir.join("build").display()))
+            .arg("--define")
+            .arg(format!("_rpmdir {}", dir.display()))
+            .arg("--define")
+            .arg("_build_id_links none")
+            .arg(&spec)
+            .output()
+            .context("running rpmbuild")?;
+        if !out.status.success() {
+            anyhow::bail!("rpmbuild {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        files.push((name.to_string(), dir.join("x86_64").join(format!("{name}-{version}-{release}.x86_64.rpm"))));
+    }
+    Ok(Rpms { files })
+}
+
+/// A fake daemon: `path` inside the host's tree, a symlink to `sleep`.
+struct Daemon {
+    /// Absolute path as seen on the host (e.g. /opt/kaspersky/kesl/libexec/kesl).
+    path: &'static str,
+}
+
+/// Writes the host's tree and its boot script.
+pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr: Option<&str>) -> Result<()> {
+    let root = hd.join("root");
+    for d in ["opt", "etc_opt", "var_opt", "var_log", "systemd", "dpkg/updates", "dpkg/info", "rpmdb", "rpm_macros"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    std::fs::write(root.join("dpkg/available"), "")?;
+    std::fs::write(root.join("rpm_macros/macros.fleetsweep"), "%_dbpath /var/lib/rpm\n")?;
+    let mut status = base_status();
+    let mut os = DEBIAN_12;
+    let mut daemons: Vec<Daemon> = Vec::new();
+    let mut dirs: Vec<&str> = Vec::new();
+    let mut files: Vec<(&str, &str)> = Vec::new();
+    let mut rpm_names: Vec<&str> = Vec::new();
+    let mut hosts_file = format!("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {name}\n");
+    let mut hung_probe = false;
+    let kesl_installed = |status: &mut String, dirs: &mut Vec<&str>, files: &mut Vec<(&str, &str)>, daemons: &mut Vec<Daemon>| {
+        status.push_str(&dpkg_entry("kesl", "install ok installed", "12.1.0-1297", KL_MAINTAINER));
+        dirs.extend(["opt/kaspersky/kesl/bin", "opt/kaspersky/kesl/lib", "opt/kaspersky/kesl/libexec", "var_opt/kaspersky/kesl/common", "etc_opt/kaspersky", "var_log/kaspersky/kesl"]);
+        files.push(("var_opt/kaspersky/kesl/common/kesl.ini", "[General]\n"));
+        files.push(("etc_opt/kaspersky/kesl.conf", "# constructed test file\n"));
+        files.push(("systemd/kesl.service", "[Unit]\nDescription=Kaspersky Endpoint Security for Linux\n[Service]\nExecStart=/opt/kaspersky/kesl/libexec/kesl --daemon\n[Install]\nWantedBy=multi-user.target\n"));
+        daemons.push(Daemon { path: "/opt/kaspersky/kesl/libexec/kesl" });
+        daemons.push(Daemon { path: "/opt/kaspersky/kesl/libexec/wdserver" });
+    };
+    let kesl_remnants = |status: &mut String, dirs: &mut Vec<&str>, files: &mut Vec<(&str, &str)>| {
+        status.push_str(&dpkg_entry("kesl", "deinstall ok config-files", "12.1.0-1297", KL_MAINTAINER));
+        dirs.extend(["var_opt/kaspersky/kesl/common", "etc_opt/kaspersky"]);
+        files.push(("etc_opt/kaspersky/kesl.conf", "# left behind\n"));
+    };
+    match scen {
+        Scenario::Clean | Scenario::WrongHostKey | Scenario::AuthRefused | Scenario::Bastion | Scenario::Generated { kaspersky: false } => {
+            status.push_str(&dpkg_entry("kaspersky-removal-notes", "install ok installed", "1.0-1", "Debian QA Group <packages@qa.debian.org>"));
+            dirs.extend(["opt/kasperskyish-tools/bin"]);
+            files.push(("systemd/klnagent-monitor.service", "[Service]\nExecStart=/usr/local/bin/klnagent-monitor\n"));
+            daemons.push(Daemon { path: "/opt/kasperskyish-tools/bin/kesl-exporter" });
+            if matches!(scen, Scenario::Bastion) {
+                if let Some(a) = behind_addr {
+                    let _ = writeln!(hosts_file, "{a} {INTERNAL_NAME}");
+                }
+            }
+        }
+        Scenario::Kesl | Scenario::Generated { kaspersky: true } => {
+            os = UBUNTU_2204;
+            kesl_installed(&mut status, &mut dirs, &mut files, &mut daemons);
+        }
+        Scenario::RpmNetworkAgent => {
+            os = ROCKY_93;
+            status = String::new();
+            rpm_names = vec!["bash", "coreutils", "openssh-server", "klnagent64"];
+            dirs.extend(["opt/kaspersky/klnagent64/bin", "opt/kaspersky/klnagent64/sbin", "opt/kaspersky/klnagent64/lib", "var_opt/kaspersky/klnagent"]);
+            files.push(("systemd/klnagent64.service", "[Service]\nType=forking\nExecStart=/opt/kaspersky/klnagent64/sbin/klnagent\n"));
+            daemons.push(Daemon { path: "/opt/kaspersky/klnagent64/sbin/klnagent" });
+        }
+        Scenario::Remnants | Scenario::BehindBastion(_) => {
+            kesl_remnants(&mut status, &mut dirs, &mut files);
+        }
+        Scenario::UnknownKaspersky => {
+            status.push_str(&dpkg_entry("kfoo-agent", "install ok installed", "3.0.1-77", KL_MAINTAINER));
+            dirs.extend(["opt/kaspersky/kfoo/bin"]);
+            daemons.push(Daemon { path: "/opt/kaspersky/kfoo/bin/kfood" });
+        }
+        Scenario::HungProbe => {
+            hung_probe = true;
+        }
+        Scenario::NothingListening | Scenario::Hangs => {}
+    }
+    std::fs::write(root.join("dpkg/status"), status)?;
+    std::fs::write(root.join("os-release"), os)?;
+    std::fs::write(root.join("hosts"), hosts_file)?;
+    for d in &dirs {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    for (f, text) in &files {
+        std::fs::write(root.join(f), text)?;
+    }
+    // Fake daemons: a symlink named after the daemon, pointing at sleep.
+    let mut start_daemons = String::new();
+    for d in &daemons {
+        let rel = d.path.trim_start_matches("/opt/");
+        let link = root.join("opt").join(rel);
+        if let Some(p) = link.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/bin/sleep", &link)?;
+        let _ = writeln!(start_daemons, "{} infinity </dev/null >/dev/null 2>&1 &", d.path);
+    }
+    // Every host gets an rpm database (empty unless it is an RPM host), as a
+    // host with rpm installed has.
+    let init = std::process::Command::new("rpm")
+        .arg("--dbpath")
+        .arg(root.join("rpmdb"))
+        .arg("--initdb")
+        .output()
+        .context("running rpm --initdb")?;
+    if !init.status.success() {
+        anyhow::bail!("rpm --initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+    }
+    if !rpm_names.is_empty() {
+        let paths: Vec<String> = rpm_names
+            .iter()
+            .filter_map(|n| rpms.path(n))
+            .map(|p| p.display().to_string())
+            .collect();
+        let db = root.join("rpmdb");
+        let out = std::process::Command::new("rpm")
+            .arg("--dbpath")
+            .arg(&db)
+            .args(["-i", "--justdb", "--nodeps", "--noscripts", "--ignorearch", "--ignoreos", "--nosignature", "--nodigest"])
+            .args(&paths)
+            .output()
+            .context("running rpm --justdb")?;
+        if !out.status.success() {
+            anyhow::bail!("rpm --justdb failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+    if hung_probe {
+        std::fs::write(root.join("hang.sh"), "#!/bin/sh\nexec sleep 3600\n")?;
+        sh_chmod(&root.join("hang.sh"))?;
+    }
+    let r = root.display();
+    let hd_s = hd.display();
+    let mut boot = format!(
+        "#!/bin/sh\n# Boot script of test host {name} ({}); runs as PID 1 of its namespaces.\nset -e\n\
+         mount --bind {r}/opt /opt\nmount --bind {r}/etc_opt /etc/opt\nmount --bind {r}/var_opt /var/opt\n\
+         mount --bind {r}/var_log /var/log\nmount --bind {r}/systemd /etc/systemd/system\n\
+         mount --bind {r}/dpkg /var/lib/dpkg\nmount --bind {r}/rpmdb /var/lib/rpm\n\
+         mount --bind {r}/rpm_macros /usr/lib/rpm/macros.d\nmount --bind {r}/os-release /usr/lib/os-release\n\
+         mount --bind {r}/hosts /etc/hosts\nhostname {name}\n",
+        scen.label()
+    );
+    if hung_probe {
+        let _ = writeln!(boot, "mount --bind {r}/hang.sh /usr/bin/dpkg-query");
+    }
+    boot.push_str(&start_daemons);
+    let _ = writeln!(boot, "exec /usr/sbin/sshd -D -f {hd_s}/sshd_config -E {hd_s}/sshd.log");
+    std::fs::write(hd.join("boot.sh"), boot)?;
+    Ok(())
+}
+
+fn sh_chmod(p: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))?;
+    Ok(())
+}
