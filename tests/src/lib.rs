@@ -255,7 +255,12 @@ impl Fleet {
                     let log = std::fs::read_to_string(h.dir.join("boot.log")).unwrap_or_default();
                     bail!("test host {} exited during start-up ({st}):\n{log}", h.name);
                 }
-                if banner(&addr) {
+                let ready = if matches!(h.scenario, Scenario::Hangs) {
+                    h.dir.join("stopped").exists()
+                } else {
+                    banner(&addr)
+                };
+                if ready {
                     break;
                 }
                 if Instant::now() > deadline {
@@ -264,13 +269,6 @@ impl Fleet {
                 std::thread::sleep(Duration::from_millis(20));
             }
             h.sshd_pid = first_child(child.id());
-            if matches!(h.scenario, Scenario::Hangs) {
-                if let Some(pid) = h.sshd_pid {
-                    // The kernel still completes TCP handshakes into the listen
-                    // backlog, but no SSH banner ever comes.
-                    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
-                }
-            }
         }
         Ok(())
     }
@@ -332,9 +330,6 @@ impl Fleet {
 impl Drop for Fleet {
     fn drop(&mut self) {
         for h in &mut self.hosts {
-            if let Some(pid) = h.sshd_pid {
-                unsafe { libc::kill(pid as i32, libc::SIGCONT) };
-            }
             if let Some(mut c) = h.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();

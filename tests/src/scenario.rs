@@ -279,7 +279,18 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
         let _ = writeln!(boot, "mount --bind {r}/hang.sh /usr/bin/dpkg-query");
     }
     boot.push_str(&start_daemons);
-    let _ = writeln!(boot, "exec /usr/sbin/sshd -D -f {hd_s}/sshd_config -E {hd_s}/sshd.log");
+    if matches!(scen, Scenario::Hangs) {
+        // sshd listens, then is stopped: the kernel still completes TCP
+        // handshakes into the listen backlog, but no banner ever comes.
+        let _ = writeln!(
+            boot,
+            "/usr/sbin/sshd -D -f {hd_s}/sshd_config -E {hd_s}/sshd.log &\npid=$!\n\
+             while [ ! -s {hd_s}/sshd.pid ]; do sleep 0.05; done\nkill -STOP $pid\n\
+             touch {hd_s}/stopped\nexec sleep infinity"
+        );
+    } else {
+        let _ = writeln!(boot, "exec /usr/sbin/sshd -D -f {hd_s}/sshd_config -E {hd_s}/sshd.log");
+    }
     std::fs::write(hd.join("boot.sh"), boot)?;
     Ok(())
 }
