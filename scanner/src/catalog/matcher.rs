@@ -11,6 +11,10 @@
 //! 2. Observations no specific product claimed go to the vendor's fallback
 //!    product ("Unknown Kaspersky product"), which matches by vendor traits:
 //!    install roots, package vendor/maintainer, publisher, signing identity.
+//!    When a specific product of the vendor was found, shared vendor roots
+//!    (`/etc/opt/kaspersky/...`, `/var/log/kaspersky`) are its leftovers, so
+//!    only stronger traits (a package by the vendor, a process or unit running
+//!    from the install root) can reveal a further, unknown product.
 //! 3. A watched successor (`replaces:`) that is installed turns remnant findings
 //!    of the products it replaces into `replaced`.
 
@@ -229,8 +233,14 @@ pub fn match_host(catalog: &Catalog, obs: &Observations, family: &str, now: jiff
     // Pass 2: fallback products take what is left of their vendor.
     for (ri, rule) in catalog.rules.iter().enumerate().filter(|(_, r)| r.fallback) {
         let vendor_claims = claimed.get(rule.vendor_id.as_str());
+        let vendor_found = hits
+            .keys()
+            .any(|i| !catalog.rules[*i].fallback && catalog.rules[*i].vendor_id == rule.vendor_id);
         for (ii, item) in items.iter().enumerate() {
             if vendor_claims.is_some_and(|c| c.contains(&ii)) {
+                continue;
+            }
+            if vendor_found && item.is_path_entry {
                 continue;
             }
             if let Some(p) = &item.path {

@@ -135,6 +135,31 @@ fn known_product_does_not_also_show_up_as_unknown() {
 }
 
 #[test]
+fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
+    let obs = Observations {
+        packages: vec![pkg("acme-av", PackageState::Installed, None)],
+        paths: vec![dir("/opt/acme/av"), dir("/opt/acme/shared-config")],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(summary(&f), ["acme/av Installed [acme-av 1.2-3; /opt/acme/av]"]);
+    // A second, unknown product with a stronger trait is still reported.
+    let obs = Observations {
+        packages: vec![
+            pkg("acme-av", PackageState::Installed, None),
+            pkg("acme-other", PackageState::Installed, Some("Acme Corp <x@acme>")),
+        ],
+        paths: vec![dir("/opt/acme/av"), dir("/opt/acme/other")],
+        ..Default::default()
+    };
+    let f = match_host(&catalog(), &obs, "linux", now());
+    assert_eq!(
+        summary(&f),
+        ["acme/av Installed [acme-av 1.2-3; /opt/acme/av]", "acme/unknown Installed [acme-other 1.2-3]"]
+    );
+}
+
+#[test]
 fn look_alikes_stay_clean() {
     let obs = Observations {
         packages: vec![
