@@ -84,6 +84,7 @@ fn items(obs: &Observations) -> Vec<Item> {
         let detail = match (s.active, s.unit_state.as_deref()) {
             (Some(true), _) => "running".to_string(),
             (Some(false), Some(u)) => format!("{u}, not running"),
+            (None, Some("file")) => "unit file; systemd not running".to_string(),
             (None, Some(u)) => format!("unit file, {u}"),
             (_, None) => "not running".to_string(),
         };

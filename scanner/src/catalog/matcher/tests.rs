@@ -92,7 +92,7 @@ fn stopped_service_unit_is_a_remnant_running_one_is_installed() {
         exec: Some("/opt/acme/av/sbin/acme-avd".into()),
     };
     let obs = Observations { services: vec![svc.clone()], ..Default::default() };
-    assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Remnants [acme-avd.service (unit file, file)]"]);
+    assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Remnants [acme-avd.service (unit file; systemd not running)]"]);
     svc.active = Some(true);
     let obs = Observations { services: vec![svc], ..Default::default() };
     assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Installed [acme-avd.service (running)]"]);

@@ -46,7 +46,9 @@ pub const MAX_PATH_ROOTS: usize = 64;
 /// - `processes`: `pid<TAB>comm<TAB>exe<TAB>cmdline` from `/proc` (at most 10000,
 ///   cmdline cut at 4096 bytes, NUL/tab/newline turned into spaces); without a
 ///   usable `/proc`, section `ps` with `ps -eo pid=,comm=,args=` instead.
-/// - `modules`: `/proc/modules`, else `lsmod`.
+/// - `modules`: `/proc/modules`, else `lsmod`. A kernel built without loadable
+///   module support has no `/proc/modules` at all: then there are no modules,
+///   which is an answer, not a failure.
 /// - `paths`: `d|f|l|o<TAB>path` for each root from stdin and everything below it
 ///   to depth 3, at most 2000 entries per root.
 ///
@@ -114,7 +116,7 @@ procs() {
   done
   return 0
 }
-mods() { if [ -r /proc/modules ]; then cat /proc/modules; else lsmod; fi; }
+mods() { if [ -r /proc/modules ]; then cat /proc/modules; elif [ ! -e /proc/modules ] && [ -d /proc/sys/kernel ]; then :; else lsmod; fi; }
 paths() {
   for r in "$@"; do
     [ -e "$r" ] || [ -L "$r" ] || continue
@@ -145,7 +147,7 @@ if [ -d /run/systemd/system ] && has systemctl; then
 fi
 sec unit-files units
 if [ -r /proc/self/cmdline ]; then sec processes procs; else sec ps ps -eo pid=,comm=,args=; fi
-if [ -r /proc/modules ] || has lsmod; then sec modules mods; fi
+sec modules mods
 sec paths paths "$@"
 printf '@@fleetsweep:%s:done\n' "$N"
 exit 0
