@@ -10,7 +10,7 @@ conc=${2:-100}
 scripts/setup
 cargo build --release --quiet -p fleetsweep -p fleetsweep-e2e
 dir=$(mktemp -d /tmp/fleetsweep-bench.XXXXXX)
-trap 'target/release/testfleet down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
+trap 'target/release/testfleet down --dir "$dir" >/dev/null 2>&1 || true' EXIT
 t0=$(date +%s.%N)
 target/release/testfleet up --dir "$dir" --subnet 230 --generated "$hosts" --kaspersky-every 10 --detach >/dev/null
 t1=$(date +%s.%N)
@@ -26,6 +26,7 @@ sys=$(grep "System time" "$dir/time.txt" | awk '{print $NF}')
 rss=$(grep "Maximum resident" "$dir/time.txt" | awk '{print $NF}')
 scanned=$(grep -m1 "^    scanned:" "$dir/report.yaml" | awk '{print $2}')
 affected=$(grep -m1 "^    affected:" "$dir/report.yaml" | awk '{print $2}')
+grep -E "^    (unreachable|auth_failed|host_key_rejected|timed_out|probe_failed):" "$dir/report.yaml" | grep -v ": 0$" | sed "s/^ */not scanned: /" || true
 awk -v h="$hosts" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v c="$conc" -v t0="$t0" -v t1="$t1" \
     -v sc="$scanned" -v af="$affected" 'BEGIN {
   printf "hosts: %d (scanned %d, affected %d), concurrency %d, bring-up %.1fs\n", h, sc, af, c, t1 - t0

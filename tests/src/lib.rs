@@ -156,6 +156,12 @@ impl Fleet {
         require_tools()?;
         ensure_user()?;
         std::fs::create_dir_all(dir)?;
+        // sshd reads authorized_keys as the login user: the fleet directory
+        // (often from mktemp, mode 0700) must be traversable.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+        }
         std::fs::create_dir_all("/run/sshd")?;
         let client_pub = keygen(&dir.join("client_key"))?;
         let stranger_pub = keygen(&dir.join("stranger_key"))?;
