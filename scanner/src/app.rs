@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::watch;
 
 use fleetsweep::catalog::{Catalog, Rule};
-use fleetsweep::cli::{CatalogCommand, Cli, Command, HostsArgs, HostsFormat, InventoryArgs, LogFormat, ScanArgs};
+use fleetsweep::cli::{
+    CatalogCommand, Cli, Command, HostsArgs, HostsFormat, InventoryArgs, LogFormat, ScanArgs,
+};
 use fleetsweep::inventory::limit::{Limit, Shard};
 use fleetsweep::inventory::{self, Host, Inventory, LoadOptions};
 use fleetsweep::sweep::{self, summary, Progress, SweepSettings};
@@ -35,7 +37,9 @@ pub fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEETSWEEP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},russh=warn")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.with_target(false).init(),
@@ -131,7 +135,8 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         check_writable(r)?;
     }
 
-    let show_bar = !cli.quiet && !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+    let show_bar =
+        !cli.quiet && !args.no_progress && (args.progress || std::io::stderr().is_terminal());
     let bar = show_bar.then(|| Arc::new(summary::Bar::new(inv.hosts.len())));
     let progress: Arc<dyn Progress> = match &bar {
         Some(b) => b.clone(),
@@ -139,7 +144,15 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     };
     let (tx, rx) = watch::channel(None);
     tokio::spawn(forward_signals(tx));
-    let report = sweep::run(inv.hosts, catalog, settings, Arc::new(host_keys), progress, rx).await;
+    let report = sweep::run(
+        inv.hosts,
+        catalog,
+        settings,
+        Arc::new(host_keys),
+        progress,
+        rx,
+    )
+    .await;
     if let Some(b) = &bar {
         b.finish();
     }
@@ -171,18 +184,32 @@ fn check_writable(path: &Path) -> Result<()> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        bail!("cannot write the report to {}: directory {} does not exist", path.display(), dir.display());
+        bail!(
+            "cannot write the report to {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
-    tempfile::NamedTempFile::new_in(&dir)
-        .with_context(|| format!("cannot write the report to {}: directory {} is not writable", path.display(), dir.display()))?;
+    tempfile::NamedTempFile::new_in(&dir).with_context(|| {
+        format!(
+            "cannot write the report to {}: directory {} is not writable",
+            path.display(),
+            dir.display()
+        )
+    })?;
     Ok(())
 }
 
 /// SIGINT/SIGTERM → the sweep stops and writes what it has, marked incomplete.
 async fn forward_signals(tx: watch::Sender<Option<String>>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        tracing::warn!("cannot install signal handlers; an interrupt will not write a partial report");
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!(
+            "cannot install signal handlers; an interrupt will not write a partial report"
+        );
         return;
     };
     let name = tokio::select! {
@@ -204,18 +231,46 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
     match args.format {
         HostsFormat::Yaml => print!("{}", hosts_yaml(&inv.hosts)?),
         HostsFormat::Table => {
-            let w = inv.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
-            println!("{:w$}  {:9}  {:32}  {:24}  LABELS", "NAME", "TRANSPORT", "ADDRESS", "VIA", w = w);
+            let w = inv
+                .hosts
+                .iter()
+                .map(|h| h.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            println!(
+                "{:w$}  {:9}  {:32}  {:24}  LABELS",
+                "NAME",
+                "TRANSPORT",
+                "ADDRESS",
+                "VIA",
+                w = w
+            );
             for h in &inv.hosts {
-                let addr = format!("{}@{}:{}", h.ssh.endpoint.user, h.address(), h.ssh.endpoint.port);
-                let via: Vec<String> = h.ssh.jumps.iter().map(|j| format!("{}@{}:{}", j.user, j.address, j.port)).collect();
-                let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let addr = format!(
+                    "{}@{}:{}",
+                    h.ssh.endpoint.user,
+                    h.address(),
+                    h.ssh.endpoint.port
+                );
+                let via: Vec<String> = h
+                    .ssh
+                    .jumps
+                    .iter()
+                    .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
+                    .collect();
+                let labels: Vec<String> =
+                    h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 println!(
                     "{:w$}  {:9}  {:32}  {:24}  {}",
                     h.name,
                     format!("{:?}", h.transport).to_lowercase(),
                     addr,
-                    if via.is_empty() { "-".to_string() } else { via.join(",") },
+                    if via.is_empty() {
+                        "-".to_string()
+                    } else {
+                        via.join(",")
+                    },
                     labels.join(","),
                     w = w
                 );
@@ -247,8 +302,19 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
             address: h.address(),
             port: h.ssh.endpoint.port,
             user: &h.ssh.endpoint.user,
-            identity_files: h.ssh.endpoint.identity_files.iter().map(|p| p.display().to_string()).collect(),
-            jumps: h.ssh.jumps.iter().map(|j| format!("{}@{}:{}", j.user, j.address, j.port)).collect(),
+            identity_files: h
+                .ssh
+                .endpoint
+                .identity_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            jumps: h
+                .ssh
+                .jumps
+                .iter()
+                .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
+                .collect(),
             groups: &h.groups,
             labels: &h.labels,
         })
@@ -261,7 +327,10 @@ fn catalog(c: &CatalogCommand) -> Result<u8> {
         CatalogCommand::Check { files } => {
             let cat = Catalog::load(files)?;
             for info in &cat.catalogs {
-                println!("ok: catalog {} version {} ({} rules)", info.name, info.version, info.rules);
+                println!(
+                    "ok: catalog {} version {} ({} rules)",
+                    info.name, info.version, info.rules
+                );
             }
             let sigs: usize = cat.rules.iter().map(|r| r.signatures.len()).sum();
             println!("{} rules, {} signatures", cat.rules.len(), sigs);
@@ -269,16 +338,32 @@ fn catalog(c: &CatalogCommand) -> Result<u8> {
         CatalogCommand::List { catalog } => {
             let cat = Catalog::load(catalog)?;
             let w = cat.rules.iter().map(|r| r.id.len()).max().unwrap_or(4);
-            println!("{:w$}  {:6}  {:30}  PRODUCT", "RULE", "POLICY", "SIGNATURES (linux/windows/macos/any)", w = w);
+            println!(
+                "{:w$}  {:6}  {:30}  PRODUCT",
+                "RULE",
+                "POLICY",
+                "SIGNATURES (linux/windows/macos/any)",
+                w = w
+            );
             for r in &cat.rules {
                 let n = |os: &str| r.signatures.iter().filter(|s| s.os.as_str() == os).count();
                 println!(
                     "{:w$}  {:6}  {:36}  {}{}",
                     r.id,
                     format!("{:?}", r.policy).to_lowercase(),
-                    format!("{}/{}/{}/{}", n("linux"), n("windows"), n("macos"), n("any")),
+                    format!(
+                        "{}/{}/{}/{}",
+                        n("linux"),
+                        n("windows"),
+                        n("macos"),
+                        n("any")
+                    ),
                     r.product,
-                    if r.fallback { " (fallback: vendor traits)" } else { "" },
+                    if r.fallback {
+                        " (fallback: vendor traits)"
+                    } else {
+                        ""
+                    },
                     w = w
                 );
             }
@@ -294,7 +379,11 @@ fn catalog(c: &CatalogCommand) -> Result<u8> {
                     .collect();
                 bail!(
                     "no rule `{rule}` in the catalog{}; `fleetsweep catalog list` shows them all",
-                    if near.is_empty() { String::new() } else { format!(" (did you mean {}?)", near.join(", ")) }
+                    if near.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (did you mean {}?)", near.join(", "))
+                    }
                 );
             };
             print!("{}", show_rule(r));
@@ -308,7 +397,11 @@ fn show_rule(r: &Rule) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}  {}", r.id, r.product);
     let _ = writeln!(s, "  vendor:    {}", r.vendor);
-    let _ = writeln!(s, "  policy:    {}", format!("{:?}", r.policy).to_lowercase());
+    let _ = writeln!(
+        s,
+        "  policy:    {}",
+        format!("{:?}", r.policy).to_lowercase()
+    );
     let _ = writeln!(s, "  catalog:   {}", r.catalog);
     if let Some(d) = r.effective {
         let _ = writeln!(s, "  effective: {d}");
@@ -318,7 +411,11 @@ fn show_rule(r: &Rule) -> String {
     }
     let _ = writeln!(s, "  grace:     {} days after first sighting", r.grace_days);
     if r.fallback {
-        let _ = writeln!(s, "  fallback:  matches only evidence no other product of {} claimed", r.vendor);
+        let _ = writeln!(
+            s,
+            "  fallback:  matches only evidence no other product of {} claimed",
+            r.vendor
+        );
     }
     if !r.replaces_text.is_empty() {
         let _ = writeln!(s, "  replaces:  {}", r.replaces_text.join(", "));
@@ -329,9 +426,14 @@ fn show_rule(r: &Rule) -> String {
             let _ = writeln!(
                 s,
                 "    - {}{}{}",
-                x.id.as_deref().map(|i| format!("{i}: ")).unwrap_or_default(),
+                x.id.as_deref()
+                    .map(|i| format!("{i}: "))
+                    .unwrap_or_default(),
                 x.title,
-                x.url.as_deref().map(|u| format!(" <{u}>")).unwrap_or_default()
+                x.url
+                    .as_deref()
+                    .map(|u| format!(" <{u}>"))
+                    .unwrap_or_default()
             );
         }
     }

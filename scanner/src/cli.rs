@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const ABOUT: &str = "Agentless fleet scanner for banned security software (first: every Kaspersky product).";
+const ABOUT: &str =
+    "Agentless fleet scanner for banned security software (first: every Kaspersky product).";
 
 const LONG_ABOUT: &str = "\
 fleetsweep connects to every host of an inventory over SSH (or runs locally), runs one
@@ -76,7 +77,7 @@ pub enum LogFormat {
 pub enum Command {
     /// Sweep the fleet once and report what was found.
     #[command(after_long_help = SCAN_EXAMPLES)]
-    Scan(ScanArgs),
+    Scan(Box<ScanArgs>),
     /// List the hosts of an inventory as fleetsweep resolves them (after groups, defaults, ssh_config).
     Hosts(HostsArgs),
     /// Validate and explain catalog files.

@@ -63,7 +63,12 @@ impl Diagnostic {
         if let Some(i) = message.rfind(" at line ") {
             message.truncate(i);
         }
-        let mut message = message.lines().next().unwrap_or_default().trim().to_string();
+        let mut message = message
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         // serde-saphyr says just "invalid u16" for out-of-range numbers.
         for (ty, max) in [("u16", "65535"), ("u32", "4294967295"), ("u8", "255")] {
             if message == format!("invalid {ty}") {

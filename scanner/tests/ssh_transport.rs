@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 //! The SSH transport against real OpenSSH `sshd` processes on 127.0.77.x.
 //!
 //! Must run as root (sshd, and logging in as root). Nothing here is skipped: a

@@ -104,7 +104,11 @@ pub fn require_tools() -> Result<()> {
         ("/usr/bin/unshare", "util-linux"),
         ("/usr/bin/dpkg-query", "dpkg"),
     ];
-    let missing: Vec<&str> = tools.iter().filter(|(p, _)| !Path::new(p).exists()).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(p, _)| !Path::new(p).exists())
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if !missing.is_empty() {
         bail!(
             "the test hosts need {}: run scripts/setup, or apt-get install -y {}",
@@ -119,17 +123,31 @@ pub fn require_tools() -> Result<()> {
 }
 
 fn sh(cmd: &str) -> Result<String> {
-    let out = Command::new("/bin/sh").arg("-c").arg(cmd).output().with_context(|| format!("running {cmd}"))?;
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .with_context(|| format!("running {cmd}"))?;
     if !out.status.success() {
-        bail!("`{cmd}` failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`{cmd}` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn keygen(path: &Path) -> Result<String> {
-    sh(&format!("ssh-keygen -q -t ed25519 -N '' -C fleetsweep-test -f '{}' </dev/null", path.display()))?;
+    sh(&format!(
+        "ssh-keygen -q -t ed25519 -N '' -C fleetsweep-test -f '{}' </dev/null",
+        path.display()
+    ))?;
     let pubkey = std::fs::read_to_string(path.with_extension("pub"))?;
-    Ok(pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+    Ok(pubkey
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" "))
 }
 
 /// Creates the login user once per machine.
@@ -137,14 +155,18 @@ fn ensure_user() -> Result<()> {
     if sh(&format!("getent passwd {USER}")).is_ok() {
         return Ok(());
     }
-    sh(&format!("useradd -r -M -d /nonexistent -s /bin/sh {USER} && usermod -p '*' {USER}"))?;
+    sh(&format!(
+        "useradd -r -M -d /nonexistent -s /bin/sh {USER} && usermod -p '*' {USER}"
+    ))?;
     Ok(())
 }
 
 impl Fleet {
     /// Starts every host and waits until each listening one answers with an SSH banner.
     pub fn start(spec: FleetSpec) -> Result<Fleet> {
-        let tmp = tempfile::Builder::new().prefix("fleetsweep-fleet.").tempdir()?;
+        let tmp = tempfile::Builder::new()
+            .prefix("fleetsweep-fleet.")
+            .tempdir()?;
         let dir = tmp.path().to_path_buf();
         let mut fleet = Fleet::start_in(&dir, spec)?;
         fleet._tmp = Some(tmp);
@@ -203,7 +225,10 @@ impl Fleet {
                         .position(|(n, _)| n == bastion)
                         .map(address_of)
                         .context("BehindBastion names a bastion that is not in the fleet")?;
-                    (INTERNAL_NAME.to_string(), Some(format!("{USER}@{b}:{PORT}")))
+                    (
+                        INTERNAL_NAME.to_string(),
+                        Some(format!("{USER}@{b}:{PORT}")),
+                    )
                 }
                 _ => (address.clone(), None),
             };
@@ -218,7 +243,11 @@ impl Fleet {
             if let Some(j) = jump {
                 let _ = writeln!(inventory, "    jump: {j}");
             }
-            let authorized = if matches!(scen, Scenario::AuthRefused) { &stranger_pub } else { &client_pub };
+            let authorized = if matches!(scen, Scenario::AuthRefused) {
+                &stranger_pub
+            } else {
+                &client_pub
+            };
             let mut info = HostInfo {
                 name: name.clone(),
                 scenario: scen.clone(),
@@ -232,7 +261,16 @@ impl Fleet {
                 std::fs::write(hd.join("authorized_keys"), format!("{authorized}\n"))?;
                 std::fs::write(hd.join("sshd_config"), sshd_config(&hd, &address))?;
                 let child = Command::new("unshare")
-                    .args(["--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--kill-child"])
+                    .args([
+                        "--mount",
+                        "--uts",
+                        "--pid",
+                        "--fork",
+                        "--mount-proc",
+                        "--propagation",
+                        "private",
+                        "--kill-child",
+                    ])
                     .arg("/bin/sh")
                     .arg(hd.join("boot.sh"))
                     .stdin(Stdio::null())
@@ -291,7 +329,10 @@ impl Fleet {
                 })
             })
             .collect();
-        std::fs::write(self.dir.join("fleet.json"), serde_json::to_string_pretty(&hosts)?)?;
+        std::fs::write(
+            self.dir.join("fleet.json"),
+            serde_json::to_string_pretty(&hosts)?,
+        )?;
         Ok(())
     }
 
@@ -354,7 +395,9 @@ pub fn stop_detached(dir: &Path) -> Result<usize> {
         if let Some(pid) = h.get("sshd_pid").and_then(|p| p.as_u64()) {
             unsafe { libc::kill(pid as i32, libc::SIGCONT) };
         }
-        let Some(pid) = h.get("unshare_pid").and_then(|p| p.as_u64()) else { continue };
+        let Some(pid) = h.get("unshare_pid").and_then(|p| p.as_u64()) else {
+            continue;
+        };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
         if cmdline.starts_with("unshare") && cmdline.contains(&dir.display().to_string()) {
@@ -369,10 +412,16 @@ pub fn stop_detached(dir: &Path) -> Result<usize> {
 /// has `/proc/PID/task/PID/children`).
 fn first_child(pid: u32) -> Option<u32> {
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
         if ppid == Some(pid) {
             return Some(child);
         }

@@ -94,16 +94,34 @@ pub struct Rpms {
 
 impl Rpms {
     fn path(&self, name: &str) -> Option<&Path> {
-        self.files.iter().find(|(n, _)| n == name).map(|(_, p)| p.as_path())
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p.as_path())
     }
 }
 
 /// Builds the empty rpm packages the RPM hosts install into their databases.
 pub fn build_rpms(dir: &Path) -> Result<Rpms> {
     let pkgs = [
-        ("bash", "5.1.8", "6.el9", "Rocky Enterprise Software Foundation"),
-        ("coreutils", "8.32", "34.el9", "Rocky Enterprise Software Foundation"),
-        ("openssh-server", "8.7p1", "34.el9", "Rocky Enterprise Software Foundation"),
+        (
+            "bash",
+            "5.1.8",
+            "6.el9",
+            "Rocky Enterprise Software Foundation",
+        ),
+        (
+            "coreutils",
+            "8.32",
+            "34.el9",
+            "Rocky Enterprise Software Foundation",
+        ),
+        (
+            "openssh-server",
+            "8.7p1",
+            "34.el9",
+            "Rocky Enterprise Software Foundation",
+        ),
         ("klnagent64", "15.1.0", "20748", "AO Kaspersky Lab"),
     ];
     std::fs::create_dir_all(dir)?;
@@ -130,9 +148,16 @@ pub fn build_rpms(dir: &Path) -> Result<Rpms> {
             .output()
             .context("running rpmbuild")?;
         if !out.status.success() {
-            anyhow::bail!("rpmbuild {name} failed: {}", String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!(
+                "rpmbuild {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        files.push((name.to_string(), dir.join("x86_64").join(format!("{name}-{version}-{release}.x86_64.rpm"))));
+        files.push((
+            name.to_string(),
+            dir.join("x86_64")
+                .join(format!("{name}-{version}-{release}.x86_64.rpm")),
+        ));
     }
     Ok(Rpms { files })
 }
@@ -144,13 +169,32 @@ struct Daemon {
 }
 
 /// Writes the host's tree and its boot script.
-pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr: Option<&str>) -> Result<()> {
+pub fn prepare(
+    hd: &Path,
+    name: &str,
+    scen: &Scenario,
+    rpms: &Rpms,
+    behind_addr: Option<&str>,
+) -> Result<()> {
     let root = hd.join("root");
-    for d in ["opt", "etc_opt", "var_opt", "var_log", "systemd", "dpkg/updates", "dpkg/info", "rpmdb", "rpm_macros"] {
+    for d in [
+        "opt",
+        "etc_opt",
+        "var_opt",
+        "var_log",
+        "systemd",
+        "dpkg/updates",
+        "dpkg/info",
+        "rpmdb",
+        "rpm_macros",
+    ] {
         std::fs::create_dir_all(root.join(d))?;
     }
     std::fs::write(root.join("dpkg/available"), "")?;
-    std::fs::write(root.join("rpm_macros/macros.fleetsweep"), "%_dbpath /var/lib/rpm\n")?;
+    std::fs::write(
+        root.join("rpm_macros/macros.fleetsweep"),
+        "%_dbpath /var/lib/rpm\n",
+    )?;
     let mut status = base_status();
     let mut os = DEBIAN_12;
     let mut daemons: Vec<Daemon> = Vec::new();
@@ -159,26 +203,65 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
     let mut rpm_names: Vec<&str> = Vec::new();
     let mut hosts_file = format!("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {name}\n");
     let mut hung_probe = false;
-    let kesl_installed = |status: &mut String, dirs: &mut Vec<&str>, files: &mut Vec<(&str, &str)>, daemons: &mut Vec<Daemon>| {
-        status.push_str(&dpkg_entry("kesl", "install ok installed", "12.1.0-1297", KL_MAINTAINER));
-        dirs.extend(["opt/kaspersky/kesl/bin", "opt/kaspersky/kesl/lib", "opt/kaspersky/kesl/libexec", "var_opt/kaspersky/kesl/common", "etc_opt/kaspersky", "var_log/kaspersky/kesl"]);
+    let kesl_installed = |status: &mut String,
+                          dirs: &mut Vec<&str>,
+                          files: &mut Vec<(&str, &str)>,
+                          daemons: &mut Vec<Daemon>| {
+        status.push_str(&dpkg_entry(
+            "kesl",
+            "install ok installed",
+            "12.1.0-1297",
+            KL_MAINTAINER,
+        ));
+        dirs.extend([
+            "opt/kaspersky/kesl/bin",
+            "opt/kaspersky/kesl/lib",
+            "opt/kaspersky/kesl/libexec",
+            "var_opt/kaspersky/kesl/common",
+            "etc_opt/kaspersky",
+            "var_log/kaspersky/kesl",
+        ]);
         files.push(("var_opt/kaspersky/kesl/common/kesl.ini", "[General]\n"));
         files.push(("etc_opt/kaspersky/kesl.conf", "# constructed test file\n"));
         files.push(("systemd/kesl.service", "[Unit]\nDescription=Kaspersky Endpoint Security for Linux\n[Service]\nExecStart=/opt/kaspersky/kesl/libexec/kesl --daemon\n[Install]\nWantedBy=multi-user.target\n"));
-        daemons.push(Daemon { path: "/opt/kaspersky/kesl/libexec/kesl" });
-        daemons.push(Daemon { path: "/opt/kaspersky/kesl/libexec/wdserver" });
+        daemons.push(Daemon {
+            path: "/opt/kaspersky/kesl/libexec/kesl",
+        });
+        daemons.push(Daemon {
+            path: "/opt/kaspersky/kesl/libexec/wdserver",
+        });
     };
-    let kesl_remnants = |status: &mut String, dirs: &mut Vec<&str>, files: &mut Vec<(&str, &str)>| {
-        status.push_str(&dpkg_entry("kesl", "deinstall ok config-files", "12.1.0-1297", KL_MAINTAINER));
-        dirs.extend(["var_opt/kaspersky/kesl/common", "etc_opt/kaspersky"]);
-        files.push(("etc_opt/kaspersky/kesl.conf", "# left behind\n"));
-    };
+    let kesl_remnants =
+        |status: &mut String, dirs: &mut Vec<&str>, files: &mut Vec<(&str, &str)>| {
+            status.push_str(&dpkg_entry(
+                "kesl",
+                "deinstall ok config-files",
+                "12.1.0-1297",
+                KL_MAINTAINER,
+            ));
+            dirs.extend(["var_opt/kaspersky/kesl/common", "etc_opt/kaspersky"]);
+            files.push(("etc_opt/kaspersky/kesl.conf", "# left behind\n"));
+        };
     match scen {
-        Scenario::Clean | Scenario::WrongHostKey | Scenario::AuthRefused | Scenario::Bastion | Scenario::Generated { kaspersky: false } => {
-            status.push_str(&dpkg_entry("kaspersky-removal-notes", "install ok installed", "1.0-1", "Debian QA Group <packages@qa.debian.org>"));
+        Scenario::Clean
+        | Scenario::WrongHostKey
+        | Scenario::AuthRefused
+        | Scenario::Bastion
+        | Scenario::Generated { kaspersky: false } => {
+            status.push_str(&dpkg_entry(
+                "kaspersky-removal-notes",
+                "install ok installed",
+                "1.0-1",
+                "Debian QA Group <packages@qa.debian.org>",
+            ));
             dirs.extend(["opt/kasperskyish-tools/bin"]);
-            files.push(("systemd/klnagent-monitor.service", "[Service]\nExecStart=/usr/local/bin/klnagent-monitor\n"));
-            daemons.push(Daemon { path: "/opt/kasperskyish-tools/bin/kesl-exporter" });
+            files.push((
+                "systemd/klnagent-monitor.service",
+                "[Service]\nExecStart=/usr/local/bin/klnagent-monitor\n",
+            ));
+            daemons.push(Daemon {
+                path: "/opt/kasperskyish-tools/bin/kesl-exporter",
+            });
             if matches!(scen, Scenario::Bastion) {
                 if let Some(a) = behind_addr {
                     let _ = writeln!(hosts_file, "{a} {INTERNAL_NAME}");
@@ -193,17 +276,34 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
             os = ROCKY_93;
             status = String::new();
             rpm_names = vec!["bash", "coreutils", "openssh-server", "klnagent64"];
-            dirs.extend(["opt/kaspersky/klnagent64/bin", "opt/kaspersky/klnagent64/sbin", "opt/kaspersky/klnagent64/lib", "var_opt/kaspersky/klnagent"]);
-            files.push(("systemd/klnagent64.service", "[Service]\nType=forking\nExecStart=/opt/kaspersky/klnagent64/sbin/klnagent\n"));
-            daemons.push(Daemon { path: "/opt/kaspersky/klnagent64/sbin/klnagent" });
+            dirs.extend([
+                "opt/kaspersky/klnagent64/bin",
+                "opt/kaspersky/klnagent64/sbin",
+                "opt/kaspersky/klnagent64/lib",
+                "var_opt/kaspersky/klnagent",
+            ]);
+            files.push((
+                "systemd/klnagent64.service",
+                "[Service]\nType=forking\nExecStart=/opt/kaspersky/klnagent64/sbin/klnagent\n",
+            ));
+            daemons.push(Daemon {
+                path: "/opt/kaspersky/klnagent64/sbin/klnagent",
+            });
         }
         Scenario::Remnants | Scenario::BehindBastion(_) => {
             kesl_remnants(&mut status, &mut dirs, &mut files);
         }
         Scenario::UnknownKaspersky => {
-            status.push_str(&dpkg_entry("kfoo-agent", "install ok installed", "3.0.1-77", KL_MAINTAINER));
+            status.push_str(&dpkg_entry(
+                "kfoo-agent",
+                "install ok installed",
+                "3.0.1-77",
+                KL_MAINTAINER,
+            ));
             dirs.extend(["opt/kaspersky/kfoo/bin"]);
-            daemons.push(Daemon { path: "/opt/kaspersky/kfoo/bin/kfood" });
+            daemons.push(Daemon {
+                path: "/opt/kaspersky/kfoo/bin/kfood",
+            });
         }
         Scenario::HungProbe => {
             hung_probe = true;
@@ -229,7 +329,11 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
         }
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink("/bin/sleep", &link)?;
-        let _ = writeln!(start_daemons, "{} infinity </dev/null >/dev/null 2>&1 &", d.path);
+        let _ = writeln!(
+            start_daemons,
+            "{} infinity </dev/null >/dev/null 2>&1 &",
+            d.path
+        );
     }
     // Every host gets an rpm database (empty unless it is an RPM host), as a
     // host with rpm installed has.
@@ -240,7 +344,10 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
         .output()
         .context("running rpm --initdb")?;
     if !init.status.success() {
-        anyhow::bail!("rpm --initdb failed: {}", String::from_utf8_lossy(&init.stderr));
+        anyhow::bail!(
+            "rpm --initdb failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
     }
     if !rpm_names.is_empty() {
         let paths: Vec<String> = rpm_names
@@ -252,12 +359,24 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
         let out = std::process::Command::new("rpm")
             .arg("--dbpath")
             .arg(&db)
-            .args(["-i", "--justdb", "--nodeps", "--noscripts", "--ignorearch", "--ignoreos", "--nosignature", "--nodigest"])
+            .args([
+                "-i",
+                "--justdb",
+                "--nodeps",
+                "--noscripts",
+                "--ignorearch",
+                "--ignoreos",
+                "--nosignature",
+                "--nodigest",
+            ])
             .args(&paths)
             .output()
             .context("running rpm --justdb")?;
         if !out.status.success() {
-            anyhow::bail!("rpm --justdb failed: {}", String::from_utf8_lossy(&out.stderr));
+            anyhow::bail!(
+                "rpm --justdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     if hung_probe {
@@ -289,7 +408,10 @@ pub fn prepare(hd: &Path, name: &str, scen: &Scenario, rpms: &Rpms, behind_addr:
              touch {hd_s}/stopped\nexec sleep infinity"
         );
     } else {
-        let _ = writeln!(boot, "exec /usr/sbin/sshd -D -f {hd_s}/sshd_config -E {hd_s}/sshd.log");
+        let _ = writeln!(
+            boot,
+            "exec /usr/sbin/sshd -D -f {hd_s}/sshd_config -E {hd_s}/sshd.log"
+        );
     }
     std::fs::write(hd.join("boot.sh"), boot)?;
     Ok(())

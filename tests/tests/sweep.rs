@@ -7,6 +7,8 @@
 //! (refresh with `UPDATE_GOLDEN=1`) and the user-visible facts are asserted
 //! one by one as well.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -101,7 +103,8 @@ fn normalize(yaml: &str, fleet_dir: &Path) -> String {
         let indent = &line[..line.len() - t.len()];
         let key = t.split(':').next().unwrap_or("");
         let masked = match key {
-            "id" | "started" | "finished" | "first_seen" | "duration_seconds" | "scanner_version" => {
+            "id" | "started" | "finished" | "first_seen" | "duration_seconds"
+            | "scanner_version" => {
                 format!("{indent}{key}: <{key}>")
             }
             _ => line.replace(&fleet_dir.display().to_string(), "<fleet>"),
@@ -112,7 +115,9 @@ fn normalize(yaml: &str, fleet_dir: &Path) -> String {
 }
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("golden").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("golden")
+        .join(name)
 }
 
 fn check_golden(name: &str, actual: &str) {
@@ -122,8 +127,12 @@ fn check_golden(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("golden file {} missing: run with UPDATE_GOLDEN=1 once", path.display()));
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "golden file {} missing: run with UPDATE_GOLDEN=1 once",
+            path.display()
+        )
+    });
     if want != actual {
         let diff: Vec<String> = want
             .lines()
@@ -144,11 +153,17 @@ fn check_golden(name: &str, actual: &str) {
 }
 
 fn host<'a>(r: &'a Report, name: &str) -> &'a HostReport {
-    r.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("host {name} missing from report"))
+    r.hosts
+        .iter()
+        .find(|h| h.name == name)
+        .unwrap_or_else(|| panic!("host {name} missing from report"))
 }
 
 fn rules(h: &HostReport) -> Vec<String> {
-    h.findings.iter().map(|f| format!("{} {}", f.rule, f.state)).collect()
+    h.findings
+        .iter()
+        .map(|f| format!("{} {}", f.rule, f.state))
+        .collect()
 }
 
 #[test]
@@ -170,7 +185,11 @@ fn sweep_of_every_scenario() {
     ]);
     let stdout = text(&out.stdout);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "exit 1 = banned software found\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit 1 = banned software found\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
 
     let (yaml, r) = read_report(&report_path);
     assert_eq!(r.report_version, 1);
@@ -178,7 +197,11 @@ fn sweep_of_every_scenario() {
     assert_eq!(r.sweep.catalogs.len(), 2, "kaspersky + ultraav catalogs");
 
     // Outcomes: every host ends as exactly one, failures with a reason.
-    let outcomes: BTreeMap<&str, &str> = r.hosts.iter().map(|h| (h.name.as_str(), h.outcome.as_str())).collect();
+    let outcomes: BTreeMap<&str, &str> = r
+        .hosts
+        .iter()
+        .map(|h| (h.name.as_str(), h.outcome.as_str()))
+        .collect();
     let want: BTreeMap<&str, &str> = [
         ("app-01", "scanned"),
         ("bastion-01", "scanned"),
@@ -197,51 +220,115 @@ fn sweep_of_every_scenario() {
     .collect();
     assert_eq!(outcomes, want);
     for h in r.hosts.iter().filter(|h| h.outcome != "scanned") {
-        assert!(h.error.as_deref().is_some_and(|e| !e.is_empty()), "{} has no error text", h.name);
-        assert!(h.findings.is_empty(), "{} not scanned but has findings", h.name);
+        assert!(
+            h.error.as_deref().is_some_and(|e| !e.is_empty()),
+            "{} has no error text",
+            h.name
+        );
+        assert!(
+            h.findings.is_empty(),
+            "{} not scanned but has findings",
+            h.name
+        );
     }
-    assert!(host(&r, "wrongkey-01").error.as_deref().unwrap().to_lowercase().contains("mismatch"));
+    assert!(host(&r, "wrongkey-01")
+        .error
+        .as_deref()
+        .unwrap()
+        .to_lowercase()
+        .contains("mismatch"));
 
     // Findings.
-    assert_eq!(rules(host(&r, "web-01")), Vec::<String>::new(), "look-alikes must stay clean");
+    assert_eq!(
+        rules(host(&r, "web-01")),
+        Vec::<String>::new(),
+        "look-alikes must stay clean"
+    );
     assert_eq!(rules(host(&r, "bastion-01")), Vec::<String>::new());
     assert_eq!(rules(host(&r, "app-01")), ["kaspersky/kesl installed"]);
     let kesl = &host(&r, "app-01").findings[0];
     assert_eq!(kesl.policy, "ban");
     assert_eq!(kesl.status, "new");
     assert_eq!(kesl.version.as_deref(), Some("12.1.0-1297"));
-    let kinds: Vec<&str> = kesl.evidence.iter().filter_map(|e| e.get("kind").map(String::as_str)).collect();
+    let kinds: Vec<&str> = kesl
+        .evidence
+        .iter()
+        .filter_map(|e| e.get("kind").map(String::as_str))
+        .collect();
     for k in ["package", "path", "process", "service"] {
         assert!(kinds.contains(&k), "KESL evidence lacks {k}: {kinds:?}");
     }
-    assert_eq!(rules(host(&r, "nagent-01")), ["kaspersky/klnagent installed"]);
+    assert_eq!(
+        rules(host(&r, "nagent-01")),
+        ["kaspersky/klnagent installed"]
+    );
     let nag = &host(&r, "nagent-01");
-    assert_eq!(nag.os.as_ref().and_then(|o| o.get("name").cloned().flatten()).as_deref(), Some("Rocky Linux"));
-    assert!(nag.findings[0].evidence.iter().any(|e| e.get("source").map(String::as_str) == Some("rpm")));
+    assert_eq!(
+        nag.os
+            .as_ref()
+            .and_then(|o| o.get("name").cloned().flatten())
+            .as_deref(),
+        Some("Rocky Linux")
+    );
+    assert!(nag.findings[0]
+        .evidence
+        .iter()
+        .any(|e| e.get("source").map(String::as_str) == Some("rpm")));
     assert_eq!(rules(host(&r, "old-01")), ["kaspersky/kesl remnants"]);
-    assert_eq!(rules(host(&r, "lab-01")), ["kaspersky/unknown installed"], "unknown product found by vendor traits");
-    assert!(!rules(host(&r, "db-internal")).is_empty() || host(&r, "db-internal").outcome == "scanned");
+    assert_eq!(
+        rules(host(&r, "lab-01")),
+        ["kaspersky/unknown installed"],
+        "unknown product found by vendor traits"
+    );
+    assert!(
+        !rules(host(&r, "db-internal")).is_empty() || host(&r, "db-internal").outcome == "scanned"
+    );
 
     assert_eq!(r.summary.hosts.get("total"), Some(&12));
     assert_eq!(r.summary.hosts.get("scanned"), Some(&7));
-    assert_eq!(r.summary.hosts.get("affected").copied().unwrap_or(0) + r.summary.hosts.get("clean").copied().unwrap_or(0), 7);
-    assert_eq!(r.summary.findings.get("new").copied(), Some(host_findings(&r)));
+    assert_eq!(
+        r.summary.hosts.get("affected").copied().unwrap_or(0)
+            + r.summary.hosts.get("clean").copied().unwrap_or(0),
+        7
+    );
+    assert_eq!(
+        r.summary.findings.get("new").copied(),
+        Some(host_findings(&r))
+    );
 
     // The human summary names findings and failures.
     assert!(stdout.contains("Swept 12 hosts"), "{stdout}");
-    assert!(stdout.contains("Kaspersky Endpoint Security for Linux"), "{stdout}");
-    assert!(stdout.contains("down-01") && stdout.contains("unreachable"), "{stdout}");
+    assert!(
+        stdout.contains("Kaspersky Endpoint Security for Linux"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("down-01") && stdout.contains("unreachable"),
+        "{stdout}"
+    );
 
     // The bastion really carried db-internal: its name resolves only inside the
     // bastion, so without the jump the same host is unreachable.
     let inv_text = std::fs::read_to_string(&inv).unwrap();
-    let direct: String = inv_text.lines().filter(|l| !l.trim_start().starts_with("jump:")).map(|l| format!("{l}\n")).collect();
+    let direct: String = inv_text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("jump:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let direct_inv = fleet.dir().join("direct.yaml");
     std::fs::write(&direct_inv, direct).unwrap();
     let direct_report = fleet.dir().join("direct-report.yaml");
     let out = run(&[
-        "scan", "-i", direct_inv.to_str().unwrap(), "--limit", "db-internal",
-        "--report", direct_report.to_str().unwrap(), "-q", "--connect-timeout", "3s",
+        "scan",
+        "-i",
+        direct_inv.to_str().unwrap(),
+        "--limit",
+        "db-internal",
+        "--report",
+        direct_report.to_str().unwrap(),
+        "-q",
+        "--connect-timeout",
+        "3s",
     ]);
     assert_eq!(out.status.code(), Some(3));
     let (_, direct) = read_report(&direct_report);
@@ -259,11 +346,28 @@ fn exit_codes_follow_the_spec() {
     let fleet = scenario_fleet(212);
     let inv = fleet.inventory_path();
     let inv = inv.to_str().unwrap();
-    let code = |limit: &str| run(&["scan", "-i", inv, "--limit", limit, "-q", "--connect-timeout", "3s"]).status.code();
+    let code = |limit: &str| {
+        run(&[
+            "scan",
+            "-i",
+            inv,
+            "--limit",
+            limit,
+            "-q",
+            "--connect-timeout",
+            "3s",
+        ])
+        .status
+        .code()
+    };
     assert_eq!(code("web-01"), Some(0), "clean host");
     assert_eq!(code("app-01"), Some(1), "banned software");
     assert_eq!(code("down-01"), Some(3), "not scanned, no finding");
-    assert_eq!(code("web-01,down-01,app-01"), Some(1), "findings win over failures");
+    assert_eq!(
+        code("web-01,down-01,app-01"),
+        Some(1),
+        "findings win over failures"
+    );
 
     // Usage and configuration errors: 2, nothing scanned, a precise message.
     let bad = fleet.dir().join("bad.yaml");
@@ -271,7 +375,10 @@ fn exit_codes_follow_the_spec() {
     let out = run(&["scan", "-i", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
-    assert!(err.contains(&format!("{}:3:5: unknown field `adress`", bad.display())), "{err}");
+    assert!(
+        err.contains(&format!("{}:3:5: unknown field `adress`", bad.display())),
+        "{err}"
+    );
 
     let out = run(&["scan", "-i", inv, "--limit", "nosuchhost"]);
     assert_eq!(out.status.code(), Some(2));
@@ -314,7 +421,11 @@ fn interrupted_sweep_writes_a_partial_report() {
     assert_eq!(r.sweep.interrupted_by.as_deref(), Some("SIGINT"));
     assert_eq!(host(&r, "web-01").outcome, "scanned");
     assert_eq!(host(&r, "app-01").outcome, "scanned");
-    assert_eq!(host(&r, "hang-01").outcome, "interrupted", "never reported clean");
+    assert_eq!(
+        host(&r, "hang-01").outcome,
+        "interrupted",
+        "never reported clean"
+    );
     assert_eq!(host(&r, "hung-01").outcome, "interrupted");
     assert_eq!(r.summary.hosts.get("interrupted"), Some(&2));
 }
@@ -322,26 +433,46 @@ fn interrupted_sweep_writes_a_partial_report() {
 #[test]
 fn hosts_command_shows_resolved_hosts() {
     let fleet = scenario_fleet(214);
-    let out = run(&["hosts", "-i", fleet.inventory_path().to_str().unwrap(), "--format", "yaml"]);
+    let out = run(&[
+        "hosts",
+        "-i",
+        fleet.inventory_path().to_str().unwrap(),
+        "--format",
+        "yaml",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     assert!(s.contains("name: db-internal"), "{s}");
     assert!(s.contains("internal-db.fleet.test"), "{s}");
-    assert!(s.contains(&format!("fsscan@{}:2222", fleet.host("bastion-01").address())), "{s}");
+    assert!(
+        s.contains(&format!(
+            "fsscan@{}:2222",
+            fleet.host("bastion-01").address()
+        )),
+        "{s}"
+    );
 }
 
 #[test]
 fn local_scan_needs_no_setup() {
     let dir = tempfile::tempdir().unwrap();
     let report_path = dir.path().join("local.yaml");
-    let out = run(&["scan", "--local", "--report", report_path.to_str().unwrap(), "-q"]);
+    let out = run(&[
+        "scan",
+        "--local",
+        "--report",
+        report_path.to_str().unwrap(),
+        "-q",
+    ]);
     let (_, r) = read_report(&report_path);
     // This machine runs no Kaspersky, but test hosts of tests running in
     // parallel are visible from here: their fake daemons (processes running
     // from /opt/kaspersky/...) are the only findings allowed.
     for f in r.hosts.iter().flat_map(|h| &h.findings) {
         assert!(
-            f.evidence.iter().all(|e| e.get("kind").map(String::as_str) == Some("process")),
+            f.evidence
+                .iter()
+                .all(|e| e.get("kind").map(String::as_str) == Some("process")),
             "unexpected local finding {f:?}"
         );
     }
@@ -350,7 +481,10 @@ fn local_scan_needs_no_setup() {
     assert_eq!(r.hosts.len(), 1);
     assert_eq!(r.hosts[0].outcome, "scanned");
     let os = r.hosts[0].os.as_ref().expect("os detected");
-    assert_eq!(os.get("family").cloned().flatten().as_deref(), Some("linux"));
+    assert_eq!(
+        os.get("family").cloned().flatten().as_deref(),
+        Some("linux")
+    );
 }
 
 #[test]
@@ -362,17 +496,28 @@ fn catalog_commands() {
     let out = run(&["catalog", "show", "kaspersky/kesl"]);
     assert_eq!(out.status.code(), Some(0));
     let s = text(&out.stdout);
-    assert!(s.contains("Kaspersky Endpoint Security for Linux") && s.contains("2024-09-29"), "{s}");
+    assert!(
+        s.contains("Kaspersky Endpoint Security for Linux") && s.contains("2024-09-29"),
+        "{s}"
+    );
 
     let out = run(&["catalog", "list"]);
     assert!(text(&out.stdout).contains("kaspersky/unknown"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    std::fs::write(&bad, "catalog: {name: x, version: \"1\"}\nvendors:\n  - id: v\n    nme: V\n").unwrap();
+    std::fs::write(
+        &bad,
+        "catalog: {name: x, version: \"1\"}\nvendors:\n  - id: v\n    nme: V\n",
+    )
+    .unwrap();
     let out = run(&["catalog", "check", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains(&format!("{}:4:5: unknown field `nme`", bad.display())), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&format!("{}:4:5: unknown field `nme`", bad.display())),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = run(&["catalog", "show", "kaspersky/nope"]);
     assert_eq!(out.status.code(), Some(2));

@@ -125,7 +125,11 @@ fn items(obs: &Observations) -> Vec<Item> {
         if !seen_proc.insert(value.clone()) {
             continue;
         }
-        let path = if argv0.starts_with('/') { Some(argv0) } else { exe };
+        let path = if argv0.starts_with('/') {
+            Some(argv0)
+        } else {
+            exe
+        };
         out.push(Item {
             keys,
             path,
@@ -171,7 +175,9 @@ fn items(obs: &Observations) -> Vec<Item> {
 }
 
 fn under(path: &str, root: &str) -> bool {
-    path.len() > root.len() && path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/')
+    path.len() > root.len()
+        && path.starts_with(root)
+        && path.as_bytes().get(root.len()) == Some(&b'/')
 }
 
 /// Signature OS sections that apply to a host of `family`.
@@ -181,18 +187,19 @@ fn applies(os: SigOs, family: &str) -> bool {
 
 fn rule_matches(rule: &Rule, item: &Item, family: &str) -> bool {
     rule.signatures.iter().any(|s| {
-        applies(s.os, family)
-            && item
-                .keys
-                .iter()
-                .any(|(k, v)| *k == s.kind && s.matches(v))
+        applies(s.os, family) && item.keys.iter().any(|(k, v)| *k == s.kind && s.matches(v))
     })
 }
 
 /// Matches one host's observations. `family` is the host's OS family
 /// (`linux`, `windows`, `macos`); `now` becomes `first_seen` of every finding
 /// (the state store replaces it with the real first sighting).
-pub fn match_host(catalog: &Catalog, obs: &Observations, family: &str, now: jiff::Timestamp) -> Vec<Finding> {
+pub fn match_host(
+    catalog: &Catalog,
+    obs: &Observations,
+    family: &str,
+    now: jiff::Timestamp,
+) -> Vec<Finding> {
     let items = items(obs);
     // rule index → item indexes
     let mut hits: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -201,11 +208,19 @@ pub fn match_host(catalog: &Catalog, obs: &Observations, family: &str, now: jiff
     let mut claimed_paths: Vec<(usize, String)> = Vec::new(); // (rule index, path)
 
     // Pass 1: specific products.
-    for (ri, rule) in catalog.rules.iter().enumerate().filter(|(_, r)| !r.fallback) {
+    for (ri, rule) in catalog
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !r.fallback)
+    {
         for (ii, item) in items.iter().enumerate() {
             if rule_matches(rule, item, family) {
                 hits.entry(ri).or_default().push(ii);
-                claimed.entry(rule.vendor_id.as_str()).or_default().insert(ii);
+                claimed
+                    .entry(rule.vendor_id.as_str())
+                    .or_default()
+                    .insert(ii);
                 if item.is_path_entry {
                     if let Some(p) = &item.path {
                         claimed_paths.push((ri, p.clone()));
@@ -227,7 +242,10 @@ pub fn match_host(catalog: &Catalog, obs: &Observations, family: &str, now: jiff
                 if !list.contains(&ii) {
                     list.push(ii);
                 }
-                claimed.entry(rule.vendor_id.as_str()).or_default().insert(ii);
+                claimed
+                    .entry(rule.vendor_id.as_str())
+                    .or_default()
+                    .insert(ii);
             }
         }
     }
@@ -264,7 +282,10 @@ pub fn match_host(catalog: &Catalog, obs: &Observations, family: &str, now: jiff
         .filter(|(_, v)| !v.is_empty())
         .map(|(ri, idxs)| {
             let rule = &catalog.rules[ri];
-            let state = if idxs.iter().any(|i| items[*i].state == FindingState::Installed) {
+            let state = if idxs
+                .iter()
+                .any(|i| items[*i].state == FindingState::Installed)
+            {
                 FindingState::Installed
             } else {
                 FindingState::Remnants
@@ -274,7 +295,8 @@ pub fn match_host(catalog: &Catalog, obs: &Observations, family: &str, now: jiff
                 .filter(|i| items[**i].state == FindingState::Installed)
                 .chain(idxs.iter())
                 .find_map(|i| items[*i].version.clone());
-            let mut evidence: Vec<Evidence> = idxs.iter().map(|i| items[*i].evidence.clone()).collect();
+            let mut evidence: Vec<Evidence> =
+                idxs.iter().map(|i| items[*i].evidence.clone()).collect();
             evidence.sort();
             evidence.dedup();
             Finding {

@@ -154,7 +154,14 @@ impl SigKind {
         match os {
             SigOs::Linux => matches!(
                 self,
-                Package | PackageVendor | Service | ServiceExec | Process | ProcessPath | KernelModule | Path
+                Package
+                    | PackageVendor
+                    | Service
+                    | ServiceExec
+                    | Process
+                    | ProcessPath
+                    | KernelModule
+                    | Path
             ),
             SigOs::Windows => matches!(
                 self,
@@ -412,7 +419,8 @@ impl Catalog {
         if text.trim().is_empty() {
             return Err(Diagnostic::whole_file(file, "the catalog is empty"));
         }
-        let raw: RawFile = serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, &e))?;
+        let raw: RawFile =
+            serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, &e))?;
         let cat_name = raw.catalog.name.value.clone();
         if !valid_id(&cat_name) {
             return Err(Diagnostic::at(
@@ -425,7 +433,9 @@ impl Catalog {
             return Err(Diagnostic::at(
                 file,
                 raw.catalog.name.referenced,
-                format!("a catalog named `{cat_name}` is already loaded: catalog names must be unique"),
+                format!(
+                    "a catalog named `{cat_name}` is already loaded: catalog names must be unique"
+                ),
             ));
         }
         let _ = raw.catalog.description;
@@ -496,9 +506,7 @@ impl Catalog {
         let all = roots.clone();
         roots.retain(|r| {
             !all.iter().any(|a| {
-                a != r
-                    && r.starts_with(&format!("{a}/"))
-                    && r[a.len()..].matches('/').count() <= 2
+                a != r && r.starts_with(&format!("{a}/")) && r[a.len()..].matches('/').count() <= 2
             })
         });
         roots
@@ -531,8 +539,15 @@ fn build_rule(
         )
     })?;
     let mut remediation = BTreeMap::new();
-    for r in [&defaults.remediation, &p.remediation].into_iter().flatten() {
-        for (os, text) in [("linux", &r.linux), ("windows", &r.windows), ("macos", &r.macos)] {
+    for r in [&defaults.remediation, &p.remediation]
+        .into_iter()
+        .flatten()
+    {
+        for (os, text) in [
+            ("linux", &r.linux),
+            ("windows", &r.windows),
+            ("macos", &r.macos),
+        ] {
             if let Some(t) = text {
                 remediation.insert(os.to_string(), t.trim().to_string());
             }
@@ -541,7 +556,10 @@ fn build_rule(
     let mut replaces = Vec::new();
     let mut replaces_text = Vec::new();
     for r in &p.replaces {
-        replaces.push(compile_glob(&r.value, false, false).map_err(|m| Diagnostic::at(file, r.referenced, m))?);
+        replaces.push(
+            compile_glob(&r.value, false, false)
+                .map_err(|m| Diagnostic::at(file, r.referenced, m))?,
+        );
         replaces_text.push(r.value.clone());
     }
     let mut signatures = Vec::new();
@@ -557,7 +575,11 @@ fn build_rule(
             let (kind, value) = match kinds.as_slice() {
                 [one] => *one,
                 [] => {
-                    let at = s.source.as_ref().map(|x| x.referenced).unwrap_or(p.id.referenced);
+                    let at = s
+                        .source
+                        .as_ref()
+                        .map(|x| x.referenced)
+                        .unwrap_or(p.id.referenced);
                     return Err(Diagnostic::at(
                         file,
                         at,
@@ -582,7 +604,11 @@ fn build_rule(
                 return Err(Diagnostic::at(
                     file,
                     value.referenced,
-                    format!("`{}` signatures are not supported under `{}`", kind.as_str(), os.as_str()),
+                    format!(
+                        "`{}` signatures are not supported under `{}`",
+                        kind.as_str(),
+                        os.as_str()
+                    ),
                 ));
             }
             let source = match &s.source {
@@ -592,15 +618,19 @@ fn build_rule(
                         file,
                         value.referenced,
                         format!(
-                            "signature `{}: {}` has no `source`: say where the identifier comes from",
-                            kind.as_str(),
-                            value.value
-                        ),
+                        "signature `{}: {}` has no `source`: say where the identifier comes from",
+                        kind.as_str(),
+                        value.value
+                    ),
                     ))
                 }
             };
             if value.value.trim().is_empty() {
-                return Err(Diagnostic::at(file, value.referenced, "empty signature value"));
+                return Err(Diagnostic::at(
+                    file,
+                    value.referenced,
+                    "empty signature value",
+                ));
             }
             let matcher = compile_glob(&value.value, kind.case_insensitive(os), kind.is_path())
                 .map_err(|m| Diagnostic::at(file, value.referenced, m))?;
@@ -624,7 +654,10 @@ fn build_rule(
         effective: p.effective.or(defaults.effective),
         deadline: p.deadline.or(defaults.deadline),
         grace_days: p.grace_days.or(defaults.grace_days).unwrap_or(30),
-        references: p.references.or_else(|| defaults.references.clone()).unwrap_or_default(),
+        references: p
+            .references
+            .or_else(|| defaults.references.clone())
+            .unwrap_or_default(),
         remediation,
         fallback: p.fallback,
         replaces,

@@ -3,11 +3,16 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/catalog").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/catalog")
+        .join(name)
 }
 
 fn load(name: &str) -> Result<Catalog, String> {
-    Catalog::load(&[fixture(name)]).map_err(|e| e.to_string().replace(&fixture("").display().to_string(), ""))
+    Catalog::load(&[fixture(name)]).map_err(|e| {
+        e.to_string()
+            .replace(&fixture("").display().to_string(), "")
+    })
 }
 
 /// blackbox_exporter style: each broken file and the exact start of its error.
@@ -31,7 +36,9 @@ fn invalid_catalogs_name_file_line_and_column() {
         match load(file) {
             Ok(_) => failures.push(format!("{file}: loaded, expected `{want}`")),
             Err(got) if got.starts_with(want) => {}
-            Err(got) => failures.push(format!("{file}:\n  want prefix: {want}\n  got:         {got}")),
+            Err(got) => failures.push(format!(
+                "{file}:\n  want prefix: {want}\n  got:         {got}"
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -45,7 +52,10 @@ fn test_catalog_loads_with_inheritance() {
     let av = c.rule("acme/av").unwrap();
     assert_eq!(av.policy, Policy::Ban);
     assert_eq!(av.deadline, Some(jiff::civil::date(2024, 9, 29)));
-    assert_eq!(av.remediation.get("linux").map(String::as_str), Some("apt-get purge acme-av"));
+    assert_eq!(
+        av.remediation.get("linux").map(String::as_str),
+        Some("apt-get purge acme-av")
+    );
     assert_eq!(av.signatures.len(), 5);
     let shield = c.rule("succ/shield").unwrap();
     assert_eq!(shield.policy, Policy::Watch);
@@ -57,30 +67,54 @@ fn test_catalog_loads_with_inheritance() {
 fn loading_the_same_catalog_twice_is_an_error() {
     let f = fixture("test-catalog.yaml");
     let err = Catalog::load(&[f.clone(), f]).unwrap_err().to_string();
-    assert!(err.contains("a catalog named `testcat` is already loaded"), "{err}");
+    assert!(
+        err.contains("a catalog named `testcat` is already loaded"),
+        "{err}"
+    );
 }
 
 #[test]
 fn builtin_catalog_is_valid_and_covers_every_os() {
     let c = Catalog::builtin().unwrap();
     let names: Vec<_> = c.catalogs.iter().map(|c| c.name.as_str()).collect();
-    assert!(names.contains(&"kaspersky") && names.contains(&"ultraav"), "{names:?}");
+    assert!(
+        names.contains(&"kaspersky") && names.contains(&"ultraav"),
+        "{names:?}"
+    );
     for os in [SigOs::Linux, SigOs::Windows, SigOs::Macos] {
-        let n = c.rules.iter().flat_map(|r| &r.signatures).filter(|s| s.os == os).count();
+        let n = c
+            .rules
+            .iter()
+            .flat_map(|r| &r.signatures)
+            .filter(|s| s.os == os)
+            .count();
         assert!(n >= 10, "{} has only {n} signatures", os.as_str());
     }
     for r in c.rules.iter().filter(|r| r.vendor_id == "kaspersky") {
         assert_eq!(r.policy, Policy::Ban, "{}", r.id);
-        assert_eq!(r.effective, Some(jiff::civil::date(2024, 7, 20)), "{}", r.id);
+        assert_eq!(
+            r.effective,
+            Some(jiff::civil::date(2024, 7, 20)),
+            "{}",
+            r.id
+        );
         assert_eq!(r.deadline, Some(jiff::civil::date(2024, 9, 29)), "{}", r.id);
         assert!(!r.references.is_empty(), "{} has no legal reference", r.id);
     }
-    let refs: String = c.rules.iter().flat_map(|r| &r.references).map(|r| format!("{r:?}")).collect();
+    let refs: String = c
+        .rules
+        .iter()
+        .flat_map(|r| &r.references)
+        .map(|r| format!("{r:?}"))
+        .collect();
     for needle in ["ICTS-2021-002", "17-01", "Covered List"] {
         assert!(refs.contains(needle), "no reference mentions {needle}");
     }
     assert!(c.rule("kaspersky/unknown").is_some_and(|r| r.fallback));
-    assert!(c.rules.iter().any(|r| r.policy == Policy::Watch && !r.replaces.is_empty()));
+    assert!(c
+        .rules
+        .iter()
+        .any(|r| r.policy == Policy::Watch && !r.replaces.is_empty()));
     let roots = c.linux_path_roots();
     for r in ["/opt/kaspersky", "/var/opt/kaspersky", "/etc/opt/kaspersky"] {
         assert!(roots.iter().any(|x| x == r), "{r} not probed: {roots:?}");

@@ -54,7 +54,10 @@ impl Limit {
             }
         }
         if include.is_empty() && exclude.is_empty() {
-            return Err("--limit is empty: give host names, globs like `web-*`, group names or `site=fra1`".into());
+            return Err(
+                "--limit is empty: give host names, globs like `web-*`, group names or `site=fra1`"
+                    .into(),
+            );
         }
         Ok(Limit { include, exclude })
     }
@@ -76,7 +79,8 @@ pub struct Shard {
 
 impl Shard {
     pub fn parse(text: &str) -> Result<Shard, String> {
-        let err = || format!("invalid --shard `{text}`: write it as I/N with 1 <= I <= N, e.g. 2/4");
+        let err =
+            || format!("invalid --shard `{text}`: write it as I/N with 1 <= I <= N, e.g. 2/4");
         let (i, n) = text.split_once('/').ok_or_else(err)?;
         let index: u32 = i.trim().parse().map_err(|_| err())?;
         let count: u32 = n.trim().parse().map_err(|_| err())?;

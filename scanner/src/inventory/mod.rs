@@ -229,7 +229,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from(d).map_err(|e| format!("invalid duration `{t}`: {e}"))
 }
 
-fn duration_of(file: &Path, v: &Option<Spanned<DurationText>>) -> Result<Option<Duration>, Diagnostic> {
+fn duration_of(
+    file: &Path,
+    v: &Option<Spanned<DurationText>>,
+) -> Result<Option<Duration>, Diagnostic> {
     match v {
         None => Ok(None),
         Some(s) => match &s.value {
@@ -278,13 +281,13 @@ impl Inventory {
         } else {
             serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?
         };
-        let ssh_config = match &opts.ssh_config {
-            Some(p) if p.exists() => Some(
-                ssh_config::load(p)
-                    .map_err(|e| Diagnostic::whole_file(p, format!("cannot read ssh config: {e}")))?,
-            ),
-            _ => None,
-        };
+        let ssh_config =
+            match &opts.ssh_config {
+                Some(p) if p.exists() => Some(ssh_config::load(p).map_err(|e| {
+                    Diagnostic::whole_file(p, format!("cannot read ssh config: {e}"))
+                })?),
+                _ => None,
+            };
         resolve(path, raw, ssh_config.as_ref())
     }
 
@@ -325,14 +328,22 @@ fn hostname() -> Option<String> {
 }
 
 /// Turns the raw file into resolved hosts.
-fn resolve(file: &Path, raw: RawInventory, ssh_config: Option<&SshConfig>) -> Result<Inventory, Diagnostic> {
+fn resolve(
+    file: &Path,
+    raw: RawInventory,
+    ssh_config: Option<&SshConfig>,
+) -> Result<Inventory, Diagnostic> {
     // Host entries by name, in file order; group-only names are appended.
     let mut order: Vec<String> = Vec::new();
     let mut entries: HashMap<String, RawHost> = HashMap::new();
     for h in raw.hosts {
         let name = h.name.value.trim().to_string();
         if name.is_empty() {
-            return Err(Diagnostic::at(file, h.name.referenced, "host name is empty"));
+            return Err(Diagnostic::at(
+                file,
+                h.name.referenced,
+                "host name is empty",
+            ));
         }
         if entries.contains_key(&name) {
             return Err(Diagnostic::at(
@@ -350,7 +361,11 @@ fn resolve(file: &Path, raw: RawInventory, ssh_config: Option<&SshConfig>) -> Re
         for h in &g.hosts {
             let name = h.value.trim().to_string();
             if name.is_empty() {
-                return Err(Diagnostic::at(file, h.referenced, format!("empty host name in group `{gname}`")));
+                return Err(Diagnostic::at(
+                    file,
+                    h.referenced,
+                    format!("empty host name in group `{gname}`"),
+                ));
             }
             if !entries.contains_key(&name) {
                 order.push(name.clone());
@@ -395,7 +410,9 @@ fn resolve(file: &Path, raw: RawInventory, ssh_config: Option<&SshConfig>) -> Re
     }
     let mut partial: Vec<Partial> = Vec::new();
     for name in &order {
-        let Some(entry) = entries.get(name) else { continue };
+        let Some(entry) = entries.get(name) else {
+            continue;
+        };
         let groups = member_of.get(name).cloned().unwrap_or_default();
         let mut vars = entry.vars();
         let mut labels = BTreeMap::new();
@@ -416,7 +433,12 @@ fn resolve(file: &Path, raw: RawInventory, ssh_config: Option<&SshConfig>) -> Re
             user: sc.user.clone(),
             port: sc.port,
             identity_file: (!sc.identity_files.is_empty()).then(|| {
-                OneOrMany::Many(sc.identity_files.iter().map(|p| p.display().to_string()).collect())
+                OneOrMany::Many(
+                    sc.identity_files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect(),
+                )
             }),
             ..RawVars::default()
         };
@@ -489,8 +511,13 @@ fn resolve(file: &Path, raw: RawInventory, ssh_config: Option<&SshConfig>) -> Re
     let mut hosts = Vec::with_capacity(partial.len());
     for mut p in partial {
         if let Some(j) = &p.jump {
-            let specs = ssh_config::parse_jump_spec(&j.value)
-                .map_err(|m| Diagnostic::at(file, j.referenced, format!("invalid jump `{}`: {m}", j.value)))?;
+            let specs = ssh_config::parse_jump_spec(&j.value).map_err(|m| {
+                Diagnostic::at(
+                    file,
+                    j.referenced,
+                    format!("invalid jump `{}`: {m}", j.value),
+                )
+            })?;
             for spec in specs {
                 let hop = if let Some(ep) = by_name.get(&spec.host) {
                     if spec.host == p.host.name {

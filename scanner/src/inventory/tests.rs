@@ -3,7 +3,9 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inventory").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/inventory")
+        .join(name)
 }
 
 fn load(name: &str) -> Result<Inventory, String> {
@@ -18,13 +20,19 @@ fn load(name: &str) -> Result<Inventory, String> {
 fn resolves_defaults_groups_and_hosts() {
     let inv = load("valid-full.yaml").unwrap();
     let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["web-01", "db-01", "bastion-01", "legacy-01", "db-02"]);
+    assert_eq!(
+        names,
+        ["web-01", "db-01", "bastion-01", "legacy-01", "db-02"]
+    );
 
     let web = &inv.hosts[0];
     assert_eq!(web.address(), "10.0.0.5");
     assert_eq!(web.ssh.endpoint.user, "scanner");
     assert_eq!(web.ssh.endpoint.port, 22);
-    assert_eq!(web.ssh.endpoint.identity_files, [PathBuf::from("/keys/id_ed25519")]);
+    assert_eq!(
+        web.ssh.endpoint.identity_files,
+        [PathBuf::from("/keys/id_ed25519")]
+    );
     assert_eq!(web.labels.get("env").map(String::as_str), Some("prod"));
     assert_eq!(web.connect_timeout, Some(Duration::from_secs(5)));
     assert_eq!(web.host_timeout, Some(Duration::from_secs(120)));
@@ -33,15 +41,25 @@ fn resolves_defaults_groups_and_hosts() {
     assert_eq!(db.address(), "db-01", "address defaults to the name");
     assert_eq!(db.ssh.endpoint.port, 2200);
     assert_eq!(db.ssh.endpoint.user, "dbscan", "group vars beat defaults");
-    assert_eq!(db.labels.get("tier").map(String::as_str), Some("primary"), "host labels beat group labels");
+    assert_eq!(
+        db.labels.get("tier").map(String::as_str),
+        Some("primary"),
+        "host labels beat group labels"
+    );
     assert_eq!(db.groups, ["dbs", "prod"]);
     assert_eq!(db.ssh.jumps.len(), 1);
-    assert_eq!(db.ssh.jumps[0].address, "192.0.2.10", "a jump naming an inventory host uses its address");
+    assert_eq!(
+        db.ssh.jumps[0].address, "192.0.2.10",
+        "a jump naming an inventory host uses its address"
+    );
     assert_eq!(db.ssh.jumps[0].user, "jump");
 
     let legacy = &inv.hosts[3];
     assert!(legacy.sudo);
-    assert_eq!(legacy.passphrase, Passphrase::Env("FLEETSWEEP_KEY_PASSPHRASE".into()));
+    assert_eq!(
+        legacy.passphrase,
+        Passphrase::Env("FLEETSWEEP_KEY_PASSPHRASE".into())
+    );
     let hops: Vec<_> = legacy
         .ssh
         .jumps
@@ -52,7 +70,10 @@ fn resolves_defaults_groups_and_hosts() {
 
     let db2 = &inv.hosts[4];
     assert_eq!(db2.groups, ["dbs"], "a group-only name becomes a host");
-    assert_eq!(inv.known_hosts_files, [PathBuf::from("/etc/fleetsweep/known_hosts")]);
+    assert_eq!(
+        inv.known_hosts_files,
+        [PathBuf::from("/etc/fleetsweep/known_hosts")]
+    );
 }
 
 #[test]
@@ -72,7 +93,9 @@ fn invalid_inventories_name_file_line_and_column() {
         match load(file) {
             Ok(_) => failures.push(format!("{file}: loaded, expected error `{want}`")),
             Err(got) if got.starts_with(want) => {}
-            Err(got) => failures.push(format!("{file}:\n  want prefix: {want}\n  got:         {got}")),
+            Err(got) => failures.push(format!(
+                "{file}:\n  want prefix: {want}\n  got:         {got}"
+            )),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -83,7 +106,11 @@ fn limit_and_shard_select_hosts() {
     let inv = load("valid-full.yaml").unwrap();
     let pick = |expr: &str| -> Vec<String> {
         let l = limit::Limit::parse(expr).unwrap();
-        inv.hosts.iter().filter(|h| l.matches(h)).map(|h| h.name.clone()).collect()
+        inv.hosts
+            .iter()
+            .filter(|h| l.matches(h))
+            .map(|h| h.name.clone())
+            .collect()
     };
     assert_eq!(pick("web-*"), ["web-01"]);
     assert_eq!(pick("dbs"), ["db-01", "db-02"]);
@@ -91,9 +118,16 @@ fn limit_and_shard_select_hosts() {
     assert_eq!(pick("prod,!db-01"), ["web-01"]);
     assert!(limit::Limit::parse(" , ").is_err());
 
-    let shards: Vec<_> = (1..=3).map(|i| limit::Shard::parse(&format!("{i}/3")).unwrap()).collect();
+    let shards: Vec<_> = (1..=3)
+        .map(|i| limit::Shard::parse(&format!("{i}/3")).unwrap())
+        .collect();
     for h in &inv.hosts {
-        assert_eq!(shards.iter().filter(|s| s.contains(&h.name)).count(), 1, "{} in exactly one shard", h.name);
+        assert_eq!(
+            shards.iter().filter(|s| s.contains(&h.name)).count(),
+            1,
+            "{} in exactly one shard",
+            h.name
+        );
     }
     assert!(limit::Shard::parse("0/3").is_err());
     assert!(limit::Shard::parse("4/3").is_err());

@@ -227,7 +227,9 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         command = format!("sudo -n {command}");
     }
     let stdin = linux::stdin_for(&nonce, &ctx.path_roots);
-    let out = session.exec(&command, &stdin, ctx.settings.output_limit).await;
+    let out = session
+        .exec(&command, &stdin, ctx.settings.output_limit)
+        .await;
     session.close().await;
     let out = out?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -241,7 +243,9 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         } else {
             format!(
                 "the probe script produced no output (exit status {}): {why}",
-                out.exit_status.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+                out.exit_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into())
             )
         };
         return Err(TransportError::Failed(msg));
@@ -271,7 +275,12 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
 
 /// The host's error output, condensed to one bounded line for the report.
 fn first_line(s: &str) -> String {
-    let lines: Vec<&str> = s.lines().map(str::trim).filter(|l| !l.is_empty()).take(3).collect();
+    let lines: Vec<&str> = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(3)
+        .collect();
     if lines.is_empty() {
         return "no error output".into();
     }

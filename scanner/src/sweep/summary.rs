@@ -56,13 +56,25 @@ pub fn render(report: &Report) -> String {
             report.sweep.interrupted_by.as_deref().unwrap_or("a signal")
         );
     }
-    let with_findings: Vec<&HostReport> = report.hosts.iter().filter(|h| !h.findings.is_empty()).collect();
+    let with_findings: Vec<&HostReport> = report
+        .hosts
+        .iter()
+        .filter(|h| !h.findings.is_empty())
+        .collect();
     if !with_findings.is_empty() {
         let _ = writeln!(out, "\nFindings:");
-        let w = with_findings.iter().map(|h| h.name.chars().count()).max().unwrap_or(4);
+        let w = with_findings
+            .iter()
+            .map(|h| h.name.chars().count())
+            .max()
+            .unwrap_or(4);
         for h in &with_findings {
             for f in &h.findings {
-                let version = f.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+                let version = f
+                    .version
+                    .as_deref()
+                    .map(|v| format!(" {v}"))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
                     "  {:w$}  {:9}  {:6}  {:5}  {}{}",
@@ -80,10 +92,18 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
-    let failed: Vec<&HostReport> = report.hosts.iter().filter(|h| h.outcome != Outcome::Scanned).collect();
+    let failed: Vec<&HostReport> = report
+        .hosts
+        .iter()
+        .filter(|h| h.outcome != Outcome::Scanned)
+        .collect();
     if !failed.is_empty() {
         let _ = writeln!(out, "\nNot scanned (never counted as clean):");
-        let w = failed.iter().map(|h| h.name.chars().count()).max().unwrap_or(4);
+        let w = failed
+            .iter()
+            .map(|h| h.name.chars().count())
+            .max()
+            .unwrap_or(4);
         for h in failed {
             let _ = writeln!(
                 out,
@@ -95,7 +115,11 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    let warned: Vec<&HostReport> = report.hosts.iter().filter(|h| !h.warnings.is_empty()).collect();
+    let warned: Vec<&HostReport> = report
+        .hosts
+        .iter()
+        .filter(|h| !h.warnings.is_empty())
+        .collect();
     if !warned.is_empty() {
         let _ = writeln!(out, "\nWarnings (scanned, but some evidence is missing):");
         for h in warned {
@@ -132,9 +156,14 @@ impl crate::sweep::Progress for Bar {
     fn host_done(&self, r: &HostReport) {
         self.0.inc(1);
         if r.outcome != Outcome::Scanned {
-            self.0.set_message(format!("last failure: {} {}", term_safe(&r.name), r.outcome));
+            self.0.set_message(format!(
+                "last failure: {} {}",
+                term_safe(&r.name),
+                r.outcome
+            ));
         } else if !r.findings.is_empty() {
-            self.0.set_message(format!("last finding: {}", term_safe(&r.name)));
+            self.0
+                .set_message(format!("last finding: {}", term_safe(&r.name)));
         }
     }
 }

@@ -56,7 +56,10 @@ impl LocalSession {
 }
 
 /// Reads a stream to its end, keeping at most `limit` bytes.
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(r: Option<R>, limit: usize) -> (Vec<u8>, bool) {
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
+    r: Option<R>,
+    limit: usize,
+) -> (Vec<u8>, bool) {
     let Some(mut r) = r else {
         return (Vec::new(), false);
     };

@@ -69,7 +69,14 @@ fn main() -> Result<()> {
             let n = stop_detached(&dir)?;
             eprintln!("stopped {n} test hosts");
         }
-        Cmd::Up { dir, subnet, demo, generated, kaspersky_every, detach } => {
+        Cmd::Up {
+            dir,
+            subnet,
+            demo,
+            generated,
+            kaspersky_every,
+            detach,
+        } => {
             let hosts = match (demo, generated) {
                 (_, Some(n)) => (0..n)
                     .map(|i| {

@@ -6,7 +6,8 @@ use super::*;
 use crate::probes::{Package, PackageManager, PathEntry, PathKind, Process, Service};
 
 fn catalog() -> Catalog {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/catalog/test-catalog.yaml");
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/catalog/test-catalog.yaml");
     Catalog::load(&[p]).unwrap()
 }
 
@@ -44,20 +45,39 @@ fn dir(p: &str) -> PathEntry {
 
 fn summary(f: &[Finding]) -> Vec<String> {
     f.iter()
-        .map(|f| format!("{} {:?} [{}]", f.rule, f.state, f.evidence.iter().map(|e| e.value.as_str()).collect::<Vec<_>>().join("; ")))
+        .map(|f| {
+            format!(
+                "{} {:?} [{}]",
+                f.rule,
+                f.state,
+                f.evidence
+                    .iter()
+                    .map(|e| e.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
         .collect()
 }
 
 #[test]
 fn installed_product_claims_its_processes_and_paths() {
     let obs = Observations {
-        packages: vec![pkg("acme-av", PackageState::Installed, Some("Acme Corp <x@acme>"))],
+        packages: vec![pkg(
+            "acme-av",
+            PackageState::Installed,
+            Some("Acme Corp <x@acme>"),
+        )],
         processes: vec![
             proc_("acmed", "/opt/acme/av/bin/acmed --daemon"),
             // Not in any list, but runs from the product's install root.
             proc_("watchdog", "/opt/acme/av/libexec/watchdog"),
         ],
-        paths: vec![dir("/opt/acme"), dir("/opt/acme/av"), dir("/opt/acme/av/bin")],
+        paths: vec![
+            dir("/opt/acme"),
+            dir("/opt/acme/av"),
+            dir("/opt/acme/av/bin"),
+        ],
         ..Default::default()
     };
     let f = match_host(&catalog(), &obs, "linux", now());
@@ -75,11 +95,17 @@ fn installed_product_claims_its_processes_and_paths() {
 #[test]
 fn removed_package_with_config_files_is_a_remnant() {
     let obs = Observations {
-        packages: vec![pkg("acme-av", PackageState::ConfigFiles, None), pkg("acme-agent", PackageState::NotInstalled, None)],
+        packages: vec![
+            pkg("acme-av", PackageState::ConfigFiles, None),
+            pkg("acme-agent", PackageState::NotInstalled, None),
+        ],
         ..Default::default()
     };
     let f = match_host(&catalog(), &obs, "linux", now());
-    assert_eq!(summary(&f), ["acme/av Remnants [acme-av 1.2-3 (removed, config files remain)]"]);
+    assert_eq!(
+        summary(&f),
+        ["acme/av Remnants [acme-av 1.2-3 (removed, config files remain)]"]
+    );
 }
 
 #[test]
@@ -91,17 +117,33 @@ fn stopped_service_unit_is_a_remnant_running_one_is_installed() {
         path: Some("/etc/systemd/system/acme-avd.service".into()),
         exec: Some("/opt/acme/av/sbin/acme-avd".into()),
     };
-    let obs = Observations { services: vec![svc.clone()], ..Default::default() };
-    assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Remnants [acme-avd.service (unit file; systemd not running)]"]);
+    let obs = Observations {
+        services: vec![svc.clone()],
+        ..Default::default()
+    };
+    assert_eq!(
+        summary(&match_host(&catalog(), &obs, "linux", now())),
+        ["acme/av Remnants [acme-avd.service (unit file; systemd not running)]"]
+    );
     svc.active = Some(true);
-    let obs = Observations { services: vec![svc], ..Default::default() };
-    assert_eq!(summary(&match_host(&catalog(), &obs, "linux", now())), ["acme/av Installed [acme-avd.service (running)]"]);
+    let obs = Observations {
+        services: vec![svc],
+        ..Default::default()
+    };
+    assert_eq!(
+        summary(&match_host(&catalog(), &obs, "linux", now())),
+        ["acme/av Installed [acme-avd.service (running)]"]
+    );
 }
 
 #[test]
 fn unknown_product_of_the_vendor_is_caught_by_vendor_traits() {
     let obs = Observations {
-        packages: vec![pkg("acme-newthing", PackageState::Installed, Some("Acme Corp <pkg@acme.example>"))],
+        packages: vec![pkg(
+            "acme-newthing",
+            PackageState::Installed,
+            Some("Acme Corp <pkg@acme.example>"),
+        )],
         processes: vec![proc_("newthingd", "/opt/acme/newthing/bin/newthingd")],
         paths: vec![dir("/opt/acme"), dir("/opt/acme/newthing")],
         ..Default::default()
@@ -116,7 +158,11 @@ fn unknown_product_of_the_vendor_is_caught_by_vendor_traits() {
 #[test]
 fn known_product_does_not_also_show_up_as_unknown() {
     let obs = Observations {
-        packages: vec![pkg("acme-agent", PackageState::Installed, Some("Acme Corp <pkg@acme.example>"))],
+        packages: vec![pkg(
+            "acme-agent",
+            PackageState::Installed,
+            Some("Acme Corp <pkg@acme.example>"),
+        )],
         services: vec![Service {
             name: "acme-agentd".into(),
             unit_state: Some("enabled".into()),
@@ -142,12 +188,19 @@ fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
         ..Default::default()
     };
     let f = match_host(&catalog(), &obs, "linux", now());
-    assert_eq!(summary(&f), ["acme/av Installed [acme-av 1.2-3; /opt/acme/av]"]);
+    assert_eq!(
+        summary(&f),
+        ["acme/av Installed [acme-av 1.2-3; /opt/acme/av]"]
+    );
     // A second, unknown product with a stronger trait is still reported.
     let obs = Observations {
         packages: vec![
             pkg("acme-av", PackageState::Installed, None),
-            pkg("acme-other", PackageState::Installed, Some("Acme Corp <x@acme>")),
+            pkg(
+                "acme-other",
+                PackageState::Installed,
+                Some("Acme Corp <x@acme>"),
+            ),
         ],
         paths: vec![dir("/opt/acme/av"), dir("/opt/acme/other")],
         ..Default::default()
@@ -155,7 +208,10 @@ fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
     let f = match_host(&catalog(), &obs, "linux", now());
     assert_eq!(
         summary(&f),
-        ["acme/av Installed [acme-av 1.2-3; /opt/acme/av]", "acme/unknown Installed [acme-other 1.2-3]"]
+        [
+            "acme/av Installed [acme-av 1.2-3; /opt/acme/av]",
+            "acme/unknown Installed [acme-other 1.2-3]"
+        ]
     );
 }
 
@@ -163,10 +219,17 @@ fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
 fn look_alikes_stay_clean() {
     let obs = Observations {
         packages: vec![
-            pkg("acme-av-docs", PackageState::Installed, Some("Debian QA <qa@debian.org>")),
+            pkg(
+                "acme-av-docs",
+                PackageState::Installed,
+                Some("Debian QA <qa@debian.org>"),
+            ),
             pkg("xacme-av", PackageState::Installed, None),
         ],
-        processes: vec![proc_("acmed-exporter", "/usr/local/bin/acmed-exporter"), proc_("acmed", "")],
+        processes: vec![
+            proc_("acmed-exporter", "/usr/local/bin/acmed-exporter"),
+            proc_("acmed", ""),
+        ],
         services: vec![Service {
             name: "acme-avd-monitor".into(),
             unit_state: Some("enabled".into()),
@@ -185,18 +248,27 @@ fn look_alikes_stay_clean() {
 #[test]
 fn successor_marks_remnants_replaced() {
     let obs = Observations {
-        packages: vec![pkg("acme-av", PackageState::ConfigFiles, None), pkg("shield", PackageState::Installed, None)],
+        packages: vec![
+            pkg("acme-av", PackageState::ConfigFiles, None),
+            pkg("shield", PackageState::Installed, None),
+        ],
         ..Default::default()
     };
     let f = match_host(&catalog(), &obs, "linux", now());
     assert_eq!(
         summary(&f),
-        ["acme/av Replaced [acme-av 1.2-3 (removed, config files remain)]", "succ/shield Installed [shield 1.2-3]"]
+        [
+            "acme/av Replaced [acme-av 1.2-3 (removed, config files remain)]",
+            "succ/shield Installed [shield 1.2-3]"
+        ]
     );
     assert_eq!(f[1].policy, Policy::Watch);
     // An installed product is not "replaced" even if the successor is there too.
     let obs = Observations {
-        packages: vec![pkg("acme-av", PackageState::Installed, None), pkg("shield", PackageState::Installed, None)],
+        packages: vec![
+            pkg("acme-av", PackageState::Installed, None),
+            pkg("shield", PackageState::Installed, None),
+        ],
         ..Default::default()
     };
     let f = match_host(&catalog(), &obs, "linux", now());

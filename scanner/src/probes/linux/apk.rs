@@ -118,7 +118,7 @@ fn split_name_version(word: &str) -> Option<(&str, &str)> {
         .char_indices()
         .filter(|&(i, c)| c == '-' && base[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
         .map(|(i, _)| i)
-        .last()?;
+        .next_back()?;
     let (name, version) = (&word[..cut], &word[cut + 1..]);
     (!name.is_empty() && !version.is_empty()).then_some((name, version))
 }

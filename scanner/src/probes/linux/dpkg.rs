@@ -185,6 +185,7 @@ fn long_state(s: &str) -> Option<PackageState> {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table-driven tests
 mod tests {
     use super::*;
     use PackageState::*;

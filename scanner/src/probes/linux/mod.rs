@@ -142,6 +142,7 @@ fn status_warning(s: &Section<'_>) -> Option<ProbeWarning> {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table-driven tests
 mod tests {
     use super::*;
     use crate::probes::{PackageManager, PackageState, PathKind};
@@ -364,7 +365,7 @@ mod tests {
                 "modules",
                 "paths",
             ] {
-                out.push_str(&section(name, &text, (round % 3) as i32));
+                out.push_str(&section(name, &text, round % 3));
             }
             let _ = parse(&out, N);
             let _ = parse(&text, N);

@@ -95,6 +95,7 @@ fn truncated(section: &str) -> ProbeWarning {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // table-driven tests
 mod tests {
     use super::*;
 
