@@ -107,11 +107,24 @@ fn normalize(yaml: &str, fleet_dir: &Path) -> String {
             | "scanner_version" => {
                 format!("{indent}{key}: <{key}>")
             }
-            _ => line.replace(&fleet_dir.display().to_string(), "<fleet>"),
+            _ => mask_fingerprints(&line.replace(&fleet_dir.display().to_string(), "<fleet>")),
         };
         out.push(masked);
     }
     out.join("\n") + "\n"
+}
+
+/// Host keys are generated per run: `SHA256:<base64>` → `SHA256:<fingerprint>`.
+fn mask_fingerprints(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("SHA256:") {
+        out.push_str(&rest[..i + 7]);
+        out.push_str("<fingerprint>");
+        rest = rest[i + 7..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/');
+    }
+    out.push_str(rest);
+    out
 }
 
 fn golden(name: &str) -> PathBuf {
