@@ -121,7 +121,8 @@ fn mask_fingerprints(line: &str) -> String {
     while let Some(i) = rest.find("SHA256:") {
         out.push_str(&rest[..i + 7]);
         out.push_str("<fingerprint>");
-        rest = rest[i + 7..].trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/');
+        rest = rest[i + 7..]
+            .trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '+' || c == '/');
     }
     out.push_str(rest);
     out

@@ -142,3 +142,52 @@ fn durations() {
     assert!(parse_duration("-5s").is_err());
     assert!(parse_duration("soon").is_err());
 }
+
+#[test]
+fn shipped_example_inventory_loads() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/inventory.example.yaml");
+    let inv = Inventory::load(&p, &LoadOptions::default()).unwrap();
+    let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["web-01", "web-02", "db-01", "build-runner"]);
+    assert_eq!(inv.hosts[0].ssh.jumps[0].address, "bastion.example.net");
+    assert!(inv.hosts[2].sudo);
+    assert_eq!(inv.hosts[3].transport, TransportKind::Local);
+}
+
+#[test]
+fn ssh_config_fills_what_the_inventory_leaves_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config");
+    std::fs::write(
+        &cfg,
+        "Host web-*\n  User webops\n  Port 2200\n  ProxyJump jump@gw.example.net:2022\nHost db-01\n  HostName 10.9.9.9\n",
+    )
+    .unwrap();
+    let inv_path = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv_path,
+        "defaults: {user: scanner}\nhosts:\n  - name: web-01\n  - name: db-01\n    user: dba\n",
+    )
+    .unwrap();
+    let inv = Inventory::load(
+        &inv_path,
+        &LoadOptions {
+            ssh_config: Some(cfg),
+        },
+    )
+    .unwrap();
+    let web = &inv.hosts[0];
+    assert_eq!(
+        web.ssh.endpoint.user, "webops",
+        "ssh_config beats inventory defaults"
+    );
+    assert_eq!(web.ssh.endpoint.port, 2200);
+    assert_eq!(web.ssh.jumps[0].address, "gw.example.net");
+    assert_eq!(web.ssh.jumps[0].port, 2022);
+    let db = &inv.hosts[1];
+    assert_eq!(db.address(), "10.9.9.9", "HostName from ssh_config");
+    assert_eq!(
+        db.ssh.endpoint.user, "dba",
+        "the host entry beats ssh_config"
+    );
+}

@@ -1,0 +1,113 @@
+//! Host output is untrusted: whatever a host puts in a package name, version or
+//! command line must come back out of the YAML report unchanged, without adding
+//! keys, documents or lines of its own.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use fleetsweep_exporters::yaml::{from_yaml, to_yaml};
+use fleetsweep_exporters::*;
+
+fn report_with(value: &str) -> Report {
+    let mut r = Report {
+        report_version: REPORT_VERSION,
+        sweep: SweepInfo {
+            id: "s".into(),
+            started: "2026-11-22T06:00:00Z".parse().unwrap(),
+            finished: "2026-11-22T06:00:01Z".parse().unwrap(),
+            scanner_version: "0.1.0".into(),
+            catalogs: vec![],
+            shard: None,
+            complete: true,
+            interrupted_by: None,
+        },
+        summary: Summary::default(),
+        hosts: vec![HostReport {
+            name: "h".into(),
+            address: value.into(),
+            labels: BTreeMap::from([("site".to_string(), value.to_string())]),
+            outcome: Outcome::Scanned,
+            error: Some(value.into()),
+            os: None,
+            duration_seconds: 0.5,
+            warnings: vec![value.into()],
+            findings: vec![Finding {
+                rule: "kaspersky/kesl".into(),
+                vendor: "Kaspersky".into(),
+                product: "Kaspersky Endpoint Security for Linux".into(),
+                policy: Policy::Ban,
+                state: FindingState::Installed,
+                status: Status::New,
+                version: Some(value.into()),
+                first_seen: "2026-11-22T06:00:00Z".parse().unwrap(),
+                effective: None,
+                deadline: None,
+                evidence: vec![Evidence {
+                    kind: "process".into(),
+                    source: None,
+                    value: value.into(),
+                }],
+                remediation: None,
+            }],
+        }],
+    };
+    r.normalize();
+    r
+}
+
+#[test]
+fn hostile_strings_round_trip_unchanged() {
+    let hostile = [
+        "kesl\nhosts: []\n---\nreport_version: 2",
+        "a: b # not a comment",
+        "\u{1b}[2J\u{7}bell and escape",
+        "'single' \"double\" `back` \\ backslash",
+        "- leading dash",
+        "&anchor *alias !tag %directive @at",
+        "null",
+        "2024-09-29",
+        "0x1F",
+        "  spaces  ",
+        "",
+        "Kaspersky Endpoint Security для Windows",
+        "\u{0}nul and \u{feff}bom",
+    ];
+    for value in hostile {
+        let r = report_with(value);
+        let yaml = to_yaml(&r).unwrap();
+        let back = from_yaml(&yaml).unwrap_or_else(|e| panic!("{value:?}: {e}\n{yaml}"));
+        assert_eq!(back, r, "{value:?} did not round-trip:\n{yaml}");
+        // Equality above proves no key or document was injected: a multi-line
+        // value stays one scalar (quoted or a block scalar).
+        let top_level = yaml
+            .lines()
+            .filter(|l| l.starts_with("report_version:") || l.starts_with("---"))
+            .count();
+        assert_eq!(
+            top_level, 1,
+            "{value:?} added a top-level key or document:\n{yaml}"
+        );
+        assert!(
+            !yaml.contains('\u{1b}'),
+            "raw escape character in the report"
+        );
+    }
+}
+
+#[test]
+fn summary_counts_outcomes_and_statuses() {
+    let mut r = report_with("x");
+    let mut failed = r.hosts[0].clone();
+    failed.name = "down".into();
+    failed.outcome = Outcome::Unreachable;
+    failed.findings.clear();
+    r.hosts.push(failed);
+    r.normalize();
+    assert_eq!(r.summary.hosts.total, 2);
+    assert_eq!(r.summary.hosts.affected, 1);
+    assert_eq!(r.summary.hosts.unreachable, 1);
+    assert_eq!(r.summary.findings.new, 1);
+    assert!(r.has_open_ban());
+    assert!(r.has_unscanned());
+    assert_eq!(r.hosts[0].name, "down", "hosts sorted by name");
+}
