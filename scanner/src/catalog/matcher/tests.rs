@@ -283,3 +283,97 @@ fn signatures_of_other_os_families_do_not_apply() {
     };
     assert!(match_host(&catalog(), &obs, "windows", now()).is_empty());
 }
+
+/// The shipped catalog: real products are found by name or by vendor traits,
+/// look-alikes of other vendors stay clean.
+#[test]
+fn shipped_catalog_known_unknown_and_look_alikes() {
+    let cat = Catalog::builtin().unwrap();
+    let run = |obs: Observations| summary(&match_host(&cat, &obs, "linux", now()));
+    let mut rpm = pkg("klnagent64", PackageState::Installed, None);
+    rpm.manager = PackageManager::Rpm;
+    rpm.vendor = Some("AO Kaspersky Lab".into());
+    assert_eq!(
+        run(Observations {
+            packages: vec![pkg("kesl", PackageState::Installed, None), rpm],
+            ..Default::default()
+        }),
+        [
+            "kaspersky/kesl Installed [kesl 1.2-3]",
+            "kaspersky/klnagent Installed [klnagent64 1.2-3]"
+        ]
+    );
+    // A Kaspersky product in no list, seen only through vendor traits.
+    for obs in [
+        Observations {
+            packages: vec![pkg(
+                "kwts",
+                PackageState::Installed,
+                Some("AO Kaspersky Lab <support@kaspersky.com>"),
+            )],
+            ..Default::default()
+        },
+        Observations {
+            processes: vec![proc_("ksmgd", "/opt/kaspersky/ksmg/bin/ksmgd --foreground")],
+            ..Default::default()
+        },
+        Observations {
+            paths: vec![dir("/opt/kaspersky/ksmg")],
+            ..Default::default()
+        },
+        Observations {
+            services: vec![Service {
+                name: "kwts-control".into(),
+                unit_state: Some("enabled".into()),
+                active: Some(true),
+                path: None,
+                exec: Some("/opt/kaspersky/kwts/bin/kwts".into()),
+            }],
+            ..Default::default()
+        },
+    ] {
+        let f = run(obs);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].starts_with("kaspersky/unknown "), "{f:?}");
+    }
+    // Look-alikes: other vendors' software with Kaspersky-ish names.
+    let look_alikes = Observations {
+        packages: vec![
+            pkg(
+                "kesl-exporter",
+                PackageState::Installed,
+                Some("Prometheus Community <x@example.org>"),
+            ),
+            pkg(
+                "kaspersky-removal-notes",
+                PackageState::Installed,
+                Some("Debian QA Group <packages@qa.debian.org>"),
+            ),
+            pkg(
+                "python3-kasperskyapi",
+                PackageState::Installed,
+                Some("Jane Doe <jane@example.org>"),
+            ),
+            pkg("klnagent-monitor", PackageState::Installed, None),
+            pkg(
+                "check-mk-agent",
+                PackageState::Installed,
+                Some("Checkmk <feedback@checkmk.com>"),
+            ),
+        ],
+        processes: vec![
+            proc_("kesl-exporter", "/usr/local/bin/kesl-exporter"),
+            proc_("avp-proxy", "/usr/bin/avp-proxy"),
+        ],
+        services: vec![Service {
+            name: "klnagent-monitor".into(),
+            unit_state: Some("enabled".into()),
+            active: Some(true),
+            path: None,
+            exec: Some("/usr/local/bin/klnagent-monitor".into()),
+        }],
+        paths: vec![dir("/opt/kasperskyish-tools"), dir("/opt/kaspersky-notes")],
+        ..Default::default()
+    };
+    assert_eq!(run(look_alikes), Vec::<String>::new());
+}
