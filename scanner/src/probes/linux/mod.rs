@@ -67,7 +67,7 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             "rpm" => parse_rpm(s.body),
             "apk" => parse_apk(s.body),
             "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
-            | "ps" | "modules" | "paths" => continue,
+            | "proc-cmdline" | "proc-exe" | "ps" | "modules" | "paths" => continue,
             other => {
                 obs.warnings
                     .push(warning(other, "unknown section ignored".to_string()));
@@ -93,7 +93,15 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
     obs.warnings.extend(warnings);
 
     let (processes, warnings) = match (split.get("processes"), split.get("ps")) {
-        (Some(s), _) => parse_processes(s.body),
+        (Some(s), _) => {
+            let (mut procs, w) = parse_processes(s.body);
+            processes::merge_batches(
+                &mut procs,
+                split.get("proc-cmdline").map(|s| s.body),
+                split.get("proc-exe").map(|s| s.body),
+            );
+            (procs, w)
+        }
         (None, Some(s)) => parse_ps(s.body),
         (None, None) => (Vec::new(), Vec::new()),
     };

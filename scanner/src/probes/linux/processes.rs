@@ -6,6 +6,14 @@
 //! `exe` is empty where `/proc/PID/exe` is unreadable (other users' processes
 //! without root, kernel threads).
 //!
+//! The loop that writes `processes` forks nothing per process (the shell's
+//! `read` builtin reads `comm`); command lines and executables come in two
+//! batch sections, one command each, merged here by pid:
+//! `proc-cmdline` is `head -v -c 4096 -- [0-9]*/cmdline | tr '\0\t' '  '` run in
+//! `/proc` (`==> PID/cmdline <==` headers), `proc-exe` is `ls -l -- [0-9]*/exe`
+//! (`... PID/exe -> /usr/bin/sleep`). Forking three commands per process cost
+//! about 4 ms of host CPU per process (1.6 s on a host with 300 processes).
+//!
 //! `ps` section (no usable `/proc`): `ps -eo pid=,comm=,args=`, whitespace-aligned;
 //! a process name with a space in it is then cut at the space (best effort).
 
@@ -198,5 +206,119 @@ mod tests {
         assert!(procs.is_empty());
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].message.starts_with("3 lines"), "{warnings:?}");
+    }
+}
+
+/// Parses the `proc-cmdline` section into (pid, command line) pairs. Total.
+pub fn parse_proc_cmdlines(body: &str) -> Vec<(u32, String)> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    let mut current: Option<usize> = None;
+    for line in body.lines() {
+        if let Some(name) = line
+            .strip_prefix("==> ")
+            .and_then(|l| l.strip_suffix(" <=="))
+        {
+            current = name
+                .strip_suffix("/cmdline")
+                .and_then(|p| p.parse::<u32>().ok())
+                .map(|pid| {
+                    out.push((pid, String::new()));
+                    out.len() - 1
+                });
+            continue;
+        }
+        if let Some(i) = current {
+            let text = line.trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            let entry = &mut out[i].1;
+            if !entry.is_empty() {
+                entry.push(' ');
+            }
+            entry.push_str(text);
+        }
+    }
+    out
+}
+
+/// Parses the `proc-exe` section into (pid, executable) pairs. Total.
+pub fn parse_proc_exes(body: &str) -> Vec<(u32, String)> {
+    body.lines()
+        .filter_map(|line| {
+            let (left, target) = line.split_once(" -> ")?;
+            let name = left.split_whitespace().last()?;
+            let pid = name.strip_suffix("/exe")?.parse::<u32>().ok()?;
+            let target = target.trim_end();
+            (!target.is_empty()).then(|| (pid, target.to_string()))
+        })
+        .collect()
+}
+
+/// Fills command lines and executables from the batch sections into `procs`.
+pub fn merge_batches(procs: &mut [Process], cmdlines: Option<&str>, exes: Option<&str>) {
+    let cmd: std::collections::HashMap<u32, String> = cmdlines
+        .map(parse_proc_cmdlines)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let exe: std::collections::HashMap<u32, String> = exes
+        .map(parse_proc_exes)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    for p in procs {
+        if p.cmdline.is_empty() {
+            if let Some(c) = cmd.get(&p.pid) {
+                p.cmdline = c.clone();
+            }
+        }
+        if p.exe.is_none() {
+            p.exe = exe.get(&p.pid).cloned();
+        }
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    #[test]
+    fn batch_sections_fill_command_lines_and_executables() {
+        let (mut procs, _) = parse_processes("1\tinit\t\t\n812\twdserver\t\t\n900\tgone\t\t\n");
+        let cmdlines = "==> 1/cmdline <==\n/sbin/init splash \n==> 812/cmdline <==\n/opt/kaspersky/kesl/libexec/wdserver -d \n==> 900/cmdline <==\n";
+        let exes = "lrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> /usr/lib/systemd/systemd\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 812/exe -> /opt/kaspersky/kesl/libexec/wdserver (deleted)\nls: cannot read symbolic link '2/exe': No such file or directory\n";
+        merge_batches(&mut procs, Some(cmdlines), Some(exes));
+        assert_eq!(procs[0].cmdline, "/sbin/init splash");
+        assert_eq!(procs[0].exe.as_deref(), Some("/usr/lib/systemd/systemd"));
+        assert_eq!(procs[1].cmdline, "/opt/kaspersky/kesl/libexec/wdserver -d");
+        assert_eq!(
+            procs[1].exe.as_deref(),
+            Some("/opt/kaspersky/kesl/libexec/wdserver (deleted)")
+        );
+        assert_eq!(
+            procs[2].cmdline, "",
+            "kernel thread or exited process: no command line"
+        );
+        assert_eq!(procs[2].exe, None);
+    }
+
+    #[test]
+    fn batch_parsers_are_total_on_garbage() {
+        for junk in [
+            "==> ",
+            "==> x/cmdline <==",
+            " -> ",
+            "a -> b",
+            "==> 99999999999/cmdline <==\nx",
+            "\u{0}\u{1b}",
+        ] {
+            let _ = parse_proc_cmdlines(junk);
+            let _ = parse_proc_exes(junk);
+        }
+        assert_eq!(
+            parse_proc_cmdlines("==> 7/cmdline <==\nline one\nline two"),
+            [(7, "line one line two".to_string())]
+        );
     }
 }

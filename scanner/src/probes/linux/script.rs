@@ -106,16 +106,13 @@ procs() {
     [ -r "$d/cmdline" ] || continue
     n=$((n+1)); [ "$n" -le 10000 ] || { echo '!truncated'; return 0; }
     c=; IFS= read -r c 2>/dev/null <"$d/comm"
-    e=$(readlink "$d/exe" 2>/dev/null)
-    case $c$e in *"$T"*|*"$NL"*)
-      c=$(printf '%s' "$c" | tr '\t\n' '  '); e=$(printf '%s' "$e" | tr '\t\n' '  ');;
-    esac
-    printf '%s\t%s\t%s\t' "${d#/proc/}" "$c" "$e"
-    dd if="$d/cmdline" bs=4096 count=1 2>/dev/null | tr '\000\t\n' '   '
-    echo
+    case $c in *"$T"*) c=$(printf '%s' "$c" | tr '\t' ' ');; esac
+    printf '%s\t%s\t\t\n' "${d#/proc/}" "$c"
   done
   return 0
 }
+pcmd() ( cd /proc && head -v -c 4096 -- [0-9]*/cmdline 2>/dev/null | tr '\000\t' '  '; exit 0 )
+pexe() ( cd /proc && ls -l -- [0-9]*/exe 2>/dev/null; exit 0 )
 mods() { if [ -r /proc/modules ]; then cat /proc/modules; elif [ ! -e /proc/modules ] && [ -d /proc/sys/kernel ]; then :; else lsmod; fi; }
 paths() {
   for r in "$@"; do
@@ -146,7 +143,7 @@ if [ -d /run/systemd/system ] && has systemctl; then
   sec systemd-running systemctl list-units --type=service --state=running --no-legend --no-pager --plain
 fi
 sec unit-files units
-if [ -r /proc/self/cmdline ]; then sec processes procs; else sec ps ps -eo pid=,comm=,args=; fi
+if [ -r /proc/self/cmdline ]; then sec processes procs; sec proc-cmdline pcmd; sec proc-exe pexe; else sec ps ps -eo pid=,comm=,args=; fi
 sec modules mods
 sec paths paths "$@"
 printf '@@fleetsweep:%s:done\n' "$N"
