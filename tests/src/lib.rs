@@ -74,6 +74,28 @@ pub struct Fleet {
     hosts: Vec<HostInfo>,
 }
 
+/// One host of each scenario, with the names the demo, the end-to-end tests
+/// and the golden report use.
+pub fn demo_hosts() -> Vec<(String, Scenario)> {
+    [
+        ("web-01", Scenario::Clean),
+        ("app-01", Scenario::Kesl),
+        ("nagent-01", Scenario::RpmNetworkAgent),
+        ("old-01", Scenario::Remnants),
+        ("lab-01", Scenario::UnknownKaspersky),
+        ("bastion-01", Scenario::Bastion),
+        ("db-internal", Scenario::BehindBastion("bastion-01".into())),
+        ("wrongkey-01", Scenario::WrongHostKey),
+        ("noauth-01", Scenario::AuthRefused),
+        ("down-01", Scenario::NothingListening),
+        ("hang-01", Scenario::Hangs),
+        ("hung-01", Scenario::HungProbe),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n.to_string(), s))
+    .collect()
+}
+
 /// Path of the `fleetsweep` binary next to the test executable
 /// (`target/<profile>/fleetsweep`), or `$FLEETSWEEP_BIN`.
 pub fn fleetsweep_bin() -> PathBuf {

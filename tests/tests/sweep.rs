@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use fleetsweep_e2e::{fleetsweep_bin, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec};
 use serde::Deserialize;
 
 /// The fields of the report the tests read (a subset of report_version 1).
@@ -55,23 +55,9 @@ struct Finding {
 }
 
 fn scenario_fleet(subnet: u8) -> Fleet {
-    let hosts = vec![
-        ("web-01", Scenario::Clean),
-        ("app-01", Scenario::Kesl),
-        ("nagent-01", Scenario::RpmNetworkAgent),
-        ("old-01", Scenario::Remnants),
-        ("lab-01", Scenario::UnknownKaspersky),
-        ("bastion-01", Scenario::Bastion),
-        ("db-internal", Scenario::BehindBastion("bastion-01".into())),
-        ("wrongkey-01", Scenario::WrongHostKey),
-        ("noauth-01", Scenario::AuthRefused),
-        ("down-01", Scenario::NothingListening),
-        ("hang-01", Scenario::Hangs),
-        ("hung-01", Scenario::HungProbe),
-    ];
     Fleet::start(FleetSpec {
         subnet,
-        hosts: hosts.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+        hosts: demo_hosts(),
     })
     .expect("starting the test fleet")
 }
@@ -442,6 +428,45 @@ fn interrupted_sweep_writes_a_partial_report() {
     );
     assert_eq!(host(&r, "hung-01").outcome, "interrupted");
     assert_eq!(r.summary.hosts.get("interrupted"), Some(&2));
+}
+
+#[test]
+fn sigterm_also_writes_a_partial_report() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 215,
+        hosts: vec![
+            ("web-01".into(), fleetsweep_e2e::Scenario::Clean),
+            ("hang-01".into(), fleetsweep_e2e::Scenario::Hangs),
+        ],
+    })
+    .unwrap();
+    let report_path = fleet.dir().join("term.yaml");
+    let inv = fleet.inventory_path();
+    let mut child = Command::new(fleetsweep_bin())
+        .args([
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+            "--connect-timeout",
+            "60s",
+            "-q",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(3),
+        "no finding, one host not scanned"
+    );
+    let (_, r) = read_report(&report_path);
+    assert!(!r.sweep.complete);
+    assert_eq!(r.sweep.interrupted_by.as_deref(), Some("SIGTERM"));
+    assert_eq!(host(&r, "web-01").outcome, "scanned");
+    assert_eq!(host(&r, "hang-01").outcome, "interrupted");
 }
 
 #[test]

@@ -143,6 +143,9 @@ struct RawGroup {
     labels: BTreeMap<String, String>,
 }
 
+/// A host entry: `name`, `address`, `labels` plus every key of [`RawVars`]. The
+/// fields are repeated rather than `#[serde(flatten)]`ed because serde cannot
+/// combine `flatten` with `deny_unknown_fields`, and unknown keys must be errors.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHost {

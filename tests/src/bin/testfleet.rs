@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use fleetsweep_e2e::{stop_detached, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{demo_hosts, stop_detached, Fleet, FleetSpec, Scenario};
 
 #[derive(Parser)]
 #[command(about = "Real sshd test hosts on 127.0.X.0/24 (run as root)")]
@@ -41,26 +41,6 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
-}
-
-fn demo_hosts() -> Vec<(String, Scenario)> {
-    [
-        ("web-01", Scenario::Clean),
-        ("app-01", Scenario::Kesl),
-        ("nagent-01", Scenario::RpmNetworkAgent),
-        ("old-01", Scenario::Remnants),
-        ("lab-01", Scenario::UnknownKaspersky),
-        ("bastion-01", Scenario::Bastion),
-        ("db-internal", Scenario::BehindBastion("bastion-01".into())),
-        ("wrongkey-01", Scenario::WrongHostKey),
-        ("noauth-01", Scenario::AuthRefused),
-        ("down-01", Scenario::NothingListening),
-        ("hang-01", Scenario::Hangs),
-        ("hung-01", Scenario::HungProbe),
-    ]
-    .into_iter()
-    .map(|(n, s)| (n.to_string(), s))
-    .collect()
 }
 
 fn main() -> Result<()> {
