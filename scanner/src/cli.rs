@@ -87,7 +87,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
-    /// Inventory file (YAML, see `fleetsweep scan --help`).
+    /// Inventory file: fleetsweep YAML (see `fleetsweep scan --help`), or an
+    /// Ansible inventory (INI or YAML) as it is.
     #[arg(short, long, value_name = "FILE", required_unless_present = "local")]
     pub inventory: Option<PathBuf>,
 

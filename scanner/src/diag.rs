@@ -36,6 +36,8 @@ impl fmt::Display for Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error at `loc`; a value without a known position (built from
+    /// another format) is reported against the whole file.
     pub fn at(file: &Path, loc: serde_saphyr::Location, message: impl Into<String>) -> Self {
         Diagnostic {
             file: file.to_path_buf(),

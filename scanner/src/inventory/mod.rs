@@ -9,6 +9,7 @@
 //! Secrets never sit in the inventory: keys come from files or the agent, and
 //! key passphrases from `passphrase_env:` / `passphrase_file:`.
 
+pub mod ansible;
 pub mod limit;
 
 use std::collections::{BTreeMap, HashMap};
@@ -282,7 +283,17 @@ impl Inventory {
                 "the inventory is empty: list hosts under `hosts:` (see `fleetsweep scan --help`)",
             ));
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?
+            match ansible::detect(&text) {
+                ansible::Dialect::Native => {
+                    serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?
+                }
+                ansible::Dialect::AnsibleYaml => {
+                    from_ansible(path, ansible::parse_yaml(path, &text)?)?
+                }
+                ansible::Dialect::AnsibleIni => {
+                    from_ansible(path, ansible::parse_ini(path, &text)?)?
+                }
+            }
         };
         let ssh_config =
             match &opts.ssh_config {
@@ -322,6 +333,66 @@ impl Inventory {
             known_hosts_files: Vec::new(),
         }
     }
+}
+
+/// Turns flattened Ansible hosts into the native raw form, so both dialects
+/// resolve through the same code.
+fn from_ansible(file: &Path, hosts: Vec<ansible::AnsibleHost>) -> Result<RawInventory, Diagnostic> {
+    let unknown = serde_saphyr::Location::UNKNOWN;
+    let spanned = |v: String| Spanned::new(v, unknown, unknown);
+    let mut raw_hosts = Vec::new();
+    let mut groups: BTreeMap<String, RawGroup> = BTreeMap::new();
+    for h in hosts {
+        let get = |k: &str| h.vars.get(k).cloned();
+        let port = match get("ansible_port").or_else(|| get("ansible_ssh_port")) {
+            Some(p) => Some(p.parse::<u16>().map_err(|_| {
+                Diagnostic::whole_file(
+                    file,
+                    format!("host `{}`: ansible_port `{p}` is not a port number", h.name),
+                )
+            })?),
+            None => None,
+        };
+        let jump = get("ansible_ssh_common_args")
+            .and_then(|a| ansible::jump_from_args(&a))
+            .or_else(|| get("ansible_ssh_extra_args").and_then(|a| ansible::jump_from_args(&a)));
+        let labels = h
+            .vars
+            .iter()
+            .filter(|(k, _)| !k.starts_with("ansible_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for g in &h.groups {
+            groups
+                .entry(g.clone())
+                .or_default()
+                .hosts
+                .push(spanned(h.name.clone()));
+        }
+        raw_hosts.push(RawHost {
+            name: spanned(h.name.clone()),
+            address: get("ansible_host").or_else(|| get("ansible_ssh_host")),
+            labels,
+            user: get("ansible_user").or_else(|| get("ansible_ssh_user")),
+            port,
+            identity_file: get("ansible_ssh_private_key_file").map(OneOrMany::One),
+            known_hosts: None,
+            jump: jump.map(spanned),
+            transport: (get("ansible_connection").as_deref() == Some("local"))
+                .then_some(TransportKind::Local),
+            os: None,
+            connect_timeout: None,
+            host_timeout: None,
+            sudo: None,
+            passphrase_env: None,
+            passphrase_file: None,
+        });
+    }
+    Ok(RawInventory {
+        defaults: RawVars::default(),
+        groups,
+        hosts: raw_hosts,
+    })
 }
 
 fn hostname() -> Option<String> {

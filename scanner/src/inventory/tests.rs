@@ -191,3 +191,91 @@ fn ssh_config_fills_what_the_inventory_leaves_open() {
         "the host entry beats ssh_config"
     );
 }
+
+#[test]
+fn ansible_ini_inventory() {
+    let inv = load("ansible.ini").unwrap();
+    let get = |n: &str| {
+        inv.hosts
+            .iter()
+            .find(|h| h.name == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let web = get("web-01");
+    assert_eq!(web.address(), "10.0.0.5");
+    assert_eq!(
+        web.ssh.endpoint.user, "webscan",
+        "the child group's vars beat the parent's"
+    );
+    assert_eq!(
+        web.ssh.endpoint.identity_files,
+        [PathBuf::from("/keys/prod_ed25519")]
+    );
+    assert_eq!(web.labels.get("site").map(String::as_str), Some("fra1"));
+    assert_eq!(web.labels.get("env").map(String::as_str), Some("prod"));
+    assert!(
+        web.groups.contains(&"web".to_string()) && web.groups.contains(&"prod".to_string()),
+        "{:?}",
+        web.groups
+    );
+    assert_eq!(get("web-02").ssh.endpoint.port, 2222);
+    let db = get("db-01");
+    assert_eq!(db.ssh.endpoint.user, "scanner");
+    assert_eq!(db.ssh.jumps.len(), 1);
+    assert_eq!(
+        format!("{}@{}", db.ssh.jumps[0].user, db.ssh.jumps[0].address),
+        "jump@192.0.2.10"
+    );
+    assert_eq!(get("bastion").ssh.endpoint.user, "jump");
+    assert_eq!(get("runner").transport, TransportKind::Local);
+    let l = limit::Limit::parse("prod").unwrap();
+    let mut prod: Vec<_> = inv
+        .hosts
+        .iter()
+        .filter(|h| l.matches(h))
+        .map(|h| h.name.as_str())
+        .collect();
+    prod.sort();
+    assert_eq!(prod, ["db-01", "web-01", "web-02"]);
+}
+
+#[test]
+fn ansible_yaml_inventory() {
+    let inv = load("ansible.yaml").unwrap();
+    let get = |n: &str| {
+        inv.hosts
+            .iter()
+            .find(|h| h.name == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    assert_eq!(
+        get("web-01").labels.get("site").map(String::as_str),
+        Some("fra1"),
+        "host vars beat group vars"
+    );
+    assert_eq!(
+        get("web-02").labels.get("site").map(String::as_str),
+        Some("ams1")
+    );
+    assert_eq!(get("web-02").ssh.endpoint.port, 2222);
+    assert_eq!(
+        get("web-02").ssh.endpoint.user,
+        "scanner",
+        "`all` vars apply"
+    );
+    assert_eq!(get("db-01").ssh.jumps[0].address, "192.0.2.10");
+    assert_eq!(get("bastion").address(), "192.0.2.10");
+    assert_eq!(inv.hosts.len(), 4);
+}
+
+#[test]
+fn invalid_ansible_inventories_name_the_line() {
+    assert_eq!(
+        load("invalid-ansible-section.ini").unwrap_err(),
+        "invalid-ansible-section.ini:1:1: section header `[web` lacks its closing `]`"
+    );
+    assert_eq!(
+        load("invalid-ansible-var.ini").unwrap_err(),
+        "invalid-ansible-var.ini:2:8: expected `name=value` after the host name, found `ansible_host`"
+    );
+}

@@ -1,0 +1,350 @@
+//! Ansible inventories (INI and YAML), accepted as they are so teams can point
+//! fleetsweep at the inventory they already keep.
+//!
+//! Mapping: `ansible_host` → address, `ansible_port` → port, `ansible_user` →
+//! user, `ansible_ssh_private_key_file` → identity file, `ansible_connection:
+//! local` → transport local, `ansible_ssh_common_args`/`ansible_ssh_extra_args`
+//! with `-J x` or `-o ProxyJump=x` → jump. Other variables that are plain
+//! values become labels (e.g. `site=fra1`); `ansible_*` variables that mean
+//! nothing here are ignored. Group membership is kept, so `--limit GROUP` works.
+//! Variables resolve as Ansible does: `all` → parent groups → child groups → host.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::diag::Diagnostic;
+
+/// Which inventory dialect a file is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Native,
+    AnsibleYaml,
+    AnsibleIni,
+}
+
+/// Guesses the dialect from the text: INI starts with a `[section]` or a bare
+/// host line; Ansible YAML has groups with `hosts:`/`children:` at the top level
+/// instead of fleetsweep's `defaults:`/`groups:`/`hosts:`.
+pub fn detect(text: &str) -> Dialect {
+    let first = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';') && l != &"---");
+    let Some(first) = first else {
+        return Dialect::Native;
+    };
+    if first.starts_with('[') {
+        return Dialect::AnsibleIni;
+    }
+    let Ok(Value::Object(top)) = serde_saphyr::from_str::<Value>(text) else {
+        // Not a YAML mapping: bare INI host lines (`web-01 ansible_host=...`).
+        return if first.contains('=') || !first.contains(':') {
+            Dialect::AnsibleIni
+        } else {
+            Dialect::Native
+        };
+    };
+    let native = ["defaults", "groups", "hosts"];
+    if top.keys().any(|k| native.contains(&k.as_str())) {
+        return Dialect::Native;
+    }
+    let looks_ansible = top.values().any(|v| {
+        v.as_object().is_some_and(|g| {
+            g.contains_key("hosts") || g.contains_key("children") || g.contains_key("vars")
+        })
+    });
+    if looks_ansible {
+        Dialect::AnsibleYaml
+    } else {
+        Dialect::Native
+    }
+}
+
+/// A flattened Ansible host: the variables that apply to it, and its groups.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnsibleHost {
+    pub name: String,
+    pub vars: BTreeMap<String, String>,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    hosts: Vec<(String, BTreeMap<String, String>)>,
+    children: Vec<String>,
+    vars: BTreeMap<String, String>,
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn vars_of(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| scalar(v).map(|s| (k.clone(), s)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses an Ansible YAML inventory.
+pub fn parse_yaml(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnostic> {
+    let top: Value = serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, &e))?;
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    fn walk(name: &str, v: &Value, groups: &mut BTreeMap<String, Group>, depth: usize) {
+        if depth > 32 {
+            return;
+        }
+        let mut g = Group {
+            vars: vars_of(v.get("vars")),
+            ..Group::default()
+        };
+        if let Some(hosts) = v.get("hosts").and_then(Value::as_object) {
+            for (h, hv) in hosts {
+                g.hosts.push((h.clone(), vars_of(Some(hv))));
+            }
+        }
+        if let Some(children) = v.get("children").and_then(Value::as_object) {
+            for (c, cv) in children {
+                g.children.push(c.clone());
+                walk(c, cv, groups, depth + 1);
+            }
+        }
+        let e = groups.entry(name.to_string()).or_default();
+        e.hosts.extend(g.hosts);
+        e.children.extend(g.children);
+        e.vars.extend(g.vars);
+    }
+    let Some(top) = top.as_object() else {
+        return Err(Diagnostic::whole_file(
+            file,
+            "an Ansible YAML inventory is a mapping of groups",
+        ));
+    };
+    for (name, v) in top {
+        walk(name, v, &mut groups, 0);
+    }
+    Ok(flatten(groups))
+}
+
+/// Parses an Ansible INI inventory.
+pub fn parse_ini(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnostic> {
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let mut section = ("ungrouped".to_string(), "hosts");
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        let lineno = i as u64 + 1;
+        let err = |col: usize, msg: String| Diagnostic {
+            file: file.to_path_buf(),
+            line: lineno,
+            column: col as u64 + 1,
+            message: msg,
+        };
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(inner) = line.strip_prefix('[') {
+            let Some(inner) = inner.strip_suffix(']') else {
+                return Err(err(
+                    0,
+                    format!("section header `{line}` lacks its closing `]`"),
+                ));
+            };
+            let (name, kind) = match inner.split_once(':') {
+                Some((n, "vars")) => (n, "vars"),
+                Some((n, "children")) => (n, "children"),
+                Some((_, other)) => {
+                    return Err(err(
+                        0,
+                        format!("unknown section suffix `:{other}`: use `:vars` or `:children`"),
+                    ))
+                }
+                None => (inner, "hosts"),
+            };
+            if name.trim().is_empty() {
+                return Err(err(1, "empty group name".into()));
+            }
+            section = (name.trim().to_string(), kind);
+            groups.entry(section.0.clone()).or_default();
+            continue;
+        }
+        let g = groups.entry(section.0.clone()).or_default();
+        match section.1 {
+            "vars" => {
+                let Some((k, v)) = line.split_once('=') else {
+                    return Err(err(
+                        0,
+                        format!("expected `name=value` in [{}:vars]", section.0),
+                    ));
+                };
+                g.vars.insert(k.trim().to_string(), unquote(v.trim()));
+            }
+            "children" => g.children.push(
+                line.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            _ => {
+                let words = split_quoted(line);
+                let mut words = words.iter().map(String::as_str);
+                let host = words.next().unwrap_or_default().to_string();
+                let mut vars = BTreeMap::new();
+                for w in words {
+                    let Some((k, v)) = w.split_once('=') else {
+                        let col = raw.find(w).unwrap_or(0);
+                        return Err(err(
+                            col,
+                            format!("expected `name=value` after the host name, found `{w}`"),
+                        ));
+                    };
+                    vars.insert(k.to_string(), unquote(v));
+                }
+                if host.contains('[') {
+                    let col = raw.find('[').unwrap_or(0);
+                    return Err(err(col, format!("host ranges like `{host}` are not supported: list the hosts one per line")));
+                }
+                g.hosts.push((host, vars));
+            }
+        }
+    }
+    Ok(flatten(groups))
+}
+
+/// Splits on whitespace outside single or double quotes (quotes are kept, and
+/// removed later by [`unquote`] on the value).
+fn split_quoted(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            (_, c) => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|x| x.strip_suffix(q)) {
+            return inner.to_string();
+        }
+    }
+    v.to_string()
+}
+
+/// Resolves group nesting into per-host variables and group lists.
+fn flatten(groups: BTreeMap<String, Group>) -> Vec<AnsibleHost> {
+    // Parents of each group (a group may have several).
+    let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (name, g) in &groups {
+        for c in &g.children {
+            parents.entry(c.as_str()).or_default().push(name.as_str());
+        }
+    }
+    // Ancestors, outermost first, `all` before everything.
+    fn chain<'a>(
+        g: &'a str,
+        parents: &BTreeMap<&'a str, Vec<&'a str>>,
+        out: &mut Vec<&'a str>,
+        depth: usize,
+    ) {
+        if depth > 32 || out.contains(&g) {
+            return;
+        }
+        if let Some(ps) = parents.get(g) {
+            for p in ps {
+                chain(p, parents, out, depth + 1);
+            }
+        }
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    let mut hosts: Vec<AnsibleHost> = Vec::new();
+    for (gname, g) in &groups {
+        for (h, hvars) in &g.hosts {
+            let mut lineage = Vec::new();
+            chain(gname, &parents, &mut lineage, 0);
+            let idx = match hosts.iter().position(|x| &x.name == h) {
+                Some(i) => i,
+                None => {
+                    hosts.push(AnsibleHost {
+                        name: h.clone(),
+                        ..AnsibleHost::default()
+                    });
+                    hosts.len() - 1
+                }
+            };
+            let host = &mut hosts[idx];
+            let mut vars = groups
+                .get("all")
+                .map(|a| a.vars.clone())
+                .unwrap_or_default();
+            for l in &lineage {
+                if let Some(gg) = groups.get(*l) {
+                    vars.extend(gg.vars.clone());
+                }
+                if *l != "all" && *l != "ungrouped" && !host.groups.iter().any(|x| x == l) {
+                    host.groups.push(l.to_string());
+                }
+            }
+            // Variables from another group the host is in stay; this group's win.
+            for (k, v) in vars {
+                host.vars.insert(k, v);
+            }
+            host.vars.extend(hvars.clone());
+        }
+    }
+    hosts
+}
+
+/// The ProxyJump named in `ansible_ssh_common_args` / `ansible_ssh_extra_args`.
+pub fn jump_from_args(args: &str) -> Option<String> {
+    let words: Vec<&str> = args.split_whitespace().collect();
+    for (i, w) in words.iter().enumerate() {
+        let w = w.trim_matches(|c| c == '"' || c == '\'');
+        if w == "-J" {
+            return words
+                .get(i + 1)
+                .map(|s| s.trim_matches(|c| c == '"' || c == '\'').to_string());
+        }
+        if let Some(v) = w.strip_prefix("-J") {
+            return Some(v.to_string());
+        }
+        if let Some(v) = w
+            .strip_prefix("ProxyJump=")
+            .or_else(|| w.strip_prefix("-oProxyJump="))
+        {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
