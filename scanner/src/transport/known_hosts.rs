@@ -532,7 +532,7 @@ fn parse_file(file: usize, path: &Path, text: &str) -> Result<Vec<Line>, KnownHo
                 key,
             }),
             Err(reason) => {
-                tracing::warn!(file = %path.display(), line = number, %reason, "skipping unusable known_hosts line");
+                tracing::warn!(file = %path.display(), line = number, %reason, "ignoring unusable known_hosts line");
                 first_error.get_or_insert((number, reason));
             }
         }

@@ -129,7 +129,7 @@ pub fn parse(text: &str, path: &Path, home: Option<PathBuf>) -> Result<SshConfig
                 continue;
             }
             "match" => {
-                tracing::debug!(file = %path.display(), line = number, "ssh config: Match blocks are not evaluated; skipping");
+                tracing::debug!(file = %path.display(), line = number, "ssh config: Match blocks are not evaluated; ignored");
                 blocks.push(Block {
                     selector: Selector::Match,
                     settings: Vec::new(),
@@ -137,7 +137,7 @@ pub fn parse(text: &str, path: &Path, home: Option<PathBuf>) -> Result<SshConfig
                 continue;
             }
             "include" => {
-                tracing::debug!(file = %path.display(), line = number, "ssh config: Include is not supported; skipping");
+                tracing::debug!(file = %path.display(), line = number, "ssh config: Include is not supported; ignored");
                 continue;
             }
             "hostname" => Setting::HostName(first()?),
