@@ -387,11 +387,12 @@ pub fn prepare(
     let hd_s = hd.display();
     let mut boot = format!(
         "#!/bin/sh\n# Boot script of test host {name} ({}); runs as PID 1 of its namespaces.\nset -e\n\
+         mkdir -p /etc/opt /var/opt /etc/systemd/system /var/lib/rpm /usr/lib/rpm/macros.d\n\
          mount --bind {r}/opt /opt\nmount --bind {r}/etc_opt /etc/opt\nmount --bind {r}/var_opt /var/opt\n\
          mount --bind {r}/var_log /var/log\nmount --bind {r}/systemd /etc/systemd/system\n\
          mount --bind {r}/dpkg /var/lib/dpkg\nmount --bind {r}/rpmdb /var/lib/rpm\n\
          mount --bind {r}/rpm_macros /usr/lib/rpm/macros.d\nmount --bind {r}/os-release /usr/lib/os-release\n\
-         mount --bind {r}/hosts /etc/hosts\nhostname {name}\n",
+         mount --bind {r}/hosts /etc/hosts\nhostname {name} 2>/dev/null || true\n",
         scen.label()
     );
     if hung_probe {
