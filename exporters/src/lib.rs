@@ -4,8 +4,10 @@
 //! - [`report`]: the versioned report (`report_version: 1`), the contract users consume.
 //! - [`yaml`]: the YAML writer/reader for that report.
 //! - [`file`]: atomic file output shared by every file-writing exporter.
+//! - [`metrics`]: Prometheus metrics of a sweep (text format 0.0.4).
 
 pub mod file;
+pub mod metrics;
 pub mod report;
 pub mod yaml;
 

@@ -131,9 +131,10 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         sudo: args.sudo,
         shard: shard.map(|s| s.to_string()),
     };
-    if let Some(r) = &args.report {
-        check_writable(r)?;
+    for path in args.report.iter().chain(args.metrics_file.iter()) {
+        check_writable(path)?;
     }
+    fleetsweep_exporters::metrics::check_labels(&args.metric_label)?;
 
     let show_bar =
         !cli.quiet && !args.no_progress && (args.progress || std::io::stderr().is_terminal());
@@ -161,6 +162,17 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         fleetsweep_exporters::file::write_atomic(path, yaml.as_bytes())
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
+    if let Some(path) = &args.metrics_file {
+        let opts = fleetsweep_exporters::metrics::MetricsOptions {
+            label_allowlist: args.metric_label.clone(),
+            revision: option_env!("FLEETSWEEP_REVISION")
+                .unwrap_or("unknown")
+                .to_string(),
+        };
+        let text = fleetsweep_exporters::metrics::render(&report, &opts)?;
+        fleetsweep_exporters::file::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("cannot write metrics to {}", path.display()))?;
+    }
     if !cli.quiet {
         print!("{}", summary::render(&report));
         if let Some(path) = &args.report {
@@ -176,8 +188,8 @@ async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     })
 }
 
-/// Fails before the sweep, not after an hour of scanning, when the report
-/// cannot be written.
+/// Fails before the sweep, not after an hour of scanning, when an output
+/// file cannot be written.
 fn check_writable(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -185,14 +197,14 @@ fn check_writable(path: &Path) -> Result<()> {
     };
     if !dir.is_dir() {
         bail!(
-            "cannot write the report to {}: directory {} does not exist",
+            "cannot write {}: directory {} does not exist",
             path.display(),
             dir.display()
         );
     }
     tempfile::NamedTempFile::new_in(&dir).with_context(|| {
         format!(
-            "cannot write the report to {}: directory {} is not writable",
+            "cannot write {}: directory {} is not writable",
             path.display(),
             dir.display()
         )

@@ -127,6 +127,16 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
+    /// Write Prometheus metrics (text format 0.0.4) to FILE atomically, e.g. into
+    /// node_exporter's textfile directory: `/var/lib/node_exporter/textfile/fleetsweep.prom`.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// Inventory label that may become a metric label (repeatable), e.g. `site`.
+    /// Only allow-listed labels are exported, to keep series counts bounded.
+    #[arg(long, value_name = "KEY")]
+    pub metric_label: Vec<String>,
+
     /// known_hosts file to verify host keys against; repeatable.
     /// Default: the inventory's `known_hosts:`, else ~/.ssh/known_hosts.
     #[arg(long, value_name = "FILE")]

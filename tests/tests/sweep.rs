@@ -469,6 +469,76 @@ fn sigterm_also_writes_a_partial_report() {
     assert_eq!(host(&r, "hang-01").outcome, "interrupted");
 }
 
+/// The textfile that node_exporter reads: valid for the real `promtool`, and
+/// counting what the sweep saw.
+#[test]
+fn metrics_file_passes_promtool_and_counts_the_fleet() {
+    let fleet = scenario_fleet(216);
+    let prom = fleet.dir().join("fleetsweep.prom");
+    let inv = fleet.inventory_path();
+    let out = run(&[
+        "scan",
+        "-i",
+        inv.to_str().unwrap(),
+        "--metrics-file",
+        prom.to_str().unwrap(),
+        "--metric-label",
+        "site",
+        "--connect-timeout",
+        "3s",
+        "--host-timeout",
+        "8s",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let body = std::fs::read_to_string(&prom).expect("metrics file written");
+    let check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&prom).unwrap())
+        .output()
+        .expect("promtool (apt-get install -y prometheus; scripts/setup does this)");
+    assert!(
+        check.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    for line in [
+        "fleetsweep_hosts{outcome=\"scanned\",site=\"lab\"} 7",
+        "fleetsweep_hosts{outcome=\"timed_out\",site=\"lab\"} 2",
+        "fleetsweep_host_scan_failure{host=\"wrongkey-01\",outcome=\"host_key_rejected\"} 1",
+        "fleetsweep_host_finding{host=\"app-01\",rule=\"kaspersky/kesl\",status=\"new\"} 1",
+        "fleetsweep_findings{product=\"Kaspersky Endpoint Security for Linux\",site=\"lab\",status=\"new\",vendor=\"Kaspersky\"} 3",
+        "fleetsweep_host_scan_duration_seconds_count 7",
+        "fleetsweep_last_sweep_success 1",
+        "fleetsweep_catalog_rules{catalog=\"kaspersky\"} 26",
+    ] {
+        assert!(body.lines().any(|l| l == line), "missing `{line}` in:\n{body}");
+    }
+    assert!(
+        !body.contains("host=\"web-01\""),
+        "clean hosts get no per-host series"
+    );
+
+    let out = run(&[
+        "scan",
+        "-i",
+        inv.to_str().unwrap(),
+        "--limit",
+        "web-01",
+        "--metric-label",
+        "bad-label",
+        "--metrics-file",
+        prom.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`bad-label` cannot be a metric label"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn hosts_command_shows_resolved_hosts() {
     let fleet = scenario_fleet(214);

@@ -1,6 +1,6 @@
-//! Host output is untrusted: whatever a host puts in a package name, version or
-//! command line must come back out of the YAML report unchanged, without adding
-//! keys, documents or lines of its own.
+//! Host output is untrusted: whatever a host puts in a package name, version,
+//! command line or label must come back out of the YAML report and the metrics
+//! unchanged, without adding keys, documents, series or lines of its own.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -110,4 +110,49 @@ fn summary_counts_outcomes_and_statuses() {
     assert!(r.has_open_ban());
     assert!(r.has_unscanned());
     assert_eq!(r.hosts[0].name, "down", "hosts sorted by name");
+}
+
+#[test]
+fn metrics_have_bounded_labels_and_zero_outcomes() {
+    use fleetsweep_exporters::metrics::{render, MetricsOptions};
+    let mut r = report_with("x");
+    let mut clean = r.hosts[0].clone();
+    clean.name = "clean-01".into();
+    clean.findings.clear();
+    r.hosts.push(clean);
+    r.normalize();
+    let text = render(&r, &MetricsOptions::default()).unwrap();
+    assert!(
+        text.contains("fleetsweep_hosts{outcome=\"scanned\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fleetsweep_hosts{outcome=\"unreachable\"} 0"),
+        "every outcome has a series: {text}"
+    );
+    assert!(
+        text.contains(
+            "fleetsweep_host_finding{host=\"h\",rule=\"kaspersky/kesl\",status=\"new\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("clean-01"),
+        "no per-host series for clean hosts"
+    );
+    assert!(text.contains("# TYPE fleetsweep_host_scan_duration_seconds histogram"));
+    for bad in ["9site", "bad-label", "__x", "host", "status"] {
+        let opts = MetricsOptions {
+            label_allowlist: vec![bad.into()],
+            ..Default::default()
+        };
+        assert!(render(&r, &opts).is_err(), "{bad} accepted");
+    }
+    // Hostile label values are escaped by the encoder, not injected.
+    let opts = MetricsOptions {
+        label_allowlist: vec!["site".into()],
+        ..Default::default()
+    };
+    let text = render(&report_with("a\"b\nc"), &opts).unwrap();
+    assert!(text.contains(r#"site="a\"b\nc""#), "{text}");
 }

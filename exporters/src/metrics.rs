@@ -1,0 +1,239 @@
+//! Prometheus metrics of a sweep (SPEC §4), in the classic text format 0.0.4
+//! that node_exporter's textfile collector and the Pushgateway read.
+//!
+//! Cardinality is bounded on purpose: per-host series exist only for hosts
+//! with a finding or a failed scan, and inventory labels become metric labels
+//! only when allow-listed (`--metric-label site`).
+
+use std::collections::BTreeMap;
+
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+
+use crate::report::{Outcome, Report, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("`{0}` cannot be a metric label: use letters, digits and `_`, not starting with a digit or `__`")]
+    BadLabel(String),
+    #[error("`{0}` is used by fleetsweep's own metrics and cannot be an inventory label too")]
+    ReservedLabel(String),
+    #[error("building metrics: {0}")]
+    Prometheus(#[from] prometheus::Error),
+}
+
+/// Which inventory labels may become metric labels.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsOptions {
+    pub label_allowlist: Vec<String>,
+    /// Build revision for `fleetsweep_build_info`.
+    pub revision: String,
+}
+
+const RESERVED: &[&str] = &[
+    "outcome", "vendor", "product", "status", "host", "rule", "catalog", "version", "revision",
+    "le", "job", "instance",
+];
+
+fn valid_label(l: &str) -> bool {
+    let mut chars = l.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !l.starts_with("__")
+}
+
+fn status_str(s: Status) -> &'static str {
+    match s {
+        Status::New => "new",
+        Status::Open => "open",
+        Status::Overdue => "overdue",
+        Status::Remediated => "remediated",
+        Status::Reinstalled => "reinstalled",
+        Status::Excepted => "excepted",
+        Status::Unverified => "unverified",
+    }
+}
+
+/// Checks that allow-listed inventory labels can be metric labels.
+pub fn check_labels(labels: &[String]) -> Result<(), MetricsError> {
+    for l in labels {
+        if !valid_label(l) {
+            return Err(MetricsError::BadLabel(l.clone()));
+        }
+        if RESERVED.contains(&l.as_str()) {
+            return Err(MetricsError::ReservedLabel(l.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Renders the metrics of one sweep report.
+pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsError> {
+    check_labels(&opts.label_allowlist)?;
+    let extra: Vec<&str> = opts.label_allowlist.iter().map(String::as_str).collect();
+    let reg = Registry::new();
+    let with = |base: &[&'static str]| -> Vec<String> {
+        base.iter()
+            .map(|s| s.to_string())
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let labels_of = |h: &crate::report::HostReport| -> Vec<String> {
+        extra
+            .iter()
+            .map(|k| h.labels.get(*k).cloned().unwrap_or_default())
+            .collect()
+    };
+
+    let hosts_names = with(&["outcome"]);
+    let hosts = GaugeVec::new(
+        Opts::new("fleetsweep_hosts", "Hosts of the last sweep by outcome (scanned, unreachable, auth_failed, host_key_rejected, timed_out, probe_failed, interrupted)."),
+        &hosts_names.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let findings_names = with(&["vendor", "product", "status"]);
+    let findings = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_findings",
+            "Findings of the last sweep by vendor, product and remediation status.",
+        ),
+        &findings_names
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )?;
+    let host_finding = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_host_finding",
+            "1 for each finding on a host (only hosts with findings have series).",
+        ),
+        &["host", "rule", "status"],
+    )?;
+    let host_failure = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_host_scan_failure",
+            "1 for each host that could not be scanned, by outcome.",
+        ),
+        &["host", "outcome"],
+    )?;
+    let duration = HistogramVec::new(
+        HistogramOpts::new(
+            "fleetsweep_host_scan_duration_seconds",
+            "Time to scan one host: connect, probe and parse.",
+        )
+        .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+        &[],
+    )?;
+    let last_ts = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_last_sweep_timestamp_seconds",
+            "Unix time the last sweep finished.",
+        ),
+        &[],
+    )?;
+    let last_dur = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_last_sweep_duration_seconds",
+            "Wall-clock duration of the last sweep.",
+        ),
+        &[],
+    )?;
+    let last_ok = GaugeVec::new(
+        Opts::new("fleetsweep_last_sweep_success", "1 if the last sweep ran to the end (hosts may still have failed: see fleetsweep_hosts), 0 if it was interrupted."),
+        &[],
+    )?;
+    let rules = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_catalog_rules",
+            "Rules loaded from each catalog.",
+        ),
+        &["catalog"],
+    )?;
+    let build = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_build_info",
+            "Always 1; labels carry the fleetsweep version and revision.",
+        ),
+        &["version", "revision"],
+    )?;
+    for c in [
+        &hosts,
+        &findings,
+        &host_finding,
+        &host_failure,
+        &last_ts,
+        &last_dur,
+        &last_ok,
+        &rules,
+        &build,
+    ] {
+        reg.register(Box::new(c.clone()))?;
+    }
+    reg.register(Box::new(duration.clone()))?;
+
+    // Every outcome appears (0 when none), so alerts on "scan failures" see a series.
+    if extra.is_empty() {
+        for o in Outcome::ALL {
+            hosts.with_label_values(&[o.as_str()]).set(0.0);
+        }
+    }
+    let mut finding_counts: BTreeMap<Vec<String>, f64> = BTreeMap::new();
+    for h in &report.hosts {
+        let mut hl = vec![h.outcome.as_str().to_string()];
+        hl.extend(labels_of(h));
+        hosts
+            .with_label_values(&hl.iter().map(String::as_str).collect::<Vec<_>>())
+            .inc();
+        if h.outcome != Outcome::Scanned {
+            host_failure
+                .with_label_values(&[h.name.as_str(), h.outcome.as_str()])
+                .set(1.0);
+        } else {
+            duration
+                .with_label_values::<&str>(&[])
+                .observe(h.duration_seconds);
+        }
+        for f in &h.findings {
+            host_finding
+                .with_label_values(&[h.name.as_str(), f.rule.as_str(), status_str(f.status)])
+                .set(1.0);
+            let mut k = vec![
+                f.vendor.clone(),
+                f.product.clone(),
+                status_str(f.status).to_string(),
+            ];
+            k.extend(labels_of(h));
+            *finding_counts.entry(k).or_default() += 1.0;
+        }
+    }
+    for (k, n) in finding_counts {
+        findings
+            .with_label_values(&k.iter().map(String::as_str).collect::<Vec<_>>())
+            .set(n);
+    }
+    let finished = report.sweep.finished.as_millisecond() as f64 / 1000.0;
+    last_ts.with_label_values::<&str>(&[]).set(finished);
+    last_dur.with_label_values::<&str>(&[]).set(
+        report
+            .sweep
+            .finished
+            .duration_since(report.sweep.started)
+            .as_secs_f64(),
+    );
+    last_ok
+        .with_label_values::<&str>(&[])
+        .set(if report.sweep.complete { 1.0 } else { 0.0 });
+    for c in &report.sweep.catalogs {
+        rules
+            .with_label_values(&[c.name.as_str()])
+            .set(c.rules as f64);
+    }
+    build
+        .with_label_values(&[
+            report.sweep.scanner_version.as_str(),
+            opts.revision.as_str(),
+        ])
+        .set(1.0);
+
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&reg.gather(), &mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
