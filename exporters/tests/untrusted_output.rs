@@ -156,3 +156,48 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
     let text = render(&report_with("a\"b\nc"), &opts).unwrap();
     assert!(text.contains(r#"site="a\"b\nc""#), "{text}");
 }
+
+/// Cardinality stays bounded: 1,000 hosts with 5 % affected and 2 % failed make
+/// per-host series only for those 70 hosts.
+#[test]
+fn metrics_page_for_1000_hosts_stays_small() {
+    use fleetsweep_exporters::metrics::{render, MetricsOptions};
+    let base = report_with("12.1.0-1297");
+    let template = base.hosts[0].clone();
+    let mut r = base;
+    r.hosts = (0..1000)
+        .map(|i| {
+            let mut h = template.clone();
+            h.name = format!("host-{i:04}");
+            h.labels = BTreeMap::from([("site".to_string(), format!("site-{}", i % 5))]);
+            h.error = None;
+            h.warnings.clear();
+            if i % 20 != 0 {
+                h.findings.clear();
+            }
+            if i % 50 == 1 {
+                h.outcome = Outcome::Unreachable;
+                h.findings.clear();
+            }
+            h
+        })
+        .collect();
+    r.normalize();
+    let opts = MetricsOptions {
+        label_allowlist: vec!["site".into()],
+        ..Default::default()
+    };
+    let text = render(&r, &opts).unwrap();
+    let per_host = text.lines().filter(|l| l.contains("host=\"")).count();
+    assert_eq!(
+        per_host,
+        50 + 20,
+        "per-host series only for affected and failed hosts"
+    );
+    let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+    println!(
+        "1000 hosts, 5% affected, 2% failed: {} bytes, {samples} samples",
+        text.len()
+    );
+    assert!(text.len() < 16 * 1024, "{} bytes", text.len());
+}
