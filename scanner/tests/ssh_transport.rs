@@ -748,21 +748,7 @@ async fn nothing_listening_is_unreachable() {
     assert!(msg.contains(&format!("{address}:2222")), "{msg}");
     assert!(msg.contains("refused"), "{msg}");
 
-    let err = connect(
-        &direct(SshEndpoint {
-            address: "no-such-host.invalid".into(),
-            port: 22,
-            user: "root".into(),
-            identity_files: vec![],
-        }),
-        &settings(&[]),
-    )
-    .await
-    .err();
-    assert!(
-        matches!(&err, Some(TransportError::Unreachable(m)) if m.contains("no-such-host.invalid")),
-        "{err:?}"
-    );
+    // No lookup of an unresolvable name here: a DNS query would leave the machine.
 }
 
 #[tokio::test]
