@@ -17,6 +17,9 @@ pub struct Report {
     pub report_version: u32,
     pub sweep: SweepInfo,
     pub summary: Summary,
+    /// Exceptions that applied, expired or matched nothing (when an exceptions file was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exceptions: Option<ExceptionsReport>,
     pub hosts: Vec<HostReport>,
 }
 
@@ -209,10 +212,71 @@ pub struct Finding {
     pub status: Status,
     pub version: Option<String>,
     pub first_seen: jiff::Timestamp,
+    /// Last successful scan that saw it (equals the sweep time while present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<jiff::Timestamp>,
+    /// `first_seen + grace` (grace per policy in the catalog): past it, a
+    /// finding still present is `overdue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<jiff::civil::Date>,
+    /// When a successful scan first found it gone (status `remediated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediated_at: Option<jiff::Timestamp>,
+    /// For `unverified`: when the host was last scanned successfully, so the
+    /// carried status has an age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<jiff::Timestamp>,
+    /// The active exception that covers it (status `excepted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exception: Option<ExceptionRef>,
     pub effective: Option<jiff::civil::Date>,
     pub deadline: Option<jiff::civil::Date>,
     pub evidence: Vec<Evidence>,
     pub remediation: Option<String>,
+}
+
+/// The exception that made a finding `excepted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionRef {
+    /// `file:line` of the exception entry.
+    pub source: String,
+    pub reason: String,
+    pub approver: String,
+    pub expires: jiff::civil::Date,
+}
+
+/// What the exceptions file did in this sweep: entries that expired (and so
+/// stopped applying on their own) and entries that matched nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionsReport {
+    /// Active exceptions that covered at least one finding.
+    pub applied: Vec<ExceptionUse>,
+    pub expired: Vec<ExceptionUse>,
+    /// Active exceptions that matched no finding.
+    pub unused: Vec<ExceptionUse>,
+}
+
+/// One exception entry as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionUse {
+    pub source: String,
+    pub hosts: String,
+    pub rule: String,
+    pub reason: String,
+    pub approver: String,
+    pub expires: jiff::civil::Date,
+    /// Findings it covers (applied) or would have covered (expired).
+    pub findings: usize,
+}
+
+/// One sweep as a point of the remediation burn-down (from the state store).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    pub sweep_id: String,
+    pub finished: jiff::Timestamp,
+    pub complete: bool,
+    pub hosts: HostCounts,
+    pub findings: FindingCounts,
 }
 
 /// One observation that made a signature match.

@@ -22,6 +22,7 @@ fn report_with(value: &str) -> Report {
             interrupted_by: None,
         },
         summary: Summary::default(),
+        exceptions: None,
         hosts: vec![HostReport {
             name: "h".into(),
             address: value.into(),
@@ -40,6 +41,11 @@ fn report_with(value: &str) -> Report {
                 status: Status::New,
                 version: Some(value.into()),
                 first_seen: "2026-11-22T06:00:00Z".parse().unwrap(),
+                last_seen: None,
+                due: None,
+                remediated_at: None,
+                last_verified: None,
+                exception: None,
                 effective: None,
                 deadline: None,
                 evidence: vec![Evidence {

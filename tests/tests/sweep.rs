@@ -89,8 +89,8 @@ fn normalize(yaml: &str, fleet_dir: &Path) -> String {
         let indent = &line[..line.len() - t.len()];
         let key = t.split(':').next().unwrap_or("");
         let masked = match key {
-            "id" | "started" | "finished" | "first_seen" | "duration_seconds"
-            | "scanner_version" => {
+            "id" | "started" | "finished" | "first_seen" | "last_seen" | "due"
+            | "remediated_at" | "last_verified" | "duration_seconds" | "scanner_version" => {
                 format!("{indent}{key}: <{key}>")
             }
             _ => mask_fingerprints(&line.replace(&fleet_dir.display().to_string(), "<fleet>")),

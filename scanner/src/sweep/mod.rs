@@ -138,6 +138,7 @@ pub async fn run(
             interrupted_by,
         },
         summary: Default::default(),
+        exceptions: None,
         hosts,
     };
     report.normalize();
