@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 use crate::report::{Outcome, Report, Status};
 
@@ -27,6 +29,10 @@ pub struct MetricsOptions {
     pub label_allowlist: Vec<String>,
     /// Build revision for `fleetsweep_build_info`.
     pub revision: String,
+    /// Remediations recorded by the state store over all sweeps, per
+    /// (vendor, product): `fleetsweep_remediations_total`. Without a state
+    /// store there is no history, and the counter is not exported.
+    pub remediations: BTreeMap<(String, String), u64>,
 }
 
 const RESERVED: &[&str] = &[
@@ -168,6 +174,21 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         reg.register(Box::new(c.clone()))?;
     }
     reg.register(Box::new(duration.clone()))?;
+    if !opts.remediations.is_empty() {
+        let remediations = IntCounterVec::new(
+            Opts::new(
+                "fleetsweep_remediations_total",
+                "Findings that went from present to absent in a successful scan, over every sweep in the state store, by vendor and product.",
+            ),
+            &["vendor", "product"],
+        )?;
+        for ((vendor, product), n) in &opts.remediations {
+            remediations
+                .with_label_values(&[vendor.as_str(), product.as_str()])
+                .inc_by(*n);
+        }
+        reg.register(Box::new(remediations))?;
+    }
 
     // Every outcome appears (0 when none), so alerts on "scan failures" see a series.
     if extra.is_empty() {

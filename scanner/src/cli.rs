@@ -48,6 +48,31 @@ Exit codes:
   2  usage or configuration error (nothing scanned)
   3  no open finding, but some hosts could not be scanned (or the sweep was interrupted)";
 
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  # Sweep every 6 hours, serve metrics for Prometheus on :9817
+  fleetsweep serve -i fleet.yaml --interval 6h --listen 0.0.0.0:9817
+
+  # With TLS and basic auth (exporter-toolkit web.yml)
+  fleetsweep serve -i fleet.yaml --web.config.file /etc/fleetsweep/web.yml
+
+Endpoints:
+  /metrics             results of the last sweep, plus the daemon's own metrics
+  /healthz             200 once the daemon runs
+  /report              the last sweep's YAML report
+  /probe?target=HOST   sweep one inventory host now (blackbox-style; timeout from
+                       X-Prometheus-Scrape-Timeout-Seconds)";
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  fleetsweep report                              # latest sweep, YAML
+  fleetsweep report --format html -o fleet.html  # one self-contained page with the burn-down
+  fleetsweep report --format junit -o junit.xml  # one test case per host, for CI
+  fleetsweep report --format sarif               # SARIF 2.1.0
+  fleetsweep report --format plan                # per-host remediation plan
+  fleetsweep report --list                       # sweeps in the state store
+  fleetsweep report --diff PREVIOUS_ID           # what changed since an earlier sweep";
+
 #[derive(Debug, Parser)]
 #[command(name = "fleetsweep", version, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
@@ -78,6 +103,12 @@ pub enum Command {
     /// Sweep the fleet once and report what was found.
     #[command(after_long_help = SCAN_EXAMPLES)]
     Scan(Box<ScanArgs>),
+    /// Run as a daemon: sweep on a schedule, serve /metrics, /healthz, /report, /probe.
+    #[command(after_long_help = SERVE_EXAMPLES)]
+    Serve(Box<ServeArgs>),
+    /// Render a sweep from the state store without scanning (yaml, json, csv, junit, sarif, html, plan).
+    #[command(after_long_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
     /// List the hosts of an inventory as fleetsweep resolves them (after groups, defaults, ssh_config).
     Hosts(HostsArgs),
     /// Validate and explain catalog files.
@@ -190,6 +221,85 @@ pub struct ScanArgs {
     /// Cap on probe output per host, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 32)]
     pub max_output: usize,
+
+    /// Push the sweep's metrics to a Prometheus Pushgateway (PUT: series of the
+    /// previous push under the same grouping key disappear), e.g. http://pushgateway:9091.
+    #[arg(long, value_name = "URL")]
+    pub push: Option<String>,
+
+    /// `job` of the Pushgateway grouping key.
+    #[arg(long, value_name = "NAME", default_value = "fleetsweep")]
+    pub push_job: String,
+
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Exceptions file (SPEC §3): accepted findings with reason, approver and expiry.
+    #[arg(long, value_name = "FILE")]
+    pub exceptions: Option<PathBuf>,
+}
+
+/// Where remediation history lives.
+#[derive(Debug, Args, Clone)]
+pub struct StateArgs {
+    /// State store (SQLite) that tracks findings across sweeps.
+    /// Default: fleetsweep/state.db under the user's data directory
+    /// (~/.local/share/fleetsweep/state.db).
+    #[arg(long = "state", value_name = "DB")]
+    pub path: Option<PathBuf>,
+
+    /// Keep no history: every finding is `new`, nothing is remembered.
+    #[arg(long = "no-state", conflicts_with = "path")]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub scan: ScanArgs,
+
+    /// Time between sweeps (e.g. 6h, 30m); the first sweep starts at once.
+    #[arg(long, value_name = "DURATION", default_value = "6h")]
+    pub interval: String,
+
+    /// Random delay added to each interval, up to this fraction of it (0 to 1).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.1)]
+    pub jitter: f64,
+
+    /// Address to serve on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9817")]
+    pub listen: String,
+
+    /// TLS and basic auth, in the format of Prometheus's exporter-toolkit web.yml
+    /// (`tls_server_config`, `basic_auth_users` with bcrypt hashes).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+
+    /// Output format.
+    #[arg(long, value_name = "FORMAT", default_value = "yaml")]
+    pub format: String,
+
+    /// Sweep to render (an id from `--list`, or a unique prefix). Default: the latest.
+    #[arg(long, value_name = "ID")]
+    pub sweep: Option<String>,
+
+    /// Show what changed since this earlier sweep instead.
+    #[arg(long, value_name = "PREVIOUS")]
+    pub diff: Option<String>,
+
+    /// List the sweeps in the state store.
+    #[arg(long)]
+    pub list: bool,
+
+    /// Write to FILE (atomically) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

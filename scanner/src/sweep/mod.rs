@@ -54,7 +54,7 @@ impl Progress for Silent {}
 
 /// Shared, read-only context of one sweep.
 struct Ctx {
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     settings: SweepSettings,
     /// Built once, shared by every connection (parsed known_hosts, TOFU file lock).
     host_keys: Arc<HostKeyPolicy>,
@@ -65,7 +65,7 @@ struct Ctx {
 /// Runs one sweep over `hosts`.
 pub async fn run(
     hosts: Vec<Host>,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     settings: SweepSettings,
     host_keys: Arc<HostKeyPolicy>,
     progress: Arc<dyn Progress>,

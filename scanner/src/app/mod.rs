@@ -1,29 +1,23 @@
 //! Turns validated command-line settings into work, and outcomes into exit codes.
+//!
+//! One file per command: [`scan`] (one sweep), `serve` (the daemon), `report`
+//! (renders from the state store); `hosts` and `catalog` are small enough to live here.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod scan;
 
-use anyhow::{bail, Context, Result};
-use tokio::sync::watch;
+use anyhow::{bail, Result};
 
 use fleetsweep::catalog::{Catalog, Rule};
 use fleetsweep::cli::{
-    CatalogCommand, Cli, Command, HostsArgs, HostsFormat, InventoryArgs, LogFormat, ScanArgs,
+    CatalogCommand, Cli, Command, HostsArgs, HostsFormat, InventoryArgs, LogFormat,
 };
 use fleetsweep::inventory::limit::{Limit, Shard};
 use fleetsweep::inventory::{self, Host, Inventory, LoadOptions};
-use fleetsweep::sweep::{self, summary, Progress, SweepSettings};
-use fleetsweep::transport::known_hosts::HostKeyPolicy;
-use fleetsweep::transport::{Passphrase, SshSettings};
 
 pub const EXIT_CLEAN: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
-
-const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-const DEFAULT_HOST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub fn init_logging(cli: &Cli) {
     let level = if cli.quiet {
@@ -48,7 +42,9 @@ pub fn init_logging(cli: &Cli) {
 
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
-        Command::Scan(ref args) => scan(&cli, args).await,
+        Command::Scan(ref args) => scan::scan(&cli, args).await,
+        Command::Serve(_) => bail!("`fleetsweep serve` is being built (issue 3)"),
+        Command::Report(_) => bail!("`fleetsweep report` is being built (issue 4)"),
         Command::Hosts(ref args) => hosts(args),
         Command::Catalog(ref c) => catalog(c),
     }
@@ -78,164 +74,6 @@ fn load_hosts(args: &InventoryArgs) -> Result<(Inventory, Option<Shard>)> {
         None => None,
     };
     Ok((inv, shard))
-}
-
-fn duration(flag: &str, text: &str) -> Result<std::time::Duration> {
-    inventory::parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
-}
-
-async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
-    let (mut inv, shard) = load_hosts(&args.inventory)?;
-    let connect_timeout = match &args.connect_timeout {
-        Some(t) => Some(duration("connect-timeout", t)?),
-        None => None,
-    };
-    let host_timeout = match &args.host_timeout {
-        Some(t) => Some(duration("host-timeout", t)?),
-        None => None,
-    };
-    // Flags given on the command line beat the inventory.
-    for h in &mut inv.hosts {
-        h.connect_timeout = connect_timeout.or(h.connect_timeout);
-        h.host_timeout = host_timeout.or(h.host_timeout);
-    }
-    let catalog = Catalog::load(&args.catalog)?;
-    if inv.hosts.is_empty() {
-        bail!("no hosts to sweep (the inventory is empty, or --limit/--shard matched nothing)");
-    }
-    let known_hosts: Vec<PathBuf> = if !args.known_hosts.is_empty() {
-        args.known_hosts.clone()
-    } else if !inv.known_hosts_files.is_empty() {
-        inv.known_hosts_files.clone()
-    } else {
-        vec![inventory::expand_home("~/.ssh/known_hosts")]
-    };
-    let host_keys = HostKeyPolicy::load(&known_hosts, args.accept_new_host_keys.clone())
-        .context("cannot load known_hosts")?;
-    let settings = SweepSettings {
-        concurrency: args.concurrency.max(1),
-        connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        host_timeout: DEFAULT_HOST_TIMEOUT,
-        output_limit: args.max_output.max(1).saturating_mul(1024 * 1024),
-        ssh: SshSettings {
-            known_hosts,
-            accept_new_host_keys: args.accept_new_host_keys.clone(),
-            use_agent: !args.no_agent && std::env::var_os("SSH_AUTH_SOCK").is_some(),
-            passphrase: match (&args.passphrase_env, &args.passphrase_file) {
-                (Some(v), _) => Passphrase::Env(v.clone()),
-                (None, Some(f)) => Passphrase::File(f.clone()),
-                (None, None) => Passphrase::None,
-            },
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-        },
-        sudo: args.sudo,
-        shard: shard.map(|s| s.to_string()),
-    };
-    for path in args.report.iter().chain(args.metrics_file.iter()) {
-        check_writable(path)?;
-    }
-    fleetsweep_exporters::metrics::check_labels(&args.metric_label)?;
-
-    let show_bar =
-        !cli.quiet && !args.no_progress && (args.progress || std::io::stderr().is_terminal());
-    let bar = show_bar.then(|| Arc::new(summary::Bar::new(inv.hosts.len())));
-    let progress: Arc<dyn Progress> = match &bar {
-        Some(b) => b.clone(),
-        None => Arc::new(sweep::Silent),
-    };
-    let (tx, rx) = watch::channel(None);
-    tokio::spawn(forward_signals(tx));
-    let report = sweep::run(
-        inv.hosts,
-        catalog,
-        settings,
-        Arc::new(host_keys),
-        progress,
-        rx,
-    )
-    .await;
-    if let Some(b) = &bar {
-        b.finish();
-    }
-    if let Some(path) = &args.report {
-        let yaml = fleetsweep_exporters::yaml::to_yaml(&report)?;
-        fleetsweep_exporters::file::write_atomic(path, yaml.as_bytes())
-            .with_context(|| format!("cannot write the report to {}", path.display()))?;
-    }
-    if let Some(path) = &args.metrics_file {
-        let opts = fleetsweep_exporters::metrics::MetricsOptions {
-            label_allowlist: args.metric_label.clone(),
-            revision: option_env!("FLEETSWEEP_REVISION")
-                .unwrap_or("unknown")
-                .to_string(),
-        };
-        let text = fleetsweep_exporters::metrics::render(&report, &opts)?;
-        fleetsweep_exporters::file::write_atomic(path, text.as_bytes())
-            .with_context(|| format!("cannot write metrics to {}", path.display()))?;
-    }
-    if !cli.quiet {
-        print!("{}", summary::render(&report));
-        if let Some(path) = &args.report {
-            println!("\nReport written to {}", path.display());
-        }
-    }
-    Ok(if report.has_open_ban() {
-        EXIT_FINDINGS
-    } else if report.has_unscanned() || !report.sweep.complete {
-        EXIT_PARTIAL
-    } else {
-        EXIT_CLEAN
-    })
-}
-
-/// Fails before the sweep, not after an hour of scanning, when an output
-/// file cannot be written.
-fn check_writable(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        bail!(
-            "cannot write {}: directory {} does not exist",
-            path.display(),
-            dir.display()
-        );
-    }
-    tempfile::NamedTempFile::new_in(&dir).with_context(|| {
-        format!(
-            "cannot write {}: directory {} is not writable",
-            path.display(),
-            dir.display()
-        )
-    })?;
-    Ok(())
-}
-
-/// SIGINT/SIGTERM → the sweep stops and writes what it has, marked incomplete.
-async fn forward_signals(tx: watch::Sender<Option<String>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!(
-            "cannot install signal handlers; an interrupt will not write a partial report"
-        );
-        return;
-    };
-    let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-    };
-    tracing::warn!("{name} received: stopping the sweep and writing what it has");
-    let _ = tx.send(Some(name.to_string()));
-    // A second signal means "now".
-    tokio::select! {
-        _ = int.recv() => {},
-        _ = term.recv() => {},
-    }
-    std::process::exit(i32::from(EXIT_PARTIAL));
 }
 
 fn hosts(args: &HostsArgs) -> Result<u8> {

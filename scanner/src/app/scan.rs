@@ -1,0 +1,233 @@
+//! `fleetsweep scan`: one sweep, its outputs and its exit code.
+//!
+//! [`ScanPlan`] is everything a sweep needs, validated once (inventory, catalog,
+//! host keys, settings). `scan` runs it once; `serve` keeps one and runs it on
+//! a schedule or for one host on demand.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::watch;
+
+use fleetsweep::catalog::Catalog;
+use fleetsweep::cli::{Cli, ScanArgs};
+use fleetsweep::inventory::{self, Host};
+use fleetsweep::sweep::{self, summary, Progress, SweepSettings};
+use fleetsweep::transport::known_hosts::HostKeyPolicy;
+use fleetsweep::transport::{Passphrase, SshSettings};
+use fleetsweep_exporters::Report;
+
+use super::{load_hosts, EXIT_CLEAN, EXIT_FINDINGS, EXIT_PARTIAL};
+
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const DEFAULT_HOST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A validated sweep, ready to run any number of times.
+pub struct ScanPlan {
+    /// The inventory after --limit/--shard, with command-line timeouts applied.
+    pub hosts: Vec<Host>,
+    /// Shared by every sweep of this plan (serve runs many).
+    pub catalog: Arc<Catalog>,
+    pub settings: SweepSettings,
+    /// Parsed known_hosts and the TOFU file, shared by every connection.
+    pub host_keys: Arc<HostKeyPolicy>,
+}
+
+fn duration(flag: &str, text: &str) -> Result<std::time::Duration> {
+    inventory::parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+impl ScanPlan {
+    /// Loads and checks everything a sweep needs; any error here is a
+    /// configuration error (exit code 2) and nothing is scanned.
+    pub fn prepare(args: &ScanArgs) -> Result<ScanPlan> {
+        let (mut inv, shard) = load_hosts(&args.inventory)?;
+        let connect_timeout = match &args.connect_timeout {
+            Some(t) => Some(duration("connect-timeout", t)?),
+            None => None,
+        };
+        let host_timeout = match &args.host_timeout {
+            Some(t) => Some(duration("host-timeout", t)?),
+            None => None,
+        };
+        // Flags given on the command line beat the inventory.
+        for h in &mut inv.hosts {
+            h.connect_timeout = connect_timeout.or(h.connect_timeout);
+            h.host_timeout = host_timeout.or(h.host_timeout);
+        }
+        let catalog = Catalog::load(&args.catalog)?;
+        if inv.hosts.is_empty() {
+            bail!("no hosts to sweep (the inventory is empty, or --limit/--shard matched nothing)");
+        }
+        let known_hosts: Vec<PathBuf> = if !args.known_hosts.is_empty() {
+            args.known_hosts.clone()
+        } else if !inv.known_hosts_files.is_empty() {
+            inv.known_hosts_files.clone()
+        } else {
+            vec![inventory::expand_home("~/.ssh/known_hosts")]
+        };
+        let host_keys = HostKeyPolicy::load(&known_hosts, args.accept_new_host_keys.clone())
+            .context("cannot load known_hosts")?;
+        let settings = SweepSettings {
+            concurrency: args.concurrency.max(1),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            host_timeout: DEFAULT_HOST_TIMEOUT,
+            output_limit: args.max_output.max(1).saturating_mul(1024 * 1024),
+            ssh: SshSettings {
+                known_hosts,
+                accept_new_host_keys: args.accept_new_host_keys.clone(),
+                use_agent: !args.no_agent && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+                passphrase: match (&args.passphrase_env, &args.passphrase_file) {
+                    (Some(v), _) => Passphrase::Env(v.clone()),
+                    (None, Some(f)) => Passphrase::File(f.clone()),
+                    (None, None) => Passphrase::None,
+                },
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            },
+            sudo: args.sudo,
+            shard: shard.map(|s| s.to_string()),
+        };
+        for path in args.report.iter().chain(args.metrics_file.iter()) {
+            check_writable(path)?;
+        }
+        fleetsweep_exporters::metrics::check_labels(&args.metric_label)?;
+        Ok(ScanPlan {
+            hosts: inv.hosts,
+            catalog: Arc::new(catalog),
+            settings,
+            host_keys: Arc::new(host_keys),
+        })
+    }
+
+    /// Sweeps `hosts` (all of the plan's, or a subset such as one `/probe` target).
+    pub async fn sweep(
+        &self,
+        hosts: Vec<Host>,
+        progress: Arc<dyn Progress>,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> Report {
+        sweep::run(
+            hosts,
+            self.catalog.clone(),
+            self.settings.clone(),
+            self.host_keys.clone(),
+            progress,
+            cancel,
+        )
+        .await
+    }
+}
+
+/// Metrics options of a scan from its flags.
+pub fn metrics_options(args: &ScanArgs) -> fleetsweep_exporters::metrics::MetricsOptions {
+    fleetsweep_exporters::metrics::MetricsOptions {
+        label_allowlist: args.metric_label.clone(),
+        revision: option_env!("FLEETSWEEP_REVISION")
+            .unwrap_or("unknown")
+            .to_string(),
+        ..Default::default()
+    }
+}
+
+/// Writes the files the flags ask for (`--report`, `--metrics-file`).
+pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
+    if let Some(path) = &args.report {
+        let yaml = fleetsweep_exporters::yaml::to_yaml(report)?;
+        fleetsweep_exporters::file::write_atomic(path, yaml.as_bytes())
+            .with_context(|| format!("cannot write the report to {}", path.display()))?;
+    }
+    if let Some(path) = &args.metrics_file {
+        let text = fleetsweep_exporters::metrics::render(report, &metrics_options(args))?;
+        fleetsweep_exporters::file::write_atomic(path, text.as_bytes())
+            .with_context(|| format!("cannot write metrics to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// SPEC §2 exit codes from a finished sweep.
+pub fn exit_code(report: &Report) -> u8 {
+    if report.has_open_ban() {
+        EXIT_FINDINGS
+    } else if report.has_unscanned() || !report.sweep.complete {
+        EXIT_PARTIAL
+    } else {
+        EXIT_CLEAN
+    }
+}
+
+pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
+    let plan = ScanPlan::prepare(args)?;
+    let show_bar =
+        !cli.quiet && !args.no_progress && (args.progress || std::io::stderr().is_terminal());
+    let bar = show_bar.then(|| Arc::new(summary::Bar::new(plan.hosts.len())));
+    let progress: Arc<dyn Progress> = match &bar {
+        Some(b) => b.clone(),
+        None => Arc::new(sweep::Silent),
+    };
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(forward_signals(tx));
+    let report = plan.sweep(plan.hosts.clone(), progress, rx).await;
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    write_outputs(&report, args)?;
+    if !cli.quiet {
+        print!("{}", summary::render(&report));
+        if let Some(path) = &args.report {
+            println!("\nReport written to {}", path.display());
+        }
+    }
+    Ok(exit_code(&report))
+}
+
+/// Fails before the sweep, not after an hour of scanning, when an output
+/// file cannot be written.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    tempfile::NamedTempFile::new_in(&dir).with_context(|| {
+        format!(
+            "cannot write {}: directory {} is not writable",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// SIGINT/SIGTERM → the sweep stops and writes what it has, marked incomplete.
+async fn forward_signals(tx: watch::Sender<Option<String>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!(
+            "cannot install signal handlers; an interrupt will not write a partial report"
+        );
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    tracing::warn!("{name} received: stopping the sweep and writing what it has");
+    let _ = tx.send(Some(name.to_string()));
+    // A second signal means "now".
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    std::process::exit(i32::from(EXIT_PARTIAL));
+}
