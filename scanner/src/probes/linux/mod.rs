@@ -570,6 +570,43 @@ mod run_tests {
         )
     }
 
+    /// Debian's `rpm` (installed by scripts/setup) with no rpm database: the
+    /// probe must neither warn nor create `~/.rpmdb` in the scan user's home.
+    #[test]
+    fn rpm_without_a_database_is_neither_a_warning_nor_a_write() {
+        assert!(
+            Command::new("rpm").arg("--version").output().is_ok(),
+            "rpm is not installed: apt-get install -y rpm (scripts/setup does this)"
+        );
+        let home = tempfile::tempdir().expect("tempdir");
+        let nonce = new_nonce();
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", SCRIPT])
+            .env("HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&stdin_for(&nonce, &[]))
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        let obs = parse(&String::from_utf8_lossy(&out.stdout), &nonce);
+        assert!(
+            obs.warnings.iter().all(|w| w.section != "rpm"),
+            "{:?}",
+            obs.warnings
+        );
+        assert!(
+            !home.path().join(".rpmdb").exists(),
+            "the probe created ~/.rpmdb"
+        );
+    }
+
     #[test]
     fn script_runs_under_bin_sh() {
         let tree = fake_install_root();

@@ -34,7 +34,10 @@ pub const MAX_PATH_ROOTS: usize = 64;
 /// - `dpkg`: `dpkg-query -W` with `${Status}` (the long form works with every
 ///   dpkg, `${db:Status-Abbrev}` only since 1.16.2), then name, version, arch and
 ///   maintainer, tab-separated; the free-text maintainer is last.
-/// - `rpm`: `rpm -qa`, name, `EPOCH:VERSION-RELEASE`, arch, vendor, packager.
+/// - `rpm`: only where rpm's database exists (`%{_dbpath}` is a non-empty
+///   directory): Debian's rpm tool otherwise creates `~/.rpmdb` in the scan
+///   user's home, a write the probe must not make, and fails where the home is
+///   not writable, which is not a probe failure. Then `rpm -qa`, name, `EPOCH:VERSION-RELEASE`, arch, vendor, packager.
 ///   `%{EPOCH}` (not `%{EPOCHNUM}`, which old rpm rejects, failing the whole query)
 ///   prints `(none)` when unset.
 /// - `apk`: the `P:`/`V:`/`A:`/`m:` lines of `/lib/apk/db/installed`, else `apk info -v`.
@@ -135,7 +138,10 @@ if has dpkg-query; then
   sec dpkg dpkg-query -W -f='${Status}\t${Package}\t${Version}\t${Architecture}\t${Maintainer}\n'
 fi
 if has rpm; then
-  sec rpm rpm -qa --queryformat '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{VENDOR}\t%{PACKAGER}\n'
+  d=$(rpm --eval '%{_dbpath}' 2>/dev/null)
+  if [ -n "$d" ] && [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then
+    sec rpm rpm -qa --queryformat '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{VENDOR}\t%{PACKAGER}\n'
+  fi
 fi
 if [ -r /lib/apk/db/installed ] || has apk; then sec apk apkdb; fi
 if [ -d /run/systemd/system ] && has systemctl; then
