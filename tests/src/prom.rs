@@ -121,11 +121,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let mut s = Server {
-            child,
-            addr,
-            dir,
-        };
+        let mut s = Server { child, addr, dir };
         let http = agent();
         let url = format!("http://{addr}{ready_path}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -139,10 +135,7 @@ impl Server {
                 }
             }
             if Instant::now() > deadline {
-                bail!(
-                    "{name} did not answer on {url} within 20s:\n{}",
-                    s.log()
-                );
+                bail!("{name} did not answer on {url} within 20s:\n{}", s.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
