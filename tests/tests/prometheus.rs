@@ -1,0 +1,651 @@
+//! What `deploy/` ships for Prometheus and Grafana, checked against the real
+//! servers: the rules with `promtool`, the scrape configs and the dashboard's
+//! every query against a real Prometheus that scrapes a real node_exporter and
+//! a real Pushgateway, both serving the metrics of a real sweep of real sshd
+//! test hosts.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use fleetsweep_e2e::prom::{promtool, Alert, NodeExporter, Prometheus, Pushgateway, Sample};
+use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Metrics the dashboard already charts but fleetsweep does not export yet
+/// (the state store adds them). Queries naming them must be valid PromQL but
+/// may return nothing. Remove a name once it is exported.
+const METRICS_STILL_TO_COME: &[&str] = &["fleetsweep_remediations_total"];
+
+/// Panels that show statuses only the state store derives (a sweep without
+/// it reports every finding as `new`): valid, may be empty for now.
+const PANELS_EMPTY_WITHOUT_STATE_STORE: &[&str] = &["Overdue findings"];
+
+/// The deploy files' folder.
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+/// Names of the alerts in the rule file.
+fn alert_names(rules: &Value) -> BTreeSet<String> {
+    list(rules, "groups")
+        .iter()
+        .flat_map(|g| list(g, "rules"))
+        .filter_map(|r| r.get("alert").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn rules_pass_promtool_and_every_alert_is_tested_firing_and_not() {
+    let dir = deploy().join("prometheus");
+    let (ok, out) = promtool(&["check", "config", "prometheus.yml"], &dir).unwrap();
+    assert!(ok, "promtool check config failed:\n{out}");
+    let (ok, out) = promtool(&["check", "rules", "rules/fleetsweep.rules.yml"], &dir).unwrap();
+    assert!(ok, "promtool check rules failed:\n{out}");
+    let (ok, out) = promtool(
+        &["test", "rules", "fleetsweep.rules.test.yml"],
+        &dir.join("rules"),
+    )
+    .unwrap();
+    assert!(ok, "promtool test rules failed:\n{out}");
+    assert!(out.contains("SUCCESS"), "{out}");
+
+    let alerts = alert_names(&yaml(&dir.join("rules/fleetsweep.rules.yml")));
+    for a in [
+        "BannedSoftwareFound",
+        "FindingOverdue",
+        "FindingReinstalled",
+        "SweepStale",
+        "CoverageDropped",
+        "SweepIncomplete",
+    ] {
+        assert!(alerts.contains(a), "rule file lacks alert {a}: {alerts:?}");
+    }
+    let tests = yaml(&dir.join("rules/fleetsweep.rules.test.yml"));
+    let mut firing = BTreeSet::new();
+    let mut quiet = BTreeSet::new();
+    for case in list(&tests, "tests")
+        .iter()
+        .flat_map(|t| list(t, "alert_rule_test"))
+    {
+        let name = case["alertname"].as_str().unwrap().to_string();
+        assert!(alerts.contains(&name), "test of unknown alert {name}");
+        if list(case, "exp_alerts").is_empty() {
+            quiet.insert(name);
+        } else {
+            firing.insert(name);
+        }
+    }
+    let untested_firing: Vec<_> = alerts.difference(&firing).collect();
+    let untested_quiet: Vec<_> = alerts.difference(&quiet).collect();
+    assert!(
+        untested_firing.is_empty() && untested_quiet.is_empty(),
+        "alerts without a firing case: {untested_firing:?}; without a not-firing case: {untested_quiet:?}"
+    );
+}
+
+/// Every `targets[].expr` of the dashboard with the title of its panel.
+fn dashboard_queries(dash: &Value) -> Vec<(String, String)> {
+    fn walk(panels: &[Value], out: &mut Vec<(String, String)>) {
+        for p in panels {
+            let title = p["title"].as_str().unwrap_or("").to_string();
+            for t in list(p, "targets") {
+                if let Some(e) = t.get("expr").and_then(Value::as_str) {
+                    out.push((title.clone(), e.to_string()));
+                }
+            }
+            walk(list(p, "panels"), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(list(dash, "panels"), &mut out);
+    out
+}
+
+fn dashboard() -> Value {
+    let path = deploy().join("grafana/fleetsweep.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Grafana's template variables as a dashboard in this Prometheus would
+/// resolve them.
+fn substitute(expr: &str, vars: &[(&str, &str)]) -> String {
+    let mut e = expr.to_string();
+    for (k, v) in vars {
+        e = e
+            .replace(&format!("${{{k}}}"), v)
+            .replace(&format!("[[{k}]]"), v);
+    }
+    // Longest names first, so `$__interval_ms` is not read as `$__interval`.
+    let mut names: Vec<&(&str, &str)> = vars.iter().collect();
+    names.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
+    for (k, v) in names {
+        e = e.replace(&format!("${k}"), v);
+    }
+    e
+}
+
+#[test]
+fn dashboard_is_well_formed() {
+    let d = dashboard();
+    assert_eq!(d["uid"], "fleetsweep");
+    assert!(d["schemaVersion"].as_u64().unwrap() >= 36);
+    let vars: BTreeMap<&str, &Value> = list(&d["templating"], "list")
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v))
+        .collect();
+    assert_eq!(vars["DS_PROMETHEUS"]["type"], "datasource");
+    assert_eq!(vars["DS_PROMETHEUS"]["query"], "prometheus");
+    assert!(
+        vars.contains_key("job") && vars.contains_key("site"),
+        "{vars:?}"
+    );
+    fn walk(panels: &[Value], ids: &mut BTreeSet<u64>) {
+        for p in panels {
+            let title = p["title"].as_str().unwrap();
+            assert!(
+                ids.insert(p["id"].as_u64().unwrap()),
+                "duplicate id at {title}"
+            );
+            let g = &p["gridPos"];
+            assert!(
+                g["x"].as_u64().unwrap() + g["w"].as_u64().unwrap() <= 24,
+                "{title} is wider than the grid"
+            );
+            if p["type"] != "row" {
+                assert_eq!(p["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+                assert!(!list(p, "targets").is_empty(), "{title} has no query");
+                for t in list(p, "targets") {
+                    assert_eq!(t["datasource"]["uid"], "${DS_PROMETHEUS}", "{title}");
+                }
+            }
+            walk(list(p, "panels"), ids);
+        }
+    }
+    walk(list(&d, "panels"), &mut BTreeSet::new());
+    let titles: BTreeSet<String> = dashboard_queries(&d).into_iter().map(|(t, _)| t).collect();
+    for t in PANELS_EMPTY_WITHOUT_STATE_STORE {
+        assert!(titles.contains(*t), "no panel {t}: shorten the list");
+    }
+    let exprs: String = dashboard_queries(&d).into_iter().map(|(_, e)| e).collect();
+    for m in METRICS_STILL_TO_COME {
+        assert!(exprs.contains(m), "no query uses {m}: shorten the list");
+    }
+}
+
+/// The fields of the report this test compares with the metrics.
+#[derive(Debug, Deserialize)]
+struct Report {
+    summary: Summary,
+    hosts: Vec<HostReport>,
+}
+#[derive(Debug, Deserialize)]
+struct Summary {
+    hosts: BTreeMap<String, usize>,
+}
+#[derive(Debug, Deserialize)]
+struct HostReport {
+    name: String,
+    outcome: String,
+    findings: Vec<Finding>,
+}
+#[derive(Debug, Deserialize)]
+struct Finding {
+    rule: String,
+    product: String,
+    status: String,
+}
+
+/// A scrape job of deploy/prometheus/prometheus.yml, pointed at `targets`
+/// (or with the `__address__` replacement of a probe job pointed at
+/// `replacement`), on the test Prometheus's 1s interval.
+fn deploy_job(
+    config: &Value,
+    name: &str,
+    targets: Option<&str>,
+    replacement: Option<&str>,
+) -> String {
+    let mut job = list(config, "scrape_configs")
+        .iter()
+        .find(|j| j["job_name"] == name)
+        .unwrap_or_else(|| panic!("deploy/prometheus/prometheus.yml has no job {name}"))
+        .clone();
+    let obj = job.as_object_mut().unwrap();
+    obj.remove("scrape_interval");
+    obj.remove("scrape_timeout");
+    if let Some(t) = targets {
+        for sc in obj["static_configs"].as_array_mut().unwrap() {
+            sc["targets"] = serde_json::json!([t]);
+        }
+    }
+    if let Some(r) = replacement {
+        let mut replaced = false;
+        for rc in obj["relabel_configs"].as_array_mut().unwrap() {
+            if rc["target_label"] == "__address__" {
+                rc["replacement"] = Value::from(r);
+                replaced = true;
+            }
+        }
+        assert!(replaced, "job {name} does not relabel __address__");
+    }
+    // JSON is YAML flow syntax: one list item per job.
+    format!("- {}\n", serde_json::to_string(&job).unwrap())
+}
+
+/// The rule file with every `for:` shortened to 0s, so alerts fire on the
+/// first evaluation that sees the data.
+fn rules_without_for(dir: &Path) -> PathBuf {
+    let text =
+        std::fs::read_to_string(deploy().join("prometheus/rules/fleetsweep.rules.yml")).unwrap();
+    let mut n = 0;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            if t.starts_with("for: ") {
+                n += 1;
+                format!("{}for: 0s", &l[..l.len() - t.len()])
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    assert!(n >= 6, "expected a `for:` on every alert, found {n}");
+    let path = dir.join("fleetsweep.rules.yml");
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+    path
+}
+
+fn one(prom: &Prometheus, q: &str) -> f64 {
+    let s = prom.query(q).unwrap();
+    assert_eq!(s.len(), 1, "`{q}` should give one series: {s:?}");
+    s[0].value
+}
+
+fn by(samples: &[Sample], label: &str) -> BTreeMap<String, f64> {
+    samples
+        .iter()
+        .map(|s| (s.labels.get(label).cloned().unwrap_or_default(), s.value))
+        .collect()
+}
+
+/// True when `a` is alert `name` of `job` and firing.
+fn firing(name: &str, job: &str, a: &Alert) -> bool {
+    a.name() == name && a.state == "firing" && a.labels.get("job").map(String::as_str) == Some(job)
+}
+
+const TEXTFILE_JOB: &str = "fleetsweep-textfile";
+const PUSHED_JOB: &str = "fleetsweep-cron";
+
+#[test]
+fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 240,
+        hosts: demo_hosts(),
+    })
+    .expect("starting the test fleet");
+    let textfiles = fleet.dir().join("textfile");
+    std::fs::create_dir_all(&textfiles).unwrap();
+    let prom_file = textfiles.join("fleetsweep.prom");
+    let report_path = fleet.dir().join("report.yaml");
+    let out = Command::new(fleetsweep_bin())
+        .args(["scan", "-i"])
+        .arg(fleet.inventory_path())
+        .arg("--metrics-file")
+        .arg(&prom_file)
+        .arg("--report")
+        .arg(&report_path)
+        .args([
+            "--metric-label",
+            "site",
+            "--connect-timeout",
+            "3s",
+            "--host-timeout",
+            "6s",
+            "-q",
+        ])
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("running fleetsweep");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Report =
+        serde_saphyr::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    let metrics_text = std::fs::read_to_string(&prom_file).unwrap();
+
+    // The textfile through node_exporter; the same text pushed as a cron sweep would.
+    let node = NodeExporter::start(&textfiles).unwrap();
+    let served = node.metrics_text().unwrap();
+    assert!(
+        served.lines().any(|l| l == "node_textfile_scrape_error 0"),
+        "node_exporter could not read the textfile:\n{served}"
+    );
+    let pushgw = Pushgateway::start().unwrap();
+    pushgw.put(PUSHED_JOB, None, &metrics_text).unwrap();
+    let pushed = pushgw.metrics_text().unwrap();
+    assert!(
+        pushed
+            .lines()
+            .any(|l| l.starts_with("fleetsweep_last_sweep_success{")
+                && l.contains(&format!("job=\"{PUSHED_JOB}\""))),
+        "Pushgateway does not serve the pushed sweep:\n{pushed}\n{}",
+        pushgw.log()
+    );
+
+    // Prometheus with the deploy jobs, pointed at the servers above.
+    let config = yaml(&deploy().join("prometheus/prometheus.yml"));
+    let rules_dir = tempfile::tempdir().unwrap();
+    let rules = rules_without_for(rules_dir.path());
+    let scrape = [
+        deploy_job(&config, TEXTFILE_JOB, Some(&node.address()), None),
+        deploy_job(&config, "pushgateway", Some(&pushgw.address()), None),
+        // Nothing serves /probe here yet: the targets show the relabeling.
+        deploy_job(&config, "fleetsweep-probe", None, Some(&pushgw.address())),
+    ]
+    .concat();
+    let prom = Prometheus::start(&scrape, &[rules]).unwrap();
+    for job in [TEXTFILE_JOB, PUSHED_JOB] {
+        prom.wait_for(
+            &format!("fleetsweep_last_sweep_success{{job=\"{job}\"}}"),
+            |s| !s.is_empty(),
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("{e}\nprometheus log:\n{}", prom.log()));
+    }
+
+    // Blackbox-style relabeling: one target per host, scraped at the daemon.
+    let targets = prom.targets().unwrap();
+    let mut probes: Vec<_> = targets
+        .iter()
+        .filter(|t| t.scrape_pool == "fleetsweep-probe")
+        .map(|t| {
+            (
+                t.labels["instance"].clone(),
+                t.scrape_url.clone(),
+                t.labels.get("site").cloned(),
+            )
+        })
+        .collect();
+    probes.sort();
+    let gw = pushgw.address();
+    assert_eq!(
+        probes,
+        [
+            (
+                "db-01".to_string(),
+                format!("http://{gw}/probe?target=db-01"),
+                Some("fra1".to_string())
+            ),
+            (
+                "web-01".to_string(),
+                format!("http://{gw}/probe?target=web-01"),
+                Some("fra1".to_string())
+            ),
+        ]
+    );
+    for t in targets
+        .iter()
+        .filter(|t| t.scrape_pool != "fleetsweep-probe")
+    {
+        assert_eq!(t.health, "up", "{t:?}");
+    }
+
+    // The metrics agree with the report the same sweep wrote, through both paths.
+    let outcomes: BTreeMap<String, f64> = report.hosts.iter().fold(BTreeMap::new(), |mut m, h| {
+        *m.entry(h.outcome.clone()).or_default() += 1.0;
+        m
+    });
+    let scanned = report.summary.hosts["scanned"] as f64;
+    let total = report.summary.hosts["total"] as f64;
+    assert_eq!(outcomes["scanned"], scanned);
+    assert_eq!(total, report.hosts.len() as f64);
+    for job in [TEXTFILE_JOB, PUSHED_JOB] {
+        let got = by(
+            &prom
+                .query(&format!(
+                    "sum by (outcome) (fleetsweep_hosts{{job=\"{job}\"}}) > 0"
+                ))
+                .unwrap(),
+            "outcome",
+        );
+        assert_eq!(got, outcomes, "hosts by outcome via {job}");
+        assert_eq!(
+            one(
+                &prom,
+                &format!("fleetsweep_host_scan_duration_seconds_count{{job=\"{job}\"}}")
+            ),
+            scanned
+        );
+    }
+    let mut per_product: BTreeMap<String, f64> = BTreeMap::new();
+    let mut host_rules = BTreeSet::new();
+    for h in &report.hosts {
+        for f in &h.findings {
+            *per_product.entry(f.product.clone()).or_default() += 1.0;
+            host_rules.insert((h.name.clone(), f.rule.clone(), f.status.clone()));
+        }
+    }
+    assert!(!per_product.is_empty(), "the demo fleet has findings");
+    let got = by(
+        &prom
+            .query(&format!(
+                "sum by (product) (fleetsweep_findings{{job=\"{TEXTFILE_JOB}\"}})"
+            ))
+            .unwrap(),
+        "product",
+    );
+    assert_eq!(got, per_product);
+    let got: BTreeSet<_> = prom
+        .query(&format!(
+            "fleetsweep_host_finding{{job=\"{TEXTFILE_JOB}\"}}"
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|s| {
+            (
+                s.labels["host"].clone(),
+                s.labels["rule"].clone(),
+                s.labels["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got, host_rules);
+    let failed: BTreeSet<_> = report
+        .hosts
+        .iter()
+        .filter(|h| h.outcome != "scanned")
+        .map(|h| (h.name.clone(), h.outcome.clone()))
+        .collect();
+    let got: BTreeSet<_> = prom
+        .query(&format!(
+            "fleetsweep_host_scan_failure{{job=\"{TEXTFILE_JOB}\"}}"
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.labels["host"].clone(), s.labels["outcome"].clone()))
+        .collect();
+    assert_eq!(got, failed);
+
+    // Every dashboard query, as Grafana would send it, returns data.
+    let dash = dashboard();
+    let vars = [
+        ("job", TEXTFILE_JOB),
+        ("site", "lab"),
+        ("__range", "1h"),
+        ("__rate_interval", "1m"),
+        ("__interval", "1m"),
+        ("__interval_ms", "60000"),
+    ];
+    let mut problems = Vec::new();
+    let queries = dashboard_queries(&dash);
+    assert!(queries.len() >= 20, "only {} queries", queries.len());
+    for (title, expr) in &queries {
+        let q = substitute(expr, &vars);
+        assert!(!q.contains('$'), "unknown variable in `{expr}` ({title})");
+        match prom.query_result(&q) {
+            Err(e) => problems.push(format!("{title}: {e:#}")),
+            Ok(r) => {
+                let may_be_empty = METRICS_STILL_TO_COME.iter().any(|m| q.contains(m))
+                    || PANELS_EMPTY_WITHOUT_STATE_STORE.contains(&title.as_str());
+                if r.samples.is_empty() && !may_be_empty {
+                    problems.push(format!("{title}: `{q}` returned no data"));
+                }
+                if let Some(s) = r.samples.iter().find(|s| !s.value.is_finite()) {
+                    problems.push(format!("{title}: `{q}` gave {s:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "dashboard queries:\n{}",
+        problems.join("\n")
+    );
+    let coverage = queries.iter().find(|(t, _)| t == "Coverage").unwrap();
+    let c = one(&prom, &substitute(&coverage.1, &vars));
+    assert!(
+        (c - scanned / total).abs() < 1e-9,
+        "Coverage panel {c}, report {scanned}/{total}"
+    );
+
+    // The variables' label_values() lists.
+    for v in list(&dash["templating"], "list") {
+        let Some(def) = v.get("definition").and_then(Value::as_str) else {
+            continue;
+        };
+        let inner = def
+            .strip_prefix("label_values(")
+            .and_then(|d| d.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("unexpected variable query {def}"));
+        let (selector, label) = inner.rsplit_once(',').unwrap();
+        let values = prom
+            .label_values(label.trim(), &substitute(selector.trim(), &vars))
+            .unwrap();
+        let want: &[&str] = match v["name"].as_str().unwrap() {
+            "job" => &[TEXTFILE_JOB, PUSHED_JOB],
+            "site" => &["lab"],
+            other => panic!("no expectation for variable {other}"),
+        };
+        for w in want {
+            assert!(
+                values.iter().any(|x| x == w),
+                "{def} lists {values:?}, not {w}"
+            );
+        }
+    }
+
+    // The alerts, in this Prometheus, on this sweep.
+    // Rules run on their own 1s schedule, a little after the first scrape.
+    prom.wait_for(
+        &format!("job:fleetsweep_coverage:ratio{{job=\"{TEXTFILE_JOB}\"}}"),
+        |s| s.len() == 1 && (s[0].value - scanned / total).abs() < 1e-9,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let kesl = "Kaspersky Endpoint Security for Linux";
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let alerts = loop {
+        let alerts = prom.alerts().unwrap();
+        let banned = alerts.iter().any(|a| {
+            firing("BannedSoftwareFound", TEXTFILE_JOB, a)
+                && a.labels.get("product").map(String::as_str) == Some(kesl)
+        });
+        if banned
+            && alerts
+                .iter()
+                .any(|a| firing("CoverageDropped", TEXTFILE_JOB, a))
+        {
+            break alerts;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "BannedSoftwareFound / CoverageDropped not firing: {alerts:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let banned: Vec<_> = alerts
+        .iter()
+        .filter(|a| firing("BannedSoftwareFound", TEXTFILE_JOB, a))
+        .collect();
+    let banned_products: BTreeMap<String, f64> = banned
+        .iter()
+        .map(|a| (a.labels["product"].clone(), a.value.parse::<f64>().unwrap()))
+        .collect();
+    assert_eq!(
+        banned_products, per_product,
+        "one alert per product, valued by its findings"
+    );
+    let k = banned.iter().find(|a| a.labels["product"] == kesl).unwrap();
+    assert_eq!(k.labels["severity"], "warning");
+    assert!(
+        k.annotations["summary"].contains(kesl)
+            && k.annotations["summary"].starts_with(&format!("{} install", per_product[kesl])),
+        "{k:?}"
+    );
+    for quiet in [
+        "SweepIncomplete",
+        "SweepStale",
+        "FindingOverdue",
+        "FindingReinstalled",
+    ] {
+        assert!(
+            !alerts.iter().any(|a| a.name() == quiet),
+            "{quiet} should not fire on a fresh complete sweep: {alerts:#?}"
+        );
+    }
+
+    // The next cron sweep replaces the group (PUT, as the docs say): hosts
+    // whose findings are gone lose their series in Prometheus too.
+    let next = fleet.dir().join("next.prom");
+    let out = Command::new(fleetsweep_bin())
+        .args(["scan", "-i"])
+        .arg(fleet.inventory_path())
+        .args(["--limit", "web-01", "-q", "--metrics-file"])
+        .arg(&next)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("running fleetsweep");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pushgw
+        .put(PUSHED_JOB, None, &std::fs::read_to_string(&next).unwrap())
+        .unwrap();
+    assert!(!pushgw
+        .metrics_text()
+        .unwrap()
+        .contains("fleetsweep_host_finding{"));
+    prom.wait_for(
+        &format!("fleetsweep_hosts{{job=\"{PUSHED_JOB}\"}} == 1"),
+        |s| s.len() == 1 && s[0].labels.get("outcome").map(String::as_str) == Some("scanned"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert!(prom
+        .query(&format!("fleetsweep_host_finding{{job=\"{PUSHED_JOB}\"}}"))
+        .unwrap()
+        .is_empty());
+}
