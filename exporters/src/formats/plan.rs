@@ -174,17 +174,18 @@ fn host_section(s: &mut String, h: &HostReport) {
     let mut findings: Vec<&Finding> = open(h).collect();
     findings.sort_by_key(|f| f.policy);
     for f in findings {
+        let status = if f.status == Status::Overdue {
+            "**overdue**"
+        } else {
+            status_str(f.status)
+        };
         let _ = write!(
             s,
-            "- [ ] `{}` {}: {} ({}",
+            "- [ ] `{}` {}: {} ({status}",
             f.rule,
             md(&f.product),
             state_str(f.state),
-            status_str(f.status)
         );
-        if f.status == Status::Overdue {
-            s.push_str(", **overdue**");
-        }
         if let Some(d) = f.due {
             let _ = write!(s, ", due {d}");
         }
