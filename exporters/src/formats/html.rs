@@ -25,8 +25,8 @@ body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto San
 header{background:#1d2433;color:#fff;padding:18px 28px}
 header h1{margin:0 0 4px;font-size:20px}
 header p{margin:0;color:#c9d1e0}
-main{padding:20px 28px;max-width:1200px}
-section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:0 0 18px}
+main{padding:20px 28px}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:16px 20px;margin:0 0 18px;overflow-x:auto}
 h2{font-size:16px;margin:0 0 12px}
 h3{font-size:14px;margin:14px 0 6px}
 .banner{background:#fff4e5;border:1px solid #f0c36d;border-radius:6px;padding:8px 12px;margin:0 0 12px}
@@ -36,11 +36,17 @@ h3{font-size:14px;margin:14px 0 6px}
 .card span{color:var(--muted);font-size:12px}
 .card.bad b{color:var(--red)}.card.warn b{color:var(--amber)}.card.good b{color:var(--green)}
 table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+th,td{text-align:left;padding:5px 6px;border-bottom:1px solid var(--line);vertical-align:top}
 th{font-size:12px;color:var(--muted);font-weight:600;background:#fafbfc}
-td.host{font-weight:600;word-break:break-all}
+td.host{font-weight:600;overflow-wrap:anywhere;min-width:110px;max-width:200px}
+td.rule{white-space:nowrap}
+td.ev{min-width:160px;max-width:480px}
+td.out{max-width:170px}
+td.st{max-width:170px}
+td.addr{white-space:nowrap}
+td.prod{max-width:190px}
 .muted{color:var(--muted)}
-.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;word-break:break-all}
+.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;overflow-wrap:anywhere}
 .tag{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;background:#eef1f5;color:var(--fg);white-space:nowrap}
 .s-new,.s-open,.s-reinstalled{background:#fde8e8;color:var(--red)}
 .s-overdue{background:var(--red);color:#fff}
@@ -336,7 +342,7 @@ fn host_rows(s: &mut String, h: &HostReport) {
     }
     let _ = write!(
         head,
-        "</td><td class=\"mono\" rowspan=\"{rows}\">{}</td><td rowspan=\"{rows}\">{}",
+        "</td><td class=\"mono addr\" rowspan=\"{rows}\">{}</td><td class=\"out\" rowspan=\"{rows}\">{}",
         esc(&h.address),
         outcome_tag(h.outcome)
     );
@@ -393,7 +399,7 @@ fn finding_cells(f: &Finding) -> String {
         .map(|e| esc(&super::evidence_line(e)))
         .collect();
     format!(
-        "<td class=\"mono\">{}</td><td>{}{watch}</td><td>{status}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"mono\">{}</td>",
+        "<td class=\"mono rule\">{}</td><td class=\"prod\">{}{watch}</td><td class=\"st\">{status}</td><td>{}</td><td class=\"mono\">{}</td><td class=\"rule\">{}</td><td class=\"mono ev\">{}</td>",
         esc(&f.rule),
         esc(&f.product),
         state_str(f.state),
