@@ -210,7 +210,9 @@ fn host_section(s: &mut String, h: &HostReport) {
         }
         match &f.remediation {
             Some(r) => {
-                let _ = writeln!(s, "  - Steps: {}", md(r));
+                // Multi-line guidance stays inside the list item.
+                let lines: Vec<String> = r.lines().map(md).collect();
+                let _ = writeln!(s, "  - Steps: {}", lines.join("\n    "));
             }
             None => {
                 let _ = writeln!(s, "  - Steps: no guidance in the catalog for this OS; remove the product with the vendor's uninstaller and delete the paths in the evidence.");
@@ -239,30 +241,14 @@ fn longest_backtick_run(s: &str) -> usize {
 
 /// Escapes text for inline Markdown: control characters become visible
 /// `\u{..}` escapes (one line stays one line), and the characters that start
-/// emphasis, links, code, HTML or entities are backslash-escaped.
+/// emphasis, links, code, tables, HTML or entities are backslash-escaped
+/// (`(` and `!` are harmless once `[` is escaped; values never start a line).
 pub fn md(s: &str) -> String {
+    const SPECIAL: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '#', '|', '~', '&'];
     let v = visible(s);
     let mut o = String::with_capacity(v.len());
     for c in v.chars() {
-        if matches!(
-            c,
-            '\\' | '`'
-                | '*'
-                | '_'
-                | '['
-                | ']'
-                | '<'
-                | '>'
-                | '#'
-                | '|'
-                | '!'
-                | '~'
-                | '&'
-                | '{'
-                | '}'
-                | '('
-                | ')'
-        ) {
+        if SPECIAL.contains(&c) {
             o.push('\\');
         }
         o.push(c);
