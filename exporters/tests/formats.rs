@@ -215,13 +215,25 @@ fn plan_escapes_host_text_for_markdown() {
     assert!(plan.contains("Kaspersky \\<script\\>document.title='pwned'\\</script\\>"));
     // Control characters are made visible, so every value stays on its line.
     assert!(!plan.contains('\u{1b}') && !plan.contains('\u{0}') && !plan.contains('\u{202e}'));
-    assert!(
-        plan.contains("\\\\u{1b}\\[31m"),
-        "{plan}"
-    );
+    assert!(plan.contains("\\\\u{1b}\\[31m"), "{plan}");
     // Evidence with backtick runs sits in a longer fence.
     assert!(plan.contains("    ````text\n"), "{plan}");
     assert!(plan.contains("    path: /opt/kaspersky/`bin`/```x```\n"));
+}
+
+#[test]
+fn plan_keeps_multi_line_guidance_inside_the_list_item() {
+    let mut r = fleet();
+    for h in &mut r.hosts {
+        if h.name == "web-01" {
+            h.findings[0].remediation = Some("Stop the units.\nPurge the packages *now*.".into());
+        }
+    }
+    let plan = render(Format::Plan, &r, &[]).unwrap();
+    assert!(
+        plan.contains("  - Steps: Stop the units.\n    Purge the packages \\*now\\*.\n"),
+        "{plan}"
+    );
 }
 
 #[test]

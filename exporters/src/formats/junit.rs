@@ -89,7 +89,16 @@ fn is_failure(h: &HostReport) -> bool {
 
 fn sweep_seconds(report: &Report) -> f64 {
     let d = report.sweep.finished.duration_since(report.sweep.started);
-    d.as_secs_f64().max(0.0)
+    seconds(d.as_secs_f64())
+}
+
+/// A `time` attribute consumers can parse: never negative, NaN or infinite.
+fn seconds(s: f64) -> f64 {
+    if s.is_finite() {
+        s.max(0.0)
+    } else {
+        0.0
+    }
 }
 
 fn testcase(x: &mut String, host: &HostReport) {
@@ -97,7 +106,7 @@ fn testcase(x: &mut String, host: &HostReport) {
         x,
         "    <testcase classname=\"fleetsweep\" name=\"{}\" time=\"{:.3}\">",
         xml_attr(&host.name),
-        host.duration_seconds.max(0.0)
+        seconds(host.duration_seconds)
     );
     let (failing, other): (Vec<&Finding>, Vec<&Finding>) = host
         .findings
