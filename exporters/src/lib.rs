@@ -3,10 +3,13 @@
 //! # Layout
 //! - [`report`]: the versioned report (`report_version: 1`), the contract users consume.
 //! - [`yaml`]: the YAML writer/reader for that report.
+//! - [`formats`]: `fleetsweep report --format ...` renderers (pure: strings in, strings out)
+//!   and the diff between two reports.
 //! - [`file`]: atomic file output shared by every file-writing exporter.
 //! - [`metrics`]: Prometheus metrics of a sweep (text format 0.0.4).
 
 pub mod file;
+pub mod formats;
 pub mod metrics;
 pub mod report;
 pub mod yaml;
