@@ -300,7 +300,10 @@ mod tests {
         );
         // the day after expiry it no longer applies, and is reported as expired
         let next = date("2027-04-01");
-        assert_eq!(ex.active_match("lab-01", &none, "kaspersky/kesl", next), None);
+        assert_eq!(
+            ex.active_match("lab-01", &none, "kaspersky/kesl", next),
+            None
+        );
         assert_eq!(
             ex.expired_matches("lab-01", &none, "kaspersky/kesl", next),
             vec![0]

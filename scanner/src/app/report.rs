@@ -146,7 +146,10 @@ fn diff(prev: &Report, cur: &Report) -> Diff {
             .collect()
     };
     let outcomes = |r: &Report| -> BTreeMap<String, Outcome> {
-        r.hosts.iter().map(|h| (h.name.clone(), h.outcome)).collect()
+        r.hosts
+            .iter()
+            .map(|h| (h.name.clone(), h.outcome))
+            .collect()
     };
     let (a, b) = (statuses(prev), statuses(cur));
     let mut d = Diff {

@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use fleetsweep::catalog::Catalog;
 use fleetsweep::cli::{Cli, ScanArgs, StateArgs};
 use fleetsweep::exceptions::Exceptions;
-use fleetsweep::state::{self, Store};
 use fleetsweep::inventory::{self, Host};
+use fleetsweep::state::{self, Store};
 use fleetsweep::sweep::{self, summary, Progress, SweepSettings};
 use fleetsweep::transport::known_hosts::HostKeyPolicy;
 use fleetsweep::transport::{Passphrase, SshSettings};
@@ -201,7 +201,9 @@ fn warn_about_exceptions(report: &Report) {
     for e in &ex.unused {
         tracing::warn!(
             "exception {} ({} / {}) matched no finding: remove it, or check its hosts and rule",
-            e.source, e.hosts, e.rule
+            e.source,
+            e.hosts,
+            e.rule
         );
     }
 }

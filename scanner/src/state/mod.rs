@@ -105,10 +105,11 @@ pub fn apply_state(
         let scanned = host.outcome == Outcome::Scanned;
         // A scan with failed probe sections is a lower bound: absence proves nothing.
         let complete = scanned && host.warnings.is_empty();
-        let present: BTreeMap<String, fleetsweep_exporters::Finding> = std::mem::take(&mut host.findings)
-            .into_iter()
-            .map(|f| (f.rule.clone(), f))
-            .collect();
+        let present: BTreeMap<String, fleetsweep_exporters::Finding> =
+            std::mem::take(&mut host.findings)
+                .into_iter()
+                .map(|f| (f.rule.clone(), f))
+                .collect();
         let rules: BTreeSet<&String> = tracks.keys().chain(present.keys()).collect();
         let mut findings = Vec::with_capacity(rules.len());
         for rule in rules {
@@ -193,8 +194,7 @@ pub fn normalize(report: &mut Report) {
         if h.outcome != Outcome::Scanned {
             continue;
         }
-        if h
-            .findings
+        if h.findings
             .iter()
             .any(|f| f.policy == Policy::Ban && f.status != Status::Remediated)
         {
@@ -209,7 +209,9 @@ pub fn normalize(report: &mut Report) {
 /// product with an open status, unless an active exception covers it (a `new`
 /// finding keeps its status on first sight but carries the exception).
 pub fn has_failing_finding(report: &Report) -> bool {
-    report.hosts.iter().flat_map(|h| &h.findings).any(|f| {
-        f.policy == Policy::Ban && f.status.is_open() && f.exception.is_none()
-    })
+    report
+        .hosts
+        .iter()
+        .flat_map(|h| &h.findings)
+        .any(|f| f.policy == Policy::Ban && f.status.is_open() && f.exception.is_none())
 }

@@ -261,7 +261,9 @@ mod tests {
     /// The track after a first sighting at T0.
     fn seen_at_t0() -> Track {
         let f = finding(ts(T0));
-        derive(None, Observation::Present(&f), &cx(T0)).track.unwrap()
+        derive(None, Observation::Present(&f), &cx(T0))
+            .track
+            .unwrap()
     }
 
     #[test]
@@ -294,15 +296,27 @@ mod tests {
     fn still_present_is_open_until_due_then_overdue() {
         let t = seen_at_t0();
         let f = finding(ts("2026-11-02T06:00:00Z"));
-        let open = derive(Some(&t), Observation::Present(&f), &cx("2026-11-02T06:00:00Z"));
+        let open = derive(
+            Some(&t),
+            Observation::Present(&f),
+            &cx("2026-11-02T06:00:00Z"),
+        );
         let out = open.finding.unwrap();
         assert_eq!(out.status, Status::Open);
         assert_eq!(out.first_seen, ts(T0), "first_seen is the first sighting");
         assert_eq!(out.last_seen, Some(ts("2026-11-02T06:00:00Z")));
         // the due day itself is not yet overdue
-        let on_due = derive(Some(&t), Observation::Present(&f), &cx("2026-12-01T23:59:59Z"));
+        let on_due = derive(
+            Some(&t),
+            Observation::Present(&f),
+            &cx("2026-12-01T23:59:59Z"),
+        );
         assert_eq!(on_due.finding.unwrap().status, Status::Open);
-        let after = derive(Some(&t), Observation::Present(&f), &cx("2026-12-02T00:00:00Z"));
+        let after = derive(
+            Some(&t),
+            Observation::Present(&f),
+            &cx("2026-12-02T00:00:00Z"),
+        );
         assert_eq!(after.finding.unwrap().status, Status::Overdue);
         assert_eq!(after.track.unwrap().status, Status::Overdue);
     }
@@ -315,7 +329,9 @@ mod tests {
             grace_days: 0,
             ..cx("2026-11-02T00:00:00Z")
         };
-        let out = derive(Some(&t), Observation::Present(&f), &c).finding.unwrap();
+        let out = derive(Some(&t), Observation::Present(&f), &c)
+            .finding
+            .unwrap();
         assert_eq!(out.status, Status::Overdue);
         assert_eq!(out.due, Some("2026-11-01".parse().unwrap()));
     }
@@ -329,7 +345,9 @@ mod tests {
             exception: Some(&ex),
             ..cx("2027-01-15T00:00:00Z")
         };
-        let out = derive(Some(&t), Observation::Present(&f), &c).finding.unwrap();
+        let out = derive(Some(&t), Observation::Present(&f), &c)
+            .finding
+            .unwrap();
         assert_eq!(out.status, Status::Excepted);
         assert_eq!(out.exception, Some(ex));
         // without it (expired), it is overdue again

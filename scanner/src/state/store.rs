@@ -24,6 +24,9 @@ use fleetsweep_exporters::{HistoryPoint, Report, Summary};
 use super::status::Track;
 use super::StateError;
 
+const NOT_SQLITE: &str = "not an SQLite database";
+const DAMAGED: &str = "the database is damaged";
+
 /// `PRAGMA application_id` of a fleetsweep state store ("FSWP").
 const APPLICATION_ID: i64 = 0x4653_5750;
 
@@ -151,10 +154,16 @@ pub(crate) struct Tx<'a> {
 
 fn sql_err(path: &Path, e: rusqlite::Error) -> StateError {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) {
+        let detail = match f.code {
+            ErrorCode::NotADatabase => Some(NOT_SQLITE),
+            ErrorCode::DatabaseCorrupt => Some(DAMAGED),
+            _ => None,
+        };
+        if let Some(detail) = detail {
+            tracing::debug!("state store {}: {e}", path.display());
             return StateError::NotAStore {
                 path: path.to_path_buf(),
-                detail: e.to_string(),
+                detail: detail.into(),
             };
         }
     }
@@ -240,9 +249,13 @@ impl Store {
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
             .map_err(e)?;
         if check != "ok" {
+            tracing::warn!(
+                "state store {}: PRAGMA quick_check: {check}",
+                path.display()
+            );
             return Err(StateError::NotAStore {
                 path: path.to_path_buf(),
-                detail: format!("database disk image is malformed ({check})"),
+                detail: DAMAGED.into(),
             });
         }
         let _mode: String = conn
@@ -378,7 +391,9 @@ impl Store {
     pub fn report(&self, id: &str) -> Result<Report, StateError> {
         let json: String = self
             .conn
-            .query_row("SELECT report FROM sweeps WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT report FROM sweeps WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| sql_err(&self.path, e))?
             .ok_or_else(|| StateError::UnknownSweep {
@@ -427,9 +442,7 @@ impl Store {
         let e = |err| sql_err(&self.path, err);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT vendor, product, count(*) FROM remediations GROUP BY vendor, product",
-            )
+            .prepare("SELECT vendor, product, count(*) FROM remediations GROUP BY vendor, product")
             .map_err(e)?;
         let rows = stmt
             .query_map([], |r| {
@@ -495,7 +508,9 @@ impl Tx<'_> {
             .prepare_cached("SELECT rule, track FROM tracks WHERE host = ?1")
             .map_err(e)?;
         let rows = stmt
-            .query_map([host], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .query_map([host], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(e)?;
         let mut out = BTreeMap::new();
         for row in rows {
@@ -525,7 +540,8 @@ impl Tx<'_> {
     pub(crate) fn commit(self, report: &Report, c: &SweepCommit) -> Result<(), StateError> {
         let path = self.path;
         let e = |err| sql_err(path, err);
-        let json = |what: &str, v: &dyn erased::Json| v.json().map_err(|err| data_err(path, what, err));
+        let json =
+            |what: &str, v: &dyn erased::Json| v.json().map_err(|err| data_err(path, what, err));
         let pause = std::env::var(COMMIT_PAUSE_ENV)
             .ok()
             .and_then(|v| v.parse::<u64>().ok())
@@ -604,7 +620,13 @@ impl Tx<'_> {
                 .map_err(e)?;
             for (host, rule, t) in &c.tracks {
                 track_stmt
-                    .execute(params![host, rule, enum_text(&t.status), json("track", t)?, seq])
+                    .execute(params![
+                        host,
+                        rule,
+                        enum_text(&t.status),
+                        json("track", t)?,
+                        seq
+                    ])
                     .map_err(e)?;
             }
             let mut verified_stmt = tx
