@@ -32,7 +32,11 @@ pub fn purge_kesl(host: &HostInfo) -> Result<()> {
         .split("\n\n")
         .filter(|para| para.trim_start().lines().next() != Some("Package: kesl"))
         .collect();
-    write_replacing(&status_path, &kept.join("\n\n"))?;
+    let mut kept = kept.join("\n\n");
+    if !kept.ends_with('\n') {
+        kept.push('\n');
+    }
+    write_replacing(&status_path, &kept)?;
     for d in KESL_DIRS {
         let p = root.join(d);
         if p.exists() {

@@ -42,7 +42,7 @@ pub const NOW_ENV: &str = "FLEETSWEEP_NOW";
 pub enum StateError {
     #[error("no state store at {}: run `fleetsweep scan` first (or pass --state)", path.display())]
     Missing { path: PathBuf },
-    #[error("{} is not a fleetsweep state store ({detail}): move it away, or point --state elsewhere", path.display())]
+    #[error("{} cannot be used as the state store: {detail}; move it away, or point --state elsewhere", path.display())]
     NotAStore { path: PathBuf, detail: String },
     #[error("{} was written by a newer fleetsweep (schema {found}, this build knows {known}): upgrade, or point --state elsewhere", path.display())]
     Newer {

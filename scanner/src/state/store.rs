@@ -24,8 +24,8 @@ use fleetsweep_exporters::{HistoryPoint, Report, Summary};
 use super::status::Track;
 use super::StateError;
 
-const NOT_SQLITE: &str = "not an SQLite database";
-const DAMAGED: &str = "the database is damaged";
+const NOT_SQLITE: &str = "it is not an SQLite database";
+const DAMAGED: &str = "the database is damaged (corrupt)";
 
 /// `PRAGMA application_id` of a fleetsweep state store ("FSWP").
 const APPLICATION_ID: i64 = 0x4653_5750;
@@ -234,7 +234,7 @@ impl Store {
         if app_id != APPLICATION_ID && (tables > 0 || version > 0) {
             return Err(StateError::NotAStore {
                 path: path.to_path_buf(),
-                detail: "an SQLite database of another program".into(),
+                detail: "it is an SQLite database of another program".into(),
             });
         }
         if version > SCHEMA_VERSION {
@@ -249,7 +249,7 @@ impl Store {
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
             .map_err(e)?;
         if check != "ok" {
-            tracing::warn!(
+            tracing::debug!(
                 "state store {}: PRAGMA quick_check: {check}",
                 path.display()
             );
