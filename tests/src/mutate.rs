@@ -88,6 +88,29 @@ pub fn stop_host(host: &HostInfo) -> Result<()> {
     Ok(())
 }
 
+/// Freezes the host's sshd (SIGSTOP): connections are accepted by the kernel
+/// but never answered, so a sweep waits on it until its deadline or an interrupt.
+pub fn freeze_host(host: &HostInfo) -> Result<()> {
+    signal_init(host, libc::SIGSTOP)
+}
+
+/// Undoes [`freeze_host`].
+pub fn thaw_host(host: &HostInfo) -> Result<()> {
+    signal_init(host, libc::SIGCONT)
+}
+
+fn signal_init(host: &HostInfo, sig: i32) -> Result<()> {
+    let Some(unshare) = host.unshare_pid() else {
+        bail!("test host {} is not running", host.name);
+    };
+    let Some(init) = children_of(unshare).into_iter().next() else {
+        bail!("test host {} has no init process", host.name);
+    };
+    // SAFETY: plain kill(2) on the sshd of this test host.
+    unsafe { libc::kill(init as i32, sig) };
+    Ok(())
+}
+
 /// dpkg replaces its status file by rename; so do we (the probe never sees half a file).
 fn write_replacing(path: &Path, text: &str) -> Result<()> {
     let tmp = path.with_extension("fleetsweep-new");

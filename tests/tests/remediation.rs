@@ -448,6 +448,60 @@ fn host_down_is_unverified_and_limit_touches_no_other_host() {
     );
     // Nothing of db-01 was remediated on the way.
     assert_eq!(sqlite(&state, "SELECT count(*) FROM remediations"), "0");
+
+    // An interrupted sweep: finished hosts are committed, the host it was
+    // still waiting for is `interrupted` and its finding `unverified`.
+    mutate::freeze_host(fleet.host("app-01")).unwrap();
+    let report_path = fleet.dir().join("interrupted.yaml");
+    let inv = fleet.inventory_path();
+    let mut child = Command::new(fleetsweep_bin())
+        .args([
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--report",
+            report_path.to_str().unwrap(),
+            "--connect-timeout",
+            "60s",
+            "-q",
+        ])
+        .env_remove("SSH_AUTH_SOCK")
+        .env("FLEETSWEEP_NOW", "2027-01-08T06:00:00Z")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let code = child.wait().unwrap().code();
+    mutate::thaw_host(fleet.host("app-01")).unwrap();
+    assert_eq!(
+        code,
+        Some(3),
+        "nothing open was seen, hosts were not scanned"
+    );
+    let r: Value = serde_saphyr::from_str(&std::fs::read_to_string(&report_path).unwrap()).unwrap();
+    assert_eq!(host(&r, "app-01")["outcome"], "interrupted");
+    let f = finding(&r, "app-01", KESL).unwrap();
+    assert_eq!(f["status"], "unverified");
+    assert_eq!(f["last_verified"], "2027-01-06T06:00:00Z");
+    assert_eq!(host(&r, "web-01")["outcome"], "scanned");
+    assert_eq!(
+        sqlite(
+            &state,
+            "SELECT s.complete, h.outcome FROM sweeps s JOIN host_results h ON h.sweep = s.seq \
+             WHERE s.seq = (SELECT max(seq) FROM sweeps) ORDER BY h.host"
+        ),
+        "0|interrupted\n0|unreachable\n0|scanned",
+        "the incomplete sweep is committed with what it has"
+    );
+    assert_eq!(
+        sqlite(
+            &state,
+            "SELECT last_verified FROM verified WHERE host = 'web-01'"
+        ),
+        "2027-01-08T06:00:00Z"
+    );
 }
 
 /// Checks that every sweep in the store is complete and the file is sound.
