@@ -13,6 +13,9 @@
 //!   observations into findings with evidence.
 //! - [`sweep`]: the engine: bounded concurrency, per-host deadlines, outcomes,
 //!   interruption; it produces the report of `fleetsweep_exporters`.
+//! - [`exceptions`]: the exceptions file (approved, expiring acceptances).
+//! - [`state`]: the state store (SQLite): history across sweeps, remediation
+//!   statuses, exceptions applied, one transaction per sweep.
 //! - [`cli`]: the command line, turned once into validated settings.
 //!
 //! A host that fails is data (an [`fleetsweep_exporters::Outcome`]), never an
@@ -21,7 +24,9 @@
 pub mod catalog;
 pub mod cli;
 pub mod diag;
+pub mod exceptions;
 pub mod inventory;
 pub mod probes;
+pub mod state;
 pub mod sweep;
 pub mod transport;

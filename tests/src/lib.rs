@@ -16,6 +16,7 @@
 //! fail with a clear message when a tool is missing; they never skip.
 
 pub mod prom;
+pub mod mutate;
 pub mod scenario;
 
 use std::fmt::Write as _;

@@ -62,7 +62,13 @@ fn scenario_fleet(subnet: u8) -> Fleet {
     .expect("starting the test fleet")
 }
 
+/// Runs fleetsweep; a `scan` without `--state` gets `--no-state`, so no test
+/// writes to the state store in the user's data directory.
 fn run(args: &[&str]) -> Output {
+    let mut args = args.to_vec();
+    if args.first() == Some(&"scan") && !args.iter().any(|a| a.starts_with("--state")) {
+        args.push("--no-state");
+    }
     Command::new(fleetsweep_bin())
         .args(args)
         .env_remove("SSH_AUTH_SOCK")
@@ -171,10 +177,14 @@ fn sweep_of_every_scenario() {
     let fleet = scenario_fleet(211);
     let report_path = fleet.dir().join("report.yaml");
     let inv = fleet.inventory_path();
+    // A fresh state store: the first sweep sees every finding for the first time.
+    let state = fleet.dir().join("state.db");
     let out = run(&[
         "scan",
         "-i",
         inv.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
         "--report",
         report_path.to_str().unwrap(),
         "--connect-timeout",
@@ -382,6 +392,7 @@ fn interrupted_sweep_writes_a_partial_report() {
             "60s",
             "--host-timeout",
             "120s",
+            "--no-state",
             "-q",
         ])
         .spawn()
@@ -426,6 +437,7 @@ fn sigterm_also_writes_a_partial_report() {
             report_path.to_str().unwrap(),
             "--connect-timeout",
             "60s",
+            "--no-state",
             "-q",
         ])
         .spawn()

@@ -3,6 +3,7 @@
 //! One file per command: [`scan`] (one sweep), `serve` (the daemon), `report`
 //! (renders from the state store); `hosts` and `catalog` are small enough to live here.
 
+mod report;
 mod scan;
 
 use anyhow::{bail, Result};
@@ -44,7 +45,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Scan(ref args) => scan::scan(&cli, args).await,
         Command::Serve(_) => bail!("`fleetsweep serve` is being built (issue 3)"),
-        Command::Report(_) => bail!("`fleetsweep report` is being built (issue 4)"),
+        Command::Report(ref args) => report::report(args),
         Command::Hosts(ref args) => hosts(args),
         Command::Catalog(ref c) => catalog(c),
     }

@@ -4,6 +4,7 @@
 //! host keys, settings). `scan` runs it once; `serve` keeps one and runs it on
 //! a schedule or for one host on demand.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +13,10 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::watch;
 
 use fleetsweep::catalog::Catalog;
-use fleetsweep::cli::{Cli, ScanArgs};
+use fleetsweep::cli::{Cli, ScanArgs, StateArgs};
+use fleetsweep::exceptions::Exceptions;
 use fleetsweep::inventory::{self, Host};
+use fleetsweep::state::{self, Store};
 use fleetsweep::sweep::{self, summary, Progress, SweepSettings};
 use fleetsweep::transport::known_hosts::HostKeyPolicy;
 use fleetsweep::transport::{Passphrase, SshSettings};
@@ -33,6 +36,25 @@ pub struct ScanPlan {
     pub settings: SweepSettings,
     /// Parsed known_hosts and the TOFU file, shared by every connection.
     pub host_keys: Arc<HostKeyPolicy>,
+    /// The state store file; `None` with `--no-state` (every finding `new`).
+    pub state_path: Option<PathBuf>,
+    /// The exceptions file, validated before anything is scanned.
+    pub exceptions: Option<Arc<Exceptions>>,
+}
+
+/// The state store `--state`/`--no-state` name: the flag, else the default
+/// under the user's data directory.
+pub fn state_path(args: &StateArgs) -> Result<Option<PathBuf>> {
+    if args.disabled {
+        return Ok(None);
+    }
+    match &args.path {
+        Some(p) => Ok(Some(p.clone())),
+        None => match Store::default_path() {
+            Some(p) => Ok(Some(p)),
+            None => bail!("cannot find the user's data directory for the state store: pass --state DB (or --no-state)"),
+        },
+    }
 }
 
 fn duration(flag: &str, text: &str) -> Result<std::time::Duration> {
@@ -93,11 +115,47 @@ impl ScanPlan {
             check_writable(path)?;
         }
         fleetsweep_exporters::metrics::check_labels(&args.metric_label)?;
+        let exceptions = match &args.exceptions {
+            Some(p) => Some(Arc::new(Exceptions::load(p)?)),
+            None => None,
+        };
+        state::now()?;
+        let state_path = state_path(&args.state)?;
+        if let Some(p) = &state_path {
+            // A corrupt or newer store is a configuration error: found now, not after the sweep.
+            Store::open(p)?;
+        }
         Ok(ScanPlan {
             hosts: inv.hosts,
             catalog: Arc::new(catalog),
             settings,
             host_keys: Arc::new(host_keys),
+            state_path,
+            exceptions,
+        })
+    }
+
+    /// The step between [`ScanPlan::sweep`] and the outputs: remediation
+    /// statuses from the state store, exceptions, and the sweep committed (one
+    /// transaction). Returns the all-time remediation counts per (vendor,
+    /// product) for `fleetsweep_remediations_total` (empty without a store).
+    pub fn record(&self, report: &mut Report) -> Result<BTreeMap<(String, String), u64>> {
+        let now = state::now()?;
+        let mut store = match &self.state_path {
+            Some(p) => Some(Store::open(p)?),
+            None => None,
+        };
+        state::apply_state(
+            report,
+            store.as_mut(),
+            &self.catalog,
+            self.exceptions.as_deref(),
+            now,
+        )?;
+        warn_about_exceptions(report);
+        Ok(match &store {
+            Some(s) => s.remediation_totals()?,
+            None => BTreeMap::new(),
         })
     }
 
@@ -131,15 +189,58 @@ pub fn metrics_options(args: &ScanArgs) -> fleetsweep_exporters::metrics::Metric
     }
 }
 
-/// Writes the files the flags ask for (`--report`, `--metrics-file`).
+/// Expired exceptions and exceptions that matched nothing: the file needs care.
+fn warn_about_exceptions(report: &Report) {
+    let Some(ex) = &report.exceptions else { return };
+    for e in &ex.expired {
+        tracing::warn!(
+            "exception {} ({} / {}) expired on {}: it no longer applies ({} finding(s) it would cover)",
+            e.source, e.hosts, e.rule, e.expires, e.findings
+        );
+    }
+    for e in &ex.unused {
+        tracing::warn!(
+            "exception {} ({} / {}) matched no finding: remove it, or check its hosts and rule",
+            e.source,
+            e.hosts,
+            e.rule
+        );
+    }
+}
+
+/// Writes the files the flags ask for (`--report`, `--metrics-file`), with
+/// `remediations` (from [`ScanPlan::record`]) in the metrics.
+pub fn write_outputs_with(
+    report: &Report,
+    args: &ScanArgs,
+    remediations: BTreeMap<(String, String), u64>,
+) -> Result<()> {
+    let opts = fleetsweep_exporters::metrics::MetricsOptions {
+        remediations,
+        ..metrics_options(args)
+    };
+    write_files(report, args, &opts)
+}
+
+/// Writes the files the flags ask for (`--report`, `--metrics-file`), without
+/// remediation counts (kept for callers that have no store at hand).
+#[allow(dead_code)]
 pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
+    write_files(report, args, &metrics_options(args))
+}
+
+fn write_files(
+    report: &Report,
+    args: &ScanArgs,
+    opts: &fleetsweep_exporters::metrics::MetricsOptions,
+) -> Result<()> {
     if let Some(path) = &args.report {
         let yaml = fleetsweep_exporters::yaml::to_yaml(report)?;
         fleetsweep_exporters::file::write_atomic(path, yaml.as_bytes())
             .with_context(|| format!("cannot write the report to {}", path.display()))?;
     }
     if let Some(path) = &args.metrics_file {
-        let text = fleetsweep_exporters::metrics::render(report, &metrics_options(args))?;
+        let text = fleetsweep_exporters::metrics::render(report, opts)?;
         fleetsweep_exporters::file::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write metrics to {}", path.display()))?;
     }
@@ -148,7 +249,7 @@ pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
 
 /// SPEC §2 exit codes from a finished sweep.
 pub fn exit_code(report: &Report) -> u8 {
-    if report.has_open_ban() {
+    if state::has_failing_finding(report) {
         EXIT_FINDINGS
     } else if report.has_unscanned() || !report.sweep.complete {
         EXIT_PARTIAL
@@ -168,11 +269,12 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     };
     let (tx, rx) = watch::channel(None);
     tokio::spawn(forward_signals(tx));
-    let report = plan.sweep(plan.hosts.clone(), progress, rx).await;
+    let mut report = plan.sweep(plan.hosts.clone(), progress, rx).await;
     if let Some(b) = &bar {
         b.finish();
     }
-    write_outputs(&report, args)?;
+    let remediations = plan.record(&mut report)?;
+    write_outputs_with(&report, args, remediations)?;
     if !cli.quiet {
         print!("{}", summary::render(&report));
         if let Some(path) = &args.report {

@@ -1,0 +1,454 @@
+//! The state store: remembers every sweep, so each finding gets a remediation
+//! status across sweeps (SPEC §4) and a fleet's removal can be tracked to the end.
+//!
+//! - [`status`]: the pure status rule (history + this sweep's observation →
+//!   status), exhaustively unit-tested.
+//! - [`store`]: the SQLite file (the only place rusqlite is named).
+//! - [`apply_state`]: the step between the sweep and the outputs: derives every
+//!   status, applies exceptions, and commits the sweep in one transaction.
+//!
+//! Only hosts in the sweep are touched: a `--limit`/`--shard` sweep leaves the
+//! rest of the fleet's history as it was. A finding found gone is reported
+//! once as `remediated` (in the sweep that found it gone) and dropped from
+//! later reports; its track stays, so a return is `reinstalled`.
+//!
+//! `FLEETSWEEP_NOW` (RFC 3339) replaces "now" for the derivation: a testing
+//! aid to move past due dates and expiry dates without waiting.
+
+pub mod status;
+pub mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use fleetsweep_exporters::{ExceptionsReport, Outcome, Policy, Report, Status};
+
+use crate::catalog::Catalog;
+use crate::exceptions::Exceptions;
+
+pub use status::{derive, Observation, Track};
+pub use store::{Remediation, Store, SweepRow, SCHEMA_VERSION};
+
+/// Grace days for a rule that is no longer in the catalog.
+pub const DEFAULT_GRACE_DAYS: u32 = 30;
+
+/// Environment variable that overrides "now" for status derivation (testing aid).
+pub const NOW_ENV: &str = "FLEETSWEEP_NOW";
+
+/// Errors of the state store; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no state store at {}: run `fleetsweep scan` first (or pass --state)", path.display())]
+    Missing { path: PathBuf },
+    #[error("{} cannot be used as the state store: {detail}; move it away, or point --state elsewhere", path.display())]
+    NotAStore { path: PathBuf, detail: String },
+    #[error("{} was written by a newer fleetsweep (schema {found}, this build knows {known}): upgrade, or point --state elsewhere", path.display())]
+    Newer {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("state store {}: {detail}", path.display())]
+    Sql { path: PathBuf, detail: String },
+    #[error("state store {}: unreadable record: {detail}", path.display())]
+    Data { path: PathBuf, detail: String },
+    #[error("no sweep `{id}` in {}: `fleetsweep report --list` shows them", path.display())]
+    UnknownSweep { path: PathBuf, id: String },
+    #[error("sweep id prefix `{id}` is ambiguous ({candidates}): give more of it")]
+    AmbiguousSweep { id: String, candidates: String },
+    #[error("{NOW_ENV}: `{value}` is not an RFC 3339 time such as 2027-01-31T06:00:00Z: {detail}")]
+    BadNow { value: String, detail: String },
+}
+
+/// "Now" for status derivation: `FLEETSWEEP_NOW` when set, else the clock.
+pub fn now() -> Result<Timestamp, StateError> {
+    match std::env::var(NOW_ENV) {
+        Ok(value) => value.parse().map_err(|e: jiff::Error| StateError::BadNow {
+            value: value.clone(),
+            detail: e.to_string(),
+        }),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+/// Gives every finding of `report` its remediation status, applies
+/// `exceptions` (filling `report.exceptions`), and, with a store, commits the
+/// sweep (one transaction). Without a store every present finding is `new`.
+///
+/// `now` is the derivation time (see [`now`]). `serve` calls this once per sweep.
+pub fn apply_state(
+    report: &mut Report,
+    store: Option<&mut Store>,
+    catalog: &Catalog,
+    exceptions: Option<&Exceptions>,
+    now: Timestamp,
+) -> Result<(), StateError> {
+    let today = status::day(now);
+    let mut tx = match store {
+        Some(s) => Some(s.transaction()?),
+        None => None,
+    };
+    let n = exceptions.map_or(0, |e| e.entries.len());
+    let mut applied = vec![0usize; n];
+    let mut expired = vec![0usize; n];
+    let mut commit = store::SweepCommit {
+        now: Some(now),
+        ..Default::default()
+    };
+    for host in &mut report.hosts {
+        let (tracks, last_verified) = match &tx {
+            Some(t) => (t.tracks(&host.name)?, t.last_verified(&host.name)?),
+            None => (BTreeMap::new(), None),
+        };
+        let scanned = host.outcome == Outcome::Scanned;
+        // A scan with failed probe sections is a lower bound: absence proves nothing.
+        let complete = scanned && host.warnings.is_empty();
+        let present: BTreeMap<String, fleetsweep_exporters::Finding> =
+            std::mem::take(&mut host.findings)
+                .into_iter()
+                .map(|f| (f.rule.clone(), f))
+                .collect();
+        let rules: BTreeSet<&String> = tracks.keys().chain(present.keys()).collect();
+        let mut findings = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let obs = match present.get(rule) {
+                Some(f) => Observation::Present(f),
+                None if complete => Observation::Absent,
+                None => Observation::NotScanned { last_verified },
+            };
+            let exception = match (exceptions, obs) {
+                (Some(ex), Observation::Present(_)) => {
+                    for i in ex.expired_matches(&host.name, &host.labels, rule, today) {
+                        expired[i] += 1;
+                    }
+                    ex.active_match(&host.name, &host.labels, rule, today)
+                        .map(|i| {
+                            applied[i] += 1;
+                            ex.entries[i].reference()
+                        })
+                }
+                _ => None,
+            };
+            let cx = status::Context {
+                now,
+                grace_days: catalog
+                    .rule(rule)
+                    .map_or(DEFAULT_GRACE_DAYS, |r| r.grace_days),
+                exception: exception.as_ref(),
+            };
+            let prev = tracks.get(rule);
+            let d = derive(prev, obs, &cx);
+            if let Some(t) = d.track {
+                if prev != Some(&t) {
+                    commit.tracks.push((host.name.clone(), rule.clone(), t));
+                }
+            }
+            if let (Some((since, at)), Some(f)) = (d.remediation, &d.finding) {
+                commit.remediations.push(Remediation {
+                    host: host.name.clone(),
+                    rule: rule.clone(),
+                    vendor: f.vendor.clone(),
+                    product: f.product.clone(),
+                    since,
+                    remediated_at: at,
+                });
+            }
+            findings.extend(d.finding);
+        }
+        host.findings = findings;
+        if complete {
+            commit.verified.push(host.name.clone());
+        }
+    }
+    if let Some(ex) = exceptions {
+        let mut r = ExceptionsReport::default();
+        for (i, e) in ex.entries.iter().enumerate() {
+            if !e.active_on(today) {
+                r.expired.push(e.usage(expired[i]));
+            } else if applied[i] > 0 {
+                r.applied.push(e.usage(applied[i]));
+            } else {
+                r.unused.push(e.usage(0));
+            }
+        }
+        report.exceptions = Some(r);
+    }
+    normalize(report);
+    if let Some(tx) = tx.take() {
+        tracing::info!(sweep = %report.sweep.id, "committing the sweep to the state store");
+        tx.commit(report, &commit)?;
+    }
+    Ok(())
+}
+
+/// Sorts the report and recounts it. A host whose only findings are
+/// `remediated` is clean now, so it counts as clean, not affected.
+pub fn normalize(report: &mut Report) {
+    report.normalize();
+    let hosts = &mut report.summary.hosts;
+    hosts.clean = 0;
+    hosts.affected = 0;
+    for h in &report.hosts {
+        if h.outcome != Outcome::Scanned {
+            continue;
+        }
+        if h.findings
+            .iter()
+            .any(|f| f.policy == Policy::Ban && f.status != Status::Remediated)
+        {
+            hosts.affected += 1;
+        } else {
+            hosts.clean += 1;
+        }
+    }
+}
+
+/// True when the sweep fails (SPEC §2 exit code 1): a finding of a banned
+/// product with an open status, unless an active exception covers it (a `new`
+/// finding keeps its status on first sight but carries the exception).
+pub fn has_failing_finding(report: &Report) -> bool {
+    report
+        .hosts
+        .iter()
+        .flat_map(|h| &h.findings)
+        .any(|f| f.policy == Policy::Ban && f.status.is_open() && f.exception.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use fleetsweep_exporters::{
+        Evidence, Finding, FindingState, HostReport, Summary, SweepInfo, REPORT_VERSION,
+    };
+    use std::path::Path;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn kesl() -> Finding {
+        Finding {
+            rule: "kaspersky/kesl".into(),
+            vendor: "Kaspersky".into(),
+            product: "Kaspersky Endpoint Security for Linux".into(),
+            policy: Policy::Ban,
+            state: FindingState::Installed,
+            status: Status::New,
+            version: Some("12.1.0-1297".into()),
+            first_seen: Timestamp::UNIX_EPOCH,
+            last_seen: None,
+            due: None,
+            remediated_at: None,
+            last_verified: None,
+            exception: None,
+            effective: None,
+            deadline: None,
+            evidence: vec![Evidence {
+                kind: "package".into(),
+                source: Some("dpkg".into()),
+                value: "kesl 12.1.0-1297".into(),
+            }],
+            remediation: None,
+        }
+    }
+
+    /// A report of `hosts` (name, outcome, has KESL).
+    fn report(hosts: &[(String, Outcome, bool)]) -> Report {
+        let now = Timestamp::now();
+        Report {
+            report_version: REPORT_VERSION,
+            sweep: SweepInfo {
+                id: uuid::Uuid::new_v4().to_string(),
+                started: now,
+                finished: now,
+                scanner_version: "test".into(),
+                catalogs: vec![],
+                shard: None,
+                complete: true,
+                interrupted_by: None,
+            },
+            summary: Summary::default(),
+            exceptions: None,
+            hosts: hosts
+                .iter()
+                .map(|(name, outcome, found)| HostReport {
+                    name: name.clone(),
+                    address: "127.0.0.1".into(),
+                    labels: [("site".to_string(), "lab".to_string())].into(),
+                    outcome: *outcome,
+                    error: None,
+                    os: None,
+                    duration_seconds: 0.5,
+                    warnings: vec![],
+                    findings: if *found { vec![kesl()] } else { vec![] },
+                })
+                .collect(),
+        }
+    }
+
+    fn hosts(n: usize, found: impl Fn(usize) -> bool) -> Vec<(String, Outcome, bool)> {
+        (0..n)
+            .map(|i| (format!("h-{i:05}"), Outcome::Scanned, found(i)))
+            .collect()
+    }
+
+    #[test]
+    fn a_store_tracks_findings_across_sweeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.db");
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&path).unwrap();
+        let mut r1 = report(&hosts(3, |i| i < 2));
+        apply_state(
+            &mut r1,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(r1.summary.findings.new, 2);
+        // h-00 removed, h-01 not scanned, h-02 gets it
+        let mut r2 = report(&[
+            ("h-00000".into(), Outcome::Scanned, false),
+            ("h-00001".into(), Outcome::TimedOut, false),
+            ("h-00002".into(), Outcome::Scanned, true),
+        ]);
+        apply_state(
+            &mut r2,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-02T00:00:00Z"),
+        )
+        .unwrap();
+        let status = |r: &Report, h: usize| r.hosts[h].findings.first().map(|f| f.status);
+        assert_eq!(status(&r2, 0), Some(Status::Remediated));
+        assert_eq!(status(&r2, 1), Some(Status::Unverified));
+        assert_eq!(
+            r2.hosts[1].findings[0].last_verified,
+            Some(ts("2027-01-01T00:00:00Z"))
+        );
+        assert_eq!(status(&r2, 2), Some(Status::New));
+        assert_eq!(r2.summary.hosts.clean, 1, "remediated h-00 is clean");
+        assert_eq!(r2.summary.hosts.affected, 1);
+        let totals = store.remediation_totals().unwrap();
+        assert_eq!(
+            totals.get(&(
+                "Kaspersky".into(),
+                "Kaspersky Endpoint Security for Linux".into()
+            )),
+            Some(&1)
+        );
+        let rem = store.remediations().unwrap();
+        assert_eq!(rem.len(), 1);
+        assert_eq!(
+            rem[0].remediated_at.as_second() - rem[0].since.as_second(),
+            86400
+        );
+        // history, listing, prefix lookup, exact report
+        let h = store.history().unwrap();
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].sweep_id, r1.sweep.id);
+        assert_eq!(h[1].findings.remediated, 1);
+        assert_eq!(store.sweeps().unwrap()[1].open_findings, 1);
+        assert_eq!(store.resolve(&r2.sweep.id[..6]).unwrap(), r2.sweep.id);
+        assert!(matches!(
+            store.resolve(""),
+            Err(StateError::AmbiguousSweep { .. })
+        ));
+        assert!(matches!(
+            store.resolve("zz"),
+            Err(StateError::UnknownSweep { .. })
+        ));
+        assert_eq!(store.report(&r2.sweep.id).unwrap(), r2);
+        assert_eq!(store.latest_id().unwrap(), Some(r2.sweep.id.clone()));
+        drop(store);
+        // reopening is fine; a newer schema is refused
+        let store = Store::open(&path).unwrap();
+        store
+            .conn_for_tests()
+            .pragma_update(None, "user_version", 7)
+            .unwrap();
+        drop(store);
+        let err = Store::open(&path).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} was written by a newer fleetsweep (schema 7, this build knows {SCHEMA_VERSION}): upgrade, or point --state elsewhere",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn exceptions_are_applied_counted_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = Exceptions::parse(
+            Path::new("ex.yaml"),
+            "exceptions:\n  - hosts: \"h-0000[01]\"\n    rule: \"kaspersky/*\"\n    reason: r\n    approver: a\n    expires: 2027-01-31\n  - labels: {site: nowhere}\n    rule: x/y\n    reason: r\n    approver: a\n    expires: 2027-12-31\n",
+        )
+        .unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut r = report(&hosts(3, |_| true));
+        let t = ts("2027-01-10T00:00:00Z");
+        apply_state(&mut r, Some(&mut store), &cat, Some(&ex), t).unwrap();
+        let e = r.exceptions.clone().unwrap();
+        assert_eq!(e.applied.len(), 1);
+        assert_eq!(e.applied[0].findings, 2);
+        assert_eq!(e.unused.len(), 1);
+        assert!(e.expired.is_empty());
+        assert!(has_failing_finding(&r), "h-00002 is not covered");
+        let mut r = report(&hosts(2, |_| true));
+        apply_state(&mut r, Some(&mut store), &cat, Some(&ex), t).unwrap();
+        assert_eq!(r.summary.findings.excepted, 2);
+        assert!(!has_failing_finding(&r));
+        let mut r = report(&hosts(2, |_| true));
+        apply_state(
+            &mut r,
+            Some(&mut store),
+            &cat,
+            Some(&ex),
+            ts("2027-02-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(r.summary.findings.open, 2);
+        let e = r.exceptions.unwrap();
+        assert_eq!(e.expired[0].findings, 2);
+        assert!(e.applied.is_empty());
+    }
+
+    #[test]
+    fn without_a_store_everything_is_new() {
+        let cat = Catalog::builtin().unwrap();
+        for _ in 0..2 {
+            let mut r = report(&hosts(2, |_| true));
+            apply_state(&mut r, None, &cat, None, Timestamp::now()).unwrap();
+            assert_eq!(r.summary.findings.new, 2);
+        }
+    }
+
+    /// A figure for the README/report: one commit of a 5,000-host sweep.
+    #[test]
+    fn a_large_sweep_commits_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        for day in 1..=2 {
+            let mut r = report(&hosts(5000, |i| i % 4 == 0));
+            let t0 = std::time::Instant::now();
+            let now = ts(&format!("2027-01-0{day}T00:00:00Z"));
+            apply_state(&mut r, Some(&mut store), &cat, None, now).unwrap();
+            eprintln!(
+                "5000 hosts, 1250 findings: apply_state + commit in {:?}",
+                t0.elapsed()
+            );
+            let want = if day == 1 { (1250, 0) } else { (0, 1250) };
+            assert_eq!((r.summary.findings.new, r.summary.findings.open), want);
+        }
+    }
+}
