@@ -5,9 +5,11 @@
 //! - [`yaml`]: the YAML writer/reader for that report.
 //! - [`file`]: atomic file output shared by every file-writing exporter.
 //! - [`metrics`]: Prometheus metrics of a sweep (text format 0.0.4).
+//! - [`push`]: pushing those metrics to a Pushgateway.
 
 pub mod file;
 pub mod metrics;
+pub mod push;
 pub mod report;
 pub mod yaml;
 

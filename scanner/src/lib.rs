@@ -13,6 +13,8 @@
 //!   observations into findings with evidence.
 //! - [`sweep`]: the engine: bounded concurrency, per-host deadlines, outcomes,
 //!   interruption; it produces the report of `fleetsweep_exporters`.
+//! - [`serve`]: the daemon (`fleetsweep serve`): scheduled sweeps, `/metrics`,
+//!   `/probe`, TLS and basic auth from an exporter-toolkit web.yml.
 //! - [`cli`]: the command line, turned once into validated settings.
 //!
 //! A host that fails is data (an [`fleetsweep_exporters::Outcome`]), never an
@@ -23,5 +25,6 @@ pub mod cli;
 pub mod diag;
 pub mod inventory;
 pub mod probes;
+pub mod serve;
 pub mod sweep;
 pub mod transport;

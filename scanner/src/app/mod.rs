@@ -4,6 +4,7 @@
 //! (renders from the state store); `hosts` and `catalog` are small enough to live here.
 
 mod scan;
+mod serve;
 
 use anyhow::{bail, Result};
 
@@ -43,7 +44,8 @@ pub fn init_logging(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Scan(ref args) => scan::scan(&cli, args).await,
-        Command::Serve(_) => bail!("`fleetsweep serve` is being built (issue 3)"),
+        // The daemon keeps its settings for its whole life: it takes them.
+        Command::Serve(args) => serve::serve(*args).await,
         Command::Report(_) => bail!("`fleetsweep report` is being built (issue 4)"),
         Command::Hosts(ref args) => hosts(args),
         Command::Catalog(ref c) => catalog(c),

@@ -131,7 +131,9 @@ pub fn metrics_options(args: &ScanArgs) -> fleetsweep_exporters::metrics::Metric
     }
 }
 
-/// Writes the files the flags ask for (`--report`, `--metrics-file`).
+/// Writes the files the flags ask for (`--report`, `--metrics-file`), then
+/// pushes (`--push`): a gateway that is down or refuses is an error (exit 2)
+/// only after the files are written, so the sweep is not lost.
 pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
     if let Some(path) = &args.report {
         let yaml = fleetsweep_exporters::yaml::to_yaml(report)?;
@@ -142,6 +144,17 @@ pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
         let text = fleetsweep_exporters::metrics::render(report, &metrics_options(args))?;
         fleetsweep_exporters::file::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write metrics to {}", path.display()))?;
+    }
+    if let Some(url) = &args.push {
+        use fleetsweep_exporters::push;
+        let text = fleetsweep_exporters::metrics::render(report, &metrics_options(args))?;
+        let instance = push::instance_of(report.sweep.shard.as_deref());
+        push::PushTarget::new(url, &args.push_job, &instance)
+            .and_then(|t| t.push(&text))
+            .context(match &args.report {
+                Some(p) => format!("push failed (the report was written to {})", p.display()),
+                None => "push failed".to_string(),
+            })?;
     }
     Ok(())
 }
