@@ -391,9 +391,10 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
         &[("X-Prometheus-Scrape-Timeout-Seconds", "2")],
     );
     let took = start.elapsed();
+    eprintln!("probe of a hanging host with scrape timeout 2s answered in {took:?}");
     assert_eq!(code, 200, "{page}");
     assert!(
-        took < Duration::from_millis(2300) && took >= Duration::from_millis(1000),
+        took < Duration::from_millis(2500) && took >= Duration::from_millis(1000),
         "took {took:?}"
     );
     assert_eq!(
@@ -799,6 +800,7 @@ fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
     serve.signal(libc::SIGTERM);
     let (code, took) = serve.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", serve.log_text());
+    eprintln!("SIGTERM during the first sweep: exit after {took:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
     let r: Report = serde_saphyr::from_str(&std::fs::read_to_string(&partial).unwrap()).unwrap();
     assert!(!r.sweep.complete);
@@ -885,6 +887,7 @@ fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
             prev_end
         );
     }
+    eprintln!("{} sweeps back to back, none overlapping", finished.len());
     let last = finished.last().unwrap();
     assert_eq!(last["fields"]["result"], "interrupted", "{log}");
     assert!(
