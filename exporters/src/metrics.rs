@@ -408,3 +408,88 @@ impl DaemonMetrics {
         encode(&self.registry)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::report::*;
+
+    fn report(outcome: Outcome) -> Report {
+        Report {
+            report_version: REPORT_VERSION,
+            sweep: SweepInfo {
+                id: "s".into(),
+                started: "2026-11-22T06:00:00Z".parse().unwrap(),
+                finished: "2026-11-22T06:00:01Z".parse().unwrap(),
+                scanner_version: "0.1.0".into(),
+                catalogs: vec![],
+                shard: None,
+                complete: true,
+                interrupted_by: None,
+            },
+            summary: Summary::default(),
+            exceptions: None,
+            hosts: vec![HostReport {
+                name: "h\"1".into(),
+                address: "a".into(),
+                labels: BTreeMap::new(),
+                outcome,
+                error: None,
+                os: None,
+                duration_seconds: 0.5,
+                warnings: vec![],
+                findings: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn probe_pages() {
+        let ok = render_probe(&report(Outcome::Scanned), 0.25).unwrap();
+        assert!(ok.contains("\nfleetsweep_probe_success 1\n"), "{ok}");
+        assert!(
+            ok.contains("\nfleetsweep_probe_duration_seconds 0.25\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("\nfleetsweep_probe_findings 0\n"), "{ok}");
+        assert!(!ok.contains("fleetsweep_host_scan_failure{"), "{ok}");
+        let failed = render_probe(&report(Outcome::TimedOut), 1.5).unwrap();
+        assert!(
+            failed.contains("\nfleetsweep_probe_success 0\n"),
+            "{failed}"
+        );
+        assert!(
+            failed
+                .contains("fleetsweep_host_scan_failure{host=\"h\\\"1\",outcome=\"timed_out\"} 1"),
+            "host names are escaped: {failed}"
+        );
+        let mut empty = report(Outcome::Scanned);
+        empty.hosts.clear();
+        assert!(render_probe(&empty, 0.0)
+            .unwrap()
+            .contains("\nfleetsweep_probe_success 0\n"));
+    }
+
+    #[test]
+    fn daemon_page_does_not_collide_with_the_sweep_page() {
+        let d = DaemonMetrics::new().unwrap();
+        d.scrape_requests
+            .with_label_values(&["/metrics", "200"])
+            .inc();
+        let daemon = d.render().unwrap();
+        assert!(daemon.contains("fleetsweep_sweeps_total{result=\"interrupted\"} 0"));
+        assert!(daemon.contains("process_resident_memory_bytes"), "{daemon}");
+        let sweep = render(&report(Outcome::Scanned), &MetricsOptions::default()).unwrap();
+        let names = |page: &str| -> Vec<String> {
+            page.lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(|l| l.split(' ').next().unwrap().to_string())
+                .collect()
+        };
+        let sweep_names = names(&sweep);
+        for n in names(&daemon) {
+            assert!(!sweep_names.contains(&n), "{n} is on both pages");
+        }
+    }
+}

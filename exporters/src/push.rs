@@ -23,12 +23,10 @@ const BODY_EXCERPT: usize = 300;
 pub enum PushError {
     #[error("--push `{0}`: expected an http:// or https:// URL of the Pushgateway, e.g. http://pushgateway:9091")]
     BadUrl(String),
-    #[error("cannot reach the Pushgateway at {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: Box<ureq::Error>,
-    },
+    /// `reason` is the client's error as text: it already names its cause,
+    /// and chaining it as a source would print that cause twice.
+    #[error("cannot reach the Pushgateway at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("the Pushgateway refused the push to {url}: HTTP {status}: {body}")]
     Refused {
         url: String,
@@ -113,7 +111,7 @@ impl PushTarget {
             .send(page.as_bytes())
             .map_err(|e| PushError::Unreachable {
                 url: shown.clone(),
-                source: Box::new(e),
+                reason: e.to_string(),
             })?;
         let status = resp.status().as_u16();
         if (200..300).contains(&status) {
