@@ -851,6 +851,7 @@ fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
     serve.signal(libc::SIGTERM);
     let (code, took) = serve.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", serve.log_text());
+    eprintln!("SIGTERM mid-sweep: exit after {took:?}");
     assert!(
         took < Duration::from_secs(3),
         "SIGTERM took {took:?} to stop serve"
