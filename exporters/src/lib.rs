@@ -7,10 +7,12 @@
 //!   and the diff between two reports.
 //! - [`file`]: atomic file output shared by every file-writing exporter.
 //! - [`metrics`]: Prometheus metrics of a sweep (text format 0.0.4).
+//! - [`push`]: pushing those metrics to a Pushgateway.
 
 pub mod file;
 pub mod formats;
 pub mod metrics;
+pub mod push;
 pub mod report;
 pub mod yaml;
 

@@ -4,11 +4,19 @@
 //! Cardinality is bounded on purpose: per-host series exist only for hosts
 //! with a finding or a failed scan, and inventory labels become metric labels
 //! only when allow-listed (`--metric-label site`).
+//!
+//! Three pages are built here: [`render`] (one sweep: the textfile, the
+//! Pushgateway push and the sweep part of `serve`'s `/metrics`),
+//! [`render_probe`] (one `/probe` answer, from a fresh registry each time, as
+//! blackbox_exporter does) and [`DaemonMetrics`] (the `serve` process itself:
+//! scrapes, sweeps, process CPU and memory). Their metric names never overlap,
+//! so `serve` can concatenate the sweep page and the daemon page.
 
 use std::collections::BTreeMap;
 
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::report::{Outcome, Report, Status};
@@ -254,7 +262,234 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         ])
         .set(1.0);
 
+    encode(&reg)
+}
+
+fn encode(reg: &Registry) -> Result<String, MetricsError> {
     let mut buf = Vec::new();
     TextEncoder::new().encode(&reg.gather(), &mut buf)?;
     Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// Renders the answer to one `/probe?target=HOST`: a report of that one
+/// host, in a registry of its own, so series of earlier probes never leak in.
+///
+/// `fleetsweep_probe_success` is 1 when the host could be scanned, findings or
+/// not (as blackbox's probe_success says the check ran); findings show in
+/// `fleetsweep_probe_findings` and `fleetsweep_host_finding`.
+pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, MetricsError> {
+    let reg = Registry::new();
+    let success = Gauge::with_opts(Opts::new(
+        "fleetsweep_probe_success",
+        "1 if the probed host was scanned (findings or not), 0 if it could not be.",
+    ))?;
+    let duration = Gauge::with_opts(Opts::new(
+        "fleetsweep_probe_duration_seconds",
+        "Time the probe took: connect, probe script and matching.",
+    ))?;
+    let count = Gauge::with_opts(Opts::new(
+        "fleetsweep_probe_findings",
+        "Findings on the probed host (every policy and status).",
+    ))?;
+    let host_finding = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_host_finding",
+            "1 for each finding on the probed host.",
+        ),
+        &["host", "rule", "status"],
+    )?;
+    let host_failure = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_host_scan_failure",
+            "1 if the probed host could not be scanned, by outcome.",
+        ),
+        &["host", "outcome"],
+    )?;
+    reg.register(Box::new(success.clone()))?;
+    reg.register(Box::new(duration.clone()))?;
+    reg.register(Box::new(count.clone()))?;
+    reg.register(Box::new(host_finding.clone()))?;
+    reg.register(Box::new(host_failure.clone()))?;
+    let scanned =
+        !report.hosts.is_empty() && report.hosts.iter().all(|h| h.outcome == Outcome::Scanned);
+    success.set(if scanned { 1.0 } else { 0.0 });
+    duration.set(duration_seconds);
+    let mut n = 0usize;
+    for h in &report.hosts {
+        if h.outcome != Outcome::Scanned {
+            host_failure
+                .with_label_values(&[h.name.as_str(), h.outcome.as_str()])
+                .set(1.0);
+        }
+        for f in &h.findings {
+            n += 1;
+            host_finding
+                .with_label_values(&[h.name.as_str(), f.rule.as_str(), status_str(f.status)])
+                .set(1.0);
+        }
+    }
+    count.set(n as f64);
+    encode(&reg)
+}
+
+/// Metrics of the `serve` daemon itself, alive for the whole process.
+///
+/// Kept apart from the sweep page (which is rebuilt after every sweep) so
+/// counters such as `fleetsweep_sweeps_total` survive from sweep to sweep.
+pub struct DaemonMetrics {
+    registry: Registry,
+    /// Requests answered, by route (`/metrics`, `/probe`, ...) and HTTP status.
+    pub scrape_requests: IntCounterVec,
+    /// Scheduled sweeps finished, by result (`complete`, `interrupted`).
+    pub sweeps: IntCounterVec,
+    /// 1 while a scheduled sweep runs (never more: sweeps do not overlap).
+    pub sweep_in_progress: IntGauge,
+    /// `/probe` requests being answered right now.
+    pub probes_in_flight: IntGauge,
+    /// When the next scheduled sweep starts (Unix time), once it is planned.
+    pub next_sweep: Gauge,
+}
+
+impl DaemonMetrics {
+    pub fn new() -> Result<DaemonMetrics, MetricsError> {
+        let registry = Registry::new();
+        let scrape_requests = IntCounterVec::new(
+            Opts::new(
+                "fleetsweep_scrape_requests_total",
+                "HTTP requests answered by fleetsweep serve, by handler and status code.",
+            ),
+            &["handler", "code"],
+        )?;
+        let sweeps = IntCounterVec::new(
+            Opts::new(
+                "fleetsweep_sweeps_total",
+                "Scheduled sweeps finished by fleetsweep serve, by result (complete, interrupted).",
+            ),
+            &["result"],
+        )?;
+        let sweep_in_progress = IntGauge::with_opts(Opts::new(
+            "fleetsweep_sweep_in_progress",
+            "1 while a scheduled sweep runs.",
+        ))?;
+        let probes_in_flight = IntGauge::with_opts(Opts::new(
+            "fleetsweep_probes_in_flight",
+            "/probe requests being answered now.",
+        ))?;
+        let next_sweep = Gauge::with_opts(Opts::new(
+            "fleetsweep_next_sweep_timestamp_seconds",
+            "Unix time the next scheduled sweep starts (0 while one runs or before the first).",
+        ))?;
+        registry.register(Box::new(scrape_requests.clone()))?;
+        registry.register(Box::new(sweeps.clone()))?;
+        registry.register(Box::new(sweep_in_progress.clone()))?;
+        registry.register(Box::new(probes_in_flight.clone()))?;
+        registry.register(Box::new(next_sweep.clone()))?;
+        // process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        // Both results exist from the start, so rate() and alerts see a series.
+        for r in ["complete", "interrupted"] {
+            sweeps.with_label_values(&[r]);
+        }
+        Ok(DaemonMetrics {
+            registry,
+            scrape_requests,
+            sweeps,
+            sweep_in_progress,
+            probes_in_flight,
+            next_sweep,
+        })
+    }
+
+    /// The daemon's page (text format 0.0.4).
+    pub fn render(&self) -> Result<String, MetricsError> {
+        encode(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::report::*;
+
+    fn report(outcome: Outcome) -> Report {
+        Report {
+            report_version: REPORT_VERSION,
+            sweep: SweepInfo {
+                id: "s".into(),
+                started: "2026-11-22T06:00:00Z".parse().unwrap(),
+                finished: "2026-11-22T06:00:01Z".parse().unwrap(),
+                scanner_version: "0.1.0".into(),
+                catalogs: vec![],
+                shard: None,
+                complete: true,
+                interrupted_by: None,
+            },
+            summary: Summary::default(),
+            exceptions: None,
+            hosts: vec![HostReport {
+                name: "h\"1".into(),
+                address: "a".into(),
+                labels: BTreeMap::new(),
+                outcome,
+                error: None,
+                os: None,
+                duration_seconds: 0.5,
+                warnings: vec![],
+                findings: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn probe_pages() {
+        let ok = render_probe(&report(Outcome::Scanned), 0.25).unwrap();
+        assert!(ok.contains("\nfleetsweep_probe_success 1\n"), "{ok}");
+        assert!(
+            ok.contains("\nfleetsweep_probe_duration_seconds 0.25\n"),
+            "{ok}"
+        );
+        assert!(ok.contains("\nfleetsweep_probe_findings 0\n"), "{ok}");
+        assert!(!ok.contains("fleetsweep_host_scan_failure{"), "{ok}");
+        let failed = render_probe(&report(Outcome::TimedOut), 1.5).unwrap();
+        assert!(
+            failed.contains("\nfleetsweep_probe_success 0\n"),
+            "{failed}"
+        );
+        assert!(
+            failed
+                .contains("fleetsweep_host_scan_failure{host=\"h\\\"1\",outcome=\"timed_out\"} 1"),
+            "host names are escaped: {failed}"
+        );
+        let mut empty = report(Outcome::Scanned);
+        empty.hosts.clear();
+        assert!(render_probe(&empty, 0.0)
+            .unwrap()
+            .contains("\nfleetsweep_probe_success 0\n"));
+    }
+
+    #[test]
+    fn daemon_page_does_not_collide_with_the_sweep_page() {
+        let d = DaemonMetrics::new().unwrap();
+        d.scrape_requests
+            .with_label_values(&["/metrics", "200"])
+            .inc();
+        let daemon = d.render().unwrap();
+        assert!(daemon.contains("fleetsweep_sweeps_total{result=\"interrupted\"} 0"));
+        assert!(daemon.contains("process_resident_memory_bytes"), "{daemon}");
+        let sweep = render(&report(Outcome::Scanned), &MetricsOptions::default()).unwrap();
+        let names = |page: &str| -> Vec<String> {
+            page.lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .map(|l| l.split(' ').next().unwrap().to_string())
+                .collect()
+        };
+        let sweep_names = names(&sweep);
+        for n in names(&daemon) {
+            assert!(!sweep_names.contains(&n), "{n} is on both pages");
+        }
+    }
 }

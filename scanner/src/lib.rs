@@ -16,6 +16,8 @@
 //! - [`exceptions`]: the exceptions file (approved, expiring acceptances).
 //! - [`state`]: the state store (SQLite): history across sweeps, remediation
 //!   statuses, exceptions applied, one transaction per sweep.
+//! - [`serve`]: the daemon (`fleetsweep serve`): scheduled sweeps, `/metrics`,
+//!   `/probe`, TLS and basic auth from an exporter-toolkit web.yml.
 //! - [`cli`]: the command line, turned once into validated settings.
 //!
 //! A host that fails is data (an [`fleetsweep_exporters::Outcome`]), never an
@@ -28,5 +30,6 @@ pub mod exceptions;
 pub mod inventory;
 pub mod probes;
 pub mod state;
+pub mod serve;
 pub mod sweep;
 pub mod transport;

@@ -5,6 +5,7 @@
 
 mod report;
 mod scan;
+mod serve;
 
 use anyhow::{bail, Result};
 
@@ -44,8 +45,9 @@ pub fn init_logging(cli: &Cli) {
 pub async fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Scan(ref args) => scan::scan(&cli, args).await,
-        Command::Serve(_) => bail!("`fleetsweep serve` is being built (issue 3)"),
         Command::Report(ref args) => report::report(args),
+        // The daemon keeps its settings for its whole life: it takes them.
+        Command::Serve(args) => serve::serve(*args).await,
         Command::Hosts(ref args) => hosts(args),
         Command::Catalog(ref c) => catalog(c),
     }

@@ -222,8 +222,9 @@ pub fn write_outputs_with(
     write_files(report, args, &opts)
 }
 
-/// Writes the files the flags ask for (`--report`, `--metrics-file`), without
-/// remediation counts (kept for callers that have no store at hand).
+/// Writes the files the flags ask for (`--report`, `--metrics-file`), then
+/// pushes (`--push`), without remediation counts. A gateway that is down or
+/// refuses is an error (exit 2) only after the files are written.
 #[allow(dead_code)]
 pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
     write_files(report, args, &metrics_options(args))
@@ -243,6 +244,17 @@ fn write_files(
         let text = fleetsweep_exporters::metrics::render(report, opts)?;
         fleetsweep_exporters::file::write_atomic(path, text.as_bytes())
             .with_context(|| format!("cannot write metrics to {}", path.display()))?;
+    }
+    if let Some(url) = &args.push {
+        use fleetsweep_exporters::push;
+        let text = fleetsweep_exporters::metrics::render(report, opts)?;
+        let instance = push::instance_of(report.sweep.shard.as_deref());
+        push::PushTarget::new(url, &args.push_job, &instance)
+            .and_then(|t| t.push(&text))
+            .context(match &args.report {
+                Some(p) => format!("push failed (the report was written to {})", p.display()),
+                None => "push failed".to_string(),
+            })?;
     }
     Ok(())
 }

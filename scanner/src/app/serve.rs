@@ -1,0 +1,150 @@
+//! `fleetsweep serve`: the scan plan, validated once, driven by the daemon
+//! of [`fleetsweep::serve`] on a schedule and for `/probe`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use tokio::sync::watch;
+
+use fleetsweep::cli::ServeArgs;
+use fleetsweep::inventory::{self, Host};
+use fleetsweep::serve::{self, scheduler::Schedule, BoxFuture, ServeConfig, Sweeper, WebConfig};
+use fleetsweep::sweep;
+use fleetsweep_exporters::Report;
+
+use super::scan::{metrics_options, write_outputs, ScanPlan};
+use super::{EXIT_CLEAN, EXIT_PARTIAL};
+
+/// `/probe`s answered at once (each is one SSH connection).
+const MAX_PROBES: usize = 16;
+/// Probe deadline when the scraper sends no timeout header.
+const DEFAULT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The daemon's view of a scan plan.
+struct PlanSweeper(Arc<ScanPlan>);
+
+impl Sweeper for PlanSweeper {
+    fn hosts(&self) -> &[Host] {
+        &self.0.hosts
+    }
+    fn sweep(
+        &self,
+        hosts: Vec<Host>,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> BoxFuture<'_, Report> {
+        let plan = self.0.clone();
+        let rt = tokio::runtime::Handle::current();
+        // The sweep engine's future cannot be proven `Send` (a closure over
+        // borrowed hosts in its stream trips rustc's higher-ranked lifetime
+        // check), and HTTP handlers need `Send`: drive it from a blocking
+        // thread of the same runtime, where `block_on` needs no `Send`.
+        Box::pin(async move {
+            let job = tokio::task::spawn_blocking(move || {
+                rt.block_on(plan.sweep(hosts, Arc::new(sweep::Silent), cancel))
+            });
+            match job.await {
+                Ok(report) => report,
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        })
+    }
+}
+
+/// `--listen`: `HOST:PORT` with an IP address, or `:PORT` for every address
+/// (as exporters take it). Names are not resolved.
+fn listen_addr(text: &str) -> Result<SocketAddr> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_string(),
+    };
+    full.parse().with_context(|| {
+        format!("--listen `{text}`: expected IP:PORT such as 127.0.0.1:9817 or [::]:9817, or :PORT")
+    })
+}
+
+pub async fn serve(args: ServeArgs) -> Result<u8> {
+    let interval = inventory::parse_duration(&args.interval)
+        .map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+    if interval.is_zero() {
+        bail!("--interval must be longer than 0s");
+    }
+    if !(0.0..=1.0).contains(&args.jitter) {
+        bail!("--jitter must be a fraction from 0 to 1 (0.1 adds up to 10% of the interval)");
+    }
+    let listen = listen_addr(&args.listen)?;
+    let web = match &args.web_config_file {
+        Some(p) => WebConfig::load(p)?,
+        None => WebConfig::default(),
+    };
+    if let Some(url) = &args.scan.push {
+        // A typo in the URL should stop the daemon now, not log an error every sweep.
+        fleetsweep_exporters::push::PushTarget::new(url, &args.scan.push_job, "all")?;
+    }
+    let plan = Arc::new(ScanPlan::prepare(&args.scan)?);
+    let metrics = metrics_options(&args.scan);
+    let args = Arc::new(args);
+    let outputs = {
+        let args = args.clone();
+        let outputs: serve::SweepOutputs = Arc::new(move |report: &Report, _opts| {
+            write_outputs(report, &args.scan).map_err(|e| format!("{e:#}"))
+        });
+        outputs
+    };
+    let config = ServeConfig {
+        listen,
+        web,
+        schedule: Schedule {
+            interval,
+            jitter: args.jitter,
+        },
+        metrics,
+        hook: None,
+        outputs: Some(outputs),
+        max_probes: MAX_PROBES,
+        default_probe_timeout: DEFAULT_PROBE_TIMEOUT,
+    };
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(forward_signals(tx));
+    serve::run(config, Arc::new(PlanSweeper(plan)), rx).await?;
+    tracing::warn!("fleetsweep serve stopped");
+    Ok(EXIT_CLEAN)
+}
+
+/// SIGINT/SIGTERM → graceful stop (exit 0); a second one → exit at once.
+async fn forward_signals(tx: watch::Sender<Option<String>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; SIGTERM will not stop serve gracefully");
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    tracing::warn!("{name} received: stopping (the running sweep is cancelled)");
+    let _ = tx.send(Some(name.to_string()));
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
+    }
+    std::process::exit(i32::from(EXIT_PARTIAL));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            listen_addr(":9817").ok(),
+            "0.0.0.0:9817".parse::<SocketAddr>().ok()
+        );
+        assert!(listen_addr("[::1]:1").is_ok());
+        assert!(listen_addr("localhost:9817").is_err());
+    }
+}

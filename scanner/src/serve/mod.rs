@@ -1,0 +1,216 @@
+//! `fleetsweep serve`: the daemon that sweeps on a schedule and serves the
+//! results to Prometheus.
+//!
+//! # Layout
+//! - [`scheduler`]: one sweep at start, then one every interval plus jitter;
+//!   sweeps run one after the other, never two at once.
+//! - `http` (axum): `/metrics`, `/healthz`, `/report`, `/probe?target=HOST`,
+//!   behind optional basic auth and TLS. The only module naming axum.
+//! - [`web_config`]: exporter-toolkit's `web.yml` (TLS, basic auth, headers).
+//! - `auth`: bcrypt basic auth with a cache of verified credentials.
+//!
+//! The daemon knows nothing about inventories or catalogs: it drives a
+//! [`Sweeper`] (the binary's validated scan plan) and publishes what it
+//! returns. A [`SweepHook`] post-processes each scheduled sweep's report before
+//! it is published (the state store turns statuses into new/open/... and
+//! fills `fleetsweep_remediations_total`), and [`SweepOutputs`] writes the
+//! files and pushes after it is published.
+//!
+//! # Shutdown
+//! A value on the shutdown channel (SIGTERM/SIGINT in the binary) stops the
+//! server accepting, cancels the running sweep and any probe, and [`run`]
+//! returns `Ok`. The interrupted sweep's partial report is published (and its
+//! outputs written) only when no complete sweep has been: partial results are
+//! better than none, but never replace complete ones.
+
+mod auth;
+mod http;
+pub mod scheduler;
+pub mod web_config;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::{watch, Semaphore};
+
+use fleetsweep_exporters::metrics::{DaemonMetrics, MetricsError, MetricsOptions};
+use fleetsweep_exporters::Report;
+
+use crate::inventory::Host;
+pub use web_config::WebConfig;
+
+/// A boxed, sendable future (what [`Sweeper::sweep`] returns).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs sweeps for the daemon: all hosts on schedule, one host for `/probe`.
+pub trait Sweeper: Send + Sync + 'static {
+    /// Every host the daemon sweeps; `/probe` accepts only these names.
+    fn hosts(&self) -> &[Host];
+    /// Sweeps `hosts`; a value on `cancel` interrupts it (the report is then
+    /// marked incomplete).
+    fn sweep(
+        &self,
+        hosts: Vec<Host>,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> BoxFuture<'_, Report>;
+}
+
+/// Post-processing of each scheduled sweep's report before it is published,
+/// e.g. the state store deriving remediation statuses and setting
+/// `MetricsOptions::remediations`. An error is logged and the report is
+/// published as it is. Not applied to `/probe` answers: a probe is a look at
+/// one host, not a sweep of the fleet.
+pub type SweepHook =
+    Arc<dyn Fn(&mut Report, &mut MetricsOptions) -> Result<(), String> + Send + Sync>;
+
+/// Writes a published sweep's outputs (`--report`, `--metrics-file`,
+/// `--push`). Runs on a blocking thread; an error is logged, the daemon goes on.
+pub type SweepOutputs = Arc<dyn Fn(&Report, &MetricsOptions) -> Result<(), String> + Send + Sync>;
+
+/// Everything the daemon needs, validated by the binary.
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub web: WebConfig,
+    pub schedule: scheduler::Schedule,
+    /// Labels, revision, ... for the sweep page.
+    pub metrics: MetricsOptions,
+    pub hook: Option<SweepHook>,
+    pub outputs: Option<SweepOutputs>,
+    /// `/probe` requests answered at once; more get 503, so a scrape storm
+    /// cannot open unbounded SSH connections.
+    pub max_probes: usize,
+    /// Probe deadline when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds.
+    pub default_probe_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+}
+
+/// What the last published sweep looks like on the wire, rendered once.
+struct Published {
+    yaml: String,
+    metrics: String,
+    complete: bool,
+}
+
+/// State shared by the scheduler and the HTTP handlers.
+struct Shared {
+    sweeper: Arc<dyn Sweeper>,
+    /// Lives as long as the process: counters survive from sweep to sweep.
+    daemon: DaemonMetrics,
+    /// The last published sweep; `None` until the first one ends.
+    published: RwLock<Option<Arc<Published>>>,
+    /// Bounds concurrent `/probe`s.
+    probes: Arc<Semaphore>,
+    /// Cancels sweeps and probes on shutdown.
+    shutdown: watch::Receiver<Option<String>>,
+    auth: Option<auth::BasicAuth>,
+    headers: Vec<(String, String)>,
+    default_probe_timeout: Duration,
+}
+
+impl Shared {
+    /// Publishes `report` unless it is partial and a complete one exists.
+    /// Returns whether it was published.
+    fn publish(&self, report: &Report, opts: &MetricsOptions) -> bool {
+        let complete = report.sweep.complete;
+        let keep_old = self
+            .published
+            .read()
+            .map(|p| p.as_ref().is_some_and(|p| p.complete && !complete))
+            .unwrap_or(false);
+        if keep_old {
+            tracing::warn!(
+                sweep = %report.sweep.id,
+                "sweep was interrupted; keeping the last complete sweep's results"
+            );
+            return false;
+        }
+        let yaml = match fleetsweep_exporters::yaml::to_yaml(report) {
+            Ok(y) => y,
+            Err(e) => {
+                tracing::error!("cannot render the report: {e}");
+                return false;
+            }
+        };
+        let metrics = match fleetsweep_exporters::metrics::render(report, opts) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("cannot render metrics: {e}");
+                return false;
+            }
+        };
+        if let Ok(mut p) = self.published.write() {
+            *p = Some(Arc::new(Published {
+                yaml,
+                metrics,
+                complete,
+            }));
+        }
+        true
+    }
+}
+
+/// Runs the daemon until `shutdown` receives a value.
+pub async fn run(
+    config: ServeConfig,
+    sweeper: Arc<dyn Sweeper>,
+    shutdown: watch::Receiver<Option<String>>,
+) -> Result<(), ServeError> {
+    let shared = Arc::new(Shared {
+        sweeper,
+        daemon: DaemonMetrics::new()?,
+        published: RwLock::new(None),
+        probes: Arc::new(Semaphore::new(config.max_probes.max(1))),
+        shutdown: shutdown.clone(),
+        auth: auth::BasicAuth::new(&config.web.basic_auth_users),
+        headers: config.web.headers.clone(),
+        default_probe_timeout: config.default_probe_timeout,
+    });
+    let listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    tracing::warn!(
+        %addr,
+        tls = config.web.tls.is_some(),
+        basic_auth = shared.auth.is_some(),
+        "serving /metrics, /healthz, /report, /probe"
+    );
+    let server = tokio::spawn(http::serve(
+        listener,
+        config.web.tls.clone(),
+        shared.clone(),
+        shutdown.clone(),
+    ));
+    scheduler::run(
+        shared.clone(),
+        config.schedule,
+        config.metrics,
+        config.hook,
+        config.outputs,
+        shutdown,
+    )
+    .await;
+    match server.await {
+        Ok(r) => r,
+        Err(e) => Err(ServeError::Serve(std::io::Error::other(e))),
+    }
+}

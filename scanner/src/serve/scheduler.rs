@@ -1,0 +1,141 @@
+//! When scheduled sweeps run.
+//!
+//! One loop, one sweep at a time: a sweep starts at once, the next one
+//! `interval + random(0..jitter × interval)` after the previous one
+//! *started*. A sweep that takes longer than that is followed by the next one
+//! as soon as it ends, so sweeps never overlap and a slow fleet is swept
+//! back to back rather than piling up. The jitter spreads many scanners (or
+//! shards) that were started together.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::watch;
+
+use fleetsweep_exporters::metrics::MetricsOptions;
+
+use super::{Shared, SweepHook, SweepOutputs};
+
+/// The sweep schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    pub interval: Duration,
+    /// 0 to 1: fraction of `interval` added at random.
+    pub jitter: f64,
+}
+
+impl Schedule {
+    /// Time from one sweep's start to the next one's.
+    pub fn next_delay(&self) -> Duration {
+        let j = self.jitter.clamp(0.0, 1.0);
+        let extra = if j > 0.0 {
+            rand::rng().random_range(0.0..=j)
+        } else {
+            0.0
+        };
+        self.interval.mul_f64(1.0 + extra)
+    }
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    schedule: Schedule,
+    metrics: MetricsOptions,
+    hook: Option<SweepHook>,
+    outputs: Option<SweepOutputs>,
+    mut shutdown: watch::Receiver<Option<String>>,
+) {
+    let d = &shared.daemon;
+    loop {
+        if shutdown.borrow().is_some() {
+            break;
+        }
+        let started = Instant::now();
+        let hosts = shared.sweeper.hosts().to_vec();
+        d.next_sweep.set(0.0);
+        d.sweep_in_progress.inc();
+        tracing::info!(hosts = hosts.len(), "sweep started");
+        let mut report = shared.sweeper.sweep(hosts, shutdown.clone()).await;
+        d.sweep_in_progress.dec();
+        let mut opts = metrics.clone();
+        if let Some(h) = &hook {
+            if let Err(e) = h(&mut report, &mut opts) {
+                tracing::error!(sweep = %report.sweep.id, "post-processing the sweep failed: {e}");
+            }
+        }
+        let result = if report.sweep.complete {
+            "complete"
+        } else {
+            "interrupted"
+        };
+        d.sweeps.with_label_values(&[result]).inc();
+        let s = &report.summary.hosts;
+        tracing::info!(
+            sweep = %report.sweep.id,
+            started = %report.sweep.started,
+            finished = %report.sweep.finished,
+            result,
+            hosts = s.total,
+            scanned = s.scanned,
+            affected = s.affected,
+            "sweep finished"
+        );
+        if shared.publish(&report, &opts) {
+            if let Some(out) = &outputs {
+                let out = out.clone();
+                let report = Arc::new(report);
+                let r = report.clone();
+                match tokio::task::spawn_blocking(move || out(&r, &opts)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!(sweep = %report.sweep.id, "{e}"),
+                    Err(e) => tracing::error!("writing the sweep's outputs failed: {e}"),
+                }
+            }
+        }
+        if shutdown.borrow().is_some() {
+            break;
+        }
+        let next = started + schedule.next_delay();
+        let now = jiff::Timestamp::now();
+        let wall_next = now
+            .checked_add(next.saturating_duration_since(Instant::now()))
+            .unwrap_or(now);
+        d.next_sweep.set(wall_next.as_millisecond() as f64 / 1000.0);
+        tracing::info!(next = %wall_next, "next sweep planned");
+        tokio::select! {
+            _ = tokio::time::sleep_until(next.into()) => {}
+            changed = shutdown.changed() => {
+                // Nobody can signal any more: keep to the schedule.
+                if changed.is_err() {
+                    tokio::time::sleep_until(next.into()).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let s = Schedule {
+            interval: Duration::from_secs(100),
+            jitter: 0.1,
+        };
+        for _ in 0..200 {
+            let d = s.next_delay();
+            assert!(
+                d >= Duration::from_secs(100) && d <= Duration::from_secs(110),
+                "{d:?}"
+            );
+        }
+        let none = Schedule {
+            interval: Duration::from_secs(5),
+            jitter: 0.0,
+        };
+        assert_eq!(none.next_delay(), Duration::from_secs(5));
+    }
+}

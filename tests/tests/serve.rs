@@ -1,0 +1,905 @@
+//! `fleetsweep serve` end to end: the real binary against real sshd test
+//! hosts, scraped by a real Prometheus (Debian's `prometheus`), checked by the
+//! real `promtool`, reached over TLS by the real `curl`, with certificates
+//! made by the real `openssl`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec, Scenario};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// GET with optional headers: (status, body); status 0 when no answer.
+fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut req = agent.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    match req.call() {
+        Ok(mut r) => (
+            r.status().as_u16(),
+            r.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+fn promtool_check(what: &str, page: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (apt-get install -y prometheus; scripts/setup does this)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed on {what}:\n{}{}\n{page}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The value of the one sample of `metric` (exact label set) in `page`.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A running `fleetsweep serve`; killed on drop.
+struct Serve {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(dir: &Path, name: &str, args: &[&str]) -> Serve {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let child = Command::new(fleetsweep_bin())
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["-v", "--log-format", "json"])
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("FLEETSWEEP_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting fleetsweep serve");
+        Serve {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("serve exited early ({st}):\n{}", self.log_text());
+            }
+            if get(&self.url("/healthz"), &[]).0 == 200 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "serve did not answer /healthz");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The JSON log events (tracing's json format) with this message.
+    fn events(&self, message: &str) -> Vec<serde_json::Value> {
+        self.log_text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["fields"]["message"] == message)
+            .collect()
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().unwrap().id();
+        unsafe { libc::kill(pid as i32, sig) };
+    }
+
+    /// Waits for exit; returns the code and how long it took.
+    fn wait_exit(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let start = Instant::now();
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return (st.code(), start.elapsed());
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("serve did not exit within {limit:?}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A real Prometheus server on a loopback port; killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, config: &str) -> Prometheus {
+        assert!(
+            Path::new("/usr/bin/prometheus").exists(),
+            "/usr/bin/prometheus is missing: apt-get install -y prometheus (scripts/setup does this)"
+        );
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let check = Command::new("promtool")
+            .args(["check", "config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{}", text(&check.stderr));
+        let port = free_port();
+        let child = Command::new("/usr/bin/prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("starting prometheus");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(&format!("{url}/-/ready"), &[]).0 != 200 {
+            assert!(Instant::now() < deadline, "prometheus did not get ready");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Prometheus { child, url }
+    }
+
+    /// Instant query through the HTTP API: every result's (labels, value).
+    fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
+        let enc: String = q
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let (code, body) = get(&format!("{}/api/v1/query?query={enc}", self.url), &[]);
+        assert_eq!(code, 200, "{q}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["metric"].clone(),
+                    r["value"][1].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// Waits until `q` has exactly one result, and returns its value.
+    fn value(&self, q: &str, within: Duration) -> f64 {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self.query(q);
+            if r.len() == 1 {
+                return r[0].1;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{q}` has {} results after {within:?}: {r:?}",
+                r.len()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fields of the report these tests read.
+#[derive(Debug, serde::Deserialize)]
+struct Report {
+    sweep: ReportSweep,
+    summary: ReportSummary,
+    hosts: Vec<serde_json::Value>,
+}
+#[derive(Debug, serde::Deserialize)]
+struct ReportSweep {
+    complete: bool,
+}
+#[derive(Debug, serde::Deserialize)]
+struct ReportSummary {
+    hosts: std::collections::BTreeMap<String, usize>,
+}
+
+/// (a) a real Prometheus scrapes /metrics and, blackbox-style, /probe for
+/// two inventory hosts; (b) the endpoints one by one.
+#[test]
+fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 236,
+        hosts: demo_hosts(),
+    })
+    .expect("starting the test fleet");
+    let inv = fleet.inventory_path();
+    let report_file = fleet.dir().join("serve-report.yaml");
+    let mut serve = Serve::start(
+        fleet.dir(),
+        "serve",
+        &[
+            "-i",
+            inv.to_str().unwrap(),
+            "--interval",
+            "3s",
+            "--jitter",
+            "0",
+            "--connect-timeout",
+            "2s",
+            "--host-timeout",
+            "4s",
+            "--report",
+            report_file.to_str().unwrap(),
+        ],
+    );
+    serve.wait_healthy();
+
+    // Before the first sweep ends (hang-01 alone takes the 4 s host timeout):
+    // /report says so, /metrics has the daemon's series but no sweep series.
+    let (code, body) = get(&serve.url("/report"), &[]);
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("no sweep has finished yet"), "{body}");
+    let (code, early) = get(&serve.url("/metrics"), &[]);
+    assert_eq!(code, 200);
+    assert_eq!(
+        sample(&early, "fleetsweep_sweep_in_progress"),
+        Some(1.0),
+        "{early}"
+    );
+    assert_eq!(
+        sample(&early, "fleetsweep_last_sweep_success"),
+        None,
+        "{early}"
+    );
+    assert!(sample(&early, "process_resident_memory_bytes").unwrap() > 0.0);
+    promtool_check("/metrics before the first sweep", &early);
+
+    let (code, body) = get(&serve.url("/healthz"), &[]);
+    assert_eq!((code, body.trim()), (200, "ok"));
+
+    // The first report, from /report and from --report.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let yaml = loop {
+        let (code, body) = get(&serve.url("/report"), &[]);
+        if code == 200 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no report after 60s:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let report: Report = serde_saphyr::from_str(&yaml).expect("/report is a YAML report");
+    assert!(report.sweep.complete);
+    assert_eq!(report.hosts.len(), 12);
+    let scanned = report.summary.hosts["scanned"];
+    assert_eq!(scanned, 7);
+    assert!(report_file.exists(), "--report written after the sweep");
+
+    // /probe: bad targets are refused with a reason, never swept.
+    let (code, body) = get(&serve.url("/probe"), &[]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("give a target"), "{body}");
+    let (code, body) = get(&serve.url("/probe?target=127.0.0.1"), &[]);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("not a host of the inventory"), "{body}");
+    let (code, _) = get(&serve.url("/nope"), &[]);
+    assert_eq!(code, 404);
+
+    // A probe of the KESL host: success, with its finding.
+    let (code, page) = get(&serve.url("/probe?target=app-01"), &[]);
+    assert_eq!(code, 200, "{page}");
+    promtool_check("/probe?target=app-01", &page);
+    assert_eq!(
+        sample(&page, "fleetsweep_probe_success"),
+        Some(1.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_host_finding{host=\"app-01\",rule=\"kaspersky/kesl\",status=\"new\"}"
+        ),
+        Some(1.0),
+        "{page}"
+    );
+    assert!(
+        !page.contains("fleetsweep_hosts"),
+        "a probe page holds that host only"
+    );
+
+    // The scrape timeout is honoured: a hanging host, header 2 → an answer
+    // within about 2 s, probe_success 0 and the failure's outcome.
+    let start = Instant::now();
+    let (code, page) = get(
+        &serve.url("/probe?target=hang-01"),
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "2")],
+    );
+    let took = start.elapsed();
+    eprintln!("probe of a hanging host with scrape timeout 2s answered in {took:?}");
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        took < Duration::from_millis(2500) && took >= Duration::from_millis(1000),
+        "took {took:?}"
+    );
+    assert_eq!(
+        sample(&page, "fleetsweep_probe_success"),
+        Some(0.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_host_scan_failure{host=\"hang-01\",outcome=\"timed_out\"}"
+        ),
+        Some(1.0),
+        "{page}"
+    );
+    promtool_check("/probe?target=hang-01", &page);
+
+    let (_, page) = get(&serve.url("/metrics"), &[]);
+    promtool_check("/metrics", &page);
+    assert_eq!(sample(&page, "fleetsweep_last_sweep_success"), Some(1.0));
+
+    // (a) A real Prometheus: /metrics every second, /probe for two hosts
+    // with blackbox-style relabeling.
+    let target = format!("127.0.0.1:{}", serve.port);
+    let prom = Prometheus::start(
+        fleet.dir(),
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
+             - job_name: fleetsweep\n  static_configs:\n  - targets: ['{target}']\n\
+             - job_name: fleetsweep_probe\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  metrics_path: /probe\n\
+             \x20 static_configs:\n  - targets: [app-01, web-01]\n  relabel_configs:\n\
+             \x20 - source_labels: [__address__]\n    target_label: __param_target\n\
+             \x20 - source_labels: [__param_target]\n    target_label: instance\n\
+             \x20 - target_label: __address__\n    replacement: '{target}'\n"
+        ),
+    );
+    let within = Duration::from_secs(60);
+    assert_eq!(prom.value("up{job=\"fleetsweep\"}", within), 1.0);
+    assert_eq!(
+        prom.value(
+            "fleetsweep_hosts{job=\"fleetsweep\",outcome=\"scanned\"}",
+            within
+        ),
+        scanned as f64,
+        "Prometheus sees as many scanned hosts as /report"
+    );
+    assert_eq!(
+        prom.value("fleetsweep_probe_success{instance=\"app-01\"}", within),
+        1.0
+    );
+    assert_eq!(
+        prom.value(
+            "fleetsweep_host_finding{job=\"fleetsweep_probe\",instance=\"app-01\",rule=\"kaspersky/kesl\"}",
+            within
+        ),
+        1.0
+    );
+    assert_eq!(
+        prom.value("fleetsweep_probe_success{instance=\"web-01\"}", within),
+        1.0
+    );
+    assert_eq!(
+        prom.value("fleetsweep_probe_findings{instance=\"web-01\"}", within),
+        0.0,
+        "look-alikes stay clean"
+    );
+    assert!(prom.value("process_resident_memory_bytes{job=\"fleetsweep\"}", within) > 0.0);
+    assert!(
+        prom.value(
+            "fleetsweep_scrape_requests_total{job=\"fleetsweep\",handler=\"/probe\",code=\"200\"}",
+            within
+        ) >= 1.0
+    );
+    assert_eq!(
+        prom.value(
+            "fleetsweep_host_scan_failure{job=\"fleetsweep\",host=\"wrongkey-01\"}",
+            within
+        ),
+        1.0
+    );
+
+    serve.signal(libc::SIGTERM);
+    let (code, _) = serve.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", serve.log_text());
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install -y openssl; scripts/setup does this)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate.
+fn make_certs(dir: &Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=fleetsweep test CA",
+        "-days",
+        "2",
+    ]);
+    openssl(dir, &ca);
+    for (name, ext) in [
+        (
+            "server",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        ),
+        (
+            "client",
+            "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+        ),
+    ] {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        let (key, csr, crt, e) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        let mut req = vec!["req"];
+        req.extend(ec);
+        let subj = format!("/CN={name}");
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", &subj]);
+        openssl(dir, &req);
+        openssl(
+            dir,
+            &[
+                "x509", "-req", "-in", &csr, "-CA", "ca.crt", "-CAkey", "ca.key",
+                "-CAcreateserial", "-out", &crt, "-days", "2", "-extfile", &e,
+            ],
+        );
+    }
+}
+
+/// curl: (exit code, HTTP status, headers, body).
+fn curl(dir: &Path, args: &[&str]) -> (i32, u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "--max-time", "20", "-D", "-", "-o", "body.out"])
+        .args(["-w", "\n%{http_code}"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("curl (apt-get install -y curl; scripts/setup does this)");
+    let stdout = text(&out.stdout);
+    let (headers, code) = stdout.rsplit_once('\n').unwrap_or(("", "0"));
+    let body = std::fs::read_to_string(dir.join("body.out")).unwrap_or_default();
+    let _ = std::fs::remove_file(dir.join("body.out"));
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        headers.to_string(),
+        body,
+    )
+}
+
+/// (c) web.yml: TLS, basic auth with bcrypt, response headers, mTLS, and a
+/// file with an unknown key.
+#[test]
+fn serve_with_tls_basic_auth_and_mtls() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 237,
+        hosts: vec![("web-01".into(), Scenario::Clean)],
+    })
+    .expect("starting the test fleet");
+    let dir = fleet.dir();
+    make_certs(dir);
+    let hash = bcrypt::hash("s3cret pw", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS12\n\
+             http_server_config:\n  headers:\n    X-Frame-Options: deny\n\
+             basic_auth_users:\n  prometheus: '{hash}'\n"
+        ),
+    )
+    .unwrap();
+    let inv = fleet.inventory_path();
+    let inv = inv.to_str().unwrap();
+    let mut serve = Serve::start(
+        dir,
+        "serve-tls",
+        &[
+            "-i",
+            inv,
+            "--interval",
+            "1h",
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ],
+    );
+    let https = format!("https://127.0.0.1:{}", serve.port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, code, _, _) = curl(dir, &["--cacert", "ca.crt", &format!("{https}/healthz")]);
+        if code == 401 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no TLS answer:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ok = ["--cacert", "ca.crt", "-u", "prometheus:s3cret pw"];
+    let (rc, code, headers, body) = curl(dir, &[&ok[..], &[&format!("{https}/metrics")]].concat());
+    assert_eq!((rc, code), (0, 200), "{headers}{body}");
+    assert!(body.contains("fleetsweep_sweeps_total"), "{body}");
+    assert!(
+        headers.to_lowercase().contains("x-frame-options: deny"),
+        "{headers}"
+    );
+    // The cached check answers the same.
+    let (_, code, _, _) = curl(dir, &[&ok[..], &[&format!("{https}/metrics")]].concat());
+    assert_eq!(code, 200);
+    let (_, code, _, _) = curl(
+        dir,
+        &[&ok[..], &[&format!("{https}/probe?target=web-01")]].concat(),
+    );
+    assert_eq!(code, 200);
+
+    let (_, code, headers, _) = curl(
+        dir,
+        &[
+            "--cacert",
+            "ca.crt",
+            "-u",
+            "prometheus:wrong",
+            &format!("{https}/metrics"),
+        ],
+    );
+    assert_eq!(code, 401);
+    assert!(headers.contains("www-authenticate: Basic"), "{headers}");
+    let (_, code, _, _) = curl(
+        dir,
+        &[
+            "--cacert",
+            "ca.crt",
+            "-u",
+            "nobody:s3cret pw",
+            &format!("{https}/metrics"),
+        ],
+    );
+    assert_eq!(code, 401);
+    let (_, code, _, _) = curl(dir, &["--cacert", "ca.crt", &format!("{https}/report")]);
+    assert_eq!(code, 401, "no credentials");
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let (rc, code, _, _) = curl(
+        dir,
+        &[
+            "-u",
+            "prometheus:s3cret pw",
+            &format!("http://127.0.0.1:{}/metrics", serve.port),
+        ],
+    );
+    assert!(
+        rc != 0 && code != 200,
+        "plain HTTP must fail (curl exit {rc}, code {code})"
+    );
+    // An untrusted certificate is refused by the client (no --cacert).
+    let (rc, _, _, _) = curl(
+        dir,
+        &["-u", "prometheus:s3cret pw", &format!("{https}/metrics")],
+    );
+    assert_ne!(rc, 0);
+    serve.signal(libc::SIGTERM);
+    assert_eq!(serve.wait_exit(Duration::from_secs(10)).0, Some(0));
+
+    // mTLS: a client certificate from the CA is required.
+    let mtls = dir.join("web-mtls.yml");
+    std::fs::write(
+        &mtls,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n",
+    )
+    .unwrap();
+    let mut serve = Serve::start(
+        dir,
+        "serve-mtls",
+        &[
+            "-i",
+            inv,
+            "--interval",
+            "1h",
+            "--web.config.file",
+            mtls.to_str().unwrap(),
+        ],
+    );
+    let https = format!("https://127.0.0.1:{}", serve.port);
+    let with_cert = [
+        "--cacert",
+        "ca.crt",
+        "--cert",
+        "client.crt",
+        "--key",
+        "client.key",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, code, _, _) = curl(
+            dir,
+            &[&with_cert[..], &[&format!("{https}/healthz")]].concat(),
+        );
+        if code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no mTLS answer:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (rc, code, _, _) = curl(dir, &["--cacert", "ca.crt", &format!("{https}/healthz")]);
+    assert!(
+        rc != 0 && code != 200,
+        "no client certificate must fail (curl exit {rc}, code {code})"
+    );
+    serve.signal(libc::SIGTERM);
+    assert_eq!(serve.wait_exit(Duration::from_secs(10)).0, Some(0));
+
+    // A web.yml with an unknown key: exit 2, file:line:column.
+    let bad = dir.join("bad-web.yml");
+    std::fs::write(
+        &bad,
+        "tls_server_config:\n  cert_file: server.crt\n  key_fle: server.key\n",
+    )
+    .unwrap();
+    let out = Command::new(fleetsweep_bin())
+        .args([
+            "serve",
+            "-i",
+            inv,
+            "--web.config.file",
+            bad.to_str().unwrap(),
+        ])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}:3:3: unknown field `key_fle`", bad.display())),
+        "{err}"
+    );
+}
+
+/// (d) SIGTERM mid-sweep → exit 0 promptly; (e) with an interval shorter
+/// than a sweep, sweeps run back to back and never overlap.
+#[test]
+fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 238,
+        hosts: vec![
+            ("web-01".into(), Scenario::Clean),
+            ("hang-01".into(), Scenario::Hangs),
+        ],
+    })
+    .expect("starting the test fleet");
+    let inv = fleet.inventory_path();
+    let inv = inv.to_str().unwrap();
+
+    // SIGTERM during the very first sweep: no complete sweep exists, so the
+    // partial report is kept (written, marked incomplete).
+    let partial = fleet.dir().join("partial.yaml");
+    let mut serve = Serve::start(
+        fleet.dir(),
+        "serve-first",
+        &[
+            "-i",
+            inv,
+            "--interval",
+            "1h",
+            "--connect-timeout",
+            "60s",
+            "--host-timeout",
+            "60s",
+            "--report",
+            partial.to_str().unwrap(),
+        ],
+    );
+    serve.wait_healthy();
+    std::thread::sleep(Duration::from_secs(2));
+    serve.signal(libc::SIGTERM);
+    let (code, took) = serve.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", serve.log_text());
+    eprintln!("SIGTERM during the first sweep: exit after {took:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    let r: Report = serde_saphyr::from_str(&std::fs::read_to_string(&partial).unwrap()).unwrap();
+    assert!(!r.sweep.complete);
+    assert_eq!(r.summary.hosts.get("interrupted"), Some(&1));
+
+    // Interval 1 s, each sweep ~3 s (hang-01 times out): back to back.
+    let report_file = fleet.dir().join("report.yaml");
+    let mut serve = Serve::start(
+        fleet.dir(),
+        "serve-loop",
+        &[
+            "-i",
+            inv,
+            "--interval",
+            "1s",
+            "--jitter",
+            "0.5",
+            "--connect-timeout",
+            "60s",
+            "--host-timeout",
+            "3s",
+            "--report",
+            report_file.to_str().unwrap(),
+        ],
+    );
+    serve.wait_healthy();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while serve.events("sweep finished").len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than 3 sweeps in 60s:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A sweep is running now (they follow each other at once); stop mid-sweep.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, page) = get(&serve.url("/metrics"), &[]);
+        if sample(&page, "fleetsweep_sweep_in_progress") == Some(1.0) {
+            assert!(sample(&page, "fleetsweep_sweeps_total{result=\"complete\"}").unwrap() >= 3.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sweep in progress:\n{page}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    serve.signal(libc::SIGTERM);
+    let (code, took) = serve.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", serve.log_text());
+    eprintln!("SIGTERM mid-sweep: exit after {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "SIGTERM took {took:?} to stop serve"
+    );
+
+    // The log: started, finished, started, finished, ... and each sweep
+    // starts after the previous one finished.
+    let log = serve.log_text();
+    let seq: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["message"] == "sweep started" || v["fields"]["message"] == "sweep finished"
+        })
+        .collect();
+    assert!(seq.len() >= 8, "{log}");
+    for (i, e) in seq.iter().enumerate() {
+        let want = if i % 2 == 0 {
+            "sweep started"
+        } else {
+            "sweep finished"
+        };
+        assert_eq!(e["fields"]["message"], want, "event {i} of:\n{log}");
+    }
+    let finished: Vec<&serde_json::Value> = seq.iter().skip(1).step_by(2).collect();
+    for w in finished.windows(2) {
+        let prev_end = w[0]["fields"]["finished"].as_str().unwrap();
+        let next_start = w[1]["fields"]["started"].as_str().unwrap();
+        let ts = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        assert!(
+            ts(next_start) >= ts(prev_end),
+            "overlap: {} started before {} finished",
+            next_start,
+            prev_end
+        );
+    }
+    eprintln!("{} sweeps back to back, none overlapping", finished.len());
+    let last = finished.last().unwrap();
+    assert_eq!(last["fields"]["result"], "interrupted", "{log}");
+    assert!(
+        finished
+            .iter()
+            .filter(|e| e["fields"]["result"] == "complete")
+            .count()
+            >= 3
+    );
+    // A complete sweep exists, so the partial one did not replace it.
+    let r: Report =
+        serde_saphyr::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
+    assert!(r.sweep.complete, "--report keeps the last complete sweep");
+}
