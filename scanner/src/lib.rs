@@ -29,7 +29,7 @@ pub mod diag;
 pub mod exceptions;
 pub mod inventory;
 pub mod probes;
-pub mod state;
 pub mod serve;
+pub mod state;
 pub mod sweep;
 pub mod transport;

@@ -15,8 +15,8 @@
 //! Needs root (namespaces, bind mounts, one sshd per host). Tests that use it
 //! fail with a clear message when a tool is missing; they never skip.
 
-pub mod prom;
 pub mod mutate;
+pub mod prom;
 pub mod scenario;
 
 use std::fmt::Write as _;

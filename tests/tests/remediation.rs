@@ -248,18 +248,29 @@ fn new_open_overdue_remediated_reinstalled() {
     let out = report_cmd(&state, &["--sweep", &id(&s4), "--diff", &id(&s3)]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let diff: Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
-    assert_eq!(diff["from"], id(&s3).as_str());
-    assert_eq!(diff["to"], id(&s4).as_str());
+    assert_eq!(diff["previous_sweep"], id(&s3).as_str());
+    assert_eq!(diff["current_sweep"], id(&s4).as_str());
+    assert_eq!(diff["changed"].as_array().unwrap().len(), 1, "{diff}");
+    assert_eq!(diff["changed"][0]["host"], "app-01");
+    assert_eq!(diff["changed"][0]["rule"], KESL);
     assert_eq!(
-        diff["changed"],
-        serde_json::json!([{"host": "app-01", "rule": KESL, "before": "overdue", "after": "remediated"}])
+        diff["changed"][0]["status"],
+        serde_json::json!({"from": "overdue", "to": "remediated"})
     );
     assert_eq!(diff["appeared"], serde_json::json!([]));
     let out = report_cmd(&state, &["--sweep", &id(&s5), "--diff", &id(&s4)]);
     let diff: Value = serde_saphyr::from_str(&text(&out.stdout)).unwrap();
-    assert_eq!(
-        diff["disappeared"],
-        serde_json::json!([{"host": "app-01", "rule": KESL, "before": "remediated"}])
+    assert_eq!(diff["disappeared"].as_array().unwrap().len(), 1, "{diff}");
+    assert_eq!(diff["disappeared"][0]["host"], "app-01");
+    assert_eq!(diff["disappeared"][0]["status"], "remediated");
+    let out = report_cmd(
+        &state,
+        &["--sweep", &id(&s5), "--diff", &id(&s4), "--format", "text"],
+    );
+    assert!(
+        text(&out.stdout).contains("app-01"),
+        "{}",
+        text(&out.stdout)
     );
 
     let json_out = fleet.dir().join("latest.json");
@@ -271,10 +282,39 @@ fn new_open_overdue_remediated_reinstalled() {
     let j: Value = serde_json::from_slice(&std::fs::read(&json_out).unwrap()).unwrap();
     assert_eq!(j, s6.report, "json and yaml carry the same report");
 
+    // Every format renders the latest sweep from the store (each format's own
+    // validation against its schema, consumer or browser is in exporters/tests).
+    let out = report_cmd(&state, &["--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = text(&out.stdout);
+    assert!(csv.lines().count() >= 2 && csv.contains("app-01"), "{csv}");
+    let out = report_cmd(&state, &["--format", "junit"]);
+    let junit = text(&out.stdout);
+    assert!(
+        junit.contains("<testcase") && junit.contains("app-01"),
+        "{junit}"
+    );
+    assert!(
+        junit.contains("<failure"),
+        "the reinstalled KESL fails: {junit}"
+    );
+    let out = report_cmd(&state, &["--format", "sarif"]);
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], KESL);
     let out = report_cmd(&state, &["--format", "html"]);
+    let html = text(&out.stdout);
+    assert!(
+        html.contains("app-01") && html.contains("<svg"),
+        "burn-down over the 6 sweeps"
+    );
+    let out = report_cmd(&state, &["--format", "plan"]);
+    let plan = text(&out.stdout);
+    assert!(plan.contains("app-01") && plan.contains(KESL), "{plan}");
+    let out = report_cmd(&state, &["--format", "pdf"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("--format html is not in this build yet"),
+        text(&out.stderr).contains("unknown format `pdf`"),
         "{}",
         text(&out.stderr)
     );
