@@ -44,8 +44,8 @@ pub struct MetricsOptions {
 }
 
 const RESERVED: &[&str] = &[
-    "outcome", "vendor", "product", "status", "host", "rule", "catalog", "version", "revision",
-    "le", "job", "instance",
+    "outcome", "vendor", "product", "policy", "status", "host", "rule", "catalog", "version",
+    "revision", "le", "job", "instance",
 ];
 
 fn valid_label(l: &str) -> bool {
@@ -103,11 +103,11 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         Opts::new("fleetsweep_hosts", "Hosts of the last sweep by outcome (scanned, unreachable, auth_failed, host_key_rejected, timed_out, probe_failed, interrupted)."),
         &hosts_names.iter().map(String::as_str).collect::<Vec<_>>(),
     )?;
-    let findings_names = with(&["vendor", "product", "status"]);
+    let findings_names = with(&["vendor", "product", "policy", "status"]);
     let findings = GaugeVec::new(
         Opts::new(
             "fleetsweep_findings",
-            "Findings of the last sweep by vendor, product and remediation status.",
+            "Findings of the last sweep by vendor, product, policy (ban fails a sweep, watch only reports) and remediation status.",
         ),
         &findings_names
             .iter()
@@ -227,6 +227,11 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
             let mut k = vec![
                 f.vendor.clone(),
                 f.product.clone(),
+                match f.policy {
+                    crate::report::Policy::Ban => "ban",
+                    crate::report::Policy::Watch => "watch",
+                }
+                .to_string(),
                 status_str(f.status).to_string(),
             ];
             k.extend(labels_of(h));

@@ -1,8 +1,9 @@
 //! What `deploy/` ships for Prometheus and Grafana, checked against the real
 //! servers: the rules with `promtool`, the scrape configs and the dashboard's
-//! every query against a real Prometheus that scrapes a real node_exporter and
-//! a real Pushgateway, both serving the metrics of a real sweep of real sshd
-//! test hosts.
+//! every query against a real Prometheus that scrapes a real `fleetsweep serve`
+//! (its /metrics and, blackbox-style, its /probe), a real node_exporter and a
+//! real Pushgateway, all serving sweeps of real sshd test hosts with a real
+//! remediation history in the state store.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -15,15 +16,6 @@ use fleetsweep_e2e::prom::{promtool, Alert, NodeExporter, Prometheus, Pushgatewa
 use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec};
 use serde::Deserialize;
 use serde_json::Value;
-
-/// Metrics the dashboard already charts but fleetsweep does not export yet
-/// (the state store adds them). Queries naming them must be valid PromQL but
-/// may return nothing. Remove a name once it is exported.
-const METRICS_STILL_TO_COME: &[&str] = &["fleetsweep_remediations_total"];
-
-/// Panels that show statuses only the state store derives (a sweep without
-/// it reports every finding as `new`): valid, may be empty for now.
-const PANELS_EMPTY_WITHOUT_STATE_STORE: &[&str] = &["Overdue findings"];
 
 /// The deploy files' folder.
 fn deploy() -> PathBuf {
@@ -179,14 +171,6 @@ fn dashboard_is_well_formed() {
         }
     }
     walk(list(&d, "panels"), &mut BTreeSet::new());
-    let titles: BTreeSet<String> = dashboard_queries(&d).into_iter().map(|(t, _)| t).collect();
-    for t in PANELS_EMPTY_WITHOUT_STATE_STORE {
-        assert!(titles.contains(*t), "no panel {t}: shorten the list");
-    }
-    let exprs: String = dashboard_queries(&d).into_iter().map(|(_, e)| e).collect();
-    for m in METRICS_STILL_TO_COME {
-        assert!(exprs.contains(m), "no query uses {m}: shorten the list");
-    }
 }
 
 /// The fields of the report this test compares with the metrics.
@@ -209,7 +193,16 @@ struct HostReport {
 struct Finding {
     rule: String,
     product: String,
+    policy: String,
     status: String,
+}
+
+impl Finding {
+    /// What BannedSoftwareFound counts: a banned product still there.
+    fn unremediated_ban(&self) -> bool {
+        self.policy == "ban"
+            && ["new", "open", "overdue", "reinstalled"].contains(&self.status.as_str())
+    }
 }
 
 /// A scrape job of deploy/prometheus/prometheus.yml, pointed at `targets`
@@ -221,6 +214,17 @@ fn deploy_job(
     targets: Option<&str>,
     replacement: Option<&str>,
 ) -> String {
+    deploy_job_every(config, name, targets, replacement, None)
+}
+
+/// [`deploy_job`] with its own `(scrape_interval, scrape_timeout)`.
+fn deploy_job_every(
+    config: &Value,
+    name: &str,
+    targets: Option<&str>,
+    replacement: Option<&str>,
+    every: Option<(&str, &str)>,
+) -> String {
     let mut job = list(config, "scrape_configs")
         .iter()
         .find(|j| j["job_name"] == name)
@@ -229,6 +233,10 @@ fn deploy_job(
     let obj = job.as_object_mut().unwrap();
     obj.remove("scrape_interval");
     obj.remove("scrape_timeout");
+    if let Some((interval, timeout)) = every {
+        obj.insert("scrape_interval".into(), Value::from(interval));
+        obj.insert("scrape_timeout".into(), Value::from(timeout));
+    }
     if let Some(t) = targets {
         for sc in obj["static_configs"].as_array_mut().unwrap() {
             sc["targets"] = serde_json::json!([t]);
@@ -290,6 +298,8 @@ fn firing(name: &str, job: &str, a: &Alert) -> bool {
     a.name() == name && a.state == "firing" && a.labels.get("job").map(String::as_str) == Some(job)
 }
 
+const SERVE_JOB: &str = "fleetsweep";
+const PROBE_JOB: &str = "fleetsweep-probe";
 const TEXTFILE_JOB: &str = "fleetsweep-textfile";
 const PUSHED_JOB: &str = "fleetsweep-cron";
 
@@ -304,9 +314,40 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     std::fs::create_dir_all(&textfiles).unwrap();
     let prom_file = textfiles.join("fleetsweep.prom");
     let report_path = fleet.dir().join("report.yaml");
+
+    // History, so that every status panel has data: 45 days ago (past the
+    // 30-day grace) the fleet was swept into two stores (one for the textfile
+    // sweep, one for the daemon); since then KESL was removed from app-01.
+    let textfile_state = fleet.dir().join("textfile-state.db");
+    let serve_state = fleet.dir().join("serve-state.db");
+    let then = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(45 * 24))
+        .unwrap();
+    for state in [&textfile_state, &serve_state] {
+        let out = Command::new(fleetsweep_bin())
+            .args(["scan", "-q", "-i"])
+            .arg(fleet.inventory_path())
+            .arg("--state")
+            .arg(state)
+            .args(["--connect-timeout", "3s", "--host-timeout", "6s"])
+            .env("FLEETSWEEP_NOW", then.to_string())
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .expect("running fleetsweep");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    fleetsweep_e2e::mutate::purge_kesl(fleet.host("app-01")).unwrap();
+
     let out = Command::new(fleetsweep_bin())
         .args(["scan", "-i"])
         .arg(fleet.inventory_path())
+        .arg("--state")
+        .arg(&textfile_state)
         .arg("--metrics-file")
         .arg(&prom_file)
         .arg("--report")
@@ -352,19 +393,31 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         pushgw.log()
     );
 
+    // The daemon: one sweep at start (the next one is an hour away), through
+    // its own state store, which saw the fleet 45 days ago.
+    let serve = Daemon::start(&fleet, &serve_state);
+    let serve_report: Report = serde_saphyr::from_str(&serve.wait_report()).unwrap();
+
     // Prometheus with the deploy jobs, pointed at the servers above.
     let config = yaml(&deploy().join("prometheus/prometheus.yml"));
     let rules_dir = tempfile::tempdir().unwrap();
     let rules = rules_without_for(rules_dir.path());
     let scrape = [
+        deploy_job(&config, SERVE_JOB, Some(&serve.address), None),
+        // Each probe scrape is a real scan of web-01 by the daemon.
+        deploy_job_every(
+            &config,
+            PROBE_JOB,
+            Some("web-01"),
+            Some(&serve.address),
+            Some(("5s", "5s")),
+        ),
         deploy_job(&config, TEXTFILE_JOB, Some(&node.address()), None),
         deploy_job(&config, "pushgateway", Some(&pushgw.address()), None),
-        // Nothing serves /probe here yet: the targets show the relabeling.
-        deploy_job(&config, "fleetsweep-probe", None, Some(&pushgw.address())),
     ]
     .concat();
     let prom = Prometheus::start(&scrape, &[rules]).unwrap();
-    for job in [TEXTFILE_JOB, PUSHED_JOB] {
+    for job in [SERVE_JOB, TEXTFILE_JOB, PUSHED_JOB] {
         prom.wait_for(
             &format!("fleetsweep_last_sweep_success{{job=\"{job}\"}}"),
             |s| !s.is_empty(),
@@ -375,9 +428,9 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
 
     // Blackbox-style relabeling: one target per host, scraped at the daemon.
     let targets = prom.targets().unwrap();
-    let mut probes: Vec<_> = targets
+    let probes: Vec<_> = targets
         .iter()
-        .filter(|t| t.scrape_pool == "fleetsweep-probe")
+        .filter(|t| t.scrape_pool == PROBE_JOB)
         .map(|t| {
             (
                 t.labels["instance"].clone(),
@@ -386,35 +439,82 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
             )
         })
         .collect();
-    probes.sort();
-    let gw = pushgw.address();
     assert_eq!(
         probes,
-        [
-            (
-                "db-01".to_string(),
-                format!("http://{gw}/probe?target=db-01"),
-                Some("fra1".to_string())
-            ),
-            (
-                "web-01".to_string(),
-                format!("http://{gw}/probe?target=web-01"),
-                Some("fra1".to_string())
-            ),
-        ]
+        [(
+            "web-01".to_string(),
+            format!("http://{}/probe?target=web-01", serve.address),
+            Some("fra1".to_string())
+        )]
     );
-    for t in targets
-        .iter()
-        .filter(|t| t.scrape_pool != "fleetsweep-probe")
-    {
+    let probe_success =
+        format!("fleetsweep_probe_success{{job=\"{PROBE_JOB}\",instance=\"web-01\"}}");
+    prom.wait_for(&probe_success, |s| !s.is_empty(), Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nserve log:\n{}", serve.log()));
+    assert_eq!(
+        one(&prom, &probe_success),
+        1.0,
+        "web-01 probed through the relabeling"
+    );
+    for t in prom.targets().unwrap() {
         assert_eq!(t.health, "up", "{t:?}");
     }
 
+    // The daemon's sweep as Prometheus reads it, against its /report: KESL on
+    // app-01 was remediated since the sweep 45 days ago, and what is still
+    // there is past its due date.
+    let serve_outcomes = outcome_counts(&serve_report);
+    let got = by(
+        &prom
+            .query(&format!(
+                "sum by (outcome) (fleetsweep_hosts{{job=\"{SERVE_JOB}\"}}) > 0"
+            ))
+            .unwrap(),
+        "outcome",
+    );
+    assert_eq!(got, serve_outcomes, "hosts by outcome via serve");
+    let kesl = "Kaspersky Endpoint Security for Linux";
+    assert_eq!(
+        one(
+            &prom,
+            &format!("fleetsweep_remediations_total{{job=\"{SERVE_JOB}\",product=\"{kesl}\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        one(
+            &prom,
+            &format!("fleetsweep_host_finding{{job=\"{SERVE_JOB}\",host=\"app-01\",rule=\"kaspersky/kesl\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        prom.query(&format!(
+            "fleetsweep_host_finding{{job=\"{SERVE_JOB}\",host=\"app-01\",status=\"remediated\"}}"
+        ))
+        .unwrap()
+        .len(),
+        1
+    );
+    let overdue_hosts: BTreeSet<String> = serve_report
+        .hosts
+        .iter()
+        .filter(|h| h.findings.iter().any(|f| f.status == "overdue"))
+        .map(|h| h.name.clone())
+        .collect();
+    assert!(overdue_hosts.contains("nagent-01"), "{overdue_hosts:?}");
+    let got: BTreeSet<String> = prom
+        .query(&format!(
+            "fleetsweep_host_finding{{job=\"{SERVE_JOB}\",status=\"overdue\"}}"
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.labels["host"].clone())
+        .collect();
+    assert_eq!(got, overdue_hosts);
+
     // The metrics agree with the report the same sweep wrote, through both paths.
-    let outcomes: BTreeMap<String, f64> = report.hosts.iter().fold(BTreeMap::new(), |mut m, h| {
-        *m.entry(h.outcome.clone()).or_default() += 1.0;
-        m
-    });
+    let outcomes = outcome_counts(&report);
     let scanned = report.summary.hosts["scanned"] as f64;
     let total = report.summary.hosts["total"] as f64;
     assert_eq!(outcomes["scanned"], scanned);
@@ -438,10 +538,14 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         );
     }
     let mut per_product: BTreeMap<String, f64> = BTreeMap::new();
+    let mut banned_per_product: BTreeMap<String, f64> = BTreeMap::new();
     let mut host_rules = BTreeSet::new();
     for h in &report.hosts {
         for f in &h.findings {
             *per_product.entry(f.product.clone()).or_default() += 1.0;
+            if f.unremediated_ban() {
+                *banned_per_product.entry(f.product.clone()).or_default() += 1.0;
+            }
             host_rules.insert((h.name.clone(), f.rule.clone(), f.status.clone()));
         }
     }
@@ -489,7 +593,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     // Every dashboard query, as Grafana would send it, returns data.
     let dash = dashboard();
     let vars = [
-        ("job", TEXTFILE_JOB),
+        ("job", SERVE_JOB),
         ("site", "lab"),
         ("__range", "1h"),
         ("__rate_interval", "1m"),
@@ -505,9 +609,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         match prom.query_result(&q) {
             Err(e) => problems.push(format!("{title}: {e:#}")),
             Ok(r) => {
-                let may_be_empty = METRICS_STILL_TO_COME.iter().any(|m| q.contains(m))
-                    || PANELS_EMPTY_WITHOUT_STATE_STORE.contains(&title.as_str());
-                if r.samples.is_empty() && !may_be_empty {
+                if r.samples.is_empty() {
                     problems.push(format!("{title}: `{q}` returned no data"));
                 }
                 if let Some(s) = r.samples.iter().find(|s| !s.value.is_finite()) {
@@ -523,9 +625,11 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     );
     let coverage = queries.iter().find(|(t, _)| t == "Coverage").unwrap();
     let c = one(&prom, &substitute(&coverage.1, &vars));
+    let serve_scanned = serve_report.summary.hosts["scanned"] as f64;
+    let serve_total = serve_report.summary.hosts["total"] as f64;
     assert!(
-        (c - scanned / total).abs() < 1e-9,
-        "Coverage panel {c}, report {scanned}/{total}"
+        (c - serve_scanned / serve_total).abs() < 1e-9,
+        "Coverage panel {c}, serve's report {serve_scanned}/{serve_total}"
     );
 
     // The variables' label_values() lists.
@@ -542,7 +646,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
             .label_values(label.trim(), &substitute(selector.trim(), &vars))
             .unwrap();
         let want: &[&str] = match v["name"].as_str().unwrap() {
-            "job" => &[TEXTFILE_JOB, PUSHED_JOB],
+            "job" => &[SERVE_JOB, TEXTFILE_JOB, PUSHED_JOB],
             "site" => &["lab"],
             other => panic!("no expectation for variable {other}"),
         };
@@ -562,7 +666,6 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         Duration::from_secs(10),
     )
     .unwrap();
-    let kesl = "Kaspersky Endpoint Security for Linux";
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let alerts = loop {
         let alerts = prom.alerts().unwrap();
@@ -592,22 +695,37 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .map(|a| (a.labels["product"].clone(), a.value.parse::<f64>().unwrap()))
         .collect();
     assert_eq!(
-        banned_products, per_product,
-        "one alert per product, valued by its findings"
+        banned_products, banned_per_product,
+        "one alert per product, valued by its unremediated findings"
     );
     let k = banned.iter().find(|a| a.labels["product"] == kesl).unwrap();
     assert_eq!(k.labels["severity"], "warning");
     assert!(
         k.annotations["summary"].contains(kesl)
-            && k.annotations["summary"].starts_with(&format!("{} install", per_product[kesl])),
+            && k.annotations["summary"]
+                .starts_with(&format!("{} install", banned_per_product[kesl])),
         "{k:?}"
     );
-    for quiet in [
-        "SweepIncomplete",
-        "SweepStale",
-        "FindingOverdue",
-        "FindingReinstalled",
-    ] {
+    // Past the grace period, the daemon's overdue findings alert, host by host.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let overdue: BTreeSet<String> = prom
+            .alerts()
+            .unwrap()
+            .iter()
+            .filter(|a| firing("FindingOverdue", SERVE_JOB, a))
+            .filter_map(|a| a.labels.get("host").cloned())
+            .collect();
+        if overdue == overdue_hosts {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "FindingOverdue fires for {overdue:?}, not {overdue_hosts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for quiet in ["SweepIncomplete", "SweepStale", "FindingReinstalled"] {
         assert!(
             !alerts.iter().any(|a| a.name() == quiet),
             "{quiet} should not fire on a fresh complete sweep: {alerts:#?}"
@@ -648,4 +766,83 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .query(&format!("fleetsweep_host_finding{{job=\"{PUSHED_JOB}\"}}"))
         .unwrap()
         .is_empty());
+}
+
+fn outcome_counts(report: &Report) -> BTreeMap<String, f64> {
+    report.hosts.iter().fold(BTreeMap::new(), |mut m, h| {
+        *m.entry(h.outcome.clone()).or_default() += 1.0;
+        m
+    })
+}
+
+/// A real `fleetsweep serve` on a free loopback port; killed on drop.
+struct Daemon {
+    child: std::process::Child,
+    address: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(fleet: &Fleet, state: &Path) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let log = fleet.dir().join("serve.log");
+        let child = Command::new(fleetsweep_bin())
+            .args(["serve", "-i"])
+            .arg(fleet.inventory_path())
+            .arg("--state")
+            .arg(state)
+            .args(["--interval", "1h", "--jitter", "0", "--listen", &address])
+            .args([
+                "--metric-label",
+                "site",
+                "--connect-timeout",
+                "3s",
+                "--host-timeout",
+                "6s",
+            ])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting fleetsweep serve");
+        Daemon {
+            child,
+            address,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first sweep's report from /report.
+    fn wait_report(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut r) = ureq::get(&format!("http://{}/report", self.address)).call() {
+                if r.status() == 200 {
+                    return r.body_mut().read_to_string().unwrap();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no report from serve after 60s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -90,6 +90,7 @@ impl Drop for Gateway {
 fn run(args: &[&str]) -> Output {
     Command::new(fleetsweep_bin())
         .args(args)
+        .arg("--no-state")
         .env_remove("SSH_AUTH_SOCK")
         .output()
         .expect("running fleetsweep")

@@ -89,6 +89,9 @@ impl Serve {
             .arg("serve")
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            // Each daemon keeps its own history (never the user's default store).
+            .arg("--state")
+            .arg(dir.join(format!("{name}.db")))
             .args(["-v", "--log-format", "json"])
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("FLEETSWEEP_LOG")
@@ -476,6 +479,25 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
         1.0
     );
 
+    // Every scheduled sweep goes through the state store: by a later sweep the
+    // KESL finding of app-01 is `open` (seen before, still there), and
+    // Prometheus reads that status from /metrics.
+    assert_eq!(
+        prom.value(
+            "fleetsweep_host_finding{job=\"fleetsweep\",host=\"app-01\",rule=\"kaspersky/kesl\",status=\"open\"}",
+            within
+        ),
+        1.0,
+        "{}",
+        serve.log_text()
+    );
+    assert!(
+        prom.value(
+            "sum(fleetsweep_findings{job=\"fleetsweep\",status=\"open\"})",
+            within
+        ) >= 1.0
+    );
+
     serve.signal(libc::SIGTERM);
     let (code, _) = serve.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", serve.log_text());
@@ -745,6 +767,7 @@ fn serve_with_tls_basic_auth_and_mtls() {
     let out = Command::new(fleetsweep_bin())
         .args([
             "serve",
+            "--no-state",
             "-i",
             inv,
             "--web.config.file",

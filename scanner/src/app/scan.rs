@@ -208,29 +208,10 @@ fn warn_about_exceptions(report: &Report) {
     }
 }
 
-/// Writes the files the flags ask for (`--report`, `--metrics-file`), with
-/// `remediations` (from [`ScanPlan::record`]) in the metrics.
-pub fn write_outputs_with(
-    report: &Report,
-    args: &ScanArgs,
-    remediations: BTreeMap<(String, String), u64>,
-) -> Result<()> {
-    let opts = fleetsweep_exporters::metrics::MetricsOptions {
-        remediations,
-        ..metrics_options(args)
-    };
-    write_files(report, args, &opts)
-}
-
 /// Writes the files the flags ask for (`--report`, `--metrics-file`), then
-/// pushes (`--push`), without remediation counts. A gateway that is down or
-/// refuses is an error (exit 2) only after the files are written.
-#[allow(dead_code)]
-pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
-    write_files(report, args, &metrics_options(args))
-}
-
-fn write_files(
+/// pushes (`--push`). A gateway that is down or refuses is an error (exit 2)
+/// only after the files are written, so the sweep is not lost.
+pub fn write_outputs(
     report: &Report,
     args: &ScanArgs,
     opts: &fleetsweep_exporters::metrics::MetricsOptions,
@@ -285,14 +266,22 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     if let Some(b) = &bar {
         b.finish();
     }
-    let remediations = plan.record(&mut report)?;
-    write_outputs_with(&report, args, remediations)?;
+    // A store that cannot record the sweep, or a push that fails, must not
+    // lose the sweep: the files and the summary come first, the error after.
+    let recorded = plan.record(&mut report);
+    let opts = fleetsweep_exporters::metrics::MetricsOptions {
+        remediations: recorded.as_ref().cloned().unwrap_or_default(),
+        ..metrics_options(args)
+    };
+    let written = write_outputs(&report, args, &opts);
     if !cli.quiet {
         print!("{}", summary::render(&report));
-        if let Some(path) = &args.report {
+        if let (Some(path), Ok(())) = (&args.report, &written) {
             println!("\nReport written to {}", path.display());
         }
     }
+    recorded.context("the sweep could not be recorded in the state store (the report and metrics files were still written)")?;
+    written?;
     Ok(exit_code(&report))
 }
 

@@ -86,10 +86,20 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
     let args = Arc::new(args);
     let outputs = {
         let args = args.clone();
-        let outputs: serve::SweepOutputs = Arc::new(move |report: &Report, _opts| {
-            write_outputs(report, &args.scan).map_err(|e| format!("{e:#}"))
+        let outputs: serve::SweepOutputs = Arc::new(move |report: &Report, opts| {
+            write_outputs(report, &args.scan, opts).map_err(|e| format!("{e:#}"))
         });
         outputs
+    };
+    // Each scheduled sweep goes through the state store like a `scan`:
+    // statuses, exceptions, one committed transaction, remediation totals.
+    let hook: serve::SweepHook = {
+        let plan = plan.clone();
+        Arc::new(move |report: &mut Report, opts| {
+            let totals = plan.record(report).map_err(|e| format!("{e:#}"))?;
+            opts.remediations = totals;
+            Ok(())
+        })
     };
     let config = ServeConfig {
         listen,
@@ -99,7 +109,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
             jitter: args.jitter,
         },
         metrics,
-        hook: None,
+        hook: Some(hook),
         outputs: Some(outputs),
         max_probes: MAX_PROBES,
         default_probe_timeout: DEFAULT_PROBE_TIMEOUT,
