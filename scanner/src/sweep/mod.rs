@@ -10,6 +10,8 @@
 
 pub mod summary;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPOR
 
 use crate::catalog::{matcher, Catalog};
 use crate::inventory::{Host, TransportKind};
-use crate::probes::linux;
+use crate::probes::{linux, macos, offline, windows, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
 use crate::transport::{ssh, Session, SshSettings, TransportError};
@@ -41,6 +43,9 @@ pub struct SweepSettings {
     pub sudo: bool,
     /// `I/N` when this sweep is one shard of the fleet.
     pub shard: Option<String>,
+    /// `scan --offline`: host name → its bundle directory. Hosts listed here
+    /// are read from their bundle instead of being connected to.
+    pub offline: BTreeMap<String, PathBuf>,
 }
 
 /// Progress callbacks, so the engine knows nothing about terminals.
@@ -60,6 +65,8 @@ struct Ctx {
     host_keys: Arc<HostKeyPolicy>,
     /// Directories the Linux probe lists, from the catalog's path signatures.
     path_roots: Vec<String>,
+    /// The same for the macOS probe.
+    macos_roots: Vec<String>,
 }
 
 /// Runs one sweep over `hosts`.
@@ -73,12 +80,14 @@ pub async fn run(
 ) -> Report {
     let started = jiff::Timestamp::now();
     let path_roots = catalog.linux_path_roots();
+    let macos_roots = macos::path_roots(&catalog);
     let catalogs = catalog.catalogs.clone();
     let ctx = Arc::new(Ctx {
         catalog,
         settings,
         host_keys,
         path_roots,
+        macos_roots,
     });
     let total = hosts.len();
     let mut results: Vec<Option<HostReport>> = vec![None; total];
@@ -202,7 +211,50 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The OS family a host is probed as: the inventory's hint, else Linux.
+fn family_of(h: &Host) -> String {
+    h.os.clone().unwrap_or_else(|| "linux".into())
+}
+
+/// The command and standard input that run the probe for `family`.
+/// Windows: PowerShell with `-EncodedCommand` (works under cmd.exe and
+/// PowerShell as the SSH default shell; `sudo` does not apply). macOS and
+/// Linux: their `sh` script, fed nonce and path roots on stdin.
+pub fn probe_command(family: &str, sudo: bool, nonce: &str, roots: &[String]) -> (String, Vec<u8>) {
+    match family {
+        "windows" => (windows::encoded_command(), Vec::new()),
+        "macos" => {
+            let mut command = macos::command();
+            if sudo {
+                command = format!("sudo -n {command}");
+            }
+            (command, linux::stdin_for(nonce, roots))
+        }
+        _ => {
+            let mut command = format!("/bin/sh -c {}", sh_quote(&linux::script()));
+            if sudo {
+                command = format!("sudo -n {command}");
+            }
+            (command, linux::stdin_for(nonce, roots))
+        }
+    }
+}
+
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
+    if let Some(dir) = ctx.settings.offline.get(&h.name) {
+        let bundle = offline::Bundle {
+            dir: dir.clone(),
+            name: h.name.clone(),
+            os: family_of(h),
+            address: None,
+            labels: h.labels.clone(),
+        };
+        let obs = offline::read_bundle(&bundle)
+            .map_err(|e| TransportError::Failed(e.to_string()))?;
+        let mut r = report_from(h, ctx, &obs, &bundle.os);
+        r.warnings.sort();
+        return Ok(r);
+    }
     let mut session = match h.transport {
         TransportKind::Local => Session::Local(LocalSession),
         TransportKind::Ssh => {
@@ -221,25 +273,40 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             ))
         }
     };
+    let family = family_of(h);
+    let sudo = h.sudo || ctx.settings.sudo;
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let script = linux::script();
-    let mut command = format!("/bin/sh -c {}", sh_quote(&script));
-    if h.sudo || ctx.settings.sudo {
-        command = format!("sudo -n {command}");
-    }
-    let stdin = linux::stdin_for(&nonce, &ctx.path_roots);
+    let roots = if family == "macos" {
+        &ctx.macos_roots
+    } else {
+        &ctx.path_roots
+    };
+    let (command, stdin) = probe_command(&family, sudo, &nonce, roots);
     let out = session
         .exec(&command, &stdin, ctx.settings.output_limit)
         .await;
     session.close().await;
     let out = out?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let obs = linux::parse(&text, &nonce);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let no_sections = !text.contains(&format!("@@fleetsweep:{nonce}:"));
-    if no_sections {
+    let (obs, answered) = match family.as_str() {
+        "windows" => {
+            let obs = windows::parse(&text);
+            let answered = text.contains("\"fleetsweep\"");
+            (obs, answered)
+        }
+        "macos" => (
+            macos::parse(&text, &nonce),
+            text.contains(&format!("@@fleetsweep:{nonce}:")),
+        ),
+        _ => (
+            linux::parse(&text, &nonce),
+            text.contains(&format!("@@fleetsweep:{nonce}:")),
+        ),
+    };
+    if !answered {
         let why = first_line(&stderr);
-        let msg = if stderr.contains("sudo") && (h.sudo || ctx.settings.sudo) {
+        let msg = if stderr.contains("sudo") && sudo && family != "windows" {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
         } else {
             format!(
@@ -251,11 +318,22 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         };
         return Err(TransportError::Failed(msg));
     }
-    let family = h.os.clone().unwrap_or_else(|| "linux".into());
-    let findings = matcher::match_host(&ctx.catalog, &obs, &family, jiff::Timestamp::now());
+    let mut r = report_from(h, ctx, &obs, &family);
+    if out.truncated {
+        r.warnings.push(format!(
+            "probe output was cut at {} bytes; findings may be incomplete",
+            ctx.settings.output_limit
+        ));
+    }
+    Ok(r)
+}
+
+/// A scanned host's report from its observations.
+fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: &str) -> HostReport {
+    let findings = matcher::match_host(&ctx.catalog, obs, family, jiff::Timestamp::now());
     let mut r = host_report(h, Outcome::Scanned, 0.0);
     r.os = Some(obs.os.clone().unwrap_or(OsInfo {
-        family: family.clone(),
+        family: family.to_string(),
         name: None,
         version: None,
     }));
@@ -264,14 +342,8 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         .iter()
         .map(|w| format!("{}: {}", w.section, w.message))
         .collect();
-    if out.truncated {
-        r.warnings.push(format!(
-            "probe output was cut at {} bytes; findings may be incomplete",
-            ctx.settings.output_limit
-        ));
-    }
     r.findings = findings;
-    Ok(r)
+    r
 }
 
 /// The host's error output, condensed to one bounded line for the report.
