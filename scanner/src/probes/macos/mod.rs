@@ -39,7 +39,7 @@ pub fn command() -> String {
 
 /// Directories and files the script lists for the catalog's macOS `path`
 /// signatures: the fixed prefix of each glob, never `/` or a whole top-level
-/// folder like `/Applications`, nor `/var/log` (a handful of exact paths cover those).
+/// folder like `/Applications` or `/var/log`.
 pub fn path_roots(catalog: &Catalog) -> Vec<String> {
     let mut roots: Vec<String> = Vec::new();
     for sig in catalog.rules.iter().flat_map(|r| &r.signatures) {
@@ -47,18 +47,27 @@ pub fn path_roots(catalog: &Catalog) -> Vec<String> {
             continue;
         }
         let p = sig.pattern.as_str();
-        let root = match p.find(['*', '?', '[', '{']) {
+        let (root, min_depth) = match p.find(['*', '?', '[', '{']) {
+            // A glob lists its directory: only a vendor's own folder, never
+            // a shared one like /var/log (its exact paths are listed instead).
             Some(i) => match p[..i].rfind('/') {
-                Some(j) => &p[..j],
+                Some(j) => (&p[..j], 3),
                 None => continue,
             },
-            None => p.trim_end_matches('/'),
+            None => (p.trim_end_matches('/'), 2),
         };
-        if root.matches('/').count() >= 2 && !roots.iter().any(|r| r == root) {
+        if root.matches('/').count() >= min_depth && !roots.iter().any(|r| r == root) {
             roots.push(root.to_string());
         }
     }
     roots.sort();
+    let all = roots.clone();
+    // A root already listed (to depth 3) by a shallower root is dropped.
+    roots.retain(|r| {
+        !all.iter().any(|a| {
+            a != r && r.starts_with(&format!("{a}/")) && r[a.len()..].matches('/').count() <= 2
+        })
+    });
     roots
 }
 
