@@ -38,8 +38,9 @@ struct Item {
     version: Option<String>,
     /// Path entries can be claimed as ancestors of claimed paths too.
     is_path_entry: bool,
-    /// A trait every product of the vendor leaves behind (install roots,
-    /// `HKLM\SOFTWARE\KasperskyLab`, the root certificate): once a specific
+    /// A trait every product of the vendor leaves behind or shares (install
+    /// roots, `HKLM\SOFTWARE\KasperskyLab`, the root certificate, kernel
+    /// drivers): once a specific
     /// product was found, it is that product's leftover, not an unknown product.
     shared: bool,
 }
@@ -156,7 +157,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         if let Some(a) = &d.altitude {
             detail.push(format!("minifilter altitude {a}"));
         }
-        out.push(Item::new(
+        let mut item = Item::new(
             keys,
             installed_if(d.running()),
             ev(
@@ -164,7 +165,10 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
                 Some("windows"),
                 format!("{} ({file}; {})", d.name, detail.join(", ")),
             ),
-        ));
+        );
+        // Kaspersky's kl* drivers are shared by all its Windows products.
+        item.shared = true;
+        out.push(item);
     }
     for k in &obs.registry_keys {
         let mut item = Item::new(
@@ -301,16 +305,15 @@ fn signature_evidence(
     now: jiff::Timestamp,
 ) -> Evidence {
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
-    let days = (today - u.date)
-        .total(jiff::Unit::Day)
-        .map(|d| d.round() as i64)
-        .unwrap_or(0);
+    let days_between = |a: jiff::civil::Date, b: jiff::civil::Date| {
+        a.until((jiff::Unit::Day, b))
+            .map(|s| i64::from(s.get_days()))
+            .unwrap_or(0)
+    };
+    let days = days_between(u.date, today);
     let mut value = format!("{} (last update {days} days ago", u.date);
     if let Some(ban) = ban {
-        let before = (ban - u.date)
-            .total(jiff::Unit::Day)
-            .map(|d| d.round() as i64)
-            .unwrap_or(0);
+        let before = days_between(u.date, ban);
         let rel = if before < 0 {
             format!("still updated after the {ban} update ban")
         } else if before <= 14 {
@@ -545,12 +548,22 @@ pub fn match_host(
         let vendor_claims = claimed.get(rule.vendor_id.as_str());
         let vendor_found = hits
             .keys()
-            .any(|i| !catalog.rules[*i].fallback && catalog.rules[*i].vendor_id == rule.vendor_id);
+            .find(|i| !catalog.rules[**i].fallback && catalog.rules[**i].vendor_id == rule.vendor_id)
+            .copied();
+        let mut leftovers = Vec::new();
         for (ii, item) in items.iter().enumerate() {
             if vendor_claims.is_some_and(|c| c.contains(&ii)) {
                 continue;
             }
-            if vendor_found && (item.is_path_entry || item.shared) {
+            if vendor_found.is_some() && item.is_path_entry {
+                continue;
+            }
+            if vendor_found.is_some() && item.shared {
+                // The found product's leftover (its registry key, the root
+                // certificate): shown on that finding, so removal covers it.
+                if rule_matches(rule, item, family) {
+                    leftovers.push(ii);
+                }
                 continue;
             }
             if let Some(p) = &item.path {
@@ -565,6 +578,9 @@ pub fn match_host(
             if rule_matches(rule, item, family) {
                 hits.entry(ri).or_default().push(ii);
             }
+        }
+        if let Some(owner) = vendor_found {
+            hits.entry(owner).or_default().extend(leftovers);
         }
     }
 
