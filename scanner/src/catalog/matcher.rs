@@ -654,6 +654,8 @@ pub fn match_host(
             f.state == FindingState::Installed
                 && f.policy == fleetsweep_exporters::Policy::Ban
                 && product.contains(&f.vendor.to_lowercase())
+                // A browser extension alone has no signature bases.
+                && f.evidence.iter().any(|e| e.kind != "browser_extension")
         }) {
             f.evidence.push(signature_evidence(u, f.deadline, now));
             f.evidence.sort();

@@ -43,6 +43,7 @@ pub const FILES: &[(&str, &str, &str)] = &[
     ("macos", "LaunchDaemons", "directory of copied launchd job plists"),
     ("macos", "paths.txt", "find '/Library/Application Support/Kaspersky Lab' -maxdepth 3"),
     ("linux", "linux.txt", "the Linux probe script's output"),
+    ("linux", "os-release", "cat /etc/os-release"),
     ("linux", "dpkg-query.txt", "dpkg-query -W -f='${Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${Maintainer}\\n'"),
     ("linux", "rpm-qa.txt", "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\t%{PACKAGER}\\n'"),
     ("linux", "kesl-control-app-info.txt", "kesl-control --app-info"),
@@ -345,6 +346,10 @@ pub fn read_bundle(bundle: &Bundle) -> Result<Observations, OfflineError> {
                         "no probe markers: not an output of the Linux probe script".to_string(),
                     )),
                 }
+            }
+            if let Some(t) = read_text(&dir.join("os-release"), &mut obs) {
+                found = true;
+                obs.os = Some(linux::parse_os_release(&t));
             }
             if let Some(t) = read_text(&dir.join("dpkg-query.txt"), &mut obs) {
                 found = true;

@@ -203,7 +203,7 @@ fn parses_a_workstation_document() {
     assert_eq!(obs.processes.len(), 3);
     assert_eq!(
         obs.processes[1].exe.as_deref(),
-        Some("C:/Program Files (x86)/Kaspersky Lab/KES.12.5.0/avp.exe")
+        Some("C:/Program Files (x86)/Kaspersky Lab/Kaspersky Endpoint Security for Windows/avp.exe")
     );
     assert_eq!(
         obs.registry_keys,
