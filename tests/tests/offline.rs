@@ -91,7 +91,10 @@ fn outcomes(h: &HostReport) -> Vec<String> {
 }
 
 fn evidence_kinds(f: &Finding) -> Vec<&str> {
-    f.evidence.iter().map(|e| e.get("kind").unwrap().as_str()).collect()
+    f.evidence
+        .iter()
+        .map(|e| e.get("kind").unwrap().as_str())
+        .collect()
 }
 
 fn finding<'a>(h: &'a HostReport, rule: &str) -> &'a Finding {
@@ -108,7 +111,10 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     assert_eq!(r.summary.hosts["total"], 8);
     assert_eq!(r.summary.hosts["scanned"], 8);
     assert_eq!(r.summary.hosts["clean"], 2);
-    assert!(r.hosts.iter().all(|h| h.outcome == "scanned" && h.error.is_none()));
+    assert!(r
+        .hosts
+        .iter()
+        .all(|h| h.outcome == "scanned" && h.error.is_none()));
 
     // Windows workstation (the probe's JSON): KES, Network Agent, Security
     // Center, root certificate, drivers, the Chrome extension, frozen bases.
@@ -142,7 +148,11 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
         "path",
         "signature_update",
     ] {
-        assert!(evidence_kinds(kes).contains(&kind), "kes-windows lacks {kind}: {:?}", kes.evidence);
+        assert!(
+            evidence_kinds(kes).contains(&kind),
+            "kes-windows lacks {kind}: {:?}",
+            kes.evidence
+        );
     }
     let sig = kes
         .evidence
@@ -204,8 +214,16 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     assert_eq!(outcomes(mac), vec!["kaspersky/kaspersky-mac installed"]);
     let kav = finding(mac, "kaspersky/kaspersky-mac");
     assert_eq!(kav.version.as_deref(), Some("11.3.0"));
-    for kind in ["app_bundle", "launchd_job", "pkg_receipt", "system_extension"] {
-        assert!(evidence_kinds(kav).contains(&kind), "kaspersky-mac lacks {kind}");
+    for kind in [
+        "app_bundle",
+        "launchd_job",
+        "pkg_receipt",
+        "system_extension",
+    ] {
+        assert!(
+            evidence_kinds(kav).contains(&kind),
+            "kaspersky-mac lacks {kind}"
+        );
     }
     assert!(kav
         .evidence
@@ -226,7 +244,10 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     // Linux bundle: KESL with its frozen bases from `kesl-control --app-info`.
     let lin = host(&r, "linux-kesl-01");
     assert_eq!(outcomes(lin), vec!["kaspersky/kesl installed"]);
-    assert_eq!(lin.os.as_ref().unwrap()["name"].as_deref(), Some("Debian GNU/Linux"));
+    assert_eq!(
+        lin.os.as_ref().unwrap()["name"].as_deref(),
+        Some("Debian GNU/Linux")
+    );
     let kesl = finding(lin, "kaspersky/kesl");
     let sig = kesl
         .evidence
@@ -239,7 +260,12 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
 #[test]
 fn clean_bundles_exit_zero_and_limit_applies() {
     let (out, r) = scan(&bundles(), &["--limit", "win-lookalike-01,mac-clean-01"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let names: Vec<&str> = r.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, vec!["mac-clean-01", "win-lookalike-01"]);
     // Watched only (UltraAV next to remnants that it replaced) still fails:
@@ -257,16 +283,32 @@ fn unreadable_bundles_are_not_scanned_never_clean() {
     let cut = dir.path().join("cut-01");
     std::fs::create_dir(&cut).unwrap();
     std::fs::write(cut.join("host.yaml"), "name: cut-01\nos: windows\n").unwrap();
-    std::fs::write(cut.join("windows.json"), "{\"fleetsweep\":1,\"uninstall\":[{\"Disp").unwrap();
+    std::fs::write(
+        cut.join("windows.json"),
+        "{\"fleetsweep\":1,\"uninstall\":[{\"Disp",
+    )
+    .unwrap();
     let (out, r) = scan(dir.path(), &[]);
-    assert_eq!(out.status.code(), Some(3), "nothing banned, hosts not scanned");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "nothing banned, hosts not scanned"
+    );
     let e = host(&r, "empty-01");
     assert_eq!(e.outcome, "probe_failed");
-    assert!(e.error.as_deref().unwrap().contains("windows.json"), "{:?}", e.error);
+    assert!(
+        e.error.as_deref().unwrap().contains("windows.json"),
+        "{:?}",
+        e.error
+    );
     // A cut document is scanned with a warning (what arrived is used).
     let c = host(&r, "cut-01");
     assert_eq!(c.outcome, "scanned");
-    assert!(c.warnings.iter().any(|w| w.contains("not valid JSON")), "{:?}", c.warnings);
+    assert!(
+        c.warnings.iter().any(|w| w.contains("not valid JSON")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]

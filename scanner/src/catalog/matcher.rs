@@ -105,7 +105,13 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         let location = u
             .install_location
             .as_deref()
-            .map(|l| l.trim().trim_matches('"').replace('\\', "/").trim_end_matches('/').to_string())
+            .map(|l| {
+                l.trim()
+                    .trim_matches('"')
+                    .replace('\\', "/")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
             .filter(|l| !l.is_empty());
         if let Some(l) = &location {
             keys.push((SigKind::Path, l.clone()));
@@ -118,7 +124,11 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         if let Some(p) = &u.publisher {
             value.push_str(&format!(" (publisher {p})"));
         }
-        let mut item = Item::new(keys, FindingState::Installed, ev("uninstall_entry", Some("registry"), value));
+        let mut item = Item::new(
+            keys,
+            FindingState::Installed,
+            ev("uninstall_entry", Some("registry"), value),
+        );
         item.path = location;
         item.version = u.display_version.clone();
         out.push(item);
@@ -196,7 +206,11 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         out.push(Item::new(
             vec![(SigKind::DisplayName, a.display_name.clone())],
             FindingState::Installed,
-            ev("av_product", Some("SecurityCenter2"), a.display_name.clone()),
+            ev(
+                "av_product",
+                Some("SecurityCenter2"),
+                a.display_name.clone(),
+            ),
         ));
     }
     for r in &obs.pkg_receipts {
@@ -233,11 +247,19 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         if let Some(t) = &b.team_id {
             detail.push(format!("Team ID {t}"));
         }
-        let what = b.path.clone().or_else(|| b.name.clone()).unwrap_or_default();
+        let what = b
+            .path
+            .clone()
+            .or_else(|| b.name.clone())
+            .unwrap_or_default();
         let mut item = Item::new(
             keys,
             FindingState::Installed,
-            ev("app_bundle", None, format!("{what} ({})", detail.join(", "))),
+            ev(
+                "app_bundle",
+                None,
+                format!("{what} ({})", detail.join(", ")),
+            ),
         );
         item.path = b.path.clone().filter(|p| p.starts_with('/'));
         item.version = b.version.clone();
@@ -257,7 +279,11 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         let mut item = Item::new(
             keys,
             installed_if(j.loaded),
-            ev("launchd_job", Some("launchd"), format!("{} ({detail})", j.label)),
+            ev(
+                "launchd_job",
+                Some("launchd"),
+                format!("{} ({detail})", j.label),
+            ),
         );
         item.path = j.program.clone().filter(|p| p.starts_with('/'));
         out.push(item);
@@ -274,7 +300,11 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         out.push(Item::new(
             keys,
             installed_if(x.active()),
-            ev("system_extension", Some("systemextensionsctl"), format!("{id} [{}]", x.state)),
+            ev(
+                "system_extension",
+                Some("systemextensionsctl"),
+                format!("{id} [{}]", x.state),
+            ),
         ));
     }
     for k in &obs.kexts {
@@ -548,7 +578,9 @@ pub fn match_host(
         let vendor_claims = claimed.get(rule.vendor_id.as_str());
         let vendor_found = hits
             .keys()
-            .find(|i| !catalog.rules[**i].fallback && catalog.rules[**i].vendor_id == rule.vendor_id)
+            .find(|i| {
+                !catalog.rules[**i].fallback && catalog.rules[**i].vendor_id == rule.vendor_id
+            })
             .copied();
         let mut leftovers = Vec::new();
         for (ii, item) in items.iter().enumerate() {

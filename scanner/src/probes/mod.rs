@@ -221,7 +221,12 @@ pub struct Driver {
 impl Driver {
     /// The driver's file name (`klif.sys`), from its image path, else `NAME.sys`.
     pub fn file_name(&self) -> String {
-        match self.image_path.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        match self
+            .image_path
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             Some(p) => p
                 .trim_matches('"')
                 .rsplit(['\\', '/'])

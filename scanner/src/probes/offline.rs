@@ -315,7 +315,9 @@ pub fn read_bundle(bundle: &Bundle) -> Result<Observations, OfflineError> {
                         }
                         merge_app(obs, app);
                     }
-                    Err(e) => obs.warnings.push(warning("Info.plist", format!("{name}: {e}"))),
+                    Err(e) => obs
+                        .warnings
+                        .push(warning("Info.plist", format!("{name}: {e}"))),
                 }
             });
             found |= read_plist_dir(&dir.join("LaunchDaemons"), &mut obs, |b, obs, name| {
@@ -448,15 +450,19 @@ fn read_plist_dir(
 }
 
 fn merge_app(obs: &mut Observations, app: super::AppBundle) {
-    let same = obs.bundles.iter_mut().find(|b| {
-        b.bundle_id.is_some() && b.bundle_id == app.bundle_id
-    });
+    let same = obs
+        .bundles
+        .iter_mut()
+        .find(|b| b.bundle_id.is_some() && b.bundle_id == app.bundle_id);
     match same {
         Some(b) => {
             b.version = b.version.take().or(app.version);
             b.name = b.name.take().or(app.name);
             b.team_id = b.team_id.take().or(app.team_id);
-            if b.path.as_deref().is_none_or(|p| p.ends_with("(Info.plist)")) {
+            if b.path
+                .as_deref()
+                .is_none_or(|p| p.ends_with("(Info.plist)"))
+            {
                 b.path = app.path.or(b.path.take());
             }
         }

@@ -249,8 +249,8 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             address: None,
             labels: h.labels.clone(),
         };
-        let obs = offline::read_bundle(&bundle)
-            .map_err(|e| TransportError::Failed(e.to_string()))?;
+        let obs =
+            offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
         let mut r = report_from(h, ctx, &obs, &bundle.os);
         r.warnings.sort();
         return Ok(r);

@@ -405,7 +405,10 @@ fn rules_states(f: &[Finding]) -> Vec<(String, FindingState)> {
 
 #[test]
 fn windows_uninstall_entries_by_name_publisher_and_product_code() {
-    let mut kes = uninstall("Kaspersky Endpoint Security for Windows", "AO Kaspersky Lab");
+    let mut kes = uninstall(
+        "Kaspersky Endpoint Security for Windows",
+        "AO Kaspersky Lab",
+    );
     kes.display_version = Some("12.5.0.539".into());
     let mut nagent = uninstall("Netzwerkagent", "Kaspersky");
     nagent.key = "HKLM/SOFTWARE/WOW6432Node/Microsoft/Windows/CurrentVersion/Uninstall/{2924BEDA-E0D7-4DAF-A224-50D2E0B12F5B}".into();
@@ -469,14 +472,28 @@ fn windows_remnants_registry_certificate_stopped_service_driver() {
     );
     // The registry key, the certificate and the kl* driver are shared by all
     // of the vendor's products: shown on the product that was found.
-    let kinds = |f: &Finding| f.evidence.iter().map(|e| e.kind.clone()).collect::<Vec<_>>();
-    assert_eq!(kinds(&f[0]), vec!["certificate", "driver", "registry_key", "service"]);
-    assert_eq!(f[0].evidence[2].value, "HKLM\\SOFTWARE\\WOW6432Node\\KasperskyLab");
+    let kinds = |f: &Finding| {
+        f.evidence
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(&f[0]),
+        vec!["certificate", "driver", "registry_key", "service"]
+    );
+    assert_eq!(
+        f[0].evidence[2].value,
+        "HKLM\\SOFTWARE\\WOW6432Node\\KasperskyLab"
+    );
     // Without the Network Agent service they are the unknown product's.
     let mut only = obs.clone();
     only.windows_services.clear();
     let f = match_host(&builtin(), &only, "windows", now());
-    assert_eq!(rules_states(&f), vec![("kaspersky/unknown".to_string(), FindingState::Remnants)]);
+    assert_eq!(
+        rules_states(&f),
+        vec![("kaspersky/unknown".to_string(), FindingState::Remnants)]
+    );
     assert_eq!(kinds(&f[0]), vec!["certificate", "driver", "registry_key"]);
     // A running driver makes it installed.
     let mut obs = obs;
@@ -511,8 +528,14 @@ fn ultraav_next_to_kaspersky_remnants_is_replaced() {
 fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
     let obs = Observations {
         pkg_receipts: vec![
-            PkgReceipt { id: "com.kaspersky.kav.core".into(), version: Some("21.0.19".into()) },
-            PkgReceipt { id: "com.kasperskyish.tools".into(), version: None },
+            PkgReceipt {
+                id: "com.kaspersky.kav.core".into(),
+                version: Some("21.0.19".into()),
+            },
+            PkgReceipt {
+                id: "com.kasperskyish.tools".into(),
+                version: None,
+            },
         ],
         bundles: vec![
             AppBundle {
@@ -536,7 +559,12 @@ fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
                 ..AppBundle::default()
             },
         ],
-        launchd: vec![LaunchdJob { label: "com.kaspersky.kav".into(), loaded: true, pid: Some(77), ..LaunchdJob::default() }],
+        launchd: vec![LaunchdJob {
+            label: "com.kaspersky.kav".into(),
+            loaded: true,
+            pid: Some(77),
+            ..LaunchdJob::default()
+        }],
         system_extensions: vec![SystemExtension {
             team_id: Some("2Y8XE5CQ94".into()),
             bundle_id: "com.kaspersky.kav.sysext".into(),
@@ -550,14 +578,26 @@ fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
     assert_eq!(
         rules_states(&f),
         vec![
-            ("kaspersky/kaspersky-mac".to_string(), FindingState::Installed),
+            (
+                "kaspersky/kaspersky-mac".to_string(),
+                FindingState::Installed
+            ),
             ("kaspersky/unknown".to_string(), FindingState::Installed),
         ],
         "{:#?}",
         summary(&f)
     );
     let kinds: Vec<&str> = f[0].evidence.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, vec!["app_bundle", "kext", "launchd_job", "pkg_receipt", "system_extension"]);
+    assert_eq!(
+        kinds,
+        vec![
+            "app_bundle",
+            "kext",
+            "launchd_job",
+            "pkg_receipt",
+            "system_extension"
+        ]
+    );
     assert!(summary(&f)[1].contains("Kaspersky Secure Connection"));
     assert!(!summary(&f).join(" ").contains("kasperskyish"));
 }
@@ -571,11 +611,22 @@ fn macos_remnants_only_files_and_unloaded_job() {
             plist: Some("/Library/LaunchAgents/com.kaspersky.kav.gui.plist".into()),
             ..LaunchdJob::default()
         }],
-        paths: vec![dir("/Library/Application Support/Kaspersky Lab"), dir("/Library/Application Support/Kaspersky Lab/KAV")],
+        paths: vec![
+            dir("/Library/Application Support/Kaspersky Lab"),
+            dir("/Library/Application Support/Kaspersky Lab/KAV"),
+        ],
         ..Observations::default()
     };
     let f = match_host(&builtin(), &obs, "macos", now());
-    assert_eq!(rules_states(&f), vec![("kaspersky/kaspersky-mac".to_string(), FindingState::Remnants)], "{:#?}", summary(&f));
+    assert_eq!(
+        rules_states(&f),
+        vec![(
+            "kaspersky/kaspersky-mac".to_string(),
+            FindingState::Remnants
+        )],
+        "{:#?}",
+        summary(&f)
+    );
 }
 
 #[test]
@@ -590,14 +641,24 @@ fn browser_extension_on_any_os() {
     };
     for family in ["windows", "macos", "linux"] {
         let f = match_host(&builtin(), &obs, family, now());
-        assert_eq!(rules_states(&f), vec![("kaspersky/browser-extensions".to_string(), FindingState::Installed)], "{family}");
+        assert_eq!(
+            rules_states(&f),
+            vec![(
+                "kaspersky/browser-extensions".to_string(),
+                FindingState::Installed
+            )],
+            "{family}"
+        );
     }
 }
 
 #[test]
 fn signature_update_age_on_installed_findings() {
     let obs = Observations {
-        uninstall: vec![uninstall("Kaspersky Endpoint Security for Windows", "AO Kaspersky Lab")],
+        uninstall: vec![uninstall(
+            "Kaspersky Endpoint Security for Windows",
+            "AO Kaspersky Lab",
+        )],
         signature_updates: vec![SignatureUpdate {
             product: "Kaspersky".into(),
             date: "2024-09-28".parse().unwrap(),
@@ -607,16 +668,29 @@ fn signature_update_age_on_installed_findings() {
     };
     let now: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
     let f = match_host(&builtin(), &obs, "windows", now);
-    let e = f[0].evidence.iter().find(|e| e.kind == "signature_update").expect("signature_update");
-    assert_eq!(e.value, "2024-09-28 (last update 793 days ago; stopped around the 2024-09-29 update ban)");
+    let e = f[0]
+        .evidence
+        .iter()
+        .find(|e| e.kind == "signature_update")
+        .expect("signature_update");
+    assert_eq!(
+        e.value,
+        "2024-09-28 (last update 793 days ago; stopped around the 2024-09-29 update ban)"
+    );
     // Long before the ban, and after it.
     let mut obs = obs;
     obs.signature_updates[0].date = "2018-08-23".parse().unwrap();
     let f = match_host(&builtin(), &obs, "windows", now);
-    assert!(f[0].evidence.iter().any(|e| e.value.contains("stopped before the 2024-09-29 update ban")));
+    assert!(f[0]
+        .evidence
+        .iter()
+        .any(|e| e.value.contains("stopped before the 2024-09-29 update ban")));
     obs.signature_updates[0].date = "2026-11-01".parse().unwrap();
     let f = match_host(&builtin(), &obs, "windows", now);
-    assert!(f[0].evidence.iter().any(|e| e.value.contains("still updated after")));
+    assert!(f[0]
+        .evidence
+        .iter()
+        .any(|e| e.value.contains("still updated after")));
     // No installed finding: nothing to put it on.
     obs.uninstall.clear();
     assert!(match_host(&builtin(), &obs, "windows", now).is_empty());

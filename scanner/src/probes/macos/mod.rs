@@ -199,7 +199,11 @@ pub fn parse_pkgutil(body: &str) -> (Vec<PkgReceipt>, Vec<ProbeWarning>) {
 pub fn parse_apps(body: &str) -> (Vec<AppBundle>, Vec<ProbeWarning>) {
     let mut out = Vec::new();
     let mut rejects = Rejects::default();
-    let opt = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let opt = |s: Option<&str>| {
+        s.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     for line in body.lines() {
         if line.is_empty() || line == "!truncated" {
             continue;
@@ -258,7 +262,9 @@ pub fn parse_launchctl_list(body: &str) -> (Vec<LaunchdJob>, Vec<ProbeWarning>) 
             continue;
         }
         match f.as_slice() {
-            [pid, status, label] if !label.is_empty() && (status.parse::<i64>().is_ok() || *status == "-") => {
+            [pid, status, label]
+                if !label.is_empty() && (status.parse::<i64>().is_ok() || *status == "-") =>
+            {
                 let pid = pid.parse::<u32>().ok();
                 match out.iter_mut().find(|j| j.label == *label) {
                     Some(j) => {
@@ -300,7 +306,10 @@ pub fn parse_systemextensionsctl(body: &str) -> Vec<SystemExtension> {
             .filter(|c| !c.is_empty())
             .collect();
         // enabled, active, teamID, bundleID (version), name
-        let Some(bi) = cols.iter().position(|c| c.contains('.') && !c.starts_with('*')) else {
+        let Some(bi) = cols
+            .iter()
+            .position(|c| c.contains('.') && !c.starts_with('*'))
+        else {
             continue;
         };
         let (bundle_id, version) = match cols[bi].split_once(" (") {
@@ -332,7 +341,8 @@ pub fn parse_kexts(body: &str) -> Vec<String> {
     for line in body.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
         for w in words.windows(2) {
-            if w[1].starts_with('(') && w[0].contains('.') && w[0].chars().any(char::is_alphabetic) {
+            if w[1].starts_with('(') && w[0].contains('.') && w[0].chars().any(char::is_alphabetic)
+            {
                 if !out.iter().any(|k| k == w[0]) {
                     out.push(w[0].to_string());
                 }
@@ -362,7 +372,10 @@ pub fn parse_browser_extensions(body: &str) -> (Vec<BrowserExtension>, Vec<Probe
     }
     (
         out,
-        rejects.into_warning("browser-extensions").into_iter().collect(),
+        rejects
+            .into_warning("browser-extensions")
+            .into_iter()
+            .collect(),
     )
 }
 
@@ -408,7 +421,11 @@ pub fn parse_info_plist(bytes: &[u8]) -> Result<AppBundle, String> {
     let d = v
         .as_dictionary()
         .ok_or_else(|| "the plist is not a dictionary".to_string())?;
-    let s = |k: &str| d.get(k).and_then(plist::Value::as_string).map(str::to_string);
+    let s = |k: &str| {
+        d.get(k)
+            .and_then(plist::Value::as_string)
+            .map(str::to_string)
+    };
     Ok(AppBundle {
         path: None,
         bundle_id: s("CFBundleIdentifier"),

@@ -32,12 +32,17 @@ fn real_launchctl_list() {
 
 #[test]
 fn real_info_plists_xml_and_binary() {
-    let chrome = parse_info_plist(&fixture("osv-scalibr-info-plist/GoogleChrome_Info.plist")).unwrap();
+    let chrome =
+        parse_info_plist(&fixture("osv-scalibr-info-plist/GoogleChrome_Info.plist")).unwrap();
     assert_eq!(chrome.bundle_id.as_deref(), Some("com.google.Chrome"));
     assert_eq!(chrome.version.as_deref(), Some("130.0.6723.69"));
     assert_eq!(chrome.name.as_deref(), Some("Chrome"));
-    let binary = parse_info_plist(&fixture("osv-scalibr-info-plist/BinaryApp_Info.bplist")).unwrap();
-    assert_eq!(binary.bundle_id.as_deref(), Some("com.google.corp.gMacInformation"));
+    let binary =
+        parse_info_plist(&fixture("osv-scalibr-info-plist/BinaryApp_Info.bplist")).unwrap();
+    assert_eq!(
+        binary.bundle_id.as_deref(),
+        Some("com.google.corp.gMacInformation")
+    );
     let photo = parse_info_plist(&fixture("osquery-plist/test_info.plist")).unwrap();
     assert_eq!(photo.bundle_id.as_deref(), Some("com.apple.PhotoBooth"));
     assert_eq!(photo.version.as_deref(), Some("6.0"));
@@ -51,7 +56,9 @@ fn real_info_plists_xml_and_binary() {
 
 #[test]
 fn command_output_formats() {
-    let (r, w) = parse_pkgutil("com.apple.pkg.Core\ncom.kaspersky.kav.core\n\ncom.kaspersky.kav.core\nhas space\n");
+    let (r, w) = parse_pkgutil(
+        "com.apple.pkg.Core\ncom.kaspersky.kav.core\n\ncom.kaspersky.kav.core\nhas space\n",
+    );
     assert_eq!(r.len(), 2);
     assert_eq!(w.len(), 1);
     let (r, _) = parse_pkgutil("p\tcom.apple.pkg.Core\np\tcom.kaspersky.kav.core\t21.0.19\n");
@@ -85,11 +92,15 @@ fn command_output_formats() {
          Executable=/Applications/Unsigned.app/Contents/MacOS/Unsigned\nIdentifier=Unsigned\nTeamIdentifier=not set\n",
     );
     assert_eq!(apps.len(), 2);
-    assert_eq!(apps[0].path.as_deref(), Some("/Applications/Kaspersky Downloader.app"));
+    assert_eq!(
+        apps[0].path.as_deref(),
+        Some("/Applications/Kaspersky Downloader.app")
+    );
     assert_eq!(apps[0].team_id.as_deref(), Some("2Y8XE5CQ94"));
     assert_eq!(apps[1].team_id, None);
 
-    let (a, w) = parse_apps("a\t/Applications/X.app\tcom.x\t1.0\tX\tABCDE12345\nbad line\n!truncated\n");
+    let (a, w) =
+        parse_apps("a\t/Applications/X.app\tcom.x\t1.0\tX\tABCDE12345\nbad line\n!truncated\n");
     assert_eq!(a.len(), 1);
     assert_eq!(a[0].team_id.as_deref(), Some("ABCDE12345"));
     assert_eq!(w.len(), 1);
@@ -97,16 +108,28 @@ fn command_output_formats() {
     let (x, _) = parse_browser_extensions("chrome\t/Users/u/Library/Application Support/Google/Chrome/Default\tamkpcclbbgegoafihnpgomddadjhcadd\n");
     assert_eq!(x[0].id, "amkpcclbbgegoafihnpgomddadjhcadd");
 
-    let os = parse_sw_vers("ProductName:\t\tmacOS\nProductVersion:\t\t14.5\nBuildVersion:\t\t23F79\n");
-    assert_eq!((os.name.as_deref(), os.version.as_deref()), (Some("macOS"), Some("14.5 (23F79)")));
+    let os =
+        parse_sw_vers("ProductName:\t\tmacOS\nProductVersion:\t\t14.5\nBuildVersion:\t\t23F79\n");
+    assert_eq!(
+        (os.name.as_deref(), os.version.as_deref()),
+        (Some("macOS"), Some("14.5 (23F79)"))
+    );
 }
 
 #[test]
 fn path_roots_from_the_builtin_catalog() {
     let c = Catalog::builtin().unwrap();
     let roots = path_roots(&c);
-    assert!(roots.contains(&"/Library/Application Support/Kaspersky Lab".to_string()), "{roots:?}");
-    assert!(roots.iter().all(|r| r != "/" && r != "/Applications" && r != "/var/log"), "{roots:?}");
+    assert!(
+        roots.contains(&"/Library/Application Support/Kaspersky Lab".to_string()),
+        "{roots:?}"
+    );
+    assert!(
+        roots
+            .iter()
+            .all(|r| r != "/" && r != "/Applications" && r != "/var/log"),
+        "{roots:?}"
+    );
 }
 
 #[test]
@@ -122,8 +145,20 @@ fn hostile_sections_never_panic() {
             body.push(b"\t\n:()[]*. aZ9/"[(x % 14) as usize] as char);
         }
         let mut out = String::new();
-        for s in ["sw-vers", "pkgutil", "apps", "launchd", "sysext", "kexts", "ps", "browser-extensions", "paths"] {
-            out.push_str(&format!("@@fleetsweep:{n}:begin {s}\n{body}\n@@fleetsweep:{n}:end {s} rc=0\n"));
+        for s in [
+            "sw-vers",
+            "pkgutil",
+            "apps",
+            "launchd",
+            "sysext",
+            "kexts",
+            "ps",
+            "browser-extensions",
+            "paths",
+        ] {
+            out.push_str(&format!(
+                "@@fleetsweep:{n}:begin {s}\n{body}\n@@fleetsweep:{n}:end {s} rc=0\n"
+            ));
         }
         let _ = parse(&out, n);
         let _ = parse_codesign(&body);
@@ -152,10 +187,22 @@ fn script_runs_under_sh_and_frames_its_output() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.ends_with(&format!("@@fleetsweep:{nonce}:done\n")), "{text}");
+    assert!(
+        text.ends_with(&format!("@@fleetsweep:{nonce}:done\n")),
+        "{text}"
+    );
     let obs = parse(&text, &nonce);
-    assert!(obs.paths.iter().any(|p| p.path.ends_with("Kaspersky Lab/KAV/Binaries")), "{:?}", obs.paths);
-    assert!(obs.processes.iter().any(|p| p.pid == std::process::id()), "own process missing");
+    assert!(
+        obs.paths
+            .iter()
+            .any(|p| p.path.ends_with("Kaspersky Lab/KAV/Binaries")),
+        "{:?}",
+        obs.paths
+    );
+    assert!(
+        obs.processes.iter().any(|p| p.pid == std::process::id()),
+        "own process missing"
+    );
     // A bad nonce: refused, nothing printed.
     let mut child = Command::new("/bin/sh")
         .args(["-c", SCRIPT])
@@ -164,7 +211,12 @@ fn script_runs_under_sh_and_frames_its_output() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"bad nonce\n.\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"bad nonce\n.\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());

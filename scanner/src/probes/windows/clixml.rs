@@ -98,7 +98,10 @@ fn decode(s: &str) -> String {
         let tail = &rest[i..];
         let hex = tail.get(2..6);
         let ok = tail.get(6..7) == Some("_");
-        match hex.and_then(|h| u32::from_str_radix(h, 16).ok()).filter(|_| ok) {
+        match hex
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .filter(|_| ok)
+        {
             Some(cp) => {
                 out.push(char::from_u32(cp).unwrap_or('\u{fffd}'));
                 rest = &tail[7..];
@@ -140,13 +143,9 @@ pub fn services(xml: &str) -> (Vec<WindowsService>, Vec<ProbeWarning>) {
 /// `Get-CimInstance Win32_OperatingSystem | Export-Clixml`.
 pub fn operating_system(xml: &str) -> (Option<fleetsweep_exporters::OsInfo>, Vec<ProbeWarning>) {
     let (objs, warnings) = parse_objects(xml, "win32-operatingsystem");
-    let os = objs.first().map(|o| {
-        super::os_info(
-            get(o, "Caption"),
-            get(o, "Version"),
-            get(o, "BuildNumber"),
-        )
-    });
+    let os = objs
+        .first()
+        .map(|o| super::os_info(get(o, "Caption"), get(o, "Version"), get(o, "BuildNumber")));
     (os, warnings)
 }
 
@@ -159,7 +158,9 @@ pub fn uninstall(xml: &str) -> (Vec<UninstallEntry>, Vec<ProbeWarning>) {
         .iter()
         .filter_map(|o| {
             Some(UninstallEntry {
-                key: get(o, "PSPath").map(|k| normalize_key(&k)).unwrap_or_default(),
+                key: get(o, "PSPath")
+                    .map(|k| normalize_key(&k))
+                    .unwrap_or_default(),
                 display_name: get(o, "DisplayName")?,
                 display_version: get(o, "DisplayVersion"),
                 publisher: get(o, "Publisher"),
@@ -193,7 +194,10 @@ mod tests {
         assert!(w.is_empty(), "{w:?}");
         // 254 top-level services (the 312 of the research notes count nested dependents too).
         assert_eq!(s19.len(), 254);
-        let wd = s19.iter().find(|s| s.name == "WinDefend").expect("WinDefend");
+        let wd = s19
+            .iter()
+            .find(|s| s.name == "WinDefend")
+            .expect("WinDefend");
         assert_eq!(wd.state.as_deref(), Some("Running"));
         assert_eq!(wd.start_mode.as_deref(), Some("Automatic"));
         let aj = s19.iter().find(|s| s.name == "AJRouter").expect("AJRouter");
@@ -235,7 +239,12 @@ mod tests {
         assert_eq!(decode("a_x000A_b_x0009_c"), "a\nb\tc");
         assert_eq!(decode("_x12_ and _xZZZZ_"), "_x12_ and _xZZZZ_");
         assert_eq!(decode("end_x"), "end_x");
-        for bad in ["", "<Objs", "<html/>", "\u{feff}<Objs><Obj><Props><S>x</S></Props></Obj></Objs>"] {
+        for bad in [
+            "",
+            "<Objs",
+            "<html/>",
+            "\u{feff}<Objs><Obj><Props><S>x</S></Props></Obj></Objs>",
+        ] {
             let (s, _) = services(bad);
             assert!(s.is_empty(), "{bad:?}");
         }

@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use super::linux::sections::warning;
 use super::{
-    AvProduct, Certificate, Driver, Observations, PathEntry, PathKind, Process, ProbeWarning,
+    AvProduct, Certificate, Driver, Observations, PathEntry, PathKind, ProbeWarning, Process,
     SignatureUpdate, UninstallEntry, WindowsService,
 };
 
@@ -146,7 +146,9 @@ pub fn from_document(doc: &Value, obs: &mut Observations) {
         });
     }
     for s in list(doc, "services") {
-        let Some(name) = text(s, "Name") else { continue };
+        let Some(name) = text(s, "Name") else {
+            continue;
+        };
         obs.windows_services.push(WindowsService {
             name,
             display_name: text(s, "DisplayName"),
@@ -156,7 +158,9 @@ pub fn from_document(doc: &Value, obs: &mut Observations) {
         });
     }
     for d in list(doc, "drivers") {
-        let Some(name) = text(d, "Name") else { continue };
+        let Some(name) = text(d, "Name") else {
+            continue;
+        };
         obs.drivers.push(Driver {
             name,
             display_name: text(d, "DisplayName"),
@@ -167,7 +171,9 @@ pub fn from_document(doc: &Value, obs: &mut Observations) {
         });
     }
     for p in list(doc, "processes") {
-        let Some(name) = text(p, "Name") else { continue };
+        let Some(name) = text(p, "Name") else {
+            continue;
+        };
         obs.processes.push(Process {
             pid: p
                 .get("ProcessId")
@@ -185,7 +191,8 @@ pub fn from_document(doc: &Value, obs: &mut Observations) {
         }
     }
     for v in list(doc, "registry_values") {
-        let (Some(key), Some(name), Some(value)) = (text(v, "Key"), text(v, "Name"), text(v, "Value"))
+        let (Some(key), Some(name), Some(value)) =
+            (text(v, "Key"), text(v, "Name"), text(v, "Value"))
         else {
             continue;
         };
@@ -204,7 +211,9 @@ pub fn from_document(doc: &Value, obs: &mut Observations) {
         }
     }
     for p in list(doc, "paths") {
-        let Some(path) = text(p, "Path") else { continue };
+        let Some(path) = text(p, "Path") else {
+            continue;
+        };
         let kind = match text(p, "Kind").as_deref() {
             Some("dir") => PathKind::Dir,
             Some("file") => PathKind::File,
@@ -352,7 +361,12 @@ fn missing_sections(doc: &Value) -> Vec<ProbeWarning> {
     ["uninstall", "services", "processes"]
         .into_iter()
         .filter(|k| doc.get(*k).is_none())
-        .map(|k| warning(k, "section missing from the Windows probe output".to_string()))
+        .map(|k| {
+            warning(
+                k,
+                "section missing from the Windows probe output".to_string(),
+            )
+        })
         .collect()
 }
 

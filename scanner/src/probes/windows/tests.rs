@@ -121,7 +121,10 @@ fn encoded_command_fits_cmd_exe_and_carries_the_script() {
         .unwrap();
     assert_eq!(body, script());
     // Without the loader the script would not fit: the compression is needed.
-    let plain = format!("powershell.exe -EncodedCommand {}", encode_utf16le(&script()));
+    let plain = format!(
+        "powershell.exe -EncodedCommand {}",
+        encode_utf16le(&script())
+    );
     assert!(plain.len() > CMD_EXE_LIMIT, "{}", plain.len());
 }
 
@@ -181,7 +184,8 @@ fn script_reads_every_source_the_issue_lists() {
     }
 }
 
-const WORKSTATION: &str = include_str!("../../../../tests/fixtures/windows/probe/workstation-kes.json");
+const WORKSTATION: &str =
+    include_str!("../../../../tests/fixtures/windows/probe/workstation-kes.json");
 
 #[test]
 fn parses_a_workstation_document() {
@@ -203,7 +207,9 @@ fn parses_a_workstation_document() {
     assert_eq!(obs.processes.len(), 3);
     assert_eq!(
         obs.processes[1].exe.as_deref(),
-        Some("C:/Program Files (x86)/Kaspersky Lab/Kaspersky Endpoint Security for Windows/avp.exe")
+        Some(
+            "C:/Program Files (x86)/Kaspersky Lab/Kaspersky Endpoint Security for Windows/avp.exe"
+        )
     );
     assert_eq!(
         obs.registry_keys,
@@ -242,12 +248,19 @@ fn broken_output_is_a_warning_never_a_panic() {
     for (out, want) in [
         ("", "no JSON"),
         ("#< CLIXML\r\n<Objs/>", "no JSON"),
-        ("{\"fleetsweep\":1,\"uninstall\":[{\"DisplayName\":\"x\"", "not valid JSON"),
+        (
+            "{\"fleetsweep\":1,\"uninstall\":[{\"DisplayName\":\"x\"",
+            "not valid JSON",
+        ),
         ("{\"something\":\"else\"}", "not fleetsweep"),
     ] {
         let obs = parse(out);
         assert_eq!(obs.warnings.len(), 1, "{out:?}: {:?}", obs.warnings);
-        assert!(obs.warnings[0].message.contains(want), "{out:?}: {:?}", obs.warnings);
+        assert!(
+            obs.warnings[0].message.contains(want),
+            "{out:?}: {:?}",
+            obs.warnings
+        );
     }
     // Noise before the document (a profile banner, a BOM) is skipped.
     let obs = parse(&format!("\u{feff}banner\r\n{WORKSTATION}\r\n"));
@@ -299,5 +312,8 @@ fn keys_and_paths_normalise_to_catalog_form() {
         normalize_key(r"Registry::HKEY_USERS\S-1\Software"),
         "HKU/S-1/Software"
     );
-    assert_eq!(normalize_path(r"C:\ProgramData\Kaspersky Lab"), "C:/ProgramData/Kaspersky Lab");
+    assert_eq!(
+        normalize_path(r"C:\ProgramData\Kaspersky Lab"),
+        "C:/ProgramData/Kaspersky Lab"
+    );
 }
