@@ -342,3 +342,81 @@ fn bad_bundle_directories_are_configuration_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The sweep's Windows dispatch end to end without Windows: a `local` host
+/// with `os: windows` whose PATH holds a stand-in `powershell.exe` (a small sh
+/// script) that checks the flags, decodes the `-EncodedCommand` loader
+/// (UTF-16LE base64), inflates the gzip body it carries, checks that it is the
+/// probe, and replays the recorded workstation JSON.
+#[test]
+fn windows_dispatch_through_a_replaying_powershell() {
+    for tool in ["base64", "iconv", "gzip"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "{tool} is needed by this test (coreutils, libc-bin, gzip)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let json =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/windows/probe/workstation-kes.json");
+    let log = dir.path().join("decoded.ps1");
+    let script = format!(
+        r#"#!/bin/sh
+[ "$1 $2 $3 $4 $5" = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand" ] || {{ echo "bad flags: $*" >&2; exit 9; }}
+loader=$(printf '%s' "$6" | base64 -d | iconv -f UTF-16LE -t UTF-8) || exit 8
+case $loader in *'[ScriptBlock]::Create'*) ;; *) echo 'not the loader' >&2; exit 7;; esac
+body=${{loader#*FromBase64String(\'}}; body=${{body%%\'*}}
+printf '%s' "$body" | base64 -d | gzip -dc > '{log}' || exit 6
+grep -q 'Win32_OperatingSystem' '{log}' || exit 5
+cat '{json}'
+"#,
+        log = log.display(),
+        json = json.display()
+    );
+    let ps = bin.join("powershell.exe");
+    std::fs::write(&ps, script).unwrap();
+    std::fs::set_permissions(&ps, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        "hosts:\n  - name: winbox\n    transport: local\n    os: windows\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.yaml");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let out = Command::new(fleetsweep_bin())
+        .args([
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--no-state",
+            "-q",
+        ])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let r: Report = serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let h = host(&r, "winbox");
+    assert_eq!(h.outcome, "scanned", "{:?}", h.error);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(outcomes(h).contains(&"kaspersky/kes-windows installed".to_string()));
+    // What the stand-in decoded is exactly the probe script.
+    let decoded = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        decoded,
+        include_str!("../../scanner/src/probes/windows/probe.ps1")
+    );
+}

@@ -359,3 +359,35 @@ fn first_line(s: &str) -> String {
     }
     lines.join(" / ").chars().take(300).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn windows_hosts_get_the_encoded_powershell_line() {
+        let (cmd, stdin) = probe_command("windows", true, "n0nce", &["/opt/x".into()]);
+        // No sh, no sudo, no stdin: one line any Windows default shell runs.
+        assert_eq!(cmd, windows::encoded_command());
+        assert!(cmd.starts_with("powershell.exe -NoProfile -NonInteractive "));
+        assert!(!cmd.contains("sudo") && !cmd.contains("/bin/sh"));
+        assert!(cmd.len() <= windows::CMD_EXE_LIMIT);
+        assert!(stdin.is_empty());
+    }
+
+    #[test]
+    fn macos_and_linux_hosts_get_their_sh_scripts() {
+        let roots = vec!["/Library/Application Support/Kaspersky Lab".to_string()];
+        let (cmd, stdin) = probe_command("macos", false, "n0nce", &roots);
+        assert_eq!(cmd, macos::command());
+        assert!(cmd.contains("pkgutil") && cmd.contains("systemextensionsctl"));
+        assert_eq!(stdin, linux::stdin_for("n0nce", &roots));
+        let (cmd, _) = probe_command("macos", true, "n0nce", &roots);
+        assert!(cmd.starts_with("sudo -n /bin/sh -c "));
+        let (cmd, _) = probe_command("linux", false, "n0nce", &[]);
+        assert!(cmd.starts_with("/bin/sh -c ") && cmd.contains("dpkg-query"));
+        let (other, _) = probe_command("something-else", false, "n0nce", &[]);
+        assert_eq!(other, cmd, "unknown families get the Linux probe");
+    }
+}
