@@ -523,7 +523,7 @@ fn merge(into: &mut Observations, from: Observations) {
     into.warnings.extend(warnings);
 }
 
-/// `kesl-control --app-info` (Checkmk's recorded format): the product name and
+/// `kesl-control --app-info` (the layout in kaspersky.md §7): the product name and
 /// `Last release date of databases:`.
 pub fn parse_kesl_app_info(text: &str) -> Option<SignatureUpdate> {
     let mut name = None;
@@ -576,14 +576,14 @@ mod tests {
 
     #[test]
     fn kesl_app_info_recorded_format() {
-        // The `kesl-control --app-info` sample Checkmk parses (kaspersky.md §7).
-        let t = "Name:                                       Kaspersky Endpoint Security 10 SP1 for Linux\n\
-                 Version:                                    10.1.0.5960\n\
-                 Last release date of databases:             2018-08-23 04:11:00\n\
+        // The `kesl-control --app-info` layout (kaspersky.md §7), values written here.
+        let t = "Name:                                       Kaspersky Endpoint Security 12.1 for Linux\n\
+                 Version:                                    12.1.0.1297\n\
+                 Last release date of databases:             2024-09-27 18:02:00\n\
                  Anti-virus databases loaded:                Yes\n";
         let u = parse_kesl_app_info(t).unwrap();
-        assert_eq!(u.product, "Kaspersky Endpoint Security 10 SP1 for Linux");
-        assert_eq!(u.date.to_string(), "2018-08-23");
+        assert_eq!(u.product, "Kaspersky Endpoint Security 12.1 for Linux");
+        assert_eq!(u.date.to_string(), "2024-09-27");
         assert!(parse_kesl_app_info("Name: x\n").is_none());
     }
 }
