@@ -273,28 +273,93 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             ))
         }
     };
-    let family = family_of(h);
     let sudo = h.sudo || ctx.settings.sudo;
+    let mut family = family_of(h);
+    let mut run = run_probe(&mut session, ctx, &family, sudo).await;
+    // No `os:` hint: the Linux probe tells the other families apart. A
+    // Windows default shell (cmd.exe or PowerShell) cannot find /bin/sh; a
+    // Mac runs it but reports Darwin. Either way the right probe runs next,
+    // on the same connection.
+    if h.os.is_none() {
+        let next = match &run {
+            Ok(p) if !p.answered && looks_like_windows_shell(&p.stderr) => Some("windows"),
+            Ok(p)
+                if p.obs
+                    .os
+                    .as_ref()
+                    .and_then(|o| o.name.as_deref())
+                    .is_some_and(|n| n == "Darwin") =>
+            {
+                Some("macos")
+            }
+            _ => None,
+        };
+        if let Some(next) = next {
+            family = next.to_string();
+            run = run_probe(&mut session, ctx, &family, sudo).await;
+        }
+    }
+    session.close().await;
+    let ProbeRun {
+        obs,
+        answered,
+        stderr,
+        exit_status,
+        truncated,
+    } = run?;
+    if !answered {
+        let why = first_line(&stderr);
+        let msg = if stderr.contains("sudo") && sudo && family != "windows" {
+            format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
+        } else {
+            format!(
+                "the probe script produced no output (exit status {}): {why}",
+                exit_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into())
+            )
+        };
+        return Err(TransportError::Failed(msg));
+    }
+    let mut r = report_from(h, ctx, &obs, &family);
+    if truncated {
+        r.warnings.push(format!(
+            "probe output was cut at {} bytes; findings may be incomplete",
+            ctx.settings.output_limit
+        ));
+    }
+    Ok(r)
+}
+
+/// One exec of a probe and what came of it.
+struct ProbeRun {
+    obs: Observations,
+    /// The probe's framing (markers, the JSON document) was in the output.
+    answered: bool,
+    stderr: String,
+    exit_status: Option<u32>,
+    truncated: bool,
+}
+
+async fn run_probe(
+    session: &mut Session,
+    ctx: &Ctx,
+    family: &str,
+    sudo: bool,
+) -> Result<ProbeRun, TransportError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
     let roots = if family == "macos" {
         &ctx.macos_roots
     } else {
         &ctx.path_roots
     };
-    let (command, stdin) = probe_command(&family, sudo, &nonce, roots);
+    let (command, stdin) = probe_command(family, sudo, &nonce, roots);
     let out = session
         .exec(&command, &stdin, ctx.settings.output_limit)
-        .await;
-    session.close().await;
-    let out = out?;
+        .await?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let (obs, answered) = match family.as_str() {
-        "windows" => {
-            let obs = windows::parse(&text);
-            let answered = text.contains("\"fleetsweep\"");
-            (obs, answered)
-        }
+    let (obs, answered) = match family {
+        "windows" => (windows::parse(&text), text.contains("\"fleetsweep\"")),
         "macos" => (
             macos::parse(&text, &nonce),
             text.contains(&format!("@@fleetsweep:{nonce}:")),
@@ -304,28 +369,20 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             text.contains(&format!("@@fleetsweep:{nonce}:")),
         ),
     };
-    if !answered {
-        let why = first_line(&stderr);
-        let msg = if stderr.contains("sudo") && sudo && family != "windows" {
-            format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
-        } else {
-            format!(
-                "the probe script produced no output (exit status {}): {why}",
-                out.exit_status
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "none".into())
-            )
-        };
-        return Err(TransportError::Failed(msg));
-    }
-    let mut r = report_from(h, ctx, &obs, &family);
-    if out.truncated {
-        r.warnings.push(format!(
-            "probe output was cut at {} bytes; findings may be incomplete",
-            ctx.settings.output_limit
-        ));
-    }
-    Ok(r)
+    Ok(ProbeRun {
+        obs,
+        answered,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        exit_status: out.exit_status,
+        truncated: out.truncated,
+    })
+}
+
+/// cmd.exe's and PowerShell's answers to a missing `/bin/sh`.
+fn looks_like_windows_shell(stderr: &str) -> bool {
+    stderr.contains("is not recognized as an internal or external command")
+        || stderr.contains("is not recognized as the name of a cmdlet")
+        || stderr.contains("The system cannot find the path specified")
 }
 
 /// A scanned host's report from its observations.
@@ -389,5 +446,23 @@ mod tests {
         assert!(cmd.starts_with("/bin/sh -c ") && cmd.contains("dpkg-query"));
         let (other, _) = probe_command("something-else", false, "n0nce", &[]);
         assert_eq!(other, cmd, "unknown families get the Linux probe");
+    }
+}
+
+#[cfg(test)]
+mod detect_tests {
+    use super::looks_like_windows_shell;
+
+    #[test]
+    fn windows_default_shells_are_recognised_by_their_answer() {
+        // cmd.exe and PowerShell, asked to run `/bin/sh -c ...`.
+        assert!(looks_like_windows_shell(
+            "'/bin/sh' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+        ));
+        assert!(looks_like_windows_shell(
+            "/bin/sh : The term '/bin/sh' is not recognized as the name of a cmdlet, function, script file, or operable program."
+        ));
+        assert!(!looks_like_windows_shell("sh: 1: dpkg-query: not found"));
+        assert!(!looks_like_windows_shell(""));
     }
 }
