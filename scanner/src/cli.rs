@@ -120,12 +120,17 @@ pub enum Command {
 pub struct InventoryArgs {
     /// Inventory file: fleetsweep YAML (see `fleetsweep scan --help`), or an
     /// Ansible inventory (INI or YAML) as it is.
-    #[arg(short, long, value_name = "FILE", required_unless_present = "local")]
+    #[arg(short, long, value_name = "FILE", required_unless_present_any = ["local", "offline"])]
     pub inventory: Option<PathBuf>,
 
     /// Sweep only this machine, without SSH (same probes; the zero-setup first run).
     #[arg(long, conflicts_with = "inventory")]
     pub local: bool,
+
+    /// Analyse offline bundles instead of connecting: DIR holds one directory per
+    /// host with a host.yaml and the saved probe outputs (docs/offline-bundles.md).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["inventory", "local"])]
+    pub offline: Option<PathBuf>,
 
     /// Only hosts matching: comma-separated globs on host or group names,
     /// `key=value` on labels, `!term` to exclude (e.g. `web-*,!web-03`, `site=fra1`).

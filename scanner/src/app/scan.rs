@@ -65,7 +65,13 @@ impl ScanPlan {
     /// Loads and checks everything a sweep needs; any error here is a
     /// configuration error (exit code 2) and nothing is scanned.
     pub fn prepare(args: &ScanArgs) -> Result<ScanPlan> {
-        let (mut inv, shard) = load_hosts(&args.inventory)?;
+        let (mut inv, shard, offline) = match &args.inventory.offline {
+            Some(dir) => offline_hosts(dir, &args.inventory)?,
+            None => {
+                let (inv, shard) = load_hosts(&args.inventory)?;
+                (inv, shard, Default::default())
+            }
+        };
         let connect_timeout = match &args.connect_timeout {
             Some(t) => Some(duration("connect-timeout", t)?),
             None => None,
@@ -110,6 +116,7 @@ impl ScanPlan {
             },
             sudo: args.sudo,
             shard: shard.map(|s| s.to_string()),
+            offline,
         };
         for path in args.report.iter().chain(args.metrics_file.iter()) {
             check_writable(path)?;
@@ -176,6 +183,48 @@ impl ScanPlan {
         )
         .await
     }
+}
+
+/// `scan --offline DIR`: one host per bundle (name, os and labels from its
+/// host.yaml), after --limit/--shard, and where each bundle lives.
+fn offline_hosts(
+    dir: &Path,
+    args: &fleetsweep::cli::InventoryArgs,
+) -> Result<(
+    inventory::Inventory,
+    Option<fleetsweep::inventory::limit::Shard>,
+    std::collections::BTreeMap<String, PathBuf>,
+)> {
+    use fleetsweep::inventory::limit::{Limit, Shard};
+    let bundles = fleetsweep::probes::offline::load_bundles(dir)?;
+    let template = inventory::Inventory::local().hosts.into_iter().next();
+    let Some(template) = template else {
+        bail!("internal error: no local host template");
+    };
+    let mut inv = inventory::Inventory::default();
+    let mut dirs = std::collections::BTreeMap::new();
+    for b in bundles {
+        let mut h = template.clone();
+        h.name = b.name.clone();
+        h.os = Some(b.os.clone());
+        h.labels = b.labels.clone();
+        h.ssh.endpoint.address = b.address.clone().unwrap_or_else(|| "offline".into());
+        dirs.insert(b.name.clone(), b.dir.clone());
+        inv.hosts.push(h);
+    }
+    if let Some(l) = &args.limit {
+        let limit = Limit::parse(l).map_err(anyhow::Error::msg)?;
+        inv.hosts.retain(|h| limit.matches(h));
+    }
+    let shard = match &args.shard {
+        Some(s) => {
+            let shard = Shard::parse(s).map_err(anyhow::Error::msg)?;
+            inv.hosts.retain(|h| shard.contains(&h.name));
+            Some(shard)
+        }
+        None => None,
+    };
+    Ok((inv, shard, dirs))
 }
 
 /// Metrics options of a scan from its flags.

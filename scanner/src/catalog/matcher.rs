@@ -38,6 +38,324 @@ struct Item {
     version: Option<String>,
     /// Path entries can be claimed as ancestors of claimed paths too.
     is_path_entry: bool,
+    /// A trait every product of the vendor leaves behind or shares (install
+    /// roots, `HKLM\SOFTWARE\KasperskyLab`, the root certificate, kernel
+    /// drivers): once a specific
+    /// product was found, it is that product's leftover, not an unknown product.
+    shared: bool,
+}
+
+impl Item {
+    fn new(keys: Vec<(SigKind, String)>, state: FindingState, evidence: Evidence) -> Item {
+        Item {
+            keys,
+            path: None,
+            state,
+            evidence,
+            version: None,
+            is_path_entry: false,
+            shared: false,
+        }
+    }
+}
+
+fn ev(kind: &str, source: Option<&str>, value: String) -> Evidence {
+    Evidence {
+        kind: kind.into(),
+        source: source.map(Into::into),
+        value,
+    }
+}
+
+fn installed_if(yes: bool) -> FindingState {
+    if yes {
+        FindingState::Installed
+    } else {
+        FindingState::Remnants
+    }
+}
+
+/// The program of a Windows image path (`"C:\X\a.exe" -k` → `C:/X/a.exe`).
+fn image_program(image: &str) -> Option<String> {
+    let t = image.trim();
+    let prog = if let Some(rest) = t.strip_prefix('"') {
+        rest.split('"').next().unwrap_or_default()
+    } else {
+        let lower = t.to_ascii_lowercase();
+        match lower.find(".exe") {
+            Some(i) => &t[..i + 4],
+            None => t.split(' ').next().unwrap_or_default(),
+        }
+    };
+    let prog = prog.trim().replace('\\', "/");
+    (!prog.is_empty()).then_some(prog)
+}
+
+/// Items of the Windows and macOS observation kinds.
+fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
+    for u in &obs.uninstall {
+        let mut keys = vec![(SigKind::DisplayName, u.display_name.clone())];
+        if let Some(p) = &u.publisher {
+            keys.push((SigKind::Publisher, p.clone()));
+        }
+        let code = u.key_name();
+        if code.starts_with('{') {
+            keys.push((SigKind::MsiProductCode, code.to_string()));
+        }
+        let location = u
+            .install_location
+            .as_deref()
+            .map(|l| {
+                l.trim()
+                    .trim_matches('"')
+                    .replace('\\', "/")
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .filter(|l| !l.is_empty());
+        if let Some(l) = &location {
+            keys.push((SigKind::Path, l.clone()));
+        }
+        let mut value = u.display_name.clone();
+        if let Some(v) = &u.display_version {
+            value.push(' ');
+            value.push_str(v);
+        }
+        if let Some(p) = &u.publisher {
+            value.push_str(&format!(" (publisher {p})"));
+        }
+        let mut item = Item::new(
+            keys,
+            FindingState::Installed,
+            ev("uninstall_entry", Some("registry"), value),
+        );
+        item.path = location;
+        item.version = u.display_version.clone();
+        out.push(item);
+    }
+    for s in &obs.windows_services {
+        let detail = [s.state.as_deref(), s.start_mode.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let value = match &s.display_name {
+            Some(d) => format!("{} ({d}; {detail})", s.name),
+            None => format!("{} ({detail})", s.name),
+        };
+        let mut item = Item::new(
+            vec![(SigKind::Service, s.name.clone())],
+            installed_if(s.running()),
+            ev("service", Some("windows"), value),
+        );
+        item.path = s.image_path.as_deref().and_then(image_program);
+        out.push(item);
+    }
+    for d in &obs.drivers {
+        let file = d.file_name();
+        let mut keys = vec![
+            (SigKind::Driver, file.clone()),
+            (SigKind::Service, d.name.clone()),
+        ];
+        if let Some(p) = d.image_path.as_deref().and_then(image_program) {
+            keys.push((SigKind::Driver, p));
+        }
+        let mut detail: Vec<String> = [d.state.clone(), d.start_mode.clone()]
+            .into_iter()
+            .flatten()
+            .collect();
+        if let Some(a) = &d.altitude {
+            detail.push(format!("minifilter altitude {a}"));
+        }
+        let mut item = Item::new(
+            keys,
+            installed_if(d.running()),
+            ev(
+                "driver",
+                Some("windows"),
+                format!("{} ({file}; {})", d.name, detail.join(", ")),
+            ),
+        );
+        // Kaspersky's kl* drivers are shared by all its Windows products.
+        item.shared = true;
+        out.push(item);
+    }
+    for k in &obs.registry_keys {
+        let mut item = Item::new(
+            vec![(SigKind::RegistryKey, k.clone())],
+            FindingState::Remnants,
+            ev("registry_key", None, k.replace('/', "\\")),
+        );
+        item.shared = true;
+        out.push(item);
+    }
+    for c in &obs.certificates {
+        let value = match &c.thumbprint {
+            Some(t) => format!("{} (thumbprint {t})", c.subject),
+            None => c.subject.clone(),
+        };
+        let mut item = Item::new(
+            vec![(SigKind::Certificate, c.subject.clone())],
+            FindingState::Remnants,
+            ev("certificate", Some(&c.store), value),
+        );
+        item.shared = true;
+        out.push(item);
+    }
+    for a in &obs.av_products {
+        out.push(Item::new(
+            vec![(SigKind::DisplayName, a.display_name.clone())],
+            FindingState::Installed,
+            ev(
+                "av_product",
+                Some("SecurityCenter2"),
+                a.display_name.clone(),
+            ),
+        ));
+    }
+    for r in &obs.pkg_receipts {
+        let value = match &r.version {
+            Some(v) => format!("{} {v}", r.id),
+            None => r.id.clone(),
+        };
+        let mut item = Item::new(
+            vec![(SigKind::PkgReceipt, r.id.clone())],
+            FindingState::Installed,
+            ev("pkg_receipt", Some("pkgutil"), value),
+        );
+        item.version = r.version.clone();
+        out.push(item);
+    }
+    for b in &obs.bundles {
+        let mut keys = Vec::new();
+        if let Some(id) = &b.bundle_id {
+            keys.push((SigKind::BundleId, id.clone()));
+        }
+        if let Some(t) = &b.team_id {
+            keys.push((SigKind::TeamId, t.clone()));
+        }
+        if let Some(p) = &b.path {
+            keys.push((SigKind::Path, p.trim_end_matches('/').to_string()));
+        }
+        let mut detail: Vec<String> = Vec::new();
+        if let Some(id) = &b.bundle_id {
+            detail.push(match &b.version {
+                Some(v) => format!("{id} {v}"),
+                None => id.clone(),
+            });
+        }
+        if let Some(t) = &b.team_id {
+            detail.push(format!("Team ID {t}"));
+        }
+        let what = b
+            .path
+            .clone()
+            .or_else(|| b.name.clone())
+            .unwrap_or_default();
+        let mut item = Item::new(
+            keys,
+            FindingState::Installed,
+            ev(
+                "app_bundle",
+                None,
+                format!("{what} ({})", detail.join(", ")),
+            ),
+        );
+        item.path = b.path.clone().filter(|p| p.starts_with('/'));
+        item.version = b.version.clone();
+        out.push(item);
+    }
+    for j in &obs.launchd {
+        let mut keys = vec![(SigKind::LaunchdLabel, j.label.clone())];
+        if let Some(p) = &j.program {
+            keys.push((SigKind::ProcessPath, p.clone()));
+        }
+        let detail = match (j.loaded, j.pid, &j.plist) {
+            (true, Some(pid), _) => format!("loaded, running as pid {pid}"),
+            (true, None, _) => "loaded".to_string(),
+            (false, _, Some(p)) => format!("job plist {p}, not loaded"),
+            (false, _, None) => "not loaded".to_string(),
+        };
+        let mut item = Item::new(
+            keys,
+            installed_if(j.loaded),
+            ev(
+                "launchd_job",
+                Some("launchd"),
+                format!("{} ({detail})", j.label),
+            ),
+        );
+        item.path = j.program.clone().filter(|p| p.starts_with('/'));
+        out.push(item);
+    }
+    for x in &obs.system_extensions {
+        let mut keys = vec![(SigKind::SystemExtension, x.bundle_id.clone())];
+        if let Some(t) = &x.team_id {
+            keys.push((SigKind::TeamId, t.clone()));
+        }
+        let id = match &x.version {
+            Some(v) => format!("{} ({v})", x.bundle_id),
+            None => x.bundle_id.clone(),
+        };
+        out.push(Item::new(
+            keys,
+            installed_if(x.active()),
+            ev(
+                "system_extension",
+                Some("systemextensionsctl"),
+                format!("{id} [{}]", x.state),
+            ),
+        ));
+    }
+    for k in &obs.kexts {
+        out.push(Item::new(
+            vec![(SigKind::Kext, k.clone())],
+            FindingState::Installed,
+            ev("kext", None, k.clone()),
+        ));
+    }
+    for x in &obs.browser_extensions {
+        let value = match &x.profile {
+            Some(p) => format!("{} in {p}", x.id),
+            None => x.id.clone(),
+        };
+        out.push(Item::new(
+            vec![(SigKind::BrowserExtension, x.id.clone())],
+            FindingState::Installed,
+            ev("browser_extension", Some(&x.browser), value),
+        ));
+    }
+}
+
+/// Evidence of a product's last signature update, with its age and how it
+/// relates to the update ban (the rule's deadline).
+fn signature_evidence(
+    u: &crate::probes::SignatureUpdate,
+    ban: Option<jiff::civil::Date>,
+    now: jiff::Timestamp,
+) -> Evidence {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let days_between = |a: jiff::civil::Date, b: jiff::civil::Date| {
+        a.until((jiff::Unit::Day, b))
+            .map(|s| i64::from(s.get_days()))
+            .unwrap_or(0)
+    };
+    let days = days_between(u.date, today);
+    let mut value = format!("{} (last update {days} days ago", u.date);
+    if let Some(ban) = ban {
+        let before = days_between(u.date, ban);
+        let rel = if before < 0 {
+            format!("still updated after the {ban} update ban")
+        } else if before <= 14 {
+            format!("stopped around the {ban} update ban")
+        } else {
+            format!("stopped before the {ban} update ban")
+        };
+        value.push_str("; ");
+        value.push_str(&rel);
+    }
+    value.push(')');
+    ev("signature_update", Some(&u.source), value)
 }
 
 fn items(obs: &Observations) -> Vec<Item> {
@@ -73,6 +391,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             },
             version: p.version.clone(),
             is_path_entry: false,
+            shared: false,
         });
     }
     for s in &obs.services {
@@ -103,6 +422,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             },
             version: None,
             is_path_entry: false,
+            shared: false,
         });
     }
     let mut seen_proc = HashSet::new();
@@ -141,6 +461,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             },
             version: None,
             is_path_entry: false,
+            shared: false,
         });
     }
     for m in &obs.kernel_modules {
@@ -155,6 +476,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             },
             version: None,
             is_path_entry: false,
+            shared: false,
         });
     }
     for p in &obs.paths {
@@ -169,8 +491,10 @@ fn items(obs: &Observations) -> Vec<Item> {
             },
             version: None,
             is_path_entry: true,
+            shared: false,
         });
     }
+    items_winmac(obs, &mut out);
     out
 }
 
@@ -254,12 +578,24 @@ pub fn match_host(
         let vendor_claims = claimed.get(rule.vendor_id.as_str());
         let vendor_found = hits
             .keys()
-            .any(|i| !catalog.rules[*i].fallback && catalog.rules[*i].vendor_id == rule.vendor_id);
+            .find(|i| {
+                !catalog.rules[**i].fallback && catalog.rules[**i].vendor_id == rule.vendor_id
+            })
+            .copied();
+        let mut leftovers = Vec::new();
         for (ii, item) in items.iter().enumerate() {
             if vendor_claims.is_some_and(|c| c.contains(&ii)) {
                 continue;
             }
-            if vendor_found && item.is_path_entry {
+            if vendor_found.is_some() && item.is_path_entry {
+                continue;
+            }
+            if vendor_found.is_some() && item.shared {
+                // The found product's leftover (its registry key, the root
+                // certificate): shown on that finding, so removal covers it.
+                if rule_matches(rule, item, family) {
+                    leftovers.push(ii);
+                }
                 continue;
             }
             if let Some(p) = &item.path {
@@ -274,6 +610,9 @@ pub fn match_host(
             if rule_matches(rule, item, family) {
                 hits.entry(ri).or_default().push(ii);
             }
+        }
+        if let Some(owner) = vendor_found {
+            hits.entry(owner).or_default().extend(leftovers);
         }
     }
 
@@ -337,6 +676,22 @@ pub fn match_host(
             {
                 f.state = FindingState::Replaced;
             }
+        }
+    }
+    // Frozen protection: the product's own last signature update, on each
+    // installed finding of the vendor it names.
+    for u in &obs.signature_updates {
+        let product = u.product.to_lowercase();
+        for f in findings.iter_mut().filter(|f| {
+            f.state == FindingState::Installed
+                && f.policy == fleetsweep_exporters::Policy::Ban
+                && product.contains(&f.vendor.to_lowercase())
+                // A browser extension alone has no signature bases.
+                && f.evidence.iter().any(|e| e.kind != "browser_extension")
+        }) {
+            f.evidence.push(signature_evidence(u, f.deadline, now));
+            f.evidence.sort();
+            f.evidence.dedup();
         }
     }
     findings.sort_by(|a, b| a.rule.cmp(&b.rule));

@@ -5,10 +5,19 @@
 //! one POSIX `sh` script ([`linux::script`]) in a single exec, printing delimited
 //! sections that [`linux::parse_sections`] splits and hands to each parser.
 //!
+//! Windows runs one PowerShell script ([`windows::script`], sent with
+//! `-EncodedCommand`) that prints one JSON document ([`windows::parse`]); macOS
+//! runs one `sh` script framed like the Linux one ([`macos::parse`]). Hosts that
+//! cannot be reached at all are analysed from files collected by other means
+//! ([`offline`]), through the same parsers.
+//!
 //! Host output is untrusted: every parser is total (no panics on any input), keeps
 //! what it understood, and reports what it could not parse as a [`ProbeWarning`].
 
 pub mod linux;
+pub mod macos;
+pub mod offline;
+pub mod windows;
 
 use serde::Serialize;
 
@@ -22,6 +31,35 @@ pub struct Observations {
     pub processes: Vec<Process>,
     pub kernel_modules: Vec<String>,
     pub paths: Vec<PathEntry>,
+    /// Windows: Uninstall ("Apps & Features") entries of every registry view and
+    /// loaded user hive. Read from the registry, never from `Win32_Product`.
+    pub uninstall: Vec<UninstallEntry>,
+    /// Windows services (Win32 services; drivers are in `drivers`).
+    pub windows_services: Vec<WindowsService>,
+    /// Windows kernel drivers and file-system minifilters.
+    pub drivers: Vec<Driver>,
+    /// Registry keys that exist (`HKLM\SOFTWARE\KasperskyLab`, ...), as the host spelled them.
+    pub registry_keys: Vec<String>,
+    /// Certificates of the machine's trusted root store.
+    pub certificates: Vec<Certificate>,
+    /// Security Center `AntiVirusProduct` entries (workstations only: Windows
+    /// Server has no Security Center, so nothing may depend on these).
+    pub av_products: Vec<AvProduct>,
+    /// macOS installer receipts (`pkgutil --pkgs`).
+    pub pkg_receipts: Vec<PkgReceipt>,
+    /// macOS application bundles with their signing Team ID.
+    pub bundles: Vec<AppBundle>,
+    /// macOS launchd jobs: loaded ones and job plists on disk.
+    pub launchd: Vec<LaunchdJob>,
+    /// macOS system extensions (`systemextensionsctl list`).
+    pub system_extensions: Vec<SystemExtension>,
+    /// macOS kernel extensions (`kextstat`/`kmutil showloaded`).
+    pub kexts: Vec<String>,
+    /// Browser extensions of Chrome, Edge and Firefox profiles.
+    pub browser_extensions: Vec<BrowserExtension>,
+    /// Last signature (anti-virus database) update a product reports: a banned
+    /// product whose bases stopped at the update ban is frozen, not protecting.
+    pub signature_updates: Vec<SignatureUpdate>,
     /// Sections that failed or were cut; the host is still scanned, but the
     /// report says which evidence is missing.
     pub warnings: Vec<ProbeWarning>,
@@ -124,4 +162,176 @@ pub struct ProbeWarning {
     /// Section name (`dpkg`, `rpm`, `systemd`, ...).
     pub section: String,
     pub message: String,
+}
+
+/// One Windows Uninstall registry entry ("Apps & Features").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UninstallEntry {
+    /// Full key path (`HKLM\SOFTWARE\...\Uninstall\{GUID}`); its last
+    /// component is the MSI ProductCode for MSI installs.
+    pub key: String,
+    pub display_name: String,
+    pub display_version: Option<String>,
+    pub publisher: Option<String>,
+    pub install_location: Option<String>,
+    pub uninstall_string: Option<String>,
+}
+
+impl UninstallEntry {
+    /// The last component of the key: the ProductCode (`{...}`) of MSI installs.
+    pub fn key_name(&self) -> &str {
+        self.key.rsplit(['\\', '/']).next().unwrap_or_default()
+    }
+}
+
+/// A Windows service (Win32_Service or Get-Service).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WindowsService {
+    pub name: String,
+    pub display_name: Option<String>,
+    /// `Running`, `Stopped`, ...
+    pub state: Option<String>,
+    /// `Auto`, `Manual`, `Disabled`, ...
+    pub start_mode: Option<String>,
+    /// Image path with arguments, as registered.
+    pub image_path: Option<String>,
+}
+
+impl WindowsService {
+    pub fn running(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("running"))
+    }
+}
+
+/// A Windows kernel driver or minifilter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Driver {
+    pub name: String,
+    pub display_name: Option<String>,
+    pub state: Option<String>,
+    pub start_mode: Option<String>,
+    /// `\SystemRoot\System32\drivers\klif.sys`, as registered.
+    pub image_path: Option<String>,
+    /// Minifilter altitude, when the driver registers filter instances.
+    pub altitude: Option<String>,
+}
+
+impl Driver {
+    /// The driver's file name (`klif.sys`), from its image path, else `NAME.sys`.
+    pub fn file_name(&self) -> String {
+        match self
+            .image_path
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            Some(p) => p
+                .trim_matches('"')
+                .rsplit(['\\', '/'])
+                .next()
+                .unwrap_or(p)
+                .to_string(),
+            None => format!("{}.sys", self.name),
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("running"))
+    }
+}
+
+/// A certificate of the trusted root store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Certificate {
+    /// Distinguished name as Windows prints it (`CN=..., O=..., C=RU`).
+    pub subject: String,
+    pub thumbprint: Option<String>,
+    pub not_after: Option<String>,
+    /// `Cert:\LocalMachine\Root`.
+    pub store: String,
+}
+
+/// A Security Center anti-virus registration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AvProduct {
+    pub display_name: String,
+    pub product_exe: Option<String>,
+    /// `productState` bit field (enabled / up to date).
+    pub product_state: Option<u32>,
+}
+
+/// A macOS installer receipt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PkgReceipt {
+    pub id: String,
+    pub version: Option<String>,
+}
+
+/// A macOS application bundle.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AppBundle {
+    /// `/Applications/Kaspersky Endpoint Security for Mac.app`, when known.
+    pub path: Option<String>,
+    pub bundle_id: Option<String>,
+    pub version: Option<String>,
+    pub name: Option<String>,
+    /// Apple Developer Team ID of the code signature (`codesign -dv`).
+    pub team_id: Option<String>,
+}
+
+/// A launchd job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LaunchdJob {
+    pub label: String,
+    /// True for a job launchd has loaded (`launchctl list`), false for a job
+    /// plist on disk that is not loaded.
+    pub loaded: bool,
+    pub pid: Option<u32>,
+    /// The job plist, when the job was seen as a file.
+    pub plist: Option<String>,
+    /// First program argument, when read from the plist.
+    pub program: Option<String>,
+}
+
+/// A macOS system extension.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SystemExtension {
+    pub team_id: Option<String>,
+    pub bundle_id: String,
+    pub version: Option<String>,
+    /// `activated enabled`, `terminated waiting to uninstall on reboot`, ...
+    pub state: String,
+}
+
+impl SystemExtension {
+    /// Activated (and not being removed).
+    pub fn active(&self) -> bool {
+        self.state.contains("activated") && !self.state.contains("terminated")
+    }
+}
+
+/// A browser extension in a browser profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BrowserExtension {
+    /// `chrome`, `edge`, `firefox`.
+    pub browser: String,
+    /// Profile directory, when known.
+    pub profile: Option<String>,
+    /// Chrome/Edge 32-letter id, or the Firefox add-on id.
+    pub id: String,
+}
+
+/// A product's own statement of its last anti-virus database update.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignatureUpdate {
+    /// The product as it names itself (`Kaspersky Endpoint Security 10 SP1 for
+    /// Linux`), or the component that reported it; matched like a display name.
+    pub product: String,
+    pub date: jiff::civil::Date,
+    /// Where it was read (`kesl-control --app-info`, a registry value).
+    pub source: String,
 }

@@ -10,6 +10,8 @@
 
 pub mod summary;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +22,7 @@ use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPOR
 
 use crate::catalog::{matcher, Catalog};
 use crate::inventory::{Host, TransportKind};
-use crate::probes::linux;
+use crate::probes::{linux, macos, offline, windows, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
 use crate::transport::{ssh, Session, SshSettings, TransportError};
@@ -41,6 +43,9 @@ pub struct SweepSettings {
     pub sudo: bool,
     /// `I/N` when this sweep is one shard of the fleet.
     pub shard: Option<String>,
+    /// `scan --offline`: host name → its bundle directory. Hosts listed here
+    /// are read from their bundle instead of being connected to.
+    pub offline: BTreeMap<String, PathBuf>,
 }
 
 /// Progress callbacks, so the engine knows nothing about terminals.
@@ -60,6 +65,8 @@ struct Ctx {
     host_keys: Arc<HostKeyPolicy>,
     /// Directories the Linux probe lists, from the catalog's path signatures.
     path_roots: Vec<String>,
+    /// The same for the macOS probe.
+    macos_roots: Vec<String>,
 }
 
 /// Runs one sweep over `hosts`.
@@ -73,12 +80,14 @@ pub async fn run(
 ) -> Report {
     let started = jiff::Timestamp::now();
     let path_roots = catalog.linux_path_roots();
+    let macos_roots = macos::path_roots(&catalog);
     let catalogs = catalog.catalogs.clone();
     let ctx = Arc::new(Ctx {
         catalog,
         settings,
         host_keys,
         path_roots,
+        macos_roots,
     });
     let total = hosts.len();
     let mut results: Vec<Option<HostReport>> = vec![None; total];
@@ -202,7 +211,50 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// The OS family a host is probed as: the inventory's hint, else Linux.
+fn family_of(h: &Host) -> String {
+    h.os.clone().unwrap_or_else(|| "linux".into())
+}
+
+/// The command and standard input that run the probe for `family`.
+/// Windows: PowerShell with `-EncodedCommand` (works under cmd.exe and
+/// PowerShell as the SSH default shell; `sudo` does not apply). macOS and
+/// Linux: their `sh` script, fed nonce and path roots on stdin.
+pub fn probe_command(family: &str, sudo: bool, nonce: &str, roots: &[String]) -> (String, Vec<u8>) {
+    match family {
+        "windows" => (windows::encoded_command(), Vec::new()),
+        "macos" => {
+            let mut command = macos::command();
+            if sudo {
+                command = format!("sudo -n {command}");
+            }
+            (command, linux::stdin_for(nonce, roots))
+        }
+        _ => {
+            let mut command = format!("/bin/sh -c {}", sh_quote(&linux::script()));
+            if sudo {
+                command = format!("sudo -n {command}");
+            }
+            (command, linux::stdin_for(nonce, roots))
+        }
+    }
+}
+
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
+    if let Some(dir) = ctx.settings.offline.get(&h.name) {
+        let bundle = offline::Bundle {
+            dir: dir.clone(),
+            name: h.name.clone(),
+            os: family_of(h),
+            address: None,
+            labels: h.labels.clone(),
+        };
+        let obs =
+            offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
+        let mut r = report_from(h, ctx, &obs, &bundle.os);
+        r.warnings.sort();
+        return Ok(r);
+    }
     let mut session = match h.transport {
         TransportKind::Local => Session::Local(LocalSession),
         TransportKind::Ssh => {
@@ -221,41 +273,124 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             ))
         }
     };
-    let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let script = linux::script();
-    let mut command = format!("/bin/sh -c {}", sh_quote(&script));
-    if h.sudo || ctx.settings.sudo {
-        command = format!("sudo -n {command}");
+    let sudo = h.sudo || ctx.settings.sudo;
+    let mut family = family_of(h);
+    let mut run = run_probe(&mut session, ctx, &family, sudo).await;
+    // No `os:` hint: the Linux probe tells the other families apart. A
+    // Windows default shell (cmd.exe or PowerShell) cannot find /bin/sh; a
+    // Mac runs it but reports Darwin. Either way the right probe runs next,
+    // on the same connection.
+    if h.os.is_none() {
+        let next = match &run {
+            Ok(p) if !p.answered && looks_like_windows_shell(&p.stderr) => Some("windows"),
+            Ok(p)
+                if p.obs
+                    .os
+                    .as_ref()
+                    .and_then(|o| o.name.as_deref())
+                    .is_some_and(|n| n == "Darwin") =>
+            {
+                Some("macos")
+            }
+            _ => None,
+        };
+        if let Some(next) = next {
+            family = next.to_string();
+            run = run_probe(&mut session, ctx, &family, sudo).await;
+        }
     }
-    let stdin = linux::stdin_for(&nonce, &ctx.path_roots);
-    let out = session
-        .exec(&command, &stdin, ctx.settings.output_limit)
-        .await;
     session.close().await;
-    let out = out?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let obs = linux::parse(&text, &nonce);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let no_sections = !text.contains(&format!("@@fleetsweep:{nonce}:"));
-    if no_sections {
+    let ProbeRun {
+        obs,
+        answered,
+        stderr,
+        exit_status,
+        truncated,
+    } = run?;
+    if !answered {
         let why = first_line(&stderr);
-        let msg = if stderr.contains("sudo") && (h.sudo || ctx.settings.sudo) {
+        let msg = if stderr.contains("sudo") && sudo && family != "windows" {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
         } else {
             format!(
                 "the probe script produced no output (exit status {}): {why}",
-                out.exit_status
+                exit_status
                     .map(|s| s.to_string())
                     .unwrap_or_else(|| "none".into())
             )
         };
         return Err(TransportError::Failed(msg));
     }
-    let family = h.os.clone().unwrap_or_else(|| "linux".into());
-    let findings = matcher::match_host(&ctx.catalog, &obs, &family, jiff::Timestamp::now());
+    let mut r = report_from(h, ctx, &obs, &family);
+    if truncated {
+        r.warnings.push(format!(
+            "probe output was cut at {} bytes; findings may be incomplete",
+            ctx.settings.output_limit
+        ));
+    }
+    Ok(r)
+}
+
+/// One exec of a probe and what came of it.
+struct ProbeRun {
+    obs: Observations,
+    /// The probe's framing (markers, the JSON document) was in the output.
+    answered: bool,
+    stderr: String,
+    exit_status: Option<u32>,
+    truncated: bool,
+}
+
+async fn run_probe(
+    session: &mut Session,
+    ctx: &Ctx,
+    family: &str,
+    sudo: bool,
+) -> Result<ProbeRun, TransportError> {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let roots = if family == "macos" {
+        &ctx.macos_roots
+    } else {
+        &ctx.path_roots
+    };
+    let (command, stdin) = probe_command(family, sudo, &nonce, roots);
+    let out = session
+        .exec(&command, &stdin, ctx.settings.output_limit)
+        .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (obs, answered) = match family {
+        "windows" => (windows::parse(&text), text.contains("\"fleetsweep\"")),
+        "macos" => (
+            macos::parse(&text, &nonce),
+            text.contains(&format!("@@fleetsweep:{nonce}:")),
+        ),
+        _ => (
+            linux::parse(&text, &nonce),
+            text.contains(&format!("@@fleetsweep:{nonce}:")),
+        ),
+    };
+    Ok(ProbeRun {
+        obs,
+        answered,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        exit_status: out.exit_status,
+        truncated: out.truncated,
+    })
+}
+
+/// cmd.exe's and PowerShell's answers to a missing `/bin/sh`.
+fn looks_like_windows_shell(stderr: &str) -> bool {
+    stderr.contains("is not recognized as an internal or external command")
+        || stderr.contains("is not recognized as the name of a cmdlet")
+        || stderr.contains("The system cannot find the path specified")
+}
+
+/// A scanned host's report from its observations.
+fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: &str) -> HostReport {
+    let findings = matcher::match_host(&ctx.catalog, obs, family, jiff::Timestamp::now());
     let mut r = host_report(h, Outcome::Scanned, 0.0);
     r.os = Some(obs.os.clone().unwrap_or(OsInfo {
-        family: family.clone(),
+        family: family.to_string(),
         name: None,
         version: None,
     }));
@@ -264,14 +399,8 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         .iter()
         .map(|w| format!("{}: {}", w.section, w.message))
         .collect();
-    if out.truncated {
-        r.warnings.push(format!(
-            "probe output was cut at {} bytes; findings may be incomplete",
-            ctx.settings.output_limit
-        ));
-    }
     r.findings = findings;
-    Ok(r)
+    r
 }
 
 /// The host's error output, condensed to one bounded line for the report.
@@ -286,4 +415,54 @@ fn first_line(s: &str) -> String {
         return "no error output".into();
     }
     lines.join(" / ").chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn windows_hosts_get_the_encoded_powershell_line() {
+        let (cmd, stdin) = probe_command("windows", true, "n0nce", &["/opt/x".into()]);
+        // No sh, no sudo, no stdin: one line any Windows default shell runs.
+        assert_eq!(cmd, windows::encoded_command());
+        assert!(cmd.starts_with("powershell.exe -NoProfile -NonInteractive "));
+        assert!(!cmd.contains("sudo") && !cmd.contains("/bin/sh"));
+        assert!(cmd.len() <= windows::CMD_EXE_LIMIT);
+        assert!(stdin.is_empty());
+    }
+
+    #[test]
+    fn macos_and_linux_hosts_get_their_sh_scripts() {
+        let roots = vec!["/Library/Application Support/Kaspersky Lab".to_string()];
+        let (cmd, stdin) = probe_command("macos", false, "n0nce", &roots);
+        assert_eq!(cmd, macos::command());
+        assert!(cmd.contains("pkgutil") && cmd.contains("systemextensionsctl"));
+        assert_eq!(stdin, linux::stdin_for("n0nce", &roots));
+        let (cmd, _) = probe_command("macos", true, "n0nce", &roots);
+        assert!(cmd.starts_with("sudo -n /bin/sh -c "));
+        let (cmd, _) = probe_command("linux", false, "n0nce", &[]);
+        assert!(cmd.starts_with("/bin/sh -c ") && cmd.contains("dpkg-query"));
+        let (other, _) = probe_command("something-else", false, "n0nce", &[]);
+        assert_eq!(other, cmd, "unknown families get the Linux probe");
+    }
+}
+
+#[cfg(test)]
+mod detect_tests {
+    use super::looks_like_windows_shell;
+
+    #[test]
+    fn windows_default_shells_are_recognised_by_their_answer() {
+        // cmd.exe and PowerShell, asked to run `/bin/sh -c ...`.
+        assert!(looks_like_windows_shell(
+            "'/bin/sh' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+        ));
+        assert!(looks_like_windows_shell(
+            "/bin/sh : The term '/bin/sh' is not recognized as the name of a cmdlet, function, script file, or operable program."
+        ));
+        assert!(!looks_like_windows_shell("sh: 1: dpkg-query: not found"));
+        assert!(!looks_like_windows_shell(""));
+    }
 }

@@ -377,3 +377,321 @@ fn shipped_catalog_known_unknown_and_look_alikes() {
     };
     assert_eq!(run(look_alikes), Vec::<String>::new());
 }
+
+// ---- Windows and macOS observation kinds, against the built-in catalog ----
+
+use crate::probes::{
+    AppBundle, Certificate, Driver, LaunchdJob, PkgReceipt, SignatureUpdate, SystemExtension,
+    UninstallEntry, WindowsService,
+};
+
+fn builtin() -> Catalog {
+    Catalog::builtin().unwrap()
+}
+
+fn uninstall(name: &str, publisher: &str) -> UninstallEntry {
+    UninstallEntry {
+        key: format!("HKLM/SOFTWARE/Microsoft/Windows/CurrentVersion/Uninstall/{name}"),
+        display_name: name.into(),
+        display_version: Some("1.0".into()),
+        publisher: Some(publisher.into()),
+        ..UninstallEntry::default()
+    }
+}
+
+fn rules_states(f: &[Finding]) -> Vec<(String, FindingState)> {
+    f.iter().map(|f| (f.rule.clone(), f.state)).collect()
+}
+
+#[test]
+fn windows_uninstall_entries_by_name_publisher_and_product_code() {
+    let mut kes = uninstall(
+        "Kaspersky Endpoint Security for Windows",
+        "AO Kaspersky Lab",
+    );
+    kes.display_version = Some("12.5.0.539".into());
+    let mut nagent = uninstall("Netzwerkagent", "Kaspersky");
+    nagent.key = "HKLM/SOFTWARE/WOW6432Node/Microsoft/Windows/CurrentVersion/Uninstall/{2924BEDA-E0D7-4DAF-A224-50D2E0B12F5B}".into();
+    let obs = Observations {
+        uninstall: vec![
+            kes,
+            nagent,
+            uninstall("Kaspersky VPN Secure Connection", "AO Kaspersky Lab"),
+            uninstall("Kasperskyish Tools", "Kasperskyish Tools Ltd"),
+            uninstall("7-Zip", "Igor Pavlov"),
+        ],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, "windows", now());
+    assert_eq!(
+        rules_states(&f),
+        vec![
+            ("kaspersky/kes-windows".to_string(), FindingState::Installed),
+            ("kaspersky/klnagent".to_string(), FindingState::Installed),
+            ("kaspersky/unknown".to_string(), FindingState::Installed),
+        ],
+        "{:#?}",
+        summary(&f)
+    );
+    assert_eq!(f[0].version.as_deref(), Some("12.5.0.539"));
+    assert_eq!(f[0].evidence[0].kind, "uninstall_entry");
+    assert!(summary(&f)[2].contains("Kaspersky VPN Secure Connection"));
+    // The same on a Linux host: Windows signatures do not apply.
+    assert!(match_host(&builtin(), &obs, "linux", now()).is_empty());
+}
+
+#[test]
+fn windows_remnants_registry_certificate_stopped_service_driver() {
+    let obs = Observations {
+        registry_keys: vec!["HKLM/SOFTWARE/WOW6432Node/KasperskyLab".into()],
+        certificates: vec![Certificate {
+            subject: "CN=Kaspersky Anti-Virus Personal Root Certificate, O=AO Kaspersky Lab".into(),
+            store: "Cert:\\LocalMachine\\Root".into(),
+            ..Certificate::default()
+        }],
+        drivers: vec![Driver {
+            name: "klif".into(),
+            state: Some("Stopped".into()),
+            image_path: Some("\\SystemRoot\\System32\\drivers\\klif.sys".into()),
+            ..Driver::default()
+        }],
+        windows_services: vec![WindowsService {
+            name: "klnagent".into(),
+            state: Some("Stopped".into()),
+            start_mode: Some("Disabled".into()),
+            ..WindowsService::default()
+        }],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, "windows", now());
+    assert_eq!(
+        rules_states(&f),
+        vec![("kaspersky/klnagent".to_string(), FindingState::Remnants)],
+        "{:#?}",
+        summary(&f)
+    );
+    // The registry key, the certificate and the kl* driver are shared by all
+    // of the vendor's products: shown on the product that was found.
+    let kinds = |f: &Finding| {
+        f.evidence
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds(&f[0]),
+        vec!["certificate", "driver", "registry_key", "service"]
+    );
+    assert_eq!(
+        f[0].evidence[2].value,
+        "HKLM\\SOFTWARE\\WOW6432Node\\KasperskyLab"
+    );
+    // Without the Network Agent service they are the unknown product's.
+    let mut only = obs.clone();
+    only.windows_services.clear();
+    let f = match_host(&builtin(), &only, "windows", now());
+    assert_eq!(
+        rules_states(&f),
+        vec![("kaspersky/unknown".to_string(), FindingState::Remnants)]
+    );
+    assert_eq!(kinds(&f[0]), vec!["certificate", "driver", "registry_key"]);
+    // A running driver makes it installed.
+    let mut obs = obs;
+    obs.drivers[0].state = Some("Running".into());
+    obs.windows_services.clear();
+    let f = match_host(&builtin(), &obs, "windows", now());
+    assert_eq!(f[0].state, FindingState::Installed);
+}
+
+#[test]
+fn ultraav_next_to_kaspersky_remnants_is_replaced() {
+    let obs = Observations {
+        uninstall: vec![uninstall("UltraAV", "Pango")],
+        registry_keys: vec!["HKLM/SOFTWARE/KasperskyLab".into()],
+        paths: vec![dir("C:/ProgramData/Kaspersky Lab")],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, "windows", now());
+    assert_eq!(
+        rules_states(&f),
+        vec![
+            ("kaspersky/unknown".to_string(), FindingState::Replaced),
+            ("pango/ultraav".to_string(), FindingState::Installed),
+        ],
+        "{:#?}",
+        summary(&f)
+    );
+    assert_eq!(f[1].policy, Policy::Watch);
+}
+
+#[test]
+fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
+    let obs = Observations {
+        pkg_receipts: vec![
+            PkgReceipt {
+                id: "com.kaspersky.kav.core".into(),
+                version: Some("21.0.19".into()),
+            },
+            PkgReceipt {
+                id: "com.kasperskyish.tools".into(),
+                version: None,
+            },
+        ],
+        bundles: vec![
+            AppBundle {
+                path: Some("/Applications/Kaspersky Endpoint Security for Mac.app".into()),
+                bundle_id: Some("com.kaspersky.kav".into()),
+                version: Some("11.3.0".into()),
+                team_id: Some("2Y8XE5CQ94".into()),
+                ..AppBundle::default()
+            },
+            // Not in any list, signed by Kaspersky's team: an unknown product.
+            AppBundle {
+                path: Some("/Applications/Kaspersky Secure Connection.app".into()),
+                bundle_id: Some("com.kasp.ksec".into()),
+                team_id: Some("2Y8XE5CQ94".into()),
+                ..AppBundle::default()
+            },
+            AppBundle {
+                path: Some("/Applications/Google Chrome.app".into()),
+                bundle_id: Some("com.google.Chrome".into()),
+                team_id: Some("EQHXZ8M8AV".into()),
+                ..AppBundle::default()
+            },
+        ],
+        launchd: vec![LaunchdJob {
+            label: "com.kaspersky.kav".into(),
+            loaded: true,
+            pid: Some(77),
+            ..LaunchdJob::default()
+        }],
+        system_extensions: vec![SystemExtension {
+            team_id: Some("2Y8XE5CQ94".into()),
+            bundle_id: "com.kaspersky.kav.sysext".into(),
+            version: None,
+            state: "activated enabled".into(),
+        }],
+        kexts: vec!["com.kaspersky.kext.klif".into()],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, "macos", now());
+    assert_eq!(
+        rules_states(&f),
+        vec![
+            (
+                "kaspersky/kaspersky-mac".to_string(),
+                FindingState::Installed
+            ),
+            ("kaspersky/unknown".to_string(), FindingState::Installed),
+        ],
+        "{:#?}",
+        summary(&f)
+    );
+    let kinds: Vec<&str> = f[0].evidence.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "app_bundle",
+            "kext",
+            "launchd_job",
+            "pkg_receipt",
+            "system_extension"
+        ]
+    );
+    assert!(summary(&f)[1].contains("Kaspersky Secure Connection"));
+    assert!(!summary(&f).join(" ").contains("kasperskyish"));
+}
+
+#[test]
+fn macos_remnants_only_files_and_unloaded_job() {
+    let obs = Observations {
+        launchd: vec![LaunchdJob {
+            label: "com.kaspersky.kav.gui".into(),
+            loaded: false,
+            plist: Some("/Library/LaunchAgents/com.kaspersky.kav.gui.plist".into()),
+            ..LaunchdJob::default()
+        }],
+        paths: vec![
+            dir("/Library/Application Support/Kaspersky Lab"),
+            dir("/Library/Application Support/Kaspersky Lab/KAV"),
+        ],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, "macos", now());
+    assert_eq!(
+        rules_states(&f),
+        vec![(
+            "kaspersky/kaspersky-mac".to_string(),
+            FindingState::Remnants
+        )],
+        "{:#?}",
+        summary(&f)
+    );
+}
+
+#[test]
+fn browser_extension_on_any_os() {
+    let obs = Observations {
+        browser_extensions: vec![crate::probes::BrowserExtension {
+            browser: "chrome".into(),
+            profile: None,
+            id: "amkpcclbbgegoafihnpgomddadjhcadd".into(),
+        }],
+        ..Observations::default()
+    };
+    for family in ["windows", "macos", "linux"] {
+        let f = match_host(&builtin(), &obs, family, now());
+        assert_eq!(
+            rules_states(&f),
+            vec![(
+                "kaspersky/browser-extensions".to_string(),
+                FindingState::Installed
+            )],
+            "{family}"
+        );
+    }
+}
+
+#[test]
+fn signature_update_age_on_installed_findings() {
+    let obs = Observations {
+        uninstall: vec![uninstall(
+            "Kaspersky Endpoint Security for Windows",
+            "AO Kaspersky Lab",
+        )],
+        signature_updates: vec![SignatureUpdate {
+            product: "Kaspersky".into(),
+            date: "2024-09-28".parse().unwrap(),
+            source: "HKLM\\...\\AVState\\Protection_BasesDate".into(),
+        }],
+        ..Observations::default()
+    };
+    let now: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
+    let f = match_host(&builtin(), &obs, "windows", now);
+    let e = f[0]
+        .evidence
+        .iter()
+        .find(|e| e.kind == "signature_update")
+        .expect("signature_update");
+    assert_eq!(
+        e.value,
+        "2024-09-28 (last update 793 days ago; stopped around the 2024-09-29 update ban)"
+    );
+    // Long before the ban, and after it.
+    let mut obs = obs;
+    obs.signature_updates[0].date = "2018-08-23".parse().unwrap();
+    let f = match_host(&builtin(), &obs, "windows", now);
+    assert!(f[0]
+        .evidence
+        .iter()
+        .any(|e| e.value.contains("stopped before the 2024-09-29 update ban")));
+    obs.signature_updates[0].date = "2026-11-01".parse().unwrap();
+    let f = match_host(&builtin(), &obs, "windows", now);
+    assert!(f[0]
+        .evidence
+        .iter()
+        .any(|e| e.value.contains("still updated after")));
+    // No installed finding: nothing to put it on.
+    obs.uninstall.clear();
+    assert!(match_host(&builtin(), &obs, "windows", now).is_empty());
+}

@@ -1,0 +1,469 @@
+//! The macOS probe: one read-only `sh` script over SSH, framed like the Linux
+//! one (nonce markers, see [`crate::probes::linux::script`]), and its parsers.
+//! The same parsers read the raw command outputs of offline bundles.
+//!
+//! Sections of `probe.sh` ([`SCRIPT`]):
+//! - `sw-vers`: `sw_vers` (ProductName, ProductVersion, BuildVersion).
+//! - `pkgutil`: `p<TAB>id[<TAB>version]` per `pkgutil --pkgs` receipt; versions
+//!   (`pkgutil --pkg-info`) for every receipt not from Apple.
+//! - `apps`: `a<TAB>path<TAB>bundle id<TAB>version<TAB>name<TAB>Team ID` per
+//!   application bundle in /Applications (two levels), ~/Applications and the
+//!   Kaspersky support folder; the Team ID from `codesign -dv`.
+//! - `launchd`: `launchctl list` (PID, status, label), then
+//!   `f<TAB>plist<TAB>label<TAB>program` per job plist in the LaunchDaemons and
+//!   LaunchAgents folders.
+//! - `sysext`: `systemextensionsctl list`.
+//! - `kexts`: `kmutil showloaded --list-only`, else `kextstat -l`.
+//! - `ps`: `ps -axww -o pid= -o ucomm= -o args=`.
+//! - `browser-extensions`: `browser<TAB>profile<TAB>id` per Chrome/Edge
+//!   extension directory and Firefox add-on.
+//! - `paths`: like Linux, below the catalog's macOS path roots.
+
+use std::collections::HashSet;
+
+use super::linux::sections::{parse_sections, warning, Rejects};
+use super::linux::{parse_paths, parse_ps};
+use super::{
+    AppBundle, BrowserExtension, LaunchdJob, Observations, PkgReceipt, ProbeWarning,
+    SystemExtension,
+};
+use crate::catalog::{Catalog, SigKind, SigOs};
+
+/// The macOS probe script; its standard input is [`crate::probes::linux::stdin_for`].
+pub const SCRIPT: &str = include_str!("probe.sh");
+
+/// The command that runs [`SCRIPT`] (its stdin carries nonce and roots).
+pub fn command() -> String {
+    format!("/bin/sh -c '{}'", SCRIPT.replace('\'', r"'\''"))
+}
+
+/// Directories and files the script lists for the catalog's macOS `path`
+/// signatures: the fixed prefix of each glob, never `/` or a whole top-level
+/// folder like `/Applications` or `/var/log`.
+pub fn path_roots(catalog: &Catalog) -> Vec<String> {
+    let mut roots: Vec<String> = Vec::new();
+    for sig in catalog.rules.iter().flat_map(|r| &r.signatures) {
+        if sig.os != SigOs::Macos || sig.kind != SigKind::Path {
+            continue;
+        }
+        let p = sig.pattern.as_str();
+        let (root, min_depth) = match p.find(['*', '?', '[', '{']) {
+            // A glob lists its directory: only a vendor's own folder, never
+            // a shared one like /var/log (its exact paths are listed instead).
+            Some(i) => match p[..i].rfind('/') {
+                Some(j) => (&p[..j], 3),
+                None => continue,
+            },
+            None => (p.trim_end_matches('/'), 2),
+        };
+        if root.matches('/').count() >= min_depth && !roots.iter().any(|r| r == root) {
+            roots.push(root.to_string());
+        }
+    }
+    roots.sort();
+    let all = roots.clone();
+    // A root already listed (to depth 3) by a shallower root is dropped.
+    roots.retain(|r| {
+        !all.iter().any(|a| {
+            a != r && r.starts_with(&format!("{a}/")) && r[a.len()..].matches('/').count() <= 2
+        })
+    });
+    roots
+}
+
+/// Parses one run of [`SCRIPT`] whose markers carry `nonce`. Total.
+pub fn parse(output: &str, nonce: &str) -> Observations {
+    let split = parse_sections(output, nonce);
+    let mut obs = Observations {
+        warnings: split.warnings.clone(),
+        ..Observations::default()
+    };
+    for s in &split.sections {
+        if let Some(rc) = s.rc.filter(|rc| *rc != 0) {
+            if s.name != "sw-vers" || s.body.trim().is_empty() {
+                obs.warnings.push(warning(
+                    s.name,
+                    format!("command failed (exit status {rc}): its evidence may be incomplete"),
+                ));
+            }
+        }
+        let w = match s.name {
+            "sw-vers" => {
+                obs.os = Some(parse_sw_vers(s.body));
+                Vec::new()
+            }
+            "pkgutil" => {
+                let (r, w) = parse_pkgutil(s.body);
+                obs.pkg_receipts = r;
+                w
+            }
+            "apps" => {
+                let (a, w) = parse_apps(s.body);
+                obs.bundles = a;
+                w
+            }
+            "launchd" => {
+                let (j, w) = parse_launchctl_list(s.body);
+                obs.launchd = j;
+                w
+            }
+            "sysext" => {
+                obs.system_extensions = parse_systemextensionsctl(s.body);
+                Vec::new()
+            }
+            "kexts" => {
+                obs.kexts = parse_kexts(s.body);
+                Vec::new()
+            }
+            "ps" => {
+                let (p, w) = parse_ps(s.body);
+                obs.processes = p;
+                w
+            }
+            "browser-extensions" => {
+                let (x, w) = parse_browser_extensions(s.body);
+                obs.browser_extensions = x;
+                w
+            }
+            "paths" => {
+                let (p, w) = parse_paths(s.body);
+                obs.paths = p;
+                w
+            }
+            other => vec![warning(other, "unknown section ignored".to_string())],
+        };
+        obs.warnings.extend(w);
+    }
+    obs
+}
+
+/// `sw_vers` → OS info (`ProductName:\tmacOS`, `ProductVersion:\t14.5`, `BuildVersion:\t23F79`).
+pub fn parse_sw_vers(body: &str) -> fleetsweep_exporters::OsInfo {
+    let mut name = None;
+    let mut version = None;
+    let mut build = None;
+    for line in body.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        let v = v.trim().to_string();
+        match k.trim() {
+            "ProductName" => name = Some(v),
+            "ProductVersion" => version = Some(v),
+            "BuildVersion" => build = Some(v),
+            _ => {}
+        }
+    }
+    fleetsweep_exporters::OsInfo {
+        family: "macos".to_string(),
+        name,
+        version: match (version, build) {
+            (Some(v), Some(b)) => Some(format!("{v} ({b})")),
+            (v, _) => v,
+        },
+    }
+}
+
+/// The `pkgutil` section, or a plain `pkgutil --pkgs` output (one id a line).
+pub fn parse_pkgutil(body: &str) -> (Vec<PkgReceipt>, Vec<ProbeWarning>) {
+    let mut out = Vec::new();
+    let mut rejects = Rejects::default();
+    let mut seen = HashSet::new();
+    for line in body.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (id, version) = match line.strip_prefix("p\t") {
+            Some(rest) => match rest.split_once('\t') {
+                Some((id, v)) => (id, Some(v.trim()).filter(|v| !v.is_empty())),
+                None => (rest, None),
+            },
+            None => (line.trim(), None),
+        };
+        if id.is_empty() || id.contains(char::is_whitespace) {
+            rejects.note(line);
+            continue;
+        }
+        if seen.insert(id.to_string()) {
+            out.push(PkgReceipt {
+                id: id.to_string(),
+                version: version.map(str::to_string),
+            });
+        }
+    }
+    (out, rejects.into_warning("pkgutil").into_iter().collect())
+}
+
+/// The `apps` section.
+pub fn parse_apps(body: &str) -> (Vec<AppBundle>, Vec<ProbeWarning>) {
+    let mut out = Vec::new();
+    let mut rejects = Rejects::default();
+    let opt = |s: Option<&str>| {
+        s.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    for line in body.lines() {
+        if line.is_empty() || line == "!truncated" {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.first() != Some(&"a") || f.len() < 3 {
+            rejects.note(line);
+            continue;
+        }
+        out.push(AppBundle {
+            path: opt(f.get(1).copied()),
+            bundle_id: opt(f.get(2).copied()),
+            version: opt(f.get(3).copied()),
+            name: opt(f.get(4).copied()),
+            team_id: opt(f.get(5).copied()),
+        });
+    }
+    (out, rejects.into_warning("apps").into_iter().collect())
+}
+
+/// `launchctl list` (`PID<TAB>Status<TAB>Label`, header optional), plus the
+/// script's `f<TAB>plist<TAB>label<TAB>program` lines for job plists on disk.
+pub fn parse_launchctl_list(body: &str) -> (Vec<LaunchdJob>, Vec<ProbeWarning>) {
+    let mut out: Vec<LaunchdJob> = Vec::new();
+    let mut rejects = Rejects::default();
+    for line in body.lines() {
+        if line.trim().is_empty() || line.starts_with("PID\t") {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f[0] == "f" && f.len() >= 3 {
+            let plist = f[1].to_string();
+            let label = match f[2].trim() {
+                "" => plist
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches(".plist")
+                    .to_string(),
+                l => l.to_string(),
+            };
+            let program = f.get(3).map(|s| s.trim()).filter(|s| !s.is_empty());
+            match out.iter_mut().find(|j| j.label == label) {
+                Some(j) => {
+                    j.plist = Some(plist);
+                    j.program = program.map(str::to_string);
+                }
+                None => out.push(LaunchdJob {
+                    label,
+                    loaded: false,
+                    pid: None,
+                    plist: Some(plist),
+                    program: program.map(str::to_string),
+                }),
+            }
+            continue;
+        }
+        match f.as_slice() {
+            [pid, status, label]
+                if !label.is_empty() && (status.parse::<i64>().is_ok() || *status == "-") =>
+            {
+                let pid = pid.parse::<u32>().ok();
+                match out.iter_mut().find(|j| j.label == *label) {
+                    Some(j) => {
+                        j.loaded = true;
+                        j.pid = pid;
+                    }
+                    None => out.push(LaunchdJob {
+                        label: label.to_string(),
+                        loaded: true,
+                        pid,
+                        plist: None,
+                        program: None,
+                    }),
+                }
+            }
+            _ => rejects.note(line),
+        }
+    }
+    (out, rejects.into_warning("launchd").into_iter().collect())
+}
+
+/// `systemextensionsctl list`: rows like
+/// `*\t*\t2Y8XE5CQ94\tcom.kaspersky.kav.sysext (21.0/21.0.19)\tKaspersky\t[activated enabled]`.
+/// Header and category lines (`--- com.apple.system_extension.network_extension`) are skipped.
+pub fn parse_systemextensionsctl(body: &str) -> Vec<SystemExtension> {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let Some(open) = line.rfind('[') else {
+            continue;
+        };
+        let state = line[open..]
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let cols: Vec<&str> = line[..open]
+            .split('\t')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        // enabled, active, teamID, bundleID (version), name
+        let Some(bi) = cols
+            .iter()
+            .position(|c| c.contains('.') && !c.starts_with('*'))
+        else {
+            continue;
+        };
+        let (bundle_id, version) = match cols[bi].split_once(" (") {
+            Some((b, v)) => (b.trim(), Some(v.trim_end_matches(')').to_string())),
+            None => (cols[bi], None),
+        };
+        if bundle_id.contains(char::is_whitespace) {
+            continue;
+        }
+        let team_id = bi
+            .checked_sub(1)
+            .and_then(|i| cols.get(i))
+            .filter(|t| !t.starts_with('*') && !t.is_empty())
+            .map(|t| t.to_string());
+        out.push(SystemExtension {
+            team_id,
+            bundle_id: bundle_id.to_string(),
+            version,
+            state,
+        });
+    }
+    out
+}
+
+/// `kextstat -l` / `kmutil showloaded --list-only`: the bundle id is the first
+/// column that is followed by a `(version)` column.
+pub fn parse_kexts(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in body.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for w in words.windows(2) {
+            if w[1].starts_with('(') && w[0].contains('.') && w[0].chars().any(char::is_alphabetic)
+            {
+                if !out.iter().any(|k| k == w[0]) {
+                    out.push(w[0].to_string());
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The `browser-extensions` section.
+pub fn parse_browser_extensions(body: &str) -> (Vec<BrowserExtension>, Vec<ProbeWarning>) {
+    let mut out = Vec::new();
+    let mut rejects = Rejects::default();
+    for line in body.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        match line.split('\t').collect::<Vec<_>>().as_slice() {
+            [b, profile, id] if !id.is_empty() && !b.is_empty() => out.push(BrowserExtension {
+                browser: b.to_string(),
+                profile: Some(profile.to_string()).filter(|p| !p.is_empty()),
+                id: id.to_string(),
+            }),
+            _ => rejects.note(line),
+        }
+    }
+    (
+        out,
+        rejects
+            .into_warning("browser-extensions")
+            .into_iter()
+            .collect(),
+    )
+}
+
+/// `codesign -dv APP...` output (stderr, one block per app): `Executable=`,
+/// `Identifier=`, `TeamIdentifier=` lines → (bundle path, identifier, Team ID).
+pub fn parse_codesign(body: &str) -> Vec<AppBundle> {
+    let mut out: Vec<AppBundle> = Vec::new();
+    let mut cur: Option<AppBundle> = None;
+    for line in body.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim() {
+            "Executable" => {
+                out.extend(cur.take());
+                let path = v.find(".app/").map(|i| v[..i + 4].to_string());
+                cur = Some(AppBundle {
+                    path,
+                    ..AppBundle::default()
+                });
+            }
+            "Identifier" => {
+                if let Some(c) = cur.as_mut() {
+                    c.bundle_id = Some(v.to_string());
+                }
+            }
+            "TeamIdentifier" => {
+                if let Some(c) = cur.as_mut() {
+                    c.team_id = Some(v.to_string()).filter(|t| t != "not set");
+                }
+            }
+            _ => {}
+        }
+    }
+    out.extend(cur);
+    out
+}
+
+/// An `Info.plist` (XML or binary) → bundle id, version and name.
+pub fn parse_info_plist(bytes: &[u8]) -> Result<AppBundle, String> {
+    let v: plist::Value = plist::from_bytes(bytes).map_err(|e| format!("not a plist: {e}"))?;
+    let d = v
+        .as_dictionary()
+        .ok_or_else(|| "the plist is not a dictionary".to_string())?;
+    let s = |k: &str| {
+        d.get(k)
+            .and_then(plist::Value::as_string)
+            .map(str::to_string)
+    };
+    Ok(AppBundle {
+        path: None,
+        bundle_id: s("CFBundleIdentifier"),
+        version: s("CFBundleShortVersionString").or_else(|| s("CFBundleVersion")),
+        name: s("CFBundleName"),
+        team_id: None,
+    })
+}
+
+/// A launchd job plist (XML or binary) → its label and first program argument.
+pub fn parse_launchd_plist(bytes: &[u8]) -> Result<LaunchdJob, String> {
+    let v: plist::Value = plist::from_bytes(bytes).map_err(|e| format!("not a plist: {e}"))?;
+    let d = v
+        .as_dictionary()
+        .ok_or_else(|| "the plist is not a dictionary".to_string())?;
+    let label = d
+        .get("Label")
+        .and_then(plist::Value::as_string)
+        .ok_or_else(|| "the job plist has no Label".to_string())?;
+    let program = d
+        .get("Program")
+        .and_then(plist::Value::as_string)
+        .map(str::to_string)
+        .or_else(|| {
+            d.get("ProgramArguments")
+                .and_then(plist::Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(plist::Value::as_string)
+                .map(str::to_string)
+        });
+    Ok(LaunchdJob {
+        label: label.to_string(),
+        loaded: false,
+        pid: None,
+        plist: None,
+        program,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,374 @@
+//! The Windows probe: one read-only PowerShell script per host, printing one
+//! JSON document, and the pure parser that turns it into [`Observations`].
+//!
+//! # Layout
+//! - `probe.ps1`: the script ([`script`]). It reads the Uninstall keys of both
+//!   registry views and every loaded user hive (never `Win32_Product`, which
+//!   makes Windows Installer verify and possibly repair every MSI product),
+//!   services, drivers with their minifilter altitudes, processes, the
+//!   `KasperskyLab` registry keys (both views) with Network Agent's `AVState`
+//!   statistics, the Kaspersky install roots, Security Center's
+//!   `AntiVirusProduct` (absent on Windows Server: a warning, not a failure),
+//!   `Cert:\LocalMachine\Root`, browser extension directories and the OS
+//!   caption/version/build. Every list is capped and every string cut.
+//! - [`encoded_command`]: the command line to run it. `-EncodedCommand` takes
+//!   UTF-16LE base64, so quoting works whether the remote default shell is
+//!   cmd.exe or PowerShell; the script is gzip-compressed inside a small loader
+//!   so that the line stays under cmd.exe's 8191-character limit.
+//! - [`parse`]: the JSON document → observations; [`clixml`]: `Export-Clixml`
+//!   files of offline bundles.
+//!
+//! ```
+//! use fleetsweep::probes::windows;
+//! let obs = windows::parse(r#"{"fleetsweep":1,"os":{"Caption":"Microsoft Windows 11 Pro","Version":"10.0.22631","BuildNumber":"22631"},
+//!   "uninstall":[{"Key":"HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\X","DisplayName":"7-Zip","Publisher":"Igor Pavlov"}]}"#);
+//! assert_eq!(obs.uninstall[0].display_name, "7-Zip");
+//! assert_eq!(obs.os.unwrap().version.as_deref(), Some("10.0.22631 (build 22631)"));
+//! ```
+
+pub mod clixml;
+
+use std::io::Write;
+
+use base64::Engine;
+use serde_json::Value;
+
+use super::linux::sections::warning;
+use super::{
+    AvProduct, Certificate, Driver, Observations, PathEntry, PathKind, ProbeWarning, Process,
+    SignatureUpdate, UninstallEntry, WindowsService,
+};
+
+/// The probe script, as run on the host.
+const PROBE: &str = include_str!("probe.ps1");
+
+/// The longest command line cmd.exe accepts.
+pub const CMD_EXE_LIMIT: usize = 8191;
+
+/// Cap on each list taken from the JSON document (the script caps them too).
+const MAX_ITEMS: usize = 20_000;
+/// Cap on each string taken from the JSON document.
+const MAX_STRING: usize = 4096;
+
+/// The PowerShell probe script (plain text, as documented for offline bundles).
+pub fn script() -> String {
+    PROBE.to_string()
+}
+
+/// The loader that `-EncodedCommand` carries: it inflates the gzip+base64 body
+/// of [`script`] and runs it as a script block (no `Invoke-Expression`: the
+/// only code it can run is the body embedded in the same command line).
+pub fn loader() -> String {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing to a Vec cannot fail.
+    let _ = gz.write_all(PROBE.as_bytes());
+    let body = gz.finish().unwrap_or_default();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+    format!(
+        "$m=[IO.MemoryStream]::new([Convert]::FromBase64String('{b64}'));\
+         $z=[IO.Compression.GZipStream]::new($m,[IO.Compression.CompressionMode]::Decompress);\
+         $s=[IO.StreamReader]::new($z,[Text.Encoding]::UTF8).ReadToEnd();\
+         & ([ScriptBlock]::Create($s))"
+    )
+}
+
+/// `text` as UTF-16LE base64, the form `-EncodedCommand` takes.
+pub fn encode_utf16le(text: &str) -> String {
+    let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The full command line that runs the probe, for an SSH exec (OpenSSH for
+/// Windows, any default shell) or a WinRM shell.
+pub fn encoded_command() -> String {
+    format!(
+        "powershell.exe -NoProfile -NonInteractive -EncodedCommand {}",
+        encode_utf16le(&loader())
+    )
+}
+
+/// Parses the probe's JSON document. Total: any output, even empty or hostile,
+/// gives `Observations`, with warnings saying what is missing.
+pub fn parse(stdout: &str) -> Observations {
+    let mut obs = Observations::default();
+    let text = stdout.trim_start_matches('\u{feff}');
+    let Some(start) = text.find('{') else {
+        obs.warnings.push(warning(
+            "probe",
+            "no JSON document in the Windows probe output".to_string(),
+        ));
+        return obs;
+    };
+    let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+    let doc = match stream.next() {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            obs.warnings.push(warning(
+                "probe",
+                format!("the Windows probe output is not valid JSON (cut short?): {e}"),
+            ));
+            return obs;
+        }
+        None => Value::Null,
+    };
+    from_document(&doc, &mut obs);
+    obs
+}
+
+/// Fills `obs` from a parsed probe document.
+pub fn from_document(doc: &Value, obs: &mut Observations) {
+    if doc.get("fleetsweep").is_none() {
+        obs.warnings.push(warning(
+            "probe",
+            "the JSON document is not fleetsweep Windows probe output".to_string(),
+        ));
+        return;
+    }
+    obs.warnings.extend(missing_sections(doc));
+    if let Some(os) = doc.get("os") {
+        obs.os = Some(os_info(
+            text(os, "Caption"),
+            text(os, "Version"),
+            text(os, "BuildNumber"),
+        ));
+    }
+    for u in list(doc, "uninstall") {
+        let Some(name) = text(u, "DisplayName") else {
+            continue;
+        };
+        obs.uninstall.push(UninstallEntry {
+            key: normalize_key(&text(u, "Key").unwrap_or_default()),
+            display_name: name,
+            display_version: text(u, "DisplayVersion"),
+            publisher: text(u, "Publisher"),
+            install_location: text(u, "InstallLocation"),
+            uninstall_string: text(u, "UninstallString"),
+        });
+    }
+    for s in list(doc, "services") {
+        let Some(name) = text(s, "Name") else {
+            continue;
+        };
+        obs.windows_services.push(WindowsService {
+            name,
+            display_name: text(s, "DisplayName"),
+            state: text(s, "State"),
+            start_mode: text(s, "StartMode"),
+            image_path: text(s, "PathName"),
+        });
+    }
+    for d in list(doc, "drivers") {
+        let Some(name) = text(d, "Name") else {
+            continue;
+        };
+        obs.drivers.push(Driver {
+            name,
+            display_name: text(d, "DisplayName"),
+            state: text(d, "State"),
+            start_mode: text(d, "StartMode"),
+            image_path: text(d, "PathName"),
+            altitude: text(d, "Altitude"),
+        });
+    }
+    for p in list(doc, "processes") {
+        let Some(name) = text(p, "Name") else {
+            continue;
+        };
+        obs.processes.push(Process {
+            pid: p
+                .get("ProcessId")
+                .and_then(Value::as_u64)
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(0),
+            name,
+            cmdline: text(p, "CommandLine").unwrap_or_default(),
+            exe: text(p, "ExecutablePath").map(|e| normalize_path(&e)),
+        });
+    }
+    for k in list(doc, "registry_keys") {
+        if let Some(k) = k.as_str().filter(|k| !k.is_empty()) {
+            obs.registry_keys.push(normalize_key(&cut(k)));
+        }
+    }
+    for v in list(doc, "registry_values") {
+        let (Some(key), Some(name), Some(value)) =
+            (text(v, "Key"), text(v, "Name"), text(v, "Value"))
+        else {
+            continue;
+        };
+        if name == "Protection_BasesDate" {
+            match parse_kaspersky_date(&value) {
+                Some(date) => obs.signature_updates.push(SignatureUpdate {
+                    product: "Kaspersky Security Center Network Agent".to_string(),
+                    date,
+                    source: format!("{}\\{name}", normalize_key(&key).replace('/', "\\")),
+                }),
+                None => obs.warnings.push(warning(
+                    "registry_values",
+                    format!("{name} not understood: {:?}", cut_to(&value, 80)),
+                )),
+            }
+        }
+    }
+    for p in list(doc, "paths") {
+        let Some(path) = text(p, "Path") else {
+            continue;
+        };
+        let kind = match text(p, "Kind").as_deref() {
+            Some("dir") => PathKind::Dir,
+            Some("file") => PathKind::File,
+            _ => PathKind::Other,
+        };
+        obs.paths.push(PathEntry {
+            path: normalize_path(&path),
+            kind,
+        });
+    }
+    match doc.get("av_products") {
+        Some(Value::Null) | None => {}
+        Some(_) => {
+            for a in list(doc, "av_products") {
+                let Some(name) = text(a, "displayName") else {
+                    continue;
+                };
+                obs.av_products.push(AvProduct {
+                    display_name: name,
+                    product_exe: text(a, "pathToSignedProductExe"),
+                    product_state: a
+                        .get("productState")
+                        .and_then(Value::as_u64)
+                        .and_then(|n| u32::try_from(n).ok()),
+                });
+            }
+        }
+    }
+    for c in list(doc, "certificates") {
+        let Some(subject) = text(c, "Subject") else {
+            continue;
+        };
+        obs.certificates.push(Certificate {
+            subject,
+            thumbprint: text(c, "Thumbprint"),
+            not_after: text(c, "NotAfter"),
+            store: "Cert:\\LocalMachine\\Root".to_string(),
+        });
+    }
+    for x in list(doc, "browser_extensions") {
+        let (Some(browser), Some(id)) = (text(x, "Browser"), text(x, "Id")) else {
+            continue;
+        };
+        obs.browser_extensions.push(super::BrowserExtension {
+            browser,
+            profile: text(x, "Profile"),
+            id,
+        });
+    }
+    for e in list(doc, "errors") {
+        if let (Some(s), Some(m)) = (text(e, "Section"), text(e, "Message")) {
+            obs.warnings.push(warning(&s, m));
+        }
+    }
+}
+
+/// OS info from Win32_OperatingSystem's Caption, Version and BuildNumber.
+pub fn os_info(
+    caption: Option<String>,
+    version: Option<String>,
+    build: Option<String>,
+) -> fleetsweep_exporters::OsInfo {
+    let version = match (version, build) {
+        (Some(v), Some(b)) => Some(format!("{v} (build {b})")),
+        (v, b) => v.or(b.map(|b| format!("build {b}"))),
+    };
+    fleetsweep_exporters::OsInfo {
+        family: "windows".to_string(),
+        name: caption.map(|c| c.trim().to_string()),
+        version,
+    }
+}
+
+/// A JSON list under `key`; PowerShell writes a one-element list as the bare
+/// element, so an object counts as a list of one.
+fn list<'a>(v: &'a Value, key: &str) -> Vec<&'a Value> {
+    match v.get(key) {
+        Some(Value::Array(a)) => a.iter().take(MAX_ITEMS).collect(),
+        Some(o @ Value::Object(_)) => vec![o],
+        Some(s @ Value::String(_)) => vec![s],
+        _ => Vec::new(),
+    }
+}
+
+/// A string field (numbers and booleans as text), cut to a bounded length;
+/// empty strings count as absent.
+fn text(v: &Value, key: &str) -> Option<String> {
+    let s = match v.get(key)? {
+        Value::String(s) => cut(s.trim()),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!s.is_empty()).then_some(s)
+}
+
+fn cut(s: &str) -> String {
+    cut_to(s, MAX_STRING)
+}
+
+fn cut_to(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// `HKEY_LOCAL_MACHINE\SOFTWARE\X` and `HKLM:\SOFTWARE\X` → `HKLM/SOFTWARE/X`,
+/// the form catalog `registry_key` globs are written in.
+pub fn normalize_key(key: &str) -> String {
+    let k = key.trim().trim_start_matches("Registry::");
+    let k = k.replace('\\', "/");
+    for (long, short) in [
+        ("HKEY_LOCAL_MACHINE", "HKLM"),
+        ("HKLM:", "HKLM"),
+        ("HKEY_USERS", "HKU"),
+        ("HKEY_CURRENT_USER", "HKCU"),
+        ("HKCU:", "HKCU"),
+    ] {
+        if k.len() >= long.len() && k[..long.len()].eq_ignore_ascii_case(long) {
+            return format!("{short}{}", &k[long.len()..]);
+        }
+    }
+    k
+}
+
+/// `C:\Program Files (x86)\Kaspersky Lab` → `C:/Program Files (x86)/Kaspersky Lab`,
+/// the form catalog `path` globs are written in.
+pub fn normalize_path(path: &str) -> String {
+    path.trim().replace('\\', "/")
+}
+
+/// Kaspersky's registry dates: `dd-MM-yyyy HH-mm-ss` (Network Agent AVState,
+/// as Checkmk reads it); ISO `yyyy-MM-dd` is accepted too.
+pub fn parse_kaspersky_date(s: &str) -> Option<jiff::civil::Date> {
+    let day = s.split_whitespace().next()?;
+    let parts: Vec<&str> = day.split(['-', '.', '/']).collect();
+    let [a, b, c] = parts.as_slice() else {
+        return None;
+    };
+    let (y, m, d) = if a.len() == 4 { (a, b, c) } else { (c, b, a) };
+    jiff::civil::Date::new(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?).ok()
+}
+
+/// Warnings for a document that is missing whole sections the script always
+/// writes (a cut or foreign document).
+fn missing_sections(doc: &Value) -> Vec<ProbeWarning> {
+    ["uninstall", "services", "processes"]
+        .into_iter()
+        .filter(|k| doc.get(*k).is_none())
+        .map(|k| {
+            warning(
+                k,
+                "section missing from the Windows probe output".to_string(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,426 @@
+//! End-to-end: the real `fleetsweep` binary on offline bundles
+//! (`scan --offline DIR`), built from real recorded outputs (CSS-Exchange
+//! CLIXML, osquery/osv-scalibr plists, InSpec's launchctl list) plus the
+//! Kaspersky values of the research (see tests/fixtures/SOURCES.md for which
+//! values are synthetic). This is how the Windows and macOS paths are tested
+//! end to end without a Windows or macOS host.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fleetsweep_e2e::fleetsweep_bin;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct Report {
+    summary: Summary,
+    hosts: Vec<HostReport>,
+}
+#[derive(Debug, Deserialize)]
+struct Summary {
+    hosts: BTreeMap<String, usize>,
+}
+#[derive(Debug, Deserialize)]
+struct HostReport {
+    name: String,
+    address: String,
+    labels: BTreeMap<String, String>,
+    outcome: String,
+    error: Option<String>,
+    os: Option<BTreeMap<String, Option<String>>>,
+    #[serde(default)]
+    warnings: Vec<String>,
+    findings: Vec<Finding>,
+}
+#[derive(Debug, Deserialize)]
+struct Finding {
+    rule: String,
+    state: String,
+    policy: String,
+    version: Option<String>,
+    evidence: Vec<BTreeMap<String, String>>,
+}
+
+fn bundles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offline")
+}
+
+fn scan(dir: &Path, extra: &[&str]) -> (Output, Report) {
+    let out_dir = tempfile::tempdir().unwrap();
+    let report = out_dir.path().join("report.yaml");
+    let mut args = vec![
+        "scan",
+        "--offline",
+        dir.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+        "--no-state",
+    ];
+    args.extend_from_slice(extra);
+    let out = Command::new(fleetsweep_bin())
+        .args(&args)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("running fleetsweep");
+    let yaml = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let r: Report = serde_saphyr::from_str(&yaml).expect("report parses");
+    (out, r)
+}
+
+fn host<'a>(r: &'a Report, name: &str) -> &'a HostReport {
+    r.hosts
+        .iter()
+        .find(|h| h.name == name)
+        .unwrap_or_else(|| panic!("host {name} missing"))
+}
+
+/// `rule state` per finding, sorted as the report sorts them.
+fn outcomes(h: &HostReport) -> Vec<String> {
+    h.findings
+        .iter()
+        .map(|f| format!("{} {}", f.rule, f.state))
+        .collect()
+}
+
+fn evidence_kinds(f: &Finding) -> Vec<&str> {
+    f.evidence
+        .iter()
+        .map(|e| e.get("kind").unwrap().as_str())
+        .collect()
+}
+
+fn finding<'a>(h: &'a HostReport, rule: &str) -> &'a Finding {
+    h.findings
+        .iter()
+        .find(|f| f.rule == rule)
+        .unwrap_or_else(|| panic!("{}: no {rule} finding: {:?}", h.name, outcomes(h)))
+}
+
+#[test]
+fn offline_bundles_of_every_os_give_the_expected_findings() {
+    let (out, r) = scan(&bundles(), &[]);
+    assert_eq!(out.status.code(), Some(1), "banned software found");
+    assert_eq!(r.summary.hosts["total"], 8);
+    assert_eq!(r.summary.hosts["scanned"], 8);
+    assert_eq!(r.summary.hosts["clean"], 2);
+    assert!(r
+        .hosts
+        .iter()
+        .all(|h| h.outcome == "scanned" && h.error.is_none()));
+
+    // Windows workstation (the probe's JSON): KES, Network Agent, Security
+    // Center, root certificate, drivers, the Chrome extension, frozen bases.
+    let ws = host(&r, "win-ws-01");
+    assert_eq!(ws.address, "10.20.0.11");
+    assert_eq!(ws.labels["role"], "workstation");
+    assert_eq!(
+        ws.os.as_ref().unwrap()["name"].as_deref(),
+        Some("Microsoft Windows 10 Enterprise")
+    );
+    assert_eq!(
+        outcomes(ws),
+        vec![
+            "kaspersky/browser-extensions installed",
+            "kaspersky/kaspersky-windows installed",
+            "kaspersky/kes-windows installed",
+            "kaspersky/klnagent installed",
+        ]
+    );
+    let kes = finding(ws, "kaspersky/kes-windows");
+    assert_eq!(kes.policy, "ban");
+    assert_eq!(kes.version.as_deref(), Some("12.5.0.539"));
+    for kind in [
+        "uninstall_entry",
+        "av_product",
+        "service",
+        "process",
+        "driver",
+        "registry_key",
+        "certificate",
+        "path",
+        "signature_update",
+    ] {
+        assert!(
+            evidence_kinds(kes).contains(&kind),
+            "kes-windows lacks {kind}: {:?}",
+            kes.evidence
+        );
+    }
+    let sig = kes
+        .evidence
+        .iter()
+        .find(|e| e["kind"] == "signature_update")
+        .unwrap();
+    assert!(
+        sig["value"].starts_with("2024-09-28 (last update ")
+            && sig["value"].ends_with(" days ago; stopped around the 2024-09-29 update ban)"),
+        "{sig:?}"
+    );
+    assert!(sig["source"].ends_with("\\Statistics\\AVState\\Protection_BasesDate"));
+    let nagent = finding(ws, "kaspersky/klnagent");
+    assert!(evidence_kinds(nagent).contains(&"uninstall_entry"));
+    assert!(evidence_kinds(nagent).contains(&"registry_key"));
+    // The look-alike uninstall entry on the same host is no evidence anywhere.
+    assert!(ws
+        .findings
+        .iter()
+        .flat_map(|f| &f.evidence)
+        .all(|e| !e["value"].contains("Kasperskyish")));
+
+    // Windows Server (real Get-Service and Win32_OperatingSystem CLIXML, no
+    // Security Center): Kaspersky Security for Windows Server from the Uninstall CLIXML.
+    let srv = host(&r, "win-srv-01");
+    assert_eq!(
+        srv.os.as_ref().unwrap()["name"].as_deref(),
+        Some("Microsoft Windows Server 2019 Datacenter")
+    );
+    assert_eq!(outcomes(srv), vec!["kaspersky/ksws installed"]);
+    assert_eq!(
+        finding(srv, "kaspersky/ksws").version.as_deref(),
+        Some("11.0.1.897")
+    );
+
+    // Look-alikes (names, publisher, service, driver, certificate) stay clean.
+    let look = host(&r, "win-lookalike-01");
+    assert!(look.findings.is_empty(), "{:?}", outcomes(look));
+    assert_eq!(
+        look.os.as_ref().unwrap()["name"].as_deref(),
+        Some("Microsoft Windows Server 2016 Standard")
+    );
+    assert!(look.warnings.iter().any(|w| w.starts_with("av_products:")));
+
+    // UltraAV where Kaspersky remnants remain: replaced, and UltraAV is watched.
+    let ultra = host(&r, "win-ultraav-01");
+    assert_eq!(
+        outcomes(ultra),
+        vec!["kaspersky/unknown replaced", "pango/ultraav installed"]
+    );
+    assert_eq!(finding(ultra, "pango/ultraav").policy, "watch");
+    assert_eq!(
+        evidence_kinds(finding(ultra, "kaspersky/unknown")),
+        vec!["certificate", "path", "registry_key"]
+    );
+
+    // Mac with Kaspersky (raw command outputs and plists).
+    let mac = host(&r, "mac-kes-01");
+    assert_eq!(outcomes(mac), vec!["kaspersky/kaspersky-mac installed"]);
+    let kav = finding(mac, "kaspersky/kaspersky-mac");
+    assert_eq!(kav.version.as_deref(), Some("11.3.0"));
+    for kind in [
+        "app_bundle",
+        "launchd_job",
+        "pkg_receipt",
+        "system_extension",
+    ] {
+        assert!(
+            evidence_kinds(kav).contains(&kind),
+            "kaspersky-mac lacks {kind}"
+        );
+    }
+    assert!(kav
+        .evidence
+        .iter()
+        .any(|e| e["value"].contains("Team ID 2Y8XE5CQ94")));
+
+    // Mac with remnants (the probe's own output): files and an unloaded job.
+    let rem = host(&r, "mac-remnants-01");
+    assert_eq!(outcomes(rem), vec!["kaspersky/kaspersky-mac remnants"]);
+    assert_eq!(
+        rem.os.as_ref().unwrap()["version"].as_deref(),
+        Some("13.6.7 (22G720)")
+    );
+
+    // Clean Mac (real plists, XML and binary; a look-alike receipt and folder).
+    assert!(host(&r, "mac-clean-01").findings.is_empty());
+
+    // Linux bundle: KESL with its frozen bases from `kesl-control --app-info`.
+    let lin = host(&r, "linux-kesl-01");
+    assert_eq!(outcomes(lin), vec!["kaspersky/kesl installed"]);
+    assert_eq!(
+        lin.os.as_ref().unwrap()["name"].as_deref(),
+        Some("Debian GNU/Linux")
+    );
+    let kesl = finding(lin, "kaspersky/kesl");
+    let sig = kesl
+        .evidence
+        .iter()
+        .find(|e| e["kind"] == "signature_update")
+        .expect("kesl signature_update");
+    assert!(
+        sig["value"].starts_with("2024-09-27 (last update ")
+            && sig["value"].contains("stopped around the 2024-09-29 update ban"),
+        "{sig:?}"
+    );
+}
+
+#[test]
+fn clean_bundles_exit_zero_and_limit_applies() {
+    let (out, r) = scan(&bundles(), &["--limit", "win-lookalike-01,mac-clean-01"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let names: Vec<&str> = r.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, vec!["mac-clean-01", "win-lookalike-01"]);
+    // Watched only (UltraAV next to remnants that it replaced) still fails:
+    // the replaced Kaspersky remnants are banned.
+    let (out, _) = scan(&bundles(), &["--limit", "win-ultraav-01"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn unreadable_bundles_are_not_scanned_never_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-01");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("host.yaml"), "os: windows\n").unwrap();
+    let cut = dir.path().join("cut-01");
+    std::fs::create_dir(&cut).unwrap();
+    std::fs::write(cut.join("host.yaml"), "name: cut-01\nos: windows\n").unwrap();
+    std::fs::write(
+        cut.join("windows.json"),
+        "{\"fleetsweep\":1,\"uninstall\":[{\"Disp",
+    )
+    .unwrap();
+    let (out, r) = scan(dir.path(), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "nothing banned, hosts not scanned"
+    );
+    let e = host(&r, "empty-01");
+    assert_eq!(e.outcome, "probe_failed");
+    assert!(
+        e.error.as_deref().unwrap().contains("windows.json"),
+        "{:?}",
+        e.error
+    );
+    // A cut document is scanned with a warning (what arrived is used).
+    let c = host(&r, "cut-01");
+    assert_eq!(c.outcome, "scanned");
+    assert!(
+        c.warnings.iter().any(|w| w.contains("not valid JSON")),
+        "{:?}",
+        c.warnings
+    );
+}
+
+#[test]
+fn bad_bundle_directories_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |d: &Path| {
+        Command::new(fleetsweep_bin())
+            .args(["scan", "--offline", d.to_str().unwrap(), "--no-state", "-q"])
+            .output()
+            .unwrap()
+    };
+    // No bundle at all.
+    let out = run(dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no offline bundles"));
+    // An unknown key or OS in host.yaml.
+    let b = dir.path().join("x");
+    std::fs::create_dir(&b).unwrap();
+    std::fs::write(b.join("host.yaml"), "os: solaris\n").unwrap();
+    let out = run(dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("solaris"));
+    std::fs::write(b.join("host.yaml"), "os: linux\nhostname: x\n").unwrap();
+    let out = run(dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hostname"));
+    // --offline and -i together are a usage error.
+    let out = Command::new(fleetsweep_bin())
+        .args(["scan", "--offline", "x", "-i", "y"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The sweep's Windows dispatch end to end without Windows: a `local` host
+/// with `os: windows` whose PATH holds a stand-in `powershell.exe` (a small sh
+/// script) that checks the flags, decodes the `-EncodedCommand` loader
+/// (UTF-16LE base64), inflates the gzip body it carries, checks that it is the
+/// probe, and replays the recorded workstation JSON.
+#[test]
+fn windows_dispatch_through_a_replaying_powershell() {
+    for tool in ["base64", "iconv", "gzip"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .unwrap()
+                .status
+                .success(),
+            "{tool} is needed by this test (coreutils, libc-bin, gzip)"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let json =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/windows/probe/workstation-kes.json");
+    let log = dir.path().join("decoded.ps1");
+    let script = format!(
+        r#"#!/bin/sh
+[ "$1 $2 $3" = "-NoProfile -NonInteractive -EncodedCommand" ] || {{ echo "bad flags: $*" >&2; exit 9; }}
+loader=$(printf '%s' "$4" | base64 -d | iconv -f UTF-16LE -t UTF-8) || exit 8
+case $loader in *'[ScriptBlock]::Create'*) ;; *) echo 'not the loader' >&2; exit 7;; esac
+body=${{loader#*FromBase64String(\'}}; body=${{body%%\'*}}
+printf '%s' "$body" | base64 -d | gzip -dc > '{log}' || exit 6
+grep -q 'Win32_OperatingSystem' '{log}' || exit 5
+cat '{json}'
+"#,
+        log = log.display(),
+        json = json.display()
+    );
+    let ps = bin.join("powershell.exe");
+    std::fs::write(&ps, script).unwrap();
+    std::fs::set_permissions(&ps, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let inv = dir.path().join("inv.yaml");
+    std::fs::write(
+        &inv,
+        "hosts:\n  - name: winbox\n    transport: local\n    os: windows\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.yaml");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
+    );
+    let out = Command::new(fleetsweep_bin())
+        .args([
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--report",
+            report.to_str().unwrap(),
+            "--no-state",
+            "-q",
+        ])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let r: Report = serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let h = host(&r, "winbox");
+    assert_eq!(h.outcome, "scanned", "{:?}", h.error);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(outcomes(h).contains(&"kaspersky/kes-windows installed".to_string()));
+    // What the stand-in decoded is exactly the probe script.
+    let decoded = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        decoded,
+        include_str!("../../scanner/src/probes/windows/probe.ps1")
+    );
+}
