@@ -7,6 +7,7 @@
 
 pub mod known_hosts;
 pub mod local;
+pub mod winrm;
 pub mod ssh;
 pub mod ssh_config;
 
