@@ -7,9 +7,9 @@
 
 pub mod known_hosts;
 pub mod local;
-pub mod winrm;
 pub mod ssh;
 pub mod ssh_config;
+pub mod winrm;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -55,7 +55,11 @@ pub(super) fn url(target: &WinrmTarget) -> String {
         Scheme::Http => "http",
         Scheme::Https => "https",
     };
-    format!("{scheme}://{}:{}/wsman", host_for_url(&target.address), target.port)
+    format!(
+        "{scheme}://{}:{}/wsman",
+        host_for_url(&target.address),
+        target.port
+    )
 }
 
 /// The CA store: the system's roots plus, when named, the PEM bundle in `ca_file`.
@@ -82,10 +86,7 @@ fn roots(ca_file: Option<&Path>, label: &str) -> Result<rustls::RootCertStore, T
         }
         for cert in certs {
             roots.add(cert).map_err(|e| {
-                TransportError::Failed(format!(
-                    "{label}: winrm.ca_file {}: {e}",
-                    path.display()
-                ))
+                TransportError::Failed(format!("{label}: winrm.ca_file {}: {e}", path.display()))
             })?;
         }
     }
@@ -101,7 +102,9 @@ fn tls_error(label: &str, e: std::io::Error) -> TransportError {
             "{label}: TLS certificate rejected ({why:?}); certificate validation is always on: \
              name the issuing CA with winrm.ca_file"
         )),
-        Some(other) => TransportError::Unreachable(format!("{label}: TLS handshake failed: {other}")),
+        Some(other) => {
+            TransportError::Unreachable(format!("{label}: TLS handshake failed: {other}"))
+        }
         None => TransportError::Unreachable(format!("{label}: TLS handshake failed: {e}")),
     }
 }
@@ -117,7 +120,9 @@ impl Connection {
         let work = async {
             let tcp = TcpStream::connect((target.address.as_str(), target.port))
                 .await
-                .map_err(|e| TransportError::Unreachable(format!("{label}: cannot connect: {e}")))?;
+                .map_err(|e| {
+                    TransportError::Unreachable(format!("{label}: cannot connect: {e}"))
+                })?;
             let _ = tcp.set_nodelay(true);
             let io: Box<dyn Io> = match target.scheme {
                 Scheme::Http => Box::new(tcp),
@@ -173,7 +178,10 @@ impl Connection {
         let max = self.max_response;
         let mut builder = Request::post("/wsman")
             .header(HOST, &self.host)
-            .header(USER_AGENT, concat!("fleetsweep/", env!("CARGO_PKG_VERSION")))
+            .header(
+                USER_AGENT,
+                concat!("fleetsweep/", env!("CARGO_PKG_VERSION")),
+            )
             .header(CONTENT_LENGTH, body.len());
         if let Some(ct) = content_type {
             builder = builder.header(CONTENT_TYPE, ct);
@@ -189,10 +197,9 @@ impl Connection {
             sender.ready().await.map_err(|e| {
                 TransportError::Failed(format!("{label}: WinRM connection closed: {e}"))
             })?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| TransportError::Failed(format!("{label}: HTTP request failed: {e}")))?;
+            let response = sender.send_request(request).await.map_err(|e| {
+                TransportError::Failed(format!("{label}: HTTP request failed: {e}"))
+            })?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, max)
                 .collect()

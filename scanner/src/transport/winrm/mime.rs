@@ -25,8 +25,10 @@ pub fn encode(plain_len: usize, signature: &[u8], sealed: &[u8]) -> Vec<u8> {
     out.extend_from_slice(b"\r\n\tContent-Type: ");
     out.extend_from_slice(PROTOCOL.as_bytes());
     out.extend_from_slice(
-        format!("\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={plain_len}\r\n")
-            .as_bytes(),
+        format!(
+            "\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={plain_len}\r\n"
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(BOUNDARY);
     out.extend_from_slice(b"\r\n\t");
@@ -73,7 +75,9 @@ pub fn decode(body: &[u8]) -> Result<Parts<'_>, String> {
     }
     let sig_len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
     if sig_len > MAX_SIGNATURE || rest.len() < 4 + sig_len {
-        return Err(format!("encrypted body has an invalid signature length {sig_len}"));
+        return Err(format!(
+            "encrypted body has an invalid signature length {sig_len}"
+        ));
     }
     let signature = &rest[4..4 + sig_len];
     let payload = &rest[4 + sig_len..];
@@ -109,7 +113,11 @@ mod tests {
         assert_eq!(p.plain_len, 5);
         assert_eq!(p.signature, b"0123456789abcdef");
         assert_eq!(p.sealed, b"hello--Encrypted Boundary");
-        for bad in [&b""[..], b"Length=", b"Length=12\r\nContent-Type: application/octet-stream\r\n\xff\xff\xff\xff"] {
+        for bad in [
+            &b""[..],
+            b"Length=",
+            b"Length=12\r\nContent-Type: application/octet-stream\r\n\xff\xff\xff\xff",
+        ] {
             assert!(decode(bad).is_err());
         }
     }

@@ -117,7 +117,10 @@ enum Auth {
     /// Precomputed `Basic …` header value.
     Basic(String),
     /// Connection authenticated by the handshake; seal bodies when `seal`.
-    Context { ctx: Box<SecurityContext>, seal: bool },
+    Context {
+        ctx: Box<SecurityContext>,
+        seal: bool,
+    },
 }
 
 /// An open, authenticated WinRM connection to one host.
@@ -135,7 +138,9 @@ pub struct WinrmSession {
 
 impl std::fmt::Debug for WinrmSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WinrmSession").field("url", &self.url).finish()
+        f.debug_struct("WinrmSession")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -167,7 +172,11 @@ fn negotiate_token(headers: &hyper::HeaderMap) -> Option<Vec<u8>> {
             let (scheme, rest) = v.trim().split_once(' ')?;
             scheme
                 .eq_ignore_ascii_case("Negotiate")
-                .then(|| base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok())
+                .then(|| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(rest.trim())
+                        .ok()
+                })
                 .flatten()
         })
 }
@@ -186,9 +195,12 @@ pub async fn connect(
         )));
     }
     let password = read_password(&target.password, &url)?;
-    let mut conn =
-        http::Connection::open(target, settings.connect_timeout, settings.max_response_bytes)
-            .await?;
+    let mut conn = http::Connection::open(
+        target,
+        settings.connect_timeout,
+        settings.max_response_bytes,
+    )
+    .await?;
     let auth = match target.auth {
         WinrmAuth::Basic => {
             let pair = format!("{}:{password}", target.user);
@@ -425,7 +437,11 @@ impl WinrmSession {
         ))
     }
 
-    async fn request_or_fail(&mut self, step: &str, xml: String) -> Result<Vec<Element>, TransportError> {
+    async fn request_or_fail(
+        &mut self,
+        step: &str,
+        xml: String,
+    ) -> Result<Vec<Element>, TransportError> {
         match self.request(xml).await {
             Ok(e) => Ok(e),
             Err(RequestError::Transport(t)) => Err(t),
@@ -447,7 +463,9 @@ impl WinrmSession {
             TransportError::Failed(format!("{}: CreateResponse without a ShellId", self.url))
         })?;
         self.pending = Some((shell_id.clone(), None));
-        let result = self.run_in_shell(&shell_id, command_line, output_limit).await;
+        let result = self
+            .run_in_shell(&shell_id, command_line, output_limit)
+            .await;
         self.cleanup().await;
         result
     }

@@ -27,7 +27,8 @@ pub const ACTION_SIGNAL: &str = "http://schemas.microsoft.com/wbem/wsman/1/windo
 /// ignores console control events, and the probe has nothing left to flush.
 pub const SIGNAL_TERMINATE: &str =
     "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/signal/terminate";
-const STATE_DONE: &str = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done";
+const STATE_DONE: &str =
+    "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/CommandState/Done";
 
 /// WSManFault code of a Receive long poll that simply had nothing to say yet.
 pub const FAULT_OPERATION_TIMEOUT: &str = "2150858793";
@@ -84,7 +85,12 @@ fn envelope(h: &Header<'_>, body: Option<&dyn Fn(&mut W)>) -> String {
         ],
     );
     start(&mut w, "s:Header", &[]);
-    text_element(&mut w, "wsa:Action", &[("s:mustUnderstand", "true")], h.action);
+    text_element(
+        &mut w,
+        "wsa:Action",
+        &[("s:mustUnderstand", "true")],
+        h.action,
+    );
     empty(
         &mut w,
         "wsmv:DataLocale",
@@ -101,7 +107,12 @@ fn envelope(h: &Header<'_>, body: Option<&dyn Fn(&mut W)>) -> String {
         &[("s:mustUnderstand", "true")],
         &h.max_envelope_size.to_string(),
     );
-    text_element(&mut w, "wsa:MessageID", &[], &format!("uuid:{}", h.message_id));
+    text_element(
+        &mut w,
+        "wsa:MessageID",
+        &[],
+        &format!("uuid:{}", h.message_id),
+    );
     text_element(
         &mut w,
         "wsman:OperationTimeout",
@@ -109,7 +120,12 @@ fn envelope(h: &Header<'_>, body: Option<&dyn Fn(&mut W)>) -> String {
         &format!("PT{}S", h.operation_timeout_secs),
     );
     start(&mut w, "wsa:ReplyTo", &[]);
-    text_element(&mut w, "wsa:Address", &[("s:mustUnderstand", "true")], ANONYMOUS);
+    text_element(
+        &mut w,
+        "wsa:Address",
+        &[("s:mustUnderstand", "true")],
+        ANONYMOUS,
+    );
     end(&mut w, "wsa:ReplyTo");
     text_element(
         &mut w,
