@@ -225,6 +225,36 @@ async fn signal_and_delete_are_sent_when_the_command_fails() {
 }
 
 #[tokio::test]
+async fn a_run_cancelled_by_the_host_timeout_is_cleaned_up_on_close() {
+    // The host holds the Receive; the sweep's host timeout drops `run`; `close`
+    // reconnects (the old connection still waits for that response) and sends
+    // Signal and Delete.
+    let twists = Twists {
+        delay_at: Some((2, Duration::from_secs(3))),
+        ..Twists::default()
+    };
+    let (_s, replay, target, settings) = https_basic("test_winrs_standard.yml", twists).await;
+    let mut session = winrm::connect(&target, &settings).await.unwrap();
+    let cut = tokio::time::timeout(
+        Duration::from_millis(500),
+        session.run("cmd.exe /c echo hi", 64),
+    )
+    .await;
+    assert!(cut.is_err(), "run should still be waiting: {cut:?}");
+    let started = Instant::now();
+    session.close().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "cleanup did not wait for the held response"
+    );
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(l.actions, LIFECYCLE);
+        assert_eq!(l.connections, 2);
+    });
+}
+
+#[tokio::test]
 async fn a_request_that_differs_from_the_recording_is_caught() {
     let (_s, replay, target, settings) =
         https_basic("test_winrs_standard.yml", Twists::default()).await;

@@ -110,6 +110,9 @@ pub struct SshSettings {
 pub enum Session {
     Ssh(ssh::SshSession),
     Local(local::LocalSession),
+    /// WinRM takes the whole script in the command line (PowerShell
+    /// `-EncodedCommand`); WinRS has stdin, but the probe does not need it.
+    Winrm(winrm::WinrmSession),
 }
 
 impl Session {
@@ -124,6 +127,10 @@ impl Session {
         match self {
             Session::Ssh(s) => s.exec(command, stdin, limit).await,
             Session::Local(s) => s.exec(command, stdin, limit).await,
+            Session::Winrm(_) if !stdin.is_empty() => Err(TransportError::Failed(
+                "WinRM sessions take the script in the command line, not on stdin".to_string(),
+            )),
+            Session::Winrm(s) => s.run(command, limit).await,
         }
     }
 
@@ -132,6 +139,7 @@ impl Session {
         match self {
             Session::Ssh(s) => s.close().await,
             Session::Local(_) => {}
+            Session::Winrm(s) => s.close().await,
         }
     }
 }

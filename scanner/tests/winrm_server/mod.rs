@@ -280,6 +280,8 @@ pub struct Twists {
     pub oversized_at: Option<(usize, usize)>,
     /// Answer SOAP request number N with this (status, body) instead of the recording.
     pub replace_at: Option<(usize, u16, String)>,
+    /// Hold the response to SOAP request number N this long.
+    pub delay_at: Option<(usize, std::time::Duration)>,
 }
 
 /// What the server saw; the tests assert on it.
@@ -624,6 +626,23 @@ async fn handle(
         .unwrap_or_default()
         .to_string();
     let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let mut delay = None;
+    let out = respond(authorization, content_type, body, shared, conn, &mut delay);
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    out
+}
+
+/// Everything after reading the request, under the locks (no await in here).
+fn respond(
+    authorization: Option<String>,
+    content_type: String,
+    body: Vec<u8>,
+    shared: &Arc<Mutex<Shared>>,
+    conn: &Arc<Mutex<Conn>>,
+    delay: &mut Option<std::time::Duration>,
+) -> Response<Full<Bytes>> {
     let mut s = shared.lock().unwrap();
     let mut c = conn.lock().unwrap();
     let b64 = base64::engine::general_purpose::STANDARD;
@@ -742,7 +761,7 @@ async fn handle(
             message.response.clone(),
         ),
     };
-    if s.sealing {
+    let out = if s.sealing {
         let sealed = seal_body(&mut c.ctx, response.as_bytes());
         reply(status, &[("Content-Type", MIME_TYPE.into())], sealed)
     } else {
@@ -751,5 +770,11 @@ async fn handle(
             &[("Content-Type", "application/soap+xml;charset=UTF-8".into())],
             response.into_bytes(),
         )
-    }
+    };
+    *delay = s
+        .twists
+        .delay_at
+        .filter(|(at, _)| *at == index)
+        .map(|(_, d)| d);
+    out
 }

@@ -131,6 +131,12 @@ pub struct WinrmSession {
     /// `wsmv:SessionId`, the same for every request of this session.
     session_id: String,
     settings: WinrmSettings,
+    /// Kept to reconnect for cleanup (the password is read again from its source).
+    target: WinrmTarget,
+    /// Set while a request is on the wire, cleared once its response is read. Still
+    /// set afterwards means the exchange was cut (timeout, cancellation), and the
+    /// connection cannot carry another request: cleanup reconnects first.
+    broken: bool,
     /// A shell (and command) not yet cleaned up: `close` deletes it if `run`
     /// was cancelled from outside (host timeout) before it could.
     pending: Option<(String, Option<String>)>,
@@ -194,7 +200,25 @@ pub async fn connect(
              clear; use scheme https, or auth ntlm/negotiate/kerberos"
         )));
     }
-    let password = read_password(&target.password, &url)?;
+    let (conn, auth) = open(target, settings).await?;
+    Ok(WinrmSession {
+        conn,
+        auth,
+        url,
+        session_id: new_id(),
+        settings: settings.clone(),
+        target: target.clone(),
+        broken: false,
+        pending: None,
+    })
+}
+
+/// Opens and authenticates one connection.
+async fn open(
+    target: &WinrmTarget,
+    settings: &WinrmSettings,
+) -> Result<(http::Connection, Auth), TransportError> {
+    let password = read_password(&target.password, &http::url(target))?;
     let mut conn = http::Connection::open(
         target,
         settings.connect_timeout,
@@ -217,14 +241,7 @@ pub async fn connect(
             }
         }
     };
-    Ok(WinrmSession {
-        conn,
-        auth,
-        url,
-        session_id: new_id(),
-        settings: settings.clone(),
-        pending: None,
-    })
+    Ok((conn, auth))
 }
 
 /// The 401 dance: empty POSTs carrying our tokens until the server answers 200.
@@ -337,9 +354,18 @@ impl WinrmSession {
 
     /// Sends one envelope and returns the parsed response, or its fault.
     async fn request(&mut self, xml: String) -> Result<Vec<Element>, RequestError> {
-        let label = self.url.clone();
         let timeout = self.settings.operation_timeout + self.settings.request_grace;
+        self.request_within(xml, timeout).await
+    }
+
+    async fn request_within(
+        &mut self,
+        xml: String,
+        timeout: Duration,
+    ) -> Result<Vec<Element>, RequestError> {
+        let label = self.url.clone();
         const SOAP: &str = "application/soap+xml;charset=UTF-8";
+        self.broken = true;
         let response = match &mut self.auth {
             Auth::Basic(header) => {
                 let header = header.clone();
@@ -364,6 +390,7 @@ impl WinrmSession {
                     .await?
             }
         };
+        self.broken = false;
         if response.status == hyper::StatusCode::UNAUTHORIZED {
             return Err(TransportError::AuthFailed(format!(
                 "{label}: credentials rejected (HTTP 401)"
@@ -546,6 +573,22 @@ impl WinrmSession {
         let Some((shell_id, command_id)) = self.pending.take() else {
             return;
         };
+        // Signal and Delete answer at once on a healthy host; a sick one must not
+        // hold the sweep for two more operation timeouts.
+        let grace = self.settings.request_grace;
+        if self.broken {
+            match open(&self.target, &self.settings).await {
+                Ok((conn, auth)) => {
+                    self.conn = conn;
+                    self.auth = auth;
+                    self.broken = false;
+                }
+                Err(e) => {
+                    tracing::debug!(url = %self.url, error = %e, "WinRM reconnect for cleanup failed");
+                    return;
+                }
+            }
+        }
         if let Some(command_id) = command_id {
             let id = new_id();
             let xml = soap::signal(
@@ -553,13 +596,13 @@ impl WinrmSession {
                 &command_id,
                 soap::SIGNAL_TERMINATE,
             );
-            if let Err(RequestError::Transport(e)) = self.request(xml).await {
+            if let Err(RequestError::Transport(e)) = self.request_within(xml, grace).await {
                 tracing::debug!(url = %self.url, error = %e, "WinRM Signal failed");
             }
         }
         let id = new_id();
         let xml = soap::delete(&self.header(soap::ACTION_DELETE, &id, &[], Some(&shell_id)));
-        if let Err(RequestError::Transport(e)) = self.request(xml).await {
+        if let Err(RequestError::Transport(e)) = self.request_within(xml, grace).await {
             tracing::debug!(url = %self.url, error = %e, "WinRM Delete failed");
         }
     }
