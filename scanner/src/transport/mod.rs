@@ -112,7 +112,8 @@ pub enum Session {
     Local(local::LocalSession),
     /// WinRM takes the whole script in the command line (PowerShell
     /// `-EncodedCommand`); WinRS has stdin, but the probe does not need it.
-    Winrm(winrm::WinrmSession),
+    /// Boxed: it carries its settings and target, and sessions are moved around.
+    Winrm(Box<winrm::WinrmSession>),
 }
 
 impl Session {
@@ -139,7 +140,7 @@ impl Session {
         match self {
             Session::Ssh(s) => s.close().await,
             Session::Local(_) => {}
-            Session::Winrm(s) => s.close().await,
+            Session::Winrm(s) => (*s).close().await,
         }
     }
 }
