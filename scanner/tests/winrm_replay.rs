@@ -488,3 +488,46 @@ async fn a_missing_password_source_is_auth_failed() {
         "{err}"
     );
 }
+
+/// The stdout a recorded ReceiveResponse carries, decoded independently of the client.
+fn recorded_stdout(response: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for part in response.split("<rsp:Stream Name=\"stdout\"").skip(1) {
+        let text = part.split_once('>').unwrap().1.split('<').next().unwrap();
+        out.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .unwrap(),
+        );
+    }
+    out
+}
+
+#[tokio::test]
+async fn one_sealed_session_runs_two_commands_with_multi_chunk_output() {
+    let setup = Setup::new();
+    let script = recording("test_client_execute_cmd.yml");
+    let receives: Vec<_> = script
+        .iter()
+        .filter(|m| m.response.contains("ReceiveResponse"))
+        .map(|m| recorded_stdout(&m.response))
+        .collect();
+    let settings = settings_for(&script);
+    let replay = Replay::start(script, ntlm(), None, Twists::default()).await;
+    let target = setup.target(&replay, Scheme::Http, WinrmAuth::Ntlm, PASSWORD);
+    let mut session = winrm::connect(&target, &settings).await.unwrap();
+    let dir = session.run("dir", 1 << 20).await.unwrap();
+    let echo = session.run("echo abc", 1 << 20).await.unwrap();
+    session.close().await;
+    assert_eq!(dir.stdout, receives[0]);
+    assert!(String::from_utf8_lossy(&dir.stdout).contains("Directory of C:\\Users\\vagrant"));
+    assert_eq!(echo.stdout, b"abc\r\n");
+    assert_eq!((dir.exit_status, echo.exit_status), (Some(0), Some(0)));
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(l.sealed, 10);
+        assert_eq!(l.auth_rounds, 2, "one handshake for the whole session");
+        assert_eq!(l.connections, 1);
+    });
+}
