@@ -506,6 +506,13 @@ fn unseal_body(ctx: &mut ServerContext, body: &[u8]) -> Result<Vec<u8>, String> 
         .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|s| s.parse().ok())
         .ok_or("no Length")?;
+    // The exact MS-WSMV 2.2.9.1.1 layout, byte for byte, up to the payload.
+    let want = format!(
+        "--Encrypted Boundary\r\n\tContent-Type: application/HTTP-SPNEGO-session-encrypted\r\n\tOriginalContent: type=application/soap+xml;charset=UTF-8;Length={length}\r\n--Encrypted Boundary\r\n\tContent-Type: application/octet-stream\r\n"
+    );
+    if !body.starts_with(want.as_bytes()) {
+        return Err(format!("MIME layout differs from MS-WSMV: {head:?}"));
+    }
     let rest = &body[text_end + b"application/octet-stream\r\n".len()..];
     let sig_len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
     let mut token = rest[4..4 + sig_len].to_vec();
