@@ -263,7 +263,11 @@ async fn handshake(
     let mut input: Vec<u8> = Vec::new();
     // NTLM takes two round trips, Kerberos one or two; more means a confused peer.
     for _ in 0..4 {
-        let step = ctx.step(&input, &spn).map_err(|e| match e {
+        let (back, result) = step_off_thread(ctx, std::mem::take(&mut input), spn.clone())
+            .await
+            .map_err(&auth_failed)?;
+        ctx = back;
+        let step = result.map_err(|e| match e {
             AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m) => {
                 auth_failed(format!("{mechanism:?} authentication failed: {m}"))
             }
@@ -289,7 +293,11 @@ async fn handshake(
                 // Kerberos mutual authentication: the server's last token.
                 if let Some(token) = negotiate_token(&response.headers) {
                     if step.continue_needed {
-                        let _ = ctx.step(&token, &spn);
+                        if let Ok((back, _)) = step_off_thread(ctx, token, spn.clone()).await {
+                            ctx = back;
+                        } else {
+                            return Err(auth_failed("the authentication task failed".into()));
+                        }
                     }
                 }
                 return Ok(ctx);
@@ -304,6 +312,22 @@ async fn handshake(
     Err(auth_failed(format!(
         "{mechanism:?} authentication did not finish in 4 round trips"
     )))
+}
+
+/// Runs one handshake step on the blocking pool: a Kerberos step may talk to
+/// the KDC with blocking sockets (bounded by their own timeouts), which must not
+/// stall the sweep's async workers.
+async fn step_off_thread(
+    mut ctx: SecurityContext,
+    input: Vec<u8>,
+    spn: String,
+) -> Result<(SecurityContext, Result<auth::Step, AuthError>), String> {
+    tokio::task::spawn_blocking(move || {
+        let result = ctx.step(&input, &spn);
+        (ctx, result)
+    })
+    .await
+    .map_err(|e| format!("the authentication task failed: {e}"))
 }
 
 fn new_id() -> String {
