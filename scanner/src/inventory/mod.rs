@@ -8,6 +8,11 @@
 //!
 //! Secrets never sit in the inventory: keys come from files or the agent, and
 //! key passphrases from `passphrase_env:` / `passphrase_file:`.
+//!
+//! WinRM hosts (`transport: winrm`) take their settings from a `winrm:` map
+//! (`port`, `scheme`, `auth`, `ca_file`, `password_env`, `password_file`), merged
+//! key by key with the same precedence. The SSH `port:` does not apply to them:
+//! `defaults: {port: 22}` must not send WinRM to port 22.
 
 pub mod ansible;
 pub mod limit;
@@ -21,6 +26,7 @@ use serde_saphyr::Spanned;
 
 use crate::diag::{self, Diagnostic};
 use crate::transport::ssh_config::{self, SshConfig};
+use crate::transport::winrm::{PasswordSource, Scheme, WinrmAuth, WinrmTarget};
 use crate::transport::{Passphrase, SshEndpoint, SshTarget};
 
 /// How a host is reached.
@@ -52,6 +58,8 @@ pub struct Host {
     /// Run the probe script through `sudo -n` (never prompts; fails cleanly
     /// when sudo would ask for a password).
     pub sudo: bool,
+    /// For `transport: winrm`: endpoint, authentication and password source.
+    pub winrm: Option<WinrmTarget>,
 }
 
 impl Host {
@@ -87,6 +95,40 @@ struct RawVars {
     sudo: Option<bool>,
     passphrase_env: Option<String>,
     passphrase_file: Option<String>,
+    winrm: Option<Spanned<RawWinrm>>,
+}
+
+/// The `winrm:` map. There is deliberately no `insecure_skip_verify`: a scanner
+/// that sends domain credentials must know whom it sends them to; a private CA
+/// goes in `ca_file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWinrm {
+    /// Default: 5985 for http, 5986 for https.
+    port: Option<u16>,
+    /// Default: `http` (messages sealed by NTLM/Kerberos).
+    scheme: Option<Scheme>,
+    /// Default: `negotiate`.
+    auth: Option<WinrmAuth>,
+    ca_file: Option<String>,
+    password_env: Option<String>,
+    password_file: Option<String>,
+}
+
+impl RawWinrm {
+    fn or(mut self, other: &RawWinrm) -> RawWinrm {
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f.clone(); } )* };
+        }
+        fill!(port, scheme, auth, ca_file);
+        // The password source is one setting: a host's `password_file` replaces
+        // a default `password_env` rather than conflicting with it.
+        if self.password_env.is_none() && self.password_file.is_none() {
+            self.password_env = other.password_env.clone();
+            self.password_file = other.password_file.clone();
+        }
+        self
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -166,6 +208,7 @@ struct RawHost {
     sudo: Option<bool>,
     passphrase_env: Option<String>,
     passphrase_file: Option<String>,
+    winrm: Option<Spanned<RawWinrm>>,
 }
 
 impl RawHost {
@@ -183,6 +226,7 @@ impl RawHost {
             sudo: self.sudo,
             passphrase_env: self.passphrase_env.clone(),
             passphrase_file: self.passphrase_file.clone(),
+            winrm: self.winrm.clone(),
         }
     }
 }
@@ -207,6 +251,16 @@ impl RawVars {
             passphrase_env,
             passphrase_file
         );
+        // `winrm:` merges key by key; the most specific map's position is kept
+        // for error messages.
+        self.winrm = match (self.winrm.take(), &other.winrm) {
+            (Some(mine), Some(theirs)) => Some(Spanned {
+                value: mine.value.or(&theirs.value),
+                referenced: mine.referenced,
+                defined: mine.defined,
+            }),
+            (mine, theirs) => mine.or_else(|| theirs.clone()),
+        };
         self
     }
 }
@@ -329,6 +383,7 @@ impl Inventory {
                 connect_timeout: None,
                 host_timeout: None,
                 sudo: false,
+                winrm: None,
             }],
             known_hosts_files: Vec::new(),
         }
@@ -386,6 +441,7 @@ fn from_ansible(file: &Path, hosts: Vec<ansible::AnsibleHost>) -> Result<RawInve
             sudo: None,
             passphrase_env: None,
             passphrase_file: None,
+            winrm: None,
         });
     }
     Ok(RawInventory {
@@ -461,6 +517,7 @@ fn resolve(
                         sudo: None,
                         passphrase_env: None,
                         passphrase_file: None,
+                        winrm: None,
                     },
                 );
             }
@@ -544,9 +601,22 @@ fn resolve(
             (None, Some(f)) => Passphrase::File(expand_home(f)),
             (None, None) => Passphrase::None,
         };
+        let transport = vars.transport.unwrap_or(TransportKind::Ssh);
+        let user = vars.user.clone().unwrap_or_else(current_user);
+        let winrm = match transport {
+            TransportKind::Winrm => Some(winrm_target(
+                file,
+                name,
+                &address,
+                &user,
+                vars.winrm.as_ref(),
+                entry.name.referenced,
+            )?),
+            _ => None,
+        };
         let host = Host {
             name: name.clone(),
-            transport: vars.transport.unwrap_or(TransportKind::Ssh),
+            transport,
             os: vars.os.map(|o| match o {
                 OsHint::Linux => "linux".to_string(),
                 OsHint::Windows => "windows".to_string(),
@@ -558,7 +628,7 @@ fn resolve(
                 endpoint: SshEndpoint {
                     address,
                     port: vars.port.unwrap_or(22),
-                    user: vars.user.clone().unwrap_or_else(current_user),
+                    user,
                     identity_files: identity_files.clone(),
                 },
                 jumps: Vec::new(),
@@ -568,6 +638,7 @@ fn resolve(
             connect_timeout: duration_of(file, &vars.connect_timeout)?,
             host_timeout: duration_of(file, &vars.host_timeout)?,
             sudo: vars.sudo.unwrap_or(false),
+            winrm,
         };
         partial.push(Partial {
             host,
@@ -633,6 +704,62 @@ fn resolve(
     Ok(Inventory {
         hosts,
         known_hosts_files,
+    })
+}
+
+/// Resolves and checks the WinRM settings of one host. Errors point at the
+/// host's `winrm:` map, or at the host name when it has none.
+fn winrm_target(
+    file: &Path,
+    name: &str,
+    address: &str,
+    user: &str,
+    raw: Option<&Spanned<RawWinrm>>,
+    host_location: serde_saphyr::Location,
+) -> Result<WinrmTarget, Diagnostic> {
+    let location = raw.map(|r| r.referenced).unwrap_or(host_location);
+    let raw = raw.map(|r| r.value.clone()).unwrap_or_default();
+    let scheme = raw.scheme.unwrap_or(Scheme::Http);
+    let auth = raw.auth.unwrap_or(WinrmAuth::Negotiate);
+    if auth == WinrmAuth::Basic && scheme == Scheme::Http {
+        return Err(Diagnostic::at(
+            file,
+            location,
+            format!(
+                "host `{name}`: winrm auth `basic` over scheme `http` would send the password in \
+                 clear: use `scheme: https`, or `auth: negotiate`, `ntlm` or `kerberos`"
+            ),
+        ));
+    }
+    let password = match (&raw.password_env, &raw.password_file) {
+        (Some(_), Some(_)) => {
+            return Err(Diagnostic::at(
+                file,
+                location,
+                format!("host `{name}`: give winrm.password_env or winrm.password_file, not both"),
+            ))
+        }
+        (Some(e), None) => PasswordSource::Env(e.clone()),
+        (None, Some(f)) => PasswordSource::File(expand_home(f)),
+        (None, None) => {
+            return Err(Diagnostic::at(
+                file,
+                location,
+                format!(
+                    "host `{name}`: transport winrm needs winrm.password_env or \
+                     winrm.password_file (passwords never go in the inventory)"
+                ),
+            ))
+        }
+    };
+    Ok(WinrmTarget {
+        address: address.to_string(),
+        port: raw.port.unwrap_or_else(|| scheme.default_port()),
+        scheme,
+        auth,
+        user: user.to_string(),
+        password,
+        ca_file: raw.ca_file.as_deref().map(expand_home),
     })
 }
 

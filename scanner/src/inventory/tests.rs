@@ -86,6 +86,10 @@ fn invalid_inventories_name_file_line_and_column() {
         ("invalid-transport.yaml", "invalid-transport.yaml:3:16: unknown variant `telnet`"),
         ("invalid-jump.yaml", "invalid-jump.yaml:3:11: invalid jump `user@:22`"),
         ("invalid-indent.yaml", "invalid-indent.yaml:3:3: "),
+        ("invalid-winrm-basic-http.yaml", "invalid-winrm-basic-http.yaml:5:7: host `w`: winrm auth `basic` over scheme `http` would send the password in clear"),
+        ("invalid-winrm-no-password.yaml", "invalid-winrm-no-password.yaml:2:11: host `w`: transport winrm needs winrm.password_env or winrm.password_file"),
+        ("invalid-winrm-unknown-key.yaml", "invalid-winrm-unknown-key.yaml:5:7: unknown field `insecure_skip_verify`"),
+        ("invalid-winrm-auth.yaml", "invalid-winrm-auth.yaml:4:19: unknown variant `credssp`"),
         ("no-such-file.yaml", "no-such-file.yaml: cannot read file: No such file or directory"),
     ];
     let mut failures = Vec::new();
@@ -99,6 +103,49 @@ fn invalid_inventories_name_file_line_and_column() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn winrm_settings_merge_key_by_key() {
+    use crate::transport::winrm::{PasswordSource, Scheme, WinrmAuth};
+    let inv = load("valid-winrm.yaml").unwrap();
+    let w = |i: usize| inv.hosts[i].winrm.clone().unwrap();
+    let win1 = w(0);
+    assert_eq!(inv.hosts[0].transport, TransportKind::Winrm);
+    assert_eq!(
+        (win1.address.as_str(), win1.port),
+        ("10.0.1.5", 5985),
+        "SSH port 22 does not apply"
+    );
+    assert_eq!((win1.scheme, win1.auth), (Scheme::Http, WinrmAuth::Ntlm));
+    assert_eq!(win1.user, "CORP\\svc-scan");
+    assert_eq!(
+        win1.password,
+        PasswordSource::Env("FLEETSWEEP_WINRM_PASSWORD".into())
+    );
+    let win2 = w(1);
+    assert_eq!(
+        (win2.scheme, win2.auth, win2.port),
+        (Scheme::Https, WinrmAuth::Basic, 5986)
+    );
+    assert_eq!(
+        win2.ca_file,
+        Some(PathBuf::from("/etc/fleetsweep/corp-ca.pem"))
+    );
+    assert_eq!(
+        win2.password,
+        PasswordSource::File("/run/secrets/winrm".into()),
+        "a host's password_file replaces the default password_env"
+    );
+    let win3 = w(2);
+    assert_eq!(
+        (win3.port, win3.auth, win3.user.as_str()),
+        (15985, WinrmAuth::Kerberos, "scanner")
+    );
+    assert!(
+        inv.hosts[3].winrm.is_none(),
+        "SSH hosts have no WinRM target"
+    );
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod known_hosts;
 pub mod local;
 pub mod ssh;
 pub mod ssh_config;
+pub mod winrm;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -109,6 +110,10 @@ pub struct SshSettings {
 pub enum Session {
     Ssh(ssh::SshSession),
     Local(local::LocalSession),
+    /// WinRM takes the whole script in the command line (PowerShell
+    /// `-EncodedCommand`); WinRS has stdin, but the probe does not need it.
+    /// Boxed: it carries its settings and target, and sessions are moved around.
+    Winrm(Box<winrm::WinrmSession>),
 }
 
 impl Session {
@@ -123,6 +128,10 @@ impl Session {
         match self {
             Session::Ssh(s) => s.exec(command, stdin, limit).await,
             Session::Local(s) => s.exec(command, stdin, limit).await,
+            Session::Winrm(_) if !stdin.is_empty() => Err(TransportError::Failed(
+                "WinRM sessions take the script in the command line, not on stdin".to_string(),
+            )),
+            Session::Winrm(s) => s.run(command, limit).await,
         }
     }
 
@@ -131,6 +140,7 @@ impl Session {
         match self {
             Session::Ssh(s) => s.close().await,
             Session::Local(_) => {}
+            Session::Winrm(s) => (*s).close().await,
         }
     }
 }
