@@ -25,7 +25,7 @@ use crate::inventory::{Host, TransportKind};
 use crate::probes::{linux, macos, offline, windows, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
-use crate::transport::{ssh, Session, SshSettings, TransportError};
+use crate::transport::{ssh, winrm, Session, SshSettings, TransportError};
 
 /// Settings of one sweep, validated by the CLI.
 #[derive(Debug, Clone)]
@@ -268,19 +268,34 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             Session::Ssh(ssh::connect(&h.ssh, &settings, &ctx.host_keys).await?)
         }
         TransportKind::Winrm => {
-            return Err(TransportError::Failed(
-                "transport `winrm` is not supported by this version yet; reach Windows hosts over OpenSSH (transport: ssh) for now".into(),
-            ))
+            // The inventory builds the target for every winrm host; a host
+            // without one is a bug, reported as such rather than a panic.
+            let Some(target) = &h.winrm else {
+                return Err(TransportError::Failed(
+                    "transport winrm without winrm settings (endpoint, auth, password source)"
+                        .into(),
+                ));
+            };
+            let settings = winrm::WinrmSettings {
+                connect_timeout: h.connect_timeout.unwrap_or(ctx.settings.connect_timeout),
+                ..Default::default()
+            };
+            Session::Winrm(Box::new(winrm::connect(target, &settings).await?))
         }
     };
     let sudo = h.sudo || ctx.settings.sudo;
-    let mut family = family_of(h);
+    // WinRM reaches Windows only: the PowerShell probe, whatever `os:` says.
+    let mut family = if h.transport == TransportKind::Winrm {
+        "windows".to_string()
+    } else {
+        family_of(h)
+    };
     let mut run = run_probe(&mut session, ctx, &family, sudo).await;
     // No `os:` hint: the Linux probe tells the other families apart. A
     // Windows default shell (cmd.exe or PowerShell) cannot find /bin/sh; a
     // Mac runs it but reports Darwin. Either way the right probe runs next,
     // on the same connection.
-    if h.os.is_none() {
+    if h.os.is_none() && h.transport != TransportKind::Winrm {
         let next = match &run {
             Ok(p) if !p.answered && looks_like_windows_shell(&p.stderr) => Some("windows"),
             Ok(p)
