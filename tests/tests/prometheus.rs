@@ -590,7 +590,14 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .collect();
     assert_eq!(got, failed);
 
-    // Every dashboard query, as Grafana would send it, returns data.
+    // Every dashboard query, as Grafana would send it, returns data. Rates and
+    // increases need two samples of the daemon in their window first.
+    prom.wait_for(
+        &format!("count_over_time(fleetsweep_remediations_total{{job=\"{SERVE_JOB}\"}}[1m]) >= 3"),
+        |s| !s.is_empty(),
+        Duration::from_secs(20),
+    )
+    .unwrap();
     let dash = dashboard();
     let vars = [
         ("job", SERVE_JOB),
