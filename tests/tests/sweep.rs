@@ -374,13 +374,57 @@ fn exit_codes_follow_the_spec() {
     assert!(text(&out.stderr).contains("--shard"));
 }
 
+/// Starts fleetsweep with per-host log events on stderr and returns once each
+/// of `hosts` has been logged as scanned: tests signal a sweep at a known
+/// point, not after a fixed sleep that a loaded machine may not honour.
+fn spawn_until_scanned(args: &[&str], hosts: &[&str]) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(fleetsweep_bin())
+        .args(args)
+        .args(["-v", "--log-format", "json"])
+        .env_remove("FLEETSWEEP_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fleetsweep");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    // Keeps draining stderr after we stop listening, so fleetsweep never blocks on it.
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut pending: Vec<&str> = hosts.to_vec();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut seen = Vec::new();
+    while !pending.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!(
+                "{pending:?} not scanned within 90s; log:\n{}",
+                seen.join("\n")
+            )
+        });
+        if line.contains("\"host scanned\"") {
+            pending.retain(|h| !line.contains(&format!("\"host\":\"{h}\"")));
+        }
+        seen.push(line);
+    }
+    child
+}
+
 #[test]
 fn interrupted_sweep_writes_a_partial_report() {
     let fleet = scenario_fleet(213);
     let inv = fleet.inventory_path();
     let report_path = fleet.dir().join("partial.yaml");
-    let mut child = Command::new(fleetsweep_bin())
-        .args([
+    // Interrupt once the quick hosts are done; hang-01 and hung-01 never will.
+    let mut child = spawn_until_scanned(
+        &[
             "scan",
             "-i",
             inv.to_str().unwrap(),
@@ -393,12 +437,9 @@ fn interrupted_sweep_writes_a_partial_report() {
             "--host-timeout",
             "120s",
             "--no-state",
-            "-q",
-        ])
-        .spawn()
-        .expect("spawn fleetsweep");
-    // Give the quick hosts time to finish; hang-01 and hung-01 never will.
-    std::thread::sleep(Duration::from_secs(4));
+        ],
+        &["web-01", "app-01"],
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "app-01's finding is still reported");
@@ -428,8 +469,8 @@ fn sigterm_also_writes_a_partial_report() {
     .unwrap();
     let report_path = fleet.dir().join("term.yaml");
     let inv = fleet.inventory_path();
-    let mut child = Command::new(fleetsweep_bin())
-        .args([
+    let mut child = spawn_until_scanned(
+        &[
             "scan",
             "-i",
             inv.to_str().unwrap(),
@@ -438,11 +479,9 @@ fn sigterm_also_writes_a_partial_report() {
             "--connect-timeout",
             "60s",
             "--no-state",
-            "-q",
-        ])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+        ],
+        &["web-01"],
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert_eq!(
         child.wait().unwrap().code(),
