@@ -62,7 +62,9 @@ pub struct HostCounts {
     pub scanned: usize,
     /// Scanned and without any finding of a banned product.
     pub clean: usize,
-    /// Scanned and with at least one finding of a banned product.
+    /// Scanned and with at least one finding of a banned product that is not
+    /// remediated (excepted and unverified ones count: they are still there,
+    /// or not known to be gone).
     pub affected: usize,
     pub unreachable: usize,
     pub auth_failed: usize,
@@ -323,10 +325,19 @@ impl Report {
 }
 
 impl HostReport {
+    /// True when a finding on this host fails the sweep ([`Finding::fails`]).
     pub fn has_open_ban(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.policy == Policy::Ban && f.status.is_open())
+        self.findings.iter().any(Finding::fails)
+    }
+}
+
+impl Finding {
+    /// True when this finding fails a sweep (SPEC §2 exit code 1): a banned
+    /// product, still there (`new`, `open`, `overdue`, `reinstalled`), not
+    /// covered by an active exception. A first sighting keeps `new` even when
+    /// an exception covers it, but carries the exception and does not fail.
+    pub fn fails(&self) -> bool {
+        self.policy == Policy::Ban && self.status.is_open() && self.exception.is_none()
     }
 }
 
@@ -338,7 +349,11 @@ impl Summary {
             match h.outcome {
                 Outcome::Scanned => {
                     s.hosts.scanned += 1;
-                    if h.findings.iter().any(|f| f.policy == Policy::Ban) {
+                    // Remediated findings are gone: a host with only those is clean.
+                    if h.findings
+                        .iter()
+                        .any(|f| f.policy == Policy::Ban && f.status != Status::Remediated)
+                    {
                         s.hosts.affected += 1;
                     } else {
                         s.hosts.clean += 1;

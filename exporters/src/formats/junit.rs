@@ -18,7 +18,7 @@
 use std::fmt::Write as _;
 
 use super::{evidence_line, policy_str, state_str, status_str};
-use crate::report::{Finding, HostReport, Outcome, Policy, Report};
+use crate::report::{Finding, HostReport, Outcome, Report};
 
 /// Renders the report as a JUnit XML document.
 pub fn render(report: &Report) -> String {
@@ -108,10 +108,8 @@ fn testcase(x: &mut String, host: &HostReport) {
         xml_attr(&host.name),
         seconds(host.duration_seconds)
     );
-    let (failing, other): (Vec<&Finding>, Vec<&Finding>) = host
-        .findings
-        .iter()
-        .partition(|f| f.policy == Policy::Ban && f.status.is_open());
+    let (failing, other): (Vec<&Finding>, Vec<&Finding>) =
+        host.findings.iter().partition(|f| f.fails());
     if host.outcome != Outcome::Scanned {
         let message = match &host.error {
             Some(e) => format!("not scanned: {}: {}", host.outcome, e),

@@ -146,7 +146,9 @@ pub fn render(report: &Report) -> String {
 }
 
 fn open(h: &HostReport) -> impl Iterator<Item = &Finding> {
-    h.findings.iter().filter(|f| f.status.is_open())
+    h.findings
+        .iter()
+        .filter(|f| f.status.is_open() && f.exception.is_none())
 }
 
 fn host_section(s: &mut String, h: &HostReport) {

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
-use fleetsweep_exporters::{ExceptionsReport, Outcome, Policy, Report, Status};
+use fleetsweep_exporters::{ExceptionsReport, Outcome, Report};
 
 use crate::catalog::Catalog;
 use crate::exceptions::Exceptions;
@@ -183,37 +183,15 @@ pub fn apply_state(
     Ok(())
 }
 
-/// Sorts the report and recounts it. A host whose only findings are
-/// `remediated` is clean now, so it counts as clean, not affected.
+/// Sorts the report and recounts it ([`Report::normalize`]).
 pub fn normalize(report: &mut Report) {
     report.normalize();
-    let hosts = &mut report.summary.hosts;
-    hosts.clean = 0;
-    hosts.affected = 0;
-    for h in &report.hosts {
-        if h.outcome != Outcome::Scanned {
-            continue;
-        }
-        if h.findings
-            .iter()
-            .any(|f| f.policy == Policy::Ban && f.status != Status::Remediated)
-        {
-            hosts.affected += 1;
-        } else {
-            hosts.clean += 1;
-        }
-    }
 }
 
-/// True when the sweep fails (SPEC §2 exit code 1): a finding of a banned
-/// product with an open status, unless an active exception covers it (a `new`
-/// finding keeps its status on first sight but carries the exception).
+/// True when the sweep fails (SPEC §2 exit code 1): see
+/// [`fleetsweep_exporters::Finding::fails`].
 pub fn has_failing_finding(report: &Report) -> bool {
-    report
-        .hosts
-        .iter()
-        .flat_map(|h| &h.findings)
-        .any(|f| f.policy == Policy::Ban && f.status.is_open() && f.exception.is_none())
+    report.has_open_ban()
 }
 
 #[cfg(test)]
@@ -221,7 +199,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use fleetsweep_exporters::{
-        Evidence, Finding, FindingState, HostReport, Summary, SweepInfo, REPORT_VERSION,
+        Evidence, Finding, FindingState, HostReport, Policy, Status, Summary, SweepInfo,
+        REPORT_VERSION,
     };
     use std::path::Path;
 
