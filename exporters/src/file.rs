@@ -6,14 +6,46 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same directory,
 /// fsync, then rename(2) over the target.
+///
+/// The file gets the mode a plain `create` would give it: an existing
+/// target's mode is kept, a new file is 0644 (the temporary file starts as
+/// 0600, and node_exporter, which usually runs as its own user, could not
+/// read a textfile written by root with that mode). Restrict the directory
+/// if the reports must stay private.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn new_files_are_world_readable_and_existing_modes_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fleetsweep.prom");
+        write_atomic(&p, b"a 1\n").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o644, "node_exporter (another user) must read it");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, b"a 2\n").unwrap();
+        assert_eq!(mode(&p), 0o640);
+        assert_eq!(std::fs::read(&p).unwrap(), b"a 2\n");
+    }
 }

@@ -49,6 +49,32 @@ pub fn render(report: &Report) -> String {
         s.affected,
         s.total - s.scanned
     );
+    let f = &report.summary.findings;
+    let by_status: Vec<String> = [
+        ("new", f.new),
+        ("open", f.open),
+        ("overdue", f.overdue),
+        ("reinstalled", f.reinstalled),
+        ("remediated", f.remediated),
+        ("excepted", f.excepted),
+        ("unverified", f.unverified),
+    ]
+    .iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(name, n)| format!("{n} {name}"))
+    .collect();
+    if !by_status.is_empty() {
+        let _ = writeln!(out, "Findings by status: {}", by_status.join(", "));
+    }
+    if let Some(ex) = &report.exceptions {
+        let _ = writeln!(
+            out,
+            "Exceptions: {} applied, {} expired, {} matched nothing",
+            ex.applied.len(),
+            ex.expired.len(),
+            ex.unused.len()
+        );
+    }
     if !report.sweep.complete {
         let _ = writeln!(
             out,
@@ -77,7 +103,7 @@ pub fn render(report: &Report) -> String {
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  {:w$}  {:9}  {:6}  {:5}  {}{}",
+                    "  {:w$}  {:9}  {:11}  {:5}  {}{}",
                     term_safe(&h.name),
                     state(f.state),
                     format!("{:?}", f.status).to_lowercase(),
