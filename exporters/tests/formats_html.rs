@@ -98,7 +98,12 @@ fn html_shows_summary_burndown_hosts_and_exceptions_in_a_browser() {
     assert_eq!(dom.matches("<circle").count(), 10);
     assert!(dom.contains("sweep-0002 2026-11-15T06:00:00Z: 6 outstanding (incomplete sweep)"));
     assert!(dom.contains("sweep-0003 2026-11-22T06:00:00Z: 7 outstanding"));
-    assert!(dom.contains("5 sweep(s); latest: 7 outstanding, 1 remediated."));
+    // Remediated findings are reported once (the sweep that saw them gone):
+    // the green line is their running total, 0 + 2 + 6 + 8 + 1.
+    assert!(dom.contains("sweep-0003 2026-11-22T06:00:00Z: 17 remediated"));
+    assert!(
+        dom.contains("5 sweep(s); latest: 7 outstanding, 1 remediated in it, 17 over all sweeps.")
+    );
     // Host table: every host, findings with status, state, version, due.
     for h in fleet().hosts.iter().filter(|h| h.name != EVIL_HOST) {
         let rows = h.findings.len().max(1);

@@ -40,7 +40,7 @@ th,td{text-align:left;padding:5px 6px;border-bottom:1px solid var(--line);vertic
 th{font-size:12px;color:var(--muted);font-weight:600;background:#fafbfc}
 td.host{font-weight:600;overflow-wrap:anywhere;min-width:110px;max-width:200px}
 td.rule{white-space:nowrap}
-td.ev{min-width:160px;max-width:480px}
+td.ev{min-width:160px;max-width:300px;font-size:11px}
 td.out{max-width:170px}
 td.st{max-width:170px}
 td.addr{white-space:nowrap}
@@ -187,9 +187,20 @@ fn burndown(s: &mut String, history: &[HistoryPoint]) {
     let (left, right, top, bottom) = (48.0, 16.0, 16.0, 40.0);
     let pw = w - left - right;
     let ph = h - top - bottom;
-    let max_v = history
+    // A remediated finding is reported in the sweep that saw it gone, then
+    // dropped: the burn-down shows the running total, which only grows.
+    let remediated: Vec<usize> = history
         .iter()
-        .map(|p| outstanding(p).max(p.findings.remediated))
+        .scan(0usize, |sum, p| {
+            *sum += p.findings.remediated;
+            Some(*sum)
+        })
+        .collect();
+    let outstanding_v: Vec<usize> = history.iter().map(outstanding).collect();
+    let max_v = outstanding_v
+        .iter()
+        .chain(remediated.iter())
+        .copied()
         .max()
         .unwrap_or(0);
     let y_max = nice_ceiling(max_v);
@@ -240,16 +251,16 @@ fn burndown(s: &mut String, history: &[HistoryPoint]) {
             );
         }
     }
-    type Series = (&'static str, &'static str, fn(&HistoryPoint) -> usize);
-    let series: [Series; 2] = [
-        ("outstanding", "#c62828", outstanding),
-        ("remediated", "#2e7d32", |p| p.findings.remediated),
+    let series: [(&str, &str, &[usize]); 2] = [
+        ("outstanding", "#c62828", &outstanding_v),
+        ("remediated", "#2e7d32", &remediated),
     ];
-    for (name, color, value) in series {
+    for (name, color, values) in series {
+        let value = |i: usize| values.get(i).copied().unwrap_or(0);
         let pts: Vec<String> = history
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x_of(i, p), y_of(value(p))))
+            .map(|(i, p)| format!("{:.1},{:.1}", x_of(i, p), y_of(value(i))))
             .collect();
         let _ = writeln!(
             s,
@@ -263,10 +274,10 @@ fn burndown(s: &mut String, history: &[HistoryPoint]) {
                 s,
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{fill}\" stroke=\"{color}\" stroke-width=\"1.5\"><title>{} {}: {} {}{}</title></circle>",
                 x_of(i, p),
-                y_of(value(p)),
+                y_of(value(i)),
                 esc(&p.sweep_id),
                 p.finished,
-                value(p),
+                value(i),
                 name,
                 if p.complete { "" } else { " (incomplete sweep)" }
             );
@@ -276,7 +287,7 @@ fn burndown(s: &mut String, history: &[HistoryPoint]) {
     let _ = writeln!(
         s,
         "<rect x=\"{left}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"#c62828\"/><text x=\"{:.1}\" y=\"{ly:.1}\">outstanding (new + open + overdue + reinstalled)</text>\
-         <rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"#2e7d32\"/><text x=\"{:.1}\" y=\"{ly:.1}\">remediated</text>",
+         <rect x=\"{:.1}\" y=\"{:.1}\" width=\"12\" height=\"3\" fill=\"#2e7d32\"/><text x=\"{:.1}\" y=\"{ly:.1}\">remediated (running total)</text>",
         ly - 4.0,
         left + 16.0,
         left + 330.0,
@@ -288,10 +299,11 @@ fn burndown(s: &mut String, history: &[HistoryPoint]) {
     if let Some(p) = last {
         let _ = writeln!(
             s,
-            "<p class=\"muted\">{} sweep(s); latest: {} outstanding, {} remediated.</p>",
+            "<p class=\"muted\">{} sweep(s); latest: {} outstanding, {} remediated in it, {} over all sweeps.</p>",
             n,
             outstanding(p),
-            p.findings.remediated
+            p.findings.remediated,
+            remediated.last().copied().unwrap_or(0)
         );
     }
     s.push_str("</section>\n");
