@@ -34,20 +34,7 @@ impl Sweeper for PlanSweeper {
         cancel: watch::Receiver<Option<String>>,
     ) -> BoxFuture<'_, Report> {
         let plan = self.0.clone();
-        let rt = tokio::runtime::Handle::current();
-        // The sweep engine's future cannot be proven `Send` (a closure over
-        // borrowed hosts in its stream trips rustc's higher-ranked lifetime
-        // check), and HTTP handlers need `Send`: drive it from a blocking
-        // thread of the same runtime, where `block_on` needs no `Send`.
-        Box::pin(async move {
-            let job = tokio::task::spawn_blocking(move || {
-                rt.block_on(plan.sweep(hosts, Arc::new(sweep::Silent), cancel))
-            });
-            match job.await {
-                Ok(report) => report,
-                Err(e) => std::panic::resume_unwind(e.into_panic()),
-            }
-        })
+        Box::pin(async move { plan.sweep(hosts, Arc::new(sweep::Silent), cancel).await })
     }
 }
 

@@ -94,10 +94,14 @@ pub async fn run(
     let concurrency = ctx.settings.concurrency.max(1);
     let mut interrupted_by = cancel.borrow().clone();
     if interrupted_by.is_none() {
-        let mut stream = futures::stream::iter(hosts.iter().enumerate())
+        // Each future owns its host (an Arc, not a borrow of `hosts`), so the
+        // sweep's future is `Send` and runs on any runtime thread (serve's
+        // HTTP handlers need that).
+        let shared: Vec<Arc<Host>> = hosts.iter().cloned().map(Arc::new).collect();
+        let mut stream = futures::stream::iter(shared.into_iter().enumerate())
             .map(|(i, h)| {
                 let ctx = ctx.clone();
-                async move { (i, scan_host(h, &ctx).await) }
+                async move { (i, scan_host(&h, &ctx).await) }
             })
             .buffer_unordered(concurrency);
         loop {
