@@ -85,6 +85,14 @@ def values(e):
             if e["os"] == "windows" and p.startswith("%"):
                 continue  # environment-variable paths need expansion on the host
             p = glob_escape(p)
+        elif kind == "driver" and "\\" in p:
+            # A driver folder such as C:\Windows\System32\drivers\K4W-21-25\*.sys:
+            # the matcher sees image paths with `/` and as registered
+            # (\SystemRoot\System32\... or C:\Windows\System32\...), so match
+            # from System32 on, whatever comes before it.
+            q = p.replace("\\", "/")
+            i = q.lower().find("/system32/")
+            p = ("*" + q[i:]) if i >= 0 else q
         elif kind == "service" and (" " in p or "/" in p):
             continue  # descriptive entries such as "KSC* / kl* (...)"
         elif kind in ("display_name", "publisher") and "*" not in p:

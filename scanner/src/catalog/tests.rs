@@ -120,3 +120,20 @@ fn builtin_catalog_is_valid_and_covers_every_os() {
         assert!(roots.iter().any(|x| x == r), "{r} not probed: {roots:?}");
     }
 }
+
+/// The versioned driver folder of the built-in catalog matches image paths as
+/// the matcher sees them (`/` separators, `\SystemRoot` or `C:\Windows` prefix).
+#[test]
+fn versioned_driver_folder_matches_registered_image_paths() {
+    let c = Catalog::builtin().unwrap();
+    let sig = c
+        .rules
+        .iter()
+        .flat_map(|r| &r.signatures)
+        .find(|s| s.pattern.contains("drivers/K4W-21-25/"))
+        .expect("the built-in catalog lists the versioned driver folder");
+    assert!(sig.matches("/SystemRoot/System32/drivers/K4W-21-25/klif.sys"));
+    assert!(sig.matches("C:/Windows/system32/DRIVERS/k4w-21-25/KLIF.SYS"));
+    assert!(!sig.matches("C:/Windows/System32/drivers/K4W-21-25x/klif.sys"));
+    assert!(!sig.matches("C:/Windows/System32/drivers/klif.sys"));
+}
