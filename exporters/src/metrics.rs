@@ -56,15 +56,7 @@ fn valid_label(l: &str) -> bool {
 }
 
 fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::New => "new",
-        Status::Open => "open",
-        Status::Overdue => "overdue",
-        Status::Remediated => "remediated",
-        Status::Reinstalled => "reinstalled",
-        Status::Excepted => "excepted",
-        Status::Unverified => "unverified",
-    }
+    s.as_str()
 }
 
 /// Checks that allow-listed inventory labels can be metric labels.

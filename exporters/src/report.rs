@@ -192,6 +192,19 @@ pub enum Status {
 }
 
 impl Status {
+    /// The name as reports, metrics and exports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Open => "open",
+            Status::Overdue => "overdue",
+            Status::Remediated => "remediated",
+            Status::Reinstalled => "reinstalled",
+            Status::Excepted => "excepted",
+            Status::Unverified => "unverified",
+        }
+    }
+
     /// Statuses that count as "still there and not accepted": these fail a sweep
     /// for products with `policy: ban`.
     pub fn is_open(self) -> bool {

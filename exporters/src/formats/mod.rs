@@ -138,15 +138,7 @@ pub fn render(
 
 /// Status names as the report spells them.
 pub(crate) fn status_str(s: Status) -> &'static str {
-    match s {
-        Status::New => "new",
-        Status::Open => "open",
-        Status::Overdue => "overdue",
-        Status::Remediated => "remediated",
-        Status::Reinstalled => "reinstalled",
-        Status::Excepted => "excepted",
-        Status::Unverified => "unverified",
-    }
+    s.as_str()
 }
 
 pub(crate) fn policy_str(p: crate::report::Policy) -> &'static str {

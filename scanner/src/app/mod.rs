@@ -64,19 +64,24 @@ fn load_hosts(args: &InventoryArgs) -> Result<(Inventory, Option<Shard>)> {
         let ssh_config = (!args.no_ssh_config).then(|| inventory::expand_home(&args.ssh_config));
         Inventory::load(path, &LoadOptions { ssh_config })?
     };
+    let shard = limit_and_shard(&mut inv, args)?;
+    Ok((inv, shard))
+}
+
+/// Keeps the hosts `--limit` and `--shard` select; returns the shard.
+fn limit_and_shard(inv: &mut Inventory, args: &InventoryArgs) -> Result<Option<Shard>> {
     if let Some(l) = &args.limit {
         let limit = Limit::parse(l).map_err(anyhow::Error::msg)?;
         inv.hosts.retain(|h| limit.matches(h));
     }
-    let shard = match &args.shard {
+    match &args.shard {
         Some(s) => {
             let shard = Shard::parse(s).map_err(anyhow::Error::msg)?;
             inv.hosts.retain(|h| shard.contains(&h.name));
-            Some(shard)
+            Ok(Some(shard))
         }
-        None => None,
-    };
-    Ok((inv, shard))
+        None => Ok(None),
+    }
 }
 
 fn hosts(args: &HostsArgs) -> Result<u8> {

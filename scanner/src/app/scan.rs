@@ -195,7 +195,6 @@ fn offline_hosts(
     Option<fleetsweep::inventory::limit::Shard>,
     std::collections::BTreeMap<String, PathBuf>,
 )> {
-    use fleetsweep::inventory::limit::{Limit, Shard};
     let bundles = fleetsweep::probes::offline::load_bundles(dir)?;
     let template = inventory::Inventory::local().hosts.into_iter().next();
     let Some(template) = template else {
@@ -212,18 +211,7 @@ fn offline_hosts(
         dirs.insert(b.name.clone(), b.dir.clone());
         inv.hosts.push(h);
     }
-    if let Some(l) = &args.limit {
-        let limit = Limit::parse(l).map_err(anyhow::Error::msg)?;
-        inv.hosts.retain(|h| limit.matches(h));
-    }
-    let shard = match &args.shard {
-        Some(s) => {
-            let shard = Shard::parse(s).map_err(anyhow::Error::msg)?;
-            inv.hosts.retain(|h| shard.contains(&h.name));
-            Some(shard)
-        }
-        None => None,
-    };
+    let shard = super::limit_and_shard(&mut inv, args)?;
     Ok((inv, shard, dirs))
 }
 
