@@ -586,6 +586,19 @@ fn hosts_command_shows_resolved_hosts() {
         )),
         "{s}"
     );
+
+    // Offline bundles list as hosts too, each with its bundle folder.
+    let bundles = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offline");
+    let out = run(&["hosts", "--offline", bundles.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("win-srv-01 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.contains(" offline "), "{row}");
+    assert!(row.contains("fixtures/offline/win-srv-01"), "{row}");
+    assert!(row.contains("site=fra1"), "{row}");
 }
 
 #[test]

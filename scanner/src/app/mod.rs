@@ -85,7 +85,14 @@ fn limit_and_shard(inv: &mut Inventory, args: &InventoryArgs) -> Result<Option<S
 }
 
 fn hosts(args: &HostsArgs) -> Result<u8> {
-    let (inv, _) = load_hosts(&args.inventory)?;
+    // Offline bundles: the bundle folder stands where an address would.
+    let (inv, bundles) = match &args.inventory.offline {
+        Some(dir) => {
+            let (inv, _, dirs) = scan::offline_hosts(dir, &args.inventory)?;
+            (inv, dirs)
+        }
+        None => (load_hosts(&args.inventory)?.0, Default::default()),
+    };
     match args.format {
         HostsFormat::Yaml => print!("{}", hosts_yaml(&inv.hosts)?),
         HostsFormat::Table => {
@@ -105,12 +112,21 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                 w = w
             );
             for h in &inv.hosts {
-                let addr = format!(
-                    "{}@{}:{}",
-                    h.ssh.endpoint.user,
-                    h.address(),
-                    h.ssh.endpoint.port
-                );
+                let bundle = bundles.get(&h.name);
+                let addr = match (bundle, &h.transport) {
+                    (Some(d), _) => d.display().to_string(),
+                    (None, inventory::TransportKind::Local) => "-".to_string(),
+                    (None, _) => format!(
+                        "{}@{}:{}",
+                        h.ssh.endpoint.user,
+                        h.address(),
+                        h.ssh.endpoint.port
+                    ),
+                };
+                let transport = match bundle {
+                    Some(_) => "offline".to_string(),
+                    None => format!("{:?}", h.transport).to_lowercase(),
+                };
                 let via: Vec<String> = h
                     .ssh
                     .jumps
@@ -122,7 +138,7 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                 println!(
                     "{:w$}  {:9}  {:32}  {:24}  {}",
                     h.name,
-                    format!("{:?}", h.transport).to_lowercase(),
+                    transport,
                     addr,
                     if via.is_empty() {
                         "-".to_string()

@@ -187,7 +187,7 @@ impl ScanPlan {
 
 /// `scan --offline DIR`: one host per bundle (name, os and labels from its
 /// host.yaml), after --limit/--shard, and where each bundle lives.
-fn offline_hosts(
+pub(super) fn offline_hosts(
     dir: &Path,
     args: &fleetsweep::cli::InventoryArgs,
 ) -> Result<(
