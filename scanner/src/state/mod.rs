@@ -223,6 +223,7 @@ mod tests {
             remediated_at: None,
             last_verified: None,
             exception: None,
+            signatures: None,
             effective: None,
             deadline: None,
             evidence: vec![Evidence {

@@ -228,6 +228,7 @@ mod tests {
             remediated_at: None,
             last_verified: None,
             exception: None,
+            signatures: None,
             effective: None,
             deadline: Some("2024-09-29".parse().unwrap()),
             evidence: vec![Evidence {
