@@ -246,8 +246,27 @@ pub struct Finding {
     pub exception: Option<ExceptionRef>,
     pub effective: Option<jiff::civil::Date>,
     pub deadline: Option<jiff::civil::Date>,
+    /// The product's own last signature (anti-virus database) update, when the
+    /// host said it: the typed form of the `signature_update` evidence, so
+    /// tools can select frozen protection without parsing evidence text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignatureAge>,
     pub evidence: Vec<Evidence>,
     pub remediation: Option<String>,
+}
+
+/// How old a product's signature bases are at scan time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureAge {
+    pub last_update: jiff::civil::Date,
+    /// Whole days from `last_update` to the scan day (UTC); negative when the
+    /// host's clock or bases are ahead of the scanner.
+    pub age_days: i64,
+    /// True when the bases stopped with the 2024-09-29 update ban (last update
+    /// in September or October 2024) and have not moved for over 30 days: the
+    /// product still runs but protects with a frozen database, which is worse
+    /// than no product at all because it looks like protection.
+    pub frozen: bool,
 }
 
 /// The exception that made a finding `excepted`.

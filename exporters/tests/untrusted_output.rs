@@ -46,6 +46,7 @@ fn report_with(value: &str) -> Report {
                 remediated_at: None,
                 last_verified: None,
                 exception: None,
+                signatures: None,
                 effective: None,
                 deadline: None,
                 evidence: vec![Evidence {

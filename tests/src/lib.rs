@@ -16,6 +16,7 @@
 //! fail with a clear message when a tool is missing; they never skip.
 
 pub mod mutate;
+pub mod mutate_ultraav;
 pub mod prom;
 pub mod scenario;
 

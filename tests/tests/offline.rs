@@ -41,7 +41,23 @@ struct Finding {
     state: String,
     policy: String,
     version: Option<String>,
+    signatures: Option<Signatures>,
     evidence: Vec<BTreeMap<String, String>>,
+}
+#[derive(Debug, Deserialize)]
+struct Signatures {
+    last_update: String,
+    age_days: i64,
+    frozen: bool,
+}
+
+/// Days from `date` (YYYY-MM-DD) to today (UTC), as the scanner counts them.
+fn days_since(date: &str) -> i64 {
+    let d: jiff::civil::Date = date.parse().unwrap();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    i64::from(d.until((jiff::Unit::Day, today)).unwrap().get_days())
 }
 
 fn bundles() -> PathBuf {
@@ -165,6 +181,19 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
         "{sig:?}"
     );
     assert!(sig["source"].ends_with("\\Statistics\\AVState\\Protection_BasesDate"));
+    // The typed form of the same date: frozen since the ban.
+    let age = kes.signatures.as_ref().expect("kes-windows signatures");
+    assert_eq!(age.last_update, "2024-09-28");
+    assert!(age.frozen, "{age:?}");
+    let days = days_since("2024-09-28");
+    assert!(
+        (days - 1..=days).contains(&age.age_days),
+        "{age:?} vs {days}"
+    );
+    assert!(
+        sig["value"].starts_with(&format!("2024-09-28 (last update {} days", age.age_days)),
+        "evidence and field agree: {sig:?}"
+    );
     let nagent = finding(ws, "kaspersky/klnagent");
     assert!(evidence_kinds(nagent).contains(&"uninstall_entry"));
     assert!(evidence_kinds(nagent).contains(&"registry_key"));
@@ -259,6 +288,9 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
             && sig["value"].contains("stopped around the 2024-09-29 update ban"),
         "{sig:?}"
     );
+    let age = kesl.signatures.as_ref().expect("kesl signatures");
+    assert_eq!(age.last_update, "2024-09-27");
+    assert!(age.frozen && age.age_days > 30, "{age:?}");
 }
 
 #[test]

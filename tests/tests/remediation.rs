@@ -749,3 +749,58 @@ fn unusable_state_files_are_refused_with_a_clear_message() {
         ),
     );
 }
+
+/// Issue 5: KESL seen in one sweep, then gone with UltraAV installed in its
+/// place: the carried KESL finding is `remediated` with state `replaced`, and
+/// the watched successor is `new` without failing the sweep.
+#[test]
+fn kesl_replaced_by_ultraav_between_sweeps() {
+    let fleet = fleet(229, &[("desk-01", Scenario::Kesl)]);
+    let state = fleet.dir().join("state.db");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let kaspersky = root.join("../configs/catalog/kaspersky.yaml");
+    let ultraav = root.join("fixtures/catalog/ultraav-linux.yaml");
+    let catalogs = [
+        "--catalog",
+        kaspersky.to_str().unwrap(),
+        "--catalog",
+        ultraav.to_str().unwrap(),
+    ];
+
+    let s1 = scan(&fleet, &state, T0, &catalogs);
+    assert_eq!(s1.code, 1, "KESL installed fails the sweep: {}", s1.stderr);
+    let f = kesl(&s1, "desk-01");
+    assert_eq!(
+        (&f["status"], &f["state"]),
+        (&"new".into(), &"installed".into())
+    );
+    assert!(finding(&s1.report, "desk-01", "pango/ultraav").is_none());
+
+    mutate::purge_kesl(fleet.host("desk-01")).unwrap();
+    fleetsweep_e2e::mutate_ultraav::install_ultraav(fleet.host("desk-01")).unwrap();
+    let now = "2027-01-06T06:00:00Z";
+    let s2 = scan(&fleet, &state, now, &catalogs);
+    assert_eq!(
+        s2.code, 0,
+        "KESL gone, UltraAV only watched: {}\n{}",
+        s2.stderr, s2.yaml
+    );
+    let f = kesl(&s2, "desk-01");
+    assert_eq!(f["status"], "remediated", "{}", s2.yaml);
+    assert_eq!(f["state"], "replaced", "{}", s2.yaml);
+    assert_eq!(f["remediated_at"], now);
+    assert_eq!(f["first_seen"], T0);
+    let u = finding(&s2.report, "desk-01", "pango/ultraav")
+        .unwrap_or_else(|| panic!("no UltraAV finding:\n{}", s2.yaml));
+    assert_eq!(
+        (&u["status"], &u["state"], &u["policy"]),
+        (&"new".into(), &"installed".into(), &"watch".into())
+    );
+    assert!(u["evidence"].to_string().contains("ultraav 1.0.4"), "{u}");
+    assert_eq!(s2.report["summary"]["findings"]["remediated"], 1);
+    assert_eq!(s2.report["summary"]["hosts"]["clean"], 1);
+    // The stored report says the same.
+    let stored = report_cmd(&state, &["--format", "yaml"]);
+    let stored = text(&stored.stdout);
+    assert!(stored.contains("state: replaced"), "{stored}");
+}

@@ -49,6 +49,7 @@ pub fn kesl(status: Status) -> Finding {
         remediated_at: None,
         last_verified: None,
         exception: None,
+        signatures: None,
         effective: Some(date("2024-07-20")),
         deadline: Some(date("2024-09-29")),
         evidence: vec![

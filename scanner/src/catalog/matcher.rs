@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use fleetsweep_exporters::{Evidence, Finding, FindingState, Status};
+use fleetsweep_exporters::{Evidence, Finding, FindingState, SignatureAge, Status};
 
 use super::{Catalog, Rule, SigKind, SigOs};
 use crate::probes::{Observations, PackageState};
@@ -358,6 +358,30 @@ fn signature_evidence(
     ev("signature_update", Some(&u.source), value)
 }
 
+/// The frozen-protection window: the Kaspersky update servers stopped serving
+/// US customers with the 2024-09-29 ban, so bases last updated in September or
+/// October 2024 are the ones that stopped with it (a host offline for a while
+/// before, or updated once more just after, still falls in).
+const FROZEN_FROM: jiff::civil::Date = jiff::civil::date(2024, 9, 1);
+const FROZEN_UNTIL: jiff::civil::Date = jiff::civil::date(2024, 11, 1);
+/// Bases are normally updated several times a day; a month without any update
+/// is not a host that was briefly offline.
+const FROZEN_AFTER_DAYS: i64 = 30;
+
+/// The typed age of a product's bases on the scan day (see [`SignatureAge`]).
+fn signature_age(last_update: jiff::civil::Date, now: jiff::Timestamp) -> SignatureAge {
+    let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
+    let age_days = last_update
+        .until((jiff::Unit::Day, today))
+        .map(|s| i64::from(s.get_days()))
+        .unwrap_or(0);
+    SignatureAge {
+        last_update,
+        age_days,
+        frozen: (FROZEN_FROM..FROZEN_UNTIL).contains(&last_update) && age_days > FROZEN_AFTER_DAYS,
+    }
+}
+
 fn items(obs: &Observations) -> Vec<Item> {
     let mut out = Vec::new();
     for p in &obs.packages {
@@ -652,6 +676,7 @@ pub fn match_host(
                 remediated_at: None,
                 last_verified: None,
                 exception: None,
+                signatures: None,
                 effective: rule.effective,
                 deadline: rule.deadline,
                 evidence,
@@ -692,6 +717,10 @@ pub fn match_host(
             f.evidence.push(signature_evidence(u, f.deadline, now));
             f.evidence.sort();
             f.evidence.dedup();
+            // Several sources (agent and product): the newest update counts.
+            if f.signatures.is_none_or(|s| s.last_update < u.date) {
+                f.signatures = Some(signature_age(u.date, now));
+            }
         }
     }
     findings.sort_by(|a, b| a.rule.cmp(&b.rule));

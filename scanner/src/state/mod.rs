@@ -5,7 +5,8 @@
 //!   status), exhaustively unit-tested.
 //! - [`store`]: the SQLite file (the only place rusqlite is named).
 //! - [`apply_state`]: the step between the sweep and the outputs: derives every
-//!   status, applies exceptions, and commits the sweep in one transaction.
+//!   status, applies exceptions, marks products found gone next to their
+//!   installed successor as `replaced`, and commits the sweep in one transaction.
 //!
 //! Only hosts in the sweep are touched: a `--limit`/`--shard` sweep leaves the
 //! rest of the fleet's history as it was. A finding found gone is reported
@@ -157,6 +158,11 @@ pub fn apply_state(
             }
             findings.extend(d.finding);
         }
+        status::mark_replaced(&mut findings, |successor, rule| {
+            catalog
+                .rule(successor)
+                .is_some_and(|s| s.replaces.iter().any(|g| g.is_match(rule)))
+        });
         host.findings = findings;
         if complete {
             commit.verified.push(host.name.clone());
@@ -223,6 +229,7 @@ mod tests {
             remediated_at: None,
             last_verified: None,
             exception: None,
+            signatures: None,
             effective: None,
             deadline: None,
             evidence: vec![Evidence {

@@ -17,12 +17,16 @@
 //! the exit code accepts it, see `app::scan`), and the status becomes
 //! `excepted` from the next sweep on. A reinstall starts a new episode: the
 //! due date counts from the reinstall, `first_seen` keeps the first sighting.
+//!
+//! [`mark_replaced`] then looks at one host's findings together: a product
+//! found gone while an installed successor (catalog `replaces:`) is there was
+//! replaced by it, not just removed (UltraAV after the Kaspersky ban).
 
 use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use fleetsweep_exporters::{ExceptionRef, Finding, Status};
+use fleetsweep_exporters::{ExceptionRef, Finding, FindingState, Status};
 
 /// What the store remembers of one (host, rule) between sweeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,6 +207,34 @@ pub fn derive(prev: Option<&Track>, obs: Observation<'_>, cx: &Context<'_>) -> D
     }
 }
 
+/// Marks findings remediated in this sweep as `replaced` when the host now has
+/// an installed finding of a product that replaces them: Kaspersky was seen
+/// before and its successor is there now. `replaces(successor, rule)` says
+/// whether the successor's rule `replaces:` the rule (the catalog's globs).
+/// Status stays `remediated`: the banned product is gone either way; the state
+/// tells the fleet owner what took its place.
+pub fn mark_replaced(findings: &mut [Finding], replaces: impl Fn(&str, &str) -> bool) {
+    let successors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.state == FindingState::Installed && f.status != Status::Remediated)
+        .map(|f| f.rule.clone())
+        .collect();
+    if successors.is_empty() {
+        return;
+    }
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.status == Status::Remediated)
+    {
+        if successors
+            .iter()
+            .any(|s| *s != f.rule && replaces(s, &f.rule))
+        {
+            f.state = FindingState::Replaced;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -228,6 +260,7 @@ mod tests {
             remediated_at: None,
             last_verified: None,
             exception: None,
+            signatures: None,
             effective: None,
             deadline: Some("2024-09-29".parse().unwrap()),
             evidence: vec![Evidence {
@@ -493,6 +526,62 @@ mod tests {
         );
         assert_eq!(d.finding, None);
         assert_eq!(d.track, Some(gone));
+    }
+
+    /// UltraAV replaces `kaspersky/*` (as in the built-in catalog).
+    fn ultraav_replaces(successor: &str, rule: &str) -> bool {
+        successor == "ultraav/ultraav" && rule.starts_with("kaspersky/")
+    }
+
+    fn ultraav(state: FindingState, status: Status) -> Finding {
+        Finding {
+            rule: "ultraav/ultraav".into(),
+            vendor: "UltraAV".into(),
+            product: "UltraAV".into(),
+            policy: Policy::Watch,
+            state,
+            status,
+            ..finding(ts(T0))
+        }
+    }
+
+    #[test]
+    fn remediated_next_to_an_installed_successor_is_replaced() {
+        let t = seen_at_t0();
+        let now = "2026-11-10T06:00:00Z";
+        let gone = derive(Some(&t), Observation::Absent, &cx(now))
+            .finding
+            .unwrap();
+        let mut findings = vec![gone.clone(), ultraav(FindingState::Installed, Status::New)];
+        mark_replaced(&mut findings, ultraav_replaces);
+        assert_eq!(findings[0].state, FindingState::Replaced);
+        assert_eq!(findings[0].status, Status::Remediated, "status unchanged");
+        assert_eq!(findings[0].remediated_at, Some(ts(now)));
+        assert_eq!(findings[1].state, FindingState::Installed);
+
+        // Not replaced: no successor, a successor with only remnants or itself
+        // gone, a successor that does not replace the rule, a finding still there.
+        for others in [
+            vec![],
+            vec![ultraav(FindingState::Remnants, Status::New)],
+            vec![ultraav(FindingState::Installed, Status::Remediated)],
+        ] {
+            let mut findings = vec![gone.clone()];
+            findings.extend(others.clone());
+            mark_replaced(&mut findings, ultraav_replaces);
+            assert_eq!(findings[0].state, FindingState::Installed, "{others:?}");
+        }
+        let mut findings = vec![gone.clone(), ultraav(FindingState::Installed, Status::Open)];
+        mark_replaced(&mut findings, |_, _| false);
+        assert_eq!(findings[0].state, FindingState::Installed);
+        let still = finding(ts(T0));
+        let mut findings = vec![still, ultraav(FindingState::Installed, Status::Open)];
+        mark_replaced(&mut findings, ultraav_replaces);
+        assert_eq!(
+            findings[0].state,
+            FindingState::Installed,
+            "present findings are the matcher's business"
+        );
     }
 
     #[test]

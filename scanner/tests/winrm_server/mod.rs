@@ -785,3 +785,58 @@ fn respond(
         .map(|(_, d)| d);
     out
 }
+
+/// Raw stdout bytes per `rsp:Stream` element in [`probe_script`]: Windows
+/// sends long output in several streams, so the client must join them.
+const PROBE_STREAM_CHUNK: usize = 2048;
+
+/// A script for one probe run of the sweep: the lifecycle of
+/// `test_winrs_standard.yml` (Create → Command → Receive → Signal → Delete,
+/// the recorded requests and responses), where
+/// - the expected Command request carries `command_line` (the sweep's
+///   PowerShell line) instead of the recorded `cmd.exe /c echo hi`, so any
+///   other command is a mismatch;
+/// - the Receive response carries `stdout` (the recorded probe JSON), base64
+///   in several `stdout` streams, then the recorded end-of-stream markers,
+///   `CommandState/Done` and exit code 0.
+///
+/// This payload is generated from the probe's recorded JSON document, not a
+/// recorded WinRM exchange of the probe (none exists).
+pub fn probe_script(command_line: &str, stdout: &[u8]) -> Vec<Message> {
+    let mut script = recording("test_winrs_standard.yml");
+    assert_eq!(
+        script
+            .iter()
+            .map(|m| action_of(&m.request))
+            .collect::<Vec<_>>(),
+        ["Create", "Command", "Receive", "Signal", "Delete"],
+        "the standard recording changed"
+    );
+    let recorded_line = "<rsp:CommandLine><rsp:Command>cmd.exe</rsp:Command><rsp:Arguments>/c</rsp:Arguments><rsp:Arguments>echo</rsp:Arguments><rsp:Arguments>hi</rsp:Arguments></rsp:CommandLine>";
+    let ours = format!(
+        "<rsp:CommandLine><rsp:Command>{}</rsp:Command></rsp:CommandLine>",
+        quick_xml::escape::escape(command_line)
+    );
+    assert!(script[1].request.contains(recorded_line));
+    script[1].request = script[1].request.replace(recorded_line, &ours);
+
+    let command_id = "CF84C20A-0A35-43FA-AF78-0B4711DA5F30";
+    let recorded_stream =
+        format!("<rsp:Stream Name=\"stdout\" CommandId=\"{command_id}\">aGkNCg==</rsp:Stream>");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let streams: String = stdout
+        .chunks(PROBE_STREAM_CHUNK)
+        .map(|c| {
+            format!(
+                "<rsp:Stream Name=\"stdout\" CommandId=\"{command_id}\">{}</rsp:Stream>",
+                b64.encode(c)
+            )
+        })
+        .collect();
+    assert!(script[2].response.contains(&recorded_stream));
+    assert!(script[2]
+        .response
+        .contains("CommandState/Done\"><rsp:ExitCode>0</rsp:ExitCode>"));
+    script[2].response = script[2].response.replace(&recorded_stream, &streams);
+    script
+}

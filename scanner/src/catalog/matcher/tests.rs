@@ -677,16 +677,59 @@ fn signature_update_age_on_installed_findings() {
         e.value,
         "2024-09-28 (last update 793 days ago; stopped around the 2024-09-29 update ban)"
     );
+    let age = |f: &[Finding]| f[0].signatures.expect("signatures");
+    assert_eq!(
+        age(&f),
+        SignatureAge {
+            last_update: "2024-09-28".parse().unwrap(),
+            age_days: 793,
+            frozen: true
+        }
+    );
     // Long before the ban, and after it.
     let mut obs = obs;
     obs.signature_updates[0].date = "2018-08-23".parse().unwrap();
     let f = match_host(&builtin(), &obs, "windows", now);
+    assert!(
+        !age(&f).frozen,
+        "stopped years before the ban: {:?}",
+        age(&f)
+    );
     assert!(f[0]
         .evidence
         .iter()
         .any(|e| e.value.contains("stopped before the 2024-09-29 update ban")));
     obs.signature_updates[0].date = "2026-11-01".parse().unwrap();
     let f = match_host(&builtin(), &obs, "windows", now);
+    assert_eq!((age(&f).age_days, age(&f).frozen), (29, false));
+    // A date in the ban window that is not yet 30 days old is not frozen (yet).
+    obs.signature_updates[0].date = "2024-10-31".parse().unwrap();
+    let early: jiff::Timestamp = "2024-11-30T12:00:00Z".parse().unwrap();
+    let f = match_host(&builtin(), &obs, "windows", early);
+    assert_eq!((age(&f).age_days, age(&f).frozen), (30, false));
+    let f = match_host(&builtin(), &obs, "windows", now);
+    assert!(age(&f).frozen);
+    // Window edges: 2024-09-01 is in, 2024-08-31 and 2024-11-01 are out.
+    for (date, frozen) in [
+        ("2024-08-31", false),
+        ("2024-09-01", true),
+        ("2024-11-01", false),
+    ] {
+        obs.signature_updates[0].date = date.parse().unwrap();
+        let f = match_host(&builtin(), &obs, "windows", now);
+        assert_eq!(age(&f).frozen, frozen, "{date}");
+    }
+    // Two sources: the newest update counts.
+    obs.signature_updates[0].date = "2024-09-28".parse().unwrap();
+    obs.signature_updates.push(SignatureUpdate {
+        product: "Kaspersky Security Center Network Agent".into(),
+        date: "2026-11-20".parse().unwrap(),
+        source: "agent".into(),
+    });
+    let f = match_host(&builtin(), &obs, "windows", now);
+    assert_eq!(age(&f).last_update.to_string(), "2026-11-20");
+    assert!(!age(&f).frozen);
+    obs.signature_updates.pop();
     assert!(f[0]
         .evidence
         .iter()

@@ -1,0 +1,166 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+//! A `transport: winrm` host end to end through the real `fleetsweep` binary:
+//! inventory → sweep → `transport::winrm::connect` → the Windows PowerShell
+//! probe line → `probes::windows::parse` → matcher → report. The host is the
+//! replay server of `winrm_server/` in its probe mode: the recorded WinRS
+//! lifecycle, expecting our exact probe command line, answering with the
+//! recorded Windows probe JSON (`tests/fixtures/windows/probe/workstation-kes.json`)
+//! as base64 streams (see [`winrm_server::probe_script`]).
+
+mod winrm_server;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use winrm_server::{probe_script, Replay, ServerAuth, Twists};
+
+const USER: &str = "vagrant";
+const PASSWORD: &str = "Winrm-Test-Pa55";
+const PASSWORD_ENV: &str = "FLEETSWEEP_TEST_WINRM_PASSWORD";
+
+fn probe_json() -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/windows/probe/workstation-kes.json");
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Starts the probe-mode server over HTTPS with Basic auth (test CA).
+async fn windows_host() -> (Replay, String) {
+    let tls = winrm_server::tls();
+    let script = probe_script(
+        &fleetsweep::probes::windows::encoded_command(),
+        &probe_json(),
+    );
+    let auth = ServerAuth::Basic {
+        user: USER.into(),
+        password: PASSWORD.into(),
+    };
+    let replay = Replay::start(script, auth, Some(&tls), Twists::default()).await;
+    (replay, tls.ca_pem)
+}
+
+/// Runs `fleetsweep scan` over a one-host winrm inventory; returns the exit
+/// code, the parsed report and stderr.
+async fn sweep(replay: &Replay, ca_pem: &str, password: &str) -> (i32, Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let inventory = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &inventory,
+        format!(
+            "hosts:\n  - name: win-ws-01\n    address: 127.0.0.1\n    transport: winrm\n    \
+             user: {USER}\n    labels: {{site: lab}}\n    winrm:\n      scheme: https\n      \
+             port: {port}\n      auth: basic\n      ca_file: {ca}\n      password_env: {PASSWORD_ENV}\n",
+            port = replay.addr.port(),
+            ca = ca.display(),
+        ),
+    )
+    .unwrap();
+    let report = dir.path().join("report.yaml");
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, "").unwrap();
+    let args: Vec<PathBuf> = vec![
+        "scan".into(),
+        "-i".into(),
+        inventory,
+        "--report".into(),
+        report.clone(),
+        "--known-hosts".into(),
+        known_hosts,
+        "--no-state".into(),
+        "--no-progress".into(),
+    ];
+    let password = password.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_fleetsweep"))
+            .args(&args)
+            .env(PASSWORD_ENV, password)
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("FLEETSWEEP_NOW")
+            .output()
+            .expect("running fleetsweep")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let yaml = std::fs::read_to_string(&report)
+        .unwrap_or_else(|e| panic!("no report ({e}); stderr:\n{stderr}"));
+    let report: Value = serde_saphyr::from_str(&yaml).expect("report parses");
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_winrm_host_is_swept_with_the_powershell_probe() {
+    let (replay, ca) = windows_host().await;
+    let (code, r, stderr) = sweep(&replay, &ca, PASSWORD).await;
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(
+            l.actions,
+            ["Create", "Command", "Receive", "Signal", "Delete"]
+        );
+        assert_eq!(l.plain, 5, "SOAP in clear inside TLS");
+    });
+    assert_eq!(code, 1, "KES for Windows is banned: {stderr}");
+    let host = &r["hosts"][0];
+    assert_eq!(host["name"], "win-ws-01");
+    assert_eq!(host["outcome"], "scanned", "{host}\n{stderr}");
+    assert_eq!(host["os"]["family"], "windows");
+    assert_eq!(host["os"]["name"], "Microsoft Windows 10 Enterprise");
+    assert!(host["warnings"].is_null(), "{}", host["warnings"]);
+    let findings = host["findings"].as_array().unwrap();
+    let kes = findings
+        .iter()
+        .find(|f| f["rule"] == "kaspersky/kes-windows")
+        .unwrap_or_else(|| panic!("no KES for Windows finding: {host}"));
+    assert_eq!(kes["state"], "installed");
+    assert_eq!(kes["policy"], "ban");
+    assert_eq!(kes["version"], "12.5.0.539");
+    let evidence = kes["evidence"].as_array().unwrap();
+    let has = |kind: &str, needle: &str| {
+        evidence
+            .iter()
+            .any(|e| e["kind"] == kind && e["value"].as_str().is_some_and(|v| v.contains(needle)))
+    };
+    assert!(
+        has(
+            "uninstall_entry",
+            "Kaspersky Endpoint Security for Windows 12.5.0.539 (publisher AO Kaspersky Lab)"
+        ),
+        "{evidence:?}"
+    );
+    assert!(has("service", "AVP"), "{evidence:?}");
+    assert!(has("signature_update", "2024-09-28"), "{evidence:?}");
+    assert_eq!(kes["signatures"]["frozen"], true, "{kes}");
+    assert_eq!(r["summary"]["hosts"]["affected"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_winrm_password_is_auth_failed_in_the_report() {
+    let (replay, ca) = windows_host().await;
+    let (code, r, stderr) = sweep(&replay, &ca, "not-the-password").await;
+    let host = &r["hosts"][0];
+    assert_eq!(host["outcome"], "auth_failed", "{host}\n{stderr}");
+    assert!(host["findings"].as_array().unwrap().is_empty());
+    assert!(
+        host["error"].as_str().is_some_and(|e| !e.contains(PASSWORD)
+            && !e.contains("not-the-password")
+            && !e.is_empty()),
+        "an error that names no password: {}",
+        host["error"]
+    );
+    assert_eq!(r["summary"]["hosts"]["auth_failed"], 1);
+    assert_eq!(
+        code, 3,
+        "no open finding, a host not scanned (SPEC §2): {stderr}"
+    );
+    replay.log(|l| {
+        assert!(
+            l.actions.is_empty(),
+            "no SOAP request got through: {:?}",
+            l.actions
+        )
+    });
+}
