@@ -415,8 +415,29 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
     );
     promtool_check("/probe?target=hang-01", &page);
 
+    // Probes are bounded (16 at once): 20 at once on the hanging host, and
+    // the ones over the limit get 503 at once instead of another connection.
+    let url = serve.url("/probe?target=hang-01");
+    let codes: Vec<u16> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| sc.spawn(|| get(&url, &[("X-Prometheus-Scrape-Timeout-Seconds", "3")]).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let busy = codes.iter().filter(|c| **c == 503).count();
+    let answered = codes.iter().filter(|c| **c == 200).count();
+    assert_eq!((busy, answered), (4, 16), "{codes:?}");
+
     let (_, page) = get(&serve.url("/metrics"), &[]);
     promtool_check("/metrics", &page);
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_scrape_requests_total{code=\"503\",handler=\"/probe\"}"
+        ),
+        Some(4.0),
+        "{page}"
+    );
     assert_eq!(sample(&page, "fleetsweep_last_sweep_success"), Some(1.0));
 
     // (a) A real Prometheus: /metrics every second, /probe for two hosts

@@ -234,7 +234,7 @@ async fn probe(
             format!("target {shown:?} is not a host of the inventory; /probe only sweeps inventory hosts, by name\n"),
         );
     };
-    let Ok(_permit) = s.probes.clone().try_acquire_owned() else {
+    let Ok(permit) = s.probes.clone().try_acquire_owned() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many probes in flight; try again later\n",
@@ -244,11 +244,29 @@ async fn probe(
     let mut host = host.clone();
     host.host_timeout = Some(host.host_timeout.map_or(deadline, |t| t.min(deadline)));
     host.connect_timeout = Some(host.connect_timeout.map_or(deadline, |t| t.min(deadline)));
-    s.daemon.probes_in_flight.inc();
     let start = Instant::now();
-    let report = s.sweeper.sweep(vec![host], s.shutdown.clone()).await;
+    // The probe runs as a task of its own that holds the permit: a scraper
+    // that hangs up does not free the slot while the host is still being swept.
+    let task = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            s.daemon.probes_in_flight.inc();
+            let report = s.sweeper.sweep(vec![host], s.shutdown.clone()).await;
+            s.daemon.probes_in_flight.dec();
+            report
+        })
+    };
+    let report = match task.await {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the probe failed: {e}\n"),
+            )
+        }
+    };
     let secs = start.elapsed().as_secs_f64();
-    s.daemon.probes_in_flight.dec();
     tracing::info!(target = %target, seconds = secs, "probe answered");
     match fleetsweep_exporters::metrics::render_probe(&report, secs) {
         Ok(page) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], page).into_response(),
