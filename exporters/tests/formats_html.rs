@@ -216,3 +216,17 @@ fn html_without_history_says_so() {
     let html = render(Format::Html, &fleet(), one).unwrap();
     assert_eq!(html.matches("<circle").count(), 2);
 }
+
+#[test]
+fn html_of_an_interrupted_sweep_says_it_is_incomplete() {
+    let mut r = fleet();
+    r.sweep.complete = false;
+    r.sweep.interrupted_by = Some("SIGTERM<x>".into());
+    let html = render(Format::Html, &r, &history()).unwrap();
+    assert!(html.contains(
+        "Incomplete sweep: interrupted by SIGTERM&lt;x&gt;. Hosts it did not finish are listed as <b>interrupted</b>, never as clean."
+    ));
+    assert!(!render(Format::Html, &fleet(), &[])
+        .unwrap()
+        .contains("Incomplete sweep"));
+}
