@@ -223,8 +223,7 @@ pub fn write_outputs_with(
 }
 
 /// Writes the files the flags ask for (`--report`, `--metrics-file`), without
-/// remediation counts (kept for callers that have no store at hand).
-#[allow(dead_code)]
+/// remediation counts (when the store failed, or for callers without one).
 pub fn write_outputs(report: &Report, args: &ScanArgs) -> Result<()> {
     write_files(report, args, &metrics_options(args))
 }
@@ -273,7 +272,14 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     if let Some(b) = &bar {
         b.finish();
     }
-    let remediations = plan.record(&mut report)?;
+    let remediations = match plan.record(&mut report) {
+        Ok(r) => r,
+        Err(e) => {
+            // The sweep's findings are not lost because the store failed.
+            write_outputs(&report, args)?;
+            return Err(e.context("the sweep was not recorded in the state store"));
+        }
+    };
     write_outputs_with(&report, args, remediations)?;
     if !cli.quiet {
         print!("{}", summary::render(&report));
