@@ -614,7 +614,7 @@ fn kill_9_mid_commit_leaves_the_store_consistent() {
         let started = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the sweep reaches its commit");
-        let delay = Duration::from_millis(k * 100);
+        let delay = Duration::from_millis(k * 85);
         std::thread::sleep(delay.saturating_sub(started.elapsed()));
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let status = child.wait().unwrap();

@@ -283,11 +283,48 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     write_outputs_with(&report, args, remediations)?;
     if !cli.quiet {
         print!("{}", summary::render(&report));
+        print!("{}", state_summary(&report, plan.state_path.as_deref()));
         if let Some(path) = &args.report {
             println!("\nReport written to {}", path.display());
         }
     }
     Ok(exit_code(&report))
+}
+
+/// The remediation side of the summary: statuses and exceptions, and where the history is.
+fn state_summary(report: &Report, state: Option<&Path>) -> String {
+    let c = &report.summary.findings;
+    let counts = [
+        ("new", c.new),
+        ("open", c.open),
+        ("overdue", c.overdue),
+        ("reinstalled", c.reinstalled),
+        ("remediated", c.remediated),
+        ("excepted", c.excepted),
+        ("unverified", c.unverified),
+    ];
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    let mut out = String::new();
+    if !parts.is_empty() {
+        out.push_str(&format!("\nStatuses: {}\n", parts.join(", ")));
+    }
+    if let Some(ex) = &report.exceptions {
+        out.push_str(&format!(
+            "Exceptions: {} applied, {} expired, {} unused\n",
+            ex.applied.len(),
+            ex.expired.len(),
+            ex.unused.len()
+        ));
+    }
+    match state {
+        Some(p) => out.push_str(&format!("History: {}\n", p.display())),
+        None => out.push_str("History: none (--no-state)\n"),
+    }
+    out
 }
 
 /// Fails before the sweep, not after an hour of scanning, when an output
