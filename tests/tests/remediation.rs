@@ -505,15 +505,37 @@ fn host_down_is_unverified_and_limit_touches_no_other_host() {
             report_path.to_str().unwrap(),
             "--connect-timeout",
             "60s",
-            "-q",
+            "-v",
+            "--log-format",
+            "json",
         ])
         .env_remove("SSH_AUTH_SOCK")
         .env("FLEETSWEEP_NOW", "2027-01-08T06:00:00Z")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(4));
+    // Interrupt once web-01 and db-01 are done (app-01 never answers).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut done = std::collections::BTreeSet::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for h in ["web-01", "db-01"] {
+                if line.contains(&format!("\"host\":\"{h}\"")) {
+                    done.insert(h);
+                }
+            }
+            if done.len() == 2 {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("web-01 and db-01 finish");
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let code = child.wait().unwrap().code();
+    reader.join().unwrap();
     mutate::thaw_host(fleet.host("app-01")).unwrap();
     assert_eq!(
         code,
@@ -632,7 +654,7 @@ fn kill_9_mid_commit_leaves_the_store_consistent() {
         let started = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the sweep reaches its commit");
-        let delay = Duration::from_millis(k * 100);
+        let delay = Duration::from_millis(k * 85);
         std::thread::sleep(delay.saturating_sub(started.elapsed()));
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let status = child.wait().unwrap();

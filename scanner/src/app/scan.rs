@@ -313,6 +313,7 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     let written = write_outputs(&report, args, &opts);
     if !cli.quiet {
         print!("{}", summary::render(&report));
+        print!("{}", state_summary(plan.state_path.as_deref()));
         if let (Some(path), Ok(())) = (&args.report, &written) {
             println!("\nReport written to {}", path.display());
         }
@@ -320,6 +321,14 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     recorded.context("the sweep could not be recorded in the state store (the report and metrics files were still written)")?;
     written?;
     Ok(exit_code(&report))
+}
+
+/// Where the remediation history of this scan is kept (or that none is).
+fn state_summary(state: Option<&Path>) -> String {
+    match state {
+        Some(p) => format!("History: {}\n", p.display()),
+        None => "History: none (--no-state: every finding is new)\n".to_string(),
+    }
 }
 
 /// Fails before the sweep, not after an hour of scanning, when an output

@@ -79,14 +79,20 @@ pub fn now() -> Result<Timestamp, StateError> {
 /// sweep (one transaction). Without a store every present finding is `new`.
 ///
 /// `now` is the derivation time (see [`now`]). `serve` calls this once per sweep.
+///
+/// On an error reading the store, `report` is left as it was; when only the
+/// commit fails, `report` carries the derived statuses and the error says the
+/// sweep was not recorded, so the caller can still write its outputs.
 pub fn apply_state(
-    report: &mut Report,
+    out: &mut Report,
     store: Option<&mut Store>,
     catalog: &Catalog,
     exceptions: Option<&Exceptions>,
     now: Timestamp,
 ) -> Result<(), StateError> {
     let today = status::day(now);
+    let mut work = out.clone();
+    let report = &mut work;
     let mut tx = match store {
         Some(s) => Some(s.transaction()?),
         None => None,
@@ -182,9 +188,10 @@ pub fn apply_state(
         report.exceptions = Some(r);
     }
     normalize(report);
+    *out = work;
     if let Some(tx) = tx.take() {
-        tracing::info!(sweep = %report.sweep.id, "committing the sweep to the state store");
-        tx.commit(report, &commit)?;
+        tracing::info!(sweep = %out.sweep.id, "committing the sweep to the state store");
+        tx.commit(out, &commit)?;
     }
     Ok(())
 }
