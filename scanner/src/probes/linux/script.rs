@@ -56,29 +56,12 @@ pub const MAX_PATH_ROOTS: usize = 64;
 ///   to depth 3, at most 2000 entries per root.
 ///
 /// A bounded list that hit its bound ends with a `!truncated` line.
-pub const SCRIPT: &str = r#"LC_ALL=C; export LC_ALL
+pub const SCRIPT: &str = concat!(
+    r#"LC_ALL=C; export LC_ALL
 PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; export PATH
-T=$(printf '\t'); R=$(printf '\r'); NL='
-'
-IFS= read -r N || exit 2
-case $N in ''|*[!A-Za-z0-9]*) echo 'fleetsweep: bad nonce' >&2; exit 2;; esac
-set --
-while IFS= read -r l; do
-  case $l in
-    .) break;;
-    *"$R"*|*"$T"*) ;;
-    /*) [ "$#" -lt 64 ] && set -- "$@" "$l";;
-  esac
-done
-exec </dev/null
-has() { command -v "$1" >/dev/null 2>&1; }
-sec() {
-  s=$1; shift
-  printf '@@fleetsweep:%s:begin %s\n' "$N" "$s"
-  "$@"
-  printf '\n@@fleetsweep:%s:end %s rc=%s\n' "$N" "$s" "$?"
-}
-osrel() { cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release; }
+"#,
+    include_str!("../framing.sh"),
+    r#"osrel() { cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release; }
 apkdb() {
   if [ -r /lib/apk/db/installed ]; then sed -n '/^[PVAm]:/p;/^$/p' /lib/apk/db/installed
   else apk info -v; fi
@@ -154,7 +137,8 @@ sec modules mods
 sec paths paths "$@"
 printf '@@fleetsweep:%s:done\n' "$N"
 exit 0
-"#;
+"#
+);
 
 /// The probe script, to be run by `sh -c` with [`stdin_for`] as its input.
 /// Over SSH, prefer [`command`]: it does not depend on the login shell.

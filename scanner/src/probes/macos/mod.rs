@@ -30,7 +30,12 @@ use super::{
 use crate::catalog::{Catalog, SigKind, SigOs};
 
 /// The macOS probe script; its standard input is [`crate::probes::linux::stdin_for`].
-pub const SCRIPT: &str = include_str!("probe.sh");
+pub const SCRIPT: &str = concat!(
+    // LC_ALL and a macOS PATH, then the framing every sh probe shares.
+    include_str!("probe_env.sh"),
+    include_str!("../framing.sh"),
+    include_str!("probe.sh")
+);
 
 /// The command that runs [`SCRIPT`] (its stdin carries nonce and roots).
 pub fn command() -> String {
