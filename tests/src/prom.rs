@@ -403,6 +403,8 @@ impl Pushgateway {
         let args = vec![
             format!("--web.listen-address={addr}"),
             "--log.level=warn".to_string(),
+            // Tests wipe every group between cases (PUT /api/v1/admin/wipe).
+            "--web.enable-admin-api".to_string(),
         ];
         let server = Server::start("pushgateway", &bin, &args, addr, dir, "/-/ready")?;
         Ok(Pushgateway {
@@ -477,4 +479,30 @@ pub fn promtool(args: &[&str], cwd: &Path) -> Result<(bool, String)> {
             String::from_utf8_lossy(&out.stderr)
         ),
     ))
+}
+
+/// `promtool check metrics` on an exposition page; the error carries
+/// promtool's complaint and the page.
+pub fn promtool_check_metrics(page: &str) -> Result<()> {
+    use std::io::Write as _;
+    let bin = require_binary("promtool", "prometheus")?;
+    let mut child = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running promtool")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(page.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "promtool check metrics failed:\n{}{}\n{page}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }

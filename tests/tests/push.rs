@@ -5,21 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use fleetsweep_e2e::{fleetsweep_bin, Fleet, FleetSpec, Scenario};
-
-const PUSHGATEWAY: &str = "/usr/bin/prometheus-pushgateway";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -27,64 +16,6 @@ fn agent() -> ureq::Agent {
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
         .into()
-}
-
-fn get(url: &str) -> (u16, String) {
-    match agent().get(url).call() {
-        Ok(mut r) => (
-            r.status().as_u16(),
-            r.body_mut().read_to_string().unwrap_or_default(),
-        ),
-        Err(e) => (0, e.to_string()),
-    }
-}
-
-/// A Pushgateway on a free loopback port; killed on drop.
-struct Gateway {
-    child: Child,
-    url: String,
-}
-
-impl Gateway {
-    fn start(dir: &Path) -> Gateway {
-        assert!(
-            Path::new(PUSHGATEWAY).exists(),
-            "{PUSHGATEWAY} is missing: apt-get install -y prometheus-pushgateway (scripts/setup does this)"
-        );
-        let port = free_port();
-        let child = Command::new(PUSHGATEWAY)
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--web.enable-admin-api")
-            .arg(format!(
-                "--persistence.file={}",
-                dir.join("pushgateway.data").display()
-            ))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("pushgateway.log")).unwrap())
-            .spawn()
-            .expect("starting prometheus-pushgateway");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while get(&format!("{url}/-/ready")).0 != 200 {
-            assert!(Instant::now() < deadline, "pushgateway did not get ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Gateway { child, url }
-    }
-
-    /// The gateway's exposition, checked by promtool.
-    fn metrics(&self) -> String {
-        let (code, body) = get(&format!("{}/metrics", self.url));
-        assert_eq!(code, 200, "{body}");
-        body
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn run(args: &[&str]) -> Output {
@@ -113,27 +44,7 @@ fn value(line: &str) -> f64 {
 }
 
 fn promtool_check(page: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install -y prometheus; scripts/setup does this)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}\n{page}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    fleetsweep_e2e::prom::promtool_check_metrics(page).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 #[test]
@@ -148,7 +59,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         ],
     })
     .expect("starting the test fleet");
-    let gw = Gateway::start(fleet.dir());
+    let gw = fleetsweep_e2e::prom::Pushgateway::start().unwrap();
     let inv = fleet.inventory_path();
     let inv = inv.to_str().unwrap();
     let report = fleet.dir().join("report.yaml");
@@ -163,7 +74,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         "--connect-timeout",
         "3s",
         "--push",
-        &gw.url,
+        &gw.url(),
         "--report",
         report.to_str().unwrap(),
         "--metrics-file",
@@ -171,7 +82,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     promtool_check(&std::fs::read_to_string(&prom).unwrap());
-    let page = gw.metrics();
+    let page = gw.metrics_text().unwrap();
     promtool_check(&page);
     let group = ["job=\"fleetsweep\"", "instance=\"all\""];
     let kesl = series(
@@ -220,10 +131,10 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         "--limit",
         "web-01,old-01",
         "--push",
-        &gw.url,
+        &gw.url(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let page = gw.metrics();
+    let page = gw.metrics_text().unwrap();
     assert!(
         series(&page, "fleetsweep_host_finding", &["host=\"app-01\""]).is_empty(),
         "app-01 must be gone after the second push:\n{page}"
@@ -251,7 +162,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         "--shard",
         "1/2",
         "--push",
-        &gw.url,
+        &gw.url(),
         "--push-job",
         "fleet/a",
     ]);
@@ -260,7 +171,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         "{}",
         text(&out.stderr)
     );
-    let page = gw.metrics();
+    let page = gw.metrics_text().unwrap();
     assert_eq!(
         series(
             &page,
@@ -286,12 +197,12 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
     // a counter, so ours (a gauge) is inconsistent and gets HTTP 400. (The
     // gateway checks every push against all groups, so ours go first.)
     let resp = agent()
-        .put(&format!("{}/api/v1/admin/wipe", gw.url))
+        .put(&format!("{}/api/v1/admin/wipe", gw.url()))
         .send_empty()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 202);
     let resp = agent()
-        .put(&format!("{}/metrics/job/other", gw.url))
+        .put(&format!("{}/metrics/job/other", gw.url()))
         .send("# TYPE fleetsweep_hosts counter\nfleetsweep_hosts 1\n")
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
@@ -304,7 +215,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         "--limit",
         "web-01",
         "--push",
-        &gw.url,
+        &gw.url(),
         "--report",
         report.to_str().unwrap(),
     ]);
@@ -323,7 +234,7 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         .contains("name: web-01"));
 
     // A gateway that is down: exit 2, clear message, report written.
-    let url = gw.url.clone();
+    let url = gw.url();
     drop(gw);
     std::fs::remove_file(&report).unwrap();
     let out = run(&[

@@ -5,11 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fleetsweep_e2e::prom::Prometheus;
 use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec, Scenario};
 
 fn free_port() -> u16 {
@@ -45,26 +45,7 @@ fn get(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
 }
 
 fn promtool_check(what: &str, page: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install -y prometheus; scripts/setup does this)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(page.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed on {what}:\n{}{}\n{page}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    fleetsweep_e2e::prom::promtool_check_metrics(page).unwrap_or_else(|e| panic!("{what}: {e:#}"));
 }
 
 /// The value of the one sample of `metric` (exact label set) in `page`.
@@ -169,98 +150,12 @@ impl Drop for Serve {
     }
 }
 
-/// A real Prometheus server on a loopback port; killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-}
-
-impl Prometheus {
-    fn start(dir: &Path, config: &str) -> Prometheus {
-        assert!(
-            Path::new("/usr/bin/prometheus").exists(),
-            "/usr/bin/prometheus is missing: apt-get install -y prometheus (scripts/setup does this)"
-        );
-        let cfg = dir.join("prometheus.yml");
-        std::fs::write(&cfg, config).unwrap();
-        let check = Command::new("promtool")
-            .args(["check", "config"])
-            .arg(&cfg)
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "{}", text(&check.stderr));
-        let port = free_port();
-        let child = Command::new("/usr/bin/prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("starting prometheus");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(&format!("{url}/-/ready"), &[]).0 != 200 {
-            assert!(Instant::now() < deadline, "prometheus did not get ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Prometheus { child, url }
-    }
-
-    /// Instant query through the HTTP API: every result's (labels, value).
-    fn query(&self, q: &str) -> Vec<(serde_json::Value, f64)> {
-        let enc: String = q
-            .bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        let (code, body) = get(&format!("{}/api/v1/query?query={enc}", self.url), &[]);
-        assert_eq!(code, 200, "{q}: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["data"]["result"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["metric"].clone(),
-                    r["value"][1].as_str().unwrap().parse().unwrap(),
-                )
-            })
-            .collect()
-    }
-
-    /// Waits until `q` has exactly one result, and returns its value.
-    fn value(&self, q: &str, within: Duration) -> f64 {
-        let deadline = Instant::now() + within;
-        loop {
-            let r = self.query(q);
-            if r.len() == 1 {
-                return r[0].1;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "`{q}` has {} results after {within:?}: {r:?}",
-                r.len()
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Waits until `q` has exactly one result in a real Prometheus (the
+/// harness's), and returns its value.
+fn value(prom: &Prometheus, q: &str, within: Duration) -> f64 {
+    prom.wait_for(q, |r| r.len() == 1, within)
+        .unwrap_or_else(|e| panic!("{e:#}"))[0]
+        .value
 }
 
 /// The fields of the report these tests read.
@@ -444,21 +339,22 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
     // with blackbox-style relabeling.
     let target = format!("127.0.0.1:{}", serve.port);
     let prom = Prometheus::start(
-        fleet.dir(),
         &format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n\
-             - job_name: fleetsweep\n  static_configs:\n  - targets: ['{target}']\n\
+            "- job_name: fleetsweep\n  static_configs:\n  - targets: ['{target}']\n\
              - job_name: fleetsweep_probe\n  scrape_interval: 5s\n  scrape_timeout: 5s\n  metrics_path: /probe\n\
              \x20 static_configs:\n  - targets: [app-01, web-01]\n  relabel_configs:\n\
              \x20 - source_labels: [__address__]\n    target_label: __param_target\n\
              \x20 - source_labels: [__param_target]\n    target_label: instance\n\
              \x20 - target_label: __address__\n    replacement: '{target}'\n"
         ),
-    );
+        &[],
+    )
+    .unwrap();
     let within = Duration::from_secs(60);
-    assert_eq!(prom.value("up{job=\"fleetsweep\"}", within), 1.0);
+    assert_eq!(value(&prom, "up{job=\"fleetsweep\"}", within), 1.0);
     assert_eq!(
-        prom.value(
+        value(
+            &prom,
             "fleetsweep_hosts{job=\"fleetsweep\",outcome=\"scanned\"}",
             within
         ),
@@ -466,34 +362,54 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
         "Prometheus sees as many scanned hosts as /report"
     );
     assert_eq!(
-        prom.value("fleetsweep_probe_success{instance=\"app-01\"}", within),
+        value(
+            &prom,
+            "fleetsweep_probe_success{instance=\"app-01\"}",
+            within
+        ),
         1.0
     );
     assert_eq!(
-        prom.value(
+        value(&prom,
             "fleetsweep_host_finding{job=\"fleetsweep_probe\",instance=\"app-01\",rule=\"kaspersky/kesl\"}",
             within
         ),
         1.0
     );
     assert_eq!(
-        prom.value("fleetsweep_probe_success{instance=\"web-01\"}", within),
+        value(
+            &prom,
+            "fleetsweep_probe_success{instance=\"web-01\"}",
+            within
+        ),
         1.0
     );
     assert_eq!(
-        prom.value("fleetsweep_probe_findings{instance=\"web-01\"}", within),
+        value(
+            &prom,
+            "fleetsweep_probe_findings{instance=\"web-01\"}",
+            within
+        ),
         0.0,
         "look-alikes stay clean"
     );
-    assert!(prom.value("process_resident_memory_bytes{job=\"fleetsweep\"}", within) > 0.0);
     assert!(
-        prom.value(
+        value(
+            &prom,
+            "process_resident_memory_bytes{job=\"fleetsweep\"}",
+            within
+        ) > 0.0
+    );
+    assert!(
+        value(
+            &prom,
             "fleetsweep_scrape_requests_total{job=\"fleetsweep\",handler=\"/probe\",code=\"200\"}",
             within
         ) >= 1.0
     );
     assert_eq!(
-        prom.value(
+        value(
+            &prom,
             "fleetsweep_host_scan_failure{job=\"fleetsweep\",host=\"wrongkey-01\"}",
             within
         ),
@@ -504,7 +420,7 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
     // KESL finding of app-01 is `open` (seen before, still there), and
     // Prometheus reads that status from /metrics.
     assert_eq!(
-        prom.value(
+        value(&prom,
             "fleetsweep_host_finding{job=\"fleetsweep\",host=\"app-01\",rule=\"kaspersky/kesl\",status=\"open\"}",
             within
         ),
@@ -513,7 +429,8 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
         serve.log_text()
     );
     assert!(
-        prom.value(
+        value(
+            &prom,
             "sum(fleetsweep_findings{job=\"fleetsweep\",status=\"open\"})",
             within
         ) >= 1.0
