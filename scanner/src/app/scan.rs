@@ -38,6 +38,10 @@ pub struct ScanPlan {
     pub host_keys: Arc<HostKeyPolicy>,
     /// The state store file; `None` with `--no-state` (every finding `new`).
     pub state_path: Option<PathBuf>,
+    /// The store, opened (and checked end to end) once by `prepare` and kept
+    /// for every sweep of the plan, so a scan does not read the whole file
+    /// twice. A Mutex because serve shares the plan; its sweeps never overlap.
+    store: std::sync::Mutex<Option<Store>>,
     /// The exceptions file, validated before anything is scanned.
     pub exceptions: Option<Arc<Exceptions>>,
 }
@@ -128,16 +132,18 @@ impl ScanPlan {
         };
         state::now()?;
         let state_path = state_path(&args.state)?;
-        if let Some(p) = &state_path {
-            // A corrupt or newer store is a configuration error: found now, not after the sweep.
-            Store::open(p)?;
-        }
+        // A corrupt or newer store is a configuration error: found now, not after the sweep.
+        let store = match &state_path {
+            Some(p) => Some(Store::open(p)?),
+            None => None,
+        };
         Ok(ScanPlan {
             hosts: inv.hosts,
             catalog: Arc::new(catalog),
             settings,
             host_keys: Arc::new(host_keys),
             state_path,
+            store: std::sync::Mutex::new(store),
             exceptions,
         })
     }
@@ -148,10 +154,12 @@ impl ScanPlan {
     /// product) for `fleetsweep_remediations_total` (empty without a store).
     pub fn record(&self, report: &mut Report) -> Result<BTreeMap<(String, String), u64>> {
         let now = state::now()?;
-        let mut store = match &self.state_path {
-            Some(p) => Some(Store::open(p)?),
-            None => None,
-        };
+        // A panic elsewhere cannot leave a half-used connection behind: a
+        // poisoned lock still holds a whole Store (commits are transactions).
+        let mut store = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state::apply_state(
             report,
             store.as_mut(),
@@ -160,7 +168,7 @@ impl ScanPlan {
             now,
         )?;
         warn_about_exceptions(report);
-        Ok(match &store {
+        Ok(match &*store {
             Some(s) => s.remediation_totals()?,
             None => BTreeMap::new(),
         })
