@@ -59,6 +59,8 @@ impl Setup {
             user: USER.into(),
             password: PasswordSource::File(self.password_file(password)),
             ca_file: None,
+            spn: None,
+            kdc: None,
         }
     }
 }
@@ -460,6 +462,8 @@ async fn nothing_listening_is_unreachable() {
         user: USER.into(),
         password: PasswordSource::File(setup.password_file(PASSWORD)),
         ca_file: None,
+        spn: None,
+        kdc: None,
     };
     let err = winrm::connect(&target, &WinrmSettings::default())
         .await
@@ -477,6 +481,8 @@ async fn a_missing_password_source_is_auth_failed() {
         user: USER.into(),
         password: PasswordSource::Env("FLEETSWEEP_TEST_WINRM_PASSWORD_NEVER_SET".into()),
         ca_file: None,
+        spn: None,
+        kdc: None,
     };
     let err = winrm::connect(&target, &WinrmSettings::default())
         .await

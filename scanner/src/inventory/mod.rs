@@ -113,6 +113,11 @@ struct RawWinrm {
     ca_file: Option<String>,
     password_env: Option<String>,
     password_file: Option<String>,
+    /// Kerberos service principal; `{name}` and `{address}` are replaced by the
+    /// host's. Default: `HTTP/{address}`.
+    spn: Option<String>,
+    /// Kerberos KDC for the user's realm: `host`, `host:port` or `tcp://host:port`.
+    kdc: Option<String>,
 }
 
 impl RawWinrm {
@@ -120,7 +125,7 @@ impl RawWinrm {
         macro_rules! fill {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f.clone(); } )* };
         }
-        fill!(port, scheme, auth, ca_file);
+        fill!(port, scheme, auth, ca_file, spn, kdc);
         // The password source is one setting: a host's `password_file` replaces
         // a default `password_env` rather than conflicting with it.
         if self.password_env.is_none() && self.password_file.is_none() {
@@ -752,6 +757,18 @@ fn winrm_target(
             ))
         }
     };
+    let spn = match &raw.spn {
+        None => None,
+        Some(template) => Some(expand_spn(template, name, address).map_err(|m| {
+            Diagnostic::at(file, location, format!("host `{name}`: winrm.spn: {m}"))
+        })?),
+    };
+    let kdc = match &raw.kdc {
+        None => None,
+        Some(k) => Some(kdc_url(k).map_err(|m| {
+            Diagnostic::at(file, location, format!("host `{name}`: winrm.kdc: {m}"))
+        })?),
+    };
     Ok(WinrmTarget {
         address: address.to_string(),
         port: raw.port.unwrap_or_else(|| scheme.default_port()),
@@ -760,7 +777,87 @@ fn winrm_target(
         user: user.to_string(),
         password,
         ca_file: raw.ca_file.as_deref().map(expand_home),
+        spn,
+        kdc,
     })
+}
+
+/// `HTTP/{name}.corp.example` for host `win-01` is `HTTP/win-01.corp.example`.
+fn expand_spn(template: &str, name: &str, address: &str) -> Result<String, String> {
+    let spn = template
+        .replace("{name}", name)
+        .replace("{address}", address);
+    if let Some(open) = spn.find('{') {
+        let rest = &spn[open..];
+        let end = rest.find('}').map(|i| i + 1).unwrap_or(rest.len());
+        return Err(format!(
+            "unknown placeholder `{}` in `{template}` (known: {{name}}, {{address}})",
+            &rest[..end]
+        ));
+    }
+    let valid = match spn.split_once('/') {
+        Some((service, host)) => {
+            !service.is_empty()
+                && !host.is_empty()
+                && !spn.chars().any(|c| c.is_whitespace() || c.is_control())
+        }
+        None => false,
+    };
+    if !valid {
+        return Err(format!(
+            "`{spn}` is not a service principal name; write it as SERVICE/HOST, e.g. \
+             `HTTP/win-01.corp.example.com`"
+        ));
+    }
+    Ok(spn)
+}
+
+/// The KDC as `tcp://host:port` (port 88 when not given). Only TCP is spoken:
+/// Active Directory's tickets with a PAC rarely fit a UDP datagram anyway.
+fn kdc_url(kdc: &str) -> Result<String, String> {
+    let rest = match kdc.split_once("://") {
+        Some(("tcp", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "`{kdc}`: only tcp:// KDCs are supported, not {scheme}:// (write `tcp://HOST:88`)"
+            ))
+        }
+        None => kdc,
+    };
+    let rest = rest.trim_end_matches('/');
+    // `[v6]:port`, `[v6]`, `host:port` or `host`.
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        match v6.split_once(']') {
+            Some((h, "")) => (format!("[{h}]"), None),
+            Some((h, p)) if p.starts_with(':') => (format!("[{h}]"), Some(&p[1..])),
+            _ => return Err(format!("`{kdc}`: unbalanced [ ] around an IPv6 address")),
+        }
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err(format!(
+                    "`{kdc}`: put an IPv6 address in brackets, e.g. `[fd00::5]:88`"
+                ))
+            }
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (rest.to_string(), None),
+        }
+    };
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '@' | '?' | '#'))
+    {
+        return Err(format!("`{kdc}` is not a host name or address"));
+    }
+    let port = match port {
+        None => 88,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("`{kdc}`: `{p}` is not a port number")),
+        },
+    };
+    Ok(format!("tcp://{host}:{port}"))
 }
 
 #[cfg(test)]

@@ -90,6 +90,8 @@ fn invalid_inventories_name_file_line_and_column() {
         ("invalid-winrm-no-password.yaml", "invalid-winrm-no-password.yaml:2:11: host `w`: transport winrm needs winrm.password_env or winrm.password_file"),
         ("invalid-winrm-unknown-key.yaml", "invalid-winrm-unknown-key.yaml:5:7: unknown field `insecure_skip_verify`"),
         ("invalid-winrm-auth.yaml", "invalid-winrm-auth.yaml:4:19: unknown variant `credssp`"),
+        ("invalid-winrm-kdc.yaml", "invalid-winrm-kdc.yaml:5:7: host `w`: winrm.kdc: `udp://dc01.corp.example.com:88`: only tcp:// KDCs are supported, not udp://"),
+        ("invalid-winrm-spn.yaml", "invalid-winrm-spn.yaml:5:7: host `w`: winrm.spn: unknown placeholder `{fqdn}` in `HTTP/{fqdn}` (known: {name}, {address})"),
         ("no-such-file.yaml", "no-such-file.yaml: cannot read file: No such file or directory"),
     ];
     let mut failures = Vec::new();
@@ -120,6 +122,15 @@ fn winrm_settings_merge_key_by_key() {
     assert_eq!((win1.scheme, win1.auth), (Scheme::Http, WinrmAuth::Ntlm));
     assert_eq!(win1.user, "CORP\\svc-scan");
     assert_eq!(
+        (win1.spn.as_deref(), win1.kdc.as_deref()),
+        (
+            Some("HTTP/win-01.corp.example.com"),
+            Some("tcp://dc01.corp.example.com:88")
+        ),
+        "the group's SPN template takes the host name; the default KDC gets port 88"
+    );
+    assert_eq!(w(1).service_principal(), "HTTP/win-02.corp.example.com");
+    assert_eq!(
         win1.password,
         PasswordSource::Env("FLEETSWEEP_WINRM_PASSWORD".into())
     );
@@ -138,6 +149,12 @@ fn winrm_settings_merge_key_by_key() {
         "a host's password_file replaces the default password_env"
     );
     let win3 = w(2);
+    assert_eq!(win3.spn, None);
+    assert_eq!(
+        win3.service_principal(),
+        "HTTP/win-03",
+        "default SPN: HTTP/<address>"
+    );
     assert_eq!(
         (win3.port, win3.auth, win3.user.as_str()),
         (15985, WinrmAuth::Kerberos, "scanner")
@@ -325,4 +342,51 @@ fn invalid_ansible_inventories_name_the_line() {
         load("invalid-ansible-var.ini").unwrap_err(),
         "invalid-ansible-var.ini:2:8: expected `name=value` after the host name, found `ansible_host`"
     );
+}
+
+#[test]
+fn kdc_and_spn_forms() {
+    use super::{expand_spn, kdc_url};
+    for (given, want) in [
+        ("dc01", "tcp://dc01:88"),
+        (
+            "dc01.corp.example.com:8888",
+            "tcp://dc01.corp.example.com:8888",
+        ),
+        ("tcp://10.0.0.5:88/", "tcp://10.0.0.5:88"),
+        ("[fd00::5]", "tcp://[fd00::5]:88"),
+        ("tcp://[fd00::5]:750", "tcp://[fd00::5]:750"),
+    ] {
+        assert_eq!(kdc_url(given).as_deref(), Ok(want), "{given}");
+    }
+    for (given, err) in [
+        (
+            "https://kdcproxy.corp/KdcProxy",
+            "only tcp:// KDCs are supported, not https://",
+        ),
+        ("fd00::5", "put an IPv6 address in brackets"),
+        ("dc01:0", "`0` is not a port number"),
+        ("dc01:kerberos", "`kerberos` is not a port number"),
+        ("", "is not a host name or address"),
+        ("user@dc01", "is not a host name or address"),
+        ("[fd00::5", "unbalanced [ ]"),
+    ] {
+        let got = kdc_url(given).unwrap_err();
+        assert!(got.contains(err), "{given}: {got}");
+    }
+    assert_eq!(
+        expand_spn("HTTP/{name}.corp", "win-01", "10.0.0.1").as_deref(),
+        Ok("HTTP/win-01.corp")
+    );
+    assert_eq!(
+        expand_spn("WSMAN/{address}", "win-01", "10.0.0.1").as_deref(),
+        Ok("WSMAN/10.0.0.1")
+    );
+    for bad in ["HTTP", "/host", "HTTP/", "HTTP/a b"] {
+        let got = expand_spn(bad, "w", "a").unwrap_err();
+        assert!(
+            got.contains("is not a service principal name"),
+            "{bad}: {got}"
+        );
+    }
 }

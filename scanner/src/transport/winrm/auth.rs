@@ -13,8 +13,9 @@ use sspi::network_client::NetworkClient;
 use sspi::ntlm::NtlmConfig;
 use sspi::{
     AuthIdentity, AuthIdentityBuffers, BufferType, ClientRequestFlags, CredentialUse,
-    CredentialsBuffers, DataRepresentation, EncryptionFlags, Negotiate, NegotiateConfig, Ntlm,
-    SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl, Username,
+    CredentialsBuffers, DataRepresentation, EncryptionFlags, KerberosConfig, Negotiate,
+    NegotiateConfig, Ntlm, SecurityBuffer, SecurityBufferRef, SecurityStatus, Sspi, SspiImpl,
+    Username,
 };
 
 use super::WinrmAuth;
@@ -122,16 +123,16 @@ macro_rules! init_step {
         let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
         let mut input = vec![SecurityBuffer::new($input.to_vec(), BufferType::Token)];
         let status = {
+            // Always an input buffer, empty on the first call: sspi's Kerberos
+            // client requires one (NTLM does not care).
             let mut builder = ctx
                 .initialize_security_context()
                 .with_credentials_handle($cred)
                 .with_context_requirements(REQUEST_FLAGS)
                 .with_target_data_representation(DataRepresentation::Native)
                 .with_target_name($spn)
-                .with_output(&mut output);
-            if !$input.is_empty() {
-                builder = builder.with_input(&mut input);
-            }
+                .with_output(&mut output)
+                .with_input(&mut input);
             let mut generator = ctx
                 .initialize_security_context_impl(&mut builder)
                 .map_err(|e| AuthError::Rejected(e.to_string()))?;
@@ -164,7 +165,14 @@ macro_rules! init_step {
 
 impl SecurityContext {
     /// Builds a client context for `user` (`DOMAIN\user`, `user@REALM` or `user`).
-    pub fn new(auth: WinrmAuth, user: &str, password: String) -> Result<Self, AuthError> {
+    /// `kdc` pins the KDC for Kerberos; without it `sspi` finds one for the
+    /// user's realm, and Negotiate falls back to NTLM when none is found.
+    pub fn new(
+        auth: WinrmAuth,
+        user: &str,
+        password: String,
+        kdc: Option<&str>,
+    ) -> Result<Self, AuthError> {
         let username = Username::parse(user).map_err(|e| AuthError::BadUser(e.to_string()))?;
         let identity = AuthIdentity {
             username,
@@ -191,11 +199,13 @@ impl SecurityContext {
                     WinrmAuth::Kerberos => Some("kerberos,!ntlm".to_string()),
                     _ => None,
                 };
-                let config = NegotiateConfig::new(
-                    Box::new(NtlmConfig::new(workstation.clone())),
-                    packages,
-                    workstation,
-                );
+                let protocol: Box<dyn sspi::negotiate::ProtocolConfig> = match kdc {
+                    Some(kdc) => {
+                        Box::new(KerberosConfig::new_with_kdc_url(kdc, workstation.clone()))
+                    }
+                    None => Box::new(NtlmConfig::new(workstation.clone())),
+                };
+                let config = NegotiateConfig::new(protocol, packages, workstation);
                 let mut ctx = Box::new(
                     Negotiate::new_client(config).map_err(|e| AuthError::BadUser(e.to_string()))?,
                 );

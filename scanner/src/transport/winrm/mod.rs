@@ -82,6 +82,24 @@ pub struct WinrmTarget {
     pub password: PasswordSource,
     /// Extra CA certificates (PEM) trusted for this host's TLS certificate.
     pub ca_file: Option<PathBuf>,
+    /// The service principal Kerberos asks a ticket for; `HTTP/<address>` when
+    /// unset. Needed when `address` is an IP or a name that is not the host's
+    /// account name in the directory (NTLM ignores it).
+    pub spn: Option<String>,
+    /// The KDC for the user's realm (`tcp://dc01.corp.example:88`); when unset,
+    /// `sspi` looks it up: `SSPI_KDC_URL_<REALM>`, `SSPI_KDC_URL`, then the
+    /// realm's `kdc =` in `KRB5_CONFIG` or /etc/krb5.conf. (No DNS SRV lookup:
+    /// sspi's resolver feature is off, so a sweep makes no DNS queries of its own.)
+    pub kdc: Option<String>,
+}
+
+impl WinrmTarget {
+    /// The SPN used for this host (see [`WinrmTarget::spn`]).
+    pub fn service_principal(&self) -> String {
+        self.spn
+            .clone()
+            .unwrap_or_else(|| format!("HTTP/{}", self.address))
+    }
 }
 
 /// Settings shared by every WinRM connection of a sweep.
@@ -254,12 +272,13 @@ async fn handshake(
 ) -> Result<SecurityContext, TransportError> {
     let label = conn.label.clone();
     let auth_failed = |m: String| TransportError::AuthFailed(format!("{label}: {m}"));
-    let mut ctx = SecurityContext::new(mechanism, &target.user, password).map_err(|e| match e {
-        AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m) => {
-            auth_failed(format!("cannot start {mechanism:?} authentication: {m}"))
-        }
-    })?;
-    let spn = format!("HTTP/{}", target.address);
+    let mut ctx = SecurityContext::new(mechanism, &target.user, password, target.kdc.as_deref())
+        .map_err(|e| match e {
+            AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m) => {
+                auth_failed(format!("cannot start {mechanism:?} authentication: {m}"))
+            }
+        })?;
+    let spn = target.service_principal();
     let mut input: Vec<u8> = Vec::new();
     // NTLM takes two round trips, Kerberos one or two; more means a confused peer.
     for _ in 0..4 {
@@ -269,7 +288,12 @@ async fn handshake(
         ctx = back;
         let step = result.map_err(|e| match e {
             AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m) => {
-                auth_failed(format!("{mechanism:?} authentication failed: {m}"))
+                // sspi appends the KDC's raw e-data in hex; the text before says it all.
+                let m = m.split(". Additional error data:").next().unwrap_or(&m);
+                auth_failed(format!(
+                    "{mechanism:?} authentication failed: {m}{}",
+                    kerberos_hint(m, target)
+                ))
             }
         })?;
         let header = format!(
@@ -290,14 +314,28 @@ async fn handshake(
                 }
             },
             s if s.is_success() => {
-                // Kerberos mutual authentication: the server's last token.
-                if let Some(token) = negotiate_token(&response.headers) {
-                    if step.continue_needed {
-                        if let Ok((back, _)) = step_off_thread(ctx, token, spn.clone()).await {
-                            ctx = back;
-                        } else {
-                            return Err(auth_failed("the authentication task failed".into()));
-                        }
+                // The server's last token (Kerberos AP-REP, SPNEGO mechListMIC):
+                // it proves the host holds the service key, so a context that
+                // still expects it is not established without it.
+                if step.continue_needed {
+                    let Some(token) = negotiate_token(&response.headers) else {
+                        return Err(auth_failed(format!(
+                            "the host accepted the {mechanism:?} authentication without its final \
+                             token, so it did not prove its identity (mutual authentication)"
+                        )));
+                    };
+                    let (back, result) = step_off_thread(ctx, token, spn.clone())
+                        .await
+                        .map_err(&auth_failed)?;
+                    ctx = back;
+                    if let Err(
+                        AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m),
+                    ) = result
+                    {
+                        return Err(auth_failed(format!(
+                            "the host's final {mechanism:?} token failed mutual authentication \
+                             (is this the host you meant? SPN {spn}): {m}"
+                        )));
                     }
                 }
                 return Ok(ctx);
@@ -312,6 +350,41 @@ async fn handshake(
     Err(auth_failed(format!(
         "{mechanism:?} authentication did not finish in 4 round trips"
     )))
+}
+
+/// What to do about a Kerberos error, for the messages a KDC or `sspi` gives.
+fn kerberos_hint(message: &str, target: &WinrmTarget) -> String {
+    let m = message.to_ascii_lowercase();
+    let hint = if m.contains("no kdc server found") {
+        "no KDC is known for the user's realm: set winrm.kdc (e.g. `tcp://dc01.corp.example.com:88`), \
+         or give the realm a `kdc =` in /etc/krb5.conf (or the file KRB5_CONFIG names), or set \
+         SSPI_KDC_URL_<REALM>"
+            .to_string()
+    } else if m.contains("server not found in kerberos database") {
+        format!(
+            "the realm has no service principal {}: set winrm.spn to one the host is registered \
+             under (on a domain controller, `setspn -L <host>` lists them)",
+            target.service_principal()
+        )
+    } else if m.contains("client not found in kerberos database") {
+        format!(
+            "the realm has no user `{}`: check winrm's user; `user@REALM` is sent as an \
+             enterprise name (Active Directory resolves it, an MIT KDC does not: write \
+             `REALM\\user` there)",
+            target.user
+        )
+    } else if m.contains("pre-authentication information was invalid")
+        || m.contains("preauth_failed")
+    {
+        format!("the KDC refused the password of `{}`", target.user)
+    } else if m.contains("clock skew") || m.contains("timeskew") || m.contains("time skew") {
+        "this machine's clock and the KDC's differ by more than Kerberos allows (5 minutes): \
+         synchronise the clock"
+            .to_string()
+    } else {
+        return String::new();
+    };
+    format!(" ({hint})")
 }
 
 /// Runs one handshake step on the blocking pool: a Kerberos step may talk to
