@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
+use winrm_server::kdc::{Kdc, REALM};
 use winrm_server::{probe_script, Replay, ServerAuth, Twists};
 
 const USER: &str = "vagrant";
@@ -40,21 +41,36 @@ async fn windows_host() -> (Replay, String) {
     (replay, tls.ca_pem)
 }
 
-/// Runs `fleetsweep scan` over a one-host winrm inventory; returns the exit
-/// code, the parsed report and stderr.
+/// Runs `fleetsweep scan` over a one-host winrm inventory (HTTPS, Basic, the
+/// test CA); returns the exit code, the parsed report and stderr.
 async fn sweep(replay: &Replay, ca_pem: &str, password: &str) -> (i32, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
+    let winrm = format!(
+        "scheme: https\n      port: {port}\n      auth: basic\n      ca_file: {ca}\n",
+        port = replay.addr.port(),
+        ca = ca.display(),
+    );
+    run_sweep(&dir, USER, &winrm, password, &[]).await
+}
+
+/// `fleetsweep scan` of host `win-ws-01` at 127.0.0.1 with this `winrm:` map
+/// (indented six spaces; `password_env` is added), and extra environment.
+async fn run_sweep(
+    dir: &tempfile::TempDir,
+    user: &str,
+    winrm: &str,
+    password: &str,
+    env: &[(&str, &Path)],
+) -> (i32, Value, String) {
     let inventory = dir.path().join("fleet.yaml");
     std::fs::write(
         &inventory,
         format!(
             "hosts:\n  - name: win-ws-01\n    address: 127.0.0.1\n    transport: winrm\n    \
-             user: {USER}\n    labels: {{site: lab}}\n    winrm:\n      scheme: https\n      \
-             port: {port}\n      auth: basic\n      ca_file: {ca}\n      password_env: {PASSWORD_ENV}\n",
-            port = replay.addr.port(),
-            ca = ca.display(),
+             user: '{user}'\n    labels: {{site: lab}}\n    winrm:\n      {winrm}      \
+             password_env: {PASSWORD_ENV}\n"
         ),
     )
     .unwrap();
@@ -73,12 +89,18 @@ async fn sweep(replay: &Replay, ca_pem: &str, password: &str) -> (i32, Value, St
         "--no-progress".into(),
     ];
     let password = password.to_string();
+    let env: Vec<(String, PathBuf)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_path_buf()))
+        .collect();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_fleetsweep"))
             .args(&args)
             .env(PASSWORD_ENV, password)
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("FLEETSWEEP_NOW")
+            .env_remove("SSPI_KDC_URL")
+            .envs(env)
             .output()
             .expect("running fleetsweep")
     })
@@ -91,18 +113,9 @@ async fn sweep(replay: &Replay, ca_pem: &str, password: &str) -> (i32, Value, St
     (out.status.code().unwrap_or(-1), report, stderr)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_winrm_host_is_swept_with_the_powershell_probe() {
-    let (replay, ca) = windows_host().await;
-    let (code, r, stderr) = sweep(&replay, &ca, PASSWORD).await;
-    replay.assert_complete();
-    replay.log(|l| {
-        assert_eq!(
-            l.actions,
-            ["Create", "Command", "Receive", "Signal", "Delete"]
-        );
-        assert_eq!(l.plain, 5, "SOAP in clear inside TLS");
-    });
+/// The KES finding of a sweep of `workstation-kes.json`, checked the same way
+/// whatever the transport and authentication.
+fn assert_kes_found(code: i32, r: &Value, stderr: &str) {
     assert_eq!(code, 1, "KES for Windows is banned: {stderr}");
     let host = &r["hosts"][0];
     assert_eq!(host["name"], "win-ws-01");
@@ -138,6 +151,21 @@ async fn a_winrm_host_is_swept_with_the_powershell_probe() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_winrm_host_is_swept_with_the_powershell_probe() {
+    let (replay, ca) = windows_host().await;
+    let (code, r, stderr) = sweep(&replay, &ca, PASSWORD).await;
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(
+            l.actions,
+            ["Create", "Command", "Receive", "Signal", "Delete"]
+        );
+        assert_eq!(l.plain, 5, "SOAP in clear inside TLS");
+    });
+    assert_kes_found(code, &r, &stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_winrm_password_is_auth_failed_in_the_report() {
     let (replay, ca) = windows_host().await;
     let (code, r, stderr) = sweep(&replay, &ca, "not-the-password").await;
@@ -163,4 +191,87 @@ async fn a_wrong_winrm_password_is_auth_failed_in_the_report() {
             l.actions
         )
     });
+}
+
+/// The probe-mode server behind Kerberos: tickets from a real MIT KDC, MIT's
+/// acceptor on the host side, every message sealed over plain http.
+async fn kerberos_windows_host(kdc: &Kdc) -> Replay {
+    let script = probe_script(
+        &fleetsweep::probes::windows::encoded_command(),
+        &probe_json(),
+    );
+    let auth = ServerAuth::Kerberos {
+        keytab: kdc.keytab.clone(),
+        krb5_conf: kdc.krb5_conf.clone(),
+    };
+    Replay::start(script, auth, None, Twists::default()).await
+}
+
+const SPN_TEMPLATE: &str = "HTTP/{name}.fleetsweep.test";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kerberos_winrm_host_is_swept_with_the_kdc_found_through_krb5_conf() {
+    // As on a Linux scanner in a domain: no winrm.kdc, the realm's KDC comes
+    // from krb5.conf (KRB5_CONFIG), the SPN from the host name template.
+    let kdc = Kdc::start(
+        &[("svc-scan", PASSWORD)],
+        &["HTTP/win-ws-01.fleetsweep.test"],
+    );
+    let replay = kerberos_windows_host(&kdc).await;
+    let dir = tempfile::tempdir().unwrap();
+    let winrm = format!(
+        "port: {}\n      auth: kerberos\n      spn: '{SPN_TEMPLATE}'\n",
+        replay.addr.port()
+    );
+    let user = format!("{REALM}\\svc-scan");
+    let (code, r, stderr) = run_sweep(
+        &dir,
+        &user,
+        &winrm,
+        PASSWORD,
+        &[("KRB5_CONFIG", kdc.krb5_conf.as_path())],
+    )
+    .await;
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(l.initiators, [format!("svc-scan@{REALM}")]);
+        assert_eq!(l.mechs, ["1.2.840.113554.1.2.2"], "Kerberos 5");
+        assert_eq!(l.sealed, 5, "sealed over http");
+        assert_eq!(l.plain, 0);
+    });
+    assert_kes_found(code, &r, &stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kerberos_host_with_no_kdc_for_its_realm_is_auth_failed_with_the_remedy() {
+    let kdc = Kdc::start(
+        &[("svc-scan", PASSWORD)],
+        &["HTTP/win-ws-01.fleetsweep.test"],
+    );
+    let replay = kerberos_windows_host(&kdc).await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty_conf = dir.path().join("krb5.conf");
+    std::fs::write(&empty_conf, "[libdefaults]\n dns_lookup_kdc = false\n").unwrap();
+    let winrm = format!(
+        "port: {}\n      auth: kerberos\n      spn: '{SPN_TEMPLATE}'\n",
+        replay.addr.port()
+    );
+    let user = format!("{REALM}\\svc-scan");
+    let (code, r, stderr) = run_sweep(
+        &dir,
+        &user,
+        &winrm,
+        PASSWORD,
+        &[("KRB5_CONFIG", empty_conf.as_path())],
+    )
+    .await;
+    let host = &r["hosts"][0];
+    assert_eq!(host["outcome"], "auth_failed", "{host}\n{stderr}");
+    let error = host["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("no KDC is known for the user's realm: set winrm.kdc"),
+        "{error}"
+    );
+    assert_eq!(code, 3, "{stderr}");
+    replay.log(|l| assert!(l.actions.is_empty()));
 }
