@@ -130,12 +130,12 @@ async fn kerberos_over_http_gets_tickets_from_a_real_kdc_and_seals_every_message
     });
     let log = kdc.log();
     assert!(
-        log.contains(&format!("AS_REQ"))
+        log.contains("AS_REQ")
             && log.contains(&format!("{USER}@{REALM} for krbtgt/{REALM}@{REALM}")),
         "the client got its TGT from the KDC:\n{log}"
     );
     assert!(
-        log.contains(&format!("TGS_REQ")) && log.contains(&format!("for {SPN}@{REALM}")),
+        log.contains("TGS_REQ") && log.contains(&format!("for {SPN}@{REALM}")),
         "and a service ticket for the host's SPN:\n{log}"
     );
     assert!(

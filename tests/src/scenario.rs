@@ -162,6 +162,21 @@ pub fn build_rpms(dir: &Path) -> Result<Rpms> {
     Ok(Rpms { files })
 }
 
+/// The test host's stand-in for KESL's `kesl-control`: `--app-info` prints the
+/// layout quoted in shared/research/kaspersky.md §7 (field names as the
+/// product prints them, values written here), with anti-virus databases
+/// released 2024-09-27, just before Kaspersky's US updates stopped.
+const KESL_CONTROL: &str = "#!/bin/sh
+[ \"$1\" = --app-info ] || { echo 'kesl-control: this test host answers --app-info only' >&2; exit 1; }
+cat <<'EOF'
+Name:                                       Kaspersky Endpoint Security 12.1 for Linux
+Version:                                    12.1.0.1297
+Key status:                                 Valid
+Last release date of databases:             2024-09-27 18:02:00
+Anti-virus databases loaded:                Yes
+EOF
+";
+
 /// A fake daemon: `path` inside the host's tree, a symlink to `sleep`.
 struct Daemon {
     /// Absolute path as seen on the host (e.g. /opt/kaspersky/kesl/libexec/kesl).
@@ -222,6 +237,7 @@ pub fn prepare(
             "var_log/kaspersky/kesl",
         ]);
         files.push(("var_opt/kaspersky/kesl/common/kesl.ini", "[General]\n"));
+        files.push(("opt/kaspersky/kesl/bin/kesl-control", KESL_CONTROL));
         files.push(("etc_opt/kaspersky/kesl.conf", "# constructed test file\n"));
         files.push(("systemd/kesl.service", "[Unit]\nDescription=Kaspersky Endpoint Security for Linux\n[Service]\nExecStart=/opt/kaspersky/kesl/libexec/kesl --daemon\n[Install]\nWantedBy=multi-user.target\n"));
         daemons.push(Daemon {
@@ -318,6 +334,10 @@ pub fn prepare(
     }
     for (f, text) in &files {
         std::fs::write(root.join(f), text)?;
+        if f.contains("/bin/") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(root.join(f), std::fs::Permissions::from_mode(0o755))?;
+        }
     }
     // Fake daemons: a symlink named after the daemon, pointing at sleep.
     let mut start_daemons = String::new();

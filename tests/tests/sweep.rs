@@ -52,6 +52,7 @@ struct Finding {
     policy: String,
     version: Option<String>,
     evidence: Vec<BTreeMap<String, String>>,
+    signatures: Option<serde_json::Value>,
 }
 
 fn scenario_fleet(subnet: u8) -> Fleet {
@@ -96,14 +97,31 @@ fn normalize(yaml: &str, fleet_dir: &Path) -> String {
         let key = t.split(':').next().unwrap_or("");
         let masked = match key {
             "id" | "started" | "finished" | "first_seen" | "last_seen" | "due"
-            | "remediated_at" | "last_verified" | "duration_seconds" | "scanner_version" => {
+            | "remediated_at" | "last_verified" | "duration_seconds" | "scanner_version"
+            | "age_days" => {
                 format!("{indent}{key}: <{key}>")
             }
-            _ => mask_fingerprints(&line.replace(&fleet_dir.display().to_string(), "<fleet>")),
+            _ => mask_age(&mask_fingerprints(
+                &line.replace(&fleet_dir.display().to_string(), "<fleet>"),
+            )),
         };
         out.push(masked);
     }
     out.join("\n") + "\n"
+}
+
+/// Signature ages grow by a day every day: `last update 795 days ago` →
+/// `last update <n> days ago`.
+fn mask_age(line: &str) -> String {
+    match line.split_once("last update ") {
+        Some((head, tail)) => match tail.split_once(" days ago") {
+            Some((n, rest)) if n.chars().all(|c| c.is_ascii_digit()) => {
+                format!("{head}last update <n> days ago{rest}")
+            }
+            _ => line.to_string(),
+        },
+        None => line.to_string(),
+    }
 }
 
 /// Host keys are generated per run: `SHA256:<base64>` → `SHA256:<fingerprint>`.
@@ -265,9 +283,27 @@ fn sweep_of_every_scenario() {
         .iter()
         .filter_map(|e| e.get("kind").map(String::as_str))
         .collect();
-    for k in ["package", "path", "process", "service"] {
+    for k in ["package", "path", "process", "service", "signature_update"] {
         assert!(kinds.contains(&k), "KESL evidence lacks {k}: {kinds:?}");
     }
+    // Frozen protection, read live from `kesl-control --app-info` on the host.
+    let sig = kesl
+        .signatures
+        .as_ref()
+        .expect("KESL reports its database date");
+    assert_eq!(sig["last_update"], "2024-09-27", "{sig}");
+    assert_eq!(sig["frozen"], true, "{sig}");
+    let update = kesl
+        .evidence
+        .iter()
+        .find(|e| e.get("kind").map(String::as_str) == Some("signature_update"))
+        .expect("signature_update evidence");
+    assert!(
+        update
+            .values()
+            .any(|v| v.contains("kesl-control --app-info")),
+        "names where it was read: {update:?}"
+    );
     assert_eq!(
         rules(host(&r, "nagent-01")),
         ["kaspersky/klnagent installed"]

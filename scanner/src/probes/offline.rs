@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::linux::sections::warning;
-use super::{linux, macos, windows, Observations, PathEntry, PathKind, SignatureUpdate};
+use super::{linux, macos, windows, Observations, PathEntry, PathKind};
 
 /// The per-bundle description file.
 pub const HOST_FILE: &str = "host.yaml";
@@ -367,7 +367,7 @@ pub fn read_bundle(bundle: &Bundle) -> Result<Observations, OfflineError> {
             }
             if let Some(t) = read_text(&dir.join("kesl-control-app-info.txt"), &mut obs) {
                 found = true;
-                match parse_kesl_app_info(&t) {
+                match linux::parse_kesl_app_info(&t) {
                     Some(u) => obs.signature_updates.push(u),
                     None => obs.warnings.push(warning(
                         "kesl-control-app-info.txt",
@@ -523,33 +523,6 @@ fn merge(into: &mut Observations, from: Observations) {
     into.warnings.extend(warnings);
 }
 
-/// `kesl-control --app-info` (the layout in kaspersky.md §7): the product name and
-/// `Last release date of databases:`.
-pub fn parse_kesl_app_info(text: &str) -> Option<SignatureUpdate> {
-    let mut name = None;
-    let mut date = None;
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        match k.trim() {
-            "Name" => name = Some(v.trim().to_string()),
-            "Last release date of databases" => {
-                date = v
-                    .split_whitespace()
-                    .next()
-                    .and_then(|d| d.parse::<jiff::civil::Date>().ok());
-            }
-            _ => {}
-        }
-    }
-    Some(SignatureUpdate {
-        product: name.unwrap_or_else(|| "Kaspersky Endpoint Security for Linux".to_string()),
-        date: date?,
-        source: "kesl-control --app-info".to_string(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -572,18 +545,5 @@ mod tests {
         assert_eq!(nonce_of("\n@@fleetsweep:abc123:begin x\n"), Some("abc123"));
         assert_eq!(nonce_of("@@fleetsweep:a b:begin"), None);
         assert_eq!(nonce_of("nothing"), None);
-    }
-
-    #[test]
-    fn kesl_app_info_recorded_format() {
-        // The `kesl-control --app-info` layout (kaspersky.md §7), values written here.
-        let t = "Name:                                       Kaspersky Endpoint Security 12.1 for Linux\n\
-                 Version:                                    12.1.0.1297\n\
-                 Last release date of databases:             2024-09-27 18:02:00\n\
-                 Anti-virus databases loaded:                Yes\n";
-        let u = parse_kesl_app_info(t).unwrap();
-        assert_eq!(u.product, "Kaspersky Endpoint Security 12.1 for Linux");
-        assert_eq!(u.date.to_string(), "2024-09-27");
-        assert!(parse_kesl_app_info("Name: x\n").is_none());
     }
 }

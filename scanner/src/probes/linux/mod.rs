@@ -25,6 +25,7 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod kesl;
 pub mod modules;
 pub mod os_release;
 pub mod paths;
@@ -36,6 +37,7 @@ pub mod systemd;
 
 pub use apk::parse_apk;
 pub use dpkg::{dpkg_state, parse_dpkg};
+pub use kesl::parse_kesl_app_info;
 pub use modules::parse_modules;
 pub use os_release::{parse_os_release, parse_uname};
 pub use paths::parse_paths;
@@ -67,7 +69,9 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             "rpm" => parse_rpm(s.body),
             "apk" => parse_apk(s.body),
             "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
-            | "proc-cmdline" | "proc-exe" | "ps" | "modules" | "paths" => continue,
+            | "proc-cmdline" | "proc-exe" | "ps" | "modules" | "paths" | "kesl-app-info" => {
+                continue
+            }
             other => {
                 obs.warnings
                     .push(warning(other, "unknown section ignored".to_string()));
@@ -112,6 +116,28 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
         let (modules, warnings) = parse_modules(s.body);
         obs.kernel_modules = modules;
         obs.warnings.extend(warnings);
+    }
+    if let Some(s) = split.get("kesl-app-info") {
+        match (
+            kesl::parse_kesl_app_info(s.body),
+            kesl::app_info_status(s.body),
+        ) {
+            (Some(update), _) => obs.signature_updates.push(update),
+            (None, Some(rc)) if rc != 0 => obs.warnings.push(warning(
+                "kesl-app-info",
+                format!(
+                    "kesl-control --app-info failed (exit status {rc}): the age of KESL's \
+                     anti-virus databases is unknown; it answers root only, so give the host \
+                     `sudo: true`"
+                ),
+            )),
+            (None, _) => obs.warnings.push(warning(
+                "kesl-app-info",
+                "kesl-control --app-info printed no `Last release date of databases:`: the age \
+                 of KESL's anti-virus databases is unknown"
+                    .to_string(),
+            )),
+        }
     }
     if let Some(s) = split.get("paths") {
         let (paths, warnings) = parse_paths(s.body);
@@ -605,6 +631,71 @@ mod run_tests {
             !home.path().join(".rpmdb").exists(),
             "the probe created ~/.rpmdb"
         );
+    }
+
+    /// A `kesl-control` on PATH (KESL installed elsewhere than /opt) is asked
+    /// for `--app-info`, under dash and under busybox ash with busybox's
+    /// `timeout` and `head`; one that refuses (not root) becomes a warning.
+    #[test]
+    fn kesl_control_on_path_is_asked_for_its_app_info() {
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox is not installed: apt-get install -y busybox");
+        for (answer, want_date) in [
+            (
+                "[ \"$1\" = --app-info ] || exit 9\necho 'Name:   Kaspersky Endpoint Security 11.4 for Linux'\n\
+                 echo 'Last release date of databases:   2024-09-28 03:10:00'\n",
+                Some("2024-09-28"),
+            ),
+            ("echo 'Error: this command requires root privileges' >&2\nexit 1\n", None),
+        ] {
+            let bin = tempfile::tempdir().expect("tempdir");
+            let tool = bin.path().join("kesl-control");
+            std::fs::write(&tool, format!("#!/bin/sh\n{answer}")).expect("write");
+            std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+            let applets = tempfile::tempdir().expect("tempdir");
+            for a in ["timeout", "head", "cat", "sed", "grep", "find", "tr"] {
+                std::os::unix::fs::symlink(busybox, applets.path().join(a)).expect("applet");
+            }
+            let system = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_string());
+            for (label, program, args, path) in [
+                ("/bin/sh", "/bin/sh", vec!["-c", SCRIPT], format!("{}:{system}", bin.path().display())),
+                (
+                    "busybox sh",
+                    busybox,
+                    vec!["sh", "-c", SCRIPT],
+                    format!("{}:{}:{system}", bin.path().display(), applets.path().display()),
+                ),
+            ] {
+                let nonce = new_nonce();
+                let (out, err) = run(program, &args, Some(&path), &stdin_for(&nonce, &[]));
+                let obs = parse(&out, &nonce);
+                let ctx = format!("{label}: {:?} {:?}\nstderr: {err}", obs.signature_updates, obs.warnings);
+                match want_date {
+                    Some(date) => {
+                        assert_eq!(obs.signature_updates.len(), 1, "{ctx}");
+                        let u = &obs.signature_updates[0];
+                        assert_eq!(u.date.to_string(), date, "{ctx}");
+                        assert_eq!(u.product, "Kaspersky Endpoint Security 11.4 for Linux", "{ctx}");
+                        assert!(obs.warnings.iter().all(|w| w.section != "kesl-app-info"), "{ctx}");
+                    }
+                    None => {
+                        assert!(obs.signature_updates.is_empty(), "{ctx}");
+                        let w = obs
+                            .warnings
+                            .iter()
+                            .find(|w| w.section == "kesl-app-info")
+                            .unwrap_or_else(|| panic!("no warning: {ctx}"));
+                        assert!(
+                            w.message.contains("failed (exit status 1)") && w.message.contains("sudo: true"),
+                            "{ctx}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

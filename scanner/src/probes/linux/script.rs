@@ -54,6 +54,10 @@ pub const MAX_PATH_ROOTS: usize = 64;
 ///   which is an answer, not a failure.
 /// - `paths`: `d|f|l|o<TAB>path` for each root from stdin and everything below it
 ///   to depth 3, at most 2000 entries per root.
+/// - `kesl-app-info`: only where KESL's `kesl-control` exists
+///   (`/opt/kaspersky/kesl/bin/kesl-control`, or on PATH): `kesl-control
+///   --app-info` (read-only: prints the product's state), under `timeout 20`
+///   when there is one, its stdout cut at 64 KiB, then `!rc=N`, its exit status.
 ///
 /// A bounded list that hit its bound ends with a `!truncated` line.
 pub const SCRIPT: &str = concat!(
@@ -114,6 +118,11 @@ paths() {
   done
   return 0
 }
+kapp() {
+  if has timeout; then t="timeout 20"; else t=; fi
+  { $t "$1" --app-info 2>/dev/null; echo "!rc=$?"; } | head -c 65536
+  return 0
+}
 echo
 sec os-release osrel
 sec uname uname -sr
@@ -135,6 +144,9 @@ sec unit-files units
 if [ -r /proc/self/cmdline ]; then sec processes procs; sec proc-cmdline pcmd; sec proc-exe pexe; else sec ps ps -eo pid=,comm=,args=; fi
 sec modules mods
 sec paths paths "$@"
+k=/opt/kaspersky/kesl/bin/kesl-control
+[ -x "$k" ] || k=$(command -v kesl-control 2>/dev/null) || k=
+if [ -n "$k" ] && [ -x "$k" ]; then sec kesl-app-info kapp "$k"; fi
 printf '@@fleetsweep:%s:done\n' "$N"
 exit 0
 "#
