@@ -4,7 +4,9 @@
 //! Mapping: `ansible_host` → address, `ansible_port` → port, `ansible_user` →
 //! user, `ansible_ssh_private_key_file` → identity file, `ansible_connection:
 //! local` → transport local, `ansible_ssh_common_args`/`ansible_ssh_extra_args`
-//! with `-J x` or `-o ProxyJump=x` → jump. Other variables that are plain
+//! with `-J x` or `-o ProxyJump=x` → jump; `ansible_connection: winrm|psrp` →
+//! transport winrm (see `ansible_winrm` in the parent module), and
+//! `ansible_shell_type: powershell|cmd` → os windows. Other variables that are plain
 //! values become labels (e.g. `site=fra1`); `ansible_*` variables that mean
 //! nothing here are ignored. Group membership is kept, so `--limit GROUP` works.
 //! Variables resolve as Ansible does: `all` → parent groups → child groups → host.

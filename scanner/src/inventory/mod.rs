@@ -419,9 +419,25 @@ fn from_ansible(file: &Path, hosts: Vec<ansible::AnsibleHost>) -> Result<RawInve
         let labels = h
             .vars
             .iter()
-            .filter(|(k, _)| !k.starts_with("ansible_"))
+            .filter(|(k, _)| !k.starts_with("ansible_") && !k.starts_with("fleetsweep_"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let connection = get("ansible_connection");
+        let (transport, winrm, port) = match connection.as_deref() {
+            Some("local") => (Some(TransportKind::Local), None, port),
+            Some("winrm" | "psrp") => (
+                Some(TransportKind::Winrm),
+                Some(spanned_winrm(ansible_winrm(file, &h, port)?)),
+                None,
+            ),
+            _ => (None, None, port),
+        };
+        // Windows over OpenSSH: Ansible says so with the shell type.
+        let os = matches!(
+            get("ansible_shell_type").as_deref(),
+            Some("powershell" | "cmd")
+        )
+        .then_some(OsHint::Windows);
         for g in &h.groups {
             groups
                 .entry(g.clone())
@@ -438,21 +454,110 @@ fn from_ansible(file: &Path, hosts: Vec<ansible::AnsibleHost>) -> Result<RawInve
             identity_file: get("ansible_ssh_private_key_file").map(OneOrMany::One),
             known_hosts: None,
             jump: jump.map(spanned),
-            transport: (get("ansible_connection").as_deref() == Some("local"))
-                .then_some(TransportKind::Local),
-            os: None,
+            transport,
+            os,
             connect_timeout: None,
             host_timeout: None,
             sudo: None,
             passphrase_env: None,
             passphrase_file: None,
-            winrm: None,
+            winrm,
         });
     }
     Ok(RawInventory {
         defaults: RawVars::default(),
         groups,
         hosts: raw_hosts,
+    })
+}
+
+fn spanned_winrm(w: RawWinrm) -> Spanned<RawWinrm> {
+    let unknown = serde_saphyr::Location::UNKNOWN;
+    Spanned::new(w, unknown, unknown)
+}
+
+/// An Ansible WinRM host's variables as a `winrm:` map, the way Ansible reads
+/// them: `ansible_port`, `ansible_winrm_scheme` (default https unless the port
+/// is 5985), `ansible_winrm_transport`, `ansible_winrm_ca_trust_path`,
+/// `ansible_winrm_kerberos_hostname_override`. Passwords are never read from
+/// the inventory: `fleetsweep_winrm_password_env` / `_file` name where it is.
+fn ansible_winrm(
+    file: &Path,
+    h: &ansible::AnsibleHost,
+    port: Option<u16>,
+) -> Result<RawWinrm, Diagnostic> {
+    let get = |k: &str| h.vars.get(k).cloned();
+    let fail = |m: String| Diagnostic::whole_file(file, format!("host `{}`: {m}", h.name));
+    let scheme = match get("ansible_winrm_scheme").as_deref() {
+        Some("http") => Scheme::Http,
+        Some("https") => Scheme::Https,
+        Some(other) => {
+            return Err(fail(format!(
+                "ansible_winrm_scheme `{other}` is neither http nor https"
+            )))
+        }
+        None if port == Some(5985) => Scheme::Http,
+        None => Scheme::Https,
+    };
+    let auth = match get("ansible_winrm_transport") {
+        None => None,
+        Some(list) => {
+            let names: Vec<String> = list
+                .trim_matches(|c| c == '[' || c == ']')
+                .split(',')
+                .map(|t| {
+                    t.trim()
+                        .trim_matches(|c| c == '\'' || c == '"')
+                        .to_ascii_lowercase()
+                })
+                .filter(|t| !t.is_empty())
+                .collect();
+            let has = |n: &str| names.iter().any(|t| t == n);
+            Some(if has("kerberos") && has("ntlm") {
+                WinrmAuth::Negotiate
+            } else if has("kerberos") {
+                WinrmAuth::Kerberos
+            } else if has("ntlm") {
+                WinrmAuth::Ntlm
+            } else if has("basic") || has("plaintext") {
+                WinrmAuth::Basic
+            } else {
+                return Err(fail(format!(
+                    "ansible_winrm_transport `{list}`: fleetsweep speaks basic (https only), ntlm \
+                     and kerberos, not credssp or certificate; set it to ntlm or kerberos for \
+                     this host"
+                )));
+            })
+        }
+    };
+    let (password_env, password_file) = (
+        get("fleetsweep_winrm_password_env"),
+        get("fleetsweep_winrm_password_file"),
+    );
+    if password_env.is_none() && password_file.is_none() {
+        let held = ["ansible_password", "ansible_winrm_password", "ansible_pass"]
+            .into_iter()
+            .find(|k| h.vars.contains_key(*k));
+        return Err(fail(match held {
+            Some(k) => format!(
+                "{k} is not used: fleetsweep never reads passwords from an inventory. Put the \
+                 password in an environment variable or a file and name it with \
+                 fleetsweep_winrm_password_env=VAR or fleetsweep_winrm_password_file=PATH"
+            ),
+            None => "ansible_connection winrm needs fleetsweep_winrm_password_env=VAR or \
+                     fleetsweep_winrm_password_file=PATH (the variable or file holding the password)"
+                .to_string(),
+        }));
+    }
+    Ok(RawWinrm {
+        port,
+        scheme: Some(scheme),
+        auth,
+        ca_file: get("ansible_winrm_ca_trust_path"),
+        password_env,
+        password_file,
+        spn: get("ansible_winrm_kerberos_hostname_override").map(|h| format!("HTTP/{h}")),
+        kdc: get("fleetsweep_winrm_kdc"),
     })
 }
 

@@ -304,6 +304,71 @@ fn ansible_ini_inventory() {
 }
 
 #[test]
+fn ansible_windows_hosts_map_to_winrm() {
+    use crate::transport::winrm::{PasswordSource, Scheme, WinrmAuth};
+    let inv = load("ansible-windows.ini").unwrap();
+    let get = |n: &str| {
+        inv.hosts
+            .iter()
+            .find(|h| h.name == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let w1 = get("win-01");
+    assert_eq!(w1.transport, TransportKind::Winrm);
+    let t1 = w1.winrm.clone().unwrap();
+    assert_eq!(
+        (t1.address.as_str(), t1.port, t1.scheme, t1.auth),
+        ("10.0.1.5", 5986, Scheme::Https, WinrmAuth::Negotiate),
+        "Ansible's default scheme is https; `ntlm,kerberos` is SPNEGO"
+    );
+    assert_eq!(t1.user, "svc-scan@CORP.EXAMPLE.COM");
+    assert_eq!(t1.ca_file, Some(PathBuf::from("/etc/pki/corp-ca.pem")));
+    assert_eq!(
+        t1.password,
+        PasswordSource::Env("FLEETSWEEP_WINRM_PASSWORD".into())
+    );
+    assert_eq!(t1.kdc.as_deref(), Some("tcp://dc01.corp.example.com:88"));
+    assert!(
+        w1.labels.keys().all(|k| !k.starts_with("fleetsweep_")),
+        "{:?}",
+        w1.labels
+    );
+    let t2 = get("win-02").winrm.clone().unwrap();
+    assert_eq!(
+        (t2.port, t2.scheme, t2.auth),
+        (5985, Scheme::Http, WinrmAuth::Ntlm),
+        "port 5985 means http, as in Ansible"
+    );
+    let t3 = get("win-03").winrm.clone().unwrap();
+    assert_eq!(t3.auth, WinrmAuth::Kerberos);
+    assert_eq!(
+        t3.service_principal(),
+        "HTTP/win-03.corp.example.com",
+        "kerberos_hostname_override names the SPN"
+    );
+    let w4 = get("win-04");
+    assert_eq!(w4.transport, TransportKind::Ssh, "Windows over OpenSSH");
+    assert!(w4.winrm.is_none());
+    assert_eq!(w4.os.as_deref(), Some("windows"));
+}
+
+#[test]
+fn ansible_windows_errors_say_what_to_change() {
+    let e = load("invalid-ansible-password.ini").unwrap_err();
+    assert!(
+        e.contains("host `win-01`: ansible_password is not used: fleetsweep never reads passwords")
+            && e.contains("fleetsweep_winrm_password_env=VAR"),
+        "{e}"
+    );
+    assert!(!e.contains("hunter2"), "the password is not echoed: {e}");
+    let e = load("invalid-ansible-credssp.ini").unwrap_err();
+    assert!(
+        e.contains("ansible_winrm_transport `credssp`") && e.contains("set it to ntlm or kerberos"),
+        "{e}"
+    );
+}
+
+#[test]
 fn ansible_yaml_inventory() {
     let inv = load("ansible.yaml").unwrap();
     let get = |n: &str| {
