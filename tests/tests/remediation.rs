@@ -156,13 +156,23 @@ fn new_open_overdue_remediated_reinstalled() {
     assert_eq!(f["first_seen"], T0, "first_seen stays the first sighting");
     assert_eq!(f["last_seen"], "2027-01-05T06:00:00Z");
 
-    let s3 = scan(&fleet, &state, "2027-02-04T06:00:00Z", &[]);
+    let metrics = fleet.dir().join("fleetsweep.prom");
+    let s3 = scan(
+        &fleet,
+        &state,
+        "2027-02-04T06:00:00Z",
+        &["--metrics-file", metrics.to_str().unwrap()],
+    );
     assert_eq!(s3.code, 1);
     assert_eq!(kesl(&s3, "app-01")["status"], "overdue");
     assert_eq!(s3.report["summary"]["findings"]["overdue"], 1);
+    assert_eq!(
+        remediations_total(&metrics),
+        Some(0),
+        "the counter exists at 0 before the first remediation, so increase() sees it"
+    );
 
     mutate::purge_kesl(fleet.host("app-01")).unwrap();
-    let metrics = fleet.dir().join("fleetsweep.prom");
     let s4 = scan(
         &fleet,
         &state,

@@ -169,7 +169,18 @@ impl ScanPlan {
         )?;
         warn_about_exceptions(report);
         Ok(match &*store {
-            Some(s) => s.remediation_totals()?,
+            Some(s) => {
+                // Every product the fleet has findings of gets its series at 0
+                // before its first remediation, so increase()/rate() see the
+                // first one (a counter that appears at 1 shows no increase).
+                let mut totals = s.remediation_totals()?;
+                for f in report.hosts.iter().flat_map(|h| &h.findings) {
+                    totals
+                        .entry((f.vendor.clone(), f.product.clone()))
+                        .or_insert(0);
+                }
+                totals
+            }
             None => BTreeMap::new(),
         })
     }
