@@ -298,3 +298,31 @@ async fn a_host_that_skips_its_final_token_fails_mutual_authentication() {
     let message = auth_failed(winrm::connect(&t, &settings).await);
     assert!(message.contains("did not prove its identity"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kerberos_over_https_sends_clear_soap_inside_tls() {
+    let kdc = realm();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = winrm_server::tls();
+    let script = recording("test_winrs_standard.yml");
+    let settings = settings_for(&script);
+    let replay = Replay::start(script, server(&kdc), Some(&tls), Twists::default()).await;
+    let mut t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
+    t.scheme = Scheme::Https;
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    t.ca_file = Some(ca);
+    let mut session = winrm::connect(&t, &settings).await.unwrap();
+    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
+    session.close().await;
+    assert_eq!(out.stdout, b"hi\r\n");
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(l.mechs, [KRB5_OID]);
+        assert_eq!(
+            (l.sealed, l.plain),
+            (0, 5),
+            "TLS protects the SOAP; no double sealing"
+        );
+    });
+}
