@@ -239,6 +239,13 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
+    /// Retention of the state store: sweeps that finished longer ago than this
+    /// lose their full report, host results and finding history (their summary,
+    /// every remediation event and the statuses stay), so a daemon's store stops
+    /// growing. `all` keeps every report. E.g. 400d, 90d, 12h.
+    #[arg(long, value_name = "DURATION|all", default_value = "400d")]
+    pub state_keep: String,
+
     /// Exceptions file (SPEC §3): accepted findings with reason, approver and expiry.
     #[arg(long, value_name = "FILE")]
     pub exceptions: Option<PathBuf>,

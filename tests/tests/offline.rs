@@ -456,3 +456,134 @@ cat '{json}'
         include_str!("../../scanner/src/probes/windows/probe.ps1")
     );
 }
+
+/// `fleetsweep` with `FLEETSWEEP_NOW`, for the retention test.
+fn at(now: &str, args: &[&str]) -> Output {
+    Command::new(fleetsweep_bin())
+        .args(args)
+        .env("FLEETSWEEP_NOW", now)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("running fleetsweep")
+}
+
+#[test]
+fn retention_drops_old_reports_and_keeps_the_history() {
+    // Three sweeps of the bundles 20 days apart with --state-keep 30d: the
+    // first loses its report at the third, its summary stays in the history.
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let bundles = bundles();
+    let sweep = |now: &str| {
+        let out = at(
+            now,
+            &[
+                "scan",
+                "--offline",
+                bundles.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+                "--state-keep",
+                "30d",
+                "-q",
+            ],
+        );
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for now in [
+        "2027-01-01T06:00:00Z",
+        "2027-01-21T06:00:00Z",
+        "2027-02-10T06:00:00Z",
+    ] {
+        sweep(now);
+    }
+    let list = at(
+        "2027-02-10T07:00:00Z",
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--list",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(list.status.code(), Some(0));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(rows.len(), 3, "every sweep is still listed");
+    assert_eq!(rows[0]["pruned"], "2027-02-10T06:00:00Z", "{rows:?}");
+    assert!(
+        rows[1].get("pruned").is_none() && rows[2].get("pruned").is_none(),
+        "{rows:?}"
+    );
+    let text = at(
+        "2027-02-10T07:00:00Z",
+        &["report", "--state", state.to_str().unwrap(), "--list"],
+    );
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("pruned"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
+
+    let first = rows[0]["id"].as_str().unwrap();
+    let old = at(
+        "2027-02-10T07:00:00Z",
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--sweep",
+            first,
+        ],
+    );
+    assert_eq!(old.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&old.stderr);
+    assert!(
+        err.contains(&format!(
+            "sweep `{first}` was pruned at 2027-02-10T06:00:00Z"
+        )),
+        "{err}"
+    );
+    // The newest report still renders.
+    let latest = at(
+        "2027-02-10T07:00:00Z",
+        &[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        latest.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&latest.stderr)
+    );
+
+    let bad = at(
+        "2027-02-10T07:00:00Z",
+        &[
+            "scan",
+            "--offline",
+            bundles.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--state-keep",
+            "soon",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("--state-keep: `soon` is neither `all` nor a duration such as 400d"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

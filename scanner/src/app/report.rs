@@ -67,19 +67,23 @@ fn list_table(rows: &[SweepRow]) -> String {
     let w = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
     let _ = writeln!(
         s,
-        "{:w$}  {:30}  {:8}  {:>6}  {:>6}  SHARD",
-        "ID", "FINISHED", "COMPLETE", "HOSTS", "OPEN"
+        "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  REPORT",
+        "ID", "FINISHED", "COMPLETE", "HOSTS", "OPEN", "SHARD"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {}",
+            "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  {}",
             r.id,
             r.finished.to_string(),
             if r.complete { "yes" } else { "no" },
             r.hosts,
             r.open_findings,
-            r.shard.as_deref().unwrap_or("-")
+            r.shard.as_deref().unwrap_or("-"),
+            match &r.pruned {
+                Some(t) => format!("pruned {t}"),
+                None => "kept".to_string(),
+            }
         );
     }
     s

@@ -44,6 +44,8 @@ pub struct ScanPlan {
     store: std::sync::Mutex<Option<Store>>,
     /// The exceptions file, validated before anything is scanned.
     pub exceptions: Option<Arc<Exceptions>>,
+    /// `--state-keep`: how long sweeps keep their full report (None: forever).
+    keep: Option<jiff::SignedDuration>,
 }
 
 /// The state store `--state`/`--no-state` name: the flag, else the default
@@ -63,6 +65,28 @@ pub fn state_path(args: &StateArgs) -> Result<Option<PathBuf>> {
 
 fn duration(flag: &str, text: &str) -> Result<std::time::Duration> {
     inventory::parse_duration(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+/// `--state-keep`: `all` (None), `Nd` days, or any duration `parse_duration` takes.
+pub fn retention(text: &str) -> Result<Option<jiff::SignedDuration>> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    let d = match t.strip_suffix('d').map(|n| n.trim().parse::<u32>()) {
+        Some(Ok(days)) => std::time::Duration::from_secs(u64::from(days) * 86_400),
+        Some(Err(_)) | None => duration("state-keep", t).map_err(|_| {
+            anyhow::anyhow!(
+                "--state-keep: `{t}` is neither `all` nor a duration such as 400d, 90d or 12h"
+            )
+        })?,
+    };
+    if d.is_zero() {
+        bail!("--state-keep: 0 would drop the report of every sweep but the newest; give a duration such as 90d, or `all`");
+    }
+    Ok(Some(jiff::SignedDuration::try_from(d).map_err(|e| {
+        anyhow::anyhow!("--state-keep: `{t}`: {e}")
+    })?))
 }
 
 impl ScanPlan {
@@ -131,6 +155,7 @@ impl ScanPlan {
             None => None,
         };
         state::now()?;
+        let keep = retention(&args.state_keep)?;
         let state_path = state_path(&args.state)?;
         // A corrupt or newer store is a configuration error: found now, not after the sweep.
         let store = match &state_path {
@@ -145,6 +170,7 @@ impl ScanPlan {
             state_path,
             store: std::sync::Mutex::new(store),
             exceptions,
+            keep,
         })
     }
 
@@ -168,6 +194,20 @@ impl ScanPlan {
             now,
         )?;
         warn_about_exceptions(report);
+        if let (Some(s), Some(keep)) = (store.as_mut(), self.keep) {
+            // Retention after the commit: the sweep is recorded either way, and a
+            // failed prune is reported, not fatal (the next sweep retries it).
+            let before = now.checked_sub(keep).unwrap_or(jiff::Timestamp::MIN);
+            match s.prune(before, now) {
+                Ok(p) if p.sweeps > 0 => tracing::info!(
+                    sweeps = p.sweeps,
+                    rows = p.rows,
+                    "state store: dropped the reports of sweeps older than --state-keep"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("state store retention failed: {e}"),
+            }
+        }
         Ok(match &*store {
             Some(s) => {
                 // Every product the fleet has findings of gets its series at 0

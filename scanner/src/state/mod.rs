@@ -30,7 +30,7 @@ use crate::catalog::Catalog;
 use crate::exceptions::Exceptions;
 
 pub use status::{derive, Observation, Track};
-pub use store::{Remediation, Store, SweepRow, SCHEMA_VERSION};
+pub use store::{Pruned, Remediation, Store, SweepRow, SCHEMA_VERSION};
 
 /// Grace days for a rule that is no longer in the catalog.
 pub const DEFAULT_GRACE_DAYS: u32 = 30;
@@ -57,6 +57,8 @@ pub enum StateError {
     Data { path: PathBuf, detail: String },
     #[error("no sweep `{id}` in {}: `fleetsweep report --list` shows them", path.display())]
     UnknownSweep { path: PathBuf, id: String },
+    #[error("sweep `{id}` was pruned at {when} (retention, --state-keep): its summary is in the history, its report is not kept")]
+    Pruned { id: String, when: String },
     #[error("sweep id prefix `{id}` is ambiguous ({candidates}): give more of it")]
     AmbiguousSweep { id: String, candidates: String },
     #[error("{NOW_ENV}: `{value}` is not an RFC 3339 time such as 2027-01-31T06:00:00Z: {detail}")]
@@ -377,6 +379,58 @@ mod tests {
         );
     }
 
+    /// A store written before retention existed (schema 1) is migrated in
+    /// place and keeps its sweeps.
+    #[test]
+    fn a_schema_1_store_is_migrated_for_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&path).unwrap();
+        let mut r = report(&hosts(2, |i| i == 0));
+        apply_state(
+            &mut r,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        let conn = store.conn_for_tests();
+        conn.execute_batch("ALTER TABLE sweeps DROP COLUMN pruned; PRAGMA user_version = 1;")
+            .unwrap();
+        drop(store);
+        let mut store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn_for_tests()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(
+            store.report(&r.sweep.id).unwrap(),
+            r,
+            "the old sweep is intact"
+        );
+        let mut r2 = report(&hosts(2, |i| i == 0));
+        apply_state(
+            &mut r2,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-03-01T00:00:00Z"),
+        )
+        .unwrap();
+        let pruned = store
+            .prune(ts("2027-02-01T00:00:00Z"), ts("2027-03-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(pruned, Pruned { sweeps: 1, rows: 3 });
+        assert_eq!(
+            (r2.summary.findings.new, r2.summary.findings.overdue),
+            (0, 1),
+            "the migrated track carried on (two months on: overdue, not new)"
+        );
+    }
+
     #[test]
     fn exceptions_are_applied_counted_and_expire() {
         let dir = tempfile::tempdir().unwrap();
@@ -423,6 +477,91 @@ mod tests {
             apply_state(&mut r, None, &cat, None, Timestamp::now()).unwrap();
             assert_eq!(r.summary.findings.new, 2);
         }
+    }
+
+    /// Retention drops old reports and their rows, keeps the summaries, the
+    /// remediation events and the tracks, and changes no status; the file stops
+    /// growing. Prints the figures.
+    #[test]
+    fn retention_prunes_old_reports_and_changes_no_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&path).unwrap();
+        let keep = jiff::SignedDuration::from_hours(24 * 10);
+        let day = |d: u32| ts(&format!("2027-01-{d:02}T06:00:00Z"));
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        let mut sizes = Vec::new();
+        // Days 1..=30: 1,000 hosts, the first 50 with KESL; on day 20 host 0 is
+        // remediated.
+        for d in 1..=30u32 {
+            let mut r = report(&hosts(1000, |i| i < 50 && !(d >= 20 && i == 0)));
+            apply_state(&mut r, Some(&mut store), &cat, None, day(d)).unwrap();
+            let pruned = store
+                .prune(day(d).checked_sub(keep).unwrap(), day(d))
+                .unwrap();
+            if d <= 11 {
+                assert_eq!(pruned.sweeps, 0, "day {d}: nothing older than 10 days yet");
+            } else {
+                assert_eq!(pruned.sweeps, 1, "day {d}: the sweep of day {}", d - 10);
+                // Day 20 also holds the remediated finding (reported once, then dropped).
+                assert_eq!(pruned.rows, 1000 + 50 - usize::from(d - 10 > 20), "day {d}");
+            }
+            if d == 29 {
+                assert_eq!(
+                    (r.summary.findings.open, r.summary.findings.remediated),
+                    (49, 0),
+                    "statuses still come from the tracks"
+                );
+            }
+            sizes.push(size(&path));
+        }
+        let rows = store.sweeps().unwrap();
+        assert_eq!(rows.len(), 30, "every sweep keeps its row");
+        assert_eq!(rows.iter().filter(|r| r.pruned.is_some()).count(), 19);
+        assert_eq!(
+            store.history().unwrap().len(),
+            30,
+            "the burn-down keeps every point"
+        );
+        let first = rows[0].id.clone();
+        let e = store.report(&first).unwrap_err().to_string();
+        assert!(e.contains("was pruned at 2027-01-12T06:00:00Z"), "{e}");
+        assert!(store.report(&rows[29].id).is_ok());
+        assert!(
+            store.report(&rows[19].id).is_ok(),
+            "day 20 is within 10 days of day 30"
+        );
+        assert_eq!(
+            store.remediation_totals().unwrap().values().sum::<u64>(),
+            1,
+            "the remediation of day 20 survives its sweep's pruning"
+        );
+        // With retention the file stops growing: days 21..30 add (almost) nothing.
+        let growth_late = sizes[29] - sizes[19];
+        eprintln!(
+            "retention 10 d, 1000 hosts/sweep: file {} KiB after 11 sweeps, {} KiB after 20, {} KiB after 30",
+            sizes[10] / 1024,
+            sizes[19] / 1024,
+            sizes[29] / 1024
+        );
+        assert!(
+            growth_late * 10 < sizes[19],
+            "grew {growth_late} bytes over the last 10 sweeps"
+        );
+        // Without retention the same 30 sweeps take several times the space.
+        let mut all = Store::open(&dir.path().join("all.db")).unwrap();
+        for d in 1..=30u32 {
+            let mut r = report(&hosts(1000, |i| i < 50));
+            apply_state(&mut r, Some(&mut all), &cat, None, day(d)).unwrap();
+        }
+        let unbounded = size(&dir.path().join("all.db"));
+        eprintln!("without retention: {} KiB", unbounded / 1024);
+        assert!(
+            unbounded * 2 > sizes[29] * 3,
+            "{unbounded} vs {}",
+            sizes[29]
+        );
     }
 
     /// A figure for the README/report: one commit of a 5,000-host sweep.

@@ -93,6 +93,10 @@ const MIGRATIONS: &[&str] = &[
         seconds INTEGER NOT NULL,
         PRIMARY KEY (sweep, host, rule)
     );",
+    // 2: retention. A pruned sweep keeps its row and summary (the burn-down
+    // history) but not its report, host results or finding history; `pruned`
+    // is when that happened.
+    "ALTER TABLE sweeps ADD COLUMN pruned TEXT;",
 ];
 
 /// Schema version this build writes.
@@ -119,6 +123,18 @@ pub struct SweepRow {
     pub hosts: usize,
     /// Findings with an open status (new, open, overdue, reinstalled).
     pub open_findings: usize,
+    /// When retention dropped this sweep's report (its summary stays).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<Timestamp>,
+}
+
+/// What [`Store::prune`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Sweeps whose report was dropped.
+    pub sweeps: usize,
+    /// Host-result and finding-history rows deleted with them.
+    pub rows: usize,
 }
 
 /// A remediation event: a successful scan found a finding gone.
@@ -322,7 +338,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT id, started, finished, complete, shard, hosts, open_findings
+                "SELECT id, started, finished, complete, shard, hosts, open_findings, pruned
                  FROM sweeps ORDER BY seq",
             )
             .map_err(e)?;
@@ -336,12 +352,13 @@ impl Store {
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, i64>(6)?,
+                    r.get::<_, Option<String>>(7)?,
                 ))
             })
             .map_err(e)?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, started, finished, complete, shard, hosts, open) = row.map_err(e)?;
+            let (id, started, finished, complete, shard, hosts, open, pruned) = row.map_err(e)?;
             out.push(SweepRow {
                 id,
                 started: ts(&self.path, &started)?,
@@ -350,6 +367,7 @@ impl Store {
                 shard,
                 hosts: usize::try_from(hosts).unwrap_or(0),
                 open_findings: usize::try_from(open).unwrap_or(0),
+                pruned: pruned.map(|p| ts(&self.path, &p)).transpose()?,
             });
         }
         Ok(out)
@@ -394,18 +412,78 @@ impl Store {
 
     /// The report of sweep `id` exactly as it was written.
     pub fn report(&self, id: &str) -> Result<Report, StateError> {
-        let json: String = self
+        let (json, pruned): (String, Option<String>) = self
             .conn
-            .query_row("SELECT report FROM sweeps WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT report, pruned FROM sweeps WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(|e| sql_err(&self.path, e))?
             .ok_or_else(|| StateError::UnknownSweep {
                 path: self.path.clone(),
                 id: id.to_string(),
             })?;
+        if let Some(when) = pruned {
+            return Err(StateError::Pruned {
+                id: id.to_string(),
+                when,
+            });
+        }
         serde_json::from_str(&json).map_err(|e| data_err(&self.path, "stored report", e))
+    }
+
+    /// Retention: drops the report, host results and finding history of every
+    /// sweep recorded before `before` (its `derived_at`, the time its statuses
+    /// were derived at: its finish, or `FLEETSWEEP_NOW`), except the newest sweep, in one
+    /// transaction. Kept: each sweep's row and summary (the burn-down), every
+    /// remediation event (the all-time counter and remediation times), and the
+    /// per-(host, rule) tracks statuses are derived from, so pruning changes no
+    /// status. Freed pages are reused by later sweeps, so the file stops
+    /// growing (`sqlite3 DB VACUUM` gives them back to the file system).
+    pub fn prune(&mut self, before: Timestamp, now: Timestamp) -> Result<Pruned, StateError> {
+        let path = self.path.clone();
+        let e = |err| sql_err(&path, err);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(e)?;
+        // Times are compared parsed, not as text (fractional seconds make
+        // text order differ from time order).
+        let candidates: Vec<(i64, String)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT seq, derived_at FROM sweeps
+                     WHERE pruned IS NULL AND seq < (SELECT max(seq) FROM sweeps)",
+                )
+                .map_err(e)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(e)?;
+            rows.collect::<Result<_, _>>().map_err(e)?
+        };
+        let mut out = Pruned::default();
+        let stamp = now.to_string();
+        for (seq, recorded) in candidates {
+            if ts(&path, &recorded)? >= before {
+                continue;
+            }
+            out.rows += tx
+                .execute("DELETE FROM host_results WHERE sweep = ?1", [seq])
+                .map_err(e)?;
+            out.rows += tx
+                .execute("DELETE FROM finding_history WHERE sweep = ?1", [seq])
+                .map_err(e)?;
+            tx.execute(
+                "UPDATE sweeps SET report = '', pruned = ?2 WHERE seq = ?1",
+                params![seq, stamp],
+            )
+            .map_err(e)?;
+            out.sweeps += 1;
+        }
+        tx.commit().map_err(e)?;
+        Ok(out)
     }
 
     /// Every sweep as a burn-down point, oldest first.
