@@ -447,6 +447,30 @@ async fn ntlm_over_https_sends_clear_soap_inside_tls() {
     replay.log(|l| assert_eq!((l.sealed, l.plain), (0, 5)));
 }
 
+/// Over https the NTLM logon carries the channel binding of the certificate we
+/// saw (EPA, `CbtHardeningLevel`): a host expecting another certificate's, as
+/// behind a TLS-terminating man in the middle, refuses it.
+#[tokio::test]
+async fn ntlm_over_https_is_bound_to_the_tls_certificate() {
+    let setup = Setup::new();
+    let tls = winrm_server::tls();
+    let script = recording("test_winrs_standard.yml");
+    let settings = settings_for(&script);
+    let twists = Twists {
+        wrong_channel_binding: true,
+        ..Twists::default()
+    };
+    let replay = Replay::start(script, ntlm(), Some(&tls), twists).await;
+    let mut target = setup.target(&replay, Scheme::Https, WinrmAuth::Ntlm, PASSWORD);
+    target.ca_file = Some(setup.ca_file(&tls.ca_pem));
+    match winrm::connect(&target, &settings).await {
+        Err(TransportError::AuthFailed(m)) => assert!(m.contains("rejected"), "{m}"),
+        Err(e) => panic!("expected AuthFailed, got {e:?}"),
+        Ok(_) => panic!("a logon bound to another certificate was accepted"),
+    }
+    replay.log(|l| assert!(l.actions.is_empty(), "{:?}", l.actions));
+}
+
 #[tokio::test]
 async fn nothing_listening_is_unreachable() {
     let port = {
@@ -536,4 +560,40 @@ async fn one_sealed_session_runs_two_commands_with_multi_chunk_output() {
         assert_eq!(l.auth_rounds, 2, "one handshake for the whole session");
         assert_eq!(l.connections, 1);
     });
+}
+
+/// SPNEGO falling back to NTLM over https binds the NTLM logon to the TLS
+/// certificate too: right binding accepted, another certificate's refused.
+#[tokio::test]
+async fn negotiate_ntlm_over_https_is_bound_to_the_tls_certificate() {
+    for wrong in [false, true] {
+        let setup = Setup::new();
+        let tls = winrm_server::tls();
+        let script = recording("test_winrs_standard.yml");
+        let settings = settings_for(&script);
+        let auth = ServerAuth::Negotiate {
+            user: USER.into(),
+            password: PASSWORD.into(),
+        };
+        let twists = Twists {
+            wrong_channel_binding: wrong,
+            ..Twists::default()
+        };
+        let replay = Replay::start(script, auth, Some(&tls), twists).await;
+        let mut target = setup.target(&replay, Scheme::Https, WinrmAuth::Negotiate, PASSWORD);
+        target.ca_file = Some(setup.ca_file(&tls.ca_pem));
+        match (wrong, winrm::connect(&target, &settings).await) {
+            (false, Ok(mut session)) => {
+                assert_eq!(
+                    session.run("cmd.exe /c echo hi", 64).await.unwrap().stdout,
+                    b"hi\r\n"
+                );
+                replay.assert_complete();
+            }
+            (true, Err(TransportError::AuthFailed(_))) => {
+                replay.log(|l| assert!(l.actions.is_empty(), "{:?}", l.actions));
+            }
+            (wrong, other) => panic!("wrong binding {wrong}: {:?}", other.err()),
+        }
+    }
 }

@@ -729,11 +729,12 @@ fn unusable_state_files_are_refused_with_a_clear_message() {
         "{}",
         text(&out.stderr)
     );
+    let known = sqlite(&newer, "PRAGMA user_version");
     sqlite(&newer, "PRAGMA user_version = 99");
     assert_refused(
         &newer,
         &format!(
-            "{} was written by a newer fleetsweep (schema 99, this build knows 1): upgrade, or point --state elsewhere",
+            "{} was written by a newer fleetsweep (schema 99, this build knows {known}): upgrade, or point --state elsewhere",
             newer.display()
         ),
     );

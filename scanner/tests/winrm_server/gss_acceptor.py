@@ -8,7 +8,7 @@ keytab the test exported from its own MIT KDC), and seals and unseals WinRM
 message bodies the way a Windows host does (MS-WSMV 2.2.9.1: a GSS wrap token
 split into a header and the encrypted payload). Requests:
 
-  {"op": "accept", "ctx": N, "token": B64}
+  {"op": "accept", "ctx": N, "token": B64, "cb": B64?}
       -> {"ok": true, "token": B64, "complete": bool, "initiator": str|null, "mech": str}
   {"op": "unwrap", "ctx": N, "header": B64, "data": B64} -> {"ok": true, "data": B64}
   {"op": "wrap", "ctx": N, "data": B64} -> {"ok": true, "header": B64, "data": B64}
@@ -34,20 +34,35 @@ def handle(req):
     op = req["op"]
     n = req["ctx"]
     if op == "accept":
-        ctx = contexts.get(n)
-        if ctx is None or ctx.complete:
-            ctx = gssapi.SecurityContext(usage="accept", creds=gssapi.Credentials(usage="accept"))
-            contexts[n] = ctx
-        out = ctx.step(base64.b64decode(req["token"]))
+        state = contexts.get(n)
+        if state is None or state["complete"]:
+            # "cb": the TLS channel binding's application data this host expects
+            # (tls-server-end-point of its own certificate); MIT then refuses an
+            # authenticator bound to another certificate. (The raw call: the
+            # high-level SecurityContext does not pass bindings when accepting.)
+            bindings = None
+            if req.get("cb"):
+                bindings = gssapi.raw.ChannelBindings(application_data=base64.b64decode(req["cb"]))
+            state = {"ctx": None, "complete": False, "cb": bindings}
+            contexts[n] = state
+        res = gssapi.raw.accept_sec_context(
+            base64.b64decode(req["token"]),
+            gssapi.Credentials(usage="accept"),
+            state["ctx"],
+            state["cb"],
+        )
+        state["ctx"] = res.context
+        state["complete"] = not res.more_steps
         return {
-            "token": b64(out),
-            "complete": ctx.complete,
-            "initiator": str(ctx.initiator_name) if ctx.complete else None,
-            "mech": ctx.mech.dotted_form if ctx.complete else "",
+            "token": b64(res.token),
+            "complete": state["complete"],
+            "initiator": str(gssapi.Name(base=res.initiator_name)) if state["complete"] else None,
+            "mech": res.mech.dotted_form if state["complete"] else "",
         }
-    ctx = contexts.get(n)
-    if ctx is None or not ctx.complete:
+    state = contexts.get(n)
+    if state is None or not state["complete"]:
         raise ValueError("no established context %r" % n)
+    ctx = state["ctx"]
     if op == "unwrap":
         # A Windows-style header (token header, confounder, rotated checksum)
         # and the payload; MIT unwraps that layout with an empty trailing DATA.

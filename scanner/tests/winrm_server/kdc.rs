@@ -260,8 +260,18 @@ impl GssAcceptor {
         }
     }
 
-    pub fn accept(&mut self, ctx: u64, token: &[u8]) -> Result<Accepted, String> {
-        let a = self.call(serde_json::json!({"op": "accept", "ctx": ctx, "token": b64(token)}))?;
+    /// `cb`: the channel binding application data the host expects (https).
+    pub fn accept(
+        &mut self,
+        ctx: u64,
+        token: &[u8],
+        cb: Option<&[u8]>,
+    ) -> Result<Accepted, String> {
+        let mut req = serde_json::json!({"op": "accept", "ctx": ctx, "token": b64(token)});
+        if let Some(cb) = cb {
+            req["cb"] = serde_json::Value::String(b64(cb));
+        }
+        let a = self.call(req)?;
         Ok(Accepted {
             token: unb64(&a["token"]),
             complete: a["complete"].as_bool().unwrap_or(false),

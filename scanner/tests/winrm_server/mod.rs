@@ -305,6 +305,9 @@ pub struct Twists {
     pub corrupt_final_token: bool,
     /// Answer the last handshake step with 200 but without its token.
     pub drop_final_token: bool,
+    /// Over TLS, expect the channel binding of another certificate, as a host
+    /// behind a TLS-terminating man in the middle would.
+    pub wrong_channel_binding: bool,
 }
 
 /// What the server saw; the tests assert on it.
@@ -334,6 +337,8 @@ pub struct Log {
 
 pub struct Tls {
     pub ca_pem: String,
+    /// The server's own certificate (what channel bindings hash).
+    pub leaf_der: Vec<u8>,
     config: Arc<rustls::ServerConfig>,
 }
 
@@ -359,6 +364,7 @@ pub fn tls() -> Tls {
         .unwrap();
     Tls {
         ca_pem: ca.pem(),
+        leaf_der: leaf.der().to_vec(),
         config: Arc::new(config),
     }
 }
@@ -386,6 +392,9 @@ struct Shared {
     log: Log,
     gss: Option<kdc::GssAcceptor>,
     next_ctx: u64,
+    /// Over TLS: `tls-server-end-point:<sha256 of our certificate>` (RFC 5929),
+    /// which the acceptors check when the client sends a binding.
+    cb_app_data: Option<Vec<u8>>,
 }
 
 pub struct Replay {
@@ -404,6 +413,16 @@ impl Replay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sealing = tls.is_none() && !matches!(auth, ServerAuth::Basic { .. });
+        let cb_app_data = tls.map(|t| {
+            let cert: &[u8] = if twists.wrong_channel_binding {
+                b"a certificate the client never saw"
+            } else {
+                &t.leaf_der
+            };
+            let mut app = b"tls-server-end-point:".to_vec();
+            app.extend_from_slice(ring::digest::digest(&ring::digest::SHA256, cert).as_ref());
+            app
+        });
         let shared = Arc::new(Mutex::new(Shared {
             script,
             next: 0,
@@ -418,6 +437,7 @@ impl Replay {
             auth,
             log: Log::default(),
             next_ctx: 0,
+            cb_app_data,
         }));
         let acceptor = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
         let s = shared.clone();
@@ -607,9 +627,29 @@ fn unseal_body(
     Ok(plain)
 }
 
+/// SSPI's `SEC_CHANNEL_BINDINGS` around `app` (the server's own encoding,
+/// written from the SSPI struct, independently of the client's).
+fn sec_channel_bindings(app: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; 24];
+    out.extend_from_slice(&(app.len() as u32).to_le_bytes());
+    out.extend_from_slice(&32u32.to_le_bytes());
+    out.extend_from_slice(app);
+    out
+}
+
 /// One AcceptSecurityContext step; Ok(Some(token), done).
-fn accept(ctx: &mut ServerContext, token: Vec<u8>) -> Result<(Vec<u8>, bool), String> {
+fn accept(
+    ctx: &mut ServerContext,
+    token: Vec<u8>,
+    cb_app_data: Option<&[u8]>,
+) -> Result<(Vec<u8>, bool), String> {
     let mut input = vec![SecurityBuffer::new(token, BufferType::Token)];
+    if let Some(app) = cb_app_data {
+        input.push(SecurityBuffer::new(
+            sec_channel_bindings(app),
+            BufferType::ChannelBindings,
+        ));
+    }
     let mut output = vec![SecurityBuffer::new(Vec::new(), BufferType::Token)];
     macro_rules! step {
         ($c:expr, $cred:expr) => {{
@@ -753,7 +793,8 @@ fn respond(
                 let step = match &c.ctx {
                     ServerContext::Gss(id) => {
                         let id = *id;
-                        let accepted = s.gss.as_mut().unwrap().accept(id, &token);
+                        let cb = s.cb_app_data.clone();
+                        let accepted = s.gss.as_mut().unwrap().accept(id, &token, cb.as_deref());
                         match accepted {
                             Ok(a) => {
                                 if a.complete {
@@ -768,7 +809,7 @@ fn respond(
                             }
                         }
                     }
-                    _ => accept(&mut c.ctx, token),
+                    _ => accept(&mut c.ctx, token, s.cb_app_data.as_deref()),
                 };
                 match step {
                     Ok((out, false)) => {

@@ -33,6 +33,9 @@ pub(super) struct Connection {
     max_response: usize,
     /// `host:port`, for messages.
     pub label: String,
+    /// Over https: the channel binding of the server's certificate, which
+    /// NTLM and Kerberos put into the authentication (see `cbt.rs`).
+    pub channel_bindings: Option<Vec<u8>>,
 }
 
 /// A response, body already read (and bounded).
@@ -124,6 +127,7 @@ impl Connection {
                     TransportError::Unreachable(format!("{label}: cannot connect: {e}"))
                 })?;
             let _ = tcp.set_nodelay(true);
+            let mut channel_bindings = None;
             let io: Box<dyn Io> = match target.scheme {
                 Scheme::Http => Box::new(tcp),
                 Scheme::Https => {
@@ -140,6 +144,12 @@ impl Connection {
                         .connect(name, tcp)
                         .await
                         .map_err(|e| tls_error(&label, e))?;
+                    channel_bindings = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| super::cbt::sec_channel_bindings(leaf.as_ref()));
                     Box::new(tls)
                 }
             };
@@ -150,19 +160,21 @@ impl Connection {
                 // Ends when the session drops its sender or the peer closes.
                 let _ = conn.await;
             });
-            Ok::<_, TransportError>(sender)
+            Ok::<_, TransportError>((sender, channel_bindings))
         };
-        let sender = tokio::time::timeout(timeout, work).await.map_err(|_| {
-            TransportError::TimedOut(format!(
-                "{label}: no WinRM connection within {}s",
-                timeout.as_secs()
-            ))
-        })??;
+        let (sender, channel_bindings) =
+            tokio::time::timeout(timeout, work).await.map_err(|_| {
+                TransportError::TimedOut(format!(
+                    "{label}: no WinRM connection within {}s",
+                    timeout.as_secs()
+                ))
+            })??;
         Ok(Connection {
             sender,
             host: label.clone(),
             max_response,
             label,
+            channel_bindings,
         })
     }
 

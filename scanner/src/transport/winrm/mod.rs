@@ -17,6 +17,7 @@
 //! [`WinrmTarget`], [`WinrmSettings`], [`WinrmSession`] and [`TransportError`].
 
 mod auth;
+mod cbt;
 mod http;
 mod mime;
 mod soap;
@@ -282,9 +283,14 @@ async fn handshake(
     let mut input: Vec<u8> = Vec::new();
     // NTLM takes two round trips, Kerberos one or two; more means a confused peer.
     for _ in 0..4 {
-        let (back, result) = step_off_thread(ctx, std::mem::take(&mut input), spn.clone())
-            .await
-            .map_err(&auth_failed)?;
+        let (back, result) = step_off_thread(
+            ctx,
+            std::mem::take(&mut input),
+            spn.clone(),
+            conn.channel_bindings.clone(),
+        )
+        .await
+        .map_err(&auth_failed)?;
         ctx = back;
         let step = result.map_err(|e| match e {
             AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m) => {
@@ -324,9 +330,10 @@ async fn handshake(
                              token, so it did not prove its identity (mutual authentication)"
                         )));
                     };
-                    let (back, result) = step_off_thread(ctx, token, spn.clone())
-                        .await
-                        .map_err(&auth_failed)?;
+                    let (back, result) =
+                        step_off_thread(ctx, token, spn.clone(), conn.channel_bindings.clone())
+                            .await
+                            .map_err(&auth_failed)?;
                     ctx = back;
                     if let Err(
                         AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m),
@@ -394,9 +401,10 @@ async fn step_off_thread(
     mut ctx: SecurityContext,
     input: Vec<u8>,
     spn: String,
+    channel_bindings: Option<Vec<u8>>,
 ) -> Result<(SecurityContext, Result<auth::Step, AuthError>), String> {
     tokio::task::spawn_blocking(move || {
-        let result = ctx.step(&input, &spn);
+        let result = ctx.step(&input, &spn, channel_bindings.as_deref());
         (ctx, result)
     })
     .await
