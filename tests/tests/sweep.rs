@@ -348,6 +348,14 @@ fn sweep_of_every_scenario() {
         stdout.contains("Kaspersky Endpoint Security for Linux"),
         "{stdout}"
     );
+    let app = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("app-01 "))
+        .unwrap_or_else(|| panic!("no app-01 line: {stdout}"));
+    assert!(
+        app.ends_with("12.1.0-1297 (protection frozen: bases of 2024-09-27)"),
+        "{app}"
+    );
     assert!(
         stdout.contains("down-01") && stdout.contains("unreachable"),
         "{stdout}"

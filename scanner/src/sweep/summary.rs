@@ -101,9 +101,17 @@ pub fn render(report: &Report) -> String {
                     .as_deref()
                     .map(|v| format!(" {v}"))
                     .unwrap_or_default();
+                // The worst kind of install: running, looking like protection,
+                // with bases frozen by the update ban.
+                let frozen = match &f.signatures {
+                    Some(s) if s.frozen => {
+                        format!(" (protection frozen: bases of {})", s.last_update)
+                    }
+                    _ => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {:w$}  {:9}  {:11}  {:5}  {}{}",
+                    "  {:w$}  {:9}  {:11}  {:5}  {}{}{frozen}",
                     term_safe(&h.name),
                     state(f.state),
                     format!("{:?}", f.status).to_lowercase(),
