@@ -326,3 +326,41 @@ async fn kerberos_over_https_sends_clear_soap_inside_tls() {
         );
     });
 }
+
+/// `negotiate` with a KDC that does not answer falls back to NTLM, as a
+/// Windows client does (sspi's Negotiate does it, before anything reaches the host);
+/// `kerberos` does not (see `a_kdc_that_is_down_is_auth_failed_and_names_the_kdc`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiate_falls_back_to_ntlm_when_the_kdc_is_down() {
+    let mut kdc = realm();
+    kdc.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let script = recording("test_winrs_standard.yml");
+    let settings = settings_for(&script);
+    let ntlm_host = ServerAuth::Negotiate {
+        user: format!("{REALM}\\{USER}"),
+        password: PASSWORD.into(),
+    };
+    let replay = Replay::start(script, ntlm_host, None, Twists::default()).await;
+    let t = target(&replay, &dir, WinrmAuth::Negotiate, &kdc, PASSWORD);
+    let mut session = winrm::connect(&t, &settings).await.unwrap();
+    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
+    session.close().await;
+    assert_eq!(out.stdout, b"hi\r\n");
+    replay.assert_complete();
+    // The host accepts only NTLM (sspi's SPNEGO server) and the KDC is down:
+    // sspi's Negotiate fell back to NTLM inside SPNEGO before the first POST.
+    replay.log(|l| {
+        assert_eq!(
+            l.token_heads.first().map(|h| h[0]),
+            Some(0x60),
+            "SPNEGO: {:?}",
+            l.token_heads
+        );
+        assert_eq!(l.sealed, 5);
+        assert_eq!(
+            l.connections, 1,
+            "one connection: nothing was sent before the fallback"
+        );
+    });
+}
