@@ -364,3 +364,46 @@ async fn negotiate_falls_back_to_ntlm_when_the_kdc_is_down() {
         );
     });
 }
+
+/// A scan account's keytab instead of its password: MIT's `ktadd -norandkey`
+/// exports alice's AES keys; the client parses the keytab and does the AS
+/// exchange with the key. After a password change the old keytab is refused
+/// with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keytab_replaces_the_password() {
+    let kdc = realm();
+    let keytab = kdc.user_keytab(USER);
+    let dir = tempfile::tempdir().unwrap();
+    let script = recording("test_winrs_standard.yml");
+    let settings = settings_for(&script);
+    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
+    let mut t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, "unused");
+    t.password = PasswordSource::Keytab(keytab.clone());
+    let mut session = winrm::connect(&t, &settings).await.unwrap();
+    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
+    session.close().await;
+    assert_eq!(out.stdout, b"hi\r\n");
+    replay.assert_complete();
+    replay.log(|l| assert_eq!(l.initiators, [format!("{USER}@{REALM}")]));
+
+    // Someone else's keytab names what it holds.
+    let mut other = t.clone();
+    other.user = format!("{REALM}\\bob");
+    let message = auth_failed(winrm::connect(&other, &settings).await);
+    assert!(
+        message.contains("holds no key of `FLEETSWEEP.TEST\\bob` (it has: alice@FLEETSWEEP.TEST)"),
+        "{message}"
+    );
+
+    // The password changed: the exported key is stale.
+    kdc.change_password(USER, "Kerb-Test-Pa55-new");
+    let script = recording("test_winrs_standard.yml");
+    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
+    t.port = replay.addr.port();
+    let message = auth_failed(winrm::connect(&t, &settings).await);
+    assert!(
+        message.contains("the KDC refused the key of `FLEETSWEEP.TEST\\alice`")
+            && message.contains("export it again"),
+        "{message}"
+    );
+}

@@ -113,6 +113,9 @@ struct RawWinrm {
     ca_file: Option<String>,
     password_env: Option<String>,
     password_file: Option<String>,
+    /// A keytab with the account's Kerberos key instead of a password (implies
+    /// `auth: kerberos`).
+    keytab: Option<String>,
     /// Kerberos service principal; `{name}` and `{address}` are replaced by the
     /// host's. Default: `HTTP/{address}`.
     spn: Option<String>,
@@ -126,11 +129,12 @@ impl RawWinrm {
             ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f.clone(); } )* };
         }
         fill!(port, scheme, auth, ca_file, spn, kdc);
-        // The password source is one setting: a host's `password_file` replaces
-        // a default `password_env` rather than conflicting with it.
-        if self.password_env.is_none() && self.password_file.is_none() {
+        // The credential source is one setting: a host's `password_file` (or
+        // `keytab`) replaces a default `password_env` rather than conflicting.
+        if self.password_env.is_none() && self.password_file.is_none() && self.keytab.is_none() {
             self.password_env = other.password_env.clone();
             self.password_file = other.password_file.clone();
+            self.keytab = other.keytab.clone();
         }
         self
     }
@@ -530,11 +534,12 @@ fn ansible_winrm(
             })
         }
     };
-    let (password_env, password_file) = (
+    let (password_env, password_file, keytab) = (
         get("fleetsweep_winrm_password_env"),
         get("fleetsweep_winrm_password_file"),
+        get("fleetsweep_winrm_keytab"),
     );
-    if password_env.is_none() && password_file.is_none() {
+    if password_env.is_none() && password_file.is_none() && keytab.is_none() {
         let held = ["ansible_password", "ansible_winrm_password", "ansible_pass"]
             .into_iter()
             .find(|k| h.vars.contains_key(*k));
@@ -556,6 +561,7 @@ fn ansible_winrm(
         ca_file: get("ansible_winrm_ca_trust_path"),
         password_env,
         password_file,
+        keytab,
         spn: get("ansible_winrm_kerberos_hostname_override").map(|h| format!("HTTP/{h}")),
         kdc: get("fleetsweep_winrm_kdc"),
     })
@@ -830,7 +836,21 @@ fn winrm_target(
     let location = raw.map(|r| r.referenced).unwrap_or(host_location);
     let raw = raw.map(|r| r.value.clone()).unwrap_or_default();
     let scheme = raw.scheme.unwrap_or(Scheme::Http);
-    let auth = raw.auth.unwrap_or(WinrmAuth::Negotiate);
+    let auth = match (raw.auth, &raw.keytab) {
+        (None, Some(_)) => WinrmAuth::Kerberos,
+        (Some(a), Some(_)) if a != WinrmAuth::Kerberos => {
+            return Err(Diagnostic::at(
+                file,
+                location,
+                format!(
+                    "host `{name}`: winrm.keytab holds a Kerberos key, which only auth `kerberos` \
+                     uses (not `{}`): set auth: kerberos, or give a password instead",
+                    format!("{a:?}").to_lowercase()
+                ),
+            ))
+        }
+        (a, _) => a.unwrap_or(WinrmAuth::Negotiate),
+    };
     if auth == WinrmAuth::Basic && scheme == Scheme::Http {
         return Err(Diagnostic::at(
             file,
@@ -841,23 +861,27 @@ fn winrm_target(
             ),
         ));
     }
-    let password = match (&raw.password_env, &raw.password_file) {
-        (Some(_), Some(_)) => {
-            return Err(Diagnostic::at(
-                file,
-                location,
-                format!("host `{name}`: give winrm.password_env or winrm.password_file, not both"),
-            ))
-        }
-        (Some(e), None) => PasswordSource::Env(e.clone()),
-        (None, Some(f)) => PasswordSource::File(expand_home(f)),
-        (None, None) => {
+    let password = match (&raw.password_env, &raw.password_file, &raw.keytab) {
+        (Some(e), None, None) => PasswordSource::Env(e.clone()),
+        (None, Some(f), None) => PasswordSource::File(expand_home(f)),
+        (None, None, Some(k)) => PasswordSource::Keytab(expand_home(k)),
+        (None, None, None) => {
             return Err(Diagnostic::at(
                 file,
                 location,
                 format!(
-                    "host `{name}`: transport winrm needs winrm.password_env or \
-                     winrm.password_file (passwords never go in the inventory)"
+                    "host `{name}`: transport winrm needs winrm.password_env, \
+                     winrm.password_file or winrm.keytab (passwords never go in the inventory)"
+                ),
+            ))
+        }
+        _ => {
+            return Err(Diagnostic::at(
+                file,
+                location,
+                format!(
+                    "host `{name}`: give one of winrm.password_env, winrm.password_file and \
+                     winrm.keytab, not several"
                 ),
             ))
         }

@@ -172,6 +172,33 @@ impl Kdc {
         }
     }
 
+    /// Exports `user`'s current keys to a keytab of its own (`ktadd -norandkey`,
+    /// so the password stays valid), as an admin does for a scan account.
+    pub fn user_keytab(&self, user: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{user}.keytab"));
+        self.kadmin(&format!("ktadd -k {} -norandkey {user}", path.display()));
+        path
+    }
+
+    /// Changes `user`'s password (its keys get a new kvno).
+    pub fn change_password(&self, user: &str, password: &str) {
+        self.kadmin(&format!("cpw -pw {password} {user}"));
+    }
+
+    fn kadmin(&self, query: &str) {
+        let out = Command::new(KADMIN_LOCAL)
+            .args(["-r", REALM, "-q", query])
+            .env("KRB5_CONFIG", &self.krb5_conf)
+            .env("KRB5_KDC_PROFILE", self.dir.path().join("kdc.conf"))
+            .output()
+            .expect("running kadmin.local");
+        assert!(
+            out.status.success(),
+            "kadmin.local {query}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// `tcp://127.0.0.1:PORT`, as `winrm.kdc` takes it.
     pub fn url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)

@@ -20,6 +20,16 @@ use sspi::{
 
 use super::WinrmAuth;
 
+/// What the scan account proves itself with.
+pub(super) enum Credential {
+    Password(String),
+    /// A long-term Kerberos key from a keytab (`keytab.rs`).
+    Key {
+        enctype: u16,
+        key: Vec<u8>,
+    },
+}
+
 /// A security context being negotiated or established with one host.
 pub(super) enum SecurityContext {
     Ntlm {
@@ -177,17 +187,37 @@ impl SecurityContext {
     pub fn new(
         auth: WinrmAuth,
         user: &str,
-        password: String,
+        credential: Credential,
         kdc: Option<&str>,
     ) -> Result<Self, AuthError> {
         let username = Username::parse(user).map_err(|e| AuthError::BadUser(e.to_string()))?;
-        let identity = AuthIdentity {
-            username,
-            password: password.into(),
+        let (identity, credentials): (Option<AuthIdentity>, sspi::Credentials) = match credential {
+            Credential::Password(password) => {
+                let identity = AuthIdentity {
+                    username,
+                    password: password.into(),
+                };
+                (Some(identity.clone()), identity.into())
+            }
+            Credential::Key { enctype, key } => {
+                let key_enctype = picky_krb::crypto::CipherSuite::try_from(usize::from(enctype))
+                    .map_err(|e| AuthError::BadUser(format!("keytab key type {enctype}: {e}")))?;
+                let keytab = sspi::KeytabIdentity {
+                    principal: username,
+                    key: sspi::Secret::new(key),
+                    key_enctype,
+                };
+                (None, sspi::Credentials::Keytab(keytab))
+            }
         };
         let workstation = workstation_name();
         match auth {
             WinrmAuth::Ntlm => {
+                let identity = identity.ok_or_else(|| {
+                    AuthError::BadUser(
+                        "NTLM needs the password; a keytab works with auth: kerberos".to_string(),
+                    )
+                })?;
                 let mut ctx = Box::new(Ntlm::with_config(NtlmConfig::new(workstation)));
                 let cred = ctx
                     .acquire_credentials_handle()
@@ -216,7 +246,6 @@ impl SecurityContext {
                 let mut ctx = Box::new(
                     Negotiate::new_client(config).map_err(|e| AuthError::BadUser(e.to_string()))?,
                 );
-                let credentials: sspi::Credentials = identity.into();
                 let cred = ctx
                     .acquire_credentials_handle()
                     .with_credential_use(CredentialUse::Outbound)

@@ -19,6 +19,7 @@
 mod auth;
 mod cbt;
 mod http;
+mod keytab;
 mod mime;
 mod soap;
 
@@ -28,7 +29,7 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::{ExecOutput, TransportError};
-use auth::{AuthError, SecurityContext};
+use auth::{AuthError, Credential, SecurityContext};
 use soap::{Element, Fault, Header};
 
 /// `http` (5985, messages sealed by NTLM/Kerberos) or `https` (5986, TLS).
@@ -69,6 +70,8 @@ pub enum PasswordSource {
     Env(String),
     /// A file whose first line is the password.
     File(PathBuf),
+    /// A keytab holding the account's Kerberos key (no password; `auth: kerberos`).
+    Keytab(PathBuf),
 }
 
 /// Everything needed to reach one Windows host over WinRM.
@@ -184,6 +187,28 @@ fn read_password(source: &PasswordSource, label: &str) -> Result<String, Transpo
                     path.display()
                 ))
             }),
+        PasswordSource::Keytab(path) => Err(TransportError::AuthFailed(format!(
+            "{label}: winrm.keytab {} holds a Kerberos key, not a password: use auth: kerberos",
+            path.display()
+        ))),
+    }
+}
+
+/// The password, or for a keytab the user's key from it.
+fn read_credential(target: &WinrmTarget, label: &str) -> Result<Credential, TransportError> {
+    match (&target.password, target.auth) {
+        (PasswordSource::Keytab(path), WinrmAuth::Kerberos) => {
+            let entries = keytab::load(path)
+                .map_err(|e| TransportError::AuthFailed(format!("{label}: winrm.keytab: {e}")))?;
+            let entry = keytab::key_for(&entries, &target.user).map_err(|e| {
+                TransportError::AuthFailed(format!("{label}: winrm.keytab {}: {e}", path.display()))
+            })?;
+            Ok(Credential::Key {
+                enctype: entry.enctype,
+                key: entry.key.clone(),
+            })
+        }
+        (source, _) => read_password(source, label).map(Credential::Password),
     }
 }
 
@@ -237,23 +262,28 @@ async fn open(
     target: &WinrmTarget,
     settings: &WinrmSettings,
 ) -> Result<(http::Connection, Auth), TransportError> {
-    let password = read_password(&target.password, &http::url(target))?;
+    let credential = read_credential(target, &http::url(target))?;
     let mut conn = http::Connection::open(
         target,
         settings.connect_timeout,
         settings.max_response_bytes,
     )
     .await?;
-    let auth = match target.auth {
-        WinrmAuth::Basic => {
+    let auth = match (target.auth, credential) {
+        (WinrmAuth::Basic, credential) => {
+            let Credential::Password(password) = credential else {
+                return Err(TransportError::AuthFailed(
+                    "Basic authentication needs a password, not a keytab".to_string(),
+                ));
+            };
             let pair = format!("{}:{password}", target.user);
             Auth::Basic(format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(pair)
             ))
         }
-        mechanism => {
-            let ctx = handshake(&mut conn, target, mechanism, password, settings).await?;
+        (mechanism, credential) => {
+            let ctx = handshake(&mut conn, target, mechanism, credential, settings).await?;
             Auth::Context {
                 ctx: Box::new(ctx),
                 seal: target.scheme == Scheme::Http,
@@ -268,12 +298,12 @@ async fn handshake(
     conn: &mut http::Connection,
     target: &WinrmTarget,
     mechanism: WinrmAuth,
-    password: String,
+    credential: Credential,
     settings: &WinrmSettings,
 ) -> Result<SecurityContext, TransportError> {
     let label = conn.label.clone();
     let auth_failed = |m: String| TransportError::AuthFailed(format!("{label}: {m}"));
-    let mut ctx = SecurityContext::new(mechanism, &target.user, password, target.kdc.as_deref())
+    let mut ctx = SecurityContext::new(mechanism, &target.user, credential, target.kdc.as_deref())
         .map_err(|e| match e {
             AuthError::BadUser(m) | AuthError::Rejected(m) | AuthError::Crypto(m) => {
                 auth_failed(format!("cannot start {mechanism:?} authentication: {m}"))
@@ -383,7 +413,15 @@ fn kerberos_hint(message: &str, target: &WinrmTarget) -> String {
     } else if m.contains("pre-authentication information was invalid")
         || m.contains("preauth_failed")
     {
-        format!("the KDC refused the password of `{}`", target.user)
+        match &target.password {
+            PasswordSource::Keytab(path) => format!(
+                "the KDC refused the key of `{}` in {}: the password changed since the keytab \
+                 was exported? export it again",
+                target.user,
+                path.display()
+            ),
+            _ => format!("the KDC refused the password of `{}`", target.user),
+        }
     } else if m.contains("clock skew") || m.contains("timeskew") || m.contains("time skew") {
         "this machine's clock and the KDC's differ by more than Kerberos allows (5 minutes): \
          synchronise the clock"
