@@ -643,6 +643,33 @@ fn hosts_command_shows_resolved_hosts() {
     assert!(row.contains(" offline "), "{row}");
     assert!(row.contains("fixtures/offline/win-srv-01"), "{row}");
     assert!(row.contains("site=fra1"), "{row}");
+
+    // WinRM hosts list their WinRM endpoint, authentication and where the
+    // secret is (never the SSH port, never a secret).
+    let winrm = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/inventory/valid-winrm.yaml");
+    let out = run(&["hosts", "-i", winrm.to_str().unwrap(), "--format", "yaml"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let y = text(&out.stdout);
+    for want in [
+        "url: http://10.0.1.5:5985/wsman",
+        "credential: password from environment variable FLEETSWEEP_WINRM_PASSWORD",
+        "url: https://win-02:5986/wsman",
+        "credential: password from file /run/secrets/winrm",
+        "spn: HTTP/win-03",
+        "kdc: tcp://dc01.corp.example.com:88",
+    ] {
+        assert!(y.contains(want), "{want}:\n{y}");
+    }
+    let out = run(&["hosts", "-i", winrm.to_str().unwrap()]);
+    let table = text(&out.stdout);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("win-01 "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        row.contains("CORP\\svc-scan@http://10.0.1.5:5985/wsman (ntlm)"),
+        "{row}"
+    );
 }
 
 #[test]

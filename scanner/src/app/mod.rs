@@ -96,27 +96,20 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
     match args.format {
         HostsFormat::Yaml => print!("{}", hosts_yaml(&inv.hosts)?),
         HostsFormat::Table => {
-            let w = inv
-                .hosts
-                .iter()
-                .map(|h| h.name.len())
-                .max()
-                .unwrap_or(4)
-                .max(4);
-            println!(
-                "{:w$}  {:9}  {:32}  {:24}  LABELS",
-                "NAME",
-                "TRANSPORT",
-                "ADDRESS",
-                "VIA",
-                w = w
-            );
+            let mut rows: Vec<[String; 5]> = Vec::new();
             for h in &inv.hosts {
                 let bundle = bundles.get(&h.name);
-                let addr = match (bundle, &h.transport) {
-                    (Some(d), _) => d.display().to_string(),
-                    (None, inventory::TransportKind::Local) => "-".to_string(),
-                    (None, _) => format!(
+                let addr = match (bundle, &h.transport, &h.winrm) {
+                    (Some(d), _, _) => d.display().to_string(),
+                    (None, inventory::TransportKind::Local, _) => "-".to_string(),
+                    // WinRM: the endpoint and how it authenticates, never the SSH port.
+                    (None, inventory::TransportKind::Winrm, Some(w)) => format!(
+                        "{}@{} ({})",
+                        w.user,
+                        fleetsweep::transport::winrm::endpoint(w),
+                        format!("{:?}", w.auth).to_lowercase()
+                    ),
+                    (None, _, _) => format!(
                         "{}@{}:{}",
                         h.ssh.endpoint.user,
                         h.address(),
@@ -135,9 +128,8 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                     .collect();
                 let labels: Vec<String> =
                     h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                println!(
-                    "{:w$}  {:9}  {:32}  {:24}  {}",
-                    h.name,
+                rows.push([
+                    h.name.clone(),
                     transport,
                     addr,
                     if via.is_empty() {
@@ -146,8 +138,27 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                         via.join(",")
                     },
                     labels.join(","),
-                    w = w
-                );
+                ]);
+            }
+            let width = |i: usize, title: &str| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([title.len()])
+                    .max()
+                    .unwrap_or(0)
+            };
+            let (w0, w1, w2, w3) = (
+                width(0, "NAME"),
+                width(1, "TRANSPORT"),
+                width(2, "ADDRESS"),
+                width(3, "VIA"),
+            );
+            println!(
+                "{:w0$}  {:w1$}  {:w2$}  {:w3$}  LABELS",
+                "NAME", "TRANSPORT", "ADDRESS", "VIA"
+            );
+            for [name, transport, addr, via, labels] in &rows {
+                println!("{name:w0$}  {transport:w1$}  {addr:w2$}  {via:w3$}  {labels}");
             }
             eprintln!("{} host(s)", inv.hosts.len());
         }
@@ -167,15 +178,53 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         jumps: Vec<String>,
         groups: &'a [String],
         labels: &'a std::collections::BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        winrm: Option<Winrm>,
     }
+    /// A WinRM host's resolved settings; where the secret is, never the secret.
+    #[derive(serde::Serialize)]
+    struct Winrm {
+        url: String,
+        auth: String,
+        credential: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        spn: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kdc: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+    }
+    use fleetsweep::transport::winrm::{PasswordSource, WinrmAuth};
     let rows: Vec<Row> = hosts
         .iter()
-        .map(|h| Row {
+        .map(|h| {
+            let winrm = h.winrm.as_ref().map(|w| Winrm {
+                url: fleetsweep::transport::winrm::endpoint(w),
+                auth: format!("{:?}", w.auth).to_lowercase(),
+                credential: match &w.password {
+                    PasswordSource::Env(v) => format!("password from environment variable {v}"),
+                    PasswordSource::File(p) => format!("password from file {}", p.display()),
+                    PasswordSource::Keytab(p) => format!("keytab {}", p.display()),
+                },
+                spn: matches!(w.auth, WinrmAuth::Negotiate | WinrmAuth::Kerberos)
+                    .then(|| w.service_principal()),
+                kdc: w.kdc.clone(),
+                ca_file: w.ca_file.as_ref().map(|p| p.display().to_string()),
+            });
+            (h, winrm)
+        })
+        .map(|(h, winrm)| Row {
             name: &h.name,
             transport: format!("{:?}", h.transport).to_lowercase(),
             address: h.address(),
-            port: h.ssh.endpoint.port,
-            user: &h.ssh.endpoint.user,
+            port: match &h.winrm {
+                Some(w) => w.port,
+                None => h.ssh.endpoint.port,
+            },
+            user: match &h.winrm {
+                Some(w) => &w.user,
+                None => &h.ssh.endpoint.user,
+            },
             identity_files: h
                 .ssh
                 .endpoint
@@ -191,9 +240,14 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
                 .collect(),
             groups: &h.groups,
             labels: &h.labels,
+            winrm,
         })
         .collect();
-    Ok(serde_saphyr::to_string(&rows)?)
+    let mut yaml = serde_saphyr::to_string(&rows)?;
+    if !yaml.ends_with('\n') {
+        yaml.push('\n');
+    }
+    Ok(yaml)
 }
 
 fn catalog(c: &CatalogCommand) -> Result<u8> {

@@ -97,6 +97,11 @@ pub struct WinrmTarget {
     pub kdc: Option<String>,
 }
 
+/// `https://host:5986/wsman`: where a target is reached, for listings.
+pub fn endpoint(target: &WinrmTarget) -> String {
+    http::url(target)
+}
+
 impl WinrmTarget {
     /// The SPN used for this host (see [`WinrmTarget::spn`]).
     pub fn service_principal(&self) -> String {
