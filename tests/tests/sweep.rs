@@ -670,6 +670,23 @@ fn hosts_command_shows_resolved_hosts() {
         row.contains("CORP\\svc-scan@http://10.0.1.5:5985/wsman (ntlm)"),
         "{row}"
     );
+
+    // An Ansible inventory that turns certificate checks off is told they stay on.
+    let ansible =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/inventory/ansible-windows.ini");
+    let out = run(&["hosts", "-i", ansible.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("ansible_winrm_server_cert_validation=ignore is not honoured")
+            && err.contains("host=win-01")
+            && err.contains("ansible_winrm_ca_trust_path"),
+        "{err}"
+    );
+    assert!(
+        !err.contains('\x1b'),
+        "no colour escapes when stderr is not a terminal: {err:?}"
+    );
 }
 
 #[test]

@@ -492,6 +492,15 @@ fn ansible_winrm(
 ) -> Result<RawWinrm, Diagnostic> {
     let get = |k: &str| h.vars.get(k).cloned();
     let fail = |m: String| Diagnostic::whole_file(file, format!("host `{}`: {m}", h.name));
+    if get("ansible_winrm_server_cert_validation").as_deref() == Some("ignore") {
+        tracing::warn!(
+            host = %h.name,
+            "{}: ansible_winrm_server_cert_validation=ignore is not honoured: fleetsweep always \
+             verifies WinRM certificates (it sends credentials); give the issuing CA with \
+             ansible_winrm_ca_trust_path, or use ansible_winrm_scheme=http (sealed by NTLM/Kerberos)",
+            file.display()
+        );
+    }
     let scheme = match get("ansible_winrm_scheme").as_deref() {
         Some("http") => Scheme::Http,
         Some("https") => Scheme::Https,
