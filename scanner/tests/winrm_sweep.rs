@@ -56,7 +56,8 @@ async fn sweep(replay: &Replay, ca_pem: &str, password: &str) -> (i32, Value, St
 }
 
 /// `fleetsweep scan` of host `win-ws-01` at 127.0.0.1 with this `winrm:` map
-/// (indented six spaces; `password_env` is added), and extra environment.
+/// (indented six spaces; `password_env` is added unless the map has a
+/// `keytab`), and extra environment.
 async fn run_sweep(
     dir: &tempfile::TempDir,
     user: &str,
@@ -65,12 +66,16 @@ async fn run_sweep(
     env: &[(&str, &Path)],
 ) -> (i32, Value, String) {
     let inventory = dir.path().join("fleet.yaml");
+    let credential = if winrm.contains("keytab:") {
+        String::new()
+    } else {
+        format!("      password_env: {PASSWORD_ENV}\n")
+    };
     std::fs::write(
         &inventory,
         format!(
             "hosts:\n  - name: win-ws-01\n    address: 127.0.0.1\n    transport: winrm\n    \
-             user: '{user}'\n    labels: {{site: lab}}\n    winrm:\n      {winrm}      \
-             password_env: {PASSWORD_ENV}\n"
+             user: '{user}'\n    labels: {{site: lab}}\n    winrm:\n      {winrm}{credential}"
         ),
     )
     .unwrap();
@@ -274,4 +279,36 @@ async fn a_kerberos_host_with_no_kdc_for_its_realm_is_auth_failed_with_the_remed
     );
     assert_eq!(code, 3, "{stderr}");
     replay.log(|l| assert!(l.actions.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kerberos_host_is_swept_with_a_keytab_and_a_loose_keytab_is_warned_about() {
+    // `winrm.keytab` instead of a password; `auth` is implied. The keytab is
+    // left readable by others: the sweep works and says to chmod it, once.
+    let kdc = Kdc::start(
+        &[("svc-scan", PASSWORD)],
+        &["HTTP/win-ws-01.fleetsweep.test"],
+    );
+    let keytab = kdc.user_keytab("svc-scan");
+    std::fs::set_permissions(&keytab, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let replay = kerberos_windows_host(&kdc).await;
+    let dir = tempfile::tempdir().unwrap();
+    let winrm = format!(
+        "port: {}\n      spn: '{SPN_TEMPLATE}'\n      kdc: '{}'\n      keytab: {}\n",
+        replay.addr.port(),
+        kdc.url(),
+        keytab.display()
+    );
+    let user = format!("{REALM}\\svc-scan");
+    let (code, r, stderr) = run_sweep(&dir, &user, &winrm, "no password at all", &[]).await;
+    replay.assert_complete();
+    replay.log(|l| assert_eq!(l.initiators, [format!("svc-scan@{REALM}")]));
+    assert_kes_found(code, &r, &stderr);
+    assert_eq!(
+        stderr
+            .matches("can be read by other users (mode 0644): chmod 600 it")
+            .count(),
+        1,
+        "{stderr}"
+    );
 }

@@ -199,8 +199,34 @@ fn read_password(source: &PasswordSource, label: &str) -> Result<String, Transpo
     }
 }
 
+/// A secret file that others can read is worth a warning (once per file, not
+/// per host): on a shared scanner it gives away the scan account.
+fn warn_if_readable_by_others(path: &std::path::Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    static WARNED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        let mut warned = WARNED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if mode & 0o077 != 0 && !warned.iter().any(|p| p == path) {
+            warned.push(path.to_path_buf());
+            tracing::warn!(
+                "{what} {} can be read by other users (mode {:04o}): chmod 600 it",
+                path.display(),
+                mode & 0o7777
+            );
+        }
+    }
+}
+
 /// The password, or for a keytab the user's key from it.
 fn read_credential(target: &WinrmTarget, label: &str) -> Result<Credential, TransportError> {
+    match &target.password {
+        PasswordSource::Keytab(p) => warn_if_readable_by_others(p, "winrm.keytab"),
+        PasswordSource::File(p) => warn_if_readable_by_others(p, "winrm.password_file"),
+        PasswordSource::Env(_) => {}
+    }
     match (&target.password, target.auth) {
         (PasswordSource::Keytab(path), WinrmAuth::Kerberos) => {
             let entries = keytab::load(path)
