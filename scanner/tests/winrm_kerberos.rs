@@ -9,7 +9,6 @@
 
 mod winrm_server;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use fleetsweep::transport::winrm::{
@@ -29,10 +28,6 @@ const SPN: &str = "HTTP/win-ws-01.fleetsweep.test";
 /// The SPNEGO inner mechanism MIT reports for Kerberos 5.
 const KRB5_OID: &str = "1.2.840.113554.1.2.2";
 
-fn realm() -> Kdc {
-    Kdc::start(&[(USER, PASSWORD)], &[SPN])
-}
-
 fn server(kdc: &Kdc) -> ServerAuth {
     ServerAuth::Kerberos {
         keytab: kdc.keytab.clone(),
@@ -40,29 +35,89 @@ fn server(kdc: &Kdc) -> ServerAuth {
     }
 }
 
-fn password_file(dir: &TempDir, password: &str) -> PathBuf {
-    let p = dir.path().join("password");
-    std::fs::write(&p, format!("{password}\n")).unwrap();
-    p
+/// What a test changes about its [`Case`].
+#[derive(Default)]
+struct Opts {
+    /// The pypsrp recording the host replays (default `test_winrs_standard.yml`).
+    recording: Option<&'static str>,
+    twists: Twists,
+    /// Serve https with a test CA the target trusts.
+    tls: bool,
+    /// The host's side (default: MIT's acceptor with the realm's keys).
+    host: Option<ServerAuth>,
+    /// The password the target sends (default the user's).
+    password: Option<&'static str>,
 }
 
-fn target(
-    replay: &Replay,
-    dir: &TempDir,
-    auth: WinrmAuth,
-    kdc: &Kdc,
-    password: &str,
-) -> WinrmTarget {
-    WinrmTarget {
+/// One test's world: a realm of its own, a host replaying a recording behind
+/// MIT's acceptor, and a client target for it (`REALM\alice`, the SPN, the KDC).
+struct Case {
+    kdc: Kdc,
+    /// Holds the password file and CA for as long as the case lives.
+    _dir: TempDir,
+    replay: Replay,
+    settings: WinrmSettings,
+    target: WinrmTarget,
+}
+
+async fn case(auth: WinrmAuth, opts: Opts) -> Case {
+    let kdc = Kdc::start(&[(USER, PASSWORD)], &[SPN]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = recording(opts.recording.unwrap_or("test_winrs_standard.yml"));
+    let settings = settings_for(&script);
+    let tls = opts.tls.then(winrm_server::tls);
+    let host = opts.host.unwrap_or_else(|| server(&kdc));
+    let replay = Replay::start(script, host, tls.as_ref(), opts.twists).await;
+    let password = dir.path().join("password");
+    std::fs::write(
+        &password,
+        format!("{}\n", opts.password.unwrap_or(PASSWORD)),
+    )
+    .unwrap();
+    let ca_file = tls.as_ref().map(|t| {
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, &t.ca_pem).unwrap();
+        ca
+    });
+    let target = WinrmTarget {
         address: "127.0.0.1".into(),
         port: replay.addr.port(),
-        scheme: Scheme::Http,
+        scheme: if opts.tls {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        },
         auth,
         user: format!("{REALM}\\{USER}"),
-        password: PasswordSource::File(password_file(dir, password)),
-        ca_file: None,
+        password: PasswordSource::File(password),
+        ca_file,
         spn: Some(SPN.into()),
         kdc: Some(kdc.url()),
+    };
+    Case {
+        kdc,
+        _dir: dir,
+        replay,
+        settings,
+        target,
+    }
+}
+
+impl Case {
+    async fn connect(&self) -> Result<winrm::WinrmSession, TransportError> {
+        winrm::connect(&self.target, &self.settings).await
+    }
+
+    /// Connects, runs `command`, closes.
+    async fn run(&self, command: &str) -> fleetsweep::transport::ExecOutput {
+        let mut session = self.connect().await.unwrap();
+        let out = session.run(command, 1024).await.unwrap();
+        session.close().await;
+        out
+    }
+
+    async fn auth_failed(&self) -> String {
+        auth_failed(self.connect().await)
     }
 }
 
@@ -92,19 +147,12 @@ fn auth_failed(result: Result<winrm::WinrmSession, TransportError>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kerberos_over_http_gets_tickets_from_a_real_kdc_and_seals_every_message() {
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    let mut session = winrm::connect(&t, &settings).await.unwrap();
-    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
-    session.close().await;
+    let c = case(WinrmAuth::Kerberos, Opts::default()).await;
+    let out = c.run("cmd.exe /c echo hi").await;
     assert_eq!(out.stdout, b"hi\r\n");
     assert_eq!(out.exit_status, Some(0));
-    replay.assert_complete();
-    replay.log(|l| {
+    c.replay.assert_complete();
+    c.replay.log(|l| {
         assert_eq!(
             l.initiators,
             [format!("{USER}@{REALM}")],
@@ -128,7 +176,7 @@ async fn kerberos_over_http_gets_tickets_from_a_real_kdc_and_seals_every_message
         assert_eq!(l.plain, 0);
         assert!(l.auth_errors.is_empty(), "{:?}", l.auth_errors);
     });
-    let log = kdc.log();
+    let log = c.kdc.log();
     assert!(
         log.contains("AS_REQ")
             && log.contains(&format!("{USER}@{REALM} for krbtgt/{REALM}@{REALM}")),
@@ -146,22 +194,16 @@ async fn kerberos_over_http_gets_tickets_from_a_real_kdc_and_seals_every_message
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negotiate_uses_kerberos_when_the_realm_has_a_kdc() {
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_stderr_rc.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let t = target(&replay, &dir, WinrmAuth::Negotiate, &kdc, PASSWORD);
-    let mut session = winrm::connect(&t, &settings).await.unwrap();
-    let out = session
-        .run("cmd.exe /c echo out && echo err>&2 && exit 1", 1024)
-        .await
-        .unwrap();
-    session.close().await;
+    let opts = Opts {
+        recording: Some("test_winrs_stderr_rc.yml"),
+        ..Opts::default()
+    };
+    let c = case(WinrmAuth::Negotiate, opts).await;
+    let out = c.run("cmd.exe /c echo out && echo err>&2 && exit 1").await;
     assert_eq!(out.stderr, b"err \r\n");
     assert_eq!(out.exit_status, Some(1));
-    replay.assert_complete();
-    replay.log(|l| {
+    c.replay.assert_complete();
+    c.replay.log(|l| {
         assert_eq!(l.mechs, [KRB5_OID]);
         assert_eq!(l.sealed, 5);
     });
@@ -169,13 +211,12 @@ async fn negotiate_uses_kerberos_when_the_realm_has_a_kdc() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_kerberos_password_is_auth_failed_before_the_host_is_asked() {
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, "not-the-password");
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    let opts = Opts {
+        password: Some("not-the-password"),
+        ..Opts::default()
+    };
+    let c = case(WinrmAuth::Kerberos, opts).await;
+    let message = c.auth_failed().await;
     assert!(
         message.contains(&format!(
             "the KDC refused the password of `{REALM}\\{USER}`"
@@ -186,7 +227,7 @@ async fn a_wrong_kerberos_password_is_auth_failed_before_the_host_is_asked() {
         !message.contains("OctetString"),
         "no raw KDC e-data: {message}"
     );
-    replay.log(|l| {
+    c.replay.log(|l| {
         assert!(
             l.actions.is_empty(),
             "no SOAP request was sent: {:?}",
@@ -194,43 +235,32 @@ async fn a_wrong_kerberos_password_is_auth_failed_before_the_host_is_asked() {
         );
         assert!(l.initiators.is_empty());
     });
-    let log = kdc.log();
+    let log = c.kdc.log();
     assert!(log.contains("PREAUTH_FAILED"), "the KDC refused it:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_spn_the_realm_does_not_know_is_auth_failed_and_names_the_spn() {
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let mut t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    t.spn = Some("HTTP/no-such-host.fleetsweep.test".into());
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    let mut c = case(WinrmAuth::Kerberos, Opts::default()).await;
+    c.target.spn = Some("HTTP/no-such-host.fleetsweep.test".into());
+    let message = c.auth_failed().await;
     assert!(
         message.contains(
             "the realm has no service principal HTTP/no-such-host.fleetsweep.test: set winrm.spn"
         ),
         "names the SPN and how to fix it: {message}"
     );
-    let log = kdc.log();
-    assert!(log.contains("LOOKING_UP_SERVER"), "{log}");
+    assert!(c.kdc.log().contains("LOOKING_UP_SERVER"), "{}", c.kdc.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kdc_that_is_down_is_auth_failed_and_names_the_kdc() {
-    let mut kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    kdc.stop();
+    let mut c = case(WinrmAuth::Kerberos, Opts::default()).await;
+    c.kdc.stop();
     let started = std::time::Instant::now();
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    let message = c.auth_failed().await;
     assert!(
-        message.contains(&format!("127.0.0.1:{}", kdc.port)),
+        message.contains(&format!("127.0.0.1:{}", c.kdc.port)),
         "{message}"
     );
     assert!(
@@ -238,86 +268,69 @@ async fn a_kdc_that_is_down_is_auth_failed_and_names_the_kdc() {
         "bounded by the KDC timeout: {:?}",
         started.elapsed()
     );
-    replay.log(|l| assert!(l.actions.is_empty()));
+    c.replay.log(|l| assert!(l.actions.is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_upn_the_mit_realm_cannot_resolve_is_auth_failed_with_the_remedy() {
     // `user@REALM` goes out as an NT-ENTERPRISE name, which Active Directory
     // resolves and an MIT KDC (without aliases) does not.
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let mut t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    t.user = format!("{USER}@{REALM}");
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    let mut c = case(WinrmAuth::Kerberos, Opts::default()).await;
+    c.target.user = format!("{USER}@{REALM}");
+    let message = c.auth_failed().await;
     assert!(
         message.contains("the realm has no user `alice@FLEETSWEEP.TEST`")
             && message.contains("write `REALM\\user` there"),
         "{message}"
     );
-    assert!(kdc.log().contains("CLIENT_NOT_FOUND"), "{}", kdc.log());
+    assert!(c.kdc.log().contains("CLIENT_NOT_FOUND"), "{}", c.kdc.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_whose_final_token_does_not_verify_fails_mutual_authentication() {
     // The host answers 200 but its AP-REP is corrupted: a host that cannot
     // prove it holds the service key must not be trusted with the sweep.
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let twists = Twists {
-        corrupt_final_token: true,
-        ..Twists::default()
+    let opts = Opts {
+        twists: Twists {
+            corrupt_final_token: true,
+            ..Twists::default()
+        },
+        ..Opts::default()
     };
-    let replay = Replay::start(script, server(&kdc), None, twists).await;
-    let t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    let c = case(WinrmAuth::Kerberos, opts).await;
+    let message = c.auth_failed().await;
     assert!(
         message.contains("failed mutual authentication"),
         "{message}"
     );
-    replay.log(|l| assert!(l.actions.is_empty(), "nothing was sent: {:?}", l.actions));
+    c.replay
+        .log(|l| assert!(l.actions.is_empty(), "nothing was sent: {:?}", l.actions));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_that_skips_its_final_token_fails_mutual_authentication() {
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let twists = Twists {
-        drop_final_token: true,
-        ..Twists::default()
+    let opts = Opts {
+        twists: Twists {
+            drop_final_token: true,
+            ..Twists::default()
+        },
+        ..Opts::default()
     };
-    let replay = Replay::start(script, server(&kdc), None, twists).await;
-    let t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    let c = case(WinrmAuth::Kerberos, opts).await;
+    let message = c.auth_failed().await;
     assert!(message.contains("did not prove its identity"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kerberos_over_https_sends_clear_soap_inside_tls() {
-    let kdc = realm();
-    let dir = tempfile::tempdir().unwrap();
-    let tls = winrm_server::tls();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), Some(&tls), Twists::default()).await;
-    let mut t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, PASSWORD);
-    t.scheme = Scheme::Https;
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, &tls.ca_pem).unwrap();
-    t.ca_file = Some(ca);
-    let mut session = winrm::connect(&t, &settings).await.unwrap();
-    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
-    session.close().await;
-    assert_eq!(out.stdout, b"hi\r\n");
-    replay.assert_complete();
-    replay.log(|l| {
+    let opts = Opts {
+        tls: true,
+        ..Opts::default()
+    };
+    let c = case(WinrmAuth::Kerberos, opts).await;
+    assert_eq!(c.run("cmd.exe /c echo hi").await.stdout, b"hi\r\n");
+    c.replay.assert_complete();
+    c.replay.log(|l| {
         assert_eq!(l.mechs, [KRB5_OID]);
         assert_eq!(
             (l.sealed, l.plain),
@@ -332,25 +345,20 @@ async fn kerberos_over_https_sends_clear_soap_inside_tls() {
 /// `kerberos` does not (see `a_kdc_that_is_down_is_auth_failed_and_names_the_kdc`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negotiate_falls_back_to_ntlm_when_the_kdc_is_down() {
-    let mut kdc = realm();
-    kdc.stop();
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let ntlm_host = ServerAuth::Negotiate {
-        user: format!("{REALM}\\{USER}"),
-        password: PASSWORD.into(),
+    let opts = Opts {
+        host: Some(ServerAuth::Negotiate {
+            user: format!("{REALM}\\{USER}"),
+            password: PASSWORD.into(),
+        }),
+        ..Opts::default()
     };
-    let replay = Replay::start(script, ntlm_host, None, Twists::default()).await;
-    let t = target(&replay, &dir, WinrmAuth::Negotiate, &kdc, PASSWORD);
-    let mut session = winrm::connect(&t, &settings).await.unwrap();
-    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
-    session.close().await;
-    assert_eq!(out.stdout, b"hi\r\n");
-    replay.assert_complete();
+    let mut c = case(WinrmAuth::Negotiate, opts).await;
+    c.kdc.stop();
+    assert_eq!(c.run("cmd.exe /c echo hi").await.stdout, b"hi\r\n");
+    c.replay.assert_complete();
     // The host accepts only NTLM (sspi's SPNEGO server) and the KDC is down:
     // sspi's Negotiate fell back to NTLM inside SPNEGO before the first POST.
-    replay.log(|l| {
+    c.replay.log(|l| {
         assert_eq!(
             l.token_heads.first().map(|h| h[0]),
             Some(0x60),
@@ -371,36 +379,25 @@ async fn negotiate_falls_back_to_ntlm_when_the_kdc_is_down() {
 /// with what to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keytab_replaces_the_password() {
-    let kdc = realm();
-    let keytab = kdc.user_keytab(USER);
-    let dir = tempfile::tempdir().unwrap();
-    let script = recording("test_winrs_standard.yml");
-    let settings = settings_for(&script);
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    let mut t = target(&replay, &dir, WinrmAuth::Kerberos, &kdc, "unused");
-    t.password = PasswordSource::Keytab(keytab.clone());
-    let mut session = winrm::connect(&t, &settings).await.unwrap();
-    let out = session.run("cmd.exe /c echo hi", 1024).await.unwrap();
-    session.close().await;
-    assert_eq!(out.stdout, b"hi\r\n");
-    replay.assert_complete();
-    replay.log(|l| assert_eq!(l.initiators, [format!("{USER}@{REALM}")]));
+    let mut c = case(WinrmAuth::Kerberos, Opts::default()).await;
+    c.target.password = PasswordSource::Keytab(c.kdc.user_keytab(USER));
+    assert_eq!(c.run("cmd.exe /c echo hi").await.stdout, b"hi\r\n");
+    c.replay.assert_complete();
+    c.replay
+        .log(|l| assert_eq!(l.initiators, [format!("{USER}@{REALM}")]));
 
     // Someone else's keytab names what it holds.
-    let mut other = t.clone();
+    let mut other = c.target.clone();
     other.user = format!("{REALM}\\bob");
-    let message = auth_failed(winrm::connect(&other, &settings).await);
+    let message = auth_failed(winrm::connect(&other, &c.settings).await);
     assert!(
         message.contains("holds no key of `FLEETSWEEP.TEST\\bob` (it has: alice@FLEETSWEEP.TEST)"),
         "{message}"
     );
 
     // The password changed: the exported key is stale.
-    kdc.change_password(USER, "Kerb-Test-Pa55-new");
-    let script = recording("test_winrs_standard.yml");
-    let replay = Replay::start(script, server(&kdc), None, Twists::default()).await;
-    t.port = replay.addr.port();
-    let message = auth_failed(winrm::connect(&t, &settings).await);
+    c.kdc.change_password(USER, "Kerb-Test-Pa55-new");
+    let message = c.auth_failed().await;
     assert!(
         message.contains("the KDC refused the key of `FLEETSWEEP.TEST\\alice`")
             && message.contains("export it again"),
