@@ -104,20 +104,6 @@ procs() {
 pcmd() ( cd /proc && head -v -c 4096 -- [0-9]*/cmdline 2>/dev/null | tr '\000\t' '  '; exit 0 )
 pexe() ( cd /proc && ls -l -- [0-9]*/exe 2>/dev/null; exit 0 )
 mods() { if [ -r /proc/modules ]; then cat /proc/modules; elif [ ! -e /proc/modules ] && [ -d /proc/sys/kernel ]; then :; else lsmod; fi; }
-paths() {
-  for r in "$@"; do
-    [ -e "$r" ] || [ -L "$r" ] || continue
-    find "$r" -maxdepth 3 2>/dev/null | {
-      n=0
-      while IFS= read -r f; do
-        n=$((n+1)); [ "$n" -le 2000 ] || { printf '!truncated\t%s\n' "$r"; break; }
-        if [ -L "$f" ]; then k=l; elif [ -d "$f" ]; then k=d; elif [ -f "$f" ]; then k=f; else k=o; fi
-        printf '%s\t%s\n' "$k" "$f"
-      done
-    }
-  done
-  return 0
-}
 kapp() {
   if has timeout; then t="timeout 20"; else t=; fi
   { $t "$1" --app-info 2>/dev/null; echo "!rc=$?"; } | head -c 65536

@@ -39,20 +39,6 @@ exts() {
   done
   return 0
 }
-paths() {
-  for r in "$@"; do
-    [ -e "$r" ] || [ -L "$r" ] || continue
-    find "$r" -maxdepth 3 2>/dev/null | {
-      n=0
-      while IFS= read -r f; do
-        n=$((n+1)); [ "$n" -le 2000 ] || { printf '!truncated\t%s\n' "$r"; break; }
-        if [ -L "$f" ]; then k=l; elif [ -d "$f" ]; then k=d; elif [ -f "$f" ]; then k=f; else k=o; fi
-        printf '%s\t%s\n' "$k" "$f"
-      done
-    }
-  done
-  return 0
-}
 echo
 sec sw-vers sw_vers
 has pkgutil && sec pkgutil pkginfo
