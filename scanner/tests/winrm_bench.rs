@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use winrm_server::{probe_script, Replay, ServerAuth, Twists};
+use winrm_server::{windows_probe_script, Replay, ServerAuth, Twists};
 
 const USER: &str = "vagrant";
 const PASSWORD: &str = "Winrm-Test-Pa55";
@@ -46,20 +46,13 @@ async fn winrm_sweep_figures() {
         time.exists(),
         "/usr/bin/time not found: apt-get install -y time (scripts/setup does this)"
     );
-    let json = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/windows/probe/workstation-kes.json"),
-    )
-    .unwrap();
-    let line = fleetsweep::probes::windows::encoded_command();
     let mut replays = Vec::new();
     for _ in 0..hosts {
         let auth = ServerAuth::Ntlm {
             user: USER.into(),
             password: PASSWORD.into(),
         };
-        replays
-            .push(Replay::start(probe_script(&line, &json), auth, None, Twists::default()).await);
+        replays.push(Replay::start(windows_probe_script(), auth, None, Twists::default()).await);
     }
     let dir = tempfile::tempdir().unwrap();
     let mut inventory = String::from("hosts:\n");

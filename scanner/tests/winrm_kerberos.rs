@@ -17,7 +17,7 @@ use fleetsweep::transport::winrm::{
 use fleetsweep::transport::TransportError;
 use tempfile::TempDir;
 use winrm_server::kdc::{Kdc, REALM};
-use winrm_server::{recording, Replay, ServerAuth, Twists};
+use winrm_server::{recording, settings_for, Replay, ServerAuth, Twists};
 
 const USER: &str = "alice";
 const PASSWORD: &str = "Kerb-Test-Pa55";
@@ -27,13 +27,6 @@ const PASSWORD: &str = "Kerb-Test-Pa55";
 const SPN: &str = "HTTP/win-ws-01.fleetsweep.test";
 /// The SPNEGO inner mechanism MIT reports for Kerberos 5.
 const KRB5_OID: &str = "1.2.840.113554.1.2.2";
-
-fn server(kdc: &Kdc) -> ServerAuth {
-    ServerAuth::Kerberos {
-        keytab: kdc.keytab.clone(),
-        krb5_conf: kdc.krb5_conf.clone(),
-    }
-}
 
 /// What a test changes about its [`Case`].
 #[derive(Default)]
@@ -66,7 +59,7 @@ async fn case(auth: WinrmAuth, opts: Opts) -> Case {
     let script = recording(opts.recording.unwrap_or("test_winrs_standard.yml"));
     let settings = settings_for(&script);
     let tls = opts.tls.then(winrm_server::tls);
-    let host = opts.host.unwrap_or_else(|| server(&kdc));
+    let host = opts.host.unwrap_or_else(|| kdc.host());
     let replay = Replay::start(script, host, tls.as_ref(), opts.twists).await;
     let password = dir.path().join("password");
     std::fs::write(
@@ -118,22 +111,6 @@ impl Case {
 
     async fn auth_failed(&self) -> String {
         auth_failed(self.connect().await)
-    }
-}
-
-fn settings_for(messages: &[winrm_server::Message]) -> WinrmSettings {
-    let secs: u64 = messages[0]
-        .request
-        .split("OperationTimeout>PT")
-        .nth(1)
-        .and_then(|s| s.split('S').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    WinrmSettings {
-        operation_timeout: Duration::from_secs(secs),
-        connect_timeout: Duration::from_secs(5),
-        request_grace: Duration::from_secs(5),
-        ..WinrmSettings::default()
     }
 }
 

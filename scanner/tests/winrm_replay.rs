@@ -16,7 +16,7 @@ use fleetsweep::transport::winrm::{
 use fleetsweep::transport::TransportError;
 use fleetsweep_exporters::Outcome;
 use tempfile::TempDir;
-use winrm_server::{recording, Replay, ServerAuth, Twists};
+use winrm_server::{recording, settings_for, Replay, ServerAuth, Twists};
 
 const USER: &str = "vagrant";
 const PASSWORD: &str = "Winrm-Test-Pa55";
@@ -62,23 +62,6 @@ impl Setup {
             spn: None,
             kdc: None,
         }
-    }
-}
-
-/// The recording's own OperationTimeout, so our header matches it.
-fn settings_for(messages: &[winrm_server::Message]) -> WinrmSettings {
-    let req = &messages[0].request;
-    let secs: u64 = req
-        .split("OperationTimeout>PT")
-        .nth(1)
-        .and_then(|s| s.split('S').next())
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    WinrmSettings {
-        operation_timeout: Duration::from_secs(secs),
-        connect_timeout: Duration::from_secs(5),
-        request_grace: Duration::from_secs(5),
-        ..WinrmSettings::default()
     }
 }
 

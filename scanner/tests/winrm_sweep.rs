@@ -14,25 +14,16 @@ use std::process::Command;
 
 use serde_json::Value;
 use winrm_server::kdc::{Kdc, REALM};
-use winrm_server::{probe_script, Replay, ServerAuth, Twists};
+use winrm_server::{windows_probe_script, Replay, ServerAuth, Twists};
 
 const USER: &str = "vagrant";
 const PASSWORD: &str = "Winrm-Test-Pa55";
 const PASSWORD_ENV: &str = "FLEETSWEEP_TEST_WINRM_PASSWORD";
 
-fn probe_json() -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/windows/probe/workstation-kes.json");
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 /// Starts the probe-mode server over HTTPS with Basic auth (test CA).
 async fn windows_host() -> (Replay, String) {
     let tls = winrm_server::tls();
-    let script = probe_script(
-        &fleetsweep::probes::windows::encoded_command(),
-        &probe_json(),
-    );
+    let script = windows_probe_script();
     let auth = ServerAuth::Basic {
         user: USER.into(),
         password: PASSWORD.into(),
@@ -201,27 +192,24 @@ async fn a_wrong_winrm_password_is_auth_failed_in_the_report() {
 /// The probe-mode server behind Kerberos: tickets from a real MIT KDC, MIT's
 /// acceptor on the host side, every message sealed over plain http.
 async fn kerberos_windows_host(kdc: &Kdc) -> Replay {
-    let script = probe_script(
-        &fleetsweep::probes::windows::encoded_command(),
-        &probe_json(),
-    );
-    let auth = ServerAuth::Kerberos {
-        keytab: kdc.keytab.clone(),
-        krb5_conf: kdc.krb5_conf.clone(),
-    };
-    Replay::start(script, auth, None, Twists::default()).await
+    Replay::start(windows_probe_script(), kdc.host(), None, Twists::default()).await
 }
 
 const SPN_TEMPLATE: &str = "HTTP/{name}.fleetsweep.test";
+
+/// A realm with the scan account and the host's `HTTP/` principal.
+fn scan_realm() -> Kdc {
+    Kdc::start(
+        &[("svc-scan", PASSWORD)],
+        &["HTTP/win-ws-01.fleetsweep.test"],
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kerberos_winrm_host_is_swept_with_the_kdc_found_through_krb5_conf() {
     // As on a Linux scanner in a domain: no winrm.kdc, the realm's KDC comes
     // from krb5.conf (KRB5_CONFIG), the SPN from the host name template.
-    let kdc = Kdc::start(
-        &[("svc-scan", PASSWORD)],
-        &["HTTP/win-ws-01.fleetsweep.test"],
-    );
+    let kdc = scan_realm();
     let replay = kerberos_windows_host(&kdc).await;
     let dir = tempfile::tempdir().unwrap();
     let winrm = format!(
@@ -249,10 +237,7 @@ async fn a_kerberos_winrm_host_is_swept_with_the_kdc_found_through_krb5_conf() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kerberos_host_with_no_kdc_for_its_realm_is_auth_failed_with_the_remedy() {
-    let kdc = Kdc::start(
-        &[("svc-scan", PASSWORD)],
-        &["HTTP/win-ws-01.fleetsweep.test"],
-    );
+    let kdc = scan_realm();
     let replay = kerberos_windows_host(&kdc).await;
     let dir = tempfile::tempdir().unwrap();
     let empty_conf = dir.path().join("krb5.conf");
@@ -285,10 +270,7 @@ async fn a_kerberos_host_with_no_kdc_for_its_realm_is_auth_failed_with_the_remed
 async fn a_kerberos_host_is_swept_with_a_keytab_and_a_loose_keytab_is_warned_about() {
     // `winrm.keytab` instead of a password; `auth` is implied. The keytab is
     // left readable by others: the sweep works and says to chmod it, once.
-    let kdc = Kdc::start(
-        &[("svc-scan", PASSWORD)],
-        &["HTTP/win-ws-01.fleetsweep.test"],
-    );
+    let kdc = scan_realm();
     let keytab = kdc.user_keytab("svc-scan");
     std::fs::set_permissions(&keytab, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let replay = kerberos_windows_host(&kdc).await;

@@ -199,6 +199,14 @@ impl Kdc {
         );
     }
 
+    /// The host side for this realm: MIT's acceptor with the service keys.
+    pub fn host(&self) -> super::ServerAuth {
+        super::ServerAuth::Kerberos {
+            keytab: self.keytab.clone(),
+            krb5_conf: self.krb5_conf.clone(),
+        }
+    }
+
     /// `tcp://127.0.0.1:PORT`, as `winrm.kdc` takes it.
     pub fn url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)

@@ -980,3 +980,31 @@ pub fn probe_script(command_line: &str, stdout: &[u8]) -> Vec<Message> {
     script[2].response = script[2].response.replace(&recorded_stream, &streams);
     script
 }
+
+/// The sweep's probe run against this server: [`probe_script`] with our exact
+/// PowerShell line, answered with the recorded Windows probe JSON
+/// (`tests/fixtures/windows/probe/workstation-kes.json`, KES installed).
+pub fn windows_probe_script() -> Vec<Message> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/windows/probe/workstation-kes.json");
+    let json = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    probe_script(&fleetsweep::probes::windows::encoded_command(), &json)
+}
+
+/// Client settings for a recording: its own OperationTimeout, so our header
+/// matches the recorded one.
+pub fn settings_for(messages: &[Message]) -> fleetsweep::transport::winrm::WinrmSettings {
+    let secs: u64 = messages[0]
+        .request
+        .split("OperationTimeout>PT")
+        .nth(1)
+        .and_then(|s| s.split('S').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    fleetsweep::transport::winrm::WinrmSettings {
+        operation_timeout: std::time::Duration::from_secs(secs),
+        connect_timeout: std::time::Duration::from_secs(5),
+        request_grace: std::time::Duration::from_secs(5),
+        ..Default::default()
+    }
+}
