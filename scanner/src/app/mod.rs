@@ -109,7 +109,7 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                         "{}@{} ({})",
                         w.user,
                         fleetsweep::transport::winrm::endpoint(w),
-                        format!("{:?}", w.auth).to_lowercase()
+                        w.auth.as_str()
                     ),
                     (None, _, _) => format!(
                         "{}@{}:{}",
@@ -120,7 +120,7 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                 };
                 let transport = match bundle {
                     Some(_) => "offline".to_string(),
-                    None => format!("{:?}", h.transport).to_lowercase(),
+                    None => h.transport.as_str().to_string(),
                 };
                 let via: Vec<String> = h
                     .ssh
@@ -172,7 +172,7 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         name: &'a str,
-        transport: String,
+        transport: &'static str,
         address: &'a str,
         port: u16,
         user: &'a str,
@@ -187,7 +187,7 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
     #[derive(serde::Serialize)]
     struct Winrm {
         url: String,
-        auth: String,
+        auth: &'static str,
         credential: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         spn: Option<String>,
@@ -202,7 +202,7 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         .map(|h| {
             let winrm = h.winrm.as_ref().map(|w| Winrm {
                 url: fleetsweep::transport::winrm::endpoint(w),
-                auth: format!("{:?}", w.auth).to_lowercase(),
+                auth: w.auth.as_str(),
                 credential: match &w.password {
                     PasswordSource::Env(v) => format!("password from environment variable {v}"),
                     PasswordSource::File(p) => format!("password from file {}", p.display()),
@@ -217,7 +217,7 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         })
         .map(|(h, winrm)| Row {
             name: &h.name,
-            transport: format!("{:?}", h.transport).to_lowercase(),
+            transport: h.transport.as_str(),
             address: h.address(),
             port: match &h.winrm {
                 Some(w) => w.port,

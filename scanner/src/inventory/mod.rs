@@ -38,6 +38,17 @@ pub enum TransportKind {
     Local,
 }
 
+impl TransportKind {
+    /// The inventory's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Ssh => "ssh",
+            TransportKind::Winrm => "winrm",
+            TransportKind::Local => "local",
+        }
+    }
+}
+
 /// A host with every setting resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Host {
@@ -854,7 +865,7 @@ fn winrm_target(
                 format!(
                     "host `{name}`: winrm.keytab holds a Kerberos key, which only auth `kerberos` \
                      uses (not `{}`): set auth: kerberos, or give a password instead",
-                    format!("{a:?}").to_lowercase()
+                    a.as_str()
                 ),
             ))
         }

@@ -63,6 +63,18 @@ pub enum WinrmAuth {
     Kerberos,
 }
 
+impl WinrmAuth {
+    /// The inventory's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WinrmAuth::Basic => "basic",
+            WinrmAuth::Ntlm => "ntlm",
+            WinrmAuth::Negotiate => "negotiate",
+            WinrmAuth::Kerberos => "kerberos",
+        }
+    }
+}
+
 /// Where the password comes from; never from the inventory itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PasswordSource {
