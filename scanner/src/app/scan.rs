@@ -73,14 +73,11 @@ pub fn retention(text: &str) -> Result<Option<jiff::SignedDuration>> {
     if t.eq_ignore_ascii_case("all") {
         return Ok(None);
     }
-    let d = match t.strip_suffix('d').map(|n| n.trim().parse::<u32>()) {
-        Some(Ok(days)) => std::time::Duration::from_secs(u64::from(days) * 86_400),
-        Some(Err(_)) | None => duration("state-keep", t).map_err(|_| {
-            anyhow::anyhow!(
-                "--state-keep: `{t}` is neither `all` nor a duration such as 400d, 90d or 12h"
-            )
-        })?,
-    };
+    let d = inventory::parse_duration(t).map_err(|_| {
+        anyhow::anyhow!(
+            "--state-keep: `{t}` is neither `all` nor a duration such as 400d, 90d or 12h"
+        )
+    })?;
     if d.is_zero() {
         bail!("--state-keep: 0 would drop the report of every sweep but the newest; give a duration such as 90d, or `all`");
     }

@@ -292,15 +292,24 @@ pub struct LoadOptions {
     pub ssh_config: Option<PathBuf>,
 }
 
-/// Parses a duration like `5s`, `1m30s`, `2h`, `500ms` (or a bare number of seconds).
+/// Parses a duration like `5s`, `1m30s`, `2h`, `500ms`, `7d` (days of 24
+/// hours), or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if let Ok(secs) = t.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    let d: jiff::SignedDuration = t.parse().map_err(|_| {
-        format!("invalid duration `{t}`: write it like `30s`, `5m`, `1h30m` or `500ms`")
-    })?;
+    let invalid =
+        || format!("invalid duration `{t}`: write it like `30s`, `5m`, `1h30m` or `500ms`");
+    // SignedDuration has no days (they are not always 24 hours); a Span
+    // taken with 24-hour days does.
+    let d: jiff::SignedDuration = match t.parse() {
+        Ok(d) => d,
+        Err(_) => t
+            .parse::<jiff::Span>()
+            .and_then(|s| s.to_duration(jiff::SpanRelativeTo::days_are_24_hours()))
+            .map_err(|_| invalid())?,
+    };
     if d.is_negative() {
         return Err(format!("invalid duration `{t}`: must not be negative"));
     }
