@@ -204,8 +204,14 @@ fn durations() {
     assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
     assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
     assert_eq!(parse_duration("6h").unwrap(), Duration::from_secs(6 * 3600));
-    assert_eq!(parse_duration("400d").unwrap(), Duration::from_secs(400 * 86_400));
-    assert_eq!(parse_duration("1d12h").unwrap(), Duration::from_secs(36 * 3600));
+    assert_eq!(
+        parse_duration("400d").unwrap(),
+        Duration::from_secs(400 * 86_400)
+    );
+    assert_eq!(
+        parse_duration("1d12h").unwrap(),
+        Duration::from_secs(36 * 3600)
+    );
     assert!(parse_duration("-5s").is_err());
     assert!(parse_duration("soon").is_err());
 }

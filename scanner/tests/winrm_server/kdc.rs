@@ -94,63 +94,29 @@ impl Kdc {
             ),
         )
         .unwrap();
-        let env = |c: &mut Command| {
-            c.env("KRB5_CONFIG", &krb5_conf)
-                .env("KRB5_KDC_PROFILE", &kdc_conf);
-        };
-        let run = |args: &[&str]| {
-            let mut c = Command::new(args[0]);
-            c.args(&args[1..]);
-            env(&mut c);
-            let out = c.output().unwrap_or_else(|e| panic!("{}: {e}", args[0]));
-            assert!(
-                out.status.success(),
-                "{args:?} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(&[
+        let tool = |program: &str, args: &[&str]| run_tool(&krb5_conf, &kdc_conf, program, args);
+        let kadmin = |query: &str| tool(KADMIN_LOCAL, &["-r", REALM, "-q", query]);
+        tool(
             KDB5_UTIL,
-            "create",
-            "-s",
-            "-r",
-            REALM,
-            "-P",
-            "fleetsweep-master-key",
-        ]);
+            &["create", "-s", "-r", REALM, "-P", "fleetsweep-master-key"],
+        );
         for (user, password) in users {
-            run(&[
-                KADMIN_LOCAL,
-                "-r",
-                REALM,
-                "-q",
-                &format!("addprinc -pw {password} +requires_preauth {user}"),
-            ]);
+            kadmin(&format!("addprinc -pw {password} +requires_preauth {user}"));
         }
         let keytab = d.join("services.keytab");
         for service in services {
-            run(&[
-                KADMIN_LOCAL,
-                "-r",
-                REALM,
-                "-q",
-                &format!("addprinc -randkey {service}"),
-            ]);
-            run(&[
-                KADMIN_LOCAL,
-                "-r",
-                REALM,
-                "-q",
-                &format!("ktadd -k {} {service}", keytab.display()),
-            ]);
+            kadmin(&format!("addprinc -randkey {service}"));
+            kadmin(&format!("ktadd -k {} {service}", keytab.display()));
         }
-        let mut cmd = Command::new(KRB5KDC);
-        cmd.args(["-n", "-r", REALM])
+        // It logs to kdc.log (read on failure), not to its standard streams.
+        let mut child = Command::new(KRB5KDC)
+            .args(["-n", "-r", REALM])
+            .env("KRB5_CONFIG", &krb5_conf)
+            .env("KRB5_KDC_PROFILE", &kdc_conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        env(&mut cmd);
-        let mut child = cmd.spawn().expect("starting krb5kdc");
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting krb5kdc");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -186,16 +152,11 @@ impl Kdc {
     }
 
     fn kadmin(&self, query: &str) {
-        let out = Command::new(KADMIN_LOCAL)
-            .args(["-r", REALM, "-q", query])
-            .env("KRB5_CONFIG", &self.krb5_conf)
-            .env("KRB5_KDC_PROFILE", self.dir.path().join("kdc.conf"))
-            .output()
-            .expect("running kadmin.local");
-        assert!(
-            out.status.success(),
-            "kadmin.local {query}: {}",
-            String::from_utf8_lossy(&out.stderr)
+        run_tool(
+            &self.krb5_conf,
+            &self.dir.path().join("kdc.conf"),
+            KADMIN_LOCAL,
+            &["-r", REALM, "-q", query],
         );
     }
 
@@ -228,6 +189,22 @@ impl Drop for Kdc {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Runs an MIT admin tool on this realm's files; its failure fails the test.
+fn run_tool(krb5_conf: &Path, kdc_conf: &Path, program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .env("KRB5_CONFIG", krb5_conf)
+        .env("KRB5_KDC_PROFILE", kdc_conf)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// An unused TCP port on 127.0.0.1 (bound once, released, then given to krb5kdc).
