@@ -225,23 +225,17 @@ fn family_of(h: &Host) -> String {
 /// PowerShell as the SSH default shell; `sudo` does not apply). macOS and
 /// Linux: their `sh` script, fed nonce and path roots on stdin.
 pub fn probe_command(family: &str, sudo: bool, nonce: &str, roots: &[String]) -> (String, Vec<u8>) {
-    match family {
-        "windows" => (windows::encoded_command(), Vec::new()),
-        "macos" => {
-            let mut command = macos::command();
-            if sudo {
-                command = format!("sudo -n {command}");
-            }
-            (command, linux::stdin_for(nonce, roots))
-        }
-        _ => {
-            let mut command = format!("/bin/sh -c {}", sh_quote(&linux::script()));
-            if sudo {
-                command = format!("sudo -n {command}");
-            }
-            (command, linux::stdin_for(nonce, roots))
-        }
-    }
+    let command = match family {
+        "windows" => return (windows::encoded_command(), Vec::new()),
+        "macos" => macos::command(),
+        _ => format!("/bin/sh -c {}", sh_quote(linux::SCRIPT)),
+    };
+    let command = if sudo {
+        format!("sudo -n {command}")
+    } else {
+        command
+    };
+    (command, linux::stdin_for(nonce, roots))
 }
 
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {

@@ -79,12 +79,16 @@ pub fn encode_utf16le(text: &str) -> String {
 }
 
 /// The full command line that runs the probe, for an SSH exec (OpenSSH for
-/// Windows, any default shell) or a WinRM shell.
+/// Windows, any default shell) or a WinRM shell. Built (gzip, base64) once per
+/// process: it is the same for every host.
 pub fn encoded_command() -> String {
-    format!(
-        "powershell.exe -NoProfile -NonInteractive -EncodedCommand {}",
-        encode_utf16le(&loader())
-    )
+    static COMMAND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "powershell.exe -NoProfile -NonInteractive -EncodedCommand {}",
+            encode_utf16le(&loader())
+        )
+    });
+    COMMAND.clone()
 }
 
 /// Parses the probe's JSON document. Total: any output, even empty or hostile,
