@@ -28,6 +28,7 @@ pub mod cli;
 pub mod diag;
 pub mod exceptions;
 pub mod inventory;
+pub mod os;
 pub mod probes;
 pub mod serve;
 pub mod state;
