@@ -334,8 +334,12 @@ pub fn normalize_key(key: &str) -> String {
         ("HKEY_CURRENT_USER", "HKCU"),
         ("HKCU:", "HKCU"),
     ] {
-        if k.len() >= long.len() && k[..long.len()].eq_ignore_ascii_case(long) {
-            return format!("{short}{}", &k[long.len()..]);
+        // `get` and `get(n..)`, not indexing: a host's key may have a
+        // multi-byte character where the prefix would end (`HKLMé`).
+        if let (Some(head), Some(tail)) = (k.get(..long.len()), k.get(long.len()..)) {
+            if head.eq_ignore_ascii_case(long) {
+                return format!("{short}{tail}");
+            }
         }
     }
     k

@@ -321,3 +321,19 @@ fn keys_and_paths_normalise_to_catalog_form() {
         "C:/ProgramData/Kaspersky Lab"
     );
 }
+
+/// A multi-byte character where a hive prefix would end used to panic the
+/// whole sweep (byte slicing inside a character).
+#[test]
+fn keys_with_multibyte_characters_at_the_prefix_boundary_do_not_panic() {
+    for key in ["HKLMé", "HKLM:é", "HKEY_USERé", "HKEY_LOCAL_MACHIN€\\X", "é", "HKCU", ""] {
+        let _ = normalize_key(key);
+    }
+    assert_eq!(normalize_key("HKLMé"), "HKLMé");
+    assert_eq!(normalize_key(r"HKLM:\é"), "HKLM/é");
+    let obs = parse(
+        r#"{"fleetsweep":1,"uninstall":[{"Key":"HKLMé","DisplayName":"Kaspersky Endpoint Security for Windows","Publisher":"AO Kaspersky Lab"}],"services":[],"processes":[]}"#,
+    );
+    assert_eq!(obs.uninstall.len(), 1);
+    assert_eq!(obs.uninstall[0].key, "HKLMé");
+}
