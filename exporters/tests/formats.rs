@@ -111,12 +111,17 @@ fn csv_gives_hostile_strings_back_with_the_formula_guard() {
     let (_, rows) = csv_rows(&text);
     let col = |name: &str| HEADER.iter().position(|h| *h == name).unwrap();
     let evil = rows.iter().find(|r| r[col("host")] == EVIL_HOST).unwrap();
-    assert_eq!(evil[col("version")], MIXED, "newline, NUL, quotes survive");
+    // Quotes and text survive; control characters and bidi overrides come
+    // back as visible escapes, so `cat report.csv` cannot drive a terminal.
+    assert_eq!(
+        evil[col("version")],
+        "a\"b'c\\u{a}d\\u{1b}[31me\\u{0}f]]>g & для Windows \\u{202e}txt"
+    );
     assert_eq!(evil[col("product")], format!("Kaspersky {SCRIPT}"));
     assert_eq!(evil[col("address")], "'+1-555", "leading + is guarded");
     assert_eq!(
         evil[col("labels")],
-        format!("note={MIXED};owner=\\=cmd|' /C calc'!A0;site=a\\;b\\=c\\\\d"),
+        "note=a\"b'c\\u{a}d\\u{1b}[31me\\u{0}f]]>g & для Windows \\u{202e}txt;owner=\\=cmd|' /C calc'!A0;site=a\\;b\\=c\\\\d",
         "labels are k=v;k=v with ; = \\ escaped"
     );
     let evidence = &evil[col("evidence")];
@@ -131,11 +136,16 @@ fn csv_gives_hostile_strings_back_with_the_formula_guard() {
                 !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
                 "unguarded cell {cell:?}"
             );
+            assert!(
+                !cell.chars().any(char::is_control),
+                "raw control character in {cell:?}"
+            );
         }
     }
     assert_eq!(formats::csv::guard("=1+1"), "'=1+1");
     assert_eq!(formats::csv::guard("@SUM(A1)"), "'@SUM(A1)");
-    assert_eq!(formats::csv::guard("\tx"), "'\tx");
+    assert_eq!(formats::csv::guard("\tx"), "\\u{9}x");
+    assert_eq!(formats::csv::guard("\u{1b}]0;x\u{7}"), "\\u{1b}]0;x\\u{7}");
     assert_eq!(formats::csv::guard("kesl"), "kesl");
     assert_eq!(formats::csv::guard(""), "");
 }

@@ -6,7 +6,10 @@
 //! start with `=`, `+`, `-`, `@`, tab or CR as formulas (CSV injection), so
 //! such a cell gets a leading `'`, which spreadsheets show as text. The guard
 //! is applied to every cell: a value from a host can land in any of them.
+//! Control characters a host sent (ESC, BEL, newlines) are written as visible
+//! `\u{..}` escapes, so `cat report.csv` cannot drive the terminal.
 
+use super::text::visible;
 use super::{evidence_line, policy_str, state_str, status_str, FormatError};
 use crate::report::{Finding, HostReport, Report};
 
@@ -120,10 +123,14 @@ fn labels(host: &HostReport) -> String {
         .join(";")
 }
 
-/// The spreadsheet formula guard (OWASP "CSV injection").
+/// One cell as written: control characters (ESC, BEL, CR, LF, ...) shown as
+/// visible escapes, since a host chose them and a terminal or spreadsheet
+/// would act on them, then the spreadsheet formula guard (OWASP "CSV
+/// injection").
 pub fn guard(cell: &str) -> String {
+    let cell = visible(cell);
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
-        _ => cell.to_string(),
+        Some('=' | '+' | '-' | '@') => format!("'{cell}"),
+        _ => cell,
     }
 }
