@@ -763,6 +763,23 @@ fn unusable_state_files_are_refused_with_a_clear_message() {
         ),
     );
 
+    // A store truncated to 0 bytes (a full disk, a bad copy): SQLite would
+    // take it for a new database and start the history over.
+    let empty = p("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    assert_refused(
+        &empty,
+        &format!(
+            "{} cannot be used as the state store: it is empty (0 bytes), so the history it held is gone; restore it from a backup, or delete it to start a new history on purpose; move it away, or point --state elsewhere",
+            empty.display()
+        ),
+    );
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "left untouched"
+    );
+
     // A real store with damaged pages.
     let corrupt = p("corrupt.db");
     let out = local_scan(&corrupt);

@@ -583,4 +583,36 @@ mod tests {
             assert_eq!((r.summary.findings.new, r.summary.findings.open), want);
         }
     }
+
+    /// A truncated (0-byte) store, a directory or a FIFO named as the store
+    /// is refused with what to do, never silently replaced by a new history.
+    #[test]
+    fn files_that_cannot_hold_a_store_are_refused_not_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.db");
+        std::fs::write(&empty, b"").unwrap();
+        for open in [Store::open, Store::open_existing] {
+            let err = open(&empty).err().unwrap().to_string();
+            assert!(err.contains("empty (0 bytes)"), "{err}");
+            assert!(err.contains("restore it from a backup"), "{err}");
+            assert_eq!(
+                std::fs::metadata(&empty).unwrap().len(),
+                0,
+                "left as it was"
+            );
+            let err = open(dir.path()).err().unwrap().to_string();
+            assert!(err.contains("is a directory"), "{err}");
+        }
+        let fifo = dir.path().join("fifo.db");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo reads it only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = Store::open(&fifo).err().unwrap().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let err = Store::open_existing(&dir.path().join("missing.db"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("no state store at"), "{err}");
+    }
 }

@@ -173,6 +173,23 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StateError {
         let detail = match f.code {
             ErrorCode::NotADatabase => Some(NOT_SQLITE),
             ErrorCode::DatabaseCorrupt => Some(DAMAGED),
+            ErrorCode::DiskFull => {
+                return StateError::Sql {
+                    path: path.to_path_buf(),
+                    detail: "the disk is full: nothing of this sweep was committed; free space \
+                             on that file system, or point --state elsewhere"
+                        .into(),
+                }
+            }
+            ErrorCode::SystemIoFailure => {
+                return StateError::Sql {
+                    path: path.to_path_buf(),
+                    detail: format!(
+                        "disk I/O error ({e}); check that the disk is not full and the file \
+                         system is writable"
+                    ),
+                }
+            }
             _ => None,
         };
         if let Some(detail) = detail {
@@ -187,6 +204,34 @@ fn sql_err(path: &Path, e: rusqlite::Error) -> StateError {
         path: path.to_path_buf(),
         detail: e.to_string(),
     }
+}
+
+/// An existing path that cannot hold a store is refused before SQLite sees
+/// it: SQLite would take a 0-byte file for a new database and silently start
+/// an empty history over the one that was lost, and would block on a FIFO.
+fn refuse_non_store_file(path: &Path) -> Result<(), StateError> {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // missing: created (open) or reported (open_existing)
+    };
+    let refuse = |detail: &str| {
+        Err(StateError::NotAStore {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        })
+    };
+    if meta.is_dir() {
+        return refuse("it is a directory; name a file inside it, e.g. --state DIR/state.db");
+    }
+    if !meta.is_file() {
+        return refuse("it is not a regular file (a device, FIFO or socket)");
+    }
+    if meta.len() == 0 {
+        return refuse(
+            "it is empty (0 bytes), so the history it held is gone; restore it from a backup, \
+             or delete it to start a new history on purpose",
+        );
+    }
+    Ok(())
 }
 
 fn data_err(path: &Path, what: &str, e: impl std::fmt::Display) -> StateError {
@@ -215,17 +260,19 @@ impl Store {
                 detail: format!("cannot create directory {}: {e}", dir.display()),
             })?;
         }
+        refuse_non_store_file(path)?;
         let conn = Connection::open(path).map_err(|e| sql_err(path, e))?;
         Store::init(conn, path)
     }
 
     /// Opens an existing store (for `fleetsweep report`); a missing file is an error.
     pub fn open_existing(path: &Path) -> Result<Store, StateError> {
-        if !path.is_file() {
+        if std::fs::symlink_metadata(path).is_err() {
             return Err(StateError::Missing {
                 path: path.to_path_buf(),
             });
         }
+        refuse_non_store_file(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

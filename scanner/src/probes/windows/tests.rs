@@ -326,7 +326,15 @@ fn keys_and_paths_normalise_to_catalog_form() {
 /// whole sweep (byte slicing inside a character).
 #[test]
 fn keys_with_multibyte_characters_at_the_prefix_boundary_do_not_panic() {
-    for key in ["HKLMé", "HKLM:é", "HKEY_USERé", "HKEY_LOCAL_MACHIN€\\X", "é", "HKCU", ""] {
+    for key in [
+        "HKLMé",
+        "HKLM:é",
+        "HKEY_USERé",
+        "HKEY_LOCAL_MACHIN€\\X",
+        "é",
+        "HKCU",
+        "",
+    ] {
         let _ = normalize_key(key);
     }
     assert_eq!(normalize_key("HKLMé"), "HKLMé");
