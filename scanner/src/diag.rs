@@ -84,10 +84,47 @@ impl Diagnostic {
     }
 }
 
+/// The largest configuration file fleetsweep reads (inventory, catalog,
+/// exceptions, web.yml and the files they name). A 100,000-host inventory is
+/// about 20 MiB; anything past this is a mistake (`/dev/zero`, a log file),
+/// refused before it can exhaust memory.
+pub const CONFIG_FILE_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Reads at most `limit` bytes of `path`; a longer file (or an endless device
+/// such as `/dev/zero`) is an error that names the limit. Pipes (`-i
+/// <(ansible-inventory --list)`) work: only the size is bounded.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read file: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    if meta.is_dir() {
+        return Err("is a directory, not a file".into());
+    }
+    let too_big = || {
+        format!(
+            "file is larger than {} MiB, the limit for configuration files; is this the right file?",
+            limit / (1024 * 1024)
+        )
+    };
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read file: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
 /// Reads a user file, with a diagnostic naming it when that fails.
 pub fn read_file(path: &Path) -> Result<String, Diagnostic> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Diagnostic::whole_file(path, format!("cannot read file: {e}")))?;
+    let bytes =
+        read_bounded(path, CONFIG_FILE_LIMIT).map_err(|e| Diagnostic::whole_file(path, e))?;
     String::from_utf8(bytes).map_err(|e| {
         let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = upto.iter().filter(|b| **b == b'\n').count() as u64 + 1;
@@ -116,6 +153,32 @@ mod tests {
     fn diag(yaml: &str) -> String {
         let err = serde_saphyr::from_str::<Doc>(yaml).unwrap_err();
         Diagnostic::from_yaml(Path::new("f.yaml"), &err).to_string()
+    }
+
+    #[test]
+    fn endless_and_oversized_files_are_refused_with_the_limit() {
+        let err = read_bounded(Path::new("/dev/zero"), 1024 * 1024).unwrap_err();
+        assert_eq!(
+            err,
+            "file is larger than 1 MiB, the limit for configuration files; is this the right file?"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; 2 * 1024 * 1024 + 1]).unwrap();
+        assert!(read_bounded(&big, 2 * 1024 * 1024).is_err());
+        assert_eq!(
+            read_bounded(&big, 3 * 1024 * 1024).unwrap().len(),
+            2 * 1024 * 1024 + 1
+        );
+        let e = read_file(dir.path()).unwrap_err().to_string();
+        assert!(e.ends_with(": is a directory, not a file"), "{e}");
+        let e = read_file(&dir.path().join("none.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("none.yaml: cannot read file: No such file"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -186,6 +186,12 @@ fn version(
     }
 }
 
+/// A certificate or key file, bounded: `cert_file: /dev/zero` is an error,
+/// not an abort.
+fn pem_file(path: &Path) -> Result<Vec<u8>, String> {
+    diag::read_bounded(path, diag::CONFIG_FILE_LIMIT)
+}
+
 fn tls_config(path: &Path, base: &Path, tls: &TlsFile) -> Result<rustls::ServerConfig, Diagnostic> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -197,8 +203,12 @@ fn tls_config(path: &Path, base: &Path, tls: &TlsFile) -> Result<rustls::ServerC
         ));
     };
     let cert_path = resolve(base, &cert_file.value);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+    let certs: Vec<CertificateDer<'static>> = pem_file(&cert_path)
+        .and_then(|pem| {
+            CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        })
         .map_err(|e| {
             Diagnostic::at(
                 path,
@@ -214,13 +224,15 @@ fn tls_config(path: &Path, base: &Path, tls: &TlsFile) -> Result<rustls::ServerC
         ));
     }
     let key_path = resolve(base, &key_file.value);
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
-        Diagnostic::at(
-            path,
-            key_file.referenced,
-            format!("cannot read a private key from {}: {e}", key_path.display()),
-        )
-    })?;
+    let key = pem_file(&key_path)
+        .and_then(|pem| PrivateKeyDer::from_pem_slice(&pem).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            Diagnostic::at(
+                path,
+                key_file.referenced,
+                format!("cannot read a private key from {}: {e}", key_path.display()),
+            )
+        })?;
 
     let mut versions: Vec<&'static rustls::SupportedProtocolVersion> =
         vec![&rustls::version::TLS12, &rustls::version::TLS13];
@@ -283,8 +295,12 @@ fn tls_config(path: &Path, base: &Path, tls: &TlsFile) -> Result<rustls::ServerC
             };
             let ca_path = resolve(base, &ca_file.value);
             let mut roots = rustls::RootCertStore::empty();
-            let cas = CertificateDer::pem_file_iter(&ca_path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            let cas = pem_file(&ca_path)
+                .and_then(|pem| {
+                    CertificateDer::pem_slice_iter(&pem)
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())
+                })
                 .map_err(|e| {
                     Diagnostic::at(
                         path,
@@ -362,6 +378,15 @@ mod tests {
         assert!(
             load("tls_server_config:\n  cert_file: nope.crt\n  key_file: nope.key\n")
                 .starts_with("web.yml:2:14: cannot read certificates from")
+        );
+        // An endless device is refused at the limit instead of growing
+        // until the process aborts.
+        let zero = load("tls_server_config:\n  cert_file: /dev/zero\n  key_file: /dev/zero\n");
+        assert!(
+            zero.starts_with(
+                "web.yml:2:14: cannot read certificates from /dev/zero: file is larger than 64 MiB"
+            ),
+            "{zero}"
         );
     }
 
