@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -229,17 +229,8 @@ impl Exceptions {
 }
 
 fn glob(path: &Path, s: &Spanned<String>) -> Result<GlobMatcher, Diagnostic> {
-    Glob::new(&s.value)
-        .map(|g| g.compile_matcher())
-        .map_err(|e| {
-            let why = e.to_string();
-            let why = why.rsplit(": ").next().unwrap_or(&why).to_string();
-            Diagnostic::at(
-                path,
-                s.referenced,
-                format!("invalid glob `{}`: {why}", s.value),
-            )
-        })
+    crate::glob::compile(&s.value, crate::glob::Options::default())
+        .map_err(|why| Diagnostic::at(path, s.referenced, why))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod cli;
 pub mod diag;
 pub mod exceptions;
+pub mod glob;
 pub mod inventory;
 pub mod os;
 pub mod probes;

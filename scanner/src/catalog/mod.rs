@@ -10,7 +10,7 @@ pub mod matcher;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobMatcher;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -382,13 +382,13 @@ fn valid_id(s: &str) -> bool {
 }
 
 fn compile_glob(pattern: &str, case_insensitive: bool, path: bool) -> Result<GlobMatcher, String> {
-    GlobBuilder::new(pattern)
-        .case_insensitive(case_insensitive)
-        .literal_separator(path)
-        .backslash_escape(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid glob `{pattern}`: {e}"))
+    crate::glob::compile(
+        pattern,
+        crate::glob::Options {
+            case_insensitive,
+            path,
+        },
+    )
 }
 
 impl Catalog {

@@ -1,6 +1,6 @@
 //! Choosing a subset of the fleet: `--limit PATTERN` and `--shard I/N`.
 
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
 
 use super::Host;
 
@@ -39,9 +39,8 @@ impl Limit {
                 None => (false, raw),
             };
             let glob = |p: &str| {
-                Glob::new(p)
-                    .map(|g| g.compile_matcher())
-                    .map_err(|e| format!("invalid pattern `{p}` in --limit: {e}"))
+                crate::glob::compile(p, crate::glob::Options::default())
+                    .map_err(|e| format!("{e} in --limit"))
             };
             let term = match t.split_once('=') {
                 Some((k, v)) => Term::Label(k.trim().to_string(), glob(v.trim())?),
