@@ -698,6 +698,93 @@ mod run_tests {
         }
     }
 
+    /// An unprivileged process cannot forge a record of another process: not
+    /// with a newline and a `==> 1/cmdline <==` header in its arguments, nor
+    /// with an `ls -l` line in the path of its executable. Run for real under
+    /// /bin/sh (GNU `ls -q`) and busybox (no `ls -q`: `readlink`).
+    #[test]
+    fn hostile_processes_cannot_forge_another_processes_record() {
+        let forged = "/opt/kaspersky/kesl/libexec/wdserver";
+        let dir = tempfile::tempdir().expect("tempdir");
+        // /tmp/X/a<NL>lrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> /opt/kaspersky/...
+        let exe_dir = dir
+            .path()
+            .join("a\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> /opt/kaspersky/kesl/libexec");
+        std::fs::create_dir_all(&exe_dir).expect("mkdir");
+        let exe = exe_dir.join("wdserver");
+        std::fs::copy("/bin/sleep", &exe).expect("copy sleep");
+        let mut by_exe = Command::new(&exe)
+            .arg("60")
+            .spawn()
+            .expect("start hostile exe");
+        let mut by_argv = Command::new("bash")
+            .args([
+                "-c",
+                &format!("exec -a \"$(printf 'x\\n==> 1/cmdline <==\\n{forged} -d')\" sleep 60"),
+            ])
+            .spawn()
+            .expect("start hostile argv");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox is not installed: apt-get install -y busybox");
+        let applets = tempfile::tempdir().expect("tempdir");
+        for a in BUSYBOX_APPLETS.iter().chain(&["ls", "cut"]) {
+            std::os::unix::fs::symlink(busybox, applets.path().join(a)).expect("applet");
+        }
+        let system = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".to_string());
+        let with_applets = format!("{}:{system}", applets.path().display());
+        for (label, program, args, path) in [
+            ("/bin/sh", "/bin/sh", vec!["-c", SCRIPT], None),
+            (
+                "busybox sh",
+                busybox,
+                vec!["sh", "-c", SCRIPT],
+                Some(with_applets.as_str()),
+            ),
+        ] {
+            let nonce = new_nonce();
+            let (out, _) = run(program, &args, path, &stdin_for(&nonce, &[]));
+            let obs = parse(&out, &nonce);
+            let ctx = format!("{label}: {:?}", obs.processes);
+            // Both forgeries name pid 1 (other test hosts on this machine may
+            // run real look-alikes, so only pid 1 is checked).
+            let init = obs.processes.iter().find(|p| p.pid == 1);
+            assert!(
+                init.is_none_or(|p| !p.cmdline.contains(forged)
+                    && !p.exe.as_deref().unwrap_or_default().contains(forged)),
+                "{label}: forged record {init:?}"
+            );
+            let hostile = obs
+                .processes
+                .iter()
+                .find(|p| p.pid == by_exe.id())
+                .unwrap_or_else(|| panic!("{ctx}: hostile exe not listed"));
+            assert_eq!(
+                hostile.exe.as_deref(),
+                Some(
+                    format!(
+                        "{}?lrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> {forged}",
+                        dir.path().join("a").display()
+                    )
+                    .as_str()
+                ),
+                "{label}: the newline shows as ?"
+            );
+            let hostile = obs
+                .processes
+                .iter()
+                .find(|p| p.pid == by_argv.id())
+                .unwrap_or_else(|| panic!("{ctx}: hostile argv not listed"));
+            assert_eq!(hostile.cmdline, "x", "{label}: only the first line");
+        }
+        let _ = by_exe.kill();
+        let _ = by_argv.kill();
+        let _ = by_exe.wait();
+        let _ = by_argv.wait();
+    }
+
     #[test]
     fn script_runs_under_bin_sh() {
         let tree = fake_install_root();

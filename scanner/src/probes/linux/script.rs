@@ -46,9 +46,15 @@ pub const MAX_PATH_ROOTS: usize = 64;
 /// - `unit-files`: always: `u<TAB>path` per `*.service` file in the unit
 ///   directories, `i<TAB>path` per `/etc/init.d` script, `x<TAB>path:line` per
 ///   `ExecStart=` (units) or `DAEMON=` (init scripts) line; at most 5000 units.
-/// - `processes`: `pid<TAB>comm<TAB>exe<TAB>cmdline` from `/proc` (at most 10000,
-///   cmdline cut at 4096 bytes, NUL/tab/newline turned into spaces); without a
-///   usable `/proc`, section `ps` with `ps -eo pid=,comm=,args=` instead.
+/// - `processes`: `pid<TAB>comm` from `/proc` (at most 10000; `comm` up to its
+///   first newline), then `proc-cmdline` (`head -v -n 1` of every
+///   `PID/cmdline`: only a command line's first line is ever printed, so a
+///   process cannot forge a `==> PID/cmdline <==` header with a newline in its
+///   arguments; NUL and tab turned into spaces, cut at 4096 bytes) and
+///   `proc-exe` (`ls -lq`: newlines in an executable's path print as `?`;
+///   without `-q`, as in BusyBox, `readlink` per process with newlines turned
+///   into `?`). Without a usable `/proc`, section `ps` with `ps -eo
+///   pid=,comm=,args=` instead.
 /// - `modules`: `/proc/modules`, else `lsmod`. A kernel built without loadable
 ///   module support has no `/proc/modules` at all: then there are no modules,
 ///   which is an answer, not a failure.
@@ -101,8 +107,18 @@ procs() {
   done
   return 0
 }
-pcmd() ( cd /proc && head -v -c 4096 -- [0-9]*/cmdline 2>/dev/null | tr '\000\t' '  '; exit 0 )
-pexe() ( cd /proc && ls -l -- [0-9]*/exe 2>/dev/null; exit 0 )
+pcmd() ( cd /proc && head -v -n 1 -- [0-9]*/cmdline 2>/dev/null | tr '\000\t' '  ' | cut -c 1-4096; exit 0 )
+pexe() (
+  cd /proc
+  if ls -lq / >/dev/null 2>&1; then ls -lq -- [0-9]*/exe 2>/dev/null; exit 0; fi
+  nl=$(printf '\n_'); nl=${nl%_}
+  for f in [0-9]*/exe; do
+    t=$(readlink "$f" 2>/dev/null) || continue
+    case $t in *"$nl"*|*"$R"*) t=$(printf '%s' "$t" | tr '\n\r' '??');; esac
+    printf 'l %s -> %s\n' "$f" "$t"
+  done
+  exit 0
+)
 mods() { if [ -r /proc/modules ]; then cat /proc/modules; elif [ ! -e /proc/modules ] && [ -d /proc/sys/kernel ]; then :; else lsmod; fi; }
 kapp() {
   if has timeout; then t="timeout 20"; else t=; fi
