@@ -1,4 +1,4 @@
-//! Prometheus metrics of a sweep (SPEC §4), in the classic text format 0.0.4
+//! Prometheus metrics of a sweep (docs/metrics.md), in the classic text format 0.0.4
 //! that node_exporter's textfile collector and the Pushgateway read.
 //!
 //! Cardinality is bounded on purpose: per-host series exist only for hosts

@@ -178,7 +178,7 @@ pub enum FindingState {
     Replaced,
 }
 
-/// Remediation status across sweeps (SPEC §4).
+/// Remediation status across sweeps (docs/statuses.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -364,7 +364,7 @@ impl HostReport {
 }
 
 impl Finding {
-    /// True when this finding fails a sweep (SPEC §2 exit code 1): a banned
+    /// True when this finding fails a sweep (exit code 1, docs/statuses.md): a banned
     /// product, still there (`new`, `open`, `overdue`, `reinstalled`), not
     /// covered by an active exception. A first sighting keeps `new` even when
     /// an exception covers it, but carries the exception and does not fail.

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Builds configs/catalog/kaspersky.yaml from the research list
-(../shared/research/kaspersky-footprints.yaml): one product per Kaspersky
-product, every OS, each signature with its source and confidence.
+(configs/catalog/tools/kaspersky-footprints.yaml, or the file given as the only
+argument): one product per Kaspersky product, every OS, each signature with its
+source and confidence.
 
-Run from the repository root:  python3 configs/catalog/tools/build_kaspersky.py
+Run from the repository root:  python3 configs/catalog/tools/build_kaspersky.py [RESEARCH.yaml]
 The output is committed; review the diff after re-running.
 """
+import os
 import re
 import sys
 import yaml
 
-RESEARCH = sys.argv[1] if len(sys.argv) > 1 else "../shared/research/kaspersky-footprints.yaml"
+if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help"):
+    print(__doc__.strip())
+    sys.exit(0)
+RESEARCH = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "kaspersky-footprints.yaml")
 OUT = "configs/catalog/kaspersky.yaml"
 
 # (regex on the research `product`, product id, product name); first match wins.
@@ -157,44 +162,44 @@ def add(products, order, pid, name, os_, kind, value, e):
 # against evidence no specific product claimed (fallback).
 FALLBACK = {
     "linux": [
-        {"path": "/opt/kaspersky", "source": "Kaspersky install root (kaspersky.md §2; Checkmk agents/plugins/kaspersky_av)"},
-        {"path": "/opt/kaspersky/*", "source": "Kaspersky install root (kaspersky.md §2)"},
-        {"path": "/var/opt/kaspersky", "source": "Kaspersky data root (kaspersky.md §2)"},
-        {"path": "/var/opt/kaspersky/*", "source": "Kaspersky data root (kaspersky.md §2)"},
-        {"path": "/etc/opt/kaspersky", "source": "Kaspersky config root (kaspersky.md §2)"},
-        {"path": "/etc/opt/kaspersky/*", "source": "Kaspersky config root (kaspersky.md §2)"},
-        {"path": "/var/log/kaspersky", "source": "Kaspersky log root (kaspersky.md §2)"},
+        {"path": "/opt/kaspersky", "source": "Kaspersky install root (Kaspersky Support collect.sh; Checkmk agents/plugins/kaspersky_av)"},
+        {"path": "/opt/kaspersky/*", "source": "Kaspersky install root (Checkmk agents/plugins/kaspersky_av: kesl, kav4fs; support.kaspersky.com/ksvla/6.3/en-US/179792.htm: klnagent64)"},
+        {"path": "/var/opt/kaspersky", "source": "Kaspersky data root (Kaspersky Support collect.sh; hub.docker.com/r/dron995/kesl-standalone)"},
+        {"path": "/var/opt/kaspersky/*", "source": "Kaspersky data root (Kaspersky Support collect.sh; hub.docker.com/r/dron995/kesl-standalone)"},
+        {"path": "/etc/opt/kaspersky", "source": "Kaspersky config root (Kaspersky Support collect.sh)"},
+        {"path": "/etc/opt/kaspersky/*", "source": "Kaspersky config root (Kaspersky Support collect.sh)"},
+        {"path": "/var/log/kaspersky", "source": "Kaspersky log root (Kaspersky Support collect.sh; hub.docker.com/r/dron995/kesl-standalone)"},
         {"service_exec": "/opt/kaspersky/**", "source": "any unit whose program lives under the Kaspersky install root"},
         {"process_path": "/opt/kaspersky/**", "source": "any process running from the Kaspersky install root"},
-        {"package_vendor": "*Kaspersky Lab*", "source": "package vendor/maintainer naming the vendor (kaspersky.md §5)"},
-        {"package_vendor": "AO Kaspersky*", "source": "legal entity AO Kaspersky Lab (BOD 17-01, FR 2017-19838; kaspersky.md §5)"},
-        {"package_vendor": "Kaspersky", "source": "publisher string 'Kaspersky' (demisto/content KSC inventory; kaspersky.md §5)"},
+        {"package_vendor": "*Kaspersky Lab*", "source": "package vendor/maintainer naming the vendor (company string Kaspersky Lab: Microsoft allocated-altitudes Company column)"},
+        {"package_vendor": "AO Kaspersky*", "source": "legal entity AO Kaspersky Lab (BOD 17-01, FR 2017-19838)"},
+        {"package_vendor": "Kaspersky", "source": "publisher string 'Kaspersky' (demisto/content KSC inventory)"},
         {"package_vendor": "Kaspersky <*>", "source": "maintainer field form 'Name <email>'"},
         {"package_vendor": "*@kaspersky.com*", "source": "vendor e-mail domain"},
     ],
     "windows": [
-        {"publisher": "AO Kaspersky Lab*", "source": "kaspersky.md §5 (ARP Publisher, Authenticode)"},
-        {"publisher": "Kaspersky Lab*", "source": "kaspersky.md §5 (Microsoft allocated-altitudes Company column)"},
-        {"publisher": "Kaspersky", "source": "demisto/content KSC inventory 'Publisher: Kaspersky' (kaspersky.md §5)"},
-        {"display_name": "Kaspersky *", "source": "Greenbone gb_kaspersky_av_detect.nasl matches ARP DisplayName starting with Kaspersky (kaspersky.md §2)"},
-        {"registry_key": "HKLM/SOFTWARE/KasperskyLab", "source": "Greenbone gate key; Checkmk kaspersky_av_client.vbs (kaspersky.md §2)"},
-        {"registry_key": "HKLM/SOFTWARE/WOW6432Node/KasperskyLab", "source": "Checkmk agents/windows/plugins/kaspersky_av_client.vbs (kaspersky.md §7)"},
-        {"path": "C:/Program Files*/Kaspersky Lab/*", "source": "install folder (Sigma win_codeintegrity_attempted_dll_load.yml; kaspersky.md §3)"},
-        {"certificate": "*O=AO Kaspersky Lab*", "source": "Kaspersky Anti-Virus Personal Root Certificate left in Cert:\\LocalMachine\\Root (kaspersky.md §2)"},
+        {"publisher": "AO Kaspersky Lab*", "source": "ARP Publisher and Authenticode signer AO Kaspersky Lab (public inventory fixtures and allow-lists; configs/catalog/tools/kaspersky-footprints.yaml)"},
+        {"publisher": "Kaspersky Lab*", "source": "Microsoft allocated-altitudes Company column (MicrosoftDocs/windows-driver-docs ifs/allocated-altitudes.md)"},
+        {"publisher": "Kaspersky", "source": "demisto/content KSC inventory 'Publisher: Kaspersky'"},
+        {"display_name": "Kaspersky *", "source": "Greenbone gb_kaspersky_av_detect.nasl matches ARP DisplayName starting with Kaspersky"},
+        {"registry_key": "HKLM/SOFTWARE/KasperskyLab", "source": "Greenbone gate key (gb_kaspersky_av_detect.nasl); Checkmk kaspersky_av_client.vbs"},
+        {"registry_key": "HKLM/SOFTWARE/WOW6432Node/KasperskyLab", "source": "Checkmk agents/windows/plugins/kaspersky_av_client.vbs"},
+        {"path": "C:/Program Files*/Kaspersky Lab/*", "source": "install folder (Sigma win_codeintegrity_attempted_dll_load.yml; EUCweb/BIS-F 10_PrepBISF_AV-KAVFS.ps1)"},
+        {"certificate": "*O=AO Kaspersky Lab*", "source": "Kaspersky Anti-Virus Personal Root Certificate left in Cert:\\LocalMachine\\Root (public TLS-interception logs; configs/catalog/tools/kaspersky-footprints.yaml)"},
     ],
     "macos": [
-        {"team_id": "2Y8XE5CQ94", "source": "Apple Developer Team ID of Kaspersky (codesign of Downloader.app; kaspersky.md §2)"},
-        {"bundle_id": "com.kaspersky.*", "source": "bundle id prefix (kaspersky.md §2, §7)"},
-        {"pkg_receipt": "com.kaspersky.*", "source": "pkgutil ids com.kaspersky.* (kaspersky.md §7)"},
-        {"launchd_label": "com.kaspersky.*", "source": "launchd labels com.kaspersky.kav* (kaspersky.md §2)"},
-        {"path": "/Library/Application Support/Kaspersky Lab/*", "source": "kaspersky.md §2"},
+        {"team_id": "2Y8XE5CQ94", "source": "Apple Developer Team ID of Kaspersky (codesign of Downloader.app: TeamIdentifier=2Y8XE5CQ94)"},
+        {"bundle_id": "com.kaspersky.*", "source": "bundle id prefix (com.kaspersky.kav: Kaspersky Anti-Virus for Mac uninstallation script; com.kaspersky.kav.downloader: codesign output)"},
+        {"pkg_receipt": "com.kaspersky.*", "source": "pkgutil ids com.kaspersky.* (com.kaspersky.kav.core: Kaspersky Anti-Virus for Mac uninstallation script)"},
+        {"launchd_label": "com.kaspersky.*", "source": "launchd labels com.kaspersky.kav* (Kaspersky Anti-Virus for Mac uninstallation script)"},
+        {"path": "/Library/Application Support/Kaspersky Lab/*", "source": "Kaspersky support folder (gist.github.com/mrowell/732b71cc3699865e6aefe54edf3c1329; Kaspersky Support collect.sh)"},
     ],
 }
 
 HEADER = """\
 # Kaspersky products: every product and OS from the research list, each signature with
 # its source. Generated by configs/catalog/tools/build_kaspersky.py from
-# ../shared/research/kaspersky-footprints.yaml (see configs/catalog/README.md), then
+# configs/catalog/tools/kaspersky-footprints.yaml (see configs/catalog/README.md), then
 # reviewed. Format: docs/catalog.md.
 """
 
