@@ -420,9 +420,43 @@ pub fn parse_codesign(body: &str) -> Vec<AppBundle> {
     out
 }
 
+/// Deepest nesting of arrays and dictionaries a plist may have (real ones
+/// stay under 10), and the most values it may hold. The plist library builds
+/// values recursively: 20,000 nested arrays overflowed the stack, and a
+/// binary plist whose objects share references expands exponentially.
+const PLIST_MAX_DEPTH: usize = 64;
+const PLIST_MAX_EVENTS: usize = 200_000;
+
+/// A plist (XML or binary) from a host, read only after one streaming pass
+/// (no recursion) has checked its depth and size.
+fn plist_value(bytes: &[u8]) -> Result<plist::Value, String> {
+    let mut depth = 0usize;
+    for (n, event) in plist::stream::Reader::new(std::io::Cursor::new(bytes)).enumerate() {
+        let event = event.map_err(|e| format!("not a plist: {e}"))?;
+        if n >= PLIST_MAX_EVENTS {
+            return Err(format!(
+                "the plist holds more than {PLIST_MAX_EVENTS} values"
+            ));
+        }
+        match event {
+            plist::stream::Event::StartArray(_) | plist::stream::Event::StartDictionary(_) => {
+                depth += 1;
+                if depth > PLIST_MAX_DEPTH {
+                    return Err(format!(
+                        "the plist nests arrays or dictionaries deeper than {PLIST_MAX_DEPTH} levels"
+                    ));
+                }
+            }
+            plist::stream::Event::EndCollection => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    plist::from_bytes(bytes).map_err(|e| format!("not a plist: {e}"))
+}
+
 /// An `Info.plist` (XML or binary) → bundle id, version and name.
 pub fn parse_info_plist(bytes: &[u8]) -> Result<AppBundle, String> {
-    let v: plist::Value = plist::from_bytes(bytes).map_err(|e| format!("not a plist: {e}"))?;
+    let v = plist_value(bytes)?;
     let d = v
         .as_dictionary()
         .ok_or_else(|| "the plist is not a dictionary".to_string())?;
@@ -442,7 +476,7 @@ pub fn parse_info_plist(bytes: &[u8]) -> Result<AppBundle, String> {
 
 /// A launchd job plist (XML or binary) → its label and first program argument.
 pub fn parse_launchd_plist(bytes: &[u8]) -> Result<LaunchdJob, String> {
-    let v: plist::Value = plist::from_bytes(bytes).map_err(|e| format!("not a plist: {e}"))?;
+    let v = plist_value(bytes)?;
     let d = v
         .as_dictionary()
         .ok_or_else(|| "the plist is not a dictionary".to_string())?;

@@ -221,3 +221,80 @@ fn script_runs_under_sh_and_frames_its_output() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+/// 20,000 nested arrays in an XML or a binary plist used to overflow the
+/// stack and abort the whole process; now they are one refused file.
+#[test]
+fn deeply_nested_plists_are_refused_not_a_stack_overflow() {
+    let n = 20_000;
+    let xml = format!(
+        "<?xml version=\"1.0\"?><plist version=\"1.0\">{}{}</plist>",
+        "<array>".repeat(n),
+        "</array>".repeat(n)
+    );
+    let err = parse_info_plist(xml.as_bytes()).unwrap_err();
+    assert!(err.contains("deeper than 64 levels"), "{err}");
+    // Binary: object i is a one-element array holding object i+1.
+    let mut objects: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let mut o = vec![0xA1]; // array of 1, 2-byte refs follow
+            o.extend_from_slice(&((i + 1) as u16).to_be_bytes());
+            o
+        })
+        .collect();
+    objects.push(vec![0x08]); // false
+    let mut body = b"bplist00".to_vec();
+    let mut offsets = Vec::new();
+    for o in &objects {
+        offsets.push(body.len() as u32);
+        body.extend_from_slice(o);
+    }
+    let table = body.len() as u64;
+    for off in &offsets {
+        body.extend_from_slice(&off.to_be_bytes());
+    }
+    let mut trailer = vec![0u8; 6];
+    trailer.push(4); // offset size
+    trailer.push(2); // ref size
+    trailer.extend_from_slice(&(objects.len() as u64).to_be_bytes());
+    trailer.extend_from_slice(&0u64.to_be_bytes());
+    trailer.extend_from_slice(&table.to_be_bytes());
+    body.extend_from_slice(&trailer);
+    let err = parse_launchd_plist(&body).unwrap_err();
+    assert!(err.contains("deeper than 64 levels"), "{err}");
+    // A shallow binary plist of the same shape still reads.
+    assert!(parse_info_plist(&fixture("osv-scalibr-info-plist/BinaryApp_Info.bplist")).is_ok());
+}
+
+/// Shared references make a small binary plist expand exponentially.
+#[test]
+fn binary_plists_that_expand_exponentially_are_refused() {
+    let levels = 40u16;
+    let mut body = b"bplist00".to_vec();
+    let mut offsets = Vec::new();
+    for i in 0..levels {
+        offsets.push(body.len() as u32);
+        body.push(0xA2); // array of 2, both refs to the next object
+        body.extend_from_slice(&(i + 1).to_be_bytes());
+        body.extend_from_slice(&(i + 1).to_be_bytes());
+    }
+    offsets.push(body.len() as u32);
+    body.push(0x09); // true
+    let table = body.len() as u64;
+    for off in &offsets {
+        body.extend_from_slice(&off.to_be_bytes());
+    }
+    let mut trailer = vec![0u8; 6];
+    trailer.extend_from_slice(&[4, 2]);
+    trailer.extend_from_slice(&(offsets.len() as u64).to_be_bytes());
+    trailer.extend_from_slice(&0u64.to_be_bytes());
+    trailer.extend_from_slice(&table.to_be_bytes());
+    body.extend_from_slice(&trailer);
+    let t0 = std::time::Instant::now();
+    let err = parse_info_plist(&body).unwrap_err();
+    assert!(
+        err.contains("more than 200000 values") || err.contains("not a plist"),
+        "{err}"
+    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -18,11 +18,43 @@ pub type Object = BTreeMap<String, String>;
 
 /// Cap on objects read from one file.
 const MAX_OBJECTS: usize = 20_000;
+/// Deepest element nesting read (real CLIXML stays under 20). roxmltree
+/// recurses with the depth: 20,000 nested elements overflowed the stack.
+const MAX_DEPTH: usize = 256;
+
+/// One streaming pass (no recursion) over the elements: refuses a document
+/// nested deeper than `max` before a tree is built from it.
+fn depth_within(xml: &str, max: usize) -> Result<(), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth > max {
+                    return Err(format!(
+                        "not read: elements nested deeper than {max} levels"
+                    ));
+                }
+            }
+            Ok(Event::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+            // Malformed XML is not read further either: what quick-xml
+            // skipped, roxmltree would build with recursion.
+            Err(e) => return Err(format!("not a CLIXML document: {e}")),
+        }
+    }
+}
 
 /// Parses a CLIXML document into its top-level objects. Total: malformed XML
 /// gives what was read before the error is reported as a warning.
 pub fn parse_objects(xml: &str, section: &str) -> (Vec<Object>, Vec<ProbeWarning>) {
     let xml = xml.trim_start_matches('\u{feff}');
+    if let Err(e) = depth_within(xml, MAX_DEPTH) {
+        return (Vec::new(), vec![warning(section, e)]);
+    }
     let doc = match roxmltree::Document::parse(xml) {
         Ok(d) => d,
         Err(e) => {
@@ -250,5 +282,38 @@ mod tests {
         }
         let (s, w) = services("<Objs");
         assert!(s.is_empty() && w.len() == 1);
+    }
+
+    /// 20,000 nested elements used to overflow the stack and abort the
+    /// whole process; now the file is refused with a warning.
+    #[test]
+    fn deeply_nested_documents_are_refused_not_a_stack_overflow() {
+        let n = 20_000;
+        for xml in [
+            format!(
+                "<Objs>{}{}</Objs>",
+                "<Obj><MS><Obj N=\"x\">".repeat(n),
+                "</Obj></MS></Obj>".repeat(n)
+            ),
+            format!(
+                "<Objs><Obj><Props><S N=\"a\">{}x{}</S></Props></Obj></Objs>",
+                "<i>".repeat(n),
+                "</i>".repeat(n)
+            ),
+            format!("<Objs>{}", "<Obj>".repeat(n)),
+        ] {
+            let (objs, warnings) = uninstall(&xml);
+            assert!(objs.is_empty());
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].message.contains("deeper than 256 levels"),
+                "{warnings:?}"
+            );
+        }
+        let (_, warnings) = uninstall("<Objs><Obj></Objs>");
+        assert!(
+            warnings[0].message.starts_with("not a CLIXML document"),
+            "{warnings:?}"
+        );
     }
 }
