@@ -471,3 +471,6 @@ pub fn retention(text: &str) -> Result<Option<jiff::SignedDuration>, PipelineErr
         .map(Some)
         .map_err(|e| flag(format!("`{t}`: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

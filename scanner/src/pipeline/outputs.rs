@@ -66,21 +66,17 @@ impl Outputs {
         let mut written = Written::default();
         if let Some(path) = &self.report {
             let text = yaml::to_yaml(report)?;
-            file::write_atomic(path, text.as_bytes()).map_err(|source| {
-                PipelineError::WriteReport {
-                    path: path.clone(),
-                    source,
-                }
+            write_file(path, &text, |path, source| PipelineError::WriteReport {
+                path,
+                source,
             })?;
             written.report = Some(path.clone());
         }
         if let Some(path) = &self.metrics_file {
             let text = metrics::render(report, opts)?;
-            file::write_atomic(path, text.as_bytes()).map_err(|source| {
-                PipelineError::WriteMetrics {
-                    path: path.clone(),
-                    source,
-                }
+            write_file(path, &text, |path, source| PipelineError::WriteMetrics {
+                path,
+                source,
             })?;
             written.metrics_file = Some(path.clone());
         }
@@ -97,6 +93,15 @@ impl Outputs {
         }
         Ok(written)
     }
+}
+
+/// Replaces `path` atomically with `text`; `error` names what failed.
+fn write_file(
+    path: &Path,
+    text: &str,
+    error: fn(PathBuf, std::io::Error) -> PipelineError,
+) -> Result<(), PipelineError> {
+    file::write_atomic(path, text.as_bytes()).map_err(|source| error(path.to_path_buf(), source))
 }
 
 /// Fails when `path` cannot be created: its directory is missing or not writable.
