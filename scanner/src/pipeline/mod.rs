@@ -393,7 +393,7 @@ impl History {
 
 /// Runs `f` on the blocking pool. A panic there is raised again here, as if
 /// `f` had run inline.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
         Ok(value) => value,
         Err(e) => match e.try_into_panic() {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::watch;
 
-use crate::pipeline::{Chain, PipelineError, Recorded};
+use crate::pipeline::{blocking, Chain, PipelineError, Recorded};
 use crate::sweep;
 
 use super::Shared;
@@ -86,9 +86,16 @@ pub(super) async fn run(
             affected = s.affected,
             "sweep finished"
         );
-        if shared.publish(&report, &opts) {
-            let id = report.sweep.id.clone();
-            match pipeline.write(Arc::new(report), opts).await {
+        let id = report.sweep.id.clone();
+        let report = Arc::new(report);
+        // Rendering a large fleet's report and metrics is CPU work: off the
+        // async threads, like the writes after it.
+        let published = {
+            let (shared, report, opts) = (shared.clone(), report.clone(), opts.clone());
+            blocking(move || shared.publish(&report, &opts)).await
+        };
+        if published {
+            match pipeline.write(report, opts).await {
                 Ok(_) => {}
                 Err(e @ PipelineError::Task(_)) => tracing::error!("{e}"),
                 Err(e) => tracing::error!(sweep = %id, "{}", Chain(&e)),
