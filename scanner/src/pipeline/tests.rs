@@ -101,3 +101,46 @@ async fn a_sweep_goes_through_the_store_to_its_files() {
         );
     }
 }
+
+/// The state-store step waits for the store (SQLite may wait out its busy
+/// timeout) on the blocking pool: the runtime thread goes on meanwhile.
+#[tokio::test] // current_thread: one runtime thread, which `record` must not block
+async fn a_busy_store_does_not_block_the_runtime() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let db = dir.path().join("state.db").display().to_string();
+    let pipeline = Pipeline::prepare(local(), &scan_args(&["--state", &db]))
+        .unwrap_or_else(|e| panic!("{}", Chain(&e)));
+    let (_tx, cancel) = watch::channel(Some("test".to_string()));
+    let report = pipeline
+        .sweep(pipeline.hosts().to_vec(), Arc::new(sweep::Silent), cancel)
+        .await;
+    // Another thread holds the store for a while, as a long commit would.
+    let history = pipeline.history.clone();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let _store = history.store.lock();
+        let _ = locked.send(());
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let _ = is_locked.recv();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let recorded = pipeline.record(report).await;
+    ticker.abort();
+    let _ = holder.join();
+    assert!(recorded.error.is_none());
+    let ticks = ticks.load(Ordering::Relaxed);
+    assert!(
+        ticks >= 5,
+        "the runtime thread ticked {ticks} times while the store was busy"
+    );
+}
