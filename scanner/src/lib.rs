@@ -16,6 +16,9 @@
 //! - [`exceptions`]: the exceptions file (approved, expiring acceptances).
 //! - [`state`]: the state store (SQLite): history across sweeps, remediation
 //!   statuses, exceptions applied, one transaction per sweep.
+//! - [`pipeline`]: one sweep taken through the state store to its outputs
+//!   (report file, metrics textfile, Pushgateway), validated once; what
+//!   `scan` runs once and `serve` runs on a schedule.
 //! - [`serve`]: the daemon (`fleetsweep serve`): scheduled sweeps, `/metrics`,
 //!   `/probe`, TLS and basic auth from an exporter-toolkit web.yml.
 //! - [`cli`]: the command line, turned once into validated settings.
@@ -30,6 +33,7 @@ pub mod exceptions;
 pub mod glob;
 pub mod inventory;
 pub mod os;
+pub mod pipeline;
 pub mod probes;
 pub mod serve;
 pub mod state;

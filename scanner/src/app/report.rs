@@ -14,8 +14,8 @@ use fleetsweep::state::{Store, SweepRow};
 use fleetsweep_exporters::formats::{self, DiffFormat, Format};
 use fleetsweep_exporters::{HistoryPoint, Report};
 
-use super::scan::state_path;
 use super::EXIT_CLEAN;
+use fleetsweep::pipeline::state_path;
 
 pub fn report(args: &ReportArgs) -> Result<u8> {
     let Some(path) = state_path(&args.state)? else {

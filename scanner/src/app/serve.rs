@@ -1,4 +1,4 @@
-//! `fleetsweep serve`: the scan plan, validated once, driven by the daemon
+//! `fleetsweep serve`: the pipeline, validated once, driven by the daemon
 //! of [`fleetsweep::serve`] on a schedule and for `/probe`.
 
 use std::net::SocketAddr;
@@ -8,35 +8,15 @@ use anyhow::{bail, Context, Result};
 use tokio::sync::watch;
 
 use fleetsweep::cli::ServeArgs;
-use fleetsweep::inventory::{self, Host};
-use fleetsweep::serve::{self, scheduler::Schedule, BoxFuture, ServeConfig, Sweeper, WebConfig};
-use fleetsweep::sweep;
-use fleetsweep_exporters::Report;
+use fleetsweep::inventory;
+use fleetsweep::serve::{self, scheduler::Schedule, ServeConfig, WebConfig};
 
-use super::scan::{metrics_options, write_outputs, ScanPlan};
 use super::{EXIT_CLEAN, EXIT_PARTIAL};
 
 /// `/probe`s answered at once (each is one SSH connection).
 const MAX_PROBES: usize = 16;
 /// Probe deadline when the scraper sends no timeout header.
 const DEFAULT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The daemon's view of a scan plan.
-struct PlanSweeper(Arc<ScanPlan>);
-
-impl Sweeper for PlanSweeper {
-    fn hosts(&self) -> &[Host] {
-        &self.0.hosts
-    }
-    fn sweep(
-        &self,
-        hosts: Vec<Host>,
-        cancel: watch::Receiver<Option<String>>,
-    ) -> BoxFuture<'_, Report> {
-        let plan = self.0.clone();
-        Box::pin(async move { plan.sweep(hosts, Arc::new(sweep::Silent), cancel).await })
-    }
-}
 
 /// `--listen`: `HOST:PORT` with an IP address, or `:PORT` for every address
 /// (as exporters take it). Names are not resolved.
@@ -68,26 +48,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
         // A typo in the URL should stop the daemon now, not log an error every sweep.
         fleetsweep_exporters::push::PushTarget::new(url, &args.scan.push_job, "all")?;
     }
-    let plan = Arc::new(ScanPlan::prepare(&args.scan)?);
-    let metrics = metrics_options(&args.scan);
-    let args = Arc::new(args);
-    let outputs = {
-        let args = args.clone();
-        let outputs: serve::SweepOutputs = Arc::new(move |report: &Report, opts| {
-            write_outputs(report, &args.scan, opts).map_err(|e| format!("{e:#}"))
-        });
-        outputs
-    };
-    // Each scheduled sweep goes through the state store like a `scan`:
-    // statuses, exceptions, one committed transaction, remediation totals.
-    let hook: serve::SweepHook = {
-        let plan = plan.clone();
-        Arc::new(move |report: &mut Report, opts| {
-            let totals = plan.record(report).map_err(|e| format!("{e:#}"))?;
-            opts.remediations = totals;
-            Ok(())
-        })
-    };
+    let pipeline = Arc::new(super::scan::prepare(&args.scan)?);
     let config = ServeConfig {
         listen,
         web,
@@ -95,15 +56,12 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
             interval,
             jitter: args.jitter,
         },
-        metrics,
-        hook: Some(hook),
-        outputs: Some(outputs),
         max_probes: MAX_PROBES,
         default_probe_timeout: DEFAULT_PROBE_TIMEOUT,
     };
     let (tx, rx) = watch::channel(None);
     tokio::spawn(forward_signals(tx));
-    serve::run(config, Arc::new(PlanSweeper(plan)), rx).await?;
+    serve::run(config, pipeline, rx).await?;
     tracing::warn!("fleetsweep serve stopped");
     Ok(EXIT_CLEAN)
 }

@@ -13,6 +13,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use super::{ServeError, Shared};
+use crate::sweep::Silent;
 
 /// Content type of the classic text exposition format.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -227,7 +228,7 @@ async fn probe(
             "give a target: /probe?target=HOST, HOST being a host name from the inventory\n",
         );
     };
-    let Some(host) = s.sweeper.hosts().iter().find(|h| &h.name == target) else {
+    let Some(host) = s.pipeline.hosts().iter().find(|h| &h.name == target) else {
         let shown: String = target.chars().take(200).collect();
         return text(
             StatusCode::BAD_REQUEST,
@@ -252,7 +253,10 @@ async fn probe(
         tokio::spawn(async move {
             let _permit = permit;
             s.daemon.probes_in_flight.inc();
-            let report = s.sweeper.sweep(vec![host], s.shutdown.clone()).await;
+            let report = s
+                .pipeline
+                .sweep(vec![host], Arc::new(Silent), s.shutdown.clone())
+                .await;
             s.daemon.probes_in_flight.dec();
             report
         })

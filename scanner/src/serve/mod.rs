@@ -9,12 +9,11 @@
 //! - [`web_config`]: exporter-toolkit's `web.yml` (TLS, basic auth, headers).
 //! - `auth`: bcrypt basic auth with a cache of verified credentials.
 //!
-//! The daemon knows nothing about inventories or catalogs: it drives a
-//! [`Sweeper`] (the binary's validated scan plan) and publishes what it
-//! returns. A [`SweepHook`] post-processes each scheduled sweep's report before
-//! it is published (the state store turns statuses into new/open/... and
-//! fills `fleetsweep_remediations_total`), and [`SweepOutputs`] writes the
-//! files and pushes after it is published.
+//! The daemon drives a [`Pipeline`] (validated once by the binary) and
+//! publishes what it returns: each scheduled sweep goes through the state
+//! store (statuses new/open/..., `fleetsweep_remediations_total`) before it
+//! is published, and its files are written and pushed after. A `/probe` is a
+//! look at one host, not a sweep of the fleet: it skips both.
 //!
 //! # Shutdown
 //! A value on the shutdown channel (SIGTERM/SIGINT in the binary) stops the
@@ -28,9 +27,7 @@ mod http;
 pub mod scheduler;
 pub mod web_config;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -39,46 +36,14 @@ use tokio::sync::{watch, Semaphore};
 use fleetsweep_exporters::metrics::{DaemonMetrics, MetricsError, MetricsOptions};
 use fleetsweep_exporters::Report;
 
-use crate::inventory::Host;
+use crate::pipeline::Pipeline;
 pub use web_config::WebConfig;
-
-/// A boxed, sendable future (what [`Sweeper::sweep`] returns).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Runs sweeps for the daemon: all hosts on schedule, one host for `/probe`.
-pub trait Sweeper: Send + Sync + 'static {
-    /// Every host the daemon sweeps; `/probe` accepts only these names.
-    fn hosts(&self) -> &[Host];
-    /// Sweeps `hosts`; a value on `cancel` interrupts it (the report is then
-    /// marked incomplete).
-    fn sweep(
-        &self,
-        hosts: Vec<Host>,
-        cancel: watch::Receiver<Option<String>>,
-    ) -> BoxFuture<'_, Report>;
-}
-
-/// Post-processing of each scheduled sweep's report before it is published,
-/// e.g. the state store deriving remediation statuses and setting
-/// `MetricsOptions::remediations`. An error is logged and the report is
-/// published as it is. Not applied to `/probe` answers: a probe is a look at
-/// one host, not a sweep of the fleet.
-pub type SweepHook =
-    Arc<dyn Fn(&mut Report, &mut MetricsOptions) -> Result<(), String> + Send + Sync>;
-
-/// Writes a published sweep's outputs (`--report`, `--metrics-file`,
-/// `--push`). Runs on a blocking thread; an error is logged, the daemon goes on.
-pub type SweepOutputs = Arc<dyn Fn(&Report, &MetricsOptions) -> Result<(), String> + Send + Sync>;
 
 /// Everything the daemon needs, validated by the binary.
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub web: WebConfig,
     pub schedule: scheduler::Schedule,
-    /// Labels, revision, ... for the sweep page.
-    pub metrics: MetricsOptions,
-    pub hook: Option<SweepHook>,
-    pub outputs: Option<SweepOutputs>,
     /// `/probe` requests answered at once; more get 503, so a scrape storm
     /// cannot open unbounded SSH connections.
     pub max_probes: usize,
@@ -109,7 +74,8 @@ struct Published {
 
 /// State shared by the scheduler and the HTTP handlers.
 struct Shared {
-    sweeper: Arc<dyn Sweeper>,
+    /// Sweeps on schedule and for `/probe`; its hosts are the only `/probe` targets.
+    pipeline: Arc<Pipeline>,
     /// Lives as long as the process: counters survive from sweep to sweep.
     daemon: DaemonMetrics,
     /// The last published sweep; `None` until the first one ends.
@@ -168,11 +134,11 @@ impl Shared {
 /// Runs the daemon until `shutdown` receives a value.
 pub async fn run(
     config: ServeConfig,
-    sweeper: Arc<dyn Sweeper>,
+    pipeline: Arc<Pipeline>,
     shutdown: watch::Receiver<Option<String>>,
 ) -> Result<(), ServeError> {
     let shared = Arc::new(Shared {
-        sweeper,
+        pipeline,
         daemon: DaemonMetrics::new()?,
         published: RwLock::new(None),
         probes: Arc::new(Semaphore::new(config.max_probes.max(1))),
@@ -200,15 +166,7 @@ pub async fn run(
         shared.clone(),
         shutdown.clone(),
     ));
-    scheduler::run(
-        shared.clone(),
-        config.schedule,
-        config.metrics,
-        config.hook,
-        config.outputs,
-        shutdown,
-    )
-    .await;
+    scheduler::run(shared.clone(), config.schedule, shutdown).await;
     match server.await {
         Ok(r) => r,
         Err(e) => Err(ServeError::Serve(std::io::Error::other(e))),

@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use tokio::sync::watch;
 
-use fleetsweep_exporters::metrics::MetricsOptions;
+use crate::pipeline::{blocking, Chain, PipelineError, Recorded};
+use crate::sweep;
 
-use super::{Shared, SweepHook, SweepOutputs};
+use super::Shared;
 
 /// The sweep schedule.
 #[derive(Debug, Clone, Copy)]
@@ -41,9 +42,6 @@ impl Schedule {
 pub(super) async fn run(
     shared: Arc<Shared>,
     schedule: Schedule,
-    metrics: MetricsOptions,
-    hook: Option<SweepHook>,
-    outputs: Option<SweepOutputs>,
     mut shutdown: watch::Receiver<Option<String>>,
 ) {
     let d = &shared.daemon;
@@ -52,17 +50,24 @@ pub(super) async fn run(
             break;
         }
         let started = Instant::now();
-        let hosts = shared.sweeper.hosts().to_vec();
+        let pipeline = &shared.pipeline;
+        let hosts = pipeline.hosts().to_vec();
         d.next_sweep.set(0.0);
         d.sweep_in_progress.inc();
         tracing::info!(hosts = hosts.len(), "sweep started");
-        let mut report = shared.sweeper.sweep(hosts, shutdown.clone()).await;
+        let report = pipeline
+            .sweep(hosts, Arc::new(sweep::Silent), shutdown.clone())
+            .await;
         d.sweep_in_progress.dec();
-        let mut opts = metrics.clone();
-        if let Some(h) = &hook {
-            if let Err(e) = h(&mut report, &mut opts) {
-                tracing::error!(sweep = %report.sweep.id, "post-processing the sweep failed: {e}");
-            }
+        // Each sweep goes through the state store like a `scan`: statuses,
+        // exceptions, one committed transaction, remediation totals.
+        let Recorded {
+            report,
+            metrics: opts,
+            error,
+        } = pipeline.record(report).await;
+        if let Some(e) = error {
+            tracing::error!(sweep = %report.sweep.id, "post-processing the sweep failed: {}", Chain(&e));
         }
         let result = if report.sweep.complete {
             "complete"
@@ -81,16 +86,19 @@ pub(super) async fn run(
             affected = s.affected,
             "sweep finished"
         );
-        if shared.publish(&report, &opts) {
-            if let Some(out) = &outputs {
-                let out = out.clone();
-                let report = Arc::new(report);
-                let r = report.clone();
-                match tokio::task::spawn_blocking(move || out(&r, &opts)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::error!(sweep = %report.sweep.id, "{e}"),
-                    Err(e) => tracing::error!("writing the sweep's outputs failed: {e}"),
-                }
+        let id = report.sweep.id.clone();
+        let report = Arc::new(report);
+        // Rendering a large fleet's report and metrics is CPU work: off the
+        // async threads, like the writes after it.
+        let published = {
+            let (shared, report, opts) = (shared.clone(), report.clone(), opts.clone());
+            blocking(move || shared.publish(&report, &opts)).await
+        };
+        if published {
+            match pipeline.write(report, opts).await {
+                Ok(_) => {}
+                Err(e @ PipelineError::Task(_)) => tracing::error!("{e}"),
+                Err(e) => tracing::error!(sweep = %id, "{}", Chain(&e)),
             }
         }
         if shutdown.borrow().is_some() {

@@ -1,0 +1,476 @@
+//! The pipeline every sweep goes through: sweep → state store → outputs.
+//!
+//! `scan` prepares one [`Pipeline`] and runs it once; `serve` keeps one for its
+//! whole life and runs it on a schedule and for `/probe`. Both get the same
+//! validation (once, before anything is scanned), the same state-store step and
+//! the same files, so a daemon's sweep and a one-off scan never disagree.
+//!
+//! The steps that block (the SQLite transaction, which may wait out the store's
+//! busy timeout, and the file writes and the Pushgateway PUT) run on tokio's
+//! blocking pool, never on a runtime thread: a slow disk or a locked store must
+//! not stall `/metrics` or the sweep of other hosts.
+//!
+//! - [`outputs`]: `--report`, `--metrics-file`, `--push`.
+
+pub mod outputs;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use fleetsweep_exporters::metrics::{MetricsError, MetricsOptions};
+use fleetsweep_exporters::push::PushError;
+use fleetsweep_exporters::yaml::YamlError;
+use fleetsweep_exporters::Report;
+
+use crate::catalog::Catalog;
+use crate::cli::{ScanArgs, StateArgs};
+use crate::diag::Diagnostic;
+use crate::exceptions::Exceptions;
+use crate::inventory::{self, limit::Shard, Host, Inventory};
+use crate::state::{self, StateError, Store};
+use crate::sweep::{self, Progress, SweepSettings};
+use crate::transport::known_hosts::{HostKeyPolicy, KnownHostsError};
+use crate::transport::{Passphrase, SshSettings};
+
+pub use outputs::{Outputs, Written};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// All-time remediation counts per (vendor, product), for
+/// `fleetsweep_remediations_total`.
+pub type Remediations = BTreeMap<(String, String), u64>;
+
+/// Errors of the pipeline: its configuration (found by [`Pipeline::prepare`],
+/// before anything is scanned) and the steps after a sweep.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A command-line value that does not parse (`--host-timeout`, `--state-keep`, ...).
+    #[error("--{flag}: {detail}")]
+    Flag { flag: &'static str, detail: String },
+    /// The catalog or the exceptions file.
+    #[error(transparent)]
+    File(#[from] Diagnostic),
+    #[error("no hosts to sweep (the inventory is empty, or --limit/--shard matched nothing)")]
+    NoHosts,
+    #[error("cannot load known_hosts")]
+    KnownHosts(#[source] KnownHostsError),
+    #[error("cannot write {}: directory {} does not exist", path.display(), dir.display())]
+    NoDirectory { path: PathBuf, dir: PathBuf },
+    #[error("cannot write {}: directory {} is not writable", path.display(), dir.display())]
+    NotWritable {
+        path: PathBuf,
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot find the user's data directory for the state store: pass --state DB (or --no-state)")]
+    NoDataDirectory,
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
+    #[error(transparent)]
+    Yaml(#[from] YamlError),
+    #[error("cannot write the report to {}", path.display())]
+    WriteReport {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write metrics to {}", path.display())]
+    WriteMetrics {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `report` is the report file, which was written before the push failed.
+    #[error("push failed{}", report.as_ref().map(|p| format!(" (the report was written to {})", p.display())).unwrap_or_default())]
+    Push {
+        report: Option<PathBuf>,
+        #[source]
+        source: PushError,
+    },
+    /// The blocking task writing the outputs panicked.
+    #[error("writing the sweep's outputs failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// An error and its sources on one line (`outer: inner: innermost`), as the
+/// binary prints errors; for log lines.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// The hosts a pipeline sweeps, as the inventory options selected them.
+pub struct Selection {
+    /// After --limit/--shard.
+    pub inventory: Inventory,
+    /// `--shard I/N`, named in the report.
+    pub shard: Option<Shard>,
+    /// `--offline`: each host's bundle directory.
+    pub offline: BTreeMap<String, PathBuf>,
+}
+
+/// A validated sweep, ready to run any number of times.
+pub struct Pipeline {
+    /// The inventory after --limit/--shard, with command-line timeouts applied.
+    hosts: Vec<Host>,
+    /// Shared by every sweep of this pipeline (serve runs many).
+    catalog: Arc<Catalog>,
+    settings: SweepSettings,
+    /// Parsed known_hosts and the TOFU file, shared by every connection.
+    host_keys: Arc<HostKeyPolicy>,
+    /// The state-store step; an Arc so it can run on the blocking pool.
+    history: Arc<History>,
+    /// The files and the push; an Arc so they can be written on the blocking pool.
+    outputs: Arc<Outputs>,
+}
+
+/// What [`Pipeline::record`] gives back.
+pub struct Recorded {
+    /// The report with remediation statuses and exceptions applied (as far
+    /// as the state step got; see [`state::apply_state`]).
+    pub report: Report,
+    /// The pipeline's metrics options with this sweep's remediation totals
+    /// (none when the state step failed or there is no store).
+    pub metrics: MetricsOptions,
+    /// Why the sweep is not in the state store; the outputs are still written.
+    pub error: Option<PipelineError>,
+}
+
+/// A sweep taken through the state store and the outputs ([`Pipeline::finish`]).
+pub struct Finished {
+    pub report: Report,
+    /// `Err` when the sweep could not be recorded in the state store.
+    pub recorded: Result<(), PipelineError>,
+    /// The outputs written, or why not all of them were.
+    pub written: Result<Written, PipelineError>,
+}
+
+/// The state-store step of a sweep: statuses, exceptions, one committed
+/// transaction, retention.
+struct History {
+    catalog: Arc<Catalog>,
+    /// The state store file; `None` with `--no-state` (every finding `new`).
+    path: Option<PathBuf>,
+    /// The store, opened (and checked end to end) once by `prepare` and kept
+    /// for every sweep, so a scan does not read the whole file twice. A Mutex
+    /// because serve shares the pipeline; it is only locked on the blocking
+    /// pool, never across an `.await`.
+    store: Mutex<Option<Store>>,
+    /// The exceptions file, validated before anything is scanned.
+    exceptions: Option<Exceptions>,
+    /// `--state-keep`: how long sweeps keep their full report (None: forever).
+    keep: Option<jiff::SignedDuration>,
+}
+
+impl Pipeline {
+    /// Checks everything a sweep of `selection` needs; any error here is a
+    /// configuration error and nothing is scanned.
+    pub fn prepare(selection: Selection, args: &ScanArgs) -> Result<Pipeline, PipelineError> {
+        let Selection {
+            inventory: mut inv,
+            shard,
+            offline,
+        } = selection;
+        let connect_timeout = flag_duration("connect-timeout", args.connect_timeout.as_deref())?;
+        let host_timeout = flag_duration("host-timeout", args.host_timeout.as_deref())?;
+        // Flags given on the command line beat the inventory.
+        for h in &mut inv.hosts {
+            h.connect_timeout = connect_timeout.or(h.connect_timeout);
+            h.host_timeout = host_timeout.or(h.host_timeout);
+        }
+        let catalog = Arc::new(Catalog::load(&args.catalog)?);
+        if inv.hosts.is_empty() {
+            return Err(PipelineError::NoHosts);
+        }
+        let known_hosts: Vec<PathBuf> = if !args.known_hosts.is_empty() {
+            args.known_hosts.clone()
+        } else if !inv.known_hosts_files.is_empty() {
+            inv.known_hosts_files.clone()
+        } else {
+            vec![inventory::expand_home("~/.ssh/known_hosts")]
+        };
+        let host_keys = HostKeyPolicy::load(&known_hosts, args.accept_new_host_keys.clone())
+            .map_err(PipelineError::KnownHosts)?;
+        let settings = SweepSettings {
+            concurrency: args.concurrency.max(1),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            host_timeout: DEFAULT_HOST_TIMEOUT,
+            output_limit: args.max_output.max(1).saturating_mul(1024 * 1024),
+            ssh: SshSettings {
+                known_hosts,
+                accept_new_host_keys: args.accept_new_host_keys.clone(),
+                use_agent: !args.no_agent && std::env::var_os("SSH_AUTH_SOCK").is_some(),
+                passphrase: match (&args.passphrase_env, &args.passphrase_file) {
+                    (Some(v), _) => Passphrase::Env(v.clone()),
+                    (None, Some(f)) => Passphrase::File(f.clone()),
+                    (None, None) => Passphrase::None,
+                },
+                connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            },
+            sudo: args.sudo,
+            shard: shard.map(|s| s.to_string()),
+            offline,
+        };
+        let outputs = Outputs::prepare(args)?;
+        let exceptions = match &args.exceptions {
+            Some(p) => Some(Exceptions::load(p)?),
+            None => None,
+        };
+        state::now()?;
+        let keep = retention(&args.state_keep)?;
+        let path = state_path(&args.state)?;
+        // A corrupt or newer store is a configuration error: found now, not after the sweep.
+        let store = match &path {
+            Some(p) => Some(Store::open(p)?),
+            None => None,
+        };
+        Ok(Pipeline {
+            hosts: inv.hosts,
+            catalog: catalog.clone(),
+            settings,
+            host_keys: Arc::new(host_keys),
+            history: Arc::new(History {
+                catalog,
+                path,
+                store: Mutex::new(store),
+                exceptions,
+                keep,
+            }),
+            outputs: Arc::new(outputs),
+        })
+    }
+
+    /// Every host the pipeline sweeps (`/probe` accepts only these names).
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    /// The state store file; `None` with `--no-state`.
+    pub fn state_path(&self) -> Option<&Path> {
+        self.history.path.as_deref()
+    }
+
+    /// Sweeps `hosts` (all of [`Pipeline::hosts`], or a subset such as one
+    /// `/probe` target); a value on `cancel` interrupts it (the report is
+    /// then marked incomplete).
+    pub async fn sweep(
+        &self,
+        hosts: Vec<Host>,
+        progress: Arc<dyn Progress>,
+        cancel: watch::Receiver<Option<String>>,
+    ) -> Report {
+        sweep::run(
+            hosts,
+            self.catalog.clone(),
+            self.settings.clone(),
+            self.host_keys.clone(),
+            progress,
+            cancel,
+        )
+        .await
+    }
+
+    /// The step between [`Pipeline::sweep`] and the outputs: remediation
+    /// statuses from the state store, exceptions, the sweep committed (one
+    /// transaction) and old sweeps pruned. Runs on the blocking pool.
+    pub async fn record(&self, report: Report) -> Recorded {
+        let history = self.history.clone();
+        let (report, totals) = blocking(move || {
+            let mut report = report;
+            let totals = history.record(&mut report);
+            (report, totals)
+        })
+        .await;
+        let (remediations, error) = match totals {
+            Ok(t) => (t, None),
+            Err(e) => (Remediations::new(), Some(e)),
+        };
+        Recorded {
+            report,
+            metrics: MetricsOptions {
+                remediations,
+                ..self.outputs.metrics.clone()
+            },
+            error,
+        }
+    }
+
+    /// Writes the files the options ask for (`--report`, `--metrics-file`),
+    /// then pushes (`--push`), on the blocking pool.
+    pub async fn write(
+        &self,
+        report: Arc<Report>,
+        metrics: MetricsOptions,
+    ) -> Result<Written, PipelineError> {
+        let outputs = self.outputs.clone();
+        tokio::task::spawn_blocking(move || outputs.write(&report, &metrics)).await?
+    }
+
+    /// Takes a swept report through the state store and the outputs. A
+    /// store that cannot record the sweep does not stop the outputs: the
+    /// sweep is not lost.
+    pub async fn finish(&self, report: Report) -> Finished {
+        let Recorded {
+            report,
+            metrics,
+            error,
+        } = self.record(report).await;
+        let report = Arc::new(report);
+        let written = self.write(report.clone(), metrics).await;
+        Finished {
+            // The write task has ended: this is the one reference left.
+            report: Arc::unwrap_or_clone(report),
+            recorded: error.map_or(Ok(()), Err),
+            written,
+        }
+    }
+}
+
+impl History {
+    /// Blocking (SQLite). Returns the remediation totals (empty without a store).
+    fn record(&self, report: &mut Report) -> Result<Remediations, PipelineError> {
+        let now = state::now()?;
+        // A panic elsewhere cannot leave a half-used connection behind: a
+        // poisoned lock still holds a whole Store (commits are transactions).
+        let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
+        state::apply_state(
+            report,
+            store.as_mut(),
+            &self.catalog,
+            self.exceptions.as_ref(),
+            now,
+        )?;
+        warn_about_exceptions(report);
+        if let (Some(s), Some(keep)) = (store.as_mut(), self.keep) {
+            // Retention after the commit: the sweep is recorded either way, and a
+            // failed prune is reported, not fatal (the next sweep retries it).
+            let before = now.checked_sub(keep).unwrap_or(jiff::Timestamp::MIN);
+            match s.prune(before, now) {
+                Ok(p) if p.sweeps > 0 => tracing::info!(
+                    sweeps = p.sweeps,
+                    rows = p.rows,
+                    "state store: dropped the reports of sweeps older than --state-keep"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("state store retention failed: {e}"),
+            }
+        }
+        Ok(match &*store {
+            Some(s) => {
+                // Every product the fleet has findings of gets its series at 0
+                // before its first remediation, so increase()/rate() see the
+                // first one (a counter that appears at 1 shows no increase).
+                let mut totals = s.remediation_totals()?;
+                for f in report.hosts.iter().flat_map(|h| &h.findings) {
+                    totals
+                        .entry((f.vendor.clone(), f.product.clone()))
+                        .or_insert(0);
+                }
+                totals
+            }
+            None => Remediations::new(),
+        })
+    }
+}
+
+/// Runs `f` on the blocking pool. A panic there is raised again here, as if
+/// `f` had run inline.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Cancelled: only when the runtime shuts down, which drops this
+            // future too; nothing is left to return to.
+            Err(_) => std::future::pending().await,
+        },
+    }
+}
+
+/// Expired exceptions and exceptions that matched nothing: the file needs care.
+fn warn_about_exceptions(report: &Report) {
+    let Some(ex) = &report.exceptions else { return };
+    for e in &ex.expired {
+        tracing::warn!(
+            "exception {} ({} / {}) expired on {}: it no longer applies ({} finding(s) it would cover)",
+            e.source, e.hosts, e.rule, e.expires, e.findings
+        );
+    }
+    for e in &ex.unused {
+        tracing::warn!(
+            "exception {} ({} / {}) matched no finding: remove it, or check its hosts and rule",
+            e.source,
+            e.hosts,
+            e.rule
+        );
+    }
+}
+
+/// The state store `--state`/`--no-state` name: the flag, else the default
+/// under the user's data directory.
+pub fn state_path(args: &StateArgs) -> Result<Option<PathBuf>, PipelineError> {
+    if args.disabled {
+        return Ok(None);
+    }
+    match &args.path {
+        Some(p) => Ok(Some(p.clone())),
+        None => Store::default_path()
+            .map(Some)
+            .ok_or(PipelineError::NoDataDirectory),
+    }
+}
+
+/// A duration flag, when given.
+fn flag_duration(
+    flag: &'static str,
+    text: Option<&str>,
+) -> Result<Option<Duration>, PipelineError> {
+    text.map(|t| {
+        inventory::parse_duration(t).map_err(|detail| PipelineError::Flag { flag, detail })
+    })
+    .transpose()
+}
+
+/// `--state-keep`: `all` (None), `Nd` days, or any duration `parse_duration` takes.
+pub fn retention(text: &str) -> Result<Option<jiff::SignedDuration>, PipelineError> {
+    let flag = |detail: String| PipelineError::Flag {
+        flag: "state-keep",
+        detail,
+    };
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("all") {
+        return Ok(None);
+    }
+    let d = inventory::parse_duration(t).map_err(|_| {
+        flag(format!(
+            "`{t}` is neither `all` nor a duration such as 400d, 90d or 12h"
+        ))
+    })?;
+    if d.is_zero() {
+        return Err(flag("0 would drop the report of every sweep but the newest; give a duration such as 90d, or `all`".to_string()));
+    }
+    jiff::SignedDuration::try_from(d)
+        .map(Some)
+        .map_err(|e| flag(format!("`{t}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests;
