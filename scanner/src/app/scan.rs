@@ -90,12 +90,9 @@ impl ScanPlan {
     /// Loads and checks everything a sweep needs; any error here is a
     /// configuration error (exit code 2) and nothing is scanned.
     pub fn prepare(args: &ScanArgs) -> Result<ScanPlan> {
-        let (mut inv, shard, offline) = match &args.inventory.offline {
+        let (mut inv, shard) = match &args.inventory.offline {
             Some(dir) => offline_hosts(dir, &args.inventory)?,
-            None => {
-                let (inv, shard) = load_hosts(&args.inventory)?;
-                (inv, shard, Default::default())
-            }
+            None => load_hosts(&args.inventory)?,
         };
         let connect_timeout = match &args.connect_timeout {
             Some(t) => Some(duration("connect-timeout", t)?),
@@ -107,7 +104,9 @@ impl ScanPlan {
         };
         // Flags given on the command line beat the inventory.
         for h in &mut inv.hosts {
-            h.connect_timeout = connect_timeout.or(h.connect_timeout);
+            if let (Some(t), Some(c)) = (connect_timeout, h.target.connect_timeout_mut()) {
+                *c = Some(t);
+            }
             h.host_timeout = host_timeout.or(h.host_timeout);
         }
         let catalog = Catalog::load(&args.catalog)?;
@@ -141,7 +140,6 @@ impl ScanPlan {
             },
             sudo: args.sudo,
             shard: shard.map(|s| s.to_string()),
-            offline,
         };
         for path in args.report.iter().chain(args.metrics_file.iter()) {
             check_writable(path)?;
@@ -242,33 +240,30 @@ impl ScanPlan {
 }
 
 /// `scan --offline DIR`: one host per bundle (name, os and labels from its
-/// host.yaml), after --limit/--shard, and where each bundle lives.
+/// host.yaml, read from the bundle's directory), after --limit/--shard.
 pub(super) fn offline_hosts(
     dir: &Path,
     args: &fleetsweep::cli::InventoryArgs,
 ) -> Result<(
     inventory::Inventory,
     Option<fleetsweep::inventory::limit::Shard>,
-    std::collections::BTreeMap<String, PathBuf>,
 )> {
-    let bundles = fleetsweep::probes::offline::load_bundles(dir)?;
-    let template = inventory::Inventory::local().hosts.into_iter().next();
-    let Some(template) = template else {
-        bail!("internal error: no local host template");
-    };
     let mut inv = inventory::Inventory::default();
-    let mut dirs = std::collections::BTreeMap::new();
-    for b in bundles {
-        let mut h = template.clone();
-        h.name = b.name.clone();
-        h.os = Some(b.os.clone());
-        h.labels = b.labels.clone();
-        h.ssh.endpoint.address = b.address.clone().unwrap_or_else(|| "offline".into());
-        dirs.insert(b.name.clone(), b.dir.clone());
-        inv.hosts.push(h);
+    for b in fleetsweep::probes::offline::load_bundles(dir)? {
+        inv.hosts.push(Host {
+            os: Some(b.os.parse()?),
+            labels: b.labels,
+            groups: Vec::new(),
+            host_timeout: None,
+            target: inventory::Target::Offline(inventory::OfflineHost {
+                dir: b.dir,
+                address: b.address.unwrap_or_else(|| "offline".into()),
+            }),
+            name: b.name,
+        });
     }
     let shard = super::limit_and_shard(&mut inv, args)?;
-    Ok((inv, shard, dirs))
+    Ok((inv, shard))
 }
 
 /// Metrics options of a scan from its flags.
