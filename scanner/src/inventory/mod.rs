@@ -10,11 +10,12 @@
 //! from `winrm.password_env` / `password_file` / `keytab`.
 //!
 //! Layout: [`raw`] is the file as written; [`resolve`] applies precedence
-//! (host → groups → `~/.ssh/config` → defaults); [`winrm`] checks a WinRM
-//! host's credential source, SPN and KDC; [`ansible`] reads Ansible
-//! inventories into the raw form; [`limit`] selects hosts.
+//! (host → groups → `~/.ssh/config` → defaults) and [`jumps`] the bastions;
+//! [`winrm`] checks a WinRM host's credential source, SPN and KDC; [`ansible`]
+//! reads Ansible inventories into the raw form; [`limit`] selects hosts.
 
 mod ansible;
+mod jumps;
 pub mod limit;
 mod raw;
 mod resolve;

@@ -1,7 +1,7 @@
 //! From the raw file to resolved hosts, in named steps: collect the host
 //! entries ([`entries`]), merge each one's settings by precedence ([`merge`]),
-//! settle its target ([`settle`]), then resolve jumps ([`with_jumps`]), which
-//! may name other hosts and so wait until every host is settled.
+//! settle its target ([`settle`]), then resolve jumps ([`super::jumps`]),
+//! which may name other hosts and so wait until every host is settled.
 //!
 //! Precedence, most specific first: host entry → its groups (in group-name
 //! order) → `~/.ssh/config` for that host → `defaults:` → built-in defaults
@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 
 use serde_saphyr::Spanned;
 
+use super::jumps::with_jumps;
 use super::raw::{duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind};
 use super::winrm::winrm_target;
 use super::{expand_home, Host, Inventory, LocalHost, SshHost, Target, WinrmHost};
 use crate::diag::Diagnostic;
-use crate::transport::ssh_config::{self, SshConfig, SshConfigHost};
+use crate::transport::ssh_config::{SshConfig, SshConfigHost};
 use crate::transport::{Passphrase, SshEndpoint, SshTarget};
 
 /// Turns the raw file into resolved hosts. Every host is settled before any
@@ -170,7 +171,7 @@ fn merge(
 }
 
 /// What `~/.ssh/config` says about `alias` (nothing without a config).
-fn lookup(ssh_config: Option<&SshConfig>, alias: &str) -> SshConfigHost {
+pub(super) fn lookup(ssh_config: Option<&SshConfig>, alias: &str) -> SshConfigHost {
     ssh_config.map(|c| c.lookup(alias)).unwrap_or_default()
 }
 
@@ -192,12 +193,12 @@ fn ssh_config_vars(sc: &SshConfigHost) -> RawVars {
 }
 
 /// A host resolved but for its jumps.
-struct Settled {
-    host: Host,
+pub(super) struct Settled {
+    pub(super) host: Host,
     /// How the host is reached over SSH: its own target when it is an SSH
     /// host, and what a jump naming it connects to, whatever its transport.
-    endpoint: SshEndpoint,
-    jump: Option<Spanned<String>>,
+    pub(super) endpoint: SshEndpoint,
+    pub(super) jump: Option<Spanned<String>>,
 }
 
 fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
@@ -264,83 +265,6 @@ fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
         endpoint,
         jump: m.jump,
     })
-}
-
-/// Resolves every host's jumps (a bad jump is an error whatever the host's
-/// transport); only SSH targets connect through them.
-fn with_jumps(
-    file: &Path,
-    settled: Vec<Settled>,
-    ssh_config: Option<&SshConfig>,
-) -> Result<Vec<Host>, Diagnostic> {
-    let by_name: HashMap<String, SshEndpoint> = settled
-        .iter()
-        .map(|s| (s.host.name.clone(), s.endpoint.clone()))
-        .collect();
-    let mut hosts = Vec::with_capacity(settled.len());
-    for mut s in settled {
-        if let Some(jump) = &s.jump {
-            let hops = hops(file, jump, &s, &by_name, ssh_config)?;
-            if let Target::Ssh(t) = &mut s.host.target {
-                t.ssh.jumps = hops;
-            }
-        }
-        hosts.push(s.host);
-    }
-    Ok(hosts)
-}
-
-/// The bastions of one jump spec, in order. A hop naming an inventory host
-/// uses that host's address, port and user; anything else is
-/// `user@host:port`, completed from `~/.ssh/config` and then from the host.
-fn hops(
-    file: &Path,
-    jump: &Spanned<String>,
-    s: &Settled,
-    by_name: &HashMap<String, SshEndpoint>,
-    ssh_config: Option<&SshConfig>,
-) -> Result<Vec<SshEndpoint>, Diagnostic> {
-    let specs = ssh_config::parse_jump_spec(&jump.value).map_err(|m| {
-        Diagnostic::at(
-            file,
-            jump.referenced,
-            format!("invalid jump `{}`: {m}", jump.value),
-        )
-    })?;
-    let mut hops = Vec::with_capacity(specs.len());
-    for spec in specs {
-        let hop = if let Some(ep) = by_name.get(&spec.host) {
-            if spec.host == s.host.name {
-                return Err(Diagnostic::at(
-                    file,
-                    jump.referenced,
-                    format!("host `{}` names itself as its jump host", s.host.name),
-                ));
-            }
-            SshEndpoint {
-                user: spec.user.unwrap_or_else(|| ep.user.clone()),
-                port: spec.port.unwrap_or(ep.port),
-                ..ep.clone()
-            }
-        } else {
-            let sc = lookup(ssh_config, &spec.host);
-            SshEndpoint {
-                address: sc.hostname.unwrap_or_else(|| spec.host.clone()),
-                port: spec.port.or(sc.port).unwrap_or(22),
-                user: spec
-                    .user
-                    .or(sc.user)
-                    .unwrap_or_else(|| s.endpoint.user.clone()),
-                identity_files: if sc.identity_files.is_empty() {
-                    s.endpoint.identity_files.clone()
-                } else {
-                    sc.identity_files
-                },
-            }
-        };
-        hops.push(hop);
-    }
-    Ok(hops)
 }
 
 /// Default key files, as OpenSSH tries them.

@@ -1,6 +1,11 @@
 //! A WinRM host's settings: the credential source, the Kerberos service
 //! principal (SPN template) and KDC, checked once at load so a sweep never
 //! meets a half-configured Windows host.
+//!
+//! They come from a `winrm:` map (`port`, `scheme`, `auth`, `ca_file`,
+//! `password_env`, `password_file`, `keytab`, `spn`, `kdc`), merged key by key
+//! with the usual precedence. The SSH `port:` does not apply: `defaults: {port:
+//! 22}` must not send WinRM to port 22.
 
 use std::path::Path;
 
