@@ -10,6 +10,7 @@
 
 pub mod summary;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -234,24 +235,26 @@ pub fn probe_command(family: &str, sudo: bool, nonce: &str, roots: &[String]) ->
     (command, linux::stdin_for(nonce, roots))
 }
 
+/// An offline host's report, from its bundle directory.
+fn read_offline(h: &Host, ctx: &Ctx, dir: &Path) -> Result<HostReport, TransportError> {
+    let bundle = offline::Bundle {
+        dir: dir.to_path_buf(),
+        name: h.name.clone(),
+        os: family_of(h).as_str().to_string(),
+        address: None,
+        labels: h.labels.clone(),
+    };
+    let obs = offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
+    let mut r = report_from(h, ctx, &obs, &bundle.os);
+    r.warnings.sort();
+    Ok(r)
+}
+
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     // The session, and whether the host asks for sudo (the Windows probe
     // never uses it).
     let (mut session, host_sudo) = match &h.target {
-        Target::Offline(o) => {
-            let bundle = offline::Bundle {
-                dir: o.dir.clone(),
-                name: h.name.clone(),
-                os: family_of(h).as_str().to_string(),
-                address: None,
-                labels: h.labels.clone(),
-            };
-            let obs =
-                offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
-            let mut r = report_from(h, ctx, &obs, &bundle.os);
-            r.warnings.sort();
-            return Ok(r);
-        }
+        Target::Offline(o) => return read_offline(h, ctx, &o.dir),
         Target::Local(l) => (Session::Local(LocalSession), l.sudo),
         Target::Ssh(s) => {
             let mut settings = ctx.settings.ssh.clone();
