@@ -483,3 +483,34 @@ fn kdc_and_spn_forms() {
         );
     }
 }
+
+#[test]
+fn each_target_carries_its_own_settings() {
+    let mut inv = load("valid-winrm.yaml").unwrap();
+    let kinds: Vec<_> = inv.hosts.iter().map(|h| h.target.kind()).collect();
+    assert_eq!(kinds, ["winrm", "winrm", "winrm", "ssh"]);
+    assert_eq!(inv.hosts[0].address(), "10.0.1.5");
+    // --connect-timeout reaches the targets that connect, and only those.
+    for h in &mut inv.hosts {
+        let c = h.target.connect_timeout_mut().unwrap();
+        *c = Some(Duration::from_secs(3));
+    }
+    assert!(matches!(
+        &inv.hosts[0].target,
+        Target::Winrm(w) if w.connect_timeout == Some(Duration::from_secs(3))
+    ));
+    let mut local = Inventory::local();
+    assert_eq!(local.hosts[0].address(), "localhost");
+    assert!(local.hosts[0].target.connect_timeout_mut().is_none());
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/inventory.example.yaml");
+    let inv = Inventory::load(&example, &LoadOptions::default()).unwrap();
+    assert_eq!(
+        inv.hosts[3].target,
+        Target::Local(LocalHost {
+            address: "build-runner".into(),
+            sudo: false
+        }),
+        "a local inventory host keeps its name as the address reports show"
+    );
+}
