@@ -14,7 +14,7 @@ use fleetsweep::cli::{
     CatalogCommand, Cli, Command, HostsArgs, HostsFormat, InventoryArgs, LogFormat,
 };
 use fleetsweep::inventory::limit::{Limit, Shard};
-use fleetsweep::inventory::{self, Host, Inventory, LoadOptions};
+use fleetsweep::inventory::{self, Host, Inventory, LoadOptions, Target};
 
 pub const EXIT_CLEAN: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
@@ -87,47 +87,35 @@ fn limit_and_shard(inv: &mut Inventory, args: &InventoryArgs) -> Result<Option<S
 }
 
 fn hosts(args: &HostsArgs) -> Result<u8> {
-    // Offline bundles: the bundle folder stands where an address would.
-    let (inv, bundles) = match &args.inventory.offline {
-        Some(dir) => {
-            let (inv, _, dirs) = scan::offline_hosts(dir, &args.inventory)?;
-            (inv, dirs)
-        }
-        None => (load_hosts(&args.inventory)?.0, Default::default()),
+    let inv = match &args.inventory.offline {
+        Some(dir) => scan::offline_hosts(dir, &args.inventory)?.0,
+        None => load_hosts(&args.inventory)?.0,
     };
     match args.format {
         HostsFormat::Yaml => print!("{}", hosts_yaml(&inv.hosts)?),
         HostsFormat::Table => {
             let mut rows: Vec<[String; 5]> = Vec::new();
             for h in &inv.hosts {
-                let bundle = bundles.get(&h.name);
-                let addr = match (bundle, &h.transport, &h.winrm) {
-                    (Some(d), _, _) => d.display().to_string(),
-                    (None, inventory::TransportKind::Local, _) => "-".to_string(),
-                    // WinRM: the endpoint and how it authenticates, never the SSH port.
-                    (None, inventory::TransportKind::Winrm, Some(w)) => format!(
-                        "{}@{} ({})",
-                        w.user,
-                        fleetsweep::transport::winrm::endpoint(w),
-                        w.auth.as_str()
-                    ),
-                    (None, _, _) => format!(
+                let addr = match &h.target {
+                    Target::Ssh(s) => format!(
                         "{}@{}:{}",
-                        h.ssh.endpoint.user,
+                        s.ssh.endpoint.user,
                         h.address(),
-                        h.ssh.endpoint.port
+                        s.ssh.endpoint.port
                     ),
+                    // WinRM: the endpoint and how it authenticates, never the SSH port.
+                    Target::Winrm(w) => format!(
+                        "{}@{} ({})",
+                        w.winrm.user,
+                        fleetsweep::transport::winrm::endpoint(&w.winrm),
+                        w.winrm.auth.as_str()
+                    ),
+                    Target::Local(_) => "-".to_string(),
+                    // Offline bundles: the bundle folder stands where an address would.
+                    Target::Offline(o) => o.dir.display().to_string(),
                 };
-                let transport = match bundle {
-                    Some(_) => "offline".to_string(),
-                    None => h.transport.as_str().to_string(),
-                };
-                let via: Vec<String> = h
-                    .ssh
-                    .jumps
-                    .iter()
-                    .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
-                    .collect();
+                let transport = h.target.kind().to_string();
+                let via: Vec<String> = jumps(h);
                 let labels: Vec<String> =
                     h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 rows.push([
@@ -168,14 +156,30 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
     Ok(EXIT_CLEAN)
 }
 
+/// A host's bastions as `user@address:port`; none but for SSH hosts.
+fn jumps(h: &Host) -> Vec<String> {
+    match &h.target {
+        Target::Ssh(s) => s
+            .ssh
+            .jumps
+            .iter()
+            .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn hosts_yaml(hosts: &[Host]) -> Result<String> {
     #[derive(serde::Serialize)]
     struct Row<'a> {
         name: &'a str,
         transport: &'static str,
         address: &'a str,
-        port: u16,
-        user: &'a str,
+        /// SSH and WinRM hosts: where they are connected to, and as whom.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<&'a str>,
         identity_files: Vec<String>,
         jumps: Vec<String>,
         groups: &'a [String],
@@ -197,52 +201,50 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         ca_file: Option<String>,
     }
     use fleetsweep::transport::winrm::{PasswordSource, WinrmAuth};
+    let winrm = |w: &fleetsweep::transport::winrm::WinrmTarget| Winrm {
+        url: fleetsweep::transport::winrm::endpoint(w),
+        auth: w.auth.as_str(),
+        credential: match &w.password {
+            PasswordSource::Env(v) => format!("password from environment variable {v}"),
+            PasswordSource::File(p) => format!("password from file {}", p.display()),
+            PasswordSource::Keytab(p) => format!("keytab {}", p.display()),
+        },
+        spn: matches!(w.auth, WinrmAuth::Negotiate | WinrmAuth::Kerberos)
+            .then(|| w.service_principal()),
+        kdc: w.kdc.clone(),
+        ca_file: w.ca_file.as_ref().map(|p| p.display().to_string()),
+    };
     let rows: Vec<Row> = hosts
         .iter()
         .map(|h| {
-            let winrm = h.winrm.as_ref().map(|w| Winrm {
-                url: fleetsweep::transport::winrm::endpoint(w),
-                auth: w.auth.as_str(),
-                credential: match &w.password {
-                    PasswordSource::Env(v) => format!("password from environment variable {v}"),
-                    PasswordSource::File(p) => format!("password from file {}", p.display()),
-                    PasswordSource::Keytab(p) => format!("keytab {}", p.display()),
-                },
-                spn: matches!(w.auth, WinrmAuth::Negotiate | WinrmAuth::Kerberos)
-                    .then(|| w.service_principal()),
-                kdc: w.kdc.clone(),
-                ca_file: w.ca_file.as_ref().map(|p| p.display().to_string()),
-            });
-            (h, winrm)
-        })
-        .map(|(h, winrm)| Row {
-            name: &h.name,
-            transport: h.transport.as_str(),
-            address: h.address(),
-            port: match &h.winrm {
-                Some(w) => w.port,
-                None => h.ssh.endpoint.port,
-            },
-            user: match &h.winrm {
-                Some(w) => &w.user,
-                None => &h.ssh.endpoint.user,
-            },
-            identity_files: h
-                .ssh
-                .endpoint
-                .identity_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            jumps: h
-                .ssh
-                .jumps
-                .iter()
-                .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
-                .collect(),
-            groups: &h.groups,
-            labels: &h.labels,
-            winrm,
+            let mut row = Row {
+                name: &h.name,
+                transport: h.target.kind(),
+                address: h.address(),
+                port: None,
+                user: None,
+                identity_files: Vec::new(),
+                jumps: jumps(h),
+                groups: &h.groups,
+                labels: &h.labels,
+                winrm: None,
+            };
+            match &h.target {
+                Target::Ssh(s) => {
+                    row.port = Some(s.ssh.endpoint.port);
+                    row.user = Some(&s.ssh.endpoint.user);
+                    row.identity_files = (s.ssh.endpoint.identity_files.iter())
+                        .map(|p| p.display().to_string())
+                        .collect();
+                }
+                Target::Winrm(w) => {
+                    row.port = Some(w.winrm.port);
+                    row.user = Some(&w.winrm.user);
+                    row.winrm = Some(winrm(&w.winrm));
+                }
+                Target::Local(_) | Target::Offline(_) => {}
+            }
+            row
         })
         .collect();
     let mut yaml = serde_saphyr::to_string(&rows)?;

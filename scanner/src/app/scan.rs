@@ -6,14 +6,14 @@
 //! summary on the terminal, signals and the exit code.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use tokio::sync::watch;
 
 use fleetsweep::cli::{Cli, ScanArgs};
-use fleetsweep::inventory;
+use fleetsweep::inventory::{self, Host};
 use fleetsweep::pipeline::{Finished, Pipeline, Selection, Written};
 use fleetsweep::state;
 use fleetsweep::sweep::{self, summary, Progress};
@@ -27,53 +27,43 @@ use super::{load_hosts, EXIT_CLEAN, EXIT_FINDINGS, EXIT_PARTIAL};
 /// the async threads.
 pub(super) fn prepare(args: &ScanArgs) -> Result<Pipeline> {
     tokio::task::block_in_place(|| {
-        let (inventory, shard, offline) = match &args.inventory.offline {
+        let (inventory, shard) = match &args.inventory.offline {
             Some(dir) => offline_hosts(dir, &args.inventory)?,
-            None => {
-                let (inv, shard) = load_hosts(&args.inventory)?;
-                (inv, shard, Default::default())
-            }
+            None => load_hosts(&args.inventory)?,
         };
-        let selection = Selection {
-            inventory,
-            shard,
-            offline,
-        };
+        let selection = Selection { inventory, shard };
         Ok(Pipeline::prepare(selection, args)?)
     })
 }
 
 /// `scan --offline DIR`: one host per bundle (name, os and labels from its
-/// host.yaml), after --limit/--shard, and where each bundle lives.
+/// host.yaml, read from the bundle's directory), after --limit/--shard.
 pub(super) fn offline_hosts(
     dir: &Path,
     args: &fleetsweep::cli::InventoryArgs,
 ) -> Result<(
     inventory::Inventory,
     Option<fleetsweep::inventory::limit::Shard>,
-    std::collections::BTreeMap<String, PathBuf>,
 )> {
-    let bundles = fleetsweep::probes::offline::load_bundles(dir)?;
-    let template = inventory::Inventory::local().hosts.into_iter().next();
-    let Some(template) = template else {
-        bail!("internal error: no local host template");
-    };
     let mut inv = inventory::Inventory::default();
-    let mut dirs = std::collections::BTreeMap::new();
-    for b in bundles {
-        let mut h = template.clone();
-        h.name = b.name.clone();
-        h.os = Some(b.os.clone());
-        h.labels = b.labels.clone();
-        h.ssh.endpoint.address = b.address.clone().unwrap_or_else(|| "offline".into());
-        dirs.insert(b.name.clone(), b.dir.clone());
-        inv.hosts.push(h);
+    for b in fleetsweep::probes::offline::load_bundles(dir)? {
+        inv.hosts.push(Host {
+            os: Some(b.os.parse()?),
+            labels: b.labels,
+            groups: Vec::new(),
+            host_timeout: None,
+            target: inventory::Target::Offline(inventory::OfflineHost {
+                dir: b.dir,
+                address: b.address.unwrap_or_else(|| "offline".into()),
+            }),
+            name: b.name,
+        });
     }
     let shard = super::limit_and_shard(&mut inv, args)?;
-    Ok((inv, shard, dirs))
+    Ok((inv, shard))
 }
 
-/// SPEC §2 exit codes from a finished sweep.
+/// Exit codes (README, "Exit codes") from a finished sweep.
 pub fn exit_code(report: &Report) -> u8 {
     if state::has_failing_finding(report) {
         EXIT_FINDINGS

@@ -1,6 +1,30 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
+use crate::transport::SshEndpoint;
+
+fn ssh_host(h: &Host) -> &SshHost {
+    match &h.target {
+        Target::Ssh(s) => s,
+        other => panic!("{}: not an SSH host: {other:?}", h.name),
+    }
+}
+
+/// An SSH host's target (bastions included).
+fn ssh(h: &Host) -> &SshTarget {
+    &ssh_host(h).ssh
+}
+
+fn endpoint(h: &Host) -> &SshEndpoint {
+    &ssh(h).endpoint
+}
+
+fn winrm(h: &Host) -> Option<WinrmTarget> {
+    match &h.target {
+        Target::Winrm(w) => Some(w.winrm.clone()),
+        _ => None,
+    }
+}
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,41 +51,41 @@ fn resolves_defaults_groups_and_hosts() {
 
     let web = &inv.hosts[0];
     assert_eq!(web.address(), "10.0.0.5");
-    assert_eq!(web.ssh.endpoint.user, "scanner");
-    assert_eq!(web.ssh.endpoint.port, 22);
+    assert_eq!(endpoint(web).user, "scanner");
+    assert_eq!(endpoint(web).port, 22);
     assert_eq!(
-        web.ssh.endpoint.identity_files,
+        endpoint(web).identity_files,
         [PathBuf::from("/keys/id_ed25519")]
     );
     assert_eq!(web.labels.get("env").map(String::as_str), Some("prod"));
-    assert_eq!(web.connect_timeout, Some(Duration::from_secs(5)));
+    assert_eq!(ssh_host(web).connect_timeout, Some(Duration::from_secs(5)));
     assert_eq!(web.host_timeout, Some(Duration::from_secs(120)));
 
     let db = &inv.hosts[1];
     assert_eq!(db.address(), "db-01", "address defaults to the name");
-    assert_eq!(db.ssh.endpoint.port, 2200);
-    assert_eq!(db.ssh.endpoint.user, "dbscan", "group vars beat defaults");
+    assert_eq!(endpoint(db).port, 2200);
+    assert_eq!(endpoint(db).user, "dbscan", "group vars beat defaults");
     assert_eq!(
         db.labels.get("tier").map(String::as_str),
         Some("primary"),
         "host labels beat group labels"
     );
     assert_eq!(db.groups, ["dbs", "prod"]);
-    assert_eq!(db.ssh.jumps.len(), 1);
+    assert_eq!(ssh(db).jumps.len(), 1);
     assert_eq!(
-        db.ssh.jumps[0].address, "192.0.2.10",
+        ssh(db).jumps[0].address,
+        "192.0.2.10",
         "a jump naming an inventory host uses its address"
     );
-    assert_eq!(db.ssh.jumps[0].user, "jump");
+    assert_eq!(ssh(db).jumps[0].user, "jump");
 
     let legacy = &inv.hosts[3];
-    assert!(legacy.sudo);
+    assert!(ssh_host(legacy).sudo);
     assert_eq!(
-        legacy.passphrase,
+        ssh_host(legacy).passphrase,
         Passphrase::Env("FLEETSWEEP_KEY_PASSPHRASE".into())
     );
-    let hops: Vec<_> = legacy
-        .ssh
+    let hops: Vec<_> = ssh(legacy)
         .jumps
         .iter()
         .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
@@ -112,9 +136,9 @@ fn invalid_inventories_name_file_line_and_column() {
 fn winrm_settings_merge_key_by_key() {
     use crate::transport::winrm::{PasswordSource, Scheme, WinrmAuth};
     let inv = load("valid-winrm.yaml").unwrap();
-    let w = |i: usize| inv.hosts[i].winrm.clone().unwrap();
+    let w = |i: usize| winrm(&inv.hosts[i]).unwrap();
     let win1 = w(0);
-    assert_eq!(inv.hosts[0].transport, TransportKind::Winrm);
+    assert_eq!(inv.hosts[0].target.kind(), "winrm");
     assert_eq!(
         (win1.address.as_str(), win1.port),
         ("10.0.1.5", 5985),
@@ -161,7 +185,7 @@ fn winrm_settings_merge_key_by_key() {
         (15985, WinrmAuth::Kerberos, "scanner")
     );
     assert!(
-        inv.hosts[3].winrm.is_none(),
+        winrm(&inv.hosts[3]).is_none(),
         "SSH hosts have no WinRM target"
     );
 }
@@ -222,9 +246,9 @@ fn shipped_example_inventory_loads() {
     let inv = Inventory::load(&p, &LoadOptions::default()).unwrap();
     let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["web-01", "web-02", "db-01", "build-runner"]);
-    assert_eq!(inv.hosts[0].ssh.jumps[0].address, "bastion.example.net");
-    assert!(inv.hosts[2].sudo);
-    assert_eq!(inv.hosts[3].transport, TransportKind::Local);
+    assert_eq!(ssh(&inv.hosts[0]).jumps[0].address, "bastion.example.net");
+    assert!(ssh_host(&inv.hosts[2]).sudo);
+    assert_eq!(inv.hosts[3].target.kind(), "local");
 }
 
 #[test]
@@ -251,18 +275,16 @@ fn ssh_config_fills_what_the_inventory_leaves_open() {
     .unwrap();
     let web = &inv.hosts[0];
     assert_eq!(
-        web.ssh.endpoint.user, "webops",
+        endpoint(web).user,
+        "webops",
         "ssh_config beats inventory defaults"
     );
-    assert_eq!(web.ssh.endpoint.port, 2200);
-    assert_eq!(web.ssh.jumps[0].address, "gw.example.net");
-    assert_eq!(web.ssh.jumps[0].port, 2022);
+    assert_eq!(endpoint(web).port, 2200);
+    assert_eq!(ssh(web).jumps[0].address, "gw.example.net");
+    assert_eq!(ssh(web).jumps[0].port, 2022);
     let db = &inv.hosts[1];
     assert_eq!(db.address(), "10.9.9.9", "HostName from ssh_config");
-    assert_eq!(
-        db.ssh.endpoint.user, "dba",
-        "the host entry beats ssh_config"
-    );
+    assert_eq!(endpoint(db).user, "dba", "the host entry beats ssh_config");
 }
 
 #[test]
@@ -277,11 +299,12 @@ fn ansible_ini_inventory() {
     let web = get("web-01");
     assert_eq!(web.address(), "10.0.0.5");
     assert_eq!(
-        web.ssh.endpoint.user, "webscan",
+        endpoint(web).user,
+        "webscan",
         "the child group's vars beat the parent's"
     );
     assert_eq!(
-        web.ssh.endpoint.identity_files,
+        endpoint(web).identity_files,
         [PathBuf::from("/keys/prod_ed25519")]
     );
     assert_eq!(web.labels.get("site").map(String::as_str), Some("fra1"));
@@ -291,16 +314,16 @@ fn ansible_ini_inventory() {
         "{:?}",
         web.groups
     );
-    assert_eq!(get("web-02").ssh.endpoint.port, 2222);
+    assert_eq!(endpoint(get("web-02")).port, 2222);
     let db = get("db-01");
-    assert_eq!(db.ssh.endpoint.user, "scanner");
-    assert_eq!(db.ssh.jumps.len(), 1);
+    assert_eq!(endpoint(db).user, "scanner");
+    assert_eq!(ssh(db).jumps.len(), 1);
     assert_eq!(
-        format!("{}@{}", db.ssh.jumps[0].user, db.ssh.jumps[0].address),
+        format!("{}@{}", ssh(db).jumps[0].user, ssh(db).jumps[0].address),
         "jump@192.0.2.10"
     );
-    assert_eq!(get("bastion").ssh.endpoint.user, "jump");
-    assert_eq!(get("runner").transport, TransportKind::Local);
+    assert_eq!(endpoint(get("bastion")).user, "jump");
+    assert_eq!(get("runner").target.kind(), "local");
     let l = limit::Limit::parse("prod").unwrap();
     let mut prod: Vec<_> = inv
         .hosts
@@ -323,8 +346,8 @@ fn ansible_windows_hosts_map_to_winrm() {
             .unwrap_or_else(|| panic!("{n}"))
     };
     let w1 = get("win-01");
-    assert_eq!(w1.transport, TransportKind::Winrm);
-    let t1 = w1.winrm.clone().unwrap();
+    assert_eq!(w1.target.kind(), "winrm");
+    let t1 = winrm(w1).unwrap();
     assert_eq!(
         (t1.address.as_str(), t1.port, t1.scheme, t1.auth),
         ("10.0.1.5", 5986, Scheme::Https, WinrmAuth::Negotiate),
@@ -342,13 +365,13 @@ fn ansible_windows_hosts_map_to_winrm() {
         "{:?}",
         w1.labels
     );
-    let t2 = get("win-02").winrm.clone().unwrap();
+    let t2 = winrm(get("win-02")).unwrap();
     assert_eq!(
         (t2.port, t2.scheme, t2.auth),
         (5985, Scheme::Http, WinrmAuth::Ntlm),
         "port 5985 means http, as in Ansible"
     );
-    let t3 = get("win-03").winrm.clone().unwrap();
+    let t3 = winrm(get("win-03")).unwrap();
     assert_eq!(t3.auth, WinrmAuth::Kerberos);
     assert_eq!(
         t3.service_principal(),
@@ -356,9 +379,9 @@ fn ansible_windows_hosts_map_to_winrm() {
         "kerberos_hostname_override names the SPN"
     );
     let w4 = get("win-04");
-    assert_eq!(w4.transport, TransportKind::Ssh, "Windows over OpenSSH");
-    assert!(w4.winrm.is_none());
-    assert_eq!(w4.os.as_deref(), Some("windows"));
+    assert_eq!(w4.target.kind(), "ssh", "Windows over OpenSSH");
+    assert!(winrm(w4).is_none());
+    assert_eq!(w4.os, Some(OsFamily::Windows));
 }
 
 #[test]
@@ -395,13 +418,9 @@ fn ansible_yaml_inventory() {
         get("web-02").labels.get("site").map(String::as_str),
         Some("ams1")
     );
-    assert_eq!(get("web-02").ssh.endpoint.port, 2222);
-    assert_eq!(
-        get("web-02").ssh.endpoint.user,
-        "scanner",
-        "`all` vars apply"
-    );
-    assert_eq!(get("db-01").ssh.jumps[0].address, "192.0.2.10");
+    assert_eq!(endpoint(get("web-02")).port, 2222);
+    assert_eq!(endpoint(get("web-02")).user, "scanner", "`all` vars apply");
+    assert_eq!(ssh(get("db-01")).jumps[0].address, "192.0.2.10");
     assert_eq!(get("bastion").address(), "192.0.2.10");
     assert_eq!(inv.hosts.len(), 4);
 }
@@ -420,7 +439,7 @@ fn invalid_ansible_inventories_name_the_line() {
 
 #[test]
 fn kdc_and_spn_forms() {
-    use super::{expand_spn, kdc_url};
+    use super::winrm::{expand_spn, kdc_url};
     for (given, want) in [
         ("dc01", "tcp://dc01:88"),
         (
@@ -463,4 +482,35 @@ fn kdc_and_spn_forms() {
             "{bad}: {got}"
         );
     }
+}
+
+#[test]
+fn each_target_carries_its_own_settings() {
+    let mut inv = load("valid-winrm.yaml").unwrap();
+    let kinds: Vec<_> = inv.hosts.iter().map(|h| h.target.kind()).collect();
+    assert_eq!(kinds, ["winrm", "winrm", "winrm", "ssh"]);
+    assert_eq!(inv.hosts[0].address(), "10.0.1.5");
+    // --connect-timeout reaches the targets that connect, and only those.
+    for h in &mut inv.hosts {
+        let c = h.target.connect_timeout_mut().unwrap();
+        *c = Some(Duration::from_secs(3));
+    }
+    assert!(matches!(
+        &inv.hosts[0].target,
+        Target::Winrm(w) if w.connect_timeout == Some(Duration::from_secs(3))
+    ));
+    let mut local = Inventory::local();
+    assert_eq!(local.hosts[0].address(), "localhost");
+    assert!(local.hosts[0].target.connect_timeout_mut().is_none());
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/inventory.example.yaml");
+    let inv = Inventory::load(&example, &LoadOptions::default()).unwrap();
+    assert_eq!(
+        inv.hosts[3].target,
+        Target::Local(LocalHost {
+            address: "build-runner".into(),
+            sudo: false
+        }),
+        "a local inventory host keeps its name as the address reports show"
+    );
 }

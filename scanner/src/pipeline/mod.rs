@@ -123,8 +123,6 @@ pub struct Selection {
     pub inventory: Inventory,
     /// `--shard I/N`, named in the report.
     pub shard: Option<Shard>,
-    /// `--offline`: each host's bundle directory.
-    pub offline: BTreeMap<String, PathBuf>,
 }
 
 /// A validated sweep, ready to run any number of times.
@@ -187,13 +185,14 @@ impl Pipeline {
         let Selection {
             inventory: mut inv,
             shard,
-            offline,
         } = selection;
         let connect_timeout = flag_duration("connect-timeout", args.connect_timeout.as_deref())?;
         let host_timeout = flag_duration("host-timeout", args.host_timeout.as_deref())?;
         // Flags given on the command line beat the inventory.
         for h in &mut inv.hosts {
-            h.connect_timeout = connect_timeout.or(h.connect_timeout);
+            if let (Some(t), Some(c)) = (connect_timeout, h.target.connect_timeout_mut()) {
+                *c = Some(t);
+            }
             h.host_timeout = host_timeout.or(h.host_timeout);
         }
         let catalog = Arc::new(Catalog::load(&args.catalog)?);
@@ -227,7 +226,6 @@ impl Pipeline {
             },
             sudo: args.sudo,
             shard: shard.map(|s| s.to_string()),
-            offline,
         };
         let outputs = Outputs::prepare(args)?;
         let exceptions = match &args.exceptions {

@@ -14,7 +14,6 @@ fn local() -> Selection {
     Selection {
         inventory: Inventory::local(),
         shard: None,
-        offline: BTreeMap::new(),
     }
 }
 

@@ -244,7 +244,9 @@ async fn probe(
     let deadline = probe_deadline(&headers, s.default_probe_timeout);
     let mut host = host.clone();
     host.host_timeout = Some(host.host_timeout.map_or(deadline, |t| t.min(deadline)));
-    host.connect_timeout = Some(host.connect_timeout.map_or(deadline, |t| t.min(deadline)));
+    if let Some(c) = host.target.connect_timeout_mut() {
+        *c = Some(c.map_or(deadline, |t| t.min(deadline)));
+    }
     let start = Instant::now();
     // The probe runs as a task of its own that holds the permit: a scraper
     // that hangs up does not free the slot while the host is still being swept.

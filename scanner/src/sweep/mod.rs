@@ -10,8 +10,7 @@
 
 pub mod summary;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,8 @@ use tokio::sync::watch;
 use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPORT_VERSION};
 
 use crate::catalog::{matcher, Catalog};
-use crate::inventory::{Host, TransportKind};
+use crate::inventory::{Host, Target};
+use crate::os::OsFamily;
 use crate::probes::{linux, macos, offline, windows, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
@@ -43,9 +43,6 @@ pub struct SweepSettings {
     pub sudo: bool,
     /// `I/N` when this sweep is one shard of the fleet.
     pub shard: Option<String>,
-    /// `scan --offline`: host name → its bundle directory. Hosts listed here
-    /// are read from their bundle instead of being connected to.
-    pub offline: BTreeMap<String, PathBuf>,
 }
 
 /// Progress callbacks, so the engine knows nothing about terminals.
@@ -216,8 +213,8 @@ fn sh_quote(s: &str) -> String {
 }
 
 /// The OS family a host is probed as: the inventory's hint, else Linux.
-fn family_of(h: &Host) -> String {
-    h.os.clone().unwrap_or_else(|| "linux".into())
+fn family_of(h: &Host) -> OsFamily {
+    h.os.unwrap_or(OsFamily::Linux)
 }
 
 /// The command and standard input that run the probe for `family`.
@@ -238,62 +235,61 @@ pub fn probe_command(family: &str, sudo: bool, nonce: &str, roots: &[String]) ->
     (command, linux::stdin_for(nonce, roots))
 }
 
+/// An offline host's report, from its bundle directory.
+fn read_offline(h: &Host, ctx: &Ctx, dir: &Path) -> Result<HostReport, TransportError> {
+    let bundle = offline::Bundle {
+        dir: dir.to_path_buf(),
+        name: h.name.clone(),
+        os: family_of(h).as_str().to_string(),
+        address: None,
+        labels: h.labels.clone(),
+    };
+    let obs = offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
+    let mut r = report_from(h, ctx, &obs, &bundle.os);
+    r.warnings.sort();
+    Ok(r)
+}
+
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
-    if let Some(dir) = ctx.settings.offline.get(&h.name) {
-        let bundle = offline::Bundle {
-            dir: dir.clone(),
-            name: h.name.clone(),
-            os: family_of(h),
-            address: None,
-            labels: h.labels.clone(),
-        };
-        let obs =
-            offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
-        let mut r = report_from(h, ctx, &obs, &bundle.os);
-        r.warnings.sort();
-        return Ok(r);
-    }
-    let mut session = match h.transport {
-        TransportKind::Local => Session::Local(LocalSession),
-        TransportKind::Ssh => {
+    // The session, and whether the host asks for sudo (the Windows probe
+    // never uses it).
+    let (mut session, host_sudo) = match &h.target {
+        Target::Offline(o) => return read_offline(h, ctx, &o.dir),
+        Target::Local(l) => (Session::Local(LocalSession), l.sudo),
+        Target::Ssh(s) => {
             let mut settings = ctx.settings.ssh.clone();
-            if let Some(t) = h.connect_timeout {
+            if let Some(t) = s.connect_timeout {
                 settings.connect_timeout = t;
             }
-            if h.passphrase != crate::transport::Passphrase::None {
-                settings.passphrase = h.passphrase.clone();
+            if s.passphrase != crate::transport::Passphrase::None {
+                settings.passphrase = s.passphrase.clone();
             }
-            Session::Ssh(ssh::connect(&h.ssh, &settings, &ctx.host_keys).await?)
+            let session = ssh::connect(&s.ssh, &settings, &ctx.host_keys).await?;
+            (Session::Ssh(session), s.sudo)
         }
-        TransportKind::Winrm => {
-            // The inventory builds the target for every winrm host; a host
-            // without one is a bug, reported as such rather than a panic.
-            let Some(target) = &h.winrm else {
-                return Err(TransportError::Failed(
-                    "transport winrm without winrm settings (endpoint, auth, password source)"
-                        .into(),
-                ));
-            };
+        Target::Winrm(w) => {
             let settings = winrm::WinrmSettings {
-                connect_timeout: h.connect_timeout.unwrap_or(ctx.settings.connect_timeout),
+                connect_timeout: w.connect_timeout.unwrap_or(ctx.settings.connect_timeout),
                 ..Default::default()
             };
-            Session::Winrm(Box::new(winrm::connect(target, &settings).await?))
+            let session = winrm::connect(&w.winrm, &settings).await?;
+            (Session::Winrm(Box::new(session)), false)
         }
     };
-    let sudo = h.sudo || ctx.settings.sudo;
+    let sudo = host_sudo || ctx.settings.sudo;
     // WinRM reaches Windows only: the PowerShell probe, whatever `os:` says.
-    let mut family = if h.transport == TransportKind::Winrm {
+    let over_winrm = matches!(h.target, Target::Winrm(_));
+    let mut family = if over_winrm {
         "windows".to_string()
     } else {
-        family_of(h)
+        family_of(h).as_str().to_string()
     };
     let mut run = run_probe(&mut session, ctx, &family, sudo).await;
     // No `os:` hint: the Linux probe tells the other families apart. A
     // Windows default shell (cmd.exe or PowerShell) cannot find /bin/sh; a
     // Mac runs it but reports Darwin. Either way the right probe runs next,
     // on the same connection.
-    if h.os.is_none() && h.transport != TransportKind::Winrm {
+    if h.os.is_none() && !over_winrm {
         let next = match &run {
             Ok(p) if !p.answered && looks_like_windows_shell(&p.stderr) => Some("windows"),
             Ok(p)

@@ -1,15 +1,6 @@
-//! Ansible inventories (INI and YAML), accepted as they are so teams can point
-//! fleetsweep at the inventory they already keep.
-//!
-//! Mapping: `ansible_host` → address, `ansible_port` → port, `ansible_user` →
-//! user, `ansible_ssh_private_key_file` → identity file, `ansible_connection:
-//! local` → transport local, `ansible_ssh_common_args`/`ansible_ssh_extra_args`
-//! with `-J x` or `-o ProxyJump=x` → jump; `ansible_connection: winrm|psrp` →
-//! transport winrm (see `ansible_winrm` in the parent module), and
-//! `ansible_shell_type: powershell|cmd` → os windows. Other variables that are plain
-//! values become labels (e.g. `site=fra1`); `ansible_*` variables that mean
-//! nothing here are ignored. Group membership is kept, so `--limit GROUP` works.
-//! Variables resolve as Ansible does: `all` → parent groups → child groups → host.
+//! Reading Ansible inventories (INI and YAML) into flat hosts: each with the
+//! variables that apply to it and the groups it is in. Variables resolve as
+//! Ansible does: `all` → parent groups → child groups → host.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -326,27 +317,4 @@ fn flatten(groups: BTreeMap<String, Group>) -> Vec<AnsibleHost> {
         }
     }
     hosts
-}
-
-/// The ProxyJump named in `ansible_ssh_common_args` / `ansible_ssh_extra_args`.
-pub fn jump_from_args(args: &str) -> Option<String> {
-    let words: Vec<&str> = args.split_whitespace().collect();
-    for (i, w) in words.iter().enumerate() {
-        let w = w.trim_matches(|c| c == '"' || c == '\'');
-        if w == "-J" {
-            return words
-                .get(i + 1)
-                .map(|s| s.trim_matches(|c| c == '"' || c == '\'').to_string());
-        }
-        if let Some(v) = w.strip_prefix("-J") {
-            return Some(v.to_string());
-        }
-        if let Some(v) = w
-            .strip_prefix("ProxyJump=")
-            .or_else(|| w.strip_prefix("-oProxyJump="))
-        {
-            return Some(v.to_string());
-        }
-    }
-    None
 }

@@ -1,0 +1,90 @@
+//! Jump hosts (bastions), resolved once every host is settled: a hop may name
+//! another inventory host, and then uses that host's address, port and user.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_saphyr::Spanned;
+
+use super::resolve::{lookup, Settled};
+use super::{Host, Target};
+use crate::diag::Diagnostic;
+use crate::transport::ssh_config::{self, SshConfig};
+use crate::transport::SshEndpoint;
+
+/// Resolves every host's jumps (a bad jump is an error whatever the host's
+/// transport); only SSH targets connect through them.
+pub(super) fn with_jumps(
+    file: &Path,
+    settled: Vec<Settled>,
+    ssh_config: Option<&SshConfig>,
+) -> Result<Vec<Host>, Diagnostic> {
+    let by_name: HashMap<String, SshEndpoint> = settled
+        .iter()
+        .map(|s| (s.host.name.clone(), s.endpoint.clone()))
+        .collect();
+    let mut hosts = Vec::with_capacity(settled.len());
+    for mut s in settled {
+        if let Some(jump) = &s.jump {
+            let hops = hops(file, jump, &s, &by_name, ssh_config)?;
+            if let Target::Ssh(t) = &mut s.host.target {
+                t.ssh.jumps = hops;
+            }
+        }
+        hosts.push(s.host);
+    }
+    Ok(hosts)
+}
+
+/// The bastions of one jump spec, in order. A hop naming an inventory host
+/// uses that host's address, port and user; anything else is
+/// `user@host:port`, completed from `~/.ssh/config` and then from the host.
+fn hops(
+    file: &Path,
+    jump: &Spanned<String>,
+    s: &Settled,
+    by_name: &HashMap<String, SshEndpoint>,
+    ssh_config: Option<&SshConfig>,
+) -> Result<Vec<SshEndpoint>, Diagnostic> {
+    let specs = ssh_config::parse_jump_spec(&jump.value).map_err(|m| {
+        Diagnostic::at(
+            file,
+            jump.referenced,
+            format!("invalid jump `{}`: {m}", jump.value),
+        )
+    })?;
+    let mut hops = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let hop = if let Some(ep) = by_name.get(&spec.host) {
+            if spec.host == s.host.name {
+                return Err(Diagnostic::at(
+                    file,
+                    jump.referenced,
+                    format!("host `{}` names itself as its jump host", s.host.name),
+                ));
+            }
+            SshEndpoint {
+                user: spec.user.unwrap_or_else(|| ep.user.clone()),
+                port: spec.port.unwrap_or(ep.port),
+                ..ep.clone()
+            }
+        } else {
+            let sc = lookup(ssh_config, &spec.host);
+            SshEndpoint {
+                address: sc.hostname.unwrap_or_else(|| spec.host.clone()),
+                port: spec.port.or(sc.port).unwrap_or(22),
+                user: spec
+                    .user
+                    .or(sc.user)
+                    .unwrap_or_else(|| s.endpoint.user.clone()),
+                identity_files: if sc.identity_files.is_empty() {
+                    s.endpoint.identity_files.clone()
+                } else {
+                    sc.identity_files
+                },
+            }
+        };
+        hops.push(hop);
+    }
+    Ok(hops)
+}

@@ -1,0 +1,249 @@
+//! The inventory file as written (SPEC §3), before any default is applied.
+//!
+//! Every struct denies unknown keys, so a typo is an error with its line and
+//! column rather than a setting silently ignored.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diag::Diagnostic;
+use crate::os::OsFamily;
+use crate::transport::winrm::{Scheme, WinrmAuth};
+
+/// How a host is reached, as the inventory spells it (`transport:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    Ssh,
+    Winrm,
+    Local,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawInventory {
+    #[serde(default)]
+    pub(super) defaults: RawVars,
+    #[serde(default)]
+    pub(super) groups: BTreeMap<String, RawGroup>,
+    #[serde(default)]
+    pub(super) hosts: Vec<RawHost>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    /// Host names; a name not defined under `hosts:` becomes a host of its own.
+    #[serde(default)]
+    pub(super) hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub(super) vars: RawVars,
+    #[serde(default)]
+    pub(super) labels: BTreeMap<String, String>,
+}
+
+/// A host entry: its identity plus the settings it gives itself.
+#[derive(Debug, Deserialize)]
+#[serde(from = "RawHostEntry")]
+pub(super) struct RawHost {
+    pub(super) name: Spanned<String>,
+    pub(super) address: Option<String>,
+    pub(super) labels: BTreeMap<String, String>,
+    pub(super) vars: RawVars,
+}
+
+impl RawHost {
+    /// A host known by its name only (listed in a group, not under `hosts:`).
+    pub(super) fn named(name: Spanned<String>) -> RawHost {
+        RawHost {
+            name,
+            address: None,
+            labels: BTreeMap::new(),
+            vars: RawVars::default(),
+        }
+    }
+}
+
+/// Declares the settings keys once. They may appear in `defaults:`, in a
+/// group's `vars:` ([`RawVars`]) and on a host entry ([`RawHostEntry`], which
+/// repeats them beside `name`/`address`/`labels` because serde cannot combine
+/// `flatten` with `deny_unknown_fields`, and unknown keys must be errors).
+macro_rules! settings {
+    ($( $(#[$doc:meta])* $field:ident: $ty:ty, )*) => {
+        /// Settings that may appear in `defaults:`, in a group's `vars:` and on a host.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct RawVars {
+            $( $(#[$doc])* pub(super) $field: Option<$ty>, )*
+        }
+
+        /// A host entry as written: `name`, `address`, `labels` and every key of [`RawVars`].
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct RawHostEntry {
+            name: Spanned<String>,
+            address: Option<String>,
+            #[serde(default)]
+            labels: BTreeMap<String, String>,
+            $( $field: Option<$ty>, )*
+        }
+
+        impl From<RawHostEntry> for RawHost {
+            fn from(e: RawHostEntry) -> RawHost {
+                RawHost {
+                    name: e.name,
+                    address: e.address,
+                    labels: e.labels,
+                    vars: RawVars { $( $field: e.$field, )* },
+                }
+            }
+        }
+
+        impl RawVars {
+            /// Fills every unset key of `self` from `other`.
+            fn fill_from(&mut self, other: &RawVars) {
+                $( if self.$field.is_none() { self.$field = other.$field.clone(); } )*
+            }
+        }
+    };
+}
+
+settings! {
+    user: String,
+    port: u16,
+    /// One key file or a list of them.
+    identity_file: OneOrMany,
+    known_hosts: String,
+    /// ProxyJump spec: `user@bastion:port[,next...]`, or an inventory host name.
+    jump: Spanned<String>,
+    transport: TransportKind,
+    os: OsFamily,
+    connect_timeout: Spanned<DurationText>,
+    host_timeout: Spanned<DurationText>,
+    sudo: bool,
+    passphrase_env: String,
+    passphrase_file: String,
+    winrm: Spanned<RawWinrm>,
+}
+
+impl RawVars {
+    /// `self` with every unset key taken from `other` (self wins). `winrm:`
+    /// merges key by key; the most specific map's position is kept for errors.
+    pub(super) fn or(mut self, other: &RawVars) -> RawVars {
+        if let (Some(mine), Some(theirs)) = (&mut self.winrm, &other.winrm) {
+            mine.value = std::mem::take(&mut mine.value).or(&theirs.value);
+        }
+        self.fill_from(other);
+        self
+    }
+}
+
+/// The `winrm:` map. There is deliberately no `insecure_skip_verify`: a scanner
+/// that sends domain credentials must know whom it sends them to; a private CA
+/// goes in `ca_file`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWinrm {
+    /// Default: 5985 for http, 5986 for https.
+    pub(super) port: Option<u16>,
+    /// Default: `http` (messages sealed by NTLM/Kerberos).
+    pub(super) scheme: Option<Scheme>,
+    /// Default: `negotiate`.
+    pub(super) auth: Option<WinrmAuth>,
+    pub(super) ca_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    pub(super) password_file: Option<String>,
+    /// A keytab with the account's Kerberos key instead of a password (implies
+    /// `auth: kerberos`).
+    pub(super) keytab: Option<String>,
+    /// Kerberos service principal; `{name}` and `{address}` are replaced by the
+    /// host's. Default: `HTTP/{address}`.
+    pub(super) spn: Option<String>,
+    /// Kerberos KDC for the user's realm: `host`, `host:port` or `tcp://host:port`.
+    pub(super) kdc: Option<String>,
+}
+
+impl RawWinrm {
+    fn or(mut self, other: &RawWinrm) -> RawWinrm {
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f.clone(); } )* };
+        }
+        fill!(port, scheme, auth, ca_file, spn, kdc);
+        // The credential source is one setting: a host's `password_file` (or
+        // `keytab`) replaces a default `password_env` rather than conflicting.
+        if self.password_env.is_none() && self.password_file.is_none() && self.keytab.is_none() {
+            self.password_env = other.password_env.clone();
+            self.password_file = other.password_file.clone();
+            self.keytab = other.keytab.clone();
+        }
+        self
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(super) fn to_vec(&self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `5s`, `2m`, `1h 30m`, or a bare number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum DurationText {
+    Seconds(u64),
+    Text(String),
+}
+
+/// Parses a duration like `5s`, `1m30s`, `2h`, `500ms`, `7d` (days of 24
+/// hours), or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let invalid =
+        || format!("invalid duration `{t}`: write it like `30s`, `5m`, `1h30m` or `500ms`");
+    // SignedDuration has no days (they are not always 24 hours); a Span
+    // taken with 24-hour days does.
+    let d: jiff::SignedDuration = match t.parse() {
+        Ok(d) => d,
+        Err(_) => t
+            .parse::<jiff::Span>()
+            .and_then(|s| s.to_duration(jiff::SpanRelativeTo::days_are_24_hours()))
+            .map_err(|_| invalid())?,
+    };
+    if d.is_negative() {
+        return Err(format!("invalid duration `{t}`: must not be negative"));
+    }
+    Duration::try_from(d).map_err(|e| format!("invalid duration `{t}`: {e}"))
+}
+
+/// A duration key's value; a malformed one is an error at its position.
+pub(super) fn duration_of(
+    file: &Path,
+    v: &Option<Spanned<DurationText>>,
+) -> Result<Option<Duration>, Diagnostic> {
+    match v {
+        None => Ok(None),
+        Some(s) => match &s.value {
+            DurationText::Seconds(n) => Ok(Some(Duration::from_secs(*n))),
+            DurationText::Text(t) => parse_duration(t)
+                .map(Some)
+                .map_err(|m| Diagnostic::at(file, s.referenced, m)),
+        },
+    }
+}

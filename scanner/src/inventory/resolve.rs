@@ -1,0 +1,284 @@
+//! From the raw file to resolved hosts, in named steps: collect the host
+//! entries ([`entries`]), merge each one's settings by precedence ([`merge`]),
+//! settle its target ([`settle`]), then resolve jumps ([`super::jumps`]),
+//! which may name other hosts and so wait until every host is settled.
+//!
+//! Precedence, most specific first: host entry → its groups (in group-name
+//! order) → `~/.ssh/config` for that host → `defaults:` → built-in defaults
+//! (port 22, the current user, the usual key files).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_saphyr::Spanned;
+
+use super::jumps::with_jumps;
+use super::raw::{duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind};
+use super::winrm::winrm_target;
+use super::{expand_home, Host, Inventory, LocalHost, SshHost, Target, WinrmHost};
+use crate::diag::Diagnostic;
+use crate::transport::ssh_config::{SshConfig, SshConfigHost};
+use crate::transport::{Passphrase, SshEndpoint, SshTarget};
+
+/// Turns the raw file into resolved hosts. Every host is settled before any
+/// jump is resolved, so a host's own errors come before jump errors.
+pub(super) fn resolve(
+    file: &Path,
+    raw: RawInventory,
+    ssh_config: Option<&SshConfig>,
+) -> Result<Inventory, Diagnostic> {
+    let RawInventory {
+        defaults,
+        groups,
+        hosts,
+    } = raw;
+    let mut known_hosts_files: Vec<PathBuf> = defaults
+        .known_hosts
+        .as_deref()
+        .map(expand_home)
+        .into_iter()
+        .collect();
+    let mut settled = Vec::new();
+    for entry in entries(file, hosts, &groups)? {
+        let merged = merge(entry, &groups, &defaults, ssh_config);
+        if let Some(k) = merged.vars.known_hosts.as_deref().map(expand_home) {
+            if !known_hosts_files.contains(&k) {
+                known_hosts_files.push(k);
+            }
+        }
+        settled.push(settle(file, merged)?);
+    }
+    Ok(Inventory {
+        hosts: with_jumps(file, settled, ssh_config)?,
+        known_hosts_files,
+    })
+}
+
+/// A host entry and the groups it is in.
+struct Entry {
+    /// The trimmed name.
+    name: String,
+    raw: RawHost,
+    /// In group-name order (the groups map is sorted), without repeats.
+    groups: Vec<String>,
+}
+
+/// The host entries in file order, then the names only groups list.
+fn entries(
+    file: &Path,
+    hosts: Vec<RawHost>,
+    groups: &BTreeMap<String, RawGroup>,
+) -> Result<Vec<Entry>, Diagnostic> {
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for raw in hosts {
+        let name = raw.name.value.trim().to_string();
+        let at = raw.name.referenced;
+        if name.is_empty() {
+            return Err(Diagnostic::at(file, at, "host name is empty"));
+        }
+        if index.contains_key(&name) {
+            return Err(Diagnostic::at(
+                file,
+                at,
+                format!("host `{name}` is listed twice: host names must be unique"),
+            ));
+        }
+        index.insert(name.clone(), entries.len());
+        entries.push(Entry {
+            name,
+            raw,
+            groups: Vec::new(),
+        });
+    }
+    for (gname, g) in groups {
+        for h in &g.hosts {
+            let name = h.value.trim().to_string();
+            if name.is_empty() {
+                return Err(Diagnostic::at(
+                    file,
+                    h.referenced,
+                    format!("empty host name in group `{gname}`"),
+                ));
+            }
+            let i = *index.entry(name.clone()).or_insert_with(|| {
+                entries.push(Entry {
+                    name,
+                    raw: RawHost::named(h.clone()),
+                    groups: Vec::new(),
+                });
+                entries.len() - 1
+            });
+            let member_of = &mut entries[i].groups;
+            if !member_of.contains(gname) {
+                member_of.push(gname.clone());
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// One host's settings after precedence.
+struct Merged {
+    name: String,
+    /// Where the host entry is: errors about the host as a whole point here.
+    at: Spanned<String>,
+    groups: Vec<String>,
+    labels: BTreeMap<String, String>,
+    vars: RawVars,
+    address: String,
+    jump: Option<Spanned<String>>,
+}
+
+fn merge(
+    entry: Entry,
+    groups: &BTreeMap<String, RawGroup>,
+    defaults: &RawVars,
+    ssh_config: Option<&SshConfig>,
+) -> Merged {
+    let Entry {
+        name,
+        raw,
+        groups: member_of,
+    } = entry;
+    let mut vars = raw.vars;
+    let mut labels = BTreeMap::new();
+    for group in member_of.iter().filter_map(|g| groups.get(g)) {
+        vars = vars.or(&group.vars);
+        labels.extend(group.labels.clone());
+    }
+    // Host labels win over group labels.
+    labels.extend(raw.labels);
+    let sc = lookup(ssh_config, &name);
+    vars = vars.or(&ssh_config_vars(&sc)).or(defaults);
+    let jump = vars.jump.clone().or_else(|| {
+        sc.proxy_jump.map(|j| Spanned {
+            value: j,
+            referenced: raw.name.referenced,
+            defined: raw.name.defined,
+        })
+    });
+    let address = raw.address.or(sc.hostname).unwrap_or_else(|| name.clone());
+    Merged {
+        name,
+        at: raw.name,
+        groups: member_of,
+        labels,
+        vars,
+        address,
+        jump,
+    }
+}
+
+/// What `~/.ssh/config` says about `alias` (nothing without a config).
+pub(super) fn lookup(ssh_config: Option<&SshConfig>, alias: &str) -> SshConfigHost {
+    ssh_config.map(|c| c.lookup(alias)).unwrap_or_default()
+}
+
+/// The keys `~/.ssh/config` can fill, as inventory settings.
+fn ssh_config_vars(sc: &SshConfigHost) -> RawVars {
+    RawVars {
+        user: sc.user.clone(),
+        port: sc.port,
+        identity_file: (!sc.identity_files.is_empty()).then(|| {
+            OneOrMany::Many(
+                sc.identity_files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect(),
+            )
+        }),
+        ..RawVars::default()
+    }
+}
+
+/// A host resolved but for its jumps.
+pub(super) struct Settled {
+    pub(super) host: Host,
+    /// How the host is reached over SSH: its own target when it is an SSH
+    /// host, and what a jump naming it connects to, whatever its transport.
+    pub(super) endpoint: SshEndpoint,
+    pub(super) jump: Option<Spanned<String>>,
+}
+
+fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
+    let vars = &m.vars;
+    let user = vars.user.clone().unwrap_or_else(current_user);
+    let transport = vars.transport.unwrap_or(TransportKind::Ssh);
+    // Checked in this order: a host's first error stays the same.
+    let winrm = match transport {
+        TransportKind::Winrm => Some(winrm_target(
+            file,
+            &m.name,
+            &m.address,
+            &user,
+            vars.winrm.as_ref(),
+            m.at.referenced,
+        )?),
+        _ => None,
+    };
+    let connect_timeout = duration_of(file, &vars.connect_timeout)?;
+    let host_timeout = duration_of(file, &vars.host_timeout)?;
+    let sudo = vars.sudo.unwrap_or(false);
+    let endpoint = SshEndpoint {
+        address: m.address.clone(),
+        port: vars.port.unwrap_or(22),
+        user,
+        identity_files: match &vars.identity_file {
+            Some(v) => v.to_vec().iter().map(|s| expand_home(s)).collect(),
+            None => default_identity_files(),
+        },
+    };
+    let target = match (transport, winrm) {
+        (TransportKind::Local, _) => Target::Local(LocalHost {
+            address: m.address,
+            sudo,
+        }),
+        (_, Some(winrm)) => Target::Winrm(WinrmHost {
+            winrm,
+            connect_timeout,
+        }),
+        _ => Target::Ssh(SshHost {
+            ssh: SshTarget {
+                endpoint: endpoint.clone(),
+                jumps: Vec::new(),
+            },
+            known_hosts: vars.known_hosts.as_deref().map(expand_home),
+            passphrase: match (&vars.passphrase_env, &vars.passphrase_file) {
+                (Some(e), _) => Passphrase::Env(e.clone()),
+                (None, Some(f)) => Passphrase::File(expand_home(f)),
+                (None, None) => Passphrase::None,
+            },
+            connect_timeout,
+            sudo,
+        }),
+    };
+    Ok(Settled {
+        host: Host {
+            name: m.name,
+            os: vars.os,
+            labels: m.labels,
+            groups: m.groups,
+            host_timeout,
+            target,
+        },
+        endpoint,
+        jump: m.jump,
+    })
+}
+
+/// Default key files, as OpenSSH tries them.
+fn default_identity_files() -> Vec<PathBuf> {
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .filter_map(|n| dirs::home_dir().map(|h| h.join(".ssh").join(n)))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+/// The account fleetsweep runs as: the SSH user when none is given.
+fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "root".to_string())
+}
