@@ -321,3 +321,16 @@ fn keys_and_paths_normalise_to_catalog_form() {
         "C:/ProgramData/Kaspersky Lab"
     );
 }
+
+#[test]
+fn windows_default_shells_are_recognised_by_their_answer() {
+    // cmd.exe and PowerShell, asked to run `/bin/sh -c ...`.
+    assert!(looks_like_windows_shell(
+        "'/bin/sh' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+    ));
+    assert!(looks_like_windows_shell(
+        "/bin/sh : The term '/bin/sh' is not recognized as the name of a cmdlet, function, script file, or operable program."
+    ));
+    assert!(!looks_like_windows_shell("sh: 1: dpkg-query: not found"));
+    assert!(!looks_like_windows_shell(""));
+}
