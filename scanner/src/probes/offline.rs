@@ -73,7 +73,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// `name:` of host.yaml, else the directory name.
     pub name: String,
-    /// `windows`, `macos` or `linux`.
+    /// `windows`, `macos` or `linux`: an [`OsFamily`]'s spelling, checked when
+    /// host.yaml is read (text while `inventory::Host::os` is text).
     pub os: String,
     pub address: Option<String>,
     pub labels: BTreeMap<String, String>,
@@ -327,6 +328,46 @@ mod tests {
         assert_eq!(decode_text(b"\xEF\xBB\xBFabc"), "abc");
         assert_eq!(decode_text(&[0xFF, 0xFE, 0x41]), "");
         assert_eq!(decode_text(b""), "");
+    }
+
+    #[test]
+    fn a_bundle_without_known_files_names_its_family_s_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+        let want = [
+            (OsFamily::Linux, "linux.txt, os-release, dpkg-query.txt, rpm-qa.txt, kesl-control-app-info.txt, paths.txt"),
+            (OsFamily::Windows, "windows.json, Get-Service.xml, Win32_OperatingSystem.xml, uninstall.xml"),
+            (OsFamily::Macos, "macos.txt, sw_vers.txt, pkgutil-pkgs.txt, launchctl-list.txt, systemextensionsctl-list.txt, kextstat.txt, codesign.txt, Info.plist, LaunchDaemons, paths.txt"),
+        ];
+        for (family, files) in want {
+            let err = read_bundle(dir.path(), family).unwrap_err().to_string();
+            assert!(
+                err.ends_with(&format!(
+                    "holds none of the files fleetsweep reads for {family} hosts ({files}); see docs/offline-bundles.md"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bundle_reads_its_files_in_table_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // sw_vers.txt (read after macos.txt) sets the OS; paths.txt adds paths.
+        std::fs::write(
+            dir.path().join("sw_vers.txt"),
+            "ProductName:\tmacOS\nProductVersion:\t14.5\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("macos.txt"), "no markers").unwrap();
+        std::fs::write(dir.path().join("paths.txt"), "/opt/x\nrelative\n").unwrap();
+        let obs = read_bundle(dir.path(), OsFamily::Macos).unwrap();
+        assert_eq!(obs.os.unwrap().name.as_deref(), Some("macOS"));
+        assert_eq!(obs.paths.len(), 1);
+        assert_eq!(
+            obs.warnings[0].message,
+            "no probe markers: not an output of the macOS probe script"
+        );
     }
 
     #[test]

@@ -219,17 +219,6 @@ fn family_of(h: &Host) -> OsFamily {
         .unwrap_or(OsFamily::Linux)
 }
 
-/// The command and standard input that run the probe for `family`: its
-/// registered [`registry::Probe::invocation`].
-pub fn probe_command(
-    family: OsFamily,
-    sudo: bool,
-    nonce: &str,
-    roots: &[String],
-) -> (String, Vec<u8>) {
-    probe(family).invocation(sudo, nonce, roots)
-}
-
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     if let Some(dir) = ctx.settings.offline.get(&h.name) {
         let family = family_of(h);
@@ -398,6 +387,16 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::probes::{linux, macos, windows};
+
+    /// The command and standard input that run the probe for `family`.
+    fn probe_command(
+        family: OsFamily,
+        sudo: bool,
+        nonce: &str,
+        roots: &[String],
+    ) -> (String, Vec<u8>) {
+        probe(family).invocation(sudo, nonce, roots)
+    }
 
     #[test]
     fn windows_hosts_get_the_encoded_powershell_line() {
