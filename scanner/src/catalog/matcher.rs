@@ -147,7 +147,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         let mut item = Item::new(
             vec![(SigKind::Service, s.name.clone())],
             installed_if(s.running()),
-            ev("service", Some("windows"), value),
+            ev("service", Some(OsFamily::Windows.as_str()), value),
         );
         item.path = s.image_path.as_deref().and_then(image_program);
         out.push(item);
@@ -173,7 +173,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             installed_if(d.running()),
             ev(
                 "driver",
-                Some("windows"),
+                Some(OsFamily::Windows.as_str()),
                 format!("{} ({file}; {})", d.name, detail.join(", ")),
             ),
         );

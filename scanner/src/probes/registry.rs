@@ -6,8 +6,9 @@
 //! bundle files and roots lived in four files. Now each family's module
 //! ([`linux`], [`windows`], [`macos`]) declares one `PROBE`, and [`probe`] is
 //! the only place that maps a family to it (after blackbox_exporter's prober
-//! map and Vuls' one file per OS family). Adding a family is its module plus
-//! one arm in [`probe`], which does not compile until the arm exists.
+//! map and Vuls' one file per OS family). Adding a family is its variant in
+//! [`OsFamily`], its module, and one arm in [`probe`] (which does not compile
+//! until the arm exists).
 //!
 //! ```
 //! use fleetsweep::os::OsFamily;
@@ -153,8 +154,10 @@ pub enum BundleRead {
 }
 
 /// A section a verdict requires: at least one of `any_of` must have answered.
-/// Names are the probe's section names (script markers or JSON keys); the
-/// offline reader maps its files onto them.
+/// Names are the live probe's section names (`sh` script markers, or keys of
+/// the Windows JSON document). Offline bundles hold files, not sections
+/// (`dpkg-query.txt` answers for `dpkg`): mapping them is part of enforcing
+/// these, which is not done yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequiredSection {
     /// What is missing, as a report would say it.
