@@ -48,7 +48,7 @@ pub(super) fn offline_hosts(
     let mut inv = inventory::Inventory::default();
     for b in fleetsweep::probes::offline::load_bundles(dir)? {
         inv.hosts.push(Host {
-            os: Some(b.os.parse()?),
+            os: Some(b.os),
             labels: b.labels,
             groups: Vec::new(),
             host_timeout: None,

@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use fleetsweep_exporters::{Evidence, Finding, FindingState, SignatureAge, Status};
 
-use super::{Catalog, Rule, SigKind, SigOs};
+use super::{Catalog, Rule, SigKind};
+use crate::os::OsFamily;
 use crate::probes::{Observations, PackageState};
 
 /// One thing seen on the host, in the form signatures are matched against.
@@ -146,7 +147,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         let mut item = Item::new(
             vec![(SigKind::Service, s.name.clone())],
             installed_if(s.running()),
-            ev("service", Some("windows"), value),
+            ev("service", Some(OsFamily::Windows.as_str()), value),
         );
         item.path = s.image_path.as_deref().and_then(image_program);
         out.push(item);
@@ -172,7 +173,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             installed_if(d.running()),
             ev(
                 "driver",
-                Some("windows"),
+                Some(OsFamily::Windows.as_str()),
                 format!("{} ({file}; {})", d.name, detail.join(", ")),
             ),
         );
@@ -528,24 +529,19 @@ fn under(path: &str, root: &str) -> bool {
         && path.as_bytes().get(root.len()) == Some(&b'/')
 }
 
-/// Signature OS sections that apply to a host of `family`.
-fn applies(os: SigOs, family: &str) -> bool {
-    os == SigOs::Any || os.as_str() == family
-}
-
-fn rule_matches(rule: &Rule, item: &Item, family: &str) -> bool {
+fn rule_matches(rule: &Rule, item: &Item, family: OsFamily) -> bool {
     rule.signatures.iter().any(|s| {
-        applies(s.os, family) && item.keys.iter().any(|(k, v)| *k == s.kind && s.matches(v))
+        s.os.applies_to(family) && item.keys.iter().any(|(k, v)| *k == s.kind && s.matches(v))
     })
 }
 
-/// Matches one host's observations. `family` is the host's OS family
-/// (`linux`, `windows`, `macos`); `now` becomes `first_seen` of every finding
+/// Matches one host's observations. `family` is the OS family the host was
+/// probed as (its signatures and `any` ones apply); `now` becomes `first_seen` of every finding
 /// (the state store replaces it with the real first sighting).
 pub fn match_host(
     catalog: &Catalog,
     obs: &Observations,
-    family: &str,
+    family: OsFamily,
     now: jiff::Timestamp,
 ) -> Vec<Finding> {
     let items = items(obs);
@@ -680,7 +676,7 @@ pub fn match_host(
                 effective: rule.effective,
                 deadline: rule.deadline,
                 evidence,
-                remediation: rule.remediation.get(family).cloned(),
+                remediation: rule.remediation.get(family.as_str()).cloned(),
             }
         })
         .collect();

@@ -18,6 +18,8 @@ pub use fleetsweep_exporters::Policy;
 use fleetsweep_exporters::{CatalogInfo, FindingState};
 
 use crate::diag::{self, Diagnostic};
+use crate::os::OsFamily;
+use crate::probes::registry::probe;
 
 /// The catalogs built into the binary (`configs/catalog/`), used when no
 /// `--catalog` is given.
@@ -85,6 +87,21 @@ pub enum SigOs {
 }
 
 impl SigOs {
+    /// The family of a per-OS section; None for `any`.
+    pub fn family(self) -> Option<OsFamily> {
+        match self {
+            SigOs::Linux => Some(OsFamily::Linux),
+            SigOs::Windows => Some(OsFamily::Windows),
+            SigOs::Macos => Some(OsFamily::Macos),
+            SigOs::Any => None,
+        }
+    }
+
+    /// The signatures of this section apply to hosts of `family`.
+    pub fn applies_to(self, family: OsFamily) -> bool {
+        self == SigOs::Any || self.family() == Some(family)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SigOs::Linux => "linux",
@@ -475,29 +492,37 @@ impl Catalog {
         self.rules.iter().find(|r| r.id == id)
     }
 
-    /// Directories the Linux probe lists (depth 3) so `path` signatures can match:
-    /// the fixed prefix of every Linux path glob, minus roots already covered
-    /// by a shallower root.
-    pub fn linux_path_roots(&self) -> Vec<String> {
+    /// Directories the probe of `family` lists (to depth 3) so that `path`
+    /// signatures can match: the fixed prefix of each of the family's path
+    /// globs (a glob lists its parent directory), deep enough for the probe's
+    /// [`RootDepth`](crate::probes::registry::RootDepth), minus roots a shallower root already lists. Empty for a
+    /// probe that takes no roots.
+    ///
+    /// ```
+    /// use fleetsweep::{catalog::Catalog, os::OsFamily};
+    /// let roots = Catalog::builtin().unwrap().path_roots(OsFamily::Linux);
+    /// assert!(roots.contains(&"/opt/kaspersky".to_string()));
+    /// ```
+    pub fn path_roots(&self, family: OsFamily) -> Vec<String> {
+        let Some(depth) = probe(family).root_depth else {
+            return Vec::new();
+        };
         let mut roots: Vec<String> = Vec::new();
         for sig in self.rules.iter().flat_map(|r| &r.signatures) {
-            if sig.os != SigOs::Linux || sig.kind != SigKind::Path {
+            if sig.os.family() != Some(family) || sig.kind != SigKind::Path {
                 continue;
             }
-            let fixed: &str = match sig.pattern.find(['*', '?', '[', '{']) {
-                Some(i) => &sig.pattern[..i],
-                None => &sig.pattern,
-            };
-            let root = if sig.pattern.len() != fixed.len() {
+            let p = sig.pattern.as_str();
+            let (root, min_depth) = match p.find(['*', '?', '[', '{']) {
                 // Cut back to the last complete component.
-                match fixed.rfind('/') {
-                    Some(0) | None => continue, // never list `/` itself
-                    Some(i) => &fixed[..i],
-                }
-            } else {
-                fixed.trim_end_matches('/')
+                Some(i) => match p[..i].rfind('/') {
+                    Some(j) => (&p[..j], depth.glob),
+                    None => continue,
+                },
+                None => (p.trim_end_matches('/'), depth.exact),
             };
-            if root.starts_with('/') && root.len() > 1 {
+            // Never `/` itself, nor a relative path.
+            if root.starts_with('/') && root.matches('/').count() >= min_depth.max(1) {
                 roots.push(root.to_string());
             }
         }

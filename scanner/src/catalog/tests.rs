@@ -60,7 +60,7 @@ fn test_catalog_loads_with_inheritance() {
     let shield = c.rule("succ/shield").unwrap();
     assert_eq!(shield.policy, Policy::Watch);
     assert!(shield.replaces[0].is_match("acme/av"));
-    assert_eq!(c.linux_path_roots(), ["/opt/acme"]);
+    assert_eq!(c.path_roots(OsFamily::Linux), ["/opt/acme"]);
 }
 
 #[test]
@@ -115,10 +115,28 @@ fn builtin_catalog_is_valid_and_covers_every_os() {
         .rules
         .iter()
         .any(|r| r.policy == Policy::Watch && !r.replaces.is_empty()));
-    let roots = c.linux_path_roots();
+    let roots = c.path_roots(OsFamily::Linux);
     for r in ["/opt/kaspersky", "/var/opt/kaspersky", "/etc/opt/kaspersky"] {
         assert!(roots.iter().any(|x| x == r), "{r} not probed: {roots:?}");
     }
+}
+
+#[test]
+fn macos_path_roots_from_the_builtin_catalog() {
+    let c = Catalog::builtin().unwrap();
+    let roots = c.path_roots(OsFamily::Macos);
+    assert!(
+        roots.contains(&"/Library/Application Support/Kaspersky Lab".to_string()),
+        "{roots:?}"
+    );
+    assert!(
+        roots
+            .iter()
+            .all(|r| r != "/" && r != "/Applications" && r != "/var/log"),
+        "{roots:?}"
+    );
+    // The Windows probe lists its fixed roots only.
+    assert!(c.path_roots(OsFamily::Windows).is_empty());
 }
 
 /// The versioned driver folder of the built-in catalog matches image paths as
@@ -136,4 +154,57 @@ fn versioned_driver_folder_matches_registered_image_paths() {
     assert!(sig.matches("C:/Windows/system32/DRIVERS/k4w-21-25/KLIF.SYS"));
     assert!(!sig.matches("C:/Windows/System32/drivers/K4W-21-25x/klif.sys"));
     assert!(!sig.matches("C:/Windows/System32/drivers/klif.sys"));
+}
+
+/// One algorithm, two probes' depths: Linux lists any root but `/`; macOS only
+/// a vendor's own folder (never `/Applications` or `/var/log` themselves).
+#[test]
+fn path_roots_per_family_depth() {
+    let builtin = Catalog::builtin().unwrap();
+    let mut rule = builtin.rules[0].clone();
+    let template = rule.signatures[0].clone();
+    let patterns = [
+        "/",
+        "/*",
+        "/opt",
+        "/opt/k*",
+        "/x/y",
+        "/x/y/z/",
+        "/a/b/c*",
+        "/a/b/c/d*",
+        "/var/log/x*.log",
+        "/Library/A/B",
+        "/Library/A/B/C/D/E",
+        "relative/a/b/c/d",
+    ];
+    rule.signatures = [SigOs::Linux, SigOs::Macos]
+        .into_iter()
+        .flat_map(|os| patterns.map(|p| (os, p)))
+        .map(|(os, p)| Signature {
+            os,
+            kind: SigKind::Path,
+            pattern: p.to_string(),
+            ..template.clone()
+        })
+        .collect();
+    let c = Catalog {
+        catalogs: Vec::new(),
+        rules: vec![rule],
+    };
+    assert_eq!(
+        c.path_roots(OsFamily::Linux),
+        [
+            "/Library/A/B",
+            "/Library/A/B/C/D/E",
+            "/a/b",
+            "/opt",
+            "/var/log",
+            "/x/y"
+        ]
+    );
+    assert_eq!(
+        c.path_roots(OsFamily::Macos),
+        ["/Library/A/B", "/Library/A/B/C/D/E", "/a/b/c", "/x/y"]
+    );
+    assert!(c.path_roots(OsFamily::Windows).is_empty());
 }

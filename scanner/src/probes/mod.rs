@@ -11,12 +11,16 @@
 //! cannot be reached at all are analysed from files collected by other means
 //! ([`offline`]), through the same parsers.
 //!
+//! Which probe a family gets, with its command, parser, roots, bundle files and
+//! required sections, is the [`registry`]: one entry per [`crate::os::OsFamily`].
+//!
 //! Host output is untrusted: every parser is total (no panics on any input), keeps
 //! what it understood, and reports what it could not parse as a [`ProbeWarning`].
 
 pub mod linux;
 pub mod macos;
 pub mod offline;
+pub mod registry;
 pub mod windows;
 
 use serde::Serialize;
@@ -63,6 +67,98 @@ pub struct Observations {
     /// Sections that failed or were cut; the host is still scanned, but the
     /// report says which evidence is missing.
     pub warnings: Vec<ProbeWarning>,
+}
+
+impl Observations {
+    /// Adds `from` (another file or run of the same host) to these observations:
+    /// lists are appended, application bundles merged by bundle id, and the OS
+    /// info already known is kept.
+    pub fn merge(&mut self, from: Observations) {
+        let Observations {
+            os,
+            packages,
+            services,
+            processes,
+            kernel_modules,
+            paths,
+            uninstall,
+            windows_services,
+            drivers,
+            registry_keys,
+            certificates,
+            av_products,
+            pkg_receipts,
+            bundles,
+            launchd,
+            system_extensions,
+            kexts,
+            browser_extensions,
+            signature_updates,
+            warnings,
+        } = from;
+        self.os = self.os.take().or(os);
+        self.packages.extend(packages);
+        self.services.extend(services);
+        self.processes.extend(processes);
+        self.kernel_modules.extend(kernel_modules);
+        self.paths.extend(paths);
+        self.uninstall.extend(uninstall);
+        self.windows_services.extend(windows_services);
+        self.drivers.extend(drivers);
+        self.registry_keys.extend(registry_keys);
+        self.certificates.extend(certificates);
+        self.av_products.extend(av_products);
+        self.pkg_receipts.extend(pkg_receipts);
+        for b in bundles {
+            self.merge_app(b);
+        }
+        self.launchd.extend(launchd);
+        self.system_extensions.extend(system_extensions);
+        self.kexts.extend(kexts);
+        self.browser_extensions.extend(browser_extensions);
+        self.signature_updates.extend(signature_updates);
+        self.warnings.extend(warnings);
+    }
+
+    /// Adds an application bundle; one already seen with the same bundle id
+    /// gets the fields it lacked (and a real path instead of an Info.plist name).
+    pub fn merge_app(&mut self, app: AppBundle) {
+        let same = self
+            .bundles
+            .iter_mut()
+            .find(|b| b.bundle_id.is_some() && b.bundle_id == app.bundle_id);
+        match same {
+            Some(b) => {
+                b.version = b.version.take().or(app.version);
+                b.name = b.name.take().or(app.name);
+                b.team_id = b.team_id.take().or(app.team_id);
+                if b.path
+                    .as_deref()
+                    .is_none_or(|p| p.ends_with("(Info.plist)"))
+                {
+                    b.path = app.path.or(b.path.take());
+                }
+            }
+            None => self.bundles.push(app),
+        }
+    }
+
+    /// Adds what a parser found to the list `list` picks, and its warnings.
+    ///
+    /// ```
+    /// # use fleetsweep::probes::{linux, Observations};
+    /// let mut obs = Observations::default();
+    /// obs.add(|o| &mut o.packages, linux::parse_rpm("bash\t0:5.2-1\tx86_64\tFedora\t\n"));
+    /// assert_eq!(obs.packages[0].name, "bash");
+    /// ```
+    pub fn add<T>(
+        &mut self,
+        list: fn(&mut Observations) -> &mut Vec<T>,
+        (found, warnings): (Vec<T>, Vec<ProbeWarning>),
+    ) {
+        list(self).extend(found);
+        self.warnings.extend(warnings);
+    }
 }
 
 /// Package manager that reported a package.

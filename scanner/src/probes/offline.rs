@@ -7,7 +7,8 @@
 //! DIR/<any>/host.yaml      name, os (windows|macos|linux), address, labels
 //! DIR/<any>/windows.json   the Windows probe's JSON (UTF-8 or UTF-16 with BOM)
 //! DIR/<any>/macos.txt      the macOS probe's output;  linux.txt: the Linux one
-//! ...                      or single command outputs (see FILES)
+//! ...                      or single command outputs (each family's
+//!                          `bundle_files` in the probe registry)
 //! ```
 //!
 //! Every file is untrusted: read up to a size limit, parsed without panics;
@@ -20,35 +21,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::linux::sections::warning;
-use super::{linux, macos, windows, Observations, PathEntry, PathKind};
+use super::registry::{probe, BundleRead};
+use super::{Observations, PathEntry, PathKind};
+use crate::os::OsFamily;
 
 /// The per-bundle description file.
 pub const HOST_FILE: &str = "host.yaml";
-
-/// Known files per OS family: (file name, what produces it). The docs list the
-/// exact commands; this table is what the reader accepts.
-pub const FILES: &[(&str, &str, &str)] = &[
-    ("windows", "windows.json", "the Windows probe script's output"),
-    ("windows", "Get-Service.xml", "Get-Service | Export-Clixml"),
-    ("windows", "Win32_OperatingSystem.xml", "Get-CimInstance Win32_OperatingSystem | Export-Clixml"),
-    ("windows", "uninstall.xml", "Get-ItemProperty over the Uninstall keys | Export-Clixml"),
-    ("macos", "macos.txt", "the macOS probe script's output"),
-    ("macos", "sw_vers.txt", "sw_vers"),
-    ("macos", "pkgutil-pkgs.txt", "pkgutil --pkgs"),
-    ("macos", "launchctl-list.txt", "launchctl list"),
-    ("macos", "systemextensionsctl-list.txt", "systemextensionsctl list"),
-    ("macos", "kextstat.txt", "kextstat -l (or kmutil showloaded --list-only)"),
-    ("macos", "codesign.txt", "codesign -dv /Applications/*.app 2>&1"),
-    ("macos", "Info.plist", "directory of copied application Info.plist files"),
-    ("macos", "LaunchDaemons", "directory of copied launchd job plists"),
-    ("macos", "paths.txt", "find '/Library/Application Support/Kaspersky Lab' -maxdepth 3"),
-    ("linux", "linux.txt", "the Linux probe script's output"),
-    ("linux", "os-release", "cat /etc/os-release"),
-    ("linux", "dpkg-query.txt", "dpkg-query -W -f='${Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${Maintainer}\\n'"),
-    ("linux", "rpm-qa.txt", "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\t%{PACKAGER}\\n'"),
-    ("linux", "kesl-control-app-info.txt", "kesl-control --app-info"),
-    ("linux", "paths.txt", "find /opt/kaspersky /var/opt/kaspersky /etc/opt/kaspersky -maxdepth 3"),
-];
 
 /// Largest file read from a bundle; bigger files are cut and reported.
 pub const MAX_FILE: u64 = 64 * 1024 * 1024;
@@ -73,7 +51,7 @@ pub enum OfflineError {
     #[error("bundle {} holds none of the files fleetsweep reads for {os} hosts ({files}); see docs/offline-bundles.md", dir.display())]
     NoFiles {
         dir: PathBuf,
-        os: String,
+        os: OsFamily,
         files: String,
     },
 }
@@ -95,8 +73,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     /// `name:` of host.yaml, else the directory name.
     pub name: String,
-    /// `windows`, `macos` or `linux`.
-    pub os: String,
+    /// `os:` of host.yaml (`windows`, `macos` or `linux`).
+    pub os: OsFamily,
     pub address: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
@@ -146,13 +124,12 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
     };
     let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
     let raw: RawHost = serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?;
-    let os = raw.os.trim().to_ascii_lowercase();
-    if !matches!(os.as_str(), "windows" | "macos" | "linux") {
+    let Ok(family) = raw.os.trim().to_ascii_lowercase().parse::<OsFamily>() else {
         return Err(err(format!(
             "os `{}` is not one of windows, macos, linux",
             raw.os
         )));
-    }
+    };
     let name = match raw.name {
         Some(n) if !n.trim().is_empty() => n.trim().to_string(),
         _ => dir
@@ -163,7 +140,7 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
     Ok(Bundle {
         dir: dir.to_path_buf(),
         name,
-        os,
+        os: family,
         address: raw.address,
         labels: raw.labels,
     })
@@ -234,165 +211,37 @@ pub fn nonce_of(output: &str) -> Option<&str> {
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(n)
 }
 
-/// Reads every known file of `bundle` into one set of observations.
-pub fn read_bundle(bundle: &Bundle) -> Result<Observations, OfflineError> {
+/// Reads every file of the bundle in `dir` that `family`'s probe knows
+/// ([`crate::probes::registry::Probe::bundle_files`]) into one set of
+/// observations. Blocking (std::fs): async callers run it on a blocking thread.
+pub fn read_bundle(dir: &Path, family: OsFamily) -> Result<Observations, OfflineError> {
     let mut obs = Observations::default();
     let mut found = false;
-    let dir = &bundle.dir;
-    match bundle.os.as_str() {
-        "windows" => {
-            if let Some(t) = read_text(&dir.join("windows.json"), &mut obs) {
-                found = true;
-                merge(&mut obs, windows::parse(&t));
-            }
-            if let Some(t) = read_text(&dir.join("Get-Service.xml"), &mut obs) {
-                found = true;
-                let (s, w) = windows::clixml::services(&t);
-                obs.windows_services.extend(s);
-                obs.warnings.extend(w);
-            }
-            if let Some(t) = read_text(&dir.join("Win32_OperatingSystem.xml"), &mut obs) {
-                found = true;
-                let (os, w) = windows::clixml::operating_system(&t);
-                obs.os = obs.os.take().or(os);
-                obs.warnings.extend(w);
-            }
-            if let Some(t) = read_text(&dir.join("uninstall.xml"), &mut obs) {
-                found = true;
-                let (u, w) = windows::clixml::uninstall(&t);
-                obs.uninstall.extend(u);
-                obs.warnings.extend(w);
-            }
-        }
-        "macos" => {
-            if let Some(t) = read_text(&dir.join("macos.txt"), &mut obs) {
-                found = true;
-                match nonce_of(&t) {
-                    Some(n) => {
-                        let n = n.to_string();
-                        merge(&mut obs, macos::parse(&t, &n));
-                    }
-                    None => obs.warnings.push(warning(
-                        "macos.txt",
-                        "no probe markers: not an output of the macOS probe script".to_string(),
-                    )),
+    let files = probe(family).bundle_files;
+    for file in files {
+        let path = dir.join(file.name);
+        found |= match file.read {
+            BundleRead::Text(parse) => match read_text(&path, &mut obs) {
+                Some(t) => {
+                    parse(&t, &mut obs);
+                    true
                 }
-            }
-            if let Some(t) = read_text(&dir.join("sw_vers.txt"), &mut obs) {
-                found = true;
-                obs.os = Some(macos::parse_sw_vers(&t));
-            }
-            if let Some(t) = read_text(&dir.join("pkgutil-pkgs.txt"), &mut obs) {
-                found = true;
-                let (r, w) = macos::parse_pkgutil(&t);
-                obs.pkg_receipts.extend(r);
-                obs.warnings.extend(w);
-            }
-            if let Some(t) = read_text(&dir.join("launchctl-list.txt"), &mut obs) {
-                found = true;
-                let (j, w) = macos::parse_launchctl_list(&t);
-                obs.launchd.extend(j);
-                obs.warnings.extend(w);
-            }
-            if let Some(t) = read_text(&dir.join("systemextensionsctl-list.txt"), &mut obs) {
-                found = true;
-                obs.system_extensions
-                    .extend(macos::parse_systemextensionsctl(&t));
-            }
-            if let Some(t) = read_text(&dir.join("kextstat.txt"), &mut obs) {
-                found = true;
-                obs.kexts.extend(macos::parse_kexts(&t));
-            }
-            if let Some(t) = read_text(&dir.join("codesign.txt"), &mut obs) {
-                found = true;
-                merge_codesign(&mut obs, macos::parse_codesign(&t));
-            }
-            found |= read_plist_dir(&dir.join("Info.plist"), &mut obs, |b, obs, name| {
-                match macos::parse_info_plist(b) {
-                    Ok(mut app) => {
-                        if app.path.is_none() {
-                            app.path = Some(format!("{name} (Info.plist)"));
-                        }
-                        merge_app(obs, app);
-                    }
-                    Err(e) => obs
-                        .warnings
-                        .push(warning("Info.plist", format!("{name}: {e}"))),
-                }
-            });
-            found |= read_plist_dir(&dir.join("LaunchDaemons"), &mut obs, |b, obs, name| {
-                match macos::parse_launchd_plist(b) {
-                    Ok(mut job) => {
-                        job.plist = Some(name.to_string());
-                        if !obs.launchd.iter().any(|j| j.label == job.label) {
-                            obs.launchd.push(job);
-                        }
-                    }
-                    Err(e) => obs
-                        .warnings
-                        .push(warning("LaunchDaemons", format!("{name}: {e}"))),
-                }
-            });
-            found |= read_paths(dir, &mut obs);
-        }
-        _ => {
-            if let Some(t) = read_text(&dir.join("linux.txt"), &mut obs) {
-                found = true;
-                match nonce_of(&t) {
-                    Some(n) => {
-                        let n = n.to_string();
-                        merge(&mut obs, linux::parse(&t, &n));
-                    }
-                    None => obs.warnings.push(warning(
-                        "linux.txt",
-                        "no probe markers: not an output of the Linux probe script".to_string(),
-                    )),
-                }
-            }
-            if let Some(t) = read_text(&dir.join("os-release"), &mut obs) {
-                found = true;
-                obs.os = Some(linux::parse_os_release(&t));
-            }
-            if let Some(t) = read_text(&dir.join("dpkg-query.txt"), &mut obs) {
-                found = true;
-                let (p, w) = linux::parse_dpkg(&t);
-                obs.packages.extend(p);
-                obs.warnings.extend(w);
-            }
-            if let Some(t) = read_text(&dir.join("rpm-qa.txt"), &mut obs) {
-                found = true;
-                let (p, w) = linux::parse_rpm(&t);
-                obs.packages.extend(p);
-                obs.warnings.extend(w);
-            }
-            if let Some(t) = read_text(&dir.join("kesl-control-app-info.txt"), &mut obs) {
-                found = true;
-                match linux::parse_kesl_app_info(&t) {
-                    Some(u) => obs.signature_updates.push(u),
-                    None => obs.warnings.push(warning(
-                        "kesl-control-app-info.txt",
-                        "no `Last release date of databases:` line".to_string(),
-                    )),
-                }
-            }
-            found |= read_paths(dir, &mut obs);
-        }
+                None => false,
+            },
+            BundleRead::PlistDir(parse) => read_plist_dir(&path, &mut obs, parse),
+        };
     }
     if !found {
-        let files: Vec<&str> = FILES
-            .iter()
-            .filter(|(os, _, _)| *os == bundle.os)
-            .map(|(_, f, _)| *f)
-            .collect();
+        let files: Vec<&str> = files.iter().map(|f| f.name).collect();
         return Err(OfflineError::NoFiles {
-            dir: dir.clone(),
-            os: bundle.os.clone(),
+            dir: dir.to_path_buf(),
+            os: family,
             files: files.join(", "),
         });
     }
     if obs.os.is_none() {
         obs.os = Some(fleetsweep_exporters::OsInfo {
-            family: bundle.os.clone(),
+            family: family.as_str().to_string(),
             name: None,
             version: None,
         });
@@ -400,12 +249,27 @@ pub fn read_bundle(bundle: &Bundle) -> Result<Observations, OfflineError> {
     Ok(obs)
 }
 
+/// A saved run of an `sh` probe script (`linux.txt`, `macos.txt`), parsed with
+/// the nonce of its own markers.
+pub(super) fn saved_run(
+    text: &str,
+    obs: &mut Observations,
+    file: &str,
+    script: &str,
+    parse: fn(&str, &str) -> Observations,
+) {
+    match nonce_of(text) {
+        Some(n) => obs.merge(parse(text, n)),
+        None => obs.warnings.push(warning(
+            file,
+            format!("no probe markers: not an output of the {script} probe script"),
+        )),
+    }
+}
+
 /// `paths.txt`: one path a line (`find` output), or the probe's `d<TAB>path` form.
-fn read_paths(dir: &Path, obs: &mut Observations) -> bool {
-    let Some(t) = read_text(&dir.join("paths.txt"), obs) else {
-        return false;
-    };
-    for line in t.lines().take(100_000) {
+pub(super) fn paths_list(text: &str, obs: &mut Observations) {
+    for line in text.lines().take(100_000) {
         let line = line.trim_end_matches('\r');
         if line.is_empty() {
             continue;
@@ -424,14 +288,13 @@ fn read_paths(dir: &Path, obs: &mut Observations) -> bool {
             });
         }
     }
-    true
 }
 
 /// Each `*.plist` of `dir` (sorted), at most 2000.
 fn read_plist_dir(
     dir: &Path,
     obs: &mut Observations,
-    mut each: impl FnMut(&[u8], &mut Observations, &str),
+    each: fn(&[u8], &str, &mut Observations),
 ) -> bool {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return false;
@@ -443,84 +306,10 @@ fn read_plist_dir(
     files.sort();
     for f in files.iter().take(2000) {
         if let Some(b) = read_bytes(f, obs) {
-            each(&b, obs, &file_label(f));
+            each(&b, &file_label(f), obs);
         }
     }
     true
-}
-
-fn merge_app(obs: &mut Observations, app: super::AppBundle) {
-    let same = obs
-        .bundles
-        .iter_mut()
-        .find(|b| b.bundle_id.is_some() && b.bundle_id == app.bundle_id);
-    match same {
-        Some(b) => {
-            b.version = b.version.take().or(app.version);
-            b.name = b.name.take().or(app.name);
-            b.team_id = b.team_id.take().or(app.team_id);
-            if b.path
-                .as_deref()
-                .is_none_or(|p| p.ends_with("(Info.plist)"))
-            {
-                b.path = app.path.or(b.path.take());
-            }
-        }
-        None => obs.bundles.push(app),
-    }
-}
-
-fn merge_codesign(obs: &mut Observations, apps: Vec<super::AppBundle>) {
-    for app in apps {
-        merge_app(obs, app);
-    }
-}
-
-fn merge(into: &mut Observations, from: Observations) {
-    let Observations {
-        os,
-        packages,
-        services,
-        processes,
-        kernel_modules,
-        paths,
-        uninstall,
-        windows_services,
-        drivers,
-        registry_keys,
-        certificates,
-        av_products,
-        pkg_receipts,
-        bundles,
-        launchd,
-        system_extensions,
-        kexts,
-        browser_extensions,
-        signature_updates,
-        warnings,
-    } = from;
-    into.os = into.os.take().or(os);
-    into.packages.extend(packages);
-    into.services.extend(services);
-    into.processes.extend(processes);
-    into.kernel_modules.extend(kernel_modules);
-    into.paths.extend(paths);
-    into.uninstall.extend(uninstall);
-    into.windows_services.extend(windows_services);
-    into.drivers.extend(drivers);
-    into.registry_keys.extend(registry_keys);
-    into.certificates.extend(certificates);
-    into.av_products.extend(av_products);
-    into.pkg_receipts.extend(pkg_receipts);
-    for b in bundles {
-        merge_app(into, b);
-    }
-    into.launchd.extend(launchd);
-    into.system_extensions.extend(system_extensions);
-    into.kexts.extend(kexts);
-    into.browser_extensions.extend(browser_extensions);
-    into.signature_updates.extend(signature_updates);
-    into.warnings.extend(warnings);
 }
 
 #[cfg(test)]
@@ -538,6 +327,46 @@ mod tests {
         assert_eq!(decode_text(b"\xEF\xBB\xBFabc"), "abc");
         assert_eq!(decode_text(&[0xFF, 0xFE, 0x41]), "");
         assert_eq!(decode_text(b""), "");
+    }
+
+    #[test]
+    fn a_bundle_without_known_files_names_its_family_s_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
+        let want = [
+            (OsFamily::Linux, "linux.txt, os-release, dpkg-query.txt, rpm-qa.txt, kesl-control-app-info.txt, paths.txt"),
+            (OsFamily::Windows, "windows.json, Get-Service.xml, Win32_OperatingSystem.xml, uninstall.xml"),
+            (OsFamily::Macos, "macos.txt, sw_vers.txt, pkgutil-pkgs.txt, launchctl-list.txt, systemextensionsctl-list.txt, kextstat.txt, codesign.txt, Info.plist, LaunchDaemons, paths.txt"),
+        ];
+        for (family, files) in want {
+            let err = read_bundle(dir.path(), family).unwrap_err().to_string();
+            assert!(
+                err.ends_with(&format!(
+                    "holds none of the files fleetsweep reads for {family} hosts ({files}); see docs/offline-bundles.md"
+                )),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bundle_reads_its_files_in_table_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // sw_vers.txt (read after macos.txt) sets the OS; paths.txt adds paths.
+        std::fs::write(
+            dir.path().join("sw_vers.txt"),
+            "ProductName:\tmacOS\nProductVersion:\t14.5\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("macos.txt"), "no markers").unwrap();
+        std::fs::write(dir.path().join("paths.txt"), "/opt/x\nrelative\n").unwrap();
+        let obs = read_bundle(dir.path(), OsFamily::Macos).unwrap();
+        assert_eq!(obs.os.unwrap().name.as_deref(), Some("macOS"));
+        assert_eq!(obs.paths.len(), 1);
+        assert_eq!(
+            obs.warnings[0].message,
+            "no probe markers: not an output of the macOS probe script"
+        );
     }
 
     #[test]

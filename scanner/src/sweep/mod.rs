@@ -10,6 +10,7 @@
 
 pub mod summary;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,8 @@ use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPOR
 use crate::catalog::{matcher, Catalog};
 use crate::inventory::{Host, Target};
 use crate::os::OsFamily;
-use crate::probes::{linux, macos, offline, windows, Observations};
+use crate::probes::registry::{self, probe, FirstRun};
+use crate::probes::{offline, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
 use crate::transport::{ssh, winrm, Session, SshSettings, TransportError};
@@ -60,10 +62,9 @@ struct Ctx {
     settings: SweepSettings,
     /// Built once, shared by every connection (parsed known_hosts, TOFU file lock).
     host_keys: Arc<HostKeyPolicy>,
-    /// Directories the Linux probe lists, from the catalog's path signatures.
-    path_roots: Vec<String>,
-    /// The same for the macOS probe.
-    macos_roots: Vec<String>,
+    /// Directories each family's probe lists, from the catalog's path
+    /// signatures: computed once per sweep, not once per host.
+    path_roots: BTreeMap<OsFamily, Vec<String>>,
 }
 
 /// Runs one sweep over `hosts`.
@@ -76,15 +77,16 @@ pub async fn run(
     mut cancel: watch::Receiver<Option<String>>,
 ) -> Report {
     let started = jiff::Timestamp::now();
-    let path_roots = catalog.linux_path_roots();
-    let macos_roots = macos::path_roots(&catalog);
+    let path_roots = OsFamily::ALL
+        .into_iter()
+        .map(|f| (f, catalog.path_roots(f)))
+        .collect();
     let catalogs = catalog.catalogs.clone();
     let ctx = Arc::new(Ctx {
         catalog,
         settings,
         host_keys,
         path_roots,
-        macos_roots,
     });
     let total = hosts.len();
     let mut results: Vec<Option<HostReport>> = vec![None; total];
@@ -207,45 +209,21 @@ async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
     report
 }
 
-/// Quotes a string for a POSIX shell.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// The OS family a host is probed as: the inventory's hint, else Linux.
 fn family_of(h: &Host) -> OsFamily {
     h.os.unwrap_or(OsFamily::Linux)
 }
 
-/// The command and standard input that run the probe for `family`.
-/// Windows: PowerShell with `-EncodedCommand` (works under cmd.exe and
-/// PowerShell as the SSH default shell; `sudo` does not apply). macOS and
-/// Linux: their `sh` script, fed nonce and path roots on stdin.
-pub fn probe_command(family: &str, sudo: bool, nonce: &str, roots: &[String]) -> (String, Vec<u8>) {
-    let command = match family {
-        "windows" => return (windows::encoded_command(), Vec::new()),
-        "macos" => macos::command(),
-        _ => format!("/bin/sh -c {}", sh_quote(linux::SCRIPT)),
-    };
-    let command = if sudo {
-        format!("sudo -n {command}")
-    } else {
-        command
-    };
-    (command, linux::stdin_for(nonce, roots))
-}
-
 /// An offline host's report, from its bundle directory.
-fn read_offline(h: &Host, ctx: &Ctx, dir: &Path) -> Result<HostReport, TransportError> {
-    let bundle = offline::Bundle {
-        dir: dir.to_path_buf(),
-        name: h.name.clone(),
-        os: family_of(h).as_str().to_string(),
-        address: None,
-        labels: h.labels.clone(),
-    };
-    let obs = offline::read_bundle(&bundle).map_err(|e| TransportError::Failed(e.to_string()))?;
-    let mut r = report_from(h, ctx, &obs, &bundle.os);
+async fn read_offline(h: &Host, ctx: &Ctx, dir: &Path) -> Result<HostReport, TransportError> {
+    let family = family_of(h);
+    let dir = dir.to_path_buf();
+    // std::fs, up to 64 MiB a file: off the runtime's worker threads.
+    let obs = tokio::task::spawn_blocking(move || offline::read_bundle(&dir, family))
+        .await
+        .map_err(|e| TransportError::Failed(format!("reading the offline bundle failed: {e}")))?
+        .map_err(|e| TransportError::Failed(e.to_string()))?;
+    let mut r = report_from(h, ctx, &obs, family);
     r.warnings.sort();
     Ok(r)
 }
@@ -254,7 +232,7 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     // The session, and whether the host asks for sudo (the Windows probe
     // never uses it).
     let (mut session, host_sudo) = match &h.target {
-        Target::Offline(o) => return read_offline(h, ctx, &o.dir),
+        Target::Offline(o) => return read_offline(h, ctx, &o.dir).await,
         Target::Local(l) => (Session::Local(LocalSession), l.sudo),
         Target::Ssh(s) => {
             let mut settings = ctx.settings.ssh.clone();
@@ -280,32 +258,26 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     // WinRM reaches Windows only: the PowerShell probe, whatever `os:` says.
     let over_winrm = matches!(h.target, Target::Winrm(_));
     let mut family = if over_winrm {
-        "windows".to_string()
+        OsFamily::Windows
     } else {
-        family_of(h).as_str().to_string()
+        family_of(h)
     };
-    let mut run = run_probe(&mut session, ctx, &family, sudo).await;
+    let mut run = run_probe(&mut session, ctx, family, sudo).await;
     // No `os:` hint: the Linux probe tells the other families apart. A
     // Windows default shell (cmd.exe or PowerShell) cannot find /bin/sh; a
     // Mac runs it but reports Darwin. Either way the right probe runs next,
     // on the same connection.
     if h.os.is_none() && !over_winrm {
-        let next = match &run {
-            Ok(p) if !p.answered && looks_like_windows_shell(&p.stderr) => Some("windows"),
-            Ok(p)
-                if p.obs
-                    .os
-                    .as_ref()
-                    .and_then(|o| o.name.as_deref())
-                    .is_some_and(|n| n == "Darwin") =>
-            {
-                Some("macos")
-            }
-            _ => None,
-        };
+        let next = run.as_ref().ok().and_then(|p| {
+            registry::recognise(&FirstRun {
+                answered: p.answered,
+                stderr: &p.stderr,
+                obs: &p.obs,
+            })
+        });
         if let Some(next) = next {
-            family = next.to_string();
-            run = run_probe(&mut session, ctx, &family, sudo).await;
+            family = next;
+            run = run_probe(&mut session, ctx, family, sudo).await;
         }
     }
     session.close().await;
@@ -318,7 +290,7 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     } = run?;
     if !answered {
         let why = first_line(&stderr);
-        let msg = if stderr.contains("sudo") && sudo && family != "windows" {
+        let msg = if stderr.contains("sudo") && sudo && probe(family).sudo {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
         } else {
             format!(
@@ -330,7 +302,7 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         };
         return Err(TransportError::Failed(msg));
     }
-    let mut r = report_from(h, ctx, &obs, &family);
+    let mut r = report_from(h, ctx, &obs, family);
     if truncated {
         r.warnings.push(format!(
             "probe output was cut at {} bytes; findings may be incomplete",
@@ -353,53 +325,32 @@ struct ProbeRun {
 async fn run_probe(
     session: &mut Session,
     ctx: &Ctx,
-    family: &str,
+    family: OsFamily,
     sudo: bool,
 ) -> Result<ProbeRun, TransportError> {
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let roots = if family == "macos" {
-        &ctx.macos_roots
-    } else {
-        &ctx.path_roots
-    };
-    let (command, stdin) = probe_command(family, sudo, &nonce, roots);
+    let roots = ctx.path_roots.get(&family).map(Vec::as_slice);
+    let probe = probe(family);
+    let (command, stdin) = probe.invocation(sudo, &nonce, roots.unwrap_or_default());
     let out = session
         .exec(&command, &stdin, ctx.settings.output_limit)
         .await?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let (obs, answered) = match family {
-        "windows" => (windows::parse(&text), text.contains("\"fleetsweep\"")),
-        "macos" => (
-            macos::parse(&text, &nonce),
-            text.contains(&format!("@@fleetsweep:{nonce}:")),
-        ),
-        _ => (
-            linux::parse(&text, &nonce),
-            text.contains(&format!("@@fleetsweep:{nonce}:")),
-        ),
-    };
     Ok(ProbeRun {
-        obs,
-        answered,
+        obs: (probe.parse)(&text, &nonce),
+        answered: (probe.answered)(&text, &nonce),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         exit_status: out.exit_status,
         truncated: out.truncated,
     })
 }
 
-/// cmd.exe's and PowerShell's answers to a missing `/bin/sh`.
-fn looks_like_windows_shell(stderr: &str) -> bool {
-    stderr.contains("is not recognized as an internal or external command")
-        || stderr.contains("is not recognized as the name of a cmdlet")
-        || stderr.contains("The system cannot find the path specified")
-}
-
 /// A scanned host's report from its observations.
-fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: &str) -> HostReport {
+fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: OsFamily) -> HostReport {
     let findings = matcher::match_host(&ctx.catalog, obs, family, jiff::Timestamp::now());
     let mut r = host_report(h, Outcome::Scanned, 0.0);
     r.os = Some(obs.os.clone().unwrap_or(OsInfo {
-        family: family.to_string(),
+        family: family.as_str().to_string(),
         name: None,
         version: None,
     }));
@@ -430,10 +381,21 @@ fn first_line(s: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::probes::{linux, macos, windows};
+
+    /// The command and standard input that run the probe for `family`.
+    fn probe_command(
+        family: OsFamily,
+        sudo: bool,
+        nonce: &str,
+        roots: &[String],
+    ) -> (String, Vec<u8>) {
+        probe(family).invocation(sudo, nonce, roots)
+    }
 
     #[test]
     fn windows_hosts_get_the_encoded_powershell_line() {
-        let (cmd, stdin) = probe_command("windows", true, "n0nce", &["/opt/x".into()]);
+        let (cmd, stdin) = probe_command(OsFamily::Windows, true, "n0nce", &["/opt/x".into()]);
         // No sh, no sudo, no stdin: one line any Windows default shell runs.
         assert_eq!(cmd, windows::encoded_command());
         assert!(cmd.starts_with("powershell.exe -NoProfile -NonInteractive "));
@@ -445,33 +407,62 @@ mod tests {
     #[test]
     fn macos_and_linux_hosts_get_their_sh_scripts() {
         let roots = vec!["/Library/Application Support/Kaspersky Lab".to_string()];
-        let (cmd, stdin) = probe_command("macos", false, "n0nce", &roots);
+        let (cmd, stdin) = probe_command(OsFamily::Macos, false, "n0nce", &roots);
         assert_eq!(cmd, macos::command());
         assert!(cmd.contains("pkgutil") && cmd.contains("systemextensionsctl"));
         assert_eq!(stdin, linux::stdin_for("n0nce", &roots));
-        let (cmd, _) = probe_command("macos", true, "n0nce", &roots);
+        let (cmd, _) = probe_command(OsFamily::Macos, true, "n0nce", &roots);
         assert!(cmd.starts_with("sudo -n /bin/sh -c "));
-        let (cmd, _) = probe_command("linux", false, "n0nce", &[]);
+        let (cmd, _) = probe_command(OsFamily::Linux, false, "n0nce", &[]);
         assert!(cmd.starts_with("/bin/sh -c ") && cmd.contains("dpkg-query"));
-        let (other, _) = probe_command("something-else", false, "n0nce", &[]);
-        assert_eq!(other, cmd, "unknown families get the Linux probe");
     }
-}
-
-#[cfg(test)]
-mod detect_tests {
-    use super::looks_like_windows_shell;
 
     #[test]
-    fn windows_default_shells_are_recognised_by_their_answer() {
-        // cmd.exe and PowerShell, asked to run `/bin/sh -c ...`.
-        assert!(looks_like_windows_shell(
-            "'/bin/sh' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
-        ));
-        assert!(looks_like_windows_shell(
-            "/bin/sh : The term '/bin/sh' is not recognized as the name of a cmdlet, function, script file, or operable program."
-        ));
-        assert!(!looks_like_windows_shell("sh: 1: dpkg-query: not found"));
-        assert!(!looks_like_windows_shell(""));
+    fn hosts_are_probed_as_their_hint_else_linux() {
+        let mut h = crate::inventory::Inventory::local().hosts.remove(0);
+        for (os, want) in [
+            (None, OsFamily::Linux),
+            (Some(OsFamily::Macos), OsFamily::Macos),
+            (Some(OsFamily::Windows), OsFamily::Windows),
+            (Some(OsFamily::Linux), OsFamily::Linux),
+        ] {
+            h.os = os;
+            assert_eq!(family_of(&h), want, "{os:?}");
+        }
+    }
+
+    #[test]
+    fn the_linux_probe_points_to_the_other_families() {
+        let obs = Observations::default();
+        let run = |answered, stderr| FirstRun {
+            answered,
+            stderr,
+            obs: &obs,
+        };
+        let cmd_exe = "'/bin/sh' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n";
+        assert_eq!(
+            registry::recognise(&run(false, cmd_exe)),
+            Some(OsFamily::Windows)
+        );
+        // An answering probe is not a Windows shell, whatever its stderr says.
+        assert_eq!(registry::recognise(&run(true, cmd_exe)), None);
+        assert_eq!(
+            registry::recognise(&run(false, "sh: 1: dpkg-query: not found")),
+            None
+        );
+        let darwin = Observations {
+            os: Some(fleetsweep_exporters::OsInfo {
+                family: "linux".into(),
+                name: Some("Darwin".into()),
+                version: None,
+            }),
+            ..Observations::default()
+        };
+        let mac = FirstRun {
+            answered: true,
+            stderr: "",
+            obs: &darwin,
+        };
+        assert_eq!(registry::recognise(&mac), Some(OsFamily::Macos));
     }
 }

@@ -80,7 +80,7 @@ fn installed_product_claims_its_processes_and_paths() {
         ],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         ["acme/av Installed [acme-av 1.2-3; /opt/acme/av; acmed: /opt/acme/av/bin/acmed --daemon; watchdog: /opt/acme/av/libexec/watchdog]"]
@@ -101,7 +101,7 @@ fn removed_package_with_config_files_is_a_remnant() {
         ],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         ["acme/av Remnants [acme-av 1.2-3 (removed, config files remain)]"]
@@ -122,7 +122,7 @@ fn stopped_service_unit_is_a_remnant_running_one_is_installed() {
         ..Default::default()
     };
     assert_eq!(
-        summary(&match_host(&catalog(), &obs, "linux", now())),
+        summary(&match_host(&catalog(), &obs, OsFamily::Linux, now())),
         ["acme/av Remnants [acme-avd.service (unit file; systemd not running)]"]
     );
     svc.active = Some(true);
@@ -131,7 +131,7 @@ fn stopped_service_unit_is_a_remnant_running_one_is_installed() {
         ..Default::default()
     };
     assert_eq!(
-        summary(&match_host(&catalog(), &obs, "linux", now())),
+        summary(&match_host(&catalog(), &obs, OsFamily::Linux, now())),
         ["acme/av Installed [acme-avd.service (running)]"]
     );
 }
@@ -148,7 +148,7 @@ fn unknown_product_of_the_vendor_is_caught_by_vendor_traits() {
         paths: vec![dir("/opt/acme"), dir("/opt/acme/newthing")],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         ["acme/unknown Installed [acme-newthing 1.2-3; /opt/acme; /opt/acme/newthing; newthingd: /opt/acme/newthing/bin/newthingd]"]
@@ -173,7 +173,7 @@ fn known_product_does_not_also_show_up_as_unknown() {
         paths: vec![dir("/opt/acme"), dir("/opt/acme/agent")],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         ["acme/agent Installed [acme-agent 1.2-3; /opt/acme/agent; acme-agentd.service (running)]"]
@@ -187,7 +187,7 @@ fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
         paths: vec![dir("/opt/acme/av"), dir("/opt/acme/shared-config")],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         ["acme/av Installed [acme-av 1.2-3; /opt/acme/av]"]
@@ -205,7 +205,7 @@ fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
         paths: vec![dir("/opt/acme/av"), dir("/opt/acme/other")],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         [
@@ -240,7 +240,7 @@ fn look_alikes_stay_clean() {
         paths: vec![dir("/opt/acmeish"), dir("/opt/acme-tools")],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     // Only the exact process name `acmed` matches; everything else is clean.
     assert_eq!(summary(&f), ["acme/av Installed [acmed]"]);
 }
@@ -254,7 +254,7 @@ fn successor_marks_remnants_replaced() {
         ],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(
         summary(&f),
         [
@@ -271,7 +271,7 @@ fn successor_marks_remnants_replaced() {
         ],
         ..Default::default()
     };
-    let f = match_host(&catalog(), &obs, "linux", now());
+    let f = match_host(&catalog(), &obs, OsFamily::Linux, now());
     assert_eq!(f[0].state, FindingState::Installed);
 }
 
@@ -281,7 +281,7 @@ fn signatures_of_other_os_families_do_not_apply() {
         packages: vec![pkg("acme-av", PackageState::Installed, None)],
         ..Default::default()
     };
-    assert!(match_host(&catalog(), &obs, "windows", now()).is_empty());
+    assert!(match_host(&catalog(), &obs, OsFamily::Windows, now()).is_empty());
 }
 
 /// The shipped catalog: real products are found by name or by vendor traits,
@@ -289,7 +289,7 @@ fn signatures_of_other_os_families_do_not_apply() {
 #[test]
 fn shipped_catalog_known_unknown_and_look_alikes() {
     let cat = Catalog::builtin().unwrap();
-    let run = |obs: Observations| summary(&match_host(&cat, &obs, "linux", now()));
+    let run = |obs: Observations| summary(&match_host(&cat, &obs, OsFamily::Linux, now()));
     let mut rpm = pkg("klnagent64", PackageState::Installed, None);
     rpm.manager = PackageManager::Rpm;
     rpm.vendor = Some("AO Kaspersky Lab".into());
@@ -422,7 +422,7 @@ fn windows_uninstall_entries_by_name_publisher_and_product_code() {
         ],
         ..Observations::default()
     };
-    let f = match_host(&builtin(), &obs, "windows", now());
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now());
     assert_eq!(
         rules_states(&f),
         vec![
@@ -437,7 +437,7 @@ fn windows_uninstall_entries_by_name_publisher_and_product_code() {
     assert_eq!(f[0].evidence[0].kind, "uninstall_entry");
     assert!(summary(&f)[2].contains("Kaspersky VPN Secure Connection"));
     // The same on a Linux host: Windows signatures do not apply.
-    assert!(match_host(&builtin(), &obs, "linux", now()).is_empty());
+    assert!(match_host(&builtin(), &obs, OsFamily::Linux, now()).is_empty());
 }
 
 #[test]
@@ -463,7 +463,7 @@ fn windows_remnants_registry_certificate_stopped_service_driver() {
         }],
         ..Observations::default()
     };
-    let f = match_host(&builtin(), &obs, "windows", now());
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now());
     assert_eq!(
         rules_states(&f),
         vec![("kaspersky/klnagent".to_string(), FindingState::Remnants)],
@@ -489,7 +489,7 @@ fn windows_remnants_registry_certificate_stopped_service_driver() {
     // Without the Network Agent service they are the unknown product's.
     let mut only = obs.clone();
     only.windows_services.clear();
-    let f = match_host(&builtin(), &only, "windows", now());
+    let f = match_host(&builtin(), &only, OsFamily::Windows, now());
     assert_eq!(
         rules_states(&f),
         vec![("kaspersky/unknown".to_string(), FindingState::Remnants)]
@@ -499,7 +499,7 @@ fn windows_remnants_registry_certificate_stopped_service_driver() {
     let mut obs = obs;
     obs.drivers[0].state = Some("Running".into());
     obs.windows_services.clear();
-    let f = match_host(&builtin(), &obs, "windows", now());
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now());
     assert_eq!(f[0].state, FindingState::Installed);
 }
 
@@ -511,7 +511,7 @@ fn ultraav_next_to_kaspersky_remnants_is_replaced() {
         paths: vec![dir("C:/ProgramData/Kaspersky Lab")],
         ..Observations::default()
     };
-    let f = match_host(&builtin(), &obs, "windows", now());
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now());
     assert_eq!(
         rules_states(&f),
         vec![
@@ -574,7 +574,7 @@ fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
         kexts: vec!["com.kaspersky.kext.klif".into()],
         ..Observations::default()
     };
-    let f = match_host(&builtin(), &obs, "macos", now());
+    let f = match_host(&builtin(), &obs, OsFamily::Macos, now());
     assert_eq!(
         rules_states(&f),
         vec![
@@ -617,7 +617,7 @@ fn macos_remnants_only_files_and_unloaded_job() {
         ],
         ..Observations::default()
     };
-    let f = match_host(&builtin(), &obs, "macos", now());
+    let f = match_host(&builtin(), &obs, OsFamily::Macos, now());
     assert_eq!(
         rules_states(&f),
         vec![(
@@ -639,7 +639,7 @@ fn browser_extension_on_any_os() {
         }],
         ..Observations::default()
     };
-    for family in ["windows", "macos", "linux"] {
+    for family in [OsFamily::Windows, OsFamily::Macos, OsFamily::Linux] {
         let f = match_host(&builtin(), &obs, family, now());
         assert_eq!(
             rules_states(&f),
@@ -667,7 +667,7 @@ fn signature_update_age_on_installed_findings() {
         ..Observations::default()
     };
     let now: jiff::Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
-    let f = match_host(&builtin(), &obs, "windows", now);
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now);
     let e = f[0]
         .evidence
         .iter()
@@ -689,7 +689,7 @@ fn signature_update_age_on_installed_findings() {
     // Long before the ban, and after it.
     let mut obs = obs;
     obs.signature_updates[0].date = "2018-08-23".parse().unwrap();
-    let f = match_host(&builtin(), &obs, "windows", now);
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now);
     assert!(
         !age(&f).frozen,
         "stopped years before the ban: {:?}",
@@ -700,14 +700,14 @@ fn signature_update_age_on_installed_findings() {
         .iter()
         .any(|e| e.value.contains("stopped before the 2024-09-29 update ban")));
     obs.signature_updates[0].date = "2026-11-01".parse().unwrap();
-    let f = match_host(&builtin(), &obs, "windows", now);
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now);
     assert_eq!((age(&f).age_days, age(&f).frozen), (29, false));
     // A date in the ban window that is not yet 30 days old is not frozen (yet).
     obs.signature_updates[0].date = "2024-10-31".parse().unwrap();
     let early: jiff::Timestamp = "2024-11-30T12:00:00Z".parse().unwrap();
-    let f = match_host(&builtin(), &obs, "windows", early);
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, early);
     assert_eq!((age(&f).age_days, age(&f).frozen), (30, false));
-    let f = match_host(&builtin(), &obs, "windows", now);
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now);
     assert!(age(&f).frozen);
     // Window edges: 2024-09-01 is in, 2024-08-31 and 2024-11-01 are out.
     for (date, frozen) in [
@@ -716,7 +716,7 @@ fn signature_update_age_on_installed_findings() {
         ("2024-11-01", false),
     ] {
         obs.signature_updates[0].date = date.parse().unwrap();
-        let f = match_host(&builtin(), &obs, "windows", now);
+        let f = match_host(&builtin(), &obs, OsFamily::Windows, now);
         assert_eq!(age(&f).frozen, frozen, "{date}");
     }
     // Two sources: the newest update counts.
@@ -726,7 +726,7 @@ fn signature_update_age_on_installed_findings() {
         date: "2026-11-20".parse().unwrap(),
         source: "agent".into(),
     });
-    let f = match_host(&builtin(), &obs, "windows", now);
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now);
     assert_eq!(age(&f).last_update.to_string(), "2026-11-20");
     assert!(!age(&f).frozen);
     obs.signature_updates.pop();
@@ -736,5 +736,5 @@ fn signature_update_age_on_installed_findings() {
         .any(|e| e.value.contains("still updated after")));
     // No installed finding: nothing to put it on.
     obs.uninstall.clear();
-    assert!(match_host(&builtin(), &obs, "windows", now).is_empty());
+    assert!(match_host(&builtin(), &obs, OsFamily::Windows, now).is_empty());
 }

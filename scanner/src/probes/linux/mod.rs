@@ -43,12 +43,74 @@ pub use os_release::{parse_os_release, parse_uname};
 pub use paths::parse_paths;
 pub use processes::{parse_processes, parse_ps};
 pub use rpm::parse_rpm;
-pub use script::{command, new_nonce, script, stdin_for, MAX_PATH_ROOTS, SCRIPT};
-pub use sections::{parse_sections, Section, Sections};
+pub use script::{command, new_nonce, script, sh_command, stdin_for, MAX_PATH_ROOTS, SCRIPT};
+pub use sections::{framed, parse_sections, Section, Sections};
 pub use systemd::{exec_program, parse_services, parse_unit_files, UnitFile};
 
+use super::offline::{paths_list, saved_run};
+use super::registry::{BundleFile, Probe, RequiredSection, RootDepth};
 use super::{Observations, ProbeWarning};
+use crate::os::OsFamily;
 use sections::warning;
+
+/// The Linux entry of the [probe registry](super::registry).
+pub const PROBE: Probe = Probe {
+    family: OsFamily::Linux,
+    command: || sh_command(SCRIPT),
+    stdin: stdin_for,
+    sudo: true,
+    parse,
+    answered: framed,
+    // The probe every host without an `os:` hint gets first.
+    recognises: |_| false,
+    // Any root but `/` itself: Linux vendors install below their own folders.
+    root_depth: Some(RootDepth { glob: 1, exact: 1 }),
+    fixed_roots: &[],
+    bundle_files: BUNDLE_FILES,
+    required_sections: &[RequiredSection {
+        what: "a package database (dpkg, rpm or apk)",
+        any_of: &["dpkg", "rpm", "apk"],
+    }],
+};
+
+const BUNDLE_FILES: &[BundleFile] = &[
+    BundleFile::text(
+        "linux.txt",
+        "the Linux probe script's output",
+        |t, obs| saved_run(t, obs, "linux.txt", "Linux", parse),
+    ),
+    BundleFile::text(
+        "os-release",
+        "cat /etc/os-release",
+        |t, obs| obs.os = Some(parse_os_release(t)),
+    ),
+    BundleFile::text(
+        "dpkg-query.txt",
+        "dpkg-query -W -f='${Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${Maintainer}\\n'",
+        |t, obs| obs.add(|o| &mut o.packages, parse_dpkg(t)),
+    ),
+    BundleFile::text(
+        "rpm-qa.txt",
+        "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\t%{PACKAGER}\\n'",
+        |t, obs| obs.add(|o| &mut o.packages, parse_rpm(t)),
+    ),
+    BundleFile::text(
+        "kesl-control-app-info.txt",
+        "kesl-control --app-info",
+        |t, obs| match parse_kesl_app_info(t) {
+            Some(u) => obs.signature_updates.push(u),
+            None => obs.warnings.push(warning(
+                "kesl-control-app-info.txt",
+                "no `Last release date of databases:` line".to_string(),
+            )),
+        },
+    ),
+    BundleFile::text(
+        "paths.txt",
+        "find /opt/kaspersky /var/opt/kaspersky /etc/opt/kaspersky -maxdepth 3",
+        paths_list,
+    ),
+];
 
 /// Parses one run of [`SCRIPT`] whose markers carry `nonce`. Total: any output,
 /// even empty or hostile, gives `Observations`, with warnings saying what is

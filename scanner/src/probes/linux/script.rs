@@ -168,6 +168,12 @@ pub fn command() -> String {
     format!("exec /bin/sh -c {}", sh_quote(SCRIPT))
 }
 
+/// The command line the sweep runs `script` with: `/bin/sh -c SCRIPT`, without
+/// [`command`]'s `exec`, so that `sudo -n` can wrap it. Shared by every `sh` probe.
+pub fn sh_command(script: &str) -> String {
+    format!("/bin/sh -c {}", sh_quote(script))
+}
+
 /// Quotes `s` as one POSIX shell word.
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -39,6 +39,12 @@ impl<'a> Sections<'a> {
     }
 }
 
+/// The output carries at least one marker of `nonce`: the script ran (even if
+/// every section failed or the output was cut).
+pub fn framed(output: &str, nonce: &str) -> bool {
+    output.contains(&format!("@@fleetsweep:{nonce}:"))
+}
+
 /// Splits `output` into sections using the markers of `nonce`. Total: any input
 /// gives a result, with warnings for anything that does not add up.
 pub fn parse_sections<'a>(output: &'a str, nonce: &str) -> Sections<'a> {

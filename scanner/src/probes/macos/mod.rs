@@ -17,17 +17,20 @@
 //! - `ps`: `ps -axww -o pid= -o ucomm= -o args=`.
 //! - `browser-extensions`: `browser<TAB>profile<TAB>id` per Chrome/Edge
 //!   extension directory and Firefox add-on.
-//! - `paths`: like Linux, below the catalog's macOS path roots.
+//! - `paths`: like Linux, below the catalog's macOS path roots
+//!   ([`crate::catalog::Catalog::path_roots`]).
 
 use std::collections::HashSet;
 
 use super::linux::sections::{parse_sections, warning, Rejects};
-use super::linux::{parse_paths, parse_ps};
+use super::linux::{framed, parse_paths, parse_ps, sh_command, stdin_for};
+use super::offline::{paths_list, saved_run};
+use super::registry::{BundleFile, Probe, RequiredSection, RootDepth};
 use super::{
     AppBundle, BrowserExtension, LaunchdJob, Observations, PkgReceipt, ProbeWarning,
     SystemExtension,
 };
-use crate::catalog::{Catalog, SigKind, SigOs};
+use crate::os::OsFamily;
 
 /// The macOS probe script; its standard input is [`crate::probes::linux::stdin_for`].
 pub const SCRIPT: &str = concat!(
@@ -39,42 +42,119 @@ pub const SCRIPT: &str = concat!(
 
 /// The command that runs [`SCRIPT`] (its stdin carries nonce and roots).
 pub fn command() -> String {
-    format!("/bin/sh -c '{}'", SCRIPT.replace('\'', r"'\''"))
+    sh_command(SCRIPT)
 }
 
-/// Directories and files the script lists for the catalog's macOS `path`
-/// signatures: the fixed prefix of each glob, never `/` or a whole top-level
-/// folder like `/Applications` or `/var/log`.
-pub fn path_roots(catalog: &Catalog) -> Vec<String> {
-    let mut roots: Vec<String> = Vec::new();
-    for sig in catalog.rules.iter().flat_map(|r| &r.signatures) {
-        if sig.os != SigOs::Macos || sig.kind != SigKind::Path {
-            continue;
-        }
-        let p = sig.pattern.as_str();
-        let (root, min_depth) = match p.find(['*', '?', '[', '{']) {
-            // A glob lists its directory: only a vendor's own folder, never
-            // a shared one like /var/log (its exact paths are listed instead).
-            Some(i) => match p[..i].rfind('/') {
-                Some(j) => (&p[..j], 3),
-                None => continue,
-            },
-            None => (p.trim_end_matches('/'), 2),
-        };
-        if root.matches('/').count() >= min_depth && !roots.iter().any(|r| r == root) {
-            roots.push(root.to_string());
-        }
-    }
-    roots.sort();
-    let all = roots.clone();
-    // A root already listed (to depth 3) by a shallower root is dropped.
-    roots.retain(|r| {
-        !all.iter().any(|a| {
-            a != r && r.starts_with(&format!("{a}/")) && r[a.len()..].matches('/').count() <= 2
-        })
-    });
-    roots
-}
+/// The macOS entry of the [probe registry](super::registry).
+pub const PROBE: Probe = Probe {
+    family: OsFamily::Macos,
+    command,
+    stdin: stdin_for,
+    sudo: true,
+    parse,
+    answered: framed,
+    // A Mac runs the Linux probe's `sh` script and reports Darwin.
+    recognises: |run| {
+        run.obs
+            .os
+            .as_ref()
+            .and_then(|o| o.name.as_deref())
+            .is_some_and(|n| n == "Darwin")
+    },
+    // Only a vendor's own folder, never `/` or a whole top-level folder like
+    // `/Applications` or `/var/log` (their exact paths are listed instead).
+    root_depth: Some(RootDepth { glob: 3, exact: 2 }),
+    fixed_roots: &[
+        "/Applications",
+        "/Users/*/Applications",
+        "/Library/Application Support/Kaspersky Lab",
+        "/Library/LaunchDaemons",
+        "/Library/LaunchAgents",
+        "/Users/*/Library/LaunchAgents",
+    ],
+    bundle_files: BUNDLE_FILES,
+    required_sections: &[
+        RequiredSection {
+            what: "installer receipts (pkgutil)",
+            any_of: &["pkgutil"],
+        },
+        RequiredSection {
+            what: "application bundles",
+            any_of: &["apps"],
+        },
+    ],
+};
+
+const BUNDLE_FILES: &[BundleFile] = &[
+    BundleFile::text("macos.txt", "the macOS probe script's output", |t, obs| {
+        saved_run(t, obs, "macos.txt", "macOS", parse)
+    }),
+    BundleFile::text("sw_vers.txt", "sw_vers", |t, obs| {
+        obs.os = Some(parse_sw_vers(t))
+    }),
+    BundleFile::text("pkgutil-pkgs.txt", "pkgutil --pkgs", |t, obs| {
+        obs.add(|o| &mut o.pkg_receipts, parse_pkgutil(t))
+    }),
+    BundleFile::text("launchctl-list.txt", "launchctl list", |t, obs| {
+        obs.add(|o| &mut o.launchd, parse_launchctl_list(t))
+    }),
+    BundleFile::text(
+        "systemextensionsctl-list.txt",
+        "systemextensionsctl list",
+        |t, obs| {
+            obs.system_extensions.extend(parse_systemextensionsctl(t));
+        },
+    ),
+    BundleFile::text(
+        "kextstat.txt",
+        "kextstat -l (or kmutil showloaded --list-only)",
+        |t, obs| obs.kexts.extend(parse_kexts(t)),
+    ),
+    BundleFile::text(
+        "codesign.txt",
+        "codesign -dv /Applications/*.app 2>&1",
+        |t, obs| {
+            for app in parse_codesign(t) {
+                obs.merge_app(app);
+            }
+        },
+    ),
+    BundleFile::plist_dir(
+        "Info.plist",
+        "directory of copied application Info.plist files",
+        |b, name, obs| match parse_info_plist(b) {
+            Ok(mut app) => {
+                if app.path.is_none() {
+                    app.path = Some(format!("{name} (Info.plist)"));
+                }
+                obs.merge_app(app);
+            }
+            Err(e) => obs
+                .warnings
+                .push(warning("Info.plist", format!("{name}: {e}"))),
+        },
+    ),
+    BundleFile::plist_dir(
+        "LaunchDaemons",
+        "directory of copied launchd job plists",
+        |b, name, obs| match parse_launchd_plist(b) {
+            Ok(mut job) => {
+                job.plist = Some(name.to_string());
+                if !obs.launchd.iter().any(|j| j.label == job.label) {
+                    obs.launchd.push(job);
+                }
+            }
+            Err(e) => obs
+                .warnings
+                .push(warning("LaunchDaemons", format!("{name}: {e}"))),
+        },
+    ),
+    BundleFile::text(
+        "paths.txt",
+        "find '/Library/Application Support/Kaspersky Lab' -maxdepth 3",
+        paths_list,
+    ),
+];
 
 /// Parses one run of [`SCRIPT`] whose markers carry `nonce`. Total.
 pub fn parse(output: &str, nonce: &str) -> Observations {

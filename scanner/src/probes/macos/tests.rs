@@ -117,22 +117,6 @@ fn command_output_formats() {
 }
 
 #[test]
-fn path_roots_from_the_builtin_catalog() {
-    let c = Catalog::builtin().unwrap();
-    let roots = path_roots(&c);
-    assert!(
-        roots.contains(&"/Library/Application Support/Kaspersky Lab".to_string()),
-        "{roots:?}"
-    );
-    assert!(
-        roots
-            .iter()
-            .all(|r| r != "/" && r != "/Applications" && r != "/var/log"),
-        "{roots:?}"
-    );
-}
-
-#[test]
 fn hostile_sections_never_panic() {
     let n = "N0nce";
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;

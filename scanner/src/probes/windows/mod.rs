@@ -33,14 +33,83 @@ use std::io::Write;
 use base64::Engine;
 use serde_json::Value;
 
+use crate::os::OsFamily;
+
 use super::linux::sections::warning;
+use super::registry::{BundleFile, Probe, RequiredSection};
 use super::{
     AvProduct, Certificate, Driver, Observations, PathEntry, PathKind, ProbeWarning, Process,
     SignatureUpdate, UninstallEntry, WindowsService,
 };
 
+/// The Windows entry of the [probe registry](super::registry).
+pub const PROBE: Probe = Probe {
+    family: OsFamily::Windows,
+    command: encoded_command,
+    // Everything is in the command line: no stdin, and no path roots (the
+    // script lists its fixed roots only).
+    stdin: |_, _| Vec::new(),
+    sudo: false,
+    parse: |stdout, _| parse(stdout),
+    answered: |stdout, _| stdout.contains("\"fleetsweep\""),
+    recognises: |run| !run.answered && looks_like_windows_shell(run.stderr),
+    root_depth: None,
+    fixed_roots: &[
+        r"%ProgramFiles%\Kaspersky Lab",
+        r"%ProgramFiles%\KasperskyLab",
+        r"%ProgramFiles(x86)%\Kaspersky Lab",
+        r"%ProgramFiles(x86)%\KasperskyLab",
+        r"%ProgramData%\Kaspersky Lab",
+        r"%ProgramData%\KasperskyLab",
+    ],
+    bundle_files: &[
+        BundleFile::text(
+            "windows.json",
+            "the Windows probe script's output",
+            |t, obs| obs.merge(parse(t)),
+        ),
+        BundleFile::text(
+            "Get-Service.xml",
+            "Get-Service | Export-Clixml",
+            |t, obs| obs.add(|o| &mut o.windows_services, clixml::services(t)),
+        ),
+        BundleFile::text(
+            "Win32_OperatingSystem.xml",
+            "Get-CimInstance Win32_OperatingSystem | Export-Clixml",
+            |t, obs| {
+                let (os, w) = clixml::operating_system(t);
+                obs.os = obs.os.take().or(os);
+                obs.warnings.extend(w);
+            },
+        ),
+        BundleFile::text(
+            "uninstall.xml",
+            "Get-ItemProperty over the Uninstall keys | Export-Clixml",
+            |t, obs| obs.add(|o| &mut o.uninstall, clixml::uninstall(t)),
+        ),
+    ],
+    required_sections: &[
+        RequiredSection {
+            what: "the Uninstall list (Apps & Features)",
+            any_of: &["uninstall"],
+        },
+        RequiredSection {
+            what: "services",
+            any_of: &["services"],
+        },
+    ],
+};
+
+/// cmd.exe's and PowerShell's answers to a missing `/bin/sh`: a Windows host
+/// without an `os:` hint, given the Linux probe.
+pub fn looks_like_windows_shell(stderr: &str) -> bool {
+    stderr.contains("is not recognized as an internal or external command")
+        || stderr.contains("is not recognized as the name of a cmdlet")
+        || stderr.contains("The system cannot find the path specified")
+}
+
 /// The probe script, as run on the host.
-const PROBE: &str = include_str!("probe.ps1");
+const SCRIPT: &str = include_str!("probe.ps1");
 
 /// The longest command line cmd.exe accepts.
 pub const CMD_EXE_LIMIT: usize = 8191;
@@ -52,7 +121,7 @@ const MAX_STRING: usize = 4096;
 
 /// The PowerShell probe script (plain text, as documented for offline bundles).
 pub fn script() -> String {
-    PROBE.to_string()
+    SCRIPT.to_string()
 }
 
 /// The loader that `-EncodedCommand` carries: it inflates the gzip+base64 body
@@ -61,7 +130,7 @@ pub fn script() -> String {
 pub fn loader() -> String {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     // Writing to a Vec cannot fail.
-    let _ = gz.write_all(PROBE.as_bytes());
+    let _ = gz.write_all(SCRIPT.as_bytes());
     let body = gz.finish().unwrap_or_default();
     let b64 = base64::engine::general_purpose::STANDARD.encode(body);
     format!(

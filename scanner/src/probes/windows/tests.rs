@@ -345,3 +345,16 @@ fn keys_with_multibyte_characters_at_the_prefix_boundary_do_not_panic() {
     assert_eq!(obs.uninstall.len(), 1);
     assert_eq!(obs.uninstall[0].key, "HKLMé");
 }
+
+#[test]
+fn windows_default_shells_are_recognised_by_their_answer() {
+    // cmd.exe and PowerShell, asked to run `/bin/sh -c ...`.
+    assert!(looks_like_windows_shell(
+        "'/bin/sh' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+    ));
+    assert!(looks_like_windows_shell(
+        "/bin/sh : The term '/bin/sh' is not recognized as the name of a cmdlet, function, script file, or operable program."
+    ));
+    assert!(!looks_like_windows_shell("sh: 1: dpkg-query: not found"));
+    assert!(!looks_like_windows_shell(""));
+}
