@@ -336,12 +336,14 @@ impl Reader<'_> {
                     let on = match value.to_ascii_lowercase().as_str() {
                         "yes" | "true" | "always" => true,
                         "no" | "false" | "none" => false,
-                        _ => return Err(at.error(
-                            args.first().and_then(|(o, _)| at.column(*o)),
-                            format!(
+                        _ => {
+                            return Err(at.error(
+                                args.first().and_then(|(o, _)| at.column(*o)),
+                                format!(
                                 "bad CanonicalizeHostname {value:?}: expected yes, no or always"
                             ),
-                        )),
+                            ))
+                        }
                     };
                     Item::Setting(Setting::CanonicalizeHostname(on))
                 }
