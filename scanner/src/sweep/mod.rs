@@ -67,6 +67,8 @@ struct Ctx {
     path_roots: Vec<String>,
     /// The same for the macOS probe.
     macos_roots: Vec<String>,
+    /// WinRM TLS configs, built once per CA file for all hosts of the sweep.
+    winrm_tls: Arc<winrm::TlsConfigs>,
 }
 
 /// Runs one sweep over `hosts`.
@@ -88,6 +90,7 @@ pub async fn run(
         host_keys,
         path_roots,
         macos_roots,
+        winrm_tls: Arc::default(),
     });
     let total = hosts.len();
     let mut results: Vec<Option<HostReport>> = vec![None; total];
@@ -276,6 +279,7 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             };
             let settings = winrm::WinrmSettings {
                 connect_timeout: h.connect_timeout.unwrap_or(ctx.settings.connect_timeout),
+                tls: ctx.winrm_tls.clone(),
                 ..Default::default()
             };
             Session::Winrm(Box::new(winrm::connect(target, &settings).await?))
