@@ -39,9 +39,9 @@ const CASES: &[Case] = &[
         hosts: &["web1", "web2", "db"],
     },
     Case {
-        name: "several Include arguments: absolute, ~, missing, glob matching nothing",
+        name: "several Include arguments: absolute glob over directories (`**` is `*`), ~, missing, glob matching nothing",
         files: &[
-            ("main", "Include {root}/etc/a.conf ~/b.conf {root}/missing.conf {root}/none/*.conf\nPort 1000\n"),
+            ("main", "Include {root}/e**/a.c*nf ~/b.conf {root}/missing.conf {root}/none/*.conf\nPort 1000\n"),
             ("etc/a.conf", "Host a*\n  User from-a\n  ProxyJump jump@gw.example:2222,inner\n"),
             ("home/b.conf", "Host *\n  User from-b\n  Port 2000\n  ProxyJump none\n"),
         ],

@@ -40,6 +40,8 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 const MAX_FILES: usize = 256;
 /// Bytes read from one file; an ssh config is a few kilobytes.
 const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Bytes read from all files of one config, Includes counted.
+const MAX_TOTAL_BYTES: usize = 4 << 20;
 /// OpenSSH's `SSH_MAX_IDENTITY_FILES`.
 const MAX_IDENTITY_FILES: usize = 100;
 
@@ -192,6 +194,7 @@ fn parse_as(
         home: home.as_deref(),
         kind,
         files_read: 1,
+        bytes_read: text.len(),
     };
     let items = reader.parse_file(text, path, 0)?;
     Ok(SshConfig {
@@ -230,6 +233,8 @@ struct Reader<'a> {
     kind: ConfigKind,
     /// Files read so far, the top one included (bounded by [`MAX_FILES`]).
     files_read: usize,
+    /// Bytes read so far, the top file included (bounded by [`MAX_TOTAL_BYTES`]).
+    bytes_read: usize,
 }
 
 /// Where in a file a line is, for errors.
@@ -394,6 +399,15 @@ impl Reader<'_> {
                     }
                 };
                 check_permissions(&path).map_err(|m| at.error(column, m))?;
+                self.bytes_read += text.len();
+                if self.bytes_read > MAX_TOTAL_BYTES {
+                    return Err(at.error(
+                        column,
+                        format!(
+                            "Includes pull in more than {MAX_TOTAL_BYTES} bytes; include fewer"
+                        ),
+                    ));
+                }
                 files.push(self.parse_file(&text, &path, depth + 1)?);
             }
         }
@@ -434,12 +448,17 @@ impl Reader<'_> {
 /// The existing paths a glob(3)-style pattern names, sorted bytewise as glob(3)
 /// does; `*` does not match a leading dot. Unreadable directories are skipped.
 fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>, String> {
+    // In glob(3) `**` is `*`; the glob crate would walk every subdirectory.
+    let mut pattern = pattern.to_string();
+    while pattern.contains("**") {
+        pattern = pattern.replace("**", "*");
+    }
     let options = glob::MatchOptions {
         case_sensitive: true,
         require_literal_separator: true,
         require_literal_leading_dot: true,
     };
-    let paths = glob::glob_with(pattern, options)
+    let paths = glob::glob_with(&pattern, options)
         .map_err(|e| format!("bad Include pattern {pattern:?}: {}", e.msg))?;
     let mut found: Vec<PathBuf> = paths.filter_map(Result::ok).take(MAX_FILES + 1).collect();
     found.sort_by(|a, b| {
