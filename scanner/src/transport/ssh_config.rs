@@ -1213,6 +1213,31 @@ Match !canonical all
         );
     }
 
+    #[test]
+    fn include_paths_are_anchored_as_openssh_does() {
+        let home = Path::new("/home/op");
+        let reader = |kind| Reader {
+            home: Some(home),
+            kind,
+            files_read: 0,
+            bytes_read: 0,
+        };
+        let user = reader(ConfigKind::User);
+        let system = reader(ConfigKind::System);
+        assert_eq!(
+            user.include_pattern("c.d/*").unwrap(),
+            "/home/op/.ssh/c.d/*"
+        );
+        assert_eq!(user.include_pattern("~/x").unwrap(), "/home/op/x");
+        assert_eq!(user.include_pattern("/abs").unwrap(), "/abs");
+        assert!(user.include_pattern("~bob/x").is_err());
+        assert_eq!(
+            system.include_pattern("ssh_config.d/*.conf").unwrap(),
+            "/etc/ssh/ssh_config.d/*.conf"
+        );
+        assert!(system.include_pattern("~/x").is_err());
+    }
+
     #[cfg(unix)]
     #[test]
     fn writable_includes_are_refused() {
