@@ -11,7 +11,8 @@
 //! in clear); `ntlm`, `negotiate` and `kerberos` through `sspi` on one keep-alive
 //! connection, and over plain HTTP every message is then sealed with the session
 //! key (MS-WSMV `multipart/encrypted`). TLS certificates are always verified:
-//! against the system roots and `ca_file`.
+//! against the system roots and `ca_file`, in a client config built once per
+//! CA file for a whole sweep ([`TlsConfigs`]).
 //!
 //! This module is the only one naming hyper, rustls and sspi; the sweep sees
 //! [`WinrmTarget`], [`WinrmSettings`], [`WinrmSession`] and [`TransportError`].
