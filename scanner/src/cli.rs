@@ -141,7 +141,7 @@ pub struct InventoryArgs {
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
 
-    /// OpenSSH client config to honour (HostName, User, Port, IdentityFile, ProxyJump).
+    /// OpenSSH client config to honour (HostName, User, Port, IdentityFile, ProxyJump; Include and Match as `ssh -G -F FILE` reads them).
     #[arg(long, value_name = "FILE", default_value = "~/.ssh/config")]
     pub ssh_config: String,
 

@@ -65,6 +65,8 @@ struct Ctx {
     /// Directories each family's probe lists, from the catalog's path
     /// signatures: computed once per sweep, not once per host.
     path_roots: BTreeMap<OsFamily, Vec<String>>,
+    /// WinRM TLS configs, built once per CA file for all hosts of the sweep.
+    winrm_tls: Arc<winrm::TlsConfigs>,
 }
 
 /// Runs one sweep over `hosts`.
@@ -87,6 +89,7 @@ pub async fn run(
         settings,
         host_keys,
         path_roots,
+        winrm_tls: Arc::default(),
     });
     let total = hosts.len();
     let mut results: Vec<Option<HostReport>> = vec![None; total];
@@ -248,6 +251,7 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         Target::Winrm(w) => {
             let settings = winrm::WinrmSettings {
                 connect_timeout: w.connect_timeout.unwrap_or(ctx.settings.connect_timeout),
+                tls: ctx.winrm_tls.clone(),
                 ..Default::default()
             };
             let session = winrm::connect(&w.winrm, &settings).await?;

@@ -11,7 +11,8 @@
 //! in clear); `ntlm`, `negotiate` and `kerberos` through `sspi` on one keep-alive
 //! connection, and over plain HTTP every message is then sealed with the session
 //! key (MS-WSMV `multipart/encrypted`). TLS certificates are always verified:
-//! against the system roots and `ca_file`.
+//! against the system roots and `ca_file`, in a client config built once per
+//! CA file for a whole sweep ([`TlsConfigs`]).
 //!
 //! This module is the only one naming hyper, rustls and sspi; the sweep sees
 //! [`WinrmTarget`], [`WinrmSettings`], [`WinrmSession`] and [`TransportError`].
@@ -23,7 +24,10 @@ mod keytab;
 mod mime;
 mod soap;
 
+pub use http::TlsConfigs;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -136,6 +140,9 @@ pub struct WinrmSettings {
     pub max_envelope_size: u32,
     /// Largest HTTP response body read, before decryption or parsing.
     pub max_response_bytes: usize,
+    /// TLS client configs, built once per CA choice and shared by the hosts
+    /// given the same `Arc` (a sweep passes one to all of its hosts).
+    pub tls: Arc<TlsConfigs>,
 }
 
 impl Default for WinrmSettings {
@@ -147,6 +154,7 @@ impl Default for WinrmSettings {
             max_envelope_size: 153_600,
             // Responses are at most MaxEnvelopeSize; sealing and MIME add little.
             max_response_bytes: 512 * 1024,
+            tls: Arc::default(),
         }
     }
 }
@@ -310,6 +318,7 @@ async fn open(
         target,
         settings.connect_timeout,
         settings.max_response_bytes,
+        &settings.tls,
     )
     .await?;
     let auth = match (target.auth, credential) {
