@@ -30,6 +30,7 @@ pub mod sarif;
 mod text;
 
 pub use diff::{render_diff, Diff, DiffFormat};
+pub use text::visible;
 
 /// An output format of `fleetsweep report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,7 +4,7 @@
 /// can reorder or hide text, such as bidi overrides) with a visible
 /// `\u{..}` escape, so a one-line field stays one line and shows what the
 /// host sent. Other text is kept as is.
-pub(crate) fn visible(s: &str) -> String {
+pub fn visible(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if is_invisible(c) {

@@ -178,7 +178,7 @@ fn host_report(h: &Host, outcome: Outcome, secs: f64) -> HostReport {
 async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
     let start = Instant::now();
     let deadline = h.host_timeout.unwrap_or(ctx.settings.host_timeout);
-    let result = tokio::time::timeout(deadline, probe_host(h, ctx)).await;
+    let result = tokio::time::timeout(deadline, guarded(&h.name, probe_host(h, ctx))).await;
     let secs = start.elapsed().as_secs_f64();
     let report = match result {
         Ok(Ok(mut r)) => {
@@ -199,17 +199,50 @@ async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
             r
         }
     };
+    // Names and errors may carry what a host sent: control characters are
+    // logged as visible escapes, so a text log or terminal cannot be driven.
+    let visible = fleetsweep_exporters::formats::visible;
     match report.outcome {
         Outcome::Scanned => tracing::info!(
-            host = %report.name, outcome = %report.outcome, findings = report.findings.len(),
+            host = %visible(&report.name), outcome = %report.outcome, findings = report.findings.len(),
             seconds = report.duration_seconds, "host scanned"
         ),
         _ => tracing::info!(
-            host = %report.name, outcome = %report.outcome,
-            error = report.error.as_deref().unwrap_or(""), "host not scanned"
+            host = %visible(&report.name), outcome = %report.outcome,
+            error = %visible(report.error.as_deref().unwrap_or("")), "host not scanned"
         ),
     }
     report
+}
+
+/// Runs one host's connect, probe, parse and match, turning a panic in any
+/// of them (a bug, perhaps reached through a hostile host's output) into
+/// that host's `probe_failed`: the sweep, its report and `serve` go on.
+async fn guarded<F>(host: &str, work: F) -> Result<HostReport, TransportError>
+where
+    F: std::future::Future<Output = Result<HostReport, TransportError>>,
+{
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            // The message may quote host data: bounded and escaped.
+            let what: String = fleetsweep_exporters::formats::visible(&what)
+                .chars()
+                .take(300)
+                .collect();
+            tracing::error!(host = %host, panic = %what, "internal error while scanning a host");
+            Err(TransportError::Failed(format!(
+                "internal error while scanning this host ({what}); the other hosts were \
+                 scanned; please report this with the host's probe output"
+            )))
+        }
+    }
 }
 
 /// The OS family a host is probed as: the inventory's hint, else Linux.
@@ -385,6 +418,30 @@ fn first_line(s: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_one_host_is_that_hosts_probe_failed() {
+        let work = async {
+            let key: &str = "HKLM\u{e9}";
+            // A bug of the kind hostile output reached: slicing inside a character.
+            let _ = &key[..5];
+            Ok(host_report(
+                &crate::inventory::Inventory::local().hosts[0],
+                Outcome::Scanned,
+                0.0,
+            ))
+        };
+        let err = guarded("win-01", work).await.unwrap_err();
+        assert_eq!(err.outcome(), Outcome::ProbeFailed);
+        let msg = err.to_string();
+        assert!(
+            msg.contains(
+                "internal error while scanning this host (end byte index 5 is not a char boundary"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("please report this"), "{msg}");
+    }
     use crate::probes::{linux, macos, windows};
 
     /// The command and standard input that run the probe for `family`.
