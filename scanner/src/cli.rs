@@ -246,7 +246,7 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DURATION|all", default_value = "400d")]
     pub state_keep: String,
 
-    /// Exceptions file (SPEC §3): accepted findings with reason, approver and expiry.
+    /// Exceptions file (docs/exceptions.md): accepted findings with reason, approver and expiry.
     #[arg(long, value_name = "FILE")]
     pub exceptions: Option<PathBuf>,
 }

@@ -1,4 +1,4 @@
-//! The exceptions file (SPEC §3): approved, expiring acceptances of findings.
+//! The exceptions file (docs/exceptions.md): approved, expiring acceptances of findings.
 //!
 //! An exception is a decision somebody signed (`approver`) for a reason, with
 //! an end date. It must stop applying on its own when that date passes, so a

@@ -178,7 +178,7 @@ async fn a_wrong_winrm_password_is_auth_failed_in_the_report() {
     assert_eq!(r["summary"]["hosts"]["auth_failed"], 1);
     assert_eq!(
         code, 3,
-        "no open finding, a host not scanned (SPEC §2): {stderr}"
+        "no open finding, a host not scanned: exit code 3: {stderr}"
     );
     replay.log(|l| {
         assert!(

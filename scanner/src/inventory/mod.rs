@@ -1,6 +1,6 @@
 //! The fleet inventory: which hosts to sweep and how to reach each one.
 //!
-//! The file format is SPEC §3: `defaults:`, `groups:` (name → hosts, vars,
+//! The file format is docs/inventory.md: `defaults:`, `groups:` (name → hosts, vars,
 //! labels) and `hosts:`; Ansible inventories are read too. Loading resolves
 //! every host completely, so the sweep engine never looks at defaults again,
 //! and each host's [`Target`] carries the settings of its transport only.

@@ -1,4 +1,4 @@
-//! The inventory file as written (SPEC §3), before any default is applied.
+//! The inventory file as written (docs/inventory.md), before any default is applied.
 //!
 //! Every struct denies unknown keys, so a typo is an error with its line and
 //! column rather than a setting silently ignored.

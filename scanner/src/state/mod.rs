@@ -1,5 +1,5 @@
 //! The state store: remembers every sweep, so each finding gets a remediation
-//! status across sweeps (SPEC §4) and a fleet's removal can be tracked to the end.
+//! status across sweeps (docs/statuses.md) and a fleet's removal can be tracked to the end.
 //!
 //! - [`status`]: the pure status rule (history + this sweep's observation →
 //!   status), exhaustively unit-tested.
@@ -203,7 +203,7 @@ pub fn normalize(report: &mut Report) {
     report.normalize();
 }
 
-/// True when the sweep fails (SPEC §2 exit code 1): see
+/// True when the sweep fails (exit code 1): see
 /// [`fleetsweep_exporters::Finding::fails`].
 pub fn has_failing_finding(report: &Report) -> bool {
     report.has_open_ban()

@@ -1,5 +1,5 @@
 //! Remediation status of one (host, rule), derived from what the store
-//! remembers and what this sweep saw (SPEC §4). Pure: no I/O, no clock.
+//! remembers and what this sweep saw (docs/statuses.md). Pure: no I/O, no clock.
 //!
 //! | before                  | this sweep                     | status                           |
 //! |-------------------------|--------------------------------|----------------------------------|
@@ -96,7 +96,7 @@ pub fn due_date(since: Timestamp, grace_days: u32) -> Date {
         .unwrap_or(Date::MAX)
 }
 
-/// The status rule of SPEC §4; see the module table.
+/// The status rule of docs/statuses.md; see the module table.
 pub fn derive(prev: Option<&Track>, obs: Observation<'_>, cx: &Context<'_>) -> Derived {
     let now = cx.now;
     match (prev, obs) {

@@ -3,7 +3,7 @@
 //! anti-virus database release (the "frozen protection" signal: KESL hosts
 //! whose bases stopped around 2024-09-29, when Kaspersky's US updates ended).
 //!
-//! The layout is the one quoted in `shared/research/kaspersky.md` §7: one
+//! The layout is the one Kaspersky's KESL documentation shows for `--app-info`: one
 //! `Field name:   value` per line, for example
 //!
 //! ```text
@@ -73,7 +73,7 @@ mod tests {
 
     #[test]
     fn recorded_format() {
-        // The `kesl-control --app-info` layout (kaspersky.md §7), values written here.
+        // The `kesl-control --app-info` layout (as Kaspersky's KESL documentation shows it), values written here.
         let t = "Name:                                       Kaspersky Endpoint Security 12.1 for Linux\n\
                  Version:                                    12.1.0.1297\n\
                  Last release date of databases:             2024-09-27 18:02:00\n\

@@ -1,7 +1,7 @@
 //! The Linux probe script: one POSIX `sh` program, run once per host.
 //!
 //! One exec instead of one per tool keeps a sweep at one SSH round trip per host
-//! (connection cost dominates, see `shared/research/testhosts.md`). The script
+//! (connection cost dominates; docs/architecture.md). The script
 //! only reads: it writes no file, needs no root (it sees more with it), and runs
 //! under dash, bash and busybox ash.
 //!

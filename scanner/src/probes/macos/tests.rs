@@ -64,7 +64,7 @@ fn command_output_formats() {
     let (r, _) = parse_pkgutil("p\tcom.apple.pkg.Core\np\tcom.kaspersky.kav.core\t21.0.19\n");
     assert_eq!(r[1].version.as_deref(), Some("21.0.19"));
 
-    // Shape documented in kaspersky.md §7 (constructed there, not recorded).
+    // Shape as Kaspersky's documentation shows it (constructed, not recorded).
     let x = parse_systemextensionsctl(
         "1 extension(s)\n--- com.apple.system_extension.network_extension\n\
          enabled\tactive\tteamID\tbundleID (version)\tname\t[state]\n\
