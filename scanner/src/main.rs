@@ -9,6 +9,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // `fleetsweep hosts | head` should end quietly, not panic on a closed pipe.
+    // SAFETY: first thing in main, before any other thread exists; SIG_DFL
+    // installs no handler, so no Rust code ever runs in signal context.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = fleetsweep::cli::Cli::parse();
     app::init_logging(&cli);

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+pub use nix::sys::signal::Signal;
 pub use scenario::Scenario;
 
 /// The unprivileged login user on every test host.
@@ -99,24 +100,17 @@ pub fn demo_hosts() -> Vec<(String, Scenario)> {
     .collect()
 }
 
-/// Path of the `fleetsweep` binary next to the test executable
-/// (`target/<profile>/fleetsweep`), or `$FLEETSWEEP_BIN`.
-pub fn fleetsweep_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("FLEETSWEEP_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let mut dir = exe.parent().expect("exe dir").to_path_buf();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let bin = dir.join("fleetsweep");
-    assert!(
-        bin.exists(),
-        "{} does not exist: build it first with `cargo build -p fleetsweep` (scripts/test does this)",
-        bin.display()
-    );
-    bin
+/// The e2e directory (`tests/`): fixtures, golden reports. The end-to-end
+/// tests are targets of the `fleetsweep` package, whose manifest dir is `scanner/`.
+pub fn e2e_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Sends `sig` to process `pid` (kill(2)).
+pub fn signal(pid: u32, sig: Signal) -> Result<()> {
+    let raw = i32::try_from(pid).with_context(|| format!("PID {pid} out of range"))?;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), sig)
+        .with_context(|| format!("sending {sig} to PID {pid}"))
 }
 
 /// Checks the tools the harness needs; says how to install what is missing.
@@ -141,7 +135,7 @@ pub fn require_tools() -> Result<()> {
             missing.join(" ")
         );
     }
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         bail!("the test hosts need root (mount/PID namespaces and one sshd per host): run the tests as root");
     }
     Ok(())
@@ -417,16 +411,22 @@ pub fn stop_detached(dir: &Path) -> Result<usize> {
     let hosts: Vec<serde_json::Value> = serde_json::from_str(&text)?;
     let mut stopped = 0;
     for h in hosts {
-        if let Some(pid) = h.get("sshd_pid").and_then(|p| p.as_u64()) {
-            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+        let pid_of = |key: &str| {
+            h.get(key)
+                .and_then(|p| p.as_u64())
+                .and_then(|p| u32::try_from(p).ok())
+        };
+        if let Some(pid) = pid_of("sshd_pid") {
+            // Best effort, as before: the process may be gone already.
+            let _ = signal(pid, Signal::SIGCONT);
         }
-        let Some(pid) = h.get("unshare_pid").and_then(|p| p.as_u64()) else {
+        let Some(pid) = pid_of("unshare_pid") else {
             continue;
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline);
         if cmdline.starts_with("unshare") && cmdline.contains(&dir.display().to_string()) {
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            let _ = signal(pid, Signal::SIGKILL);
             stopped += 1;
         }
     }

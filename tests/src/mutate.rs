@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::HostInfo;
+use crate::{HostInfo, Signal};
 
 const KESL_DIRS: &[&str] = &[
     "opt/kaspersky",
@@ -75,8 +75,7 @@ pub fn stop_host(host: &HostInfo) -> Result<()> {
     let Some(pid) = host.unshare_pid() else {
         bail!("test host {} is not running", host.name);
     };
-    // SAFETY: plain kill(2) on a PID this harness started.
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    crate::signal(pid, Signal::SIGKILL)?;
     let addr: std::net::SocketAddr = format!("{}:{}", host.address(), crate::PORT).parse()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
@@ -91,24 +90,22 @@ pub fn stop_host(host: &HostInfo) -> Result<()> {
 /// Freezes the host's sshd (SIGSTOP): connections are accepted by the kernel
 /// but never answered, so a sweep waits on it until its deadline or an interrupt.
 pub fn freeze_host(host: &HostInfo) -> Result<()> {
-    signal_init(host, libc::SIGSTOP)
+    signal_init(host, Signal::SIGSTOP)
 }
 
 /// Undoes [`freeze_host`].
 pub fn thaw_host(host: &HostInfo) -> Result<()> {
-    signal_init(host, libc::SIGCONT)
+    signal_init(host, Signal::SIGCONT)
 }
 
-fn signal_init(host: &HostInfo, sig: i32) -> Result<()> {
+fn signal_init(host: &HostInfo, sig: Signal) -> Result<()> {
     let Some(unshare) = host.unshare_pid() else {
         bail!("test host {} is not running", host.name);
     };
     let Some(init) = children_of(unshare).into_iter().next() else {
         bail!("test host {} has no init process", host.name);
     };
-    // SAFETY: plain kill(2) on the sshd of this test host.
-    unsafe { libc::kill(init as i32, sig) };
-    Ok(())
+    crate::signal(init, sig)
 }
 
 /// dpkg replaces its status file by rename; so do we (the probe never sees half a file).
@@ -139,8 +136,8 @@ fn kill_in_host(host: &HostInfo, prefix: &str) -> Result<()> {
         }
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if cmdline.starts_with(prefix.as_bytes()) {
-            // SAFETY: plain kill(2) on a process of this test host's namespace.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            // It may have exited since the scan of /proc; the wait below checks.
+            let _ = crate::signal(pid, Signal::SIGKILL);
             killed.push(pid);
         }
     }

@@ -11,8 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fleetsweep_e2e::fleetsweep_bin;
+use fleetsweep_e2e::e2e_dir;
 use serde::Deserialize;
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 #[derive(Debug, Deserialize)]
 struct Report {
@@ -61,7 +64,7 @@ fn days_since(date: &str) -> i64 {
 }
 
 fn bundles() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offline")
+    e2e_dir().join("fixtures/offline")
 }
 
 fn scan(dir: &Path, extra: &[&str]) -> (Output, Report) {
@@ -76,7 +79,7 @@ fn scan(dir: &Path, extra: &[&str]) -> (Output, Report) {
         "--no-state",
     ];
     args.extend_from_slice(extra);
-    let out = Command::new(fleetsweep_bin())
+    let out = Command::new(FLEETSWEEP)
         .args(&args)
         .env_remove("SSH_AUTH_SOCK")
         .output()
@@ -351,7 +354,7 @@ fn unreadable_bundles_are_not_scanned_never_clean() {
 fn bad_bundle_directories_are_configuration_errors() {
     let dir = tempfile::tempdir().unwrap();
     let run = |d: &Path| {
-        Command::new(fleetsweep_bin())
+        Command::new(FLEETSWEEP)
             .args(["scan", "--offline", d.to_str().unwrap(), "--no-state", "-q"])
             .output()
             .unwrap()
@@ -372,7 +375,7 @@ fn bad_bundle_directories_are_configuration_errors() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hostname"));
     // --offline and -i together are a usage error.
-    let out = Command::new(fleetsweep_bin())
+    let out = Command::new(FLEETSWEEP)
         .args(["scan", "--offline", "x", "-i", "y"])
         .output()
         .unwrap();
@@ -400,8 +403,7 @@ fn windows_dispatch_through_a_replaying_powershell() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    let json =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/windows/probe/workstation-kes.json");
+    let json = e2e_dir().join("fixtures/windows/probe/workstation-kes.json");
     let log = dir.path().join("decoded.ps1");
     let script = format!(
         r#"#!/bin/sh
@@ -431,7 +433,7 @@ cat '{json}'
         bin.display(),
         std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into())
     );
-    let out = Command::new(fleetsweep_bin())
+    let out = Command::new(FLEETSWEEP)
         .args([
             "scan",
             "-i",
@@ -459,7 +461,7 @@ cat '{json}'
 
 /// `fleetsweep` with `FLEETSWEEP_NOW`, for the retention test.
 fn at(now: &str, args: &[&str]) -> Output {
-    Command::new(fleetsweep_bin())
+    Command::new(FLEETSWEEP)
         .args(args)
         .env("FLEETSWEEP_NOW", now)
         .env_remove("SSH_AUTH_SOCK")

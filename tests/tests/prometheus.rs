@@ -13,13 +13,16 @@ use std::process::Command;
 use std::time::Duration;
 
 use fleetsweep_e2e::prom::{promtool, Alert, NodeExporter, Prometheus, Pushgateway, Sample};
-use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec};
+use fleetsweep_e2e::{demo_hosts, e2e_dir, Fleet, FleetSpec};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
+
 /// The deploy files' folder.
 fn deploy() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+    e2e_dir().join("../deploy")
 }
 
 fn yaml(path: &Path) -> Value {
@@ -324,7 +327,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .checked_sub(jiff::SignedDuration::from_hours(45 * 24))
         .unwrap();
     for state in [&textfile_state, &serve_state] {
-        let out = Command::new(fleetsweep_bin())
+        let out = Command::new(FLEETSWEEP)
             .args(["scan", "-q", "-i"])
             .arg(fleet.inventory_path())
             .arg("--state")
@@ -343,7 +346,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     }
     fleetsweep_e2e::mutate::purge_kesl(fleet.host("app-01")).unwrap();
 
-    let out = Command::new(fleetsweep_bin())
+    let out = Command::new(FLEETSWEEP)
         .args(["scan", "-i"])
         .arg(fleet.inventory_path())
         .arg("--state")
@@ -742,7 +745,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     // The next cron sweep replaces the group (PUT, as the docs say): hosts
     // whose findings are gone lose their series in Prometheus too.
     let next = fleet.dir().join("next.prom");
-    let out = Command::new(fleetsweep_bin())
+    let out = Command::new(FLEETSWEEP)
         .args(["scan", "-i"])
         .arg(fleet.inventory_path())
         .args(["--limit", "web-01", "-q", "--metrics-file"])
@@ -798,7 +801,7 @@ impl Daemon {
             .port();
         let address = format!("127.0.0.1:{port}");
         let log = fleet.dir().join("serve.log");
-        let child = Command::new(fleetsweep_bin())
+        let child = Command::new(FLEETSWEEP)
             .args(["serve", "-i"])
             .arg(fleet.inventory_path())
             .arg("--state")

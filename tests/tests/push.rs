@@ -8,7 +8,10 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use fleetsweep_e2e::{fleetsweep_bin, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{Fleet, FleetSpec, Scenario};
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -19,7 +22,7 @@ fn agent() -> ureq::Agent {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(fleetsweep_bin())
+    Command::new(FLEETSWEEP)
         .args(args)
         .arg("--no-state")
         .env_remove("SSH_AUTH_SOCK")

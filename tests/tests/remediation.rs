@@ -14,8 +14,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fleetsweep_e2e::{fleetsweep_bin, mutate, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{e2e_dir, mutate, signal, Fleet, FleetSpec, Scenario, Signal};
 use serde_json::Value;
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 const KESL: &str = "kaspersky/kesl";
 const KESL_PRODUCT: &str = "Kaspersky Endpoint Security for Linux";
@@ -32,7 +35,7 @@ fn fleet(subnet: u8, hosts: &[(&str, Scenario)]) -> Fleet {
 }
 
 fn fleetsweep(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(fleetsweep_bin());
+    let mut cmd = Command::new(FLEETSWEEP);
     cmd.args(args).env_remove("SSH_AUTH_SOCK");
     cmd.env_remove("FLEETSWEEP_NOW");
     for (k, v) in envs {
@@ -413,8 +416,7 @@ fn exception_applies_then_expires() {
     );
 
     // A broken exceptions file stops the scan before anything is scanned.
-    let bad =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/exceptions/invalid-no-reason.yaml");
+    let bad = e2e_dir().join("fixtures/exceptions/invalid-no-reason.yaml");
     let inv = fleet.inventory_path();
     let out = fleetsweep(
         &[
@@ -504,7 +506,7 @@ fn host_down_is_unverified_and_limit_touches_no_other_host() {
     mutate::freeze_host(fleet.host("app-01")).unwrap();
     let report_path = fleet.dir().join("interrupted.yaml");
     let inv = fleet.inventory_path();
-    let mut child = Command::new(fleetsweep_bin())
+    let mut child = Command::new(FLEETSWEEP)
         .args([
             "scan",
             "-i",
@@ -543,7 +545,7 @@ fn host_down_is_unverified_and_limit_touches_no_other_host() {
     });
     rx.recv_timeout(Duration::from_secs(60))
         .expect("web-01 and db-01 finish");
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    signal(child.id(), Signal::SIGINT).unwrap();
     let code = child.wait().unwrap().code();
     reader.join().unwrap();
     mutate::thaw_host(fleet.host("app-01")).unwrap();
@@ -631,7 +633,7 @@ fn kill_9_mid_commit_leaves_the_store_consistent() {
     let inv = fleet.inventory_path();
     let mut kills = Vec::new();
     for k in 0..8u64 {
-        let mut child = Command::new(fleetsweep_bin())
+        let mut child = Command::new(FLEETSWEEP)
             .args([
                 "scan",
                 "-i",
@@ -666,7 +668,7 @@ fn kill_9_mid_commit_leaves_the_store_consistent() {
             .expect("the sweep reaches its commit");
         let delay = Duration::from_millis(k * 85);
         std::thread::sleep(delay.saturating_sub(started.elapsed()));
-        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        signal(child.id(), Signal::SIGKILL).unwrap();
         let status = child.wait().unwrap();
         let log = reader.join().unwrap();
         assert_eq!(
@@ -807,7 +809,7 @@ fn unusable_state_files_are_refused_with_a_clear_message() {
 fn kesl_replaced_by_ultraav_between_sweeps() {
     let fleet = fleet(229, &[("desk-01", Scenario::Kesl)]);
     let state = fleet.dir().join("state.db");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = e2e_dir();
     let kaspersky = root.join("../configs/catalog/kaspersky.yaml");
     let ultraav = root.join("fixtures/catalog/ultraav-linux.yaml");
     let catalogs = [

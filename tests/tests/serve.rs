@@ -10,7 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fleetsweep_e2e::prom::Prometheus;
-use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{demo_hosts, signal, Fleet, FleetSpec, Scenario, Signal};
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -66,7 +69,7 @@ impl Serve {
     fn start(dir: &Path, name: &str, args: &[&str]) -> Serve {
         let port = free_port();
         let log = dir.join(format!("{name}.log"));
-        let child = Command::new(fleetsweep_bin())
+        let child = Command::new(FLEETSWEEP)
             .arg("serve")
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -118,9 +121,8 @@ impl Serve {
             .collect()
     }
 
-    fn signal(&self, sig: i32) {
-        let pid = self.child.as_ref().unwrap().id();
-        unsafe { libc::kill(pid as i32, sig) };
+    fn signal(&self, sig: Signal) {
+        signal(self.child.as_ref().unwrap().id(), sig).unwrap();
     }
 
     /// Waits for exit; returns the code and how long it took.
@@ -436,7 +438,7 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
         ) >= 1.0
     );
 
-    serve.signal(libc::SIGTERM);
+    serve.signal(Signal::SIGTERM);
     let (code, _) = serve.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", serve.log_text());
 }
@@ -640,7 +642,7 @@ fn serve_with_tls_basic_auth_and_mtls() {
         &["-u", "prometheus:s3cret pw", &format!("{https}/metrics")],
     );
     assert_ne!(rc, 0);
-    serve.signal(libc::SIGTERM);
+    serve.signal(Signal::SIGTERM);
     assert_eq!(serve.wait_exit(Duration::from_secs(10)).0, Some(0));
 
     // mTLS: a client certificate from the CA is required.
@@ -692,7 +694,7 @@ fn serve_with_tls_basic_auth_and_mtls() {
         rc != 0 && code != 200,
         "no client certificate must fail (curl exit {rc}, code {code})"
     );
-    serve.signal(libc::SIGTERM);
+    serve.signal(Signal::SIGTERM);
     assert_eq!(serve.wait_exit(Duration::from_secs(10)).0, Some(0));
 
     // A web.yml with an unknown key: exit 2, file:line:column.
@@ -702,7 +704,7 @@ fn serve_with_tls_basic_auth_and_mtls() {
         "tls_server_config:\n  cert_file: server.crt\n  key_fle: server.key\n",
     )
     .unwrap();
-    let out = Command::new(fleetsweep_bin())
+    let out = Command::new(FLEETSWEEP)
         .args([
             "serve",
             "--no-state",
@@ -758,7 +760,7 @@ fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
     );
     serve.wait_healthy();
     std::thread::sleep(Duration::from_secs(2));
-    serve.signal(libc::SIGTERM);
+    serve.signal(Signal::SIGTERM);
     let (code, took) = serve.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", serve.log_text());
     eprintln!("SIGTERM during the first sweep: exit after {took:?}");
@@ -809,7 +811,7 @@ fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(500));
-    serve.signal(libc::SIGTERM);
+    serve.signal(Signal::SIGTERM);
     let (code, took) = serve.wait_exit(Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", serve.log_text());
     eprintln!("SIGTERM mid-sweep: exit after {took:?}");

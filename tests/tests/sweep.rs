@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use fleetsweep_e2e::{demo_hosts, fleetsweep_bin, Fleet, FleetSpec};
+use fleetsweep_e2e::{demo_hosts, e2e_dir, signal, Fleet, FleetSpec, Signal};
 use serde::Deserialize;
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 /// The fields of the report the tests read (a subset of report_version 1).
 #[derive(Debug, Deserialize)]
@@ -70,7 +73,7 @@ fn run(args: &[&str]) -> Output {
     if args.first() == Some(&"scan") && !args.iter().any(|a| a.starts_with("--state")) {
         args.push("--no-state");
     }
-    Command::new(fleetsweep_bin())
+    Command::new(FLEETSWEEP)
         .args(args)
         .env_remove("SSH_AUTH_SOCK")
         .output()
@@ -139,9 +142,7 @@ fn mask_fingerprints(line: &str) -> String {
 }
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("golden")
-        .join(name)
+    e2e_dir().join("golden").join(name)
 }
 
 fn check_golden(name: &str, actual: &str) {
@@ -423,7 +424,7 @@ fn exit_codes_follow_the_spec() {
 /// point, not after a fixed sleep that a loaded machine may not honour.
 fn spawn_until_scanned(args: &[&str], hosts: &[&str]) -> std::process::Child {
     use std::io::BufRead;
-    let mut child = Command::new(fleetsweep_bin())
+    let mut child = Command::new(FLEETSWEEP)
         .args(args)
         .args(["-v", "--log-format", "json"])
         .env_remove("FLEETSWEEP_LOG")
@@ -484,7 +485,7 @@ fn interrupted_sweep_writes_a_partial_report() {
         ],
         &["web-01", "app-01"],
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    signal(child.id(), Signal::SIGINT).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "app-01's finding is still reported");
     let (_, r) = read_report(&report_path);
@@ -526,7 +527,7 @@ fn sigterm_also_writes_a_partial_report() {
         ],
         &["web-01"],
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    signal(child.id(), Signal::SIGTERM).unwrap();
     assert_eq!(
         child.wait().unwrap().code(),
         Some(3),
@@ -632,7 +633,7 @@ fn hosts_command_shows_resolved_hosts() {
     );
 
     // Offline bundles list as hosts too, each with its bundle folder.
-    let bundles = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/offline");
+    let bundles = e2e_dir().join("fixtures/offline");
     let out = run(&["hosts", "--offline", bundles.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let table = text(&out.stdout);
@@ -646,7 +647,7 @@ fn hosts_command_shows_resolved_hosts() {
 
     // WinRM hosts list their WinRM endpoint, authentication and where the
     // secret is (never the SSH port, never a secret).
-    let winrm = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/inventory/valid-winrm.yaml");
+    let winrm = e2e_dir().join("fixtures/inventory/valid-winrm.yaml");
     let out = run(&["hosts", "-i", winrm.to_str().unwrap(), "--format", "yaml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let y = text(&out.stdout);
@@ -672,8 +673,7 @@ fn hosts_command_shows_resolved_hosts() {
     );
 
     // An Ansible inventory that turns certificate checks off is told they stay on.
-    let ansible =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/inventory/ansible-windows.ini");
+    let ansible = e2e_dir().join("fixtures/inventory/ansible-windows.ini");
     let out = run(&["hosts", "-i", ansible.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let err = text(&out.stderr);

@@ -14,7 +14,9 @@
 //! later reports; its track stays, so a return is `reinstalled`.
 //!
 //! `FLEETSWEEP_NOW` (RFC 3339) replaces "now" for the derivation: a testing
-//! aid to move past due dates and expiry dates without waiting.
+//! aid to move past due dates and expiry dates without waiting. It is read only
+//! in builds with the `test-hooks` feature (the tests'), never in a normal or
+//! release build, where it could shift verdicts.
 
 pub mod status;
 pub mod store;
@@ -35,7 +37,9 @@ pub use store::{Pruned, Remediation, Store, SweepRow, SCHEMA_VERSION};
 /// Grace days for a rule that is no longer in the catalog.
 pub const DEFAULT_GRACE_DAYS: u32 = 30;
 
-/// Environment variable that overrides "now" for status derivation (testing aid).
+/// Environment variable that overrides "now" for status derivation (testing
+/// aid; only with the `test-hooks` feature, see the module docs).
+#[cfg(feature = "test-hooks")]
 pub const NOW_ENV: &str = "FLEETSWEEP_NOW";
 
 /// Errors of the state store; each names the file.
@@ -61,11 +65,13 @@ pub enum StateError {
     Pruned { id: String, when: String },
     #[error("sweep id prefix `{id}` is ambiguous ({candidates}): give more of it")]
     AmbiguousSweep { id: String, candidates: String },
+    #[cfg(feature = "test-hooks")]
     #[error("{NOW_ENV}: `{value}` is not an RFC 3339 time such as 2027-01-31T06:00:00Z: {detail}")]
     BadNow { value: String, detail: String },
 }
 
 /// "Now" for status derivation: `FLEETSWEEP_NOW` when set, else the clock.
+#[cfg(feature = "test-hooks")]
 pub fn now() -> Result<Timestamp, StateError> {
     match std::env::var(NOW_ENV) {
         Ok(value) => value.parse().map_err(|e: jiff::Error| StateError::BadNow {
@@ -74,6 +80,12 @@ pub fn now() -> Result<Timestamp, StateError> {
         }),
         Err(_) => Ok(Timestamp::now()),
     }
+}
+
+/// "Now" for status derivation: the clock (`FLEETSWEEP_NOW` is a test hook).
+#[cfg(not(feature = "test-hooks"))]
+pub fn now() -> Result<Timestamp, StateError> {
+    Ok(Timestamp::now())
 }
 
 /// Gives every finding of `report` its remediation status, applies

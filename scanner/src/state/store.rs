@@ -103,8 +103,25 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Test aid: pause this many milliseconds per host while committing, so a
-/// crash test can SIGKILL the process in the middle of a commit.
+/// crash test can SIGKILL the process in the middle of a commit. Read only with
+/// the `test-hooks` feature (the tests' builds), never in a normal or release build.
+#[cfg(feature = "test-hooks")]
 const COMMIT_PAUSE_ENV: &str = "FLEETSWEEP_TEST_COMMIT_PAUSE_MS";
+
+/// The per-host pause of [`COMMIT_PAUSE_ENV`] while committing.
+#[cfg(feature = "test-hooks")]
+fn commit_pause() -> Option<Duration> {
+    std::env::var(COMMIT_PAUSE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis)
+}
+
+/// No pause while committing: the crash-test hook is off in this build.
+#[cfg(not(feature = "test-hooks"))]
+fn commit_pause() -> Option<Duration> {
+    None
+}
 
 /// An open state store.
 pub struct Store {
@@ -672,10 +689,7 @@ impl Tx<'_> {
         let e = |err| sql_err(path, err);
         let json =
             |what: &str, v: &dyn erased::Json| v.json().map_err(|err| data_err(path, what, err));
-        let pause = std::env::var(COMMIT_PAUSE_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis);
+        let pause = commit_pause();
         let now = c.now.unwrap_or(report.sweep.finished);
         let open = report
             .hosts

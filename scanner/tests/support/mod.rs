@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use fleetsweep_e2e::{signal, Signal};
 use tempfile::TempDir;
 
 pub const SSHD: &str = "/usr/sbin/sshd";
@@ -285,20 +286,14 @@ impl Sshd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid fits i32")
-    }
-
     /// SIGSTOP the listener: the kernel still accepts TCP, but no banner comes.
     pub fn stop(&mut self) {
-        // SAFETY: plain kill(2) on the PID of our own child.
-        unsafe { libc::kill(self.pid(), libc::SIGSTOP) };
+        signal(self.child.id(), Signal::SIGSTOP).expect("stopping sshd");
         self.stopped = true;
     }
 
     pub fn resume(&mut self) {
-        // SAFETY: as above.
-        unsafe { libc::kill(self.pid(), libc::SIGCONT) };
+        signal(self.child.id(), Signal::SIGCONT).expect("resuming sshd");
         self.stopped = false;
     }
 }

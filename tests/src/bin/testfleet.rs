@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use fleetsweep_e2e::{demo_hosts, stop_detached, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{demo_hosts, stop_detached, Fleet, FleetSpec, Scenario, Signal};
+use nix::sys::signal::SigSet;
 
 #[derive(Parser)]
 #[command(about = "Real sshd test hosts on 127.0.X.0/24 (run as root)")]
@@ -73,7 +74,7 @@ fn main() -> Result<()> {
             } else {
                 eprintln!("{} test hosts up; Ctrl-C stops them", fleet.hosts().len());
                 let (tx, rx) = std::sync::mpsc::channel::<()>();
-                ctrlc_wait(tx);
+                ctrlc_wait(tx)?;
                 let _ = rx.recv();
             }
         }
@@ -82,17 +83,14 @@ fn main() -> Result<()> {
 }
 
 /// Blocks SIGINT/SIGTERM and waits for one of them on a thread.
-fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        std::thread::spawn(move || {
-            let mut sig = 0;
-            libc::sigwait(&set, &mut sig);
-            let _ = tx.send(());
-        });
-    }
+fn ctrlc_wait(tx: std::sync::mpsc::Sender<()>) -> Result<()> {
+    let set = SigSet::from_iter([Signal::SIGINT, Signal::SIGTERM]);
+    // Blocked here and in the waiting thread (which inherits the mask), so the
+    // signal stays pending for `wait` instead of ending the process.
+    set.thread_block()?;
+    std::thread::spawn(move || {
+        let _ = set.wait();
+        let _ = tx.send(());
+    });
+    Ok(())
 }
