@@ -10,7 +10,7 @@
 //! and starts fake daemons (a symlink named after the daemon, pointing at
 //! `sleep`, so `comm` and the command line look like the real thing). The real
 //! `dpkg-query`, `rpm` and `/proc` then report that host's packages (including
-//! `rc` states) and processes. See `../shared/research/testhosts.md`.
+//! `rc` states) and processes (docs/architecture.md, "crates").
 //!
 //! Needs root (namespaces, bind mounts, one sshd per host). Tests that use it
 //! fail with a clear message when a tool is missing; they never skip.

@@ -1,7 +1,7 @@
 //! What each test host looks like: packages, unit files, processes and files.
 //!
 //! Kaspersky package metadata below is constructed from the documented package
-//! names and versions (`../shared/research/kaspersky.md` §3, §7); no verbatim
+//! names and versions (the sources in configs/catalog/tools/kaspersky-footprints.yaml); no verbatim
 //! `dpkg-query`/`rpm` line of a Kaspersky package was found in public sources.
 
 use std::fmt::Write as _;
@@ -163,7 +163,7 @@ pub fn build_rpms(dir: &Path) -> Result<Rpms> {
 }
 
 /// The test host's stand-in for KESL's `kesl-control`: `--app-info` prints the
-/// layout quoted in shared/research/kaspersky.md §7 (field names as the
+/// layout Kaspersky's KESL documentation shows (field names as the
 /// product prints them, values written here), with anti-virus databases
 /// released 2024-09-27, just before Kaspersky's US updates stopped.
 const KESL_CONTROL: &str = "#!/bin/sh
