@@ -452,14 +452,27 @@ fn items(obs: &Observations) -> Vec<Item> {
     }
     let mut seen_proc = HashSet::new();
     for p in &obs.processes {
+        // A process's name and command line are whatever its owner chose
+        // (`exec -a /opt/kaspersky/...`, prctl): only a root process, or one
+        // whose owner the probe cannot tell (Windows, `ps`), is trusted to
+        // name a product. Its executable's path is the kernel's, trusted
+        // whoever runs it: only root installs under a vendor's root.
+        let trusted = p.owner_uid.is_none_or(|uid| uid == 0);
         let argv0 = p.cmdline.split(' ').next().unwrap_or_default().to_string();
+        let argv0 = if trusted { argv0 } else { String::new() };
         let exe = p.exe.clone().filter(|e| !e.is_empty());
-        let mut keys = vec![(SigKind::Process, p.name.clone())];
+        let mut keys = Vec::new();
+        if trusted {
+            keys.push((SigKind::Process, p.name.clone()));
+        }
         if let Some(e) = &exe {
             keys.push((SigKind::ProcessPath, e.clone()));
         }
         if argv0.starts_with('/') && Some(&argv0) != exe.as_ref() {
             keys.push((SigKind::ProcessPath, argv0.clone()));
+        }
+        if keys.is_empty() {
+            continue;
         }
         // The pid changes every sweep; evidence without it diffs cleanly.
         let value = if p.cmdline.is_empty() {

@@ -234,6 +234,10 @@ pub struct Process {
     pub cmdline: String,
     /// Executable path (`/proc/PID/exe`), when readable.
     pub exe: Option<String>,
+    /// The process's owner (effective uid), where the probe reports it (Linux
+    /// `/proc`). Name and command line are whatever the owner chose: only a
+    /// root process (or one of unknown owner) is trusted to name a product.
+    pub owner_uid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

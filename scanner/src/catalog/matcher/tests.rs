@@ -33,6 +33,7 @@ fn proc_(name: &str, cmdline: &str) -> Process {
         name: name.into(),
         cmdline: cmdline.into(),
         exe: None,
+        owner_uid: None,
     }
 }
 
@@ -376,6 +377,43 @@ fn shipped_catalog_known_unknown_and_look_alikes() {
         ..Default::default()
     };
     assert_eq!(run(look_alikes), Vec::<String>::new());
+
+    // What an unprivileged user can make a process say: its argv[0]
+    // (`exec -a`) and its name (prctl, or a copy of `sleep` named so). Not a
+    // finding unless root runs it; the executable's real path always counts.
+    let forged = |uid: Option<u32>, exe: &str| Process {
+        pid: 4242,
+        name: "klnagent".into(),
+        cmdline: "/opt/kaspersky/kesl/libexec/wdserver -d".into(),
+        exe: Some(exe.into()),
+        owner_uid: uid,
+    };
+    for uid in [Some(1000), Some(65534)] {
+        let obs = Observations {
+            processes: vec![forged(uid, "/usr/bin/sleep")],
+            ..Default::default()
+        };
+        assert_eq!(run(obs), Vec::<String>::new(), "uid {uid:?}");
+    }
+    for uid in [Some(0), None] {
+        let obs = Observations {
+            processes: vec![forged(uid, "/usr/bin/sleep")],
+            ..Default::default()
+        };
+        assert!(
+            !run(obs).is_empty(),
+            "uid {uid:?}: root (or unknown) is trusted"
+        );
+    }
+    let real = Observations {
+        processes: vec![forged(Some(1000), "/opt/kaspersky/kesl/libexec/wdserver")],
+        ..Default::default()
+    };
+    let found = run(real);
+    assert!(
+        found.iter().any(|f| f.starts_with("kaspersky/")),
+        "an executable under the vendor's root is evidence whoever runs it: {found:?}"
+    );
 }
 
 // ---- Windows and macOS observation kinds, against the built-in catalog ----

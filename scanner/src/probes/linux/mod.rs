@@ -131,9 +131,8 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             "rpm" => parse_rpm(s.body),
             "apk" => parse_apk(s.body),
             "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
-            | "proc-cmdline" | "proc-exe" | "ps" | "modules" | "paths" | "kesl-app-info" => {
-                continue
-            }
+            | "proc-cmdline" | "proc-exe" | "proc-owner" | "ps" | "modules" | "paths"
+            | "kesl-app-info" => continue,
             other => {
                 obs.warnings
                     .push(warning(other, "unknown section ignored".to_string()));
@@ -165,6 +164,7 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
                 &mut procs,
                 split.get("proc-cmdline").map(|s| s.body),
                 split.get("proc-exe").map(|s| s.body),
+                split.get("proc-owner").map(|s| s.body),
             );
             (procs, w)
         }
@@ -786,6 +786,19 @@ mod run_tests {
             ])
             .spawn()
             .expect("start hostile argv");
+        // An unprivileged user's process claiming a Kaspersky daemon's path
+        // as its argv[0] and a Network Agent name as its comm.
+        let mut by_nobody = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "bash",
+                "-c",
+            ])
+            .arg(format!("exec -a {forged} sleep 60"))
+            .spawn()
+            .expect("setpriv (util-linux) starts a process as nobody");
         std::thread::sleep(std::time::Duration::from_millis(300));
         let busybox = ["/usr/bin/busybox", "/bin/busybox"]
             .into_iter()
@@ -840,7 +853,31 @@ mod run_tests {
                 .find(|p| p.pid == by_argv.id())
                 .unwrap_or_else(|| panic!("{ctx}: hostile argv not listed"));
             assert_eq!(hostile.cmdline, "x", "{label}: only the first line");
+            let nobody = obs
+                .processes
+                .iter()
+                .find(|p| p.pid == by_nobody.id())
+                .unwrap_or_else(|| panic!("{ctx}: nobody's process not listed"));
+            assert_eq!(nobody.owner_uid, Some(65534), "{label}: {nobody:?}");
+            assert!(nobody.cmdline.starts_with(forged), "{label}: {nobody:?}");
+            let only_it = Observations {
+                processes: vec![nobody.clone()],
+                ..Observations::default()
+            };
+            let catalog = crate::catalog::Catalog::builtin().expect("catalog");
+            let findings = crate::catalog::matcher::match_host(
+                &catalog,
+                &only_it,
+                crate::os::OsFamily::Linux,
+                jiff::Timestamp::now(),
+            );
+            assert!(
+                findings.is_empty(),
+                "{label}: forged by nobody: {findings:?}"
+            );
         }
+        let _ = by_nobody.kill();
+        let _ = by_nobody.wait();
         let _ = by_exe.kill();
         let _ = by_argv.kill();
         let _ = by_exe.wait();

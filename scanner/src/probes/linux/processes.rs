@@ -59,6 +59,7 @@ pub fn parse_processes(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
             name: comm.to_string(),
             cmdline: cmdline.unwrap_or_default().trim_end().to_string(),
             exe: (!exe.is_empty()).then(|| exe.to_string()),
+            owner_uid: None,
         });
     }
     warnings.extend(rejects.into_warning("processes"));
@@ -82,6 +83,7 @@ pub fn parse_ps(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
                 name: comm.to_string(),
                 cmdline: args.trim().to_string(),
                 exe: None,
+                owner_uid: None,
             }),
             _ => rejects.note(line),
         }
@@ -242,9 +244,28 @@ pub fn parse_proc_cmdlines(body: &str) -> Vec<(u32, String)> {
     without_repeated_pids(out)
 }
 
+/// Parses the `proc-owner` section (`ls -ldn -- [0-9]*` in `/proc`: the owner
+/// of `/proc/PID` is the process's effective uid) into (pid, uid). Total.
+pub fn parse_proc_owners(body: &str) -> Vec<(u32, u32)> {
+    let entries = body
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // mode links uid gid size month day time|year name
+            if f.len() < 9 || !f[0].starts_with('d') {
+                return None;
+            }
+            let pid = f.last()?.parse::<u32>().ok()?;
+            let uid = f[2].parse::<u32>().ok()?;
+            Some((pid, uid))
+        })
+        .collect();
+    without_repeated_pids(entries)
+}
+
 /// Drops every entry of a pid that occurs more than once: one of them was
 /// forged, and which one cannot be told.
-fn without_repeated_pids(entries: Vec<(u32, String)>) -> Vec<(u32, String)> {
+fn without_repeated_pids<T>(entries: Vec<(u32, T)>) -> Vec<(u32, T)> {
     let mut count: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
     for (pid, _) in &entries {
         *count.entry(*pid).or_default() += 1;
@@ -271,7 +292,17 @@ pub fn parse_proc_exes(body: &str) -> Vec<(u32, String)> {
 }
 
 /// Fills command lines and executables from the batch sections into `procs`.
-pub fn merge_batches(procs: &mut [Process], cmdlines: Option<&str>, exes: Option<&str>) {
+pub fn merge_batches(
+    procs: &mut [Process],
+    cmdlines: Option<&str>,
+    exes: Option<&str>,
+    owners: Option<&str>,
+) {
+    let owner: std::collections::HashMap<u32, u32> = owners
+        .map(parse_proc_owners)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
     let cmd: std::collections::HashMap<u32, String> = cmdlines
         .map(parse_proc_cmdlines)
         .unwrap_or_default()
@@ -291,6 +322,9 @@ pub fn merge_batches(procs: &mut [Process], cmdlines: Option<&str>, exes: Option
         if p.exe.is_none() {
             p.exe = exe.get(&p.pid).cloned();
         }
+        if p.owner_uid.is_none() {
+            p.owner_uid = owner.get(&p.pid).copied();
+        }
     }
 }
 
@@ -303,7 +337,10 @@ mod batch_tests {
         let (mut procs, _) = parse_processes("1\tinit\t\t\n812\twdserver\t\t\n900\tgone\t\t\n");
         let cmdlines = "==> 1/cmdline <==\n/sbin/init splash \n==> 812/cmdline <==\n/opt/kaspersky/kesl/libexec/wdserver -d \n==> 900/cmdline <==\n";
         let exes = "lrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> /usr/lib/systemd/systemd\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 812/exe -> /opt/kaspersky/kesl/libexec/wdserver (deleted)\nls: cannot read symbolic link '2/exe': No such file or directory\n";
-        merge_batches(&mut procs, Some(cmdlines), Some(exes));
+        let owners = "dr-xr-xr-x 9 0 0 0 Nov 22 10:00 1\ndr-xr-xr-x 9 0 0 0 Nov 22 10:00 812\ndr-xr-xr-x 9 1000 1000 0 Nov 22 10:00 900\n";
+        merge_batches(&mut procs, Some(cmdlines), Some(exes), Some(owners));
+        assert_eq!(procs[0].owner_uid, Some(0));
+        assert_eq!(procs[2].owner_uid, Some(1000));
         assert_eq!(procs[0].cmdline, "/sbin/init splash");
         assert_eq!(procs[0].exe.as_deref(), Some("/usr/lib/systemd/systemd"));
         assert_eq!(procs[1].cmdline, "/opt/kaspersky/kesl/libexec/wdserver -d");

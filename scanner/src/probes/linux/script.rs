@@ -53,7 +53,8 @@ pub const MAX_PATH_ROOTS: usize = 64;
 ///   arguments; NUL and tab turned into spaces, cut at 4096 bytes) and
 ///   `proc-exe` (`ls -lq`: newlines in an executable's path print as `?`;
 ///   without `-q`, as in BusyBox, `readlink` per process with newlines turned
-///   into `?`). Without a usable `/proc`, section `ps` with `ps -eo
+///   into `?`), and `proc-owner` (`ls -ldn` of every `/proc/PID`: its owner
+///   is the process's uid). Without a usable `/proc`, section `ps` with `ps -eo
 ///   pid=,comm=,args=` instead.
 /// - `modules`: `/proc/modules`, else `lsmod`. A kernel built without loadable
 ///   module support has no `/proc/modules` at all: then there are no modules,
@@ -143,7 +144,12 @@ if [ -d /run/systemd/system ] && has systemctl; then
   sec systemd-running systemctl list-units --type=service --state=running --no-legend --no-pager --plain
 fi
 sec unit-files units
-if [ -r /proc/self/cmdline ]; then sec processes procs; sec proc-cmdline pcmd; sec proc-exe pexe; else sec ps ps -eo pid=,comm=,args=; fi
+powner() ( cd /proc && ls -ldn -- [0-9]* 2>/dev/null; exit 0 )
+if [ -r /proc/self/cmdline ]; then
+  sec processes procs; sec proc-cmdline pcmd; sec proc-exe pexe; sec proc-owner powner
+else
+  sec ps ps -eo pid=,comm=,args=
+fi
 sec modules mods
 sec paths paths "$@"
 k=/opt/kaspersky/kesl/bin/kesl-control
