@@ -25,7 +25,7 @@ use crate::inventory::{Host, TransportKind};
 use crate::probes::{linux, macos, offline, windows, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
-use crate::transport::{ssh, winrm, Session, SshSettings, TransportError};
+use crate::transport::{capture, ssh, winrm, Session, SshSettings, TransportError};
 
 /// Settings of one sweep, validated by the CLI.
 #[derive(Debug, Clone)]
@@ -322,7 +322,12 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     } = run?;
     if !answered {
         let why = first_line(&stderr);
-        let msg = if stderr.contains("sudo") && sudo && family != "windows" {
+        let msg = if truncated {
+            format!(
+                "the probe's answer was not in the first {} bytes of its output (--max-output); the rest was dropped",
+                ctx.settings.output_limit
+            )
+        } else if stderr.contains("sudo") && sudo && family != "windows" {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
         } else {
             format!(
@@ -370,7 +375,9 @@ async fn run_probe(
     let out = session
         .exec(&command, &stdin, ctx.settings.output_limit)
         .await?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // The output moves into the text (no copy when it is UTF-8) and is freed
+    // when this function returns: a report keeps only what was parsed from it.
+    let text = capture::into_text(out.stdout);
     let (obs, answered) = match family {
         "windows" => (windows::parse(&text), text.contains("\"fleetsweep\"")),
         "macos" => (
@@ -385,7 +392,7 @@ async fn run_probe(
     Ok(ProbeRun {
         obs,
         answered,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr: capture::into_text(out.stderr),
         exit_status: out.exit_status,
         truncated: out.truncated,
     })
