@@ -324,7 +324,7 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         let why = first_line(&stderr);
         let msg = if truncated {
             format!(
-                "the probe's answer was not in the first {} bytes of its output (--max-output); the rest was dropped",
+                "the probe's output was cut off before its answer (--max-output {} bytes, or a host that kept streaming past it)",
                 ctx.settings.output_limit
             )
         } else if stderr.contains("sudo") && sudo && family != "windows" {
