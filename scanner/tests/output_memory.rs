@@ -26,8 +26,9 @@ const MAX_OUTPUT_MIB: usize = 8;
 /// Bytes each flooding host writes to stdout and again to stderr.
 const FLOOD_BYTES: u64 = 200_000_000;
 /// Peak RSS allowed for a sweep of four flooding hosts. A quiet sweep of the
-/// same hosts peaks at about 45 MB (debug build); before the fix the flood
-/// took it to about 120 MB at `--max-output 8` (and 345 MB at the default 32).
+/// same hosts peaks at about 43 MiB (debug build), the flooded one at 66-75
+/// MiB; before the fix the flood took it to 117 MiB at `--max-output 8` (and
+/// 336 MiB at the default 32).
 const PEAK_LIMIT_KB: u64 = 100 * 1024;
 /// Growth over the quiet sweep allowed: what the hosts may make us hold is
 /// their stdout (8 MiB each, 4 at once) plus small change; before the fix it
@@ -117,7 +118,7 @@ fn write_script(path: &Path, body: &str) {
 
 fn print_figures(what: &str, quiet: &Run, flood: &Run) {
     println!(
-        "{what}: peak RSS {:.1} MB quiet, {:.1} MB flooded (+{:.1} MB; limits {} MB, +{} MB); \
+        "{what}: peak RSS {:.1} MiB quiet, {:.1} MiB flooded (+{:.1} MiB; limits {} MiB, +{} MiB); \
          flooded sweep took {:.1}s",
         quiet.peak_kb as f64 / 1024.0,
         flood.peak_kb as f64 / 1024.0,
