@@ -223,7 +223,9 @@ pub struct ScanArgs {
     #[arg(long)]
     pub no_progress: bool,
 
-    /// Cap on probe output per host, in MiB.
+    /// Cap on probe output per host, in MiB: stdout past it is dropped as it
+    /// arrives (stderr is kept to 64 KiB), and a host that keeps streaming is
+    /// cut off (after 4 times the cap, at least 16 MiB, or 10 s).
     #[arg(long, value_name = "MIB", default_value_t = 32)]
     pub max_output: usize,
 

@@ -196,6 +196,44 @@ async fn exec_truncates_each_stream_at_the_limit_but_reads_to_the_end() {
     session.close().await;
 }
 
+#[tokio::test]
+async fn a_command_that_keeps_streaming_past_the_limit_is_cut_off() {
+    let s = simple();
+    let settings = settings(std::slice::from_ref(&s.known_hosts));
+    let mut session = connect_ok(&direct(endpoint(&s.sshd, &[&s.key])), &settings).await;
+
+    // Fast and endless on both streams: stopped by the byte budget (16 MiB).
+    let started = Instant::now();
+    let out = session
+        .exec("cat /dev/zero & cat /dev/zero >&2; wait", b"", 1000)
+        .await
+        .expect("exec");
+    assert_eq!(out.stdout.len(), 1000);
+    assert_eq!(out.stderr.len(), 1000);
+    assert!(out.truncated);
+    assert_eq!(out.exit_status, None, "cut off, not ended");
+    let fast = started.elapsed();
+
+    // Slow and endless: stopped 10 s after stdout was cut.
+    let started = Instant::now();
+    let out = session
+        .exec("while :; do echo tick; sleep 0.2; done", b"", 10)
+        .await
+        .expect("exec");
+    let slow = started.elapsed();
+    assert_eq!(out.stdout, b"tick\ntick\n");
+    assert!(out.truncated);
+    assert!(
+        slow >= Duration::from_secs(9) && slow < Duration::from_secs(30),
+        "{slow:?}"
+    );
+    println!("cut off after {fast:?} (fast stream), {slow:?} (slow stream)");
+
+    // The connection is still good for the next command.
+    assert_eq!(whoami(&mut session).await, "root");
+    session.close().await;
+}
+
 // ---- authentication ------------------------------------------------------
 
 #[tokio::test]

@@ -112,6 +112,59 @@ async fn basic_over_https_replays_the_standard_recording() {
 }
 
 #[tokio::test]
+async fn a_host_that_keeps_streaming_is_terminated_after_the_drain_budget() {
+    // The standard lifecycle, but the command never ends: every Receive brings
+    // 192 KiB more stdout and CommandState Running. After the drain budget the
+    // client stops polling, signals terminate and deletes the shell.
+    let recorded = recording("test_winrs_standard.yml");
+    let [create, command, receive, signal, delete] = <[_; 5]>::try_from(recorded).unwrap();
+    use base64::Engine as _;
+    let chunk = vec![b'x'; 3 << 16];
+    let limit = 4096;
+    let polls = fleetsweep::transport::capture::drain_budget(limit) / chunk.len() + 1;
+    let command_id = "CF84C20A-0A35-43FA-AF78-0B4711DA5F30";
+    let stream = format!(
+        "<rsp:Stream Name=\"stdout\" CommandId=\"{command_id}\">{}</rsp:Stream>",
+        base64::engine::general_purpose::STANDARD.encode(&chunk)
+    );
+    let mut streaming = receive.clone();
+    streaming.response = receive
+        .response
+        .replace(
+            &format!(
+                "<rsp:Stream Name=\"stdout\" CommandId=\"{command_id}\">aGkNCg==</rsp:Stream>"
+            ),
+            &stream,
+        )
+        .replace(" End=\"true\"", "")
+        .replace(
+            "CommandState/Done\"><rsp:ExitCode>0</rsp:ExitCode></rsp:CommandState>",
+            "CommandState/Running\"></rsp:CommandState>",
+        );
+    assert!(streaming.response.contains(&stream) && streaming.response.contains("Running"));
+    let mut script = vec![create, command];
+    script.extend(std::iter::repeat_n(streaming, polls));
+    script.extend([signal, delete]);
+
+    let setup = Setup::new();
+    let tls = winrm_server::tls();
+    let settings = settings_for(&script);
+    let replay = Replay::start(script, basic(), Some(&tls), Twists::default()).await;
+    let mut target = setup.target(&replay, Scheme::Https, WinrmAuth::Basic, PASSWORD);
+    target.ca_file = Some(setup.ca_file(&tls.ca_pem));
+    let mut session = winrm::connect(&target, &settings).await.unwrap();
+    let out = session.run("cmd.exe /c echo hi", limit).await.unwrap();
+    assert_eq!(out.stdout, vec![b'x'; limit]);
+    assert!(out.truncated);
+    assert_eq!(out.exit_status, None, "cut off, not ended");
+    replay.assert_complete();
+    replay.log(|l| {
+        assert_eq!(l.actions.len(), polls + 4);
+        assert_eq!(l.actions.last().map(String::as_str), Some("Delete"));
+    });
+}
+
+#[tokio::test]
 async fn stderr_and_a_non_zero_exit_code_are_returned() {
     let (_s, replay, target, settings) =
         https_basic("test_winrs_stderr_rc.yml", Twists::default()).await;

@@ -27,7 +27,7 @@ use crate::probes::registry::{self, probe, FirstRun};
 use crate::probes::{offline, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
-use crate::transport::{ssh, winrm, Session, SshSettings, TransportError};
+use crate::transport::{capture, ssh, winrm, Session, SshSettings, TransportError};
 
 /// Settings of one sweep, validated by the CLI.
 #[derive(Debug, Clone)]
@@ -327,7 +327,12 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
     } = run?;
     if !answered {
         let why = first_line(&stderr);
-        let msg = if stderr.contains("sudo") && sudo && probe(family).sudo {
+        let msg = if truncated {
+            format!(
+                "the probe's output was cut off before its answer (--max-output {} bytes, or a host that kept streaming past it)",
+                ctx.settings.output_limit
+            )
+        } else if stderr.contains("sudo") && sudo && probe(family).sudo {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
         } else {
             format!(
@@ -372,11 +377,13 @@ async fn run_probe(
     let out = session
         .exec(&command, &stdin, ctx.settings.output_limit)
         .await?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // The output moves into the text (no copy when it is UTF-8) and is freed
+    // when this function returns: a report keeps only what was parsed from it.
+    let text = capture::into_text(out.stdout);
     Ok(ProbeRun {
         obs: (probe.parse)(&text, &nonce),
         answered: (probe.answered)(&text, &nonce),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        stderr: capture::into_text(out.stderr),
         exit_status: out.exit_status,
         truncated: out.truncated,
     })

@@ -1,15 +1,20 @@
 //! `transport: local`: the same probe script, run on this machine without SSH.
 //!
 //! This is the zero-setup first run (`fleetsweep scan --local`) and the agent-side
-//! use inside CI images.
+//! use inside CI images. Output is held within `--max-output` as for SSH (see
+//! [`super::capture`]); a command that keeps writing past the cap is killed.
 
 use std::process::Stdio;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::capture::Capture;
 use super::{ExecOutput, TransportError};
 
 pub struct LocalSession;
+
+/// Bytes read from a pipe at once.
+const READ_CHUNK: usize = 16 * 1024;
 
 impl LocalSession {
     pub async fn exec(
@@ -27,56 +32,75 @@ impl LocalSession {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| TransportError::Failed(format!("cannot start /bin/sh: {e}")))?;
-        let mut input = child.stdin.take();
+        let input = child.stdin.take();
         let mut out = child.stdout.take();
         let mut err = child.stderr.take();
-        let stdin = stdin.to_vec();
-        let feed = async move {
-            if let Some(mut w) = input.take() {
+        let mut feed = Box::pin(async move {
+            if let Some(mut w) = input {
                 // The script may exit before reading everything; that is not an error.
-                let _ = w.write_all(&stdin).await;
+                let _ = w.write_all(stdin).await;
             }
-        };
-        let (_, (stdout, t1), (stderr, t2)) = tokio::join!(
-            feed,
-            read_capped(out.take(), limit),
-            read_capped(err.take(), limit)
-        );
+        });
+        let mut feeding = true;
+        let mut capture = Capture::new(limit);
+        let mut out_buf = vec![0u8; READ_CHUNK];
+        let mut err_buf = vec![0u8; READ_CHUNK];
+        let mut cut_off = false;
+        while out.is_some() || err.is_some() {
+            if capture.exhausted() {
+                cut_off = true;
+                break;
+            }
+            let deadline = capture.drain_deadline();
+            tokio::select! {
+                () = &mut feed, if feeding => feeding = false,
+                n = read_some(&mut out, &mut out_buf), if out.is_some() => match n {
+                    Some(n) => capture.stdout(out_buf.get(..n).unwrap_or_default()),
+                    None => out = None,
+                },
+                n = read_some(&mut err, &mut err_buf), if err.is_some() => match n {
+                    Some(n) => capture.stderr(err_buf.get(..n).unwrap_or_default()),
+                    None => err = None,
+                },
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    cut_off = true;
+                    break;
+                }
+            }
+        }
+        if cut_off {
+            tracing::debug!(
+                bytes = capture.seen(),
+                "local command kept writing past the output cap; killed"
+            );
+            // Our ends of the pipes go too: whatever the shell started gets EPIPE.
+            drop(out);
+            drop(err);
+            let _ = child.start_kill();
+        }
+        // Closes stdin if the command ended without reading all of it.
+        drop(feed);
         let status = child
             .wait()
             .await
             .map_err(|e| TransportError::Failed(format!("waiting for /bin/sh: {e}")))?;
-        Ok(ExecOutput {
-            stdout,
-            stderr,
-            exit_status: status.code().map(|c| c as u32),
-            truncated: t1 || t2,
-        })
+        let code = if cut_off { None } else { status.code() };
+        Ok(capture.finish(code.map(|c| c as u32), cut_off))
     }
 }
 
-/// Reads a stream to its end, keeping at most `limit` bytes.
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(
-    r: Option<R>,
-    limit: usize,
-) -> (Vec<u8>, bool) {
-    let Some(mut r) = r else {
-        return (Vec::new(), false);
-    };
-    let mut kept = Vec::new();
-    let mut truncated = false;
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let room = limit.saturating_sub(kept.len());
-                if n > room {
-                    truncated = true;
-                }
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
+/// Reads once; None at the end of the stream (or on a read error).
+async fn read_some<R: AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+    let reader = r.as_mut()?;
+    match reader.read(buf).await {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(n),
     }
-    (kept, truncated)
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }

@@ -5,6 +5,7 @@
 //! named in exactly one module: russh only in [`ssh`], so the rest of the code sees
 //! these types and a russh upgrade is a one-module change.
 
+pub mod capture;
 pub mod known_hosts;
 pub mod local;
 pub mod ssh;
@@ -16,14 +17,18 @@ use std::time::Duration;
 
 use fleetsweep_exporters::Outcome;
 
-/// Output of one remote command. Both streams are capped at the byte limit given
-/// to `exec`; `truncated` says whether anything was dropped.
+/// Output of one remote command, collected by a [`capture::Capture`]: stdout is
+/// capped at the byte limit given to `exec`, stderr at the smaller
+/// [`capture::STDERR_KEEP`] (it only explains failures).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecOutput {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     /// None when the channel closed without an exit status (killed, signal).
     pub exit_status: Option<u32>,
+    /// Stdout was cut at the limit, or reading stopped before the command ended
+    /// (a host that kept streaming): findings may be incomplete. Stderr past
+    /// its cap is dropped without setting this.
     pub truncated: bool,
 }
 
@@ -118,7 +123,8 @@ pub enum Session {
 
 impl Session {
     /// Runs `command` through the host's shell, feeding `stdin` to it, and collects
-    /// at most `limit` bytes of each output stream.
+    /// at most `limit` bytes of stdout (see [`capture`] for stderr and for hosts
+    /// that keep streaming).
     pub async fn exec(
         &mut self,
         command: &str,

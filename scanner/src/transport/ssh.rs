@@ -14,6 +14,10 @@
 //!   error says which step was still running when it expired.
 //! - Decrypted private keys are cached per process: bcrypt-pbkdf is deliberately
 //!   slow, and one sweep uses the same key for every host.
+//! - What a host sends is held within `--max-output`: few received messages are
+//!   queued per channel (russh adjusts the window on receipt, so the queue, not
+//!   the window, is what bounds data in flight), and output past the cap is
+//!   dropped as it arrives, see [`super::capture`].
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -32,6 +36,7 @@ use russh::keys::{
 use russh::{kex, ChannelMsg, ChannelOpenFailure, Disconnect, MethodKind, Preferred};
 use tokio::net::TcpStream;
 
+use super::capture::Capture;
 use super::known_hosts::{HostKeyError, HostKeyPolicy, HostKeyPreferences};
 use super::{ExecOutput, Passphrase, SshEndpoint, SshSettings, SshTarget, TransportError};
 
@@ -41,6 +46,8 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_MAX: usize = 3;
 /// Drop a connection on which nothing at all happened for this long.
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Received messages queued per channel before russh stops reading the socket.
+const CHANNEL_BUFFER_MESSAGES: usize = 8;
 
 /// An authenticated SSH connection to one host.
 pub struct SshSession {
@@ -101,8 +108,9 @@ pub async fn connect(
 
 impl SshSession {
     /// Runs `command` on a new session channel, sends `stdin` then EOF, and
-    /// collects at most `limit` bytes of stdout and of stderr (the rest is read
-    /// and dropped, and `truncated` is set).
+    /// collects its output within `limit` (see [`super::capture`]: the rest is
+    /// read and dropped, and a host that keeps streaming past the cap is cut
+    /// off by closing the channel).
     pub async fn exec(
         &mut self,
         command: &str,
@@ -132,17 +140,33 @@ impl SshSession {
             let _ = writer.eof().await;
         };
         let collect = async {
-            let mut out = ExecOutput::default();
+            let mut capture = Capture::new(limit);
+            let mut exit_status = None;
             let mut closed = false;
-            while let Some(message) = reader.wait().await {
+            let mut cut_off = false;
+            loop {
+                if capture.exhausted() {
+                    cut_off = true;
+                    break;
+                }
+                let message = match capture.drain_deadline() {
+                    None => reader.wait().await,
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, reader.wait()).await {
+                            Ok(message) => message,
+                            Err(_) => {
+                                cut_off = true;
+                                break;
+                            }
+                        }
+                    }
+                };
+                let Some(message) = message else { break };
                 match message {
-                    ChannelMsg::Data { data } => {
-                        push_capped(&mut out.stdout, &data, limit, &mut out.truncated)
-                    }
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        push_capped(&mut out.stderr, &data, limit, &mut out.truncated)
-                    }
-                    ChannelMsg::ExitStatus { exit_status } => out.exit_status = Some(exit_status),
+                    ChannelMsg::Data { data } => capture.stdout(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => capture.stderr(&data),
+                    ChannelMsg::ExtendedData { data, .. } => capture.discard(data.len()),
+                    ChannelMsg::ExitStatus { exit_status: code } => exit_status = Some(code),
                     ChannelMsg::ExitSignal { signal_name, .. } => {
                         tracing::debug!(target = %self.label, signal = ?signal_name, "command killed by a signal");
                     }
@@ -159,13 +183,22 @@ impl SshSession {
                     _ => {}
                 }
             }
-            if !closed && out.exit_status.is_none() && self.handle.is_closed() {
+            if cut_off {
+                // Nothing more is read from this channel: closing it makes
+                // sshd hang up on the command, and what is still in flight is
+                // dropped by russh once our half of the channel is gone.
+                tracing::debug!(
+                    target = %self.label, bytes = capture.seen(),
+                    "output past the cap kept coming; channel closed"
+                );
+                let _ = writer.close().await;
+            } else if !closed && exit_status.is_none() && self.handle.is_closed() {
                 return Err(TransportError::Failed(format!(
                     "{}: connection lost while the command was running",
                     self.label
                 )));
             }
-            Ok(out)
+            Ok(capture.finish(exit_status, cut_off))
         };
         tokio::pin!(feed);
         tokio::pin!(collect);
@@ -369,6 +402,12 @@ fn client_config(prefs: &HostKeyPreferences) -> client::Config {
         ..Preferred::default()
     };
     client::Config {
+        // What a server can make us hold per channel: russh queues this many
+        // received messages before it stops reading the socket (backpressure),
+        // and it accepts packets of up to 256 KiB whatever maximum we announce.
+        // Its default (100) lets one host park 25 MiB here; 8 is 2 MiB at worst
+        // (256 KiB in practice, 32 KiB packets), and the exec loop keeps it empty.
+        channel_buffer_size: CHANNEL_BUFFER_MESSAGES,
         nodelay: true,
         inactivity_timeout: Some(INACTIVITY_TIMEOUT),
         keepalive_interval: Some(KEEPALIVE_INTERVAL),
@@ -769,14 +808,6 @@ fn decode_private_key(path: &Path, passphrase: &Passphrase) -> Result<PrivateKey
     }
 }
 
-fn push_capped(buffer: &mut Vec<u8>, data: &[u8], limit: usize, truncated: &mut bool) {
-    let room = limit.saturating_sub(buffer.len());
-    if data.len() > room {
-        *truncated = true;
-    }
-    buffer.extend_from_slice(data.get(..room.min(data.len())).unwrap_or_default());
-}
-
 /// `user@host:port`, the way hops are named in messages.
 fn label(hop: &SshEndpoint) -> String {
     format!("{}@{}", hop.user, host_port_label(&hop.address, hop.port))
@@ -832,25 +863,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn capped_output_keeps_the_prefix() {
-        let mut buffer = Vec::new();
-        let mut truncated = false;
-        push_capped(&mut buffer, b"hello", 8, &mut truncated);
-        assert!(!truncated);
-        push_capped(&mut buffer, b"world", 8, &mut truncated);
-        assert_eq!(buffer, b"hellowor");
-        assert!(truncated);
-        push_capped(&mut buffer, b"more", 8, &mut truncated);
-        assert_eq!(buffer, b"hellowor");
-    }
-
-    #[test]
     fn kex_prefers_curve25519_and_keeps_the_rest() {
         let config = client_config(&HostKeyPreferences::default());
         assert_eq!(config.preferred.kex.first(), Some(&kex::CURVE25519));
         assert!(config.preferred.kex.contains(&kex::MLKEM768X25519_SHA256));
         assert!(config.preferred.host_key_certificates.is_empty());
         assert!(config.nodelay);
+        assert_eq!(config.channel_buffer_size, CHANNEL_BUFFER_MESSAGES);
     }
 
     #[test]

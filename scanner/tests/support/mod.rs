@@ -172,6 +172,12 @@ pub struct Sshd {
 
 impl Sshd {
     pub fn start(config: &SshdConfig) -> Sshd {
+        Sshd::start_with(config, "")
+    }
+
+    /// Like [`Sshd::start`], with `extra` lines appended to sshd_config
+    /// (`ForceCommand ...`, say).
+    pub fn start_with(config: &SshdConfig, extra: &str) -> Sshd {
         init();
         let address = next_address();
         let dir = tempfile::Builder::new()
@@ -224,6 +230,7 @@ impl Sshd {
         if let Some(ca) = &config.trusted_user_ca {
             cfg.push_str(&format!("TrustedUserCAKeys {}\n", ca.display()));
         }
+        cfg.push_str(extra);
         let cfg_path = dir.path().join("sshd_config");
         std::fs::write(&cfg_path, cfg).expect("write sshd_config");
         run(Command::new(SSHD).arg("-t").arg("-f").arg(&cfg_path));

@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use super::capture::Capture;
 use super::{ExecOutput, TransportError};
 use auth::{AuthError, Credential, SecurityContext};
 use soap::{Element, Fault, Header};
@@ -710,10 +711,10 @@ impl WinrmSession {
         })?;
         self.pending = Some((shell_id.to_string(), Some(command_id.clone())));
 
-        let mut out = ExecOutput::default();
-        // Bytes seen, kept or not: a host that streams without end is cut off.
-        let mut seen: usize = 0;
-        let give_up_after = limit.saturating_mul(4).max(1 << 20);
+        // Each Receive response is at most `max_response_bytes` (the HTTP body
+        // is capped before it is decrypted or parsed); across responses the
+        // output is held within the limit, see `capture`.
+        let mut capture = Capture::new(limit);
         loop {
             let id = new_id();
             let options = [("WSMAN_CMDSHELL_OPTION_KEEPALIVE", "True")];
@@ -727,9 +728,23 @@ impl WinrmSession {
                 Err(RequestError::Fault(f)) => return Err(self.fault_error("Receive", &f)),
                 Err(RequestError::Transport(t)) => return Err(t),
             };
-            let received = soap::received(&elements);
-            for (name, b64) in &received.streams {
+            let received = soap::received(elements);
+            for (name, b64) in received.streams {
                 if b64.is_empty() {
+                    continue;
+                }
+                let is_stderr = name == "stderr";
+                let room = if is_stderr {
+                    capture.stderr_room()
+                } else {
+                    capture.stdout_room()
+                };
+                if room == 0 {
+                    // Dropped anyway: counted, not decoded.
+                    capture.discard(b64.len() / 4 * 3);
+                    if !is_stderr {
+                        capture.mark_truncated();
+                    }
                     continue;
                 }
                 let bytes = base64::engine::general_purpose::STANDARD
@@ -740,24 +755,22 @@ impl WinrmSession {
                             self.url
                         ))
                     })?;
-                seen = seen.saturating_add(bytes.len());
-                let sink = match name.as_str() {
-                    "stderr" => &mut out.stderr,
-                    _ => &mut out.stdout,
-                };
-                let room = limit.saturating_sub(sink.len());
-                if bytes.len() > room {
-                    out.truncated = true;
+                if is_stderr {
+                    capture.stderr(&bytes);
+                } else {
+                    capture.stdout(&bytes);
                 }
-                sink.extend_from_slice(&bytes[..bytes.len().min(room)]);
             }
             if let Some(code) = received.done {
-                out.exit_status = code.map(|c| c as u32);
-                return Ok(out);
+                return Ok(capture.finish(code.map(|c| c as u32), false));
             }
-            if seen > give_up_after {
-                out.truncated = true;
-                return Ok(out);
+            // Cut off: `run` then signals terminate and deletes the shell.
+            let expired = capture
+                .drain_deadline()
+                .is_some_and(|at| tokio::time::Instant::now() >= at);
+            if capture.exhausted() || expired {
+                tracing::debug!(url = %self.url, bytes = capture.seen(), "output past the cap kept coming; command terminated");
+                return Ok(capture.finish(None, true));
             }
         }
     }

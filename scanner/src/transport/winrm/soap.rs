@@ -383,17 +383,9 @@ pub struct Received {
     pub done: Option<Option<i64>>,
 }
 
-pub fn received(elements: &[Element]) -> Received {
-    let streams = elements
-        .iter()
-        .filter(|e| e.name == "Stream")
-        .map(|e| {
-            (
-                e.attr("Name").unwrap_or_default().to_string(),
-                e.text.trim().to_string(),
-            )
-        })
-        .collect();
+/// Takes the streams out of a ReceiveResponse's elements (moved, not copied:
+/// they are most of a response's size).
+pub fn received(elements: Vec<Element>) -> Received {
     let done = elements
         .iter()
         .find(|e| e.name == "CommandState" && e.attr("State") == Some(STATE_DONE))
@@ -403,6 +395,19 @@ pub fn received(elements: &[Element]) -> Received {
                 .find(|e| e.name == "ExitCode")
                 .and_then(|e| e.text.trim().parse::<i64>().ok())
         });
+    let streams = elements
+        .into_iter()
+        .filter(|e| e.name == "Stream")
+        .map(|e| {
+            let name = e.attr("Name").unwrap_or_default().to_string();
+            let mut text = e.text;
+            let trimmed = text.trim();
+            if trimmed.len() != text.len() {
+                text = trimmed.to_string();
+            }
+            (name, text)
+        })
+        .collect();
     Received { streams, done }
 }
 
