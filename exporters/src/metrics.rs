@@ -436,6 +436,7 @@ mod tests {
                 os: None,
                 duration_seconds: 0.5,
                 warnings: vec![],
+                incomplete: vec![],
                 findings: vec![],
             }],
         }

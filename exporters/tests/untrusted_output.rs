@@ -32,6 +32,7 @@ fn report_with(value: &str) -> Report {
             os: None,
             duration_seconds: 0.5,
             warnings: vec![value.into()],
+            incomplete: vec![value.into()],
             findings: vec![Finding {
                 rule: "kaspersky/kesl".into(),
                 vendor: "Kaspersky".into(),

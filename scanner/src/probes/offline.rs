@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::completeness::{judge_lines, SectionState};
 use super::linux::sections::warning;
 use super::registry::{probe, BundleRead};
 use super::{Observations, PathEntry, PathKind};
@@ -260,20 +261,24 @@ pub(super) fn saved_run(
 ) {
     match nonce_of(text) {
         Some(n) => obs.merge(parse(text, n)),
-        None => obs.warnings.push(warning(
-            file,
-            format!("no probe markers: not an output of the {script} probe script"),
-        )),
+        None => {
+            let why = format!("no probe markers: not an output of the {script} probe script");
+            obs.section(file, (SectionState::Failed, Some(why.clone())));
+            obs.warnings.push(warning(file, why));
+        }
     }
 }
 
 /// `paths.txt`: one path a line (`find` output), or the probe's `d<TAB>path` form.
 pub(super) fn paths_list(text: &str, obs: &mut Observations) {
+    let mut lines = 0usize;
+    let mut read = 0usize;
     for line in text.lines().take(100_000) {
         let line = line.trim_end_matches('\r');
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
+        lines += 1;
         let (kind, path) = match line.split_once('\t') {
             Some(("d", p)) => (PathKind::Dir, p),
             Some(("f", p)) => (PathKind::File, p),
@@ -281,6 +286,9 @@ pub(super) fn paths_list(text: &str, obs: &mut Observations) {
             Some((_, p)) => (PathKind::Other, p),
             None => (PathKind::Other, line),
         };
+        if path.starts_with('/') {
+            read += 1;
+        }
         if path.starts_with('/') && !obs.paths.iter().any(|p| p.path == path) {
             obs.paths.push(PathEntry {
                 path: path.to_string(),
@@ -288,6 +296,11 @@ pub(super) fn paths_list(text: &str, obs: &mut Observations) {
             });
         }
     }
+    // `find` prints absolute paths only; an empty file is a host without them.
+    obs.section(
+        "paths",
+        judge_lines(lines, read, lines.saturating_sub(read), true),
+    );
 }
 
 /// Each `*.plist` of `dir` (sorted), at most 2000.
