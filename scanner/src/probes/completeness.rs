@@ -197,11 +197,11 @@ pub fn verdict(sections: &SectionMap, required: &[RequiredSection]) -> Verdict {
             .max_by_key(|(_, s)| s.state);
         match best {
             Some((_, s)) if s.state == SectionState::Read => {
-                covered.extend(
-                    r.any_of
-                        .iter()
-                        .filter(|n| sections.get(**n).is_some_and(|s| s.state == SectionState::Empty)),
-                );
+                covered.extend(r.any_of.iter().filter(|n| {
+                    sections
+                        .get(**n)
+                        .is_some_and(|s| s.state == SectionState::Empty)
+                }));
             }
             Some((_, s)) if s.state == SectionState::Partial => {}
             _ => {
@@ -255,8 +255,16 @@ mod tests {
             (&[("dpkg", Read), ("rpm", Empty)], 0, &[]),
             (&[("dpkg", Read), ("rpm", Failed)], 0, &["rpm: Failed"]),
             (&[("dpkg", Partial)], 0, &["dpkg: Partial"]),
-            (&[("dpkg", Read), ("processes", Failed)], 0, &["processes: Failed"]),
-            (&[("dpkg", Failed), ("processes", Partial)], 1, &["processes: Partial"]),
+            (
+                &[("dpkg", Read), ("processes", Failed)],
+                0,
+                &["processes: Failed"],
+            ),
+            (
+                &[("dpkg", Failed), ("processes", Partial)],
+                1,
+                &["processes: Partial"],
+            ),
         ];
         for (sections, missing, incomplete) in cases {
             let v = verdict(&map(sections), LINUX);
@@ -286,6 +294,9 @@ mod tests {
         assert_eq!(with_framing((Read, None), true, Some(2)).0, Partial);
         let (s, why) = with_framing((Empty, Some("empty".into())), true, Some(2));
         assert_eq!(s, Failed);
-        assert_eq!(why.as_deref(), Some("empty; its command exited with status 2"));
+        assert_eq!(
+            why.as_deref(),
+            Some("empty; its command exited with status 2")
+        );
     }
 }

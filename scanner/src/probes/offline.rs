@@ -388,4 +388,69 @@ mod tests {
         assert_eq!(nonce_of("@@fleetsweep:a b:begin"), None);
         assert_eq!(nonce_of("nothing"), None);
     }
+
+    /// Each broken file the outside tester found: the section it answers for
+    /// is not read, so the host cannot be clean.
+    #[test]
+    fn broken_bundle_files_fail_their_sections() {
+        use crate::probes::completeness::{verdict, SectionState::*};
+        let random: Vec<u8> = (0u32..4096)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let cases: &[(
+            OsFamily,
+            &str,
+            &[u8],
+            &str,
+            crate::probes::completeness::SectionState,
+        )] = &[
+            (OsFamily::Linux, "dpkg-query.txt", b"", "dpkg", Empty),
+            (OsFamily::Linux, "dpkg-query.txt", &random, "dpkg", Failed),
+            (OsFamily::Linux, "rpm-qa.txt", &random, "rpm", Failed),
+            (OsFamily::Linux, "os-release", &random, "os-release", Failed),
+            (OsFamily::Linux, "paths.txt", &random, "paths", Failed),
+            (
+                OsFamily::Linux,
+                "linux.txt",
+                b"@@fleetsweep:abc:done\n",
+                "probe",
+                Read,
+            ),
+            (OsFamily::Macos, "sw_vers.txt", &random, "sw-vers", Failed),
+            (OsFamily::Macos, "codesign.txt", &random, "codesign", Failed),
+            (OsFamily::Macos, "kextstat.txt", &random, "kexts", Failed),
+            (
+                OsFamily::Macos,
+                "pkgutil-pkgs.txt",
+                &random,
+                "pkgutil",
+                Failed,
+            ),
+            (
+                OsFamily::Windows,
+                "windows.json",
+                br#"{"fleetsweep":1,"uninstall":5,"services":[]}"#,
+                "uninstall",
+                Failed,
+            ),
+        ];
+        for (family, file, bytes, section, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(file), bytes).unwrap();
+            let obs = read_bundle(dir.path(), *family).unwrap();
+            let got = obs.sections.get(*section).map(|s| s.state);
+            assert_eq!(got, Some(*want), "{file}: {:?}", obs.sections);
+            let v = verdict(&obs.sections, probe(*family).required_sections);
+            assert!(
+                !v.missing.is_empty() || !v.incomplete.is_empty(),
+                "{file}: {v:?}"
+            );
+        }
+        // /dev/null as dpkg-query.txt: an empty package database.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("dpkg-query.txt")).unwrap();
+        let obs = read_bundle(dir.path(), OsFamily::Linux).unwrap();
+        let v = verdict(&obs.sections, probe(OsFamily::Linux).required_sections);
+        assert_eq!(v.missing.len(), 1, "{v:?}");
+    }
 }

@@ -47,9 +47,9 @@ pub use script::{command, new_nonce, script, sh_command, stdin_for, MAX_PATH_ROO
 pub use sections::{framed, parse_sections, Section, Sections};
 pub use systemd::{exec_program, parse_services, parse_unit_files, UnitFile};
 
+use super::completeness::{judge_body, with_framing, SectionState};
 use super::offline::{paths_list, saved_run};
 use super::registry::{BundleFile, Probe, RequiredSection, RootDepth};
-use super::completeness::{judge_body, with_framing, SectionState};
 use super::{Observations, ProbeWarning};
 use crate::os::OsFamily;
 use sections::warning;
@@ -184,7 +184,13 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
         }
     }
     // Read by parse_services as one: judged on their framing.
-    for name in ["systemd", "systemd-running", "unit-files", "proc-cmdline", "proc-exe"] {
+    for name in [
+        "systemd",
+        "systemd-running",
+        "unit-files",
+        "proc-cmdline",
+        "proc-exe",
+    ] {
         if let Some(s) = split.get(name) {
             obs.section(name, framed_state(s, (SectionState::Read, None)));
         }
@@ -302,7 +308,10 @@ pub(crate) fn probe_state(split: &Sections<'_>, obs: &mut Observations) {
     } else if split.sections.is_empty() {
         (
             SectionState::Failed,
-            Some("no probe output: the script did not run or printed nothing recognisable".to_string()),
+            Some(
+                "no probe output: the script did not run or printed nothing recognisable"
+                    .to_string(),
+            ),
         )
     } else {
         (
@@ -613,6 +622,57 @@ mod tests {
         let out = section("paths", "d\t/opt/kaspersky\nl\t/opt/kaspersky/x", 0) + &done();
         let kinds: Vec<PathKind> = parse(&out, N).paths.into_iter().map(|p| p.kind).collect();
         assert_eq!(kinds, vec![PathKind::Dir, PathKind::Link]);
+    }
+
+    #[test]
+    fn sections_say_how_they_were_read() {
+        use crate::probes::completeness::{verdict, SectionState::*};
+        let state = |obs: &Observations, n: &str| obs.sections.get(n).map(|s| s.state);
+        // Only the end marker: nothing was read, the package database is missing.
+        let obs = parse(&done(), N);
+        assert_eq!(state(&obs, "probe"), Some(Read));
+        let v = verdict(&obs.sections, PROBE.required_sections);
+        assert_eq!(
+            v.missing,
+            ["a package database (dpkg, rpm or apk) (dpkg: not in the output; rpm: not in the output; apk: not in the output)"]
+        );
+        // Garbage, empty, cut, failed.
+        let garbage = "\u{1}\u{7f}zz\tq\nxx yy zz ww\n\u{fffd}\u{fffd}\n";
+        let cases: Vec<(String, &str, crate::probes::completeness::SectionState)> = vec![
+            (section("dpkg", garbage, 0) + &done(), "dpkg", Failed),
+            (section("dpkg", "", 0) + &done(), "dpkg", Empty),
+            (section("dpkg", "ii\tbash\t5", 0) + &done(), "dpkg", Read),
+            (section("dpkg", "ii\tbash\t5", 1) + &done(), "dpkg", Partial),
+            (section("dpkg", "", 1) + &done(), "dpkg", Failed),
+            (
+                format!("@@fleetsweep:{N}:begin dpkg\nii\tbash\t5\n"),
+                "dpkg",
+                Partial,
+            ),
+            (section("rpm", garbage, 0) + &done(), "rpm", Failed),
+            (
+                section("os-release", garbage, 0) + &done(),
+                "os-release",
+                Failed,
+            ),
+            (section("processes", "", 0) + &done(), "processes", Empty),
+            (section("modules", "", 0) + &done(), "modules", Read),
+            (section("paths", "", 0) + &done(), "paths", Read),
+            (section("dpkg", "ii\tbash\t5", 0), "probe", Partial),
+            (String::new(), "probe", Failed),
+        ];
+        for (out, name, want) in cases {
+            let obs = parse(&out, N);
+            assert_eq!(state(&obs, name), Some(want), "{out:?}: {:?}", obs.sections);
+        }
+        // A whole recorded run is complete.
+        let obs = parse(&recorded_run(), N);
+        assert_eq!(
+            verdict(&obs.sections, PROBE.required_sections),
+            Default::default(),
+            "{:?}",
+            obs.sections
+        );
     }
 }
 

@@ -22,8 +22,8 @@
 
 use std::collections::HashSet;
 
-use super::linux::sections::{parse_sections, warning, Rejects};
 use super::completeness::{judge_body, with_framing, SectionState};
+use super::linux::sections::{parse_sections, warning, Rejects};
 use super::linux::{framed, parse_paths, parse_ps, probe_state, sh_command, stdin_for};
 use super::offline::{paths_list, saved_run};
 use super::registry::{BundleFile, Probe, RequiredSection, RootDepth};
@@ -114,7 +114,8 @@ const BUNDLE_FILES: &[BundleFile] = &[
         "kextstat.txt",
         "kextstat -l (or kmutil showloaded --list-only)",
         |t, obs| {
-            let (kexts, _) = bundle_list(obs, "kexts", t, false, true, (parse_kexts(t), Vec::new()));
+            let (kexts, _) =
+                bundle_list(obs, "kexts", t, false, true, (parse_kexts(t), Vec::new()));
             obs.kexts.extend(kexts)
         },
     ),
@@ -123,7 +124,14 @@ const BUNDLE_FILES: &[BundleFile] = &[
         "codesign -dv /Applications/*.app 2>&1",
         |t, obs| {
             // Signing details of the apps (`apps` comes from Info.plist files).
-            let (apps, _) = bundle_list(obs, "codesign", t, false, false, (parse_codesign(t), Vec::new()));
+            let (apps, _) = bundle_list(
+                obs,
+                "codesign",
+                t,
+                false,
+                false,
+                (parse_codesign(t), Vec::new()),
+            );
             for app in apps {
                 obs.merge_app(app);
             }

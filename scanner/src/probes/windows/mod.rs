@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use crate::os::OsFamily;
 
-use super::completeness::{judge_lines, SectionState};
+use super::completeness::{self, judge_lines, SectionState};
 use super::linux::sections::warning;
 use super::registry::{BundleFile, Probe, RequiredSection};
 use super::{
@@ -213,7 +213,10 @@ pub fn parse(stdout: &str) -> Observations {
     if let Some(cut) = &doc.cut {
         obs.warnings.push(warning(
             "probe",
-            format!("the Windows probe output is not valid JSON (cut short?): {}", cut.why),
+            format!(
+                "the Windows probe output is not valid JSON (cut short?): {}",
+                cut.why
+            ),
         ));
         obs.section("probe", (SectionState::Partial, Some(cut.why.clone())));
     }
@@ -232,7 +235,10 @@ pub fn parse(stdout: &str) -> Observations {
 
 /// The first non-blank line of `text`.
 fn first_text_line(text: &str) -> &str {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
 }
 
 fn sections_clip(s: &str) -> String {
@@ -280,14 +286,22 @@ fn judge_sections(doc: &Value, cut: Option<&Cut>, obs: &mut Observations) {
             Some(Value::String(_)) if *key == "registry_keys" => (SectionState::Read, None),
             Some(other) => (
                 SectionState::Failed,
-                Some(format!("has the wrong JSON type ({}), not a list", json_type(other))),
+                Some(format!(
+                    "has the wrong JSON type ({}), not a list",
+                    json_type(other)
+                )),
             ),
         };
         let state = match cut {
-            Some(c) if c.key.as_deref() == Some(*key) && state.0 == SectionState::Read => (
-                SectionState::Partial,
-                Some(format!("cut short: {}", c.why)),
-            ),
+            Some(c) if c.key.as_deref() == Some(*key) && state.0 == SectionState::Read => {
+                let kept = list(doc, key).iter().filter(|i| usable(key, i)).count();
+                let state = if kept > 0 {
+                    SectionState::Partial
+                } else {
+                    SectionState::Failed
+                };
+                (state, Some(format!("cut short: {}", c.why)))
+            }
             _ => state,
         };
         obs.section(key, state);
@@ -306,7 +320,14 @@ fn judge_sections(doc: &Value, cut: Option<&Cut>, obs: &mut Observations) {
     for e in list(doc, "errors") {
         if let (Some(s), Some(m)) = (text(e, "Section"), text(e, "Message")) {
             if s != "av_products" && LISTS.contains(&s.as_str()) {
-                obs.section(&s, (SectionState::Failed, Some(cut_to(&m, 200))));
+                // The script's own account beats what the list looks like.
+                obs.sections.insert(
+                    s,
+                    completeness::SectionResult {
+                        state: SectionState::Failed,
+                        reason: Some(cut_to(&m, 200)),
+                    },
+                );
             }
         }
     }
@@ -399,7 +420,11 @@ pub fn read_document(text: &str) -> Result<Document, String> {
         match b.get(pos) {
             Some(b':') => pos = skip_ws(b, pos + 1),
             _ => {
-                stop(&mut doc, Some(&key), format!("no value for `{}` ({})", sections_clip(&key), at(pos)));
+                stop(
+                    &mut doc,
+                    Some(&key),
+                    format!("no value for `{}` ({})", sections_clip(&key), at(pos)),
+                );
                 return Ok(doc);
             }
         }
@@ -429,7 +454,11 @@ pub fn read_document(text: &str) -> Result<Document, String> {
             Some(b',') => pos = skip_ws(b, pos + 1),
             Some(b'}') => return Ok(doc),
             None => {
-                stop(&mut doc, None, format!("the document ends without `}}` ({})", at(pos)));
+                stop(
+                    &mut doc,
+                    None,
+                    format!("the document ends without `}}` ({})", at(pos)),
+                );
                 return Ok(doc);
             }
             Some(_) => {
@@ -467,11 +496,23 @@ fn read_list(text: &str, mut pos: usize) -> (Vec<Value>, usize, Option<String>) 
             Some(b']') => return (items, pos + 1, None),
             None => {
                 let n = items.len();
-                return (items, pos, Some(format!("the document ends inside a list, after {n} complete entries")));
+                return (
+                    items,
+                    pos,
+                    Some(format!(
+                        "the document ends inside a list, after {n} complete entries"
+                    )),
+                );
             }
             Some(_) => {
                 let n = items.len();
-                return (items, pos, Some(format!("expected `,` or `]` at byte {pos}, after {n} complete entries")));
+                return (
+                    items,
+                    pos,
+                    Some(format!(
+                        "expected `,` or `]` at byte {pos}, after {n} complete entries"
+                    )),
+                );
             }
         }
     }
