@@ -127,6 +127,7 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
     let mut clean = r.hosts[0].clone();
     clean.name = "clean-01".into();
     clean.findings.clear();
+    clean.incomplete.clear();
     r.hosts.push(clean);
     r.normalize();
     let text = render(&r, &MetricsOptions::default()).unwrap();
@@ -180,6 +181,7 @@ fn metrics_page_for_1000_hosts_stays_small() {
             h.labels = BTreeMap::from([("site".to_string(), format!("site-{}", i % 5))]);
             h.error = None;
             h.warnings.clear();
+            h.incomplete.clear();
             if i % 20 != 0 {
                 h.findings.clear();
             }
