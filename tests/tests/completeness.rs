@@ -199,7 +199,7 @@ fn missing_or_garbage_required_sections_fail_the_host() {
     );
     bundle(root, "win-uninstall-number", "windows", &[(
         "windows.json",
-        br#"{"fleetsweep":1,"os":{"Caption":"Microsoft Windows 11 Pro"},"uninstall":5,"services":[{"Name":"klnagent","State":"Running"}],"processes":[],"errors":[]}"#.to_vec(),
+        br#"{"fleetsweep":1,"os":{"Caption":"Microsoft Windows 11 Pro"},"uninstall":5,"services":[{"Name":"Spooler","State":"Running"}],"processes":[],"errors":[]}"#.to_vec(),
     )]);
     bundle(
         root,
