@@ -526,6 +526,34 @@ mod tests {
     }
 
     #[test]
+    fn incomplete_hosts_are_counted_apart_and_named_per_section() {
+        let mut r = report(Outcome::Scanned);
+        r.hosts[0].incomplete = vec!["os-release: garbage".into(), "paths: cut".into()];
+        r.normalize();
+        assert_eq!(r.summary.hosts.incomplete, 1);
+        assert_eq!(r.summary.hosts.clean, 0);
+        let page = render(&r, &MetricsOptions::default()).unwrap();
+        assert!(page.contains("\nfleetsweep_hosts_incomplete 1\n"), "{page}");
+        assert!(
+            page.contains(
+                "fleetsweep_host_scan_incomplete{host=\"h\\\"1\",section=\"os-release\"} 1"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("section=\"paths\"} 1"), "{page}");
+        let probe = render_probe(&r, 0.1).unwrap();
+        assert!(probe.contains("\nfleetsweep_probe_success 0\n"), "{probe}");
+        assert!(
+            probe.contains("fleetsweep_host_scan_incomplete{"),
+            "{probe}"
+        );
+        // A complete host: the gauge is 0 and there is no per-host series.
+        let ok = render(&report(Outcome::Scanned), &MetricsOptions::default()).unwrap();
+        assert!(ok.contains("\nfleetsweep_hosts_incomplete 0\n"), "{ok}");
+        assert!(!ok.contains("fleetsweep_host_scan_incomplete{"), "{ok}");
+    }
+
+    #[test]
     fn daemon_page_does_not_collide_with_the_sweep_page() {
         let d = DaemonMetrics::new().unwrap();
         d.scrape_requests

@@ -451,3 +451,25 @@ impl Summary {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reports_without_the_incomplete_fields_still_read() {
+        let counts: HostCounts = serde_json::from_str(
+            r#"{"total":1,"scanned":1,"clean":1,"affected":0,"unreachable":0,"auth_failed":0,"host_key_rejected":0,"timed_out":0,"probe_failed":0,"interrupted":0}"#,
+        )
+        .unwrap();
+        assert_eq!(counts.incomplete, 0);
+        let host: HostReport = serde_json::from_str(
+            r#"{"name":"h","address":"a","labels":{},"outcome":"scanned","error":null,"os":null,"duration_seconds":0.1,"findings":[]}"#,
+        )
+        .unwrap();
+        assert!(host.incomplete.is_empty() && host.is_clean());
+        // And a complete host does not write the key.
+        assert!(!serde_json::to_string(&host).unwrap().contains("incomplete"));
+    }
+}
