@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fleetsweep_e2e::fleetsweep_bin;
+use fleetsweep_e2e::{fleetsweep_bin, Fleet, FleetSpec, Scenario};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -677,6 +677,61 @@ fn a_garbage_package_database_fails_a_live_linux_host() {
         metric(
             &metrics,
             "fleetsweep_host_scan_failure{host=\"box\",outcome=\"probe_failed\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+/// Live path over SSH, on a real sshd test host: KESL is installed, but
+/// `dpkg-query` prints garbage. The package database is not read, so the
+/// host is `probe_failed` (never clean); KESL's processes and files still
+/// show, and are reported (exit 1).
+#[test]
+fn a_garbage_package_database_on_a_real_ssh_host() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 246,
+        hosts: vec![("garbage-01".into(), Scenario::GarbagePackageDb)],
+    })
+    .expect("starting the test fleet");
+    let inv = fleet.inventory_path();
+    let Run {
+        out,
+        report,
+        metrics,
+    } = run(
+        &[
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--connect-timeout",
+            "3s",
+            "--host-timeout",
+            "20s",
+        ],
+        None,
+    );
+    let h = host(&report, "garbage-01");
+    assert_eq!(h.outcome, "probe_failed", "{h:?}");
+    let e = h.error.as_deref().unwrap();
+    assert!(
+        e.contains(
+            "a package database (dpkg, rpm or apk) (dpkg: nothing could be read from its 2 lines"
+        ),
+        "{e}"
+    );
+    assert!(rules(h).contains(&"kaspersky/kesl"), "{:?}", rules(h));
+    assert_eq!(report.summary.hosts["clean"], 0);
+    assert_eq!(report.summary.hosts["probe_failed"], 1);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "fleetsweep_host_scan_failure{host=\"garbage-01\",outcome=\"probe_failed\"}"
         ),
         Some(1.0)
     );
