@@ -516,13 +516,13 @@ fn a_cut_windows_document_keeps_what_was_read() {
         root,
         "win-cut-in-uninstall",
         "windows",
-        &[("windows.json", json[..in_second_entry].as_bytes().to_vec())],
+        &[("windows.json", json.as_bytes()[..in_second_entry].to_vec())],
     );
     bundle(
         root,
         "win-cut-in-processes",
         "windows",
-        &[("windows.json", json[..in_processes].as_bytes().to_vec())],
+        &[("windows.json", json.as_bytes()[..in_processes].to_vec())],
     );
 
     let Run {

@@ -245,6 +245,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // table-driven test
     fn required_and_optional_sections() {
         let cases: &[(&[(&str, SectionState)], usize, &[&str])] = &[
             // (sections, missing, incomplete)
