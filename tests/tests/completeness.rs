@@ -450,17 +450,37 @@ fn garbage_optional_sections_make_the_host_incomplete() {
     );
 
     // JUnit: an incomplete host is an error test case with the reason.
-    let junit = junit_of(root);
+    let (junit, csv) = junit_and_csv_of(root);
     assert!(junit.contains("errors=\"5\""), "{junit}");
     assert!(junit.contains("type=\"incomplete\""), "{junit}");
     assert!(
         junit.contains("scanned incompletely, not known to be clean: os-release: "),
         "{junit}"
     );
+    // CSV: the last column lists the sections not read.
+    assert!(
+        csv.lines().next().unwrap().ends_with(",incomplete"),
+        "{csv}"
+    );
+    let row = csv
+        .lines()
+        .find(|l| l.contains(",linux-paths-random,"))
+        .unwrap();
+    assert!(
+        row.contains(",paths: nothing could be read from its "),
+        "{row}"
+    );
+    assert!(
+        csv.lines()
+            .find(|l| l.contains(",linux-complete,"))
+            .unwrap()
+            .ends_with(','),
+        "{csv}"
+    );
 }
 
-/// The JUnit rendering of a sweep of `root`, through the state store.
-fn junit_of(root: &Path) -> String {
+/// The JUnit and CSV renderings of a sweep of `root`, through the state store.
+fn junit_and_csv_of(root: &Path) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state.db");
     let out = Command::new(fleetsweep_bin())
@@ -479,23 +499,26 @@ fn junit_of(root: &Path) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new(fleetsweep_bin())
-        .args([
-            "report",
-            "--format",
-            "junit",
-            "--state",
-            db.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout(&out)
+    let render = |format: &str| {
+        let out = Command::new(fleetsweep_bin())
+            .args([
+                "report",
+                "--format",
+                format,
+                "--state",
+                db.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout(&out)
+    };
+    (render("junit"), render("csv"))
 }
 
 /// A Windows document cut short keeps every complete entry before the cut:

@@ -325,7 +325,7 @@ fn judge_sections(doc: &Value, cut: Option<&Cut>, obs: &mut Observations) {
                     s,
                     completeness::SectionResult {
                         state: SectionState::Failed,
-                        reason: Some(cut_to(&m, 200)),
+                        reason: Some(sections_clip(&m)),
                     },
                 );
             }
