@@ -307,6 +307,13 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         };
         let msg = if stderr.contains("sudo") && sudo && probe(family).sudo {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
+        } else if stderr.trim().is_empty() && !stdout_head.trim().is_empty() {
+            format!(
+                "the probe printed something other than its output (exit status {}): {why}",
+                exit_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into())
+            )
         } else {
             format!(
                 "the probe script produced no output (exit status {}): {why}",
