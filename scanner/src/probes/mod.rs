@@ -16,6 +16,9 @@
 //!
 //! Host output is untrusted: every parser is total (no panics on any input), keeps
 //! what it understood, and reports what it could not parse as a [`ProbeWarning`].
+//! It also says how its section went ([`Observations::sections`]): an empty list
+//! parsed out of garbage must never look like a clean host, so the sweep judges
+//! the sections against the family's required ones ([`completeness`]).
 
 pub mod completeness;
 pub mod linux;
