@@ -120,6 +120,21 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         ),
         &["host", "outcome"],
     )?;
+    let incomplete_names = with(&[]);
+    let incomplete = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_hosts_incomplete",
+            "Hosts of the last sweep that were scanned but not every probe section was read (counted apart from clean: scanned = clean + affected + incomplete).",
+        ),
+        &incomplete_names.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let host_incomplete = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_host_scan_incomplete",
+            "1 for each probe section a scanned host did not fully read (only such hosts have series).",
+        ),
+        &["host", "section"],
+    )?;
     let duration = HistogramVec::new(
         HistogramOpts::new(
             "fleetsweep_host_scan_duration_seconds",
@@ -165,6 +180,8 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         &findings,
         &host_finding,
         &host_failure,
+        &incomplete,
+        &host_incomplete,
         &last_ts,
         &last_dur,
         &last_ok,
@@ -195,6 +212,7 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         for o in Outcome::ALL {
             hosts.with_label_values(&[o.as_str()]).set(0.0);
         }
+        incomplete.with_label_values::<&str>(&[]).set(0.0);
     }
     let mut finding_counts: BTreeMap<Vec<String>, f64> = BTreeMap::new();
     for h in &report.hosts {
@@ -203,6 +221,18 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         hosts
             .with_label_values(&hl.iter().map(String::as_str).collect::<Vec<_>>())
             .inc();
+        if h.is_incomplete() && !h.is_affected() {
+            incomplete
+                .with_label_values(&labels_of(h).iter().map(String::as_str).collect::<Vec<_>>())
+                .inc();
+        }
+        if h.is_incomplete() {
+            for section in sections_of(h) {
+                host_incomplete
+                    .with_label_values(&[h.name.as_str(), section])
+                    .set(1.0);
+            }
+        }
         if h.outcome != Outcome::Scanned {
             host_failure
                 .with_label_values(&[h.name.as_str(), h.outcome.as_str()])
@@ -262,6 +292,13 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
     encode(&reg)
 }
 
+/// The section names of a host's `incomplete` entries (`dpkg: why` → `dpkg`).
+fn sections_of(h: &crate::report::HostReport) -> impl Iterator<Item = &str> {
+    h.incomplete
+        .iter()
+        .map(|i| i.split_once(": ").map_or(i.as_str(), |(name, _)| name))
+}
+
 fn encode(reg: &Registry) -> Result<String, MetricsError> {
     let mut buf = Vec::new();
     TextEncoder::new().encode(&reg.gather(), &mut buf)?;
@@ -278,7 +315,7 @@ pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, Me
     let reg = Registry::new();
     let success = Gauge::with_opts(Opts::new(
         "fleetsweep_probe_success",
-        "1 if the probed host was scanned (findings or not), 0 if it could not be.",
+        "1 if the probed host was scanned completely (findings or not), 0 if it could not be or a probe section was not fully read.",
     ))?;
     let duration = Gauge::with_opts(Opts::new(
         "fleetsweep_probe_duration_seconds",
@@ -306,9 +343,21 @@ pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, Me
     reg.register(Box::new(duration.clone()))?;
     reg.register(Box::new(count.clone()))?;
     reg.register(Box::new(host_finding.clone()))?;
+    let host_incomplete = GaugeVec::new(
+        Opts::new(
+            "fleetsweep_host_scan_incomplete",
+            "1 for each probe section the probed host did not fully read.",
+        ),
+        &["host", "section"],
+    )?;
     reg.register(Box::new(host_failure.clone()))?;
-    let scanned =
-        !report.hosts.is_empty() && report.hosts.iter().all(|h| h.outcome == Outcome::Scanned);
+    reg.register(Box::new(host_incomplete.clone()))?;
+    // An incomplete scan is not a successful check: the host is not known clean.
+    let scanned = !report.hosts.is_empty()
+        && report
+            .hosts
+            .iter()
+            .all(|h| h.outcome == Outcome::Scanned && !h.is_incomplete());
     success.set(if scanned { 1.0 } else { 0.0 });
     duration.set(duration_seconds);
     let mut n = 0usize;
@@ -317,6 +366,13 @@ pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, Me
             host_failure
                 .with_label_values(&[h.name.as_str(), h.outcome.as_str()])
                 .set(1.0);
+        }
+        if h.is_incomplete() {
+            for section in sections_of(h) {
+                host_incomplete
+                    .with_label_values(&[h.name.as_str(), section])
+                    .set(1.0);
+            }
         }
         for f in &h.findings {
             n += 1;
@@ -436,6 +492,7 @@ mod tests {
                 os: None,
                 duration_seconds: 0.5,
                 warnings: vec![],
+                incomplete: vec![],
                 findings: vec![],
             }],
         }
@@ -466,6 +523,34 @@ mod tests {
         assert!(render_probe(&empty, 0.0)
             .unwrap()
             .contains("\nfleetsweep_probe_success 0\n"));
+    }
+
+    #[test]
+    fn incomplete_hosts_are_counted_apart_and_named_per_section() {
+        let mut r = report(Outcome::Scanned);
+        r.hosts[0].incomplete = vec!["os-release: garbage".into(), "paths: cut".into()];
+        r.normalize();
+        assert_eq!(r.summary.hosts.incomplete, 1);
+        assert_eq!(r.summary.hosts.clean, 0);
+        let page = render(&r, &MetricsOptions::default()).unwrap();
+        assert!(page.contains("\nfleetsweep_hosts_incomplete 1\n"), "{page}");
+        assert!(
+            page.contains(
+                "fleetsweep_host_scan_incomplete{host=\"h\\\"1\",section=\"os-release\"} 1"
+            ),
+            "{page}"
+        );
+        assert!(page.contains("section=\"paths\"} 1"), "{page}");
+        let probe = render_probe(&r, 0.1).unwrap();
+        assert!(probe.contains("\nfleetsweep_probe_success 0\n"), "{probe}");
+        assert!(
+            probe.contains("fleetsweep_host_scan_incomplete{"),
+            "{probe}"
+        );
+        // A complete host: the gauge is 0 and there is no per-host series.
+        let ok = render(&report(Outcome::Scanned), &MetricsOptions::default()).unwrap();
+        assert!(ok.contains("\nfleetsweep_hosts_incomplete 0\n"), "{ok}");
+        assert!(!ok.contains("fleetsweep_host_scan_incomplete{"), "{ok}");
     }
 
     #[test]

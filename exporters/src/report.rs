@@ -60,12 +60,18 @@ pub struct Summary {
 pub struct HostCounts {
     pub total: usize,
     pub scanned: usize,
-    /// Scanned and without any finding of a banned product.
+    /// Scanned completely and without any finding of a banned product.
     pub clean: usize,
     /// Scanned and with at least one finding of a banned product that is not
     /// remediated (excepted and unverified ones count: they are still there,
     /// or not known to be gone).
     pub affected: usize,
+    /// Scanned without a finding of a banned product, but some probe section
+    /// was not fully read ([`HostReport::incomplete`]): not known to be clean.
+    /// `clean + affected + incomplete = scanned`. Absent from reports written
+    /// before it existed (read as 0).
+    #[serde(default)]
+    pub incomplete: usize,
     pub unreachable: usize,
     pub auth_failed: usize,
     pub host_key_rejected: usize,
@@ -153,6 +159,13 @@ pub struct HostReport {
     /// findings are then a lower bound, and the text says which evidence is missing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Probe sections that were not fully read (`section: why`): cut short,
+    /// failed, or garbage. A host listing any is never counted clean (its
+    /// findings are a lower bound); on a `probe_failed` host it names the
+    /// required sections that failed too. Empty (and absent from the file)
+    /// for a complete scan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub incomplete: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -350,13 +363,37 @@ impl Report {
         self.hosts.iter().any(HostReport::has_open_ban)
     }
 
-    /// True when some host could not be scanned.
+    /// True when some host could not be scanned, or was scanned incompletely
+    /// (both exit 3: "some hosts not fully scanned").
     pub fn has_unscanned(&self) -> bool {
-        self.hosts.iter().any(|h| h.outcome != Outcome::Scanned)
+        self.hosts
+            .iter()
+            .any(|h| h.outcome != Outcome::Scanned || h.is_incomplete())
     }
 }
 
 impl HostReport {
+    /// True when the host was scanned but some probe section was not fully
+    /// read: never clean.
+    pub fn is_incomplete(&self) -> bool {
+        self.outcome == Outcome::Scanned && !self.incomplete.is_empty()
+    }
+
+    /// Scanned completely, with no finding of a banned product that is still
+    /// there (remediated ones are gone).
+    pub fn is_clean(&self) -> bool {
+        self.outcome == Outcome::Scanned && !self.is_affected() && self.incomplete.is_empty()
+    }
+
+    /// Scanned, with a finding of a banned product that is not remediated.
+    pub fn is_affected(&self) -> bool {
+        self.outcome == Outcome::Scanned
+            && self
+                .findings
+                .iter()
+                .any(|f| f.policy == Policy::Ban && f.status != Status::Remediated)
+    }
+
     /// True when a finding on this host fails the sweep ([`Finding::fails`]).
     pub fn has_open_ban(&self) -> bool {
         self.findings.iter().any(Finding::fails)
@@ -381,12 +418,12 @@ impl Summary {
             match h.outcome {
                 Outcome::Scanned => {
                     s.hosts.scanned += 1;
-                    // Remediated findings are gone: a host with only those is clean.
-                    if h.findings
-                        .iter()
-                        .any(|f| f.policy == Policy::Ban && f.status != Status::Remediated)
-                    {
+                    // Remediated findings are gone: a host with only those is
+                    // clean, if every section was read.
+                    if h.is_affected() {
                         s.hosts.affected += 1;
+                    } else if !h.incomplete.is_empty() {
+                        s.hosts.incomplete += 1;
                     } else {
                         s.hosts.clean += 1;
                     }
@@ -412,5 +449,27 @@ impl Summary {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn reports_without_the_incomplete_fields_still_read() {
+        let counts: HostCounts = serde_json::from_str(
+            r#"{"total":1,"scanned":1,"clean":1,"affected":0,"unreachable":0,"auth_failed":0,"host_key_rejected":0,"timed_out":0,"probe_failed":0,"interrupted":0}"#,
+        )
+        .unwrap();
+        assert_eq!(counts.incomplete, 0);
+        let host: HostReport = serde_json::from_str(
+            r#"{"name":"h","address":"a","labels":{},"outcome":"scanned","error":null,"os":null,"duration_seconds":0.1,"findings":[]}"#,
+        )
+        .unwrap();
+        assert!(host.incomplete.is_empty() && host.is_clean());
+        // And a complete host does not write the key.
+        assert!(!serde_json::to_string(&host).unwrap().contains("incomplete"));
     }
 }

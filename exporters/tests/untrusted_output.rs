@@ -32,6 +32,7 @@ fn report_with(value: &str) -> Report {
             os: None,
             duration_seconds: 0.5,
             warnings: vec![value.into()],
+            incomplete: vec![value.into()],
             findings: vec![Finding {
                 rule: "kaspersky/kesl".into(),
                 vendor: "Kaspersky".into(),
@@ -126,6 +127,7 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
     let mut clean = r.hosts[0].clone();
     clean.name = "clean-01".into();
     clean.findings.clear();
+    clean.incomplete.clear();
     r.hosts.push(clean);
     r.normalize();
     let text = render(&r, &MetricsOptions::default()).unwrap();
@@ -179,6 +181,7 @@ fn metrics_page_for_1000_hosts_stays_small() {
             h.labels = BTreeMap::from([("site".to_string(), format!("site-{}", i % 5))]);
             h.error = None;
             h.warnings.clear();
+            h.incomplete.clear();
             if i % 20 != 0 {
                 h.findings.clear();
             }

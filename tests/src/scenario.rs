@@ -46,6 +46,10 @@ pub enum Scenario {
     Hangs,
     /// sshd works, but `dpkg-query` hangs forever.
     HungProbe,
+    /// KESL installed as on `Kesl`, but `dpkg-query` prints garbage instead of
+    /// the package list (exit 0): the package database is not read, so the
+    /// host must never be clean.
+    GarbagePackageDb,
     /// Cheap host for benchmarks: clean, or KESL installed.
     Generated { kaspersky: bool },
 }
@@ -65,6 +69,7 @@ impl Scenario {
             Scenario::BehindBastion(_) => "behind-bastion",
             Scenario::Hangs => "hangs",
             Scenario::HungProbe => "hung-probe",
+            Scenario::GarbagePackageDb => "garbage-package-db",
             Scenario::Generated { kaspersky: true } => "generated-kesl",
             Scenario::Generated { kaspersky: false } => "generated-clean",
         }
@@ -218,6 +223,7 @@ pub fn prepare(
     let mut rpm_names: Vec<&str> = Vec::new();
     let mut hosts_file = format!("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {name}\n");
     let mut hung_probe = false;
+    let mut garbage_dpkg = false;
     let kesl_installed = |status: &mut String,
                           dirs: &mut Vec<&str>,
                           files: &mut Vec<(&str, &str)>,
@@ -324,6 +330,11 @@ pub fn prepare(
         Scenario::HungProbe => {
             hung_probe = true;
         }
+        Scenario::GarbagePackageDb => {
+            os = UBUNTU_2204;
+            kesl_installed(&mut status, &mut dirs, &mut files, &mut daemons);
+            garbage_dpkg = true;
+        }
         Scenario::NothingListening | Scenario::Hangs => {}
     }
     std::fs::write(root.join("dpkg/status"), status)?;
@@ -403,6 +414,13 @@ pub fn prepare(
         std::fs::write(root.join("hang.sh"), "#!/bin/sh\nexec sleep 3600\n")?;
         sh_chmod(&root.join("hang.sh"))?;
     }
+    if garbage_dpkg {
+        std::fs::write(
+            root.join("garbage.sh"),
+            "#!/bin/sh\nprintf '\\001\\002 garbage \\377\\376\\nnot a package line\\n'\n",
+        )?;
+        sh_chmod(&root.join("garbage.sh"))?;
+    }
     let r = root.display();
     let hd_s = hd.display();
     let mut boot = format!(
@@ -417,6 +435,9 @@ pub fn prepare(
     );
     if hung_probe {
         let _ = writeln!(boot, "mount --bind {r}/hang.sh /usr/bin/dpkg-query");
+    }
+    if garbage_dpkg {
+        let _ = writeln!(boot, "mount --bind {r}/garbage.sh /usr/bin/dpkg-query");
     }
     boot.push_str(&start_daemons);
     if matches!(scen, Scenario::Hangs) {

@@ -340,9 +340,15 @@ fn unreadable_bundles_are_not_scanned_never_clean() {
         "{:?}",
         e.error
     );
-    // A cut document is scanned with a warning (what arrived is used).
+    // A cut document keeps what arrived, but the lists after the cut
+    // (services) are missing: not known to be clean (tests/tests/completeness.rs).
     let c = host(&r, "cut-01");
-    assert_eq!(c.outcome, "scanned");
+    assert_eq!(c.outcome, "probe_failed");
+    assert!(
+        c.error.as_deref().unwrap().contains("services"),
+        "{:?}",
+        c.error
+    );
     assert!(
         c.warnings.iter().any(|w| w.contains("not valid JSON")),
         "{:?}",

@@ -1,6 +1,7 @@
 //! CSV for auditors and spreadsheets: one row per finding, plus one row for
-//! every host without findings (clean, or not scanned), so every host of the
-//! sweep appears at least once and a missing host is never read as clean.
+//! every host without findings (clean, incomplete or not scanned), so every host of the
+//! sweep appears at least once and a missing host is never read as clean. The
+//! last column, `incomplete`, lists the probe sections a host did not fully read.
 //!
 //! Quoting is RFC 4180 (the `csv` crate). Spreadsheets execute cells that
 //! start with `=`, `+`, `-`, `@`, tab or CR as formulas (CSV injection), so
@@ -14,7 +15,7 @@ use super::{evidence_line, policy_str, state_str, status_str, FormatError};
 use crate::report::{Finding, HostReport, Report};
 
 /// Column names, in order.
-pub const HEADER: [&str; 22] = [
+pub const HEADER: [&str; 23] = [
     "sweep_id",
     "host",
     "address",
@@ -37,6 +38,8 @@ pub const HEADER: [&str; 22] = [
     "exception_expires",
     "exception_reason",
     "evidence",
+    // Last, so positional readers of older exports keep their columns.
+    "incomplete",
 ];
 
 /// Renders the report as CSV with a header row.
@@ -76,7 +79,7 @@ fn row(report: &Report, host: &HostReport, f: Option<&Finding>) -> Vec<String> {
         host.error.clone().unwrap_or_default(),
     ];
     match f {
-        None => cells.extend(std::iter::repeat_n(String::new(), HEADER.len() - 6)),
+        None => cells.extend(std::iter::repeat_n(String::new(), HEADER.len() - 7)),
         Some(f) => cells.extend([
             f.rule.clone(),
             f.vendor.clone(),
@@ -100,6 +103,8 @@ fn row(report: &Report, host: &HostReport, f: Option<&Finding>) -> Vec<String> {
                 .join("; "),
         ]),
     }
+    // Probe sections not fully read: a scanned host listing any is not clean.
+    cells.push(host.incomplete.join("; "));
     cells
 }
 

@@ -133,6 +133,12 @@ fn summary(s: &mut String, report: &Report) {
         h.affected,
         if h.affected > 0 { "bad" } else { "" },
     );
+    card(
+        s,
+        "incomplete",
+        h.incomplete,
+        if h.incomplete > 0 { "warn" } else { "" },
+    );
     for o in Outcome::ALL {
         let n = outcome_count(h, o);
         let class = if o != Outcome::Scanned && n > 0 {
@@ -361,12 +367,24 @@ fn host_rows(s: &mut String, h: &HostReport) {
     if let Some(e) = &h.error {
         let _ = write!(head, "<div class=\"muted\">{}</div>", esc(e));
     }
+    if h.is_incomplete() {
+        head.push_str("<div><span class=\"tag o-fail\">incomplete</span></div>");
+    }
+    for i in &h.incomplete {
+        let _ = write!(
+            head,
+            "<div class=\"muted\">not fully read: {}</div>",
+            esc(i)
+        );
+    }
     for w in &h.warnings {
         let _ = write!(head, "<div class=\"muted\">warning: {}</div>", esc(w));
     }
     head.push_str("</td>");
     if h.findings.is_empty() {
-        let what = if h.outcome == Outcome::Scanned {
+        let what = if h.is_incomplete() {
+            "incomplete: nothing found in what was read, not known to be clean"
+        } else if h.outcome == Outcome::Scanned {
             "clean: nothing found"
         } else {
             "not scanned: unknown"

@@ -3,8 +3,9 @@
 //!
 //! - `<failure>`: the host has an open finding (`Status::is_open`) of a
 //!   `policy: ban` product; the message lists the rules, the body the evidence.
-//! - `<error>`: the host was not scanned (outcome and error text), so it is
-//!   never shown as passed.
+//! - `<error>`: the host was not scanned (outcome and error text), or was
+//!   scanned incompletely (`type="incomplete"`, the sections not fully read),
+//!   so it is never shown as passed.
 //! - `<system-out>`: everything else worth knowing (watch findings, excepted,
 //!   remediated and unverified findings, probe warnings).
 //!
@@ -24,11 +25,7 @@ use crate::report::{Finding, HostReport, Outcome, Report};
 pub fn render(report: &Report) -> String {
     let tests = report.hosts.len();
     let failures = report.hosts.iter().filter(|h| is_failure(h)).count();
-    let errors = report
-        .hosts
-        .iter()
-        .filter(|h| h.outcome != Outcome::Scanned)
-        .count();
+    let errors = report.hosts.iter().filter(|h| is_error(h)).count();
     let time = sweep_seconds(report);
     let suite_name = format!("fleetsweep sweep {}", report.sweep.id);
 
@@ -87,6 +84,12 @@ fn is_failure(h: &HostReport) -> bool {
     h.outcome == Outcome::Scanned && h.has_open_ban()
 }
 
+/// Not scanned, or scanned incompletely without a failing finding (a failing
+/// finding is the stronger news).
+fn is_error(h: &HostReport) -> bool {
+    h.outcome != Outcome::Scanned || (h.is_incomplete() && !is_failure(h))
+}
+
 fn sweep_seconds(report: &Report) -> f64 {
     let d = report.sweep.finished.duration_since(report.sweep.started);
     seconds(d.as_secs_f64())
@@ -129,6 +132,23 @@ fn testcase(x: &mut String, host: &HostReport) {
             host.outcome,
             xml_text(&body)
         );
+    } else if failing.is_empty() && host.is_incomplete() {
+        let message = format!(
+            "scanned incompletely, not known to be clean: {}",
+            host.incomplete.join("; ")
+        );
+        let body = format!(
+            "host {} ({}) was scanned, but these probe sections were not fully read:\n{}",
+            host.name,
+            host.address,
+            host.incomplete.join("\n")
+        );
+        let _ = writeln!(
+            x,
+            "      <error message=\"{}\" type=\"incomplete\">{}</error>",
+            xml_attr(&message),
+            xml_text(&body)
+        );
     } else if !failing.is_empty() {
         let rules: Vec<&str> = failing.iter().map(|f| f.rule.as_str()).collect();
         let message = format!("banned software: {}", rules.join(", "));
@@ -153,6 +173,11 @@ fn testcase(x: &mut String, host: &HostReport) {
     }
     for w in &host.warnings {
         out.push(format!("warning: {w}"));
+    }
+    if !failing.is_empty() || host.outcome != Outcome::Scanned {
+        for i in &host.incomplete {
+            out.push(format!("not fully read: {i}"));
+        }
     }
     if !out.is_empty() {
         let _ = writeln!(

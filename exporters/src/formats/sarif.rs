@@ -90,7 +90,27 @@ pub fn log(report: &Report) -> Value {
             })
         })
         .collect();
+    // Scanned, but not every section was read: never a clean host.
+    let incomplete: Vec<Value> = report
+        .hosts
+        .iter()
+        .filter(|h| h.is_incomplete())
+        .map(|h| {
+            json!({
+                "level": "error",
+                "descriptor": {"id": "fleetsweep/incomplete"},
+                "message": {"text": format!(
+                    "Host {} was scanned incompletely, not known to be clean: {}",
+                    h.name,
+                    h.incomplete.join("; ")
+                )},
+                "locations": [host_location(h)],
+                "properties": {"outcome": h.outcome.as_str(), "address": h.address},
+            })
+        })
+        .collect();
     let mut all_notes = notifications;
+    all_notes.extend(incomplete);
     all_notes.extend(warnings);
 
     let success = report.sweep.complete && !report.has_unscanned();

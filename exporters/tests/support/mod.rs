@@ -108,6 +108,7 @@ pub fn host(name: &str, outcome: Outcome, findings: Vec<Finding>) -> HostReport 
         }),
         duration_seconds: 0.84,
         warnings: vec![],
+        incomplete: vec![],
         findings,
     }
 }

@@ -16,7 +16,11 @@
 //!
 //! Host output is untrusted: every parser is total (no panics on any input), keeps
 //! what it understood, and reports what it could not parse as a [`ProbeWarning`].
+//! It also says how its section went ([`Observations::sections`]): an empty list
+//! parsed out of garbage must never look like a clean host, so the sweep judges
+//! the sections against the family's required ones ([`completeness`]).
 
+pub mod completeness;
 pub mod linux;
 pub mod macos;
 pub mod offline;
@@ -67,6 +71,9 @@ pub struct Observations {
     /// Sections that failed or were cut; the host is still scanned, but the
     /// report says which evidence is missing.
     pub warnings: Vec<ProbeWarning>,
+    /// How each section the probe (or bundle) answered went: what the
+    /// host's verdict ([`completeness::verdict`]) is judged on.
+    pub sections: completeness::SectionMap,
 }
 
 impl Observations {
@@ -95,6 +102,7 @@ impl Observations {
             browser_extensions,
             signature_updates,
             warnings,
+            sections,
         } = from;
         self.os = self.os.take().or(os);
         self.packages.extend(packages);
@@ -118,6 +126,19 @@ impl Observations {
         self.browser_extensions.extend(browser_extensions);
         self.signature_updates.extend(signature_updates);
         self.warnings.extend(warnings);
+        for (name, r) in sections {
+            completeness::record(&mut self.sections, &name, r.state, r.reason);
+        }
+    }
+
+    /// Records how section `name` went (the better answer wins when two
+    /// sources answer for it).
+    pub fn section(
+        &mut self,
+        name: &str,
+        (state, reason): (completeness::SectionState, Option<String>),
+    ) {
+        completeness::record(&mut self.sections, name, state, reason);
     }
 
     /// Adds an application bundle; one already seen with the same bundle id

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::completeness::{judge_lines, SectionState};
 use super::linux::sections::warning;
 use super::registry::{probe, BundleRead};
 use super::{Observations, PathEntry, PathKind};
@@ -260,20 +261,24 @@ pub(super) fn saved_run(
 ) {
     match nonce_of(text) {
         Some(n) => obs.merge(parse(text, n)),
-        None => obs.warnings.push(warning(
-            file,
-            format!("no probe markers: not an output of the {script} probe script"),
-        )),
+        None => {
+            let why = format!("no probe markers: not an output of the {script} probe script");
+            obs.section(file, (SectionState::Failed, Some(why.clone())));
+            obs.warnings.push(warning(file, why));
+        }
     }
 }
 
 /// `paths.txt`: one path a line (`find` output), or the probe's `d<TAB>path` form.
 pub(super) fn paths_list(text: &str, obs: &mut Observations) {
+    let mut lines = 0usize;
+    let mut read = 0usize;
     for line in text.lines().take(100_000) {
         let line = line.trim_end_matches('\r');
-        if line.is_empty() {
+        if line.trim().is_empty() {
             continue;
         }
+        lines += 1;
         let (kind, path) = match line.split_once('\t') {
             Some(("d", p)) => (PathKind::Dir, p),
             Some(("f", p)) => (PathKind::File, p),
@@ -281,6 +286,9 @@ pub(super) fn paths_list(text: &str, obs: &mut Observations) {
             Some((_, p)) => (PathKind::Other, p),
             None => (PathKind::Other, line),
         };
+        if path.starts_with('/') {
+            read += 1;
+        }
         if path.starts_with('/') && !obs.paths.iter().any(|p| p.path == path) {
             obs.paths.push(PathEntry {
                 path: path.to_string(),
@@ -288,6 +296,11 @@ pub(super) fn paths_list(text: &str, obs: &mut Observations) {
             });
         }
     }
+    // `find` prints absolute paths only; an empty file is a host without them.
+    obs.section(
+        "paths",
+        judge_lines(lines, read, lines.saturating_sub(read), true),
+    );
 }
 
 /// Each `*.plist` of `dir` (sorted), at most 2000.
@@ -374,5 +387,70 @@ mod tests {
         assert_eq!(nonce_of("\n@@fleetsweep:abc123:begin x\n"), Some("abc123"));
         assert_eq!(nonce_of("@@fleetsweep:a b:begin"), None);
         assert_eq!(nonce_of("nothing"), None);
+    }
+
+    /// Each broken file the outside tester found: the section it answers for
+    /// is not read, so the host cannot be clean.
+    #[test]
+    fn broken_bundle_files_fail_their_sections() {
+        use crate::probes::completeness::{verdict, SectionState::*};
+        let random: Vec<u8> = (0u32..4096)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let cases: &[(
+            OsFamily,
+            &str,
+            &[u8],
+            &str,
+            crate::probes::completeness::SectionState,
+        )] = &[
+            (OsFamily::Linux, "dpkg-query.txt", b"", "dpkg", Empty),
+            (OsFamily::Linux, "dpkg-query.txt", &random, "dpkg", Failed),
+            (OsFamily::Linux, "rpm-qa.txt", &random, "rpm", Failed),
+            (OsFamily::Linux, "os-release", &random, "os-release", Failed),
+            (OsFamily::Linux, "paths.txt", &random, "paths", Failed),
+            (
+                OsFamily::Linux,
+                "linux.txt",
+                b"@@fleetsweep:abc:done\n",
+                "probe",
+                Read,
+            ),
+            (OsFamily::Macos, "sw_vers.txt", &random, "sw-vers", Failed),
+            (OsFamily::Macos, "codesign.txt", &random, "codesign", Failed),
+            (OsFamily::Macos, "kextstat.txt", &random, "kexts", Failed),
+            (
+                OsFamily::Macos,
+                "pkgutil-pkgs.txt",
+                &random,
+                "pkgutil",
+                Failed,
+            ),
+            (
+                OsFamily::Windows,
+                "windows.json",
+                br#"{"fleetsweep":1,"uninstall":5,"services":[]}"#,
+                "uninstall",
+                Failed,
+            ),
+        ];
+        for (family, file, bytes, section, want) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join(file), bytes).unwrap();
+            let obs = read_bundle(dir.path(), *family).unwrap();
+            let got = obs.sections.get(*section).map(|s| s.state);
+            assert_eq!(got, Some(*want), "{file}: {:?}", obs.sections);
+            let v = verdict(&obs.sections, probe(*family).required_sections);
+            assert!(
+                !v.missing.is_empty() || !v.incomplete.is_empty(),
+                "{file}: {v:?}"
+            );
+        }
+        // /dev/null as dpkg-query.txt: an empty package database.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("dpkg-query.txt")).unwrap();
+        let obs = read_bundle(dir.path(), OsFamily::Linux).unwrap();
+        let v = verdict(&obs.sections, probe(OsFamily::Linux).required_sections);
+        assert_eq!(v.missing.len(), 1, "{v:?}");
     }
 }

@@ -50,8 +50,8 @@ pub struct Probe {
     /// Files of an offline bundle this family reads, in reading order.
     pub bundle_files: &'static [BundleFile],
     /// Sections a verdict on a host of this family requires: without them a
-    /// host with no findings is not known to be clean. Declared here; the
-    /// sweep does not enforce them yet.
+    /// host with no findings is not known to be clean, and the sweep makes it
+    /// `probe_failed` ([`super::completeness::verdict`]).
     pub required_sections: &'static [RequiredSection],
 }
 
@@ -153,11 +153,11 @@ pub enum BundleRead {
     PlistDir(fn(bytes: &[u8], name: &str, obs: &mut Observations)),
 }
 
-/// A section a verdict requires: at least one of `any_of` must have answered.
+/// A section a verdict requires: at least one of `any_of` must have been read.
 /// Names are the live probe's section names (`sh` script markers, or keys of
-/// the Windows JSON document). Offline bundles hold files, not sections
-/// (`dpkg-query.txt` answers for `dpkg`): mapping them is part of enforcing
-/// these, which is not done yet.
+/// the Windows JSON document). Offline bundle files answer for the same names
+/// (`dpkg-query.txt` for `dpkg`, `uninstall.xml` for `uninstall`, an
+/// `Info.plist` directory for `apps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequiredSection {
     /// What is missing, as a report would say it.

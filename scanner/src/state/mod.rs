@@ -125,7 +125,7 @@ pub fn apply_state(
         };
         let scanned = host.outcome == Outcome::Scanned;
         // A scan with failed probe sections is a lower bound: absence proves nothing.
-        let complete = scanned && host.warnings.is_empty();
+        let complete = scanned && host.warnings.is_empty() && host.incomplete.is_empty();
         let present: BTreeMap<String, fleetsweep_exporters::Finding> =
             std::mem::take(&mut host.findings)
                 .into_iter()
@@ -290,6 +290,7 @@ mod tests {
                     os: None,
                     duration_seconds: 0.5,
                     warnings: vec![],
+                    incomplete: vec![],
                     findings: if *found { vec![kesl()] } else { vec![] },
                 })
                 .collect(),

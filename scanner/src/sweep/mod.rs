@@ -24,7 +24,7 @@ use crate::catalog::{matcher, Catalog};
 use crate::inventory::{Host, Target};
 use crate::os::OsFamily;
 use crate::probes::registry::{self, probe, FirstRun};
-use crate::probes::{offline, Observations};
+use crate::probes::{completeness, offline, Observations};
 use crate::transport::known_hosts::HostKeyPolicy;
 use crate::transport::local::LocalSession;
 use crate::transport::{capture, ssh, winrm, Session, SshSettings, TransportError};
@@ -170,6 +170,7 @@ fn host_report(h: &Host, outcome: Outcome, secs: f64) -> HostReport {
         os: None,
         duration_seconds: (secs * 1000.0).round() / 1000.0,
         warnings: Vec::new(),
+        incomplete: Vec::new(),
         findings: Vec::new(),
     }
 }
@@ -203,6 +204,10 @@ async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
     // logged as visible escapes, so a text log or terminal cannot be driven.
     let visible = fleetsweep_exporters::formats::visible;
     match report.outcome {
+        Outcome::Scanned if report.is_incomplete() => tracing::warn!(
+            host = %visible(&report.name), findings = report.findings.len(),
+            incomplete = %visible(&report.incomplete.join("; ")), "host scanned incompletely: not counted clean"
+        ),
         Outcome::Scanned => tracing::info!(
             host = %visible(&report.name), outcome = %report.outcome, findings = report.findings.len(),
             seconds = report.duration_seconds, "host scanned"
@@ -322,11 +327,17 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
         obs,
         answered,
         stderr,
+        stdout_head,
         exit_status,
         truncated,
     } = run?;
     if !answered {
-        let why = first_line(&stderr);
+        // A PowerShell error may come on standard output (WinRM, SSH to cmd.exe).
+        let why = if stderr.trim().is_empty() && !stdout_head.trim().is_empty() {
+            first_line(&stdout_head)
+        } else {
+            first_line(&stderr)
+        };
         let msg = if truncated {
             format!(
                 "the probe's output was cut off before its answer (--max-output {} bytes, or a host that kept streaming past it)",
@@ -334,6 +345,13 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             )
         } else if stderr.contains("sudo") && sudo && probe(family).sudo {
             format!("sudo -n refused to run the probe ({why}); allow the scan user passwordless sudo for /bin/sh, or drop `sudo: true`")
+        } else if stderr.trim().is_empty() && !stdout_head.trim().is_empty() {
+            format!(
+                "the probe printed something other than its output (exit status {}): {why}",
+                exit_status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "none".into())
+            )
         } else {
             format!(
                 "the probe script produced no output (exit status {}): {why}",
@@ -350,6 +368,10 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             "probe output was cut at {} bytes; findings may be incomplete",
             ctx.settings.output_limit
         ));
+        r.incomplete.push(format!(
+            "output: cut at {} bytes (--max-output)",
+            ctx.settings.output_limit
+        ));
     }
     Ok(r)
 }
@@ -360,6 +382,8 @@ struct ProbeRun {
     /// The probe's framing (markers, the JSON document) was in the output.
     answered: bool,
     stderr: String,
+    /// The start of standard output, for the error of a probe that did not answer.
+    stdout_head: String,
     exit_status: Option<u32>,
     truncated: bool,
 }
@@ -384,15 +408,35 @@ async fn run_probe(
         obs: (probe.parse)(&text, &nonce),
         answered: (probe.answered)(&text, &nonce),
         stderr: capture::into_text(out.stderr),
+        stdout_head: text.chars().take(1000).collect(),
         exit_status: out.exit_status,
         truncated: out.truncated,
     })
 }
 
-/// A scanned host's report from its observations.
+/// A probed host's report from its observations, judged on the sections it
+/// answered ([`completeness::verdict`]): a required section without a usable
+/// answer makes it `probe_failed` (keeping what the other sections showed:
+/// evidence is evidence), any other section not fully read makes it
+/// incomplete. Neither is ever counted clean.
 fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: OsFamily) -> HostReport {
     let findings = matcher::match_host(&ctx.catalog, obs, family, jiff::Timestamp::now());
+    let verdict = completeness::verdict(&obs.sections, probe(family).required_sections);
     let mut r = host_report(h, Outcome::Scanned, 0.0);
+    if !verdict.missing.is_empty() {
+        r.outcome = Outcome::ProbeFailed;
+        let offline = matches!(h.target, Target::Offline(_));
+        let todo = if offline {
+            "collect the bundle's files again (docs/offline-bundles.md gives the command for each)"
+        } else {
+            "run the probe by hand on the host to see why, and check the scan user's rights (`sudo: true`)"
+        };
+        r.error = Some(format!(
+            "required evidence not read, so the host is not known to be clean: {}; {todo}",
+            verdict.missing.join("; ")
+        ));
+    }
+    r.incomplete = verdict.incomplete;
     r.os = Some(obs.os.clone().unwrap_or(OsInfo {
         family: family.as_str().to_string(),
         name: None,

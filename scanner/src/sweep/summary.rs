@@ -40,13 +40,14 @@ pub fn render(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Swept {} host{} in {:.1}s: {} scanned ({} clean, {} affected), {} not scanned",
+        "Swept {} host{} in {:.1}s: {} scanned ({} clean, {} affected, {} incomplete), {} not scanned",
         s.total,
         if s.total == 1 { "" } else { "s" },
         secs,
         s.scanned,
         s.clean,
         s.affected,
+        s.incomplete,
         s.total - s.scanned
     );
     let f = &report.summary.findings;
@@ -149,6 +150,21 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    let incomplete: Vec<&HostReport> = report.hosts.iter().filter(|h| h.is_incomplete()).collect();
+    if !incomplete.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nIncomplete (scanned, but not every probe section was read; never counted as clean):"
+        );
+        for h in incomplete {
+            let _ = writeln!(
+                out,
+                "  {}  {}",
+                term_safe(&h.name),
+                term_safe(&h.incomplete.join("; "))
+            );
+        }
+    }
     let warned: Vec<&HostReport> = report
         .hosts
         .iter()
@@ -195,6 +211,9 @@ impl crate::sweep::Progress for Bar {
                 term_safe(&r.name),
                 r.outcome
             ));
+        } else if r.is_incomplete() {
+            self.0
+                .set_message(format!("last incomplete: {}", term_safe(&r.name)));
         } else if !r.findings.is_empty() {
             self.0
                 .set_message(format!("last finding: {}", term_safe(&r.name)));

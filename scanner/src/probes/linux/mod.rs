@@ -47,6 +47,7 @@ pub use script::{command, new_nonce, script, sh_command, stdin_for, MAX_PATH_ROO
 pub use sections::{framed, parse_sections, Section, Sections};
 pub use systemd::{exec_program, parse_services, parse_unit_files, UnitFile};
 
+use super::completeness::{judge_body, with_framing, SectionState};
 use super::offline::{paths_list, saved_run};
 use super::registry::{BundleFile, Probe, RequiredSection, RootDepth};
 use super::{Observations, ProbeWarning};
@@ -82,27 +83,36 @@ const BUNDLE_FILES: &[BundleFile] = &[
     BundleFile::text(
         "os-release",
         "cat /etc/os-release",
-        |t, obs| obs.os = Some(parse_os_release(t)),
+        |t, obs| {
+            let os = parse_os_release(t);
+            obs.section("os-release", os_state(&os));
+            obs.os = Some(os);
+        },
     ),
     BundleFile::text(
         "dpkg-query.txt",
         "dpkg-query -W -f='${Status}\\t${Package}\\t${Version}\\t${Architecture}\\t${Maintainer}\\n'",
-        |t, obs| obs.add(|o| &mut o.packages, parse_dpkg(t)),
+        |t, obs| package_file(t, obs, "dpkg", parse_dpkg),
     ),
     BundleFile::text(
         "rpm-qa.txt",
         "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\t%{VENDOR}\\t%{PACKAGER}\\n'",
-        |t, obs| obs.add(|o| &mut o.packages, parse_rpm(t)),
+        |t, obs| package_file(t, obs, "rpm", parse_rpm),
     ),
     BundleFile::text(
         "kesl-control-app-info.txt",
         "kesl-control --app-info",
         |t, obs| match parse_kesl_app_info(t) {
-            Some(u) => obs.signature_updates.push(u),
-            None => obs.warnings.push(warning(
-                "kesl-control-app-info.txt",
-                "no `Last release date of databases:` line".to_string(),
-            )),
+            Some(u) => {
+                obs.section("kesl-app-info", (SectionState::Read, None));
+                obs.signature_updates.push(u)
+            }
+            None => {
+                let why = "no `Last release date of databases:` line";
+                obs.section("kesl-app-info", (SectionState::Failed, Some(why.to_string())));
+                obs.warnings
+                    .push(warning("kesl-control-app-info.txt", why.to_string()))
+            }
         },
     ),
     BundleFile::text(
@@ -111,6 +121,19 @@ const BUNDLE_FILES: &[BundleFile] = &[
         paths_list,
     ),
 ];
+
+/// A package list file of a bundle (`dpkg-query.txt`, `rpm-qa.txt`): the
+/// packages, and the state of the section it answers for.
+fn package_file(
+    text: &str,
+    obs: &mut Observations,
+    section: &str,
+    parse: fn(&str) -> (Vec<super::Package>, Vec<ProbeWarning>),
+) {
+    let (found, warnings) = parse(text);
+    obs.section(section, judge_body(text, found.len(), true, false));
+    obs.add(|o| &mut o.packages, (found, warnings));
+}
 
 /// Parses one run of [`SCRIPT`] whose markers carry `nonce`. Total: any output,
 /// even empty or hostile, gives `Observations`, with warnings saying what is
@@ -139,11 +162,38 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
                 continue;
             }
         };
+        // dpkg and rpm print one package a line; apk a record of several.
+        let strict = s.name != "apk";
+        let judged = judge_body(s.body, found.len(), strict, false);
+        obs.section(s.name, framed_state(s, judged));
         obs.packages.extend(found);
         obs.warnings.extend(warnings);
     }
+    probe_state(&split, &mut obs);
 
     obs.os = os_info(&split);
+    for name in ["os-release", "uname"] {
+        if let Some(s) = split.get(name) {
+            let os = if name == "uname" {
+                parse_uname(s.body)
+            } else {
+                parse_os_release(s.body)
+            };
+            obs.section(name, framed_state(s, os_state(&os)));
+        }
+    }
+    // Read by parse_services as one: judged on their framing.
+    for name in [
+        "systemd",
+        "systemd-running",
+        "unit-files",
+        "proc-cmdline",
+        "proc-exe",
+    ] {
+        if let Some(s) = split.get(name) {
+            obs.section(name, framed_state(s, (SectionState::Read, None)));
+        }
+    }
 
     let running = split
         .get("systemd-running")
@@ -160,6 +210,10 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
     let (processes, warnings) = match (split.get("processes"), split.get("ps")) {
         (Some(s), _) => {
             let (mut procs, w) = parse_processes(s.body);
+            obs.section(
+                s.name,
+                framed_state(s, judge_body(s.body, procs.len(), false, false)),
+            );
             processes::merge_batches(
                 &mut procs,
                 split.get("proc-cmdline").map(|s| s.body),
@@ -168,7 +222,14 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             );
             (procs, w)
         }
-        (None, Some(s)) => parse_ps(s.body),
+        (None, Some(s)) => {
+            let (procs, w) = parse_ps(s.body);
+            obs.section(
+                s.name,
+                framed_state(s, judge_body(s.body, procs.len(), false, false)),
+            );
+            (procs, w)
+        }
         (None, None) => (Vec::new(), Vec::new()),
     };
     obs.processes = processes;
@@ -176,6 +237,10 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
 
     if let Some(s) = split.get("modules") {
         let (modules, warnings) = parse_modules(s.body);
+        obs.section(
+            s.name,
+            framed_state(s, judge_body(s.body, modules.len(), false, true)),
+        );
         obs.kernel_modules = modules;
         obs.warnings.extend(warnings);
     }
@@ -184,7 +249,10 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             kesl::parse_kesl_app_info(s.body),
             kesl::app_info_status(s.body),
         ) {
-            (Some(update), _) => obs.signature_updates.push(update),
+            (Some(update), _) => {
+                obs.section(s.name, framed_state(s, (SectionState::Read, None)));
+                obs.signature_updates.push(update)
+            }
             (None, Some(rc)) if rc != 0 => obs.warnings.push(warning(
                 "kesl-app-info",
                 format!(
@@ -201,12 +269,69 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             )),
         }
     }
+    if let Some(s) = split.get("kesl-app-info") {
+        if !obs.sections.contains_key(s.name) {
+            obs.section(
+                s.name,
+                (
+                    SectionState::Failed,
+                    Some("no database release date".to_string()),
+                ),
+            );
+        }
+    }
     if let Some(s) = split.get("paths") {
         let (paths, warnings) = parse_paths(s.body);
+        obs.section(
+            s.name,
+            framed_state(s, judge_body(s.body, paths.len(), false, true)),
+        );
         obs.paths = paths;
         obs.warnings.extend(warnings);
     }
     obs
+}
+
+/// A framed section's state: its content judged, capped by its framing.
+pub(crate) fn framed_state(
+    s: &Section<'_>,
+    judged: (SectionState, Option<String>),
+) -> (SectionState, Option<String>) {
+    with_framing(judged, s.complete, s.rc)
+}
+
+/// The `probe` pseudo-section: the script's own framing. A run that never
+/// printed its `done` marker is cut: sections after the cut are missing.
+pub(crate) fn probe_state(split: &Sections<'_>, obs: &mut Observations) {
+    let state = if split.done {
+        (SectionState::Read, None)
+    } else if split.sections.is_empty() {
+        (
+            SectionState::Failed,
+            Some(
+                "no probe output: the script did not run or printed nothing recognisable"
+                    .to_string(),
+            ),
+        )
+    } else {
+        (
+            SectionState::Partial,
+            Some("output ended before the script finished: later sections are missing".to_string()),
+        )
+    };
+    obs.section("probe", state);
+}
+
+/// os-release or uname that named the system.
+fn os_state(os: &fleetsweep_exporters::OsInfo) -> (SectionState, Option<String>) {
+    if os.name.is_some() || os.version.is_some() {
+        (SectionState::Read, None)
+    } else {
+        (
+            SectionState::Failed,
+            Some("no operating system name or version in it".to_string()),
+        )
+    }
 }
 
 /// os-release when it said anything, else `uname`, else whatever os-release gave.
@@ -497,6 +622,57 @@ mod tests {
         let out = section("paths", "d\t/opt/kaspersky\nl\t/opt/kaspersky/x", 0) + &done();
         let kinds: Vec<PathKind> = parse(&out, N).paths.into_iter().map(|p| p.kind).collect();
         assert_eq!(kinds, vec![PathKind::Dir, PathKind::Link]);
+    }
+
+    #[test]
+    fn sections_say_how_they_were_read() {
+        use crate::probes::completeness::{verdict, SectionState::*};
+        let state = |obs: &Observations, n: &str| obs.sections.get(n).map(|s| s.state);
+        // Only the end marker: nothing was read, the package database is missing.
+        let obs = parse(&done(), N);
+        assert_eq!(state(&obs, "probe"), Some(Read));
+        let v = verdict(&obs.sections, PROBE.required_sections);
+        assert_eq!(
+            v.missing,
+            ["a package database (dpkg, rpm or apk) (dpkg: not in the output; rpm: not in the output; apk: not in the output)"]
+        );
+        // Garbage, empty, cut, failed.
+        let garbage = "\u{1}\u{7f}zz\tq\nxx yy zz ww\n\u{fffd}\u{fffd}\n";
+        let cases: Vec<(String, &str, crate::probes::completeness::SectionState)> = vec![
+            (section("dpkg", garbage, 0) + &done(), "dpkg", Failed),
+            (section("dpkg", "", 0) + &done(), "dpkg", Empty),
+            (section("dpkg", "ii\tbash\t5", 0) + &done(), "dpkg", Read),
+            (section("dpkg", "ii\tbash\t5", 1) + &done(), "dpkg", Partial),
+            (section("dpkg", "", 1) + &done(), "dpkg", Failed),
+            (
+                format!("@@fleetsweep:{N}:begin dpkg\nii\tbash\t5\n"),
+                "dpkg",
+                Partial,
+            ),
+            (section("rpm", garbage, 0) + &done(), "rpm", Failed),
+            (
+                section("os-release", garbage, 0) + &done(),
+                "os-release",
+                Failed,
+            ),
+            (section("processes", "", 0) + &done(), "processes", Empty),
+            (section("modules", "", 0) + &done(), "modules", Read),
+            (section("paths", "", 0) + &done(), "paths", Read),
+            (section("dpkg", "ii\tbash\t5", 0), "probe", Partial),
+            (String::new(), "probe", Failed),
+        ];
+        for (out, name, want) in cases {
+            let obs = parse(&out, N);
+            assert_eq!(state(&obs, name), Some(want), "{out:?}: {:?}", obs.sections);
+        }
+        // A whole recorded run is complete.
+        let obs = parse(&recorded_run(), N);
+        assert_eq!(
+            verdict(&obs.sections, PROBE.required_sections),
+            Default::default(),
+            "{:?}",
+            obs.sections
+        );
     }
 }
 

@@ -43,7 +43,10 @@ fn parse_line(line: &str) -> Option<Package> {
         (f.next()?, f.next(), f.next(), None, None)
     };
     let name = name.trim();
-    if name.is_empty() || name.contains(char::is_whitespace) || name == "(none)" {
+    // RPM package names are ASCII (letters, digits, `._+-~^`): anything else
+    // is not a package line, so random bytes never pass for a package list.
+    let plausible = |c: char| c.is_ascii_alphanumeric() || "._+-~^".contains(c);
+    if name.is_empty() || !name.chars().all(plausible) || name == "(none)" {
         return None;
     }
     Some(Package {
@@ -187,7 +190,8 @@ mod tests {
             ("\t1\tx86_64\n".into(), 0, 1),
             ("(none)\t1\n".into(), 0, 1),
             ("@@fleetsweep:abc:end rpm rc=0 x\t1\n".into(), 0, 1),
-            ("kesl\0\t1\n".into(), 1, 0),
+            // Not an RPM name (RPM names are ASCII letters, digits, `._+-~^`).
+            ("kesl\0\t1\n".into(), 0, 1),
             (format!("{long}\t1\n"), 1, 0),
             (format!("a\t{long}\n"), 1, 0),
             (

@@ -22,8 +22,9 @@
 
 use std::collections::HashSet;
 
+use super::completeness::{judge_body, with_framing, SectionState};
 use super::linux::sections::{parse_sections, warning, Rejects};
-use super::linux::{framed, parse_paths, parse_ps, sh_command, stdin_for};
+use super::linux::{framed, parse_paths, parse_ps, probe_state, sh_command, stdin_for};
 use super::offline::{paths_list, saved_run};
 use super::registry::{BundleFile, Probe, RequiredSection, RootDepth};
 use super::{
@@ -90,13 +91,17 @@ const BUNDLE_FILES: &[BundleFile] = &[
         saved_run(t, obs, "macos.txt", "macOS", parse)
     }),
     BundleFile::text("sw_vers.txt", "sw_vers", |t, obs| {
-        obs.os = Some(parse_sw_vers(t))
+        let os = parse_sw_vers(t);
+        obs.section("sw-vers", os_state(&os));
+        obs.os = Some(os)
     }),
     BundleFile::text("pkgutil-pkgs.txt", "pkgutil --pkgs", |t, obs| {
-        obs.add(|o| &mut o.pkg_receipts, parse_pkgutil(t))
+        let found = bundle_list(obs, "pkgutil", t, true, false, parse_pkgutil(t));
+        obs.add(|o| &mut o.pkg_receipts, found)
     }),
     BundleFile::text("launchctl-list.txt", "launchctl list", |t, obs| {
-        obs.add(|o| &mut o.launchd, parse_launchctl_list(t))
+        let found = bundle_list(obs, "launchd", t, false, true, parse_launchctl_list(t));
+        obs.add(|o| &mut o.launchd, found)
     }),
     BundleFile::text(
         "systemextensionsctl-list.txt",
@@ -108,13 +113,26 @@ const BUNDLE_FILES: &[BundleFile] = &[
     BundleFile::text(
         "kextstat.txt",
         "kextstat -l (or kmutil showloaded --list-only)",
-        |t, obs| obs.kexts.extend(parse_kexts(t)),
+        |t, obs| {
+            let (kexts, _) =
+                bundle_list(obs, "kexts", t, false, true, (parse_kexts(t), Vec::new()));
+            obs.kexts.extend(kexts)
+        },
     ),
     BundleFile::text(
         "codesign.txt",
         "codesign -dv /Applications/*.app 2>&1",
         |t, obs| {
-            for app in parse_codesign(t) {
+            // Signing details of the apps (`apps` comes from Info.plist files).
+            let (apps, _) = bundle_list(
+                obs,
+                "codesign",
+                t,
+                false,
+                false,
+                (parse_codesign(t), Vec::new()),
+            );
+            for app in apps {
                 obs.merge_app(app);
             }
         },
@@ -124,14 +142,17 @@ const BUNDLE_FILES: &[BundleFile] = &[
         "directory of copied application Info.plist files",
         |b, name, obs| match parse_info_plist(b) {
             Ok(mut app) => {
+                obs.section("apps", (SectionState::Read, None));
                 if app.path.is_none() {
                     app.path = Some(format!("{name} (Info.plist)"));
                 }
                 obs.merge_app(app);
             }
-            Err(e) => obs
-                .warnings
-                .push(warning("Info.plist", format!("{name}: {e}"))),
+            Err(e) => {
+                let why = format!("{name}: {e}");
+                obs.section("Info.plist", (SectionState::Partial, Some(why.clone())));
+                obs.warnings.push(warning("Info.plist", why))
+            }
         },
     ),
     BundleFile::plist_dir(
@@ -139,14 +160,17 @@ const BUNDLE_FILES: &[BundleFile] = &[
         "directory of copied launchd job plists",
         |b, name, obs| match parse_launchd_plist(b) {
             Ok(mut job) => {
+                obs.section("LaunchDaemons", (SectionState::Read, None));
                 job.plist = Some(name.to_string());
                 if !obs.launchd.iter().any(|j| j.label == job.label) {
                     obs.launchd.push(job);
                 }
             }
-            Err(e) => obs
-                .warnings
-                .push(warning("LaunchDaemons", format!("{name}: {e}"))),
+            Err(e) => {
+                let why = format!("{name}: {e}");
+                obs.section("LaunchDaemons", (SectionState::Partial, Some(why.clone())));
+                obs.warnings.push(warning("LaunchDaemons", why))
+            }
         },
     ),
     BundleFile::text(
@@ -172,54 +196,103 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
                 ));
             }
         }
-        let w = match s.name {
+        // (warnings, judged content)
+        let (w, judged) = match s.name {
             "sw-vers" => {
-                obs.os = Some(parse_sw_vers(s.body));
-                Vec::new()
+                let os = parse_sw_vers(s.body);
+                let state = os_state(&os);
+                obs.os = Some(os);
+                (Vec::new(), state)
             }
             "pkgutil" => {
                 let (r, w) = parse_pkgutil(s.body);
+                let state = judge_body(s.body, r.len(), true, false);
                 obs.pkg_receipts = r;
-                w
+                (w, state)
             }
             "apps" => {
                 let (a, w) = parse_apps(s.body);
+                let state = judge_body(s.body, a.len(), true, false);
                 obs.bundles = a;
-                w
+                (w, state)
             }
             "launchd" => {
                 let (j, w) = parse_launchctl_list(s.body);
+                let state = judge_body(s.body, j.len(), false, true);
                 obs.launchd = j;
-                w
+                (w, state)
             }
             "sysext" => {
                 obs.system_extensions = parse_systemextensionsctl(s.body);
-                Vec::new()
+                // Headers and "0 extension(s)" lines: judged on framing only.
+                (Vec::new(), (SectionState::Read, None))
             }
             "kexts" => {
                 obs.kexts = parse_kexts(s.body);
-                Vec::new()
+                let state = judge_body(s.body, obs.kexts.len(), false, true);
+                (Vec::new(), state)
             }
             "ps" => {
                 let (p, w) = parse_ps(s.body);
+                let state = judge_body(s.body, p.len(), false, false);
                 obs.processes = p;
-                w
+                (w, state)
             }
             "browser-extensions" => {
                 let (x, w) = parse_browser_extensions(s.body);
+                let state = judge_body(s.body, x.len(), false, true);
                 obs.browser_extensions = x;
-                w
+                (w, state)
             }
             "paths" => {
                 let (p, w) = parse_paths(s.body);
+                let state = judge_body(s.body, p.len(), false, true);
                 obs.paths = p;
-                w
+                (w, state)
             }
-            other => vec![warning(other, "unknown section ignored".to_string())],
+            other => {
+                obs.warnings
+                    .push(warning(other, "unknown section ignored".to_string()));
+                continue;
+            }
         };
+        // sw_vers may exit non-zero after printing everything (a known quirk).
+        let rc = if s.name == "sw-vers" && judged.0 == SectionState::Read {
+            None
+        } else {
+            s.rc
+        };
+        obs.section(s.name, with_framing(judged, s.complete, rc));
         obs.warnings.extend(w);
     }
+    probe_state(&split, &mut obs);
     obs
+}
+
+/// `sw_vers` that named the system.
+fn os_state(os: &fleetsweep_exporters::OsInfo) -> (SectionState, Option<String>) {
+    if os.name.is_some() || os.version.is_some() {
+        (SectionState::Read, None)
+    } else {
+        (
+            SectionState::Failed,
+            Some("no ProductName or ProductVersion in it".to_string()),
+        )
+    }
+}
+
+/// A single command output of a bundle: its list, and the state of the
+/// section it answers for.
+fn bundle_list<T>(
+    obs: &mut Observations,
+    section: &str,
+    text: &str,
+    strict: bool,
+    empty_ok: bool,
+    (found, warnings): (Vec<T>, Vec<ProbeWarning>),
+) -> (Vec<T>, Vec<ProbeWarning>) {
+    obs.section(section, judge_body(text, found.len(), strict, empty_ok));
+    (found, warnings)
 }
 
 /// `sw_vers` → OS info (`ProductName:\tmacOS`, `ProductVersion:\t14.5`, `BuildVersion:\t23F79`).

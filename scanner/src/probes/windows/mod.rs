@@ -35,6 +35,7 @@ use serde_json::Value;
 
 use crate::os::OsFamily;
 
+use super::completeness::{self, judge_lines, SectionState};
 use super::linux::sections::warning;
 use super::registry::{BundleFile, Probe, RequiredSection};
 use super::{
@@ -71,13 +72,18 @@ pub const PROBE: Probe = Probe {
         BundleFile::text(
             "Get-Service.xml",
             "Get-Service | Export-Clixml",
-            |t, obs| obs.add(|o| &mut o.windows_services, clixml::services(t)),
+            |t, obs| {
+                let found = clixml::services(t);
+                obs.section("services", export_state(t, found.0.len()));
+                obs.add(|o| &mut o.windows_services, found)
+            },
         ),
         BundleFile::text(
             "Win32_OperatingSystem.xml",
             "Get-CimInstance Win32_OperatingSystem | Export-Clixml",
             |t, obs| {
                 let (os, w) = clixml::operating_system(t);
+                obs.section("os", export_state(t, usize::from(os.is_some())));
                 obs.os = obs.os.take().or(os);
                 obs.warnings.extend(w);
             },
@@ -85,7 +91,11 @@ pub const PROBE: Probe = Probe {
         BundleFile::text(
             "uninstall.xml",
             "Get-ItemProperty over the Uninstall keys | Export-Clixml",
-            |t, obs| obs.add(|o| &mut o.uninstall, clixml::uninstall(t)),
+            |t, obs| {
+                let found = clixml::uninstall(t);
+                obs.section("uninstall", export_state(t, found.0.len()));
+                obs.add(|o| &mut o.uninstall, found)
+            },
         ),
     ],
     required_sections: &[
@@ -99,6 +109,13 @@ pub const PROBE: Probe = Probe {
         },
     ],
 };
+
+/// An `Export-Clixml` file of a bundle: read when it gave at least one
+/// object, failed when it has text but nothing readable, empty otherwise.
+fn export_state(text: &str, found: usize) -> (SectionState, Option<String>) {
+    let lines = usize::from(!text.trim().is_empty());
+    judge_lines(lines, found, 0, false)
+}
 
 /// cmd.exe's and PowerShell's answers to a missing `/bin/sh`: a Windows host
 /// without an `os:` hint, given the Linux probe.
@@ -162,30 +179,364 @@ pub fn encoded_command() -> String {
 
 /// Parses the probe's JSON document. Total: any output, even empty or hostile,
 /// gives `Observations`, with warnings saying what is missing.
+///
+/// A document cut short (the transport's byte limit, a killed PowerShell) keeps
+/// every complete list entry read before the cut ([`read_document`]); the list
+/// that was cut is [`SectionState::Partial`], the lists after it are missing.
+/// Output that is no JSON document at all (a PowerShell error) fails the
+/// `probe` section with the first line of what was printed.
 pub fn parse(stdout: &str) -> Observations {
     let mut obs = Observations::default();
     let text = stdout.trim_start_matches('\u{feff}');
+    let not_json = |obs: &mut Observations, what: &str| {
+        let why = format!(
+            "{what} (it begins: \"{}\")",
+            sections_clip(first_text_line(text))
+        );
+        obs.section("probe", (SectionState::Failed, Some(why.clone())));
+        obs.warnings.push(warning("probe", why));
+    };
     let Some(start) = text.find('{') else {
-        obs.warnings.push(warning(
-            "probe",
-            "no JSON document in the Windows probe output".to_string(),
-        ));
+        not_json(&mut obs, "no JSON document in the Windows probe output");
         return obs;
     };
-    let mut stream = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
-    let doc = match stream.next() {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            obs.warnings.push(warning(
-                "probe",
-                format!("the Windows probe output is not valid JSON (cut short?): {e}"),
-            ));
+    let doc = match read_document(&text[start..]) {
+        Ok(doc) => doc,
+        Err(e) => {
+            not_json(
+                &mut obs,
+                &format!("the Windows probe output is not valid JSON: {e}"),
+            );
             return obs;
         }
-        None => Value::Null,
     };
-    from_document(&doc, &mut obs);
+    if let Some(cut) = &doc.cut {
+        obs.warnings.push(warning(
+            "probe",
+            format!(
+                "the Windows probe output is not valid JSON (cut short?): {}",
+                cut.why
+            ),
+        ));
+        obs.section("probe", (SectionState::Partial, Some(cut.why.clone())));
+    }
+    let value = Value::Object(doc.map);
+    if value.get("fleetsweep").is_none() {
+        not_json(
+            &mut obs,
+            "the JSON document is not fleetsweep Windows probe output",
+        );
+        return obs;
+    }
+    from_document(&value, &mut obs);
+    judge_sections(&value, doc.cut.as_ref(), &mut obs);
     obs
+}
+
+/// The first non-blank line of `text`.
+fn first_text_line(text: &str) -> &str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+}
+
+fn sections_clip(s: &str) -> String {
+    super::linux::sections::clip(s)
+}
+
+/// The lists of the probe document, each a section.
+const LISTS: &[&str] = &[
+    "uninstall",
+    "services",
+    "drivers",
+    "processes",
+    "registry_keys",
+    "registry_values",
+    "paths",
+    "av_products",
+    "certificates",
+    "browser_extensions",
+];
+
+/// Records the state of every list of the document: missing, the wrong JSON
+/// type, cut, garbage entries, or failed by the script's own account (its
+/// `errors` list). Security Center (`av_products`) may be absent: Windows
+/// Server has none, and nothing depends on it.
+fn judge_sections(doc: &Value, cut: Option<&Cut>, obs: &mut Observations) {
+    for key in LISTS {
+        let state = match doc.get(*key) {
+            None => (
+                SectionState::Failed,
+                Some(match cut {
+                    Some(_) => "not in the output: the document was cut before it".to_string(),
+                    None => "missing from the Windows probe output".to_string(),
+                }),
+            ),
+            Some(Value::Null) if *key == "av_products" => continue,
+            Some(v @ (Value::Array(_) | Value::Object(_))) => {
+                let items = list(doc, key);
+                let kept = items.iter().filter(|i| usable(key, i)).count();
+                let total = match v {
+                    Value::Array(a) => a.len().min(MAX_ITEMS),
+                    _ => 1,
+                };
+                judge_lines(total, kept, total - kept, true)
+            }
+            Some(Value::String(_)) if *key == "registry_keys" => (SectionState::Read, None),
+            Some(other) => (
+                SectionState::Failed,
+                Some(format!(
+                    "has the wrong JSON type ({}), not a list",
+                    json_type(other)
+                )),
+            ),
+        };
+        let state = match cut {
+            Some(c) if c.key.as_deref() == Some(*key) && state.0 == SectionState::Read => {
+                let kept = list(doc, key).iter().filter(|i| usable(key, i)).count();
+                let state = if kept > 0 {
+                    SectionState::Partial
+                } else {
+                    SectionState::Failed
+                };
+                (state, Some(format!("cut short: {}", c.why)))
+            }
+            _ => state,
+        };
+        obs.section(key, state);
+    }
+    match doc.get("os") {
+        Some(Value::Object(_)) => obs.section("os", (SectionState::Read, None)),
+        Some(other) => obs.section(
+            "os",
+            (
+                SectionState::Failed,
+                Some(format!("has the wrong JSON type ({})", json_type(other))),
+            ),
+        ),
+        None => {}
+    }
+    for e in list(doc, "errors") {
+        if let (Some(s), Some(m)) = (text(e, "Section"), text(e, "Message")) {
+            if s != "av_products" && LISTS.contains(&s.as_str()) {
+                // The script's own account beats what the list looks like.
+                obs.sections.insert(
+                    s,
+                    completeness::SectionResult {
+                        state: SectionState::Failed,
+                        reason: Some(sections_clip(&m)),
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// An entry of list `key` that the parser keeps.
+fn usable(key: &str, v: &Value) -> bool {
+    let field = match key {
+        "uninstall" => "DisplayName",
+        "services" | "drivers" | "processes" => "Name",
+        "registry_keys" => return v.as_str().is_some(),
+        "registry_values" => "Name",
+        "paths" => "Path",
+        "av_products" => "displayName",
+        "certificates" => "Subject",
+        "browser_extensions" => "Id",
+        _ => return true,
+    };
+    text(v, field).is_some()
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The probe document as far as it could be read.
+#[derive(Debug, Default)]
+pub struct Document {
+    /// The top-level members read completely, and the complete entries of a
+    /// list that was cut.
+    pub map: serde_json::Map<String, Value>,
+    /// Where and why reading stopped early; None for a whole document.
+    pub cut: Option<Cut>,
+}
+
+/// Where a document stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cut {
+    /// The member being read when it stopped (None: between members).
+    pub key: Option<String>,
+    pub why: String,
+}
+
+/// Reads the top-level object at the start of `text` member by member, and
+/// lists element by element, so a document cut short (or broken) keeps every
+/// complete entry before the break. Linear: each value is parsed once by
+/// serde_json (which bounds nesting depth), and reading stops at the first
+/// break. `Err` when `text` does not even start a JSON object with a key.
+pub fn read_document(text: &str) -> Result<Document, String> {
+    let b = text.as_bytes();
+    let mut doc = Document::default();
+    let mut pos = skip_ws(b, 0);
+    if b.get(pos) != Some(&b'{') {
+        return Err("no JSON object".to_string());
+    }
+    pos = skip_ws(b, pos + 1);
+    let stop = |doc: &mut Document, key: Option<&str>, why: String| {
+        doc.cut = Some(Cut {
+            key: key.map(str::to_string),
+            why,
+        });
+    };
+    let at = |pos: usize| format!("at byte {pos}");
+    if b.get(pos) == Some(&b'}') {
+        return Ok(doc);
+    }
+    loop {
+        // A key.
+        let key = match next_value::<String>(text, pos) {
+            Ok((k, end)) => {
+                pos = end;
+                k
+            }
+            Err(e) => {
+                if doc.map.is_empty() && !e.is_eof() {
+                    return Err(e.to_string());
+                }
+                stop(&mut doc, None, format!("{e} ({})", at(pos)));
+                return Ok(doc);
+            }
+        };
+        pos = skip_ws(b, pos);
+        match b.get(pos) {
+            Some(b':') => pos = skip_ws(b, pos + 1),
+            _ => {
+                stop(
+                    &mut doc,
+                    Some(&key),
+                    format!("no value for `{}` ({})", sections_clip(&key), at(pos)),
+                );
+                return Ok(doc);
+            }
+        }
+        // Its value: a list element by element, anything else whole.
+        if b.get(pos) == Some(&b'[') {
+            let (items, end, broken) = read_list(text, pos);
+            doc.map.insert(key.clone(), Value::Array(items));
+            if let Some(why) = broken {
+                stop(&mut doc, Some(&key), why);
+                return Ok(doc);
+            }
+            pos = end;
+        } else {
+            match next_value::<Value>(text, pos) {
+                Ok((v, end)) => {
+                    doc.map.insert(key.clone(), v);
+                    pos = end;
+                }
+                Err(e) => {
+                    stop(&mut doc, Some(&key), format!("{e} ({})", at(pos)));
+                    return Ok(doc);
+                }
+            }
+        }
+        pos = skip_ws(b, pos);
+        match b.get(pos) {
+            Some(b',') => pos = skip_ws(b, pos + 1),
+            Some(b'}') => return Ok(doc),
+            None => {
+                stop(
+                    &mut doc,
+                    None,
+                    format!("the document ends without `}}` ({})", at(pos)),
+                );
+                return Ok(doc);
+            }
+            Some(_) => {
+                stop(&mut doc, None, format!("expected `,` or `}}` {}", at(pos)));
+                return Ok(doc);
+            }
+        }
+    }
+}
+
+/// The list starting at `pos` (a `[`): its complete elements, the position
+/// after it, and why it broke off, if it did.
+fn read_list(text: &str, mut pos: usize) -> (Vec<Value>, usize, Option<String>) {
+    let b = text.as_bytes();
+    let mut items = Vec::new();
+    pos = skip_ws(b, pos + 1);
+    if b.get(pos) == Some(&b']') {
+        return (items, pos + 1, None);
+    }
+    loop {
+        match next_value::<Value>(text, pos) {
+            Ok((v, end)) => {
+                if items.len() < MAX_ITEMS {
+                    items.push(v);
+                }
+                pos = skip_ws(b, end);
+            }
+            Err(e) => {
+                let n = items.len();
+                return (items, pos, Some(format!("{e}, after {n} complete entries")));
+            }
+        }
+        match b.get(pos) {
+            Some(b',') => pos = skip_ws(b, pos + 1),
+            Some(b']') => return (items, pos + 1, None),
+            None => {
+                let n = items.len();
+                return (
+                    items,
+                    pos,
+                    Some(format!(
+                        "the document ends inside a list, after {n} complete entries"
+                    )),
+                );
+            }
+            Some(_) => {
+                let n = items.len();
+                return (
+                    items,
+                    pos,
+                    Some(format!(
+                        "expected `,` or `]` at byte {pos}, after {n} complete entries"
+                    )),
+                );
+            }
+        }
+    }
+}
+
+/// One JSON value starting at `pos`, and the position after it.
+fn next_value<T: serde::de::DeserializeOwned>(
+    text: &str,
+    pos: usize,
+) -> Result<(T, usize), serde_json::Error> {
+    let rest = text.get(pos..).unwrap_or("");
+    let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<T>();
+    match stream.next() {
+        Some(Ok(v)) => Ok((v, pos + stream.byte_offset())),
+        Some(Err(e)) => Err(e),
+        None => Err(serde::de::Error::custom("EOF while parsing a value")),
+    }
+}
+
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    while b.get(pos).is_some_and(|c| c.is_ascii_whitespace()) {
+        pos += 1;
+    }
+    pos
 }
 
 /// Fills `obs` from a parsed probe document.

@@ -5,6 +5,7 @@ use std::io::Read;
 use base64::Engine;
 
 use super::*;
+use crate::probes::completeness;
 
 /// Read-only cmdlets the probe (and its loader) may use. Every `Verb-Noun`
 /// token of the script must be here; write verbs never are.
@@ -259,7 +260,10 @@ fn broken_output_is_a_warning_never_a_panic() {
         ("{\"something\":\"else\"}", "not fleetsweep"),
     ] {
         let obs = parse(out);
-        assert_eq!(obs.warnings.len(), 1, "{out:?}: {:?}", obs.warnings);
+        // A cut document also warns about the lists it never reached.
+        if !want.contains("not valid") {
+            assert_eq!(obs.warnings.len(), 1, "{out:?}: {:?}", obs.warnings);
+        }
         assert!(
             obs.warnings[0].message.contains(want),
             "{out:?}: {:?}",
@@ -357,4 +361,110 @@ fn windows_default_shells_are_recognised_by_their_answer() {
     ));
     assert!(!looks_like_windows_shell("sh: 1: dpkg-query: not found"));
     assert!(!looks_like_windows_shell(""));
+}
+
+fn state(obs: &Observations, section: &str) -> Option<SectionState> {
+    obs.sections.get(section).map(|s| s.state)
+}
+
+#[test]
+fn a_cut_document_keeps_every_complete_entry_before_the_cut() {
+    let whole = WORKSTATION.trim();
+    // Cut inside the second uninstall entry: the first (KES) is kept.
+    let first = whole.find("\"DisplayName\"").expect("an entry");
+    let second = whole[first + 1..]
+        .find("\"DisplayName\"")
+        .map(|i| first + 1 + i + 5)
+        .expect("a second entry");
+    let obs = parse(&whole[..second]);
+    assert_eq!(obs.uninstall.len(), 1, "{:?}", obs.warnings);
+    assert_eq!(
+        obs.uninstall[0].publisher.as_deref(),
+        Some("AO Kaspersky Lab")
+    );
+    assert_eq!(state(&obs, "uninstall"), Some(SectionState::Partial));
+    assert_eq!(state(&obs, "services"), Some(SectionState::Failed));
+    assert_eq!(state(&obs, "probe"), Some(SectionState::Partial));
+    let v = completeness::verdict(&obs.sections, PROBE.required_sections);
+    assert_eq!(v.missing.len(), 1, "{v:?}");
+    assert!(
+        v.missing[0]
+            .starts_with("services (services: not in the output: the document was cut before it)"),
+        "{v:?}"
+    );
+    // Cut at every byte: never a panic, never more entries than the whole.
+    for i in 0..whole.len() {
+        if let Some(prefix) = whole.get(..i) {
+            let obs = parse(prefix);
+            assert!(obs.uninstall.len() <= 4);
+        }
+    }
+    // The whole document is read, every list.
+    let obs = parse(whole);
+    assert!(
+        obs.sections.values().all(|s| s.state == SectionState::Read),
+        "{:?}",
+        obs.sections
+    );
+    assert_eq!(
+        completeness::verdict(&obs.sections, PROBE.required_sections),
+        completeness::Verdict::default()
+    );
+}
+
+#[test]
+fn a_powershell_error_is_no_document() {
+    let err = "Get-CimInstance : Access denied \r\nAt line:1 char:1\r\n+ & ([ScriptBlock]::Create($s))\r\n+ CategoryInfo : PermissionDenied: (root\\cimv2:Win32_Service) [Get-CimInstance], CimException {x}\r\n";
+    let obs = parse(err);
+    assert_eq!(state(&obs, "probe"), Some(SectionState::Failed));
+    let why = obs.sections["probe"].reason.clone().unwrap_or_default();
+    assert!(
+        why.contains("it begins: \"Get-CimInstance : Access denied\""),
+        "{why}"
+    );
+    let v = completeness::verdict(&obs.sections, PROBE.required_sections);
+    assert_eq!(v.missing.len(), 2, "{v:?}");
+}
+
+#[test]
+fn lists_of_the_wrong_type_fail_their_section() {
+    let doc = r#"{"fleetsweep":1,"os":{"Caption":"W"},"uninstall":5,"services":"x","drivers":true,"processes":[1,2,3],"registry_keys":[],"registry_values":[],"paths":[],"av_products":null,"certificates":[],"browser_extensions":[],"errors":[]}"#;
+    let obs = parse(doc);
+    assert_eq!(state(&obs, "uninstall"), Some(SectionState::Failed));
+    assert_eq!(
+        obs.sections["uninstall"].reason.as_deref(),
+        Some("has the wrong JSON type (number), not a list")
+    );
+    assert_eq!(state(&obs, "services"), Some(SectionState::Failed));
+    assert_eq!(state(&obs, "drivers"), Some(SectionState::Failed));
+    assert_eq!(state(&obs, "processes"), Some(SectionState::Failed));
+    assert_eq!(state(&obs, "registry_keys"), Some(SectionState::Read));
+    assert_eq!(state(&obs, "av_products"), None);
+    let v = completeness::verdict(&obs.sections, PROBE.required_sections);
+    assert_eq!(v.missing.len(), 2, "{v:?}");
+    assert_eq!(v.incomplete.len(), 2, "{v:?}");
+    // The script's own report of a failed list fails it; Security Center's does not.
+    let doc = r#"{"fleetsweep":1,"uninstall":[],"services":[],"processes":[],"errors":[{"Section":"services","Message":"Win32_Service returned nothing"},{"Section":"av_products","Message":"Security Center not available"}]}"#;
+    let obs = parse(doc);
+    assert_eq!(state(&obs, "services"), Some(SectionState::Failed));
+    assert_eq!(state(&obs, "uninstall"), Some(SectionState::Read));
+    assert_eq!(state(&obs, "av_products"), Some(SectionState::Failed));
+}
+
+#[test]
+fn reading_a_cut_document_is_linear_and_bounded() {
+    // 50,000 entries cut in the last one (kept up to the cap); and deep
+    // nesting in an entry.
+    let mut doc = String::from("{\"fleetsweep\":1,\"uninstall\":[");
+    for i in 0..50_000 {
+        doc.push_str(&format!("{{\"Key\":\"k{i}\",\"DisplayName\":\"n{i}\"}},"));
+    }
+    doc.push_str("{\"Key\":\"cut");
+    let t = std::time::Instant::now();
+    let d = read_document(&doc).unwrap();
+    assert!(t.elapsed().as_secs() < 20);
+    assert_eq!(d.map["uninstall"].as_array().map(Vec::len), Some(MAX_ITEMS));
+    let deep = format!("{{\"fleetsweep\":1,\"uninstall\":[{}", "[".repeat(100_000));
+    let obs = parse(&deep);
+    assert_eq!(state(&obs, "uninstall"), Some(SectionState::Failed));
 }
