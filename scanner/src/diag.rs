@@ -121,6 +121,20 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// The largest secret file read (a private key, a password or passphrase
+/// file): real ones are a few KiB.
+pub const SECRET_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// A small secret file as text (bounded; not UTF-8 is an error).
+pub fn read_secret(path: &Path) -> Result<String, String> {
+    let bytes = read_bounded(path, SECRET_FILE_LIMIT).map_err(|e| {
+        e.strip_prefix("cannot read file: ")
+            .map(str::to_string)
+            .unwrap_or(e)
+    })?;
+    String::from_utf8(bytes).map_err(|_| "the file is not text (UTF-8)".to_string())
+}
+
 /// Reads a user file, with a diagnostic naming it when that fails.
 pub fn read_file(path: &Path) -> Result<String, Diagnostic> {
     let bytes =
@@ -179,6 +193,22 @@ mod tests {
             e.contains("none.yaml: cannot read file: No such file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn secret_files_are_bounded_text() {
+        assert_eq!(
+            read_secret(Path::new("/dev/zero")).unwrap_err(),
+            "file is larger than 1 MiB, the limit for configuration files; is this the right file?"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pw");
+        std::fs::write(&p, b"s3cret\n").unwrap();
+        assert_eq!(read_secret(&p).unwrap(), "s3cret\n");
+        std::fs::write(&p, b"\xff\xfe").unwrap();
+        assert_eq!(read_secret(&p).unwrap_err(), "the file is not text (UTF-8)");
+        let e = read_secret(&dir.path().join("none")).unwrap_err();
+        assert!(e.starts_with("No such file or directory"), "{e}");
     }
 
     #[test]

@@ -505,12 +505,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, KnownHostsError> {
-    match std::fs::read(path) {
+    if let Err(e) = std::fs::metadata(path) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return Ok(None);
+        }
+    }
+    // Bounded like every file a user names (a 100,000-host known_hosts is
+    // about 20 MiB).
+    match crate::diag::read_bounded(path, crate::diag::CONFIG_FILE_LIMIT) {
         Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(KnownHostsError::Unreadable {
+        Err(reason) => Err(KnownHostsError::Unreadable {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            reason,
         }),
     }
 }

@@ -770,7 +770,11 @@ async fn load_private_key(path: &Path, passphrase: &Passphrase) -> Result<Arc<Pr
 
 fn decode_private_key(path: &Path, passphrase: &Passphrase) -> Result<PrivateKey, String> {
     let shown = path.display();
-    match russh::keys::load_secret_key(path, None) {
+    // Read bounded (an identity file pointing at /dev/zero must not exhaust
+    // memory), then decoded by russh.
+    let text = crate::diag::read_secret(path)
+        .map_err(|e| format!("cannot load private key {shown}: {e}"))?;
+    match russh::keys::decode_secret_key(&text, None) {
         Ok(key) => Ok(key),
         Err(russh::keys::Error::KeyIsEncrypted) => {
             let (secret, source) = match passphrase {
@@ -787,7 +791,7 @@ fn decode_private_key(path: &Path, passphrase: &Passphrase) -> Result<PrivateKey
                         ));
                     }
                 },
-                Passphrase::File(file) => match std::fs::read_to_string(file) {
+                Passphrase::File(file) => match crate::diag::read_secret(file) {
                     Ok(text) => (
                         text.lines().next().unwrap_or_default().to_string(),
                         file.display().to_string(),
@@ -800,7 +804,7 @@ fn decode_private_key(path: &Path, passphrase: &Passphrase) -> Result<PrivateKey
                     }
                 },
             };
-            russh::keys::load_secret_key(path, Some(&secret)).map_err(|e| {
+            russh::keys::decode_secret_key(&text, Some(&secret)).map_err(|e| {
                 format!("cannot decrypt {shown} with the passphrase from {source}: {e}")
             })
         }

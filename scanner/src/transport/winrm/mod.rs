@@ -205,7 +205,7 @@ fn read_password(source: &PasswordSource, label: &str) -> Result<String, Transpo
                 "{label}: environment variable {name} (winrm.password_env) is not set"
             ))
         }),
-        PasswordSource::File(path) => std::fs::read_to_string(path)
+        PasswordSource::File(path) => crate::diag::read_secret(path)
             .map(|s| s.lines().next().unwrap_or_default().to_string())
             .map_err(|e| {
                 TransportError::AuthFailed(format!(
