@@ -17,6 +17,7 @@
 //! Host output is untrusted: every parser is total (no panics on any input), keeps
 //! what it understood, and reports what it could not parse as a [`ProbeWarning`].
 
+pub mod bundle_dir;
 pub mod linux;
 pub mod macos;
 pub mod offline;
