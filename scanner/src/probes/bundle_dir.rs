@@ -299,3 +299,155 @@ fn open_at(dir: Option<&File>, name: &OsStr, want: Want, confined: bool) -> io::
     // SAFETY: `fd` was just returned by openat and is owned by nothing else.
     Ok(unsafe { File::from_raw_fd(fd) })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::io::Read;
+    use std::os::unix::fs::symlink;
+
+    fn mkfifo(path: &Path) {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    fn text(e: Entry) -> String {
+        let mut s = String::new();
+        (&e.file).read_to_string(&mut s).unwrap();
+        s
+    }
+
+    fn refusal(r: Result<Option<Entry>, Refused>) -> String {
+        match r {
+            Err(e) => e.to_string(),
+            Ok(e) => panic!("not refused: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn regular_files_and_links_inside_are_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path().join("b");
+        std::fs::create_dir_all(b.join("raw/deep")).unwrap();
+        std::fs::write(b.join("plain.txt"), "plain").unwrap();
+        std::fs::write(b.join("raw/deep/x.txt"), "deep").unwrap();
+        symlink("raw/deep/x.txt", b.join("rel.txt")).unwrap();
+        symlink(b.join("raw/deep/x.txt"), b.join("abs.txt")).unwrap();
+        symlink("rel.txt", b.join("chain.txt")).unwrap();
+        symlink("../b/raw/../raw/deep/x.txt", b.join("back-in.txt")).unwrap();
+        symlink("raw", b.join("dirlink")).unwrap();
+        let bundle = BundleDir::open(&b).unwrap();
+        assert_eq!(
+            text(bundle.entry("plain.txt", Want::File).unwrap().unwrap()),
+            "plain"
+        );
+        for name in ["rel.txt", "abs.txt", "chain.txt", "back-in.txt"] {
+            let e = bundle.entry(name, Want::File).unwrap().unwrap();
+            assert_eq!(e.rel, Path::new("raw/deep/x.txt"), "{name}");
+            assert_eq!(text(e), "deep", "{name}");
+        }
+        assert!(bundle.entry("absent.txt", Want::File).unwrap().is_none());
+        // A directory reached through a link; its entries relative to it.
+        let dir = bundle.entry("dirlink", Want::Dir).unwrap().unwrap();
+        assert_eq!(dir.rel, Path::new("raw"));
+        let (names, more) = bundle.names(&dir, 10).unwrap();
+        assert_eq!((names, more), (vec![OsString::from("deep")], false));
+        let deep = bundle
+            .entry_of(&dir, OsStr::new("deep"), Want::Dir)
+            .unwrap()
+            .unwrap();
+        let x = bundle
+            .entry_of(&deep, OsStr::new("x.txt"), Want::File)
+            .unwrap()
+            .unwrap();
+        assert_eq!(text(x), "deep");
+        // A link to the bundle itself is a directory.
+        symlink(".", b.join("self")).unwrap();
+        assert!(bundle.entry("self", Want::Dir).unwrap().is_some());
+        assert_eq!(
+            refusal(bundle.entry("self", Want::File)),
+            "a directory, not a regular file"
+        );
+    }
+
+    #[test]
+    fn links_out_dangling_links_and_odd_names_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path().join("b");
+        std::fs::create_dir_all(b.join("sub")).unwrap();
+        std::fs::write(tmp.path().join("secret"), "secret").unwrap();
+        symlink(tmp.path().join("secret"), b.join("abs.txt")).unwrap();
+        symlink("../secret", b.join("rel.txt")).unwrap();
+        symlink("../../secret", b.join("sub/up.txt")).unwrap();
+        symlink("/etc", b.join("etc")).unwrap();
+        symlink("nowhere", b.join("dangling.txt")).unwrap();
+        symlink("/dev/zero", b.join("zero")).unwrap();
+        // The bundle's own name as a prefix is not inside it.
+        std::fs::create_dir(tmp.path().join("b2")).unwrap();
+        std::fs::write(tmp.path().join("b2/x"), "x").unwrap();
+        symlink("../b2/x", b.join("sibling.txt")).unwrap();
+        let bundle = BundleDir::open(&b).unwrap();
+        let outside = "a symbolic link to a path outside the bundle";
+        for name in ["abs.txt", "rel.txt", "zero", "sibling.txt"] {
+            assert_eq!(refusal(bundle.entry(name, Want::File)), outside, "{name}");
+        }
+        assert_eq!(refusal(bundle.entry("etc", Want::Dir)), outside);
+        let sub = bundle.entry("sub", Want::Dir).unwrap().unwrap();
+        assert_eq!(
+            refusal(bundle.entry_of(&sub, OsStr::new("up.txt"), Want::File)),
+            outside
+        );
+        assert_eq!(
+            refusal(bundle.entry("dangling.txt", Want::File)),
+            "a symbolic link whose target does not exist"
+        );
+        for name in ["../secret", "sub/../../secret", "/etc/passwd", ".", ".."] {
+            assert_eq!(refusal(bundle.entry(name, Want::File)), outside, "{name}");
+        }
+        assert_eq!(
+            refusal(bundle.entry_of(&sub, OsStr::new(".."), Want::Dir)),
+            outside
+        );
+    }
+
+    #[test]
+    fn fifos_sockets_and_wrong_kinds_are_refused_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = tmp.path();
+        mkfifo(&b.join("fifo"));
+        symlink("fifo", b.join("to-fifo")).unwrap();
+        let _l = std::os::unix::net::UnixListener::bind(b.join("sock")).unwrap();
+        std::fs::create_dir(b.join("dir")).unwrap();
+        std::fs::write(b.join("file"), "x").unwrap();
+        let bundle = BundleDir::open(b).unwrap();
+        let fifo = "a FIFO (named pipe), not a regular file";
+        assert_eq!(refusal(bundle.entry("fifo", Want::File)), fifo);
+        assert_eq!(refusal(bundle.entry("to-fifo", Want::File)), fifo);
+        assert_eq!(
+            refusal(bundle.entry("fifo", Want::Dir)),
+            "a FIFO (named pipe), not a directory"
+        );
+        assert_eq!(
+            refusal(bundle.entry("sock", Want::File)),
+            "a socket, not a regular file"
+        );
+        assert_eq!(
+            refusal(bundle.entry("dir", Want::File)),
+            "a directory, not a regular file"
+        );
+        assert_eq!(
+            refusal(bundle.entry("file", Want::Dir)),
+            "a regular file, not a directory"
+        );
+    }
+
+    #[test]
+    fn kinds_of_device_nodes() {
+        let dev = BundleDir::open(Path::new("/dev")).unwrap();
+        assert_eq!(
+            refusal(dev.entry("null", Want::File)),
+            "a character device, not a regular file"
+        );
+    }
+}

@@ -523,7 +523,9 @@ mod tests {
             (OsFamily::Macos, "macos.txt, sw_vers.txt, pkgutil-pkgs.txt, launchctl-list.txt, systemextensionsctl-list.txt, kextstat.txt, codesign.txt, Info.plist, LaunchDaemons, paths.txt"),
         ];
         for (family, files) in want {
-            let err = read_bundle(dir.path(), family).unwrap_err().to_string();
+            let err = read_bundle(dir.path(), family, &ReadLimit::default())
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.ends_with(&format!(
                     "holds none of the files fleetsweep reads for {family} hosts ({files}); see docs/offline-bundles.md"
@@ -544,7 +546,7 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("macos.txt"), "no markers").unwrap();
         std::fs::write(dir.path().join("paths.txt"), "/opt/x\nrelative\n").unwrap();
-        let obs = read_bundle(dir.path(), OsFamily::Macos).unwrap();
+        let obs = read_bundle(dir.path(), OsFamily::Macos, &ReadLimit::default()).unwrap();
         assert_eq!(obs.os.unwrap().name.as_deref(), Some("macOS"));
         assert_eq!(obs.paths.len(), 1);
         assert_eq!(
@@ -570,6 +572,35 @@ mod tests {
                 ("/opt/y", PathKind::Other),
                 ("/opt/x/z", PathKind::Other)
             ]
+        );
+    }
+
+    #[test]
+    fn a_read_stops_at_its_deadline_or_when_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("os-release"), "NAME=x\n").unwrap();
+        let past = ReadLimit::until(Instant::now());
+        let err = read_bundle(dir.path(), OsFamily::Linux, &past).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OfflineError::Stopped {
+                    why: Stopped::Deadline,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let limit = ReadLimit::until(Instant::now() + std::time::Duration::from_secs(600));
+        assert!(read_bundle(dir.path(), OsFamily::Linux, &limit).is_ok());
+        limit.clone().abandon();
+        let err = read_bundle(dir.path(), OsFamily::Linux, &limit).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "reading bundle {} stopped: the sweep stopped waiting for it",
+                dir.path().display()
+            )
         );
     }
 
