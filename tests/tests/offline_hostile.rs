@@ -473,13 +473,13 @@ fn large_paths_and_launchctl_bundles_finish() {
         "install ok installed\tkesl\t12.1.0-1297\tamd64\tAO Kaspersky Lab\n",
     )
     .unwrap();
-    let mut paths = String::new();
+    // paths.txt is read up to 100,000 lines: the install root first.
+    let mut paths = String::from("/opt/kaspersky/kesl\n");
     let mut section = String::from("@@fleetsweep:n0nce:begin paths\n");
-    for i in 0..100_000 {
+    for i in 0..99_999 {
         paths.push_str(&format!("/opt/kaspersky/kesl/d{}/f{i}\n", i / 100));
         section.push_str(&format!("f\t/var/opt/kaspersky/kesl/d{}/f{i}\n", i / 100));
     }
-    paths.push_str("/opt/kaspersky/kesl\n");
     std::fs::write(lin.join("paths.txt"), paths).unwrap();
     section.push_str(
         "d\t/var/opt/kaspersky/kesl\n@@fleetsweep:n0nce:end paths rc=0\n@@fleetsweep:n0nce:done\n",

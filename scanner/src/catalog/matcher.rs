@@ -641,8 +641,11 @@ impl<'a> ClaimedPaths<'a> {
 }
 
 fn rule_matches(rule: &Rule, item: &Item, family: OsFamily) -> bool {
+    // The kind first: most signatures look at other kinds than the item's.
     rule.signatures.iter().any(|s| {
-        s.os.applies_to(family) && item.keys.iter().any(|(k, v)| *k == s.kind && s.matches(v))
+        item.keys
+            .iter()
+            .any(|(k, v)| *k == s.kind && s.os.applies_to(family) && s.matches(v))
     })
 }
 
