@@ -530,3 +530,32 @@ fn large_paths_and_launchctl_bundles_finish() {
         .iter()
         .any(|e| e["value"] == "com.kaspersky.kav (loaded, running as pid 412)"));
 }
+
+/// A bundle that takes longer to read than the host timeout is `timed_out`,
+/// like a live host, and its reading does not hold up the end of the scan.
+#[test]
+fn a_bundle_read_past_the_host_timeout_is_timed_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bundles");
+    let slow = bundle(&root, "slow", "linux");
+    let mut text = String::new();
+    for i in 0..400_000 {
+        text.push_str(&format!(
+            "install ok installed\tpkg{i}\t1.{i}-1\tamd64\tDebian <debian@example.org>\n"
+        ));
+    }
+    std::fs::write(slow.join("dpkg-query.txt"), text).unwrap();
+    for f in ["rpm-qa.txt", "kesl-control-app-info.txt", "paths.txt"] {
+        std::fs::hard_link(slow.join("dpkg-query.txt"), slow.join(f)).unwrap();
+    }
+    let run = scan(&root, &["--host-timeout", "1"], Duration::from_secs(120));
+    println!("scan with a 1 s host timeout took {:?}", run.took);
+    let h = host(&run.report, "slow");
+    assert_eq!(h.outcome, "timed_out", "{:?}", h.error);
+    assert!(
+        h.error.as_deref().unwrap().contains("host timeout of 1s"),
+        "{:?}",
+        h.error
+    );
+    assert_eq!(run.code, Some(3));
+}

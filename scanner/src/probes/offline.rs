@@ -11,9 +11,12 @@
 //!                          `bundle_files` in the probe registry)
 //! ```
 //!
-//! Every file is untrusted: read up to a size limit, parsed without panics;
-//! what cannot be read becomes a warning. A bundle without any known file is an
-//! error (the host was not scanned), never a clean host.
+//! Every file is untrusted: only regular files inside the bundle are opened
+//! ([`super::bundle_dir`]: no link out of it, no FIFO, socket or device), read
+//! up to a size limit and within the host's deadline ([`ReadLimit`]), parsed
+//! without panics; what cannot be read becomes a warning naming the file. A
+//! bundle without any known file is an error (the host was not scanned),
+//! never a clean host.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
