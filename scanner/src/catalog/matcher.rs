@@ -18,7 +18,7 @@
 //! 3. A watched successor (`replaces:`) that is installed turns remnant findings
 //!    of the products it replaces into `replaced`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fleetsweep_exporters::{Evidence, Finding, FindingState, SignatureAge, Status};
 
@@ -536,15 +536,129 @@ fn items(obs: &Observations) -> Vec<Item> {
     out
 }
 
+/// `path` lies below `root` (`/opt/k/x` below `/opt/k`, not `/opt/kx`).
+#[cfg(test)]
 fn under(path: &str, root: &str) -> bool {
     path.len() > root.len()
         && path.starts_with(root)
         && path.as_bytes().get(root.len()) == Some(&b'/')
 }
 
+/// The install paths pass 1 claimed (rule index → path), as a tree of their
+/// `/`-separated components: the claimed paths at, above or below one path
+/// are found in one walk down its components.
+///
+/// Why a tree: a list of claimed paths checked against every item was
+/// quadratic, and an install root with 100,000 entries claims 100,000 paths.
+/// `path` lies below `root` exactly when the components of `root` are a
+/// proper prefix of those of `path` (`/opt/k` → `["", "opt", "k"]`), which is
+/// what the walk checks.
+struct ClaimedPaths<'a> {
+    /// `nodes[0]` is the empty prefix; a node per distinct component prefix.
+    nodes: Vec<ClaimNode<'a>>,
+}
+
+#[derive(Default)]
+struct ClaimNode<'a> {
+    children: HashMap<&'a str, usize>,
+    /// Rules (indexes into the catalog) that claimed exactly this path.
+    rules: Vec<usize>,
+    /// Their vendors.
+    vendors: Vec<&'a str>,
+    /// Vendors with a claimed path strictly below this one.
+    vendors_below: Vec<&'a str>,
+}
+
+impl<'a> ClaimedPaths<'a> {
+    fn new() -> Self {
+        ClaimedPaths {
+            nodes: vec![ClaimNode::default()],
+        }
+    }
+
+    fn insert(&mut self, path: &'a str, rule: usize, vendor: &'a str) {
+        let mut at = 0;
+        for part in path.split('/') {
+            if let Some(n) = self.nodes.get_mut(at) {
+                if !n.vendors_below.contains(&vendor) {
+                    n.vendors_below.push(vendor);
+                }
+            }
+            at = match self.nodes.get(at).and_then(|n| n.children.get(part)) {
+                Some(&next) => next,
+                None => {
+                    let next = self.nodes.len();
+                    self.nodes.push(ClaimNode::default());
+                    if let Some(n) = self.nodes.get_mut(at) {
+                        n.children.insert(part, next);
+                    }
+                    next
+                }
+            };
+        }
+        if let Some(n) = self.nodes.get_mut(at) {
+            if !n.rules.contains(&rule) {
+                n.rules.push(rule);
+            }
+            if !n.vendors.contains(&vendor) {
+                n.vendors.push(vendor);
+            }
+        }
+    }
+
+    /// The nodes of `path`'s component prefixes, shortest first, while they
+    /// exist: `(node, whole path reached)`.
+    fn walk<'p>(&'p self, path: &'p str) -> impl Iterator<Item = (&'p ClaimNode<'a>, bool)> + 'p {
+        let mut parts = path.split('/').peekable();
+        let mut at = Some(0);
+        std::iter::from_fn(move || {
+            let part = parts.next()?;
+            let next = at
+                .and_then(|i| self.nodes.get(i))
+                .and_then(|n| n.children.get(part))
+                .copied();
+            at = next;
+            let node = self.nodes.get(next?)?;
+            Some((node, parts.peek().is_none()))
+        })
+    }
+
+    /// Rules that claimed a path `path` lies below.
+    fn rules_above(&self, path: &str) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for (node, whole) in self.walk(path) {
+            if whole {
+                break;
+            }
+            for r in &node.rules {
+                if !out.contains(r) {
+                    out.push(*r);
+                }
+            }
+        }
+        out
+    }
+
+    /// A path claimed for `vendor` is `path` itself, above it or below it.
+    fn related(&self, path: &str, vendor: &str) -> bool {
+        for (node, whole) in self.walk(path) {
+            if node.vendors.contains(&vendor) {
+                return true;
+            }
+            if whole && node.vendors_below.contains(&vendor) {
+                return true;
+            }
+        }
+        false
+    }
+}
+
 fn rule_matches(rule: &Rule, item: &Item, family: OsFamily) -> bool {
+    // The kind first: most signatures look at other kinds than the item's.
     rule.signatures.iter().any(|s| {
-        s.os.applies_to(family) && item.keys.iter().any(|(k, v)| *k == s.kind && s.matches(v))
+        item.keys
+            .iter()
+            .any(|(k, v)| *k == s.kind && s.os.applies_to(family) && s.matches(v))
     })
 }
 
@@ -560,9 +674,11 @@ pub fn match_host(
     let items = items(obs);
     // rule index → item indexes
     let mut hits: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    // (rule index, item index) pairs in `hits`
+    let mut hit_set: HashSet<(usize, usize)> = HashSet::new();
     // vendor id → claimed item indexes / claimed install paths
     let mut claimed: BTreeMap<&str, HashSet<usize>> = BTreeMap::new();
-    let mut claimed_paths: Vec<(usize, String)> = Vec::new(); // (rule index, path)
+    let mut claimed_paths = ClaimedPaths::new();
 
     // Pass 1: specific products.
     for (ri, rule) in catalog
@@ -574,13 +690,14 @@ pub fn match_host(
         for (ii, item) in items.iter().enumerate() {
             if rule_matches(rule, item, family) {
                 hits.entry(ri).or_default().push(ii);
+                hit_set.insert((ri, ii));
                 claimed
                     .entry(rule.vendor_id.as_str())
                     .or_default()
                     .insert(ii);
                 if item.is_path_entry {
                     if let Some(p) = &item.path {
-                        claimed_paths.push((ri, p.clone()));
+                        claimed_paths.insert(p, ri, &rule.vendor_id);
                     }
                 }
             }
@@ -592,18 +709,15 @@ pub fn match_host(
         if item.is_path_entry {
             continue;
         }
-        for (ri, root) in &claimed_paths {
-            if under(p, root) {
-                let rule = &catalog.rules[*ri];
-                let list = hits.entry(*ri).or_default();
-                if !list.contains(&ii) {
-                    list.push(ii);
-                }
-                claimed
-                    .entry(rule.vendor_id.as_str())
-                    .or_default()
-                    .insert(ii);
+        for ri in claimed_paths.rules_above(p) {
+            let rule = &catalog.rules[ri];
+            if hit_set.insert((ri, ii)) {
+                hits.entry(ri).or_default().push(ii);
             }
+            claimed
+                .entry(rule.vendor_id.as_str())
+                .or_default()
+                .insert(ii);
         }
     }
     // Pass 2: fallback products take what is left of their vendor.
@@ -632,11 +746,7 @@ pub fn match_host(
                 continue;
             }
             if let Some(p) = &item.path {
-                let related = claimed_paths.iter().any(|(cri, root)| {
-                    catalog.rules[*cri].vendor_id == rule.vendor_id
-                        && (p == root || under(p, root) || under(root, p))
-                });
-                if related {
+                if claimed_paths.related(p, &rule.vendor_id) {
                     continue;
                 }
             }

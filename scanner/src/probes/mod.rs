@@ -20,12 +20,15 @@
 //! parsed out of garbage must never look like a clean host, so the sweep judges
 //! the sections against the family's required ones ([`completeness`]).
 
+pub mod bundle_dir;
 pub mod completeness;
 pub mod linux;
 pub mod macos;
 pub mod offline;
 pub mod registry;
 pub mod windows;
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -117,9 +120,7 @@ impl Observations {
         self.certificates.extend(certificates);
         self.av_products.extend(av_products);
         self.pkg_receipts.extend(pkg_receipts);
-        for b in bundles {
-            self.merge_app(b);
-        }
+        self.merge_apps(bundles);
         self.launchd.extend(launchd);
         self.system_extensions.extend(system_extensions);
         self.kexts.extend(kexts);
@@ -149,18 +150,32 @@ impl Observations {
             .iter_mut()
             .find(|b| b.bundle_id.is_some() && b.bundle_id == app.bundle_id);
         match same {
-            Some(b) => {
-                b.version = b.version.take().or(app.version);
-                b.name = b.name.take().or(app.name);
-                b.team_id = b.team_id.take().or(app.team_id);
-                if b.path
-                    .as_deref()
-                    .is_none_or(|p| p.ends_with("(Info.plist)"))
-                {
-                    b.path = app.path.or(b.path.take());
+            Some(b) => b.fill_from(app),
+            None => self.bundles.push(app),
+        }
+    }
+
+    /// [`Observations::merge_app`] for many bundles, in linear time (one
+    /// lookup per bundle, not a search of all bundles seen so far).
+    pub fn merge_apps(&mut self, apps: impl IntoIterator<Item = AppBundle>) {
+        // bundle id → the first bundle with it, which merge_app would find
+        let mut first: HashMap<String, usize> = HashMap::new();
+        for (i, b) in self.bundles.iter().enumerate() {
+            if let Some(id) = &b.bundle_id {
+                first.entry(id.clone()).or_insert(i);
+            }
+        }
+        for app in apps {
+            let at = app.bundle_id.as_ref().and_then(|id| first.get(id).copied());
+            match at.and_then(|i| self.bundles.get_mut(i)) {
+                Some(b) => b.fill_from(app),
+                None => {
+                    if let Some(id) = &app.bundle_id {
+                        first.insert(id.clone(), self.bundles.len());
+                    }
+                    self.bundles.push(app);
                 }
             }
-            None => self.bundles.push(app),
         }
     }
 
@@ -402,6 +417,23 @@ pub struct AppBundle {
     pub name: Option<String>,
     /// Apple Developer Team ID of the code signature (`codesign -dv`).
     pub team_id: Option<String>,
+}
+
+impl AppBundle {
+    /// Takes the fields this bundle lacks from `other`, the same app seen
+    /// elsewhere (and its real path instead of an Info.plist name).
+    fn fill_from(&mut self, other: AppBundle) {
+        self.version = self.version.take().or(other.version);
+        self.name = self.name.take().or(other.name);
+        self.team_id = self.team_id.take().or(other.team_id);
+        if self
+            .path
+            .as_deref()
+            .is_none_or(|p| p.ends_with("(Info.plist)"))
+        {
+            self.path = other.path.or(self.path.take());
+        }
+    }
 }
 
 /// A launchd job.

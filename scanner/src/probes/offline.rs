@@ -11,17 +11,25 @@
 //!                          `bundle_files` in the probe registry)
 //! ```
 //!
-//! Every file is untrusted: read up to a size limit, parsed without panics;
-//! what cannot be read becomes a warning. A bundle without any known file is an
-//! error (the host was not scanned), never a clean host.
+//! Every file is untrusted: only regular files inside the bundle are opened
+//! ([`super::bundle_dir`]: no link out of it, no FIFO, socket or device), read
+//! up to a size limit and within the host's deadline ([`ReadLimit`]), parsed
+//! without panics; what cannot be read becomes a warning naming the file. A
+//! bundle without any known file is an error (the host was not scanned),
+//! never a clean host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Deserialize;
 
+use super::bundle_dir::{BundleDir, Entry, Refused, Want};
 use super::completeness::{judge_lines, SectionState};
-use super::linux::sections::warning;
+use super::linux::sections::{clip, warning};
 use super::registry::{probe, BundleRead};
 use super::{Observations, PathEntry, PathKind};
 use crate::os::OsFamily;
@@ -31,6 +39,65 @@ pub const HOST_FILE: &str = "host.yaml";
 
 /// Largest file read from a bundle; bigger files are cut and reported.
 pub const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+/// Largest host.yaml read (a few lines in practice).
+const MAX_HOST_FILE: u64 = 1024 * 1024;
+
+/// Files are read in chunks of this size, the read limit checked between them.
+const CHUNK: usize = 1024 * 1024;
+
+/// Most plist files read from a plist directory, and most names looked at.
+const MAX_PLISTS: usize = 2000;
+const MAX_DIR_NAMES: usize = 100_000;
+
+/// When the reading of one bundle must stop: the host's deadline passed, or
+/// the sweep stopped waiting for it (an interrupt, or the deadline seen
+/// first by the sweep).
+///
+/// Why: the sweep reads bundles on a blocking thread, which cannot be
+/// cancelled from outside; a read that outlived its host kept the process
+/// from exiting (the runtime waits for blocking threads). So the read checks
+/// this between files, plist files and chunks of a file, and every open is
+/// non-blocking (see [`super::bundle_dir`]).
+#[derive(Debug, Clone, Default)]
+pub struct ReadLimit {
+    deadline: Option<Instant>,
+    abandoned: Arc<AtomicBool>,
+}
+
+/// Why a read stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Stopped {
+    #[error("the host timeout passed")]
+    Deadline,
+    #[error("the sweep stopped waiting for it")]
+    Abandoned,
+}
+
+impl ReadLimit {
+    /// A read that stops at `deadline` (or when abandoned).
+    pub fn until(deadline: Instant) -> ReadLimit {
+        ReadLimit {
+            deadline: Some(deadline),
+            abandoned: Arc::default(),
+        }
+    }
+
+    /// Tells the read (on whichever thread) to stop at its next check.
+    pub fn abandon(&self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+
+    fn check(&self) -> Result<(), Stopped> {
+        if self.abandoned.load(Ordering::Relaxed) {
+            Err(Stopped::Abandoned)
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Err(Stopped::Deadline)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -55,6 +122,10 @@ pub enum OfflineError {
         os: OsFamily,
         files: String,
     },
+    #[error("bundle {}: no file could be read ({refused})", dir.display())]
+    Refused { dir: PathBuf, refused: String },
+    #[error("reading bundle {} stopped: {why}", dir.display())]
+    Stopped { dir: PathBuf, why: Stopped },
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,13 +158,16 @@ pub fn load_bundles(dir: &Path) -> Result<Vec<Bundle>, OfflineError> {
         path: dir.to_path_buf(),
         source,
     };
+    // A host.yaml of any kind marks a bundle: one that cannot be read (a
+    // FIFO, a link out of the bundle) is an error, not a directory skipped.
+    let has_host_file = |d: &Path| d.join(HOST_FILE).symlink_metadata().is_ok();
     let mut dirs = Vec::new();
-    if dir.join(HOST_FILE).is_file() {
+    if has_host_file(dir) {
         dirs.push(dir.to_path_buf());
     } else {
         for e in std::fs::read_dir(dir).map_err(dir_err)? {
             let p = e.map_err(dir_err)?.path();
-            if p.join(HOST_FILE).is_file() {
+            if p.is_dir() && has_host_file(&p) {
                 dirs.push(p);
             }
         }
@@ -123,7 +197,18 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
         path: path.clone(),
         message,
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+    let bundle = BundleDir::open(dir).map_err(|e| err(e.to_string()))?;
+    let entry = match bundle.entry(HOST_FILE, Want::File) {
+        Ok(Some(e)) => e,
+        Ok(None) => return Err(err("missing".to_string())),
+        Err(why) => return Err(err(format!("not read: {why}"))),
+    };
+    let (bytes, cut) = read_capped(&entry, MAX_HOST_FILE, &ReadLimit::default())
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    if cut {
+        return Err(err(format!("larger than {MAX_HOST_FILE} bytes")));
+    }
+    let text = decode_text(&bytes);
     let raw: RawHost = serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?;
     let Ok(family) = raw.os.trim().to_ascii_lowercase().parse::<OsFamily>() else {
         return Err(err(format!(
@@ -147,30 +232,76 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
     })
 }
 
-/// Reads a file of a bundle as text: UTF-8 (BOM stripped) or UTF-16 with BOM
-/// (what PowerShell 5.1's `>` writes); None when absent. Cut at [`MAX_FILE`].
-fn read_text(path: &Path, obs: &mut Observations) -> Option<String> {
-    let bytes = read_bytes(path, obs)?;
-    Some(decode_text(&bytes))
+/// What reading one bundle file gave.
+enum Read_ {
+    Bytes(Vec<u8>),
+    Absent,
+    /// Not read: a warning says why.
+    Refused,
 }
 
-fn read_bytes(path: &Path, obs: &mut Observations) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).ok()?;
+/// Reads the bundle file `label` (an entry opened from the bundle): up to
+/// [`MAX_FILE`], with a warning when cut or unreadable.
+fn read_entry(
+    entry: Result<Option<Entry>, Refused>,
+    label: &str,
+    obs: &mut Observations,
+    limit: &ReadLimit,
+) -> Result<Read_, Stopped> {
+    let entry = match entry {
+        Ok(Some(e)) => e,
+        Ok(None) => return Ok(Read_::Absent),
+        Err(why) => {
+            obs.warnings
+                .push(warning(label, format!("not read: {why}")));
+            return Ok(Read_::Refused);
+        }
+    };
+    match read_capped(&entry, MAX_FILE, limit) {
+        Ok((bytes, cut)) => {
+            if cut {
+                obs.warnings.push(warning(
+                    label,
+                    format!("file cut at {MAX_FILE} bytes; findings may be incomplete"),
+                ));
+            }
+            Ok(Read_::Bytes(bytes))
+        }
+        Err(ReadError::Stopped(why)) => Err(why),
+        Err(ReadError::Io(e)) => {
+            obs.warnings
+                .push(warning(label, format!("cannot read: {e}")));
+            Ok(Read_::Refused)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Stopped(Stopped),
+}
+
+/// Up to `max` bytes of an opened file, in chunks with `limit` checked
+/// between them; true when there was more.
+fn read_capped(entry: &Entry, max: u64, limit: &ReadLimit) -> Result<(Vec<u8>, bool), ReadError> {
     let mut bytes = Vec::new();
-    if let Err(e) = f.take(MAX_FILE + 1).read_to_end(&mut bytes) {
-        obs.warnings
-            .push(warning(&file_label(path), format!("cannot read: {e}")));
-        return None;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut file = (&entry.file).take(max + 1);
+    loop {
+        limit.check().map_err(ReadError::Stopped)?;
+        match file.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => bytes.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ReadError::Io(e)),
+        }
     }
-    if bytes.len() as u64 > MAX_FILE {
-        bytes.truncate(MAX_FILE as usize);
-        obs.warnings.push(warning(
-            &file_label(path),
-            format!("file cut at {MAX_FILE} bytes; findings may be incomplete"),
-        ));
-    }
-    Some(bytes)
+    let cut = bytes.len() as u64 > max;
+    bytes.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    Ok((bytes, cut))
 }
 
 /// Text from bytes: UTF-16LE/BE with BOM, else UTF-8 (lossy, BOM stripped).
@@ -197,12 +328,6 @@ pub fn decode_text(bytes: &[u8]) -> String {
     }
 }
 
-fn file_label(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 /// The nonce of a saved probe run: from its first marker line.
 pub fn nonce_of(output: &str) -> Option<&str> {
     let i = output.find("@@fleetsweep:")?;
@@ -214,23 +339,59 @@ pub fn nonce_of(output: &str) -> Option<&str> {
 
 /// Reads every file of the bundle in `dir` that `family`'s probe knows
 /// ([`crate::probes::registry::Probe::bundle_files`]) into one set of
-/// observations. Blocking (std::fs): async callers run it on a blocking thread.
-pub fn read_bundle(dir: &Path, family: OsFamily) -> Result<Observations, OfflineError> {
+/// observations. Only regular files inside the bundle are read (see
+/// [`super::bundle_dir`]); anything else is a warning naming the file. Stops
+/// when `limit` says so. Blocking: async callers run it on a blocking thread.
+pub fn read_bundle(
+    dir: &Path,
+    family: OsFamily,
+    limit: &ReadLimit,
+) -> Result<Observations, OfflineError> {
+    let stopped = |why| OfflineError::Stopped {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    let bundle = BundleDir::open(dir).map_err(|source| OfflineError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut obs = Observations::default();
     let mut found = false;
+    let mut refused = Vec::new();
     let files = probe(family).bundle_files;
     for file in files {
-        let path = dir.join(file.name);
-        found |= match file.read {
-            BundleRead::Text(parse) => match read_text(&path, &mut obs) {
-                Some(t) => {
-                    parse(&t, &mut obs);
-                    true
+        limit.check().map_err(stopped)?;
+        let read = match file.read {
+            BundleRead::Text(parse) => {
+                let entry = bundle.entry(file.name, Want::File);
+                match read_entry(entry, file.name, &mut obs, limit).map_err(stopped)? {
+                    Read_::Bytes(b) => {
+                        parse(&decode_text(&b), &mut obs);
+                        Read_::Bytes(Vec::new())
+                    }
+                    other => other,
                 }
-                None => false,
-            },
-            BundleRead::PlistDir(parse) => read_plist_dir(&path, &mut obs, parse),
+            }
+            BundleRead::PlistDir(parse) => {
+                read_plist_dir(&bundle, file.name, &mut obs, parse, limit).map_err(stopped)?
+            }
         };
+        match read {
+            Read_::Bytes(_) => found = true,
+            Read_::Refused => refused.push(file.name),
+            Read_::Absent => {}
+        }
+    }
+    if !found && !refused.is_empty() {
+        let why: Vec<String> = obs
+            .warnings
+            .iter()
+            .map(|w| format!("{}: {}", w.section, w.message))
+            .collect();
+        return Err(OfflineError::Refused {
+            dir: dir.to_path_buf(),
+            refused: why.join("; "),
+        });
     }
     if !found {
         let files: Vec<&str> = files.iter().map(|f| f.name).collect();
@@ -270,9 +431,13 @@ pub(super) fn saved_run(
 }
 
 /// `paths.txt`: one path a line (`find` output), or the probe's `d<TAB>path` form.
+/// A path already observed (by an earlier file or line) is kept once.
 pub(super) fn paths_list(text: &str, obs: &mut Observations) {
     let mut lines = 0usize;
     let mut read = 0usize;
+    // A set, not a scan of the list per line: 100,000 lines took ~50 s.
+    let mut seen: HashSet<&str> = obs.paths.iter().map(|p| p.path.as_str()).collect();
+    let mut found = Vec::new();
     for line in text.lines().take(100_000) {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() {
@@ -289,13 +454,14 @@ pub(super) fn paths_list(text: &str, obs: &mut Observations) {
         if path.starts_with('/') {
             read += 1;
         }
-        if path.starts_with('/') && !obs.paths.iter().any(|p| p.path == path) {
-            obs.paths.push(PathEntry {
+        if path.starts_with('/') && seen.insert(path) {
+            found.push(PathEntry {
                 path: path.to_string(),
                 kind,
             });
         }
     }
+    obs.paths.extend(found);
     // `find` prints absolute paths only; an empty file is a host without them.
     obs.section(
         "paths",
@@ -303,26 +469,47 @@ pub(super) fn paths_list(text: &str, obs: &mut Observations) {
     );
 }
 
-/// Each `*.plist` of `dir` (sorted), at most 2000.
+/// Each file of the plist directory `name` (by name, at most [`MAX_PLISTS`]).
 fn read_plist_dir(
-    dir: &Path,
+    bundle: &BundleDir,
+    name: &str,
     obs: &mut Observations,
     each: fn(&[u8], &str, &mut Observations),
-) -> bool {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return false;
+    limit: &ReadLimit,
+) -> Result<Read_, Stopped> {
+    let dir = match bundle.entry(name, Want::Dir) {
+        Ok(Some(d)) => d,
+        Ok(None) => return Ok(Read_::Absent),
+        Err(why) => {
+            obs.warnings.push(warning(name, format!("not read: {why}")));
+            return Ok(Read_::Refused);
+        }
     };
-    let mut files: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    for f in files.iter().take(2000) {
-        if let Some(b) = read_bytes(f, obs) {
-            each(&b, &file_label(f), obs);
+    let (mut names, more) = match bundle.names(&dir, MAX_DIR_NAMES) {
+        Ok(n) => n,
+        Err(e) => {
+            obs.warnings
+                .push(warning(name, format!("cannot list: {e}")));
+            return Ok(Read_::Refused);
+        }
+    };
+    names.sort();
+    if more || names.len() > MAX_PLISTS {
+        obs.warnings.push(warning(
+            name,
+            format!("more than {MAX_PLISTS} files: only the first {MAX_PLISTS} by name were read"),
+        ));
+    }
+    for f in names.iter().take(MAX_PLISTS) {
+        limit.check()?;
+        let file_name = f.to_string_lossy();
+        let label = format!("{name}/{}", clip(&file_name));
+        let entry = bundle.entry_of(&dir, f, Want::File);
+        if let Read_::Bytes(b) = read_entry(entry, &label, obs, limit)? {
+            each(&b, &file_name, obs);
         }
     }
-    true
+    Ok(Read_::Bytes(Vec::new()))
 }
 
 #[cfg(test)]
@@ -352,7 +539,9 @@ mod tests {
             (OsFamily::Macos, "macos.txt, sw_vers.txt, pkgutil-pkgs.txt, launchctl-list.txt, systemextensionsctl-list.txt, kextstat.txt, codesign.txt, Info.plist, LaunchDaemons, paths.txt"),
         ];
         for (family, files) in want {
-            let err = read_bundle(dir.path(), family).unwrap_err().to_string();
+            let err = read_bundle(dir.path(), family, &ReadLimit::default())
+                .unwrap_err()
+                .to_string();
             assert!(
                 err.ends_with(&format!(
                     "holds none of the files fleetsweep reads for {family} hosts ({files}); see docs/offline-bundles.md"
@@ -373,12 +562,61 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("macos.txt"), "no markers").unwrap();
         std::fs::write(dir.path().join("paths.txt"), "/opt/x\nrelative\n").unwrap();
-        let obs = read_bundle(dir.path(), OsFamily::Macos).unwrap();
+        let obs = read_bundle(dir.path(), OsFamily::Macos, &ReadLimit::default()).unwrap();
         assert_eq!(obs.os.unwrap().name.as_deref(), Some("macOS"));
         assert_eq!(obs.paths.len(), 1);
         assert_eq!(
             obs.warnings[0].message,
             "no probe markers: not an output of the macOS probe script"
+        );
+    }
+
+    #[test]
+    fn paths_list_keeps_each_path_once_across_files() {
+        let mut obs = Observations::default();
+        paths_list("d\t/opt/x\n", &mut obs);
+        paths_list("/opt/x\n/opt/y\nf\t/opt/y\n/opt/x/z\n", &mut obs);
+        let got: Vec<(&str, PathKind)> = obs
+            .paths
+            .iter()
+            .map(|p| (p.path.as_str(), p.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("/opt/x", PathKind::Dir),
+                ("/opt/y", PathKind::Other),
+                ("/opt/x/z", PathKind::Other)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_read_stops_at_its_deadline_or_when_abandoned() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("os-release"), "NAME=x\n").unwrap();
+        let past = ReadLimit::until(Instant::now());
+        let err = read_bundle(dir.path(), OsFamily::Linux, &past).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                OfflineError::Stopped {
+                    why: Stopped::Deadline,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let limit = ReadLimit::until(Instant::now() + std::time::Duration::from_secs(600));
+        assert!(read_bundle(dir.path(), OsFamily::Linux, &limit).is_ok());
+        limit.clone().abandon();
+        let err = read_bundle(dir.path(), OsFamily::Linux, &limit).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "reading bundle {} stopped: the sweep stopped waiting for it",
+                dir.path().display()
+            )
         );
     }
 
@@ -437,7 +675,7 @@ mod tests {
         for (family, file, bytes, section, want) in cases {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join(file), bytes).unwrap();
-            let obs = read_bundle(dir.path(), *family).unwrap();
+            let obs = read_bundle(dir.path(), *family, &ReadLimit::default()).unwrap();
             let got = obs.sections.get(*section).map(|s| s.state);
             assert_eq!(got, Some(*want), "{file}: {:?}", obs.sections);
             let v = verdict(&obs.sections, probe(*family).required_sections);
@@ -446,11 +684,15 @@ mod tests {
                 "{file}: {v:?}"
             );
         }
-        // /dev/null as dpkg-query.txt: an empty package database.
+        // /dev/null as dpkg-query.txt: a link out of the bundle, never read
+        // (so never an empty, clean package database).
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink("/dev/null", dir.path().join("dpkg-query.txt")).unwrap();
-        let obs = read_bundle(dir.path(), OsFamily::Linux).unwrap();
-        let v = verdict(&obs.sections, probe(OsFamily::Linux).required_sections);
-        assert_eq!(v.missing.len(), 1, "{v:?}");
+        let err = read_bundle(dir.path(), OsFamily::Linux, &ReadLimit::default()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dpkg-query.txt: not read: a symbolic link to a path outside the bundle"),
+            "{err}"
+        );
     }
 }

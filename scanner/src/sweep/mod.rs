@@ -259,14 +259,35 @@ fn family_of(h: &Host) -> OsFamily {
 async fn read_offline(h: &Host, ctx: &Ctx, dir: &Path) -> Result<HostReport, TransportError> {
     let family = family_of(h);
     let dir = dir.to_path_buf();
+    let timeout = h.host_timeout.unwrap_or(ctx.settings.host_timeout);
+    let limit = offline::ReadLimit::until(Instant::now() + timeout);
+    // A blocking thread cannot be cancelled: when this future is dropped (the
+    // host timed out, the sweep was interrupted), the read is told to stop,
+    // so it never outlives its host nor holds up the process's exit.
+    let _stop_on_drop = AbandonOnDrop(limit.clone());
     // std::fs, up to 64 MiB a file: off the runtime's worker threads.
-    let obs = tokio::task::spawn_blocking(move || offline::read_bundle(&dir, family))
+    let obs = tokio::task::spawn_blocking(move || offline::read_bundle(&dir, family, &limit))
         .await
         .map_err(|e| TransportError::Failed(format!("reading the offline bundle failed: {e}")))?
-        .map_err(|e| TransportError::Failed(e.to_string()))?;
+        .map_err(|e| match e {
+            offline::OfflineError::Stopped { .. } => TransportError::TimedOut(format!(
+                "{e}: the bundle was not read within the host timeout of {}s; raise --host-timeout or `host_timeout:` if it is just large",
+                timeout.as_secs_f64()
+            )),
+            e => TransportError::Failed(e.to_string()),
+        })?;
     let mut r = report_from(h, ctx, &obs, family);
     r.warnings.sort();
     Ok(r)
+}
+
+/// Abandons an offline read when dropped.
+struct AbandonOnDrop(offline::ReadLimit);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
 }
 
 async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {

@@ -776,3 +776,86 @@ fn signature_update_age_on_installed_findings() {
     obs.uninstall.clear();
     assert!(match_host(&builtin(), &obs, OsFamily::Windows, now).is_empty());
 }
+
+/// The tree of claimed paths answers exactly what the list it replaced did:
+/// every pair of paths spelled from a few components, `//`, trailing `/` and
+/// the empty path included.
+#[test]
+fn claimed_paths_agree_with_a_scan_of_all_claimed_paths() {
+    let parts = ["", "a", "b", "ab"];
+    let mut paths: Vec<String> = vec![String::new()];
+    for n in 1..=3 {
+        let mut level = vec![String::new()];
+        for _ in 0..n {
+            level = level
+                .iter()
+                .flat_map(|p| parts.iter().map(move |c| format!("{p}/{c}")))
+                .collect();
+        }
+        paths.extend(level.iter().cloned());
+        paths.extend(level.iter().map(|p| p.trim_start_matches('/').to_string()));
+    }
+    paths.sort();
+    paths.dedup();
+    let vendors = ["v1", "v2"];
+    // Every 7th path is claimed, by rule i % 3 of vendor i % 2.
+    let claims: Vec<(usize, &str, &str)> = paths
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 7 == 0)
+        .map(|(i, p)| (i % 3, vendors[i % 2], p.as_str()))
+        .collect();
+    let mut tree = ClaimedPaths::new();
+    for (rule, vendor, p) in &claims {
+        tree.insert(p, *rule, vendor);
+    }
+    for p in &paths {
+        let mut want: Vec<usize> = claims
+            .iter()
+            .filter(|(_, _, root)| under(p, root))
+            .map(|(r, _, _)| *r)
+            .collect();
+        want.sort();
+        want.dedup();
+        let mut got = tree.rules_above(p);
+        got.sort();
+        assert_eq!(got, want, "rules above {p:?}");
+        for v in vendors {
+            let want = claims
+                .iter()
+                .any(|(_, cv, root)| *cv == v && (p == root || under(p, root) || under(root, p)));
+            assert_eq!(tree.related(p, v), want, "{p:?} related to {v}");
+        }
+    }
+}
+
+/// 100,000 paths of one install root (each claimed) next to 2,000 processes
+/// running from it: linear, not every process checked against every path.
+#[test]
+fn many_claimed_paths_match_in_linear_time() {
+    let mut cat = Catalog::default();
+    let yaml = "catalog: {name: big, version: \"1\"}\nvendors:\n  - id: acme\n    name: Acme\n    defaults: {policy: ban}\n    products:\n      - id: av\n        name: Acme AV\n        signatures:\n          linux:\n            - {path: \"/opt/acme/av/**\", source: test}\n      - id: unknown\n        name: Unknown Acme product\n        fallback: true\n        signatures:\n          linux:\n            - {process_path: \"/opt/acme/**\", source: test}\n";
+    cat.add_text(Path::new("big.yaml"), yaml).unwrap();
+    let mut obs = Observations::default();
+    for i in 0..100_000 {
+        obs.paths
+            .push(dir(&format!("/opt/acme/av/d{}/f{i}", i / 100)));
+    }
+    for i in 0..2_000 {
+        obs.processes.push(proc_(
+            "x",
+            &format!("/opt/acme/av/d{}/f{i}/bin --n {i}", i / 100),
+        ));
+    }
+    let start = std::time::Instant::now();
+    let f = match_host(&cat, &obs, OsFamily::Linux, now());
+    eprintln!("matched in {:?}", start.elapsed());
+    assert_eq!(
+        f.len(),
+        1,
+        "{:?}",
+        f.iter().map(|f| &f.rule).collect::<Vec<_>>()
+    );
+    let count = |kind: &str| f[0].evidence.iter().filter(|e| e.kind == kind).count();
+    assert_eq!((count("path"), count("process")), (100_000, 2_000));
+}
