@@ -26,12 +26,15 @@ use fleetsweep_exporters::Report;
 /// One sweep of one target, awaited by one caller or more.
 pub(super) type Flight = Shared<BoxFuture<'static, Arc<Report>>>;
 
+/// Target name → (flight id, the flight).
+type Running = HashMap<String, (u64, WeakShared<BoxFuture<'static, Arc<Report>>>)>;
+
 /// The probes running now, by target.
 pub(super) struct Flights {
-    /// Target name → (flight id, the flight). Weak, so that the map does not
+    /// Weak, so that the map does not
     /// keep alive a flight whose callers all left; the id tells a flight from
     /// the one that replaced it under the same name.
-    running: Mutex<HashMap<String, (u64, WeakShared<BoxFuture<'static, Arc<Report>>>)>>,
+    running: Mutex<Running>,
     /// Flight ids.
     next_id: AtomicU64,
     /// One permit per running flight: bounds concurrent SSH connections
@@ -58,9 +61,7 @@ impl Flights {
         })
     }
 
-    fn running(
-        &self,
-    ) -> MutexGuard<'_, HashMap<String, (u64, WeakShared<BoxFuture<'static, Arc<Report>>>)>> {
+    fn running(&self) -> MutexGuard<'_, Running> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
