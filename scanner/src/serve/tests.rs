@@ -268,7 +268,9 @@ async fn slow_and_idle_clients_are_disconnected_after_the_header_timeout() {
     let (r, mut w) = trickle.into_split();
     let trickled = tokio::spawn(closed_after(r, start_all));
     tokio::spawn(async move {
-        for b in b"GET /healthz HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        // A byte every 50 ms, for as long as the server listens.
+        let head = b"GET /healthz HTTP/1.1\r\nX-Slow: ".iter();
+        for b in head.chain(std::iter::repeat(&b'a')) {
             if w.write_all(&[*b]).await.is_err() {
                 return;
             }
