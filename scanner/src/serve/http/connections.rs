@@ -206,18 +206,31 @@ impl<T> Watched<T> {
         Ok(())
     }
 
-    /// A write that did not progress: fails once it has not for [`WRITE_STALL`].
-    fn write_pending(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+    /// A write, flush or shutdown of `io` that stays pending fails once it
+    /// has for [`WRITE_STALL`]; any that completes resets the clock.
+    fn watch_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        op: impl FnOnce(Pin<&mut T>, &mut Context<'_>) -> Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>>
+    where
+        T: Unpin,
+    {
+        let polled = op(Pin::new(&mut self.io), cx);
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
         let stall = self
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
         if stall.as_mut().poll(cx).is_ready() {
-            return Err(io::Error::new(
+            return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "the client read nothing of the answer for 30s",
-            ));
+            )));
         }
-        Ok(())
+        Poll::Pending
     }
 }
 
@@ -253,17 +266,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.io).poll_write(cx, buf) {
-            Poll::Pending => match this.write_pending(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            done => {
-                this.stalled = None;
-                done
-            }
-        }
+        self.watch_write(cx, |io, cx| io.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -271,17 +274,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.io).poll_write_vectored(cx, bufs) {
-            Poll::Pending => match this.write_pending(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            done => {
-                this.stalled = None;
-                done
-            }
-        }
+        self.watch_write(cx, |io, cx| io.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -289,31 +282,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.io).poll_flush(cx) {
-            Poll::Pending => match this.write_pending(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            done => {
-                this.stalled = None;
-                done
-            }
-        }
+        self.watch_write(cx, |io, cx| io.poll_flush(cx))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        match Pin::new(&mut this.io).poll_shutdown(cx) {
-            Poll::Pending => match this.write_pending(cx) {
-                Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(e)),
-            },
-            done => {
-                this.stalled = None;
-                done
-            }
-        }
+        self.watch_write(cx, |io, cx| io.poll_shutdown(cx))
     }
 }
 
