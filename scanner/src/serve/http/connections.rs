@@ -158,7 +158,7 @@ where
         let first_bytes = self.first_bytes;
         Box::pin(async move {
             let (stream, service) = accepted.await?;
-            Ok((Watched::new(stream, first_bytes), service))
+            Ok((Watched::new(stream, first_bytes, WRITE_STALL), service))
         })
     }
 }
@@ -171,14 +171,17 @@ pub(super) struct Watched<T> {
     opening: Option<(Pin<Box<Sleep>>, usize)>,
     /// Since when a write has been pending.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// How long a write may stay pending.
+    write_stall: Duration,
 }
 
 impl<T> Watched<T> {
-    pub(super) fn new(io: T, first_bytes: Duration) -> Watched<T> {
+    pub(super) fn new(io: T, first_bytes: Duration, write_stall: Duration) -> Watched<T> {
         Watched {
             io,
             opening: Some((Box::pin(tokio::time::sleep(first_bytes)), 0)),
             stalled: None,
+            write_stall,
         }
     }
 
@@ -207,7 +210,7 @@ impl<T> Watched<T> {
     }
 
     /// A write, flush or shutdown of `io` that stays pending fails once it
-    /// has for [`WRITE_STALL`]; any that completes resets the clock.
+    /// has for `write_stall`; any that completes resets the clock.
     fn watch_write<R>(
         &mut self,
         cx: &mut Context<'_>,
@@ -221,13 +224,14 @@ impl<T> Watched<T> {
             self.stalled = None;
             return polled;
         }
+        let after = self.write_stall;
         let stall = self
             .stalled
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
         if stall.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                "the client read nothing of the answer for 30s",
+                format!("the client read nothing of the answer for {after:?}"),
             )));
         }
         Poll::Pending
@@ -300,7 +304,7 @@ mod tests {
             .build();
         let Ok(rt) = rt else { panic!("no runtime") };
         rt.block_on(async {
-            let mut w = Watched::new((), Duration::from_secs(1));
+            let mut w = Watched::new((), Duration::from_secs(1), WRITE_STALL);
             let mut r = Ok(());
             for c in chunks {
                 r = w.opened(c);
@@ -326,5 +330,34 @@ mod tests {
         // ...and once complete, is refused.
         let (r, _) = opened(&[H2_PREFACE]);
         assert_eq!(r.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidData));
+    }
+
+    /// A client that stops reading: the answer's writes fail after the
+    /// stall time instead of holding the connection; one that reads, however
+    /// slowly, is not cut off.
+    #[tokio::test]
+    async fn a_client_that_reads_nothing_is_cut_off() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stall = Duration::from_millis(300);
+        let (server, _client) = tokio::io::duplex(64);
+        let mut w = Watched::new(server, Duration::from_secs(1), stall);
+        let start = std::time::Instant::now();
+        let err = w.write_all(&[b'x'; 4096]).await.map_err(|e| e.kind());
+        assert_eq!(err, Err(io::ErrorKind::TimedOut));
+        assert!(start.elapsed() >= stall && start.elapsed() < stall * 5);
+
+        let (server, mut client2) = tokio::io::duplex(64);
+        let mut w = Watched::new(server, Duration::from_secs(1), stall);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 64];
+            let mut got = 0;
+            while got < 4096 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                got += client2.read(&mut buf).await.unwrap_or(0);
+            }
+            got
+        });
+        assert!(w.write_all(&[b'x'; 4096]).await.is_ok());
+        assert_eq!(reader.await.ok(), Some(4096));
     }
 }
