@@ -61,7 +61,16 @@ Endpoints:
   /healthz             200 once the daemon runs
   /report              the last sweep's YAML report
   /probe?target=HOST   sweep one inventory host now (blackbox-style; timeout from
-                       X-Prometheus-Scrape-Timeout-Seconds)";
+                       X-Prometheus-Scrape-Timeout-Seconds minus 0.5s, default 10s,
+                       never above the host timeout). Concurrent calls for one
+                       host share one sweep; 16 hosts at once (503 beyond); a
+                       probe whose callers all hung up is cancelled.
+
+Limits on clients:
+  --web.max-connections (512) open connections; more wait until one closes.
+  --web.header-timeout (10s) to send request headers (and the TLS handshake);
+  idle keep-alive connections close after it too. A client that reads nothing
+  of an answer for 30s is disconnected. HTTP/1.1 only.";
 
 const REPORT_EXAMPLES: &str = "\
 Examples:
@@ -288,6 +297,21 @@ pub struct ServeArgs {
     /// (`tls_server_config`, `basic_auth_users` with bcrypt hashes).
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+
+    /// Connections open at once (as Prometheus's own flag); beyond it new
+    /// connections wait in the listen backlog until one closes. Kept below
+    /// the usual 1024 open-file limit, which SSH connections share.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Time a client has to send a request's headers (and its TLS handshake);
+    /// idle keep-alive connections are closed after it too.
+    #[arg(
+        long = "web.header-timeout",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub header_timeout: String,
 }
 
 #[derive(Debug, Args)]

@@ -9,11 +9,11 @@ use tokio::sync::watch;
 
 use fleetsweep::cli::ServeArgs;
 use fleetsweep::inventory;
-use fleetsweep::serve::{self, scheduler::Schedule, ServeConfig, WebConfig};
+use fleetsweep::serve::{self, scheduler::Schedule, Limits, ServeConfig, WebConfig};
 
 use super::{EXIT_CLEAN, EXIT_PARTIAL};
 
-/// `/probe`s answered at once (each is one SSH connection).
+/// Targets probed at once (each is one SSH connection).
 const MAX_PROBES: usize = 16;
 /// Probe deadline when the scraper sends no timeout header.
 const DEFAULT_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -40,6 +40,14 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
         bail!("--jitter must be a fraction from 0 to 1 (0.1 adds up to 10% of the interval)");
     }
     let listen = listen_addr(&args.listen)?;
+    if args.max_connections == 0 {
+        bail!("--web.max-connections must be at least 1");
+    }
+    let header_timeout = inventory::parse_duration(&args.header_timeout)
+        .map_err(|e| anyhow::anyhow!("--web.header-timeout: {e}"))?;
+    if header_timeout.is_zero() {
+        bail!("--web.header-timeout must be longer than 0s");
+    }
     let web = match &args.web_config_file {
         Some(p) => WebConfig::load(p)?,
         None => WebConfig::default(),
@@ -58,6 +66,10 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
         },
         max_probes: MAX_PROBES,
         default_probe_timeout: DEFAULT_PROBE_TIMEOUT,
+        limits: Limits {
+            max_connections: args.max_connections,
+            header_timeout,
+        },
     };
     let (tx, rx) = watch::channel(None);
     tokio::spawn(forward_signals(tx));

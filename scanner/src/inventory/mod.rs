@@ -120,6 +120,15 @@ impl Target {
         }
     }
 
+    /// The host's own connect timeout (SSH, WinRM), if it sets one.
+    pub fn connect_timeout(&self) -> Option<Duration> {
+        match self {
+            Target::Ssh(s) => s.connect_timeout,
+            Target::Winrm(w) => w.connect_timeout,
+            Target::Local(_) | Target::Offline(_) => None,
+        }
+    }
+
     /// The connect timeout of a target that connects (SSH, WinRM), for the
     /// command line and `/probe` deadlines to override.
     pub fn connect_timeout_mut(&mut self) -> Option<&mut Option<Duration>> {

@@ -261,6 +261,19 @@ impl Pipeline {
         &self.hosts
     }
 
+    /// `h`'s whole-host deadline as a sweep applies it: the host's own
+    /// (`--host-timeout` or the inventory's), else the default of 2m.
+    pub fn host_timeout(&self, h: &Host) -> Duration {
+        h.host_timeout.unwrap_or(self.settings.host_timeout)
+    }
+
+    /// `h`'s connect deadline as a sweep applies it (per hop).
+    pub fn connect_timeout(&self, h: &Host) -> Duration {
+        h.target
+            .connect_timeout()
+            .unwrap_or(self.settings.connect_timeout)
+    }
+
     /// The state store file; `None` with `--no-state`.
     pub fn state_path(&self) -> Option<&Path> {
         self.history.path.as_deref()

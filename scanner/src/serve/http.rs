@@ -1,4 +1,9 @@
 //! The HTTP side of `serve` (axum over axum-server, plain or rustls).
+//!
+//! - [`connections`]: the bound on open connections and the deadlines on
+//!   slow clients (request headers, idle keep-alive, unread answers).
+
+mod connections;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +17,7 @@ use axum::routing::get;
 use axum::Router;
 use tokio::sync::watch;
 
+use super::probe::Boarding;
 use super::{ServeError, Shared};
 use crate::sweep::Silent;
 
@@ -25,35 +31,63 @@ const PROBE_MIN: Duration = Duration::from_millis(250);
 /// How long open connections may take to finish after a shutdown signal.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// What the server allows each client (see [`connections`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (the TLS handshake
+    /// too), and that an idle keep-alive connection stays open.
+    pub header_timeout: Duration,
+}
+
 pub(super) async fn serve(
     listener: std::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<Option<String>>,
 ) -> Result<(), ServeError> {
-    let app = router(shared);
+    let app = connections::Bounded::new(router(shared), limits.max_connections);
     let handle = axum_server::Handle::new();
     let h = handle.clone();
     tokio::spawn(async move {
         wait_for(shutdown).await;
         h.graceful_shutdown(Some(GRACE));
     });
+    let first_bytes = limits.header_timeout;
     let served = match tls {
         Some(cfg) => {
             let cfg = axum_server::tls_rustls::RustlsConfig::from_config(cfg);
-            axum_server::tls_rustls::from_tcp_rustls(listener, cfg)
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
+            let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, cfg)
+                .map(|tls| {
+                    connections::Watching::new(tls.handshake_timeout(first_bytes), first_bytes)
+                })
+                .handle(handle);
+            http1_limits(server.http_builder(), limits);
+            server.serve(app).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(app.into_make_service())
-                .await
+            let mut server = axum_server::from_tcp(listener)
+                .map(|plain| connections::Watching::new(plain, first_bytes))
+                .handle(handle);
+            http1_limits(server.http_builder(), limits);
+            server.serve(app).await
         }
     };
     served.map_err(ServeError::Serve)
+}
+
+/// hyper's deadline on request headers, which also closes idle keep-alive
+/// connections (it runs whenever hyper waits for the next request).
+fn http1_limits(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    limits: Limits,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
 }
 
 /// Resolves once the shutdown channel holds a value (never if nobody can send).
@@ -196,19 +230,37 @@ async fn not_found() -> Response {
     )
 }
 
-/// The probe deadline: Prometheus's scrape timeout minus a margin, else the default.
-fn probe_deadline(headers: &HeaderMap, default: Duration) -> Duration {
+/// The probe deadline: Prometheus's scrape timeout minus a margin, else the
+/// default; never above `cap` (the host timeout), whatever the client asks.
+fn probe_deadline(headers: &HeaderMap, default: Duration, cap: Duration) -> Duration {
     headers
         .get("X-Prometheus-Scrape-Timeout-Seconds")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|t| t.is_finite() && *t > 0.0)
         .map(|t| {
-            Duration::from_secs_f64(t.min(86_400.0))
+            Duration::from_secs_f64(t.min(cap.as_secs_f64()))
                 .saturating_sub(PROBE_MARGIN)
                 .max(PROBE_MIN)
         })
         .unwrap_or(default)
+        .min(cap)
+}
+
+/// `fleetsweep_probes_in_flight` counts a flight until it ends or is dropped.
+struct InFlight(prometheus::IntGauge);
+
+impl InFlight {
+    fn enter(gauge: &prometheus::IntGauge) -> InFlight {
+        gauge.inc();
+        InFlight(gauge.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Blackbox-style: sweeps one host now and answers with its page.
@@ -235,45 +287,43 @@ async fn probe(
             format!("target {shown:?} is not a host of the inventory; /probe only sweeps inventory hosts, by name\n"),
         );
     };
-    let Ok(permit) = s.probes.clone().try_acquire_owned() else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many probes in flight; try again later\n",
-        );
-    };
-    let deadline = probe_deadline(&headers, s.default_probe_timeout);
-    let mut host = host.clone();
-    host.host_timeout = Some(host.host_timeout.map_or(deadline, |t| t.min(deadline)));
-    if let Some(c) = host.target.connect_timeout_mut() {
-        *c = Some(c.map_or(deadline, |t| t.min(deadline)));
-    }
     let start = Instant::now();
-    // The probe runs as a task of its own that holds the permit: a scraper
-    // that hangs up does not free the slot while the host is still being swept.
-    let task = {
+    let cap = s.pipeline.host_timeout(host);
+    let deadline = probe_deadline(&headers, s.default_probe_timeout, cap);
+    // A sweep of this target already running is shared (it has its own
+    // deadline, as its first caller asked); otherwise one starts here. It is
+    // polled by this handler: a scraper that hangs up stops waiting, and once
+    // every caller has, the probe is dropped and its slot is free.
+    let boarding = s.probes.board(target, |slot| {
         let s = s.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            s.daemon.probes_in_flight.inc();
+        let mut host = host.clone();
+        host.host_timeout = Some(deadline);
+        let connect = s.pipeline.connect_timeout(&host).min(deadline);
+        if let Some(c) = host.target.connect_timeout_mut() {
+            *c = Some(connect);
+        }
+        Box::pin(async move {
+            let _slot = slot;
+            let _in_flight = InFlight::enter(&s.daemon.probes_in_flight);
             let report = s
                 .pipeline
                 .sweep(vec![host], Arc::new(Silent), s.shutdown.clone())
                 .await;
-            s.daemon.probes_in_flight.dec();
-            report
+            Arc::new(report)
         })
-    };
-    let report = match task.await {
-        Ok(r) => r,
-        Err(e) => {
+    });
+    let (report, joined) = match boarding {
+        Boarding::Started(flight) => (flight.await, false),
+        Boarding::Joined(flight) => (flight.await, true),
+        Boarding::Full => {
             return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the probe failed: {e}\n"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many probes in flight; try again later\n",
             )
         }
     };
     let secs = start.elapsed().as_secs_f64();
-    tracing::info!(target = %target, seconds = secs, "probe answered");
+    tracing::info!(target = %target, seconds = secs, joined, "probe answered");
     match fleetsweep_exporters::metrics::render_probe(&report, secs) {
         Ok(page) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], page).into_response(),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
@@ -287,22 +337,33 @@ mod tests {
     #[test]
     fn deadline_from_scrape_timeout() {
         let d = Duration::from_secs(10);
+        let cap = Duration::from_secs(120);
         let mut h = HeaderMap::new();
-        assert_eq!(probe_deadline(&h, d), d);
+        assert_eq!(probe_deadline(&h, d, cap), d);
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                HeaderValue::from_static(v),
+            );
+            probe_deadline(&h, d, cap)
+        };
+        assert_eq!(with("2"), Duration::from_millis(1500));
+        assert_eq!(with("0.3"), PROBE_MIN);
+        for bad in ["nan", "-5", "inf", "", "soon", "0"] {
+            assert_eq!(with(bad), d, "{bad:?}");
+        }
+        // Never above the host timeout, however long the scraper would wait.
+        assert_eq!(with("90"), Duration::from_millis(89_500));
+        assert_eq!(with("86400"), cap - PROBE_MARGIN);
+        assert_eq!(with("1e300"), cap - PROBE_MARGIN);
+        // A host timeout below the default bounds the default too.
         h.insert(
             "X-Prometheus-Scrape-Timeout-Seconds",
-            HeaderValue::from_static("2"),
+            HeaderValue::from_static("30"),
         );
-        assert_eq!(probe_deadline(&h, d), Duration::from_millis(1500));
-        h.insert(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            HeaderValue::from_static("0.3"),
-        );
-        assert_eq!(probe_deadline(&h, d), PROBE_MIN);
-        h.insert(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            HeaderValue::from_static("nan"),
-        );
-        assert_eq!(probe_deadline(&h, d), d);
+        let short = Duration::from_secs(3);
+        assert_eq!(probe_deadline(&h, d, short), short - PROBE_MARGIN);
+        assert_eq!(probe_deadline(&HeaderMap::new(), d, short), short);
     }
 }

@@ -5,7 +5,10 @@
 //! - [`scheduler`]: one sweep at start, then one every interval plus jitter;
 //!   sweeps run one after the other, never two at once.
 //! - `http` (axum): `/metrics`, `/healthz`, `/report`, `/probe?target=HOST`,
-//!   behind optional basic auth and TLS. The only module naming axum.
+//!   behind optional basic auth and TLS, with a bound on open connections and
+//!   deadlines on slow clients. The only module naming axum.
+//! - `probe`: `/probe` sweeps, one per target at a time, shared by its
+//!   concurrent callers and cancelled when they have all gone.
 //! - [`web_config`]: exporter-toolkit's `web.yml` (TLS, basic auth, headers).
 //! - `auth`: bcrypt basic auth with a cache of verified credentials.
 //!
@@ -24,19 +27,23 @@
 
 mod auth;
 mod http;
+mod probe;
 pub mod scheduler;
+#[cfg(test)]
+mod tests;
 pub mod web_config;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use fleetsweep_exporters::metrics::{DaemonMetrics, MetricsError, MetricsOptions};
 use fleetsweep_exporters::Report;
 
 use crate::pipeline::Pipeline;
+pub use http::Limits;
 pub use web_config::WebConfig;
 
 /// Everything the daemon needs, validated by the binary.
@@ -44,11 +51,15 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub web: WebConfig,
     pub schedule: scheduler::Schedule,
-    /// `/probe` requests answered at once; more get 503, so a scrape storm
-    /// cannot open unbounded SSH connections.
+    /// Targets probed at once (`/probe` calls for a target being probed
+    /// share its sweep); more get 503, so a scrape storm cannot open
+    /// unbounded SSH connections.
     pub max_probes: usize,
     /// Probe deadline when Prometheus sends no X-Prometheus-Scrape-Timeout-Seconds.
+    /// Like the header's, never above the host's timeout.
     pub default_probe_timeout: Duration,
+    /// Open connections and slow clients.
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +91,8 @@ struct Shared {
     daemon: DaemonMetrics,
     /// The last published sweep; `None` until the first one ends.
     published: RwLock<Option<Arc<Published>>>,
-    /// Bounds concurrent `/probe`s.
-    probes: Arc<Semaphore>,
+    /// The running `/probe` sweeps: one per target, a bounded number.
+    probes: Arc<probe::Flights>,
     /// Cancels sweeps and probes on shutdown.
     shutdown: watch::Receiver<Option<String>>,
     auth: Option<auth::BasicAuth>,
@@ -131,22 +142,32 @@ impl Shared {
     }
 }
 
+impl Shared {
+    fn new(
+        config: &ServeConfig,
+        pipeline: Arc<Pipeline>,
+        shutdown: watch::Receiver<Option<String>>,
+    ) -> Result<Arc<Shared>, ServeError> {
+        Ok(Arc::new(Shared {
+            pipeline,
+            daemon: DaemonMetrics::new()?,
+            published: RwLock::new(None),
+            probes: probe::Flights::new(config.max_probes),
+            shutdown,
+            auth: auth::BasicAuth::new(&config.web.basic_auth_users),
+            headers: config.web.headers.clone(),
+            default_probe_timeout: config.default_probe_timeout,
+        }))
+    }
+}
+
 /// Runs the daemon until `shutdown` receives a value.
 pub async fn run(
     config: ServeConfig,
     pipeline: Arc<Pipeline>,
     shutdown: watch::Receiver<Option<String>>,
 ) -> Result<(), ServeError> {
-    let shared = Arc::new(Shared {
-        pipeline,
-        daemon: DaemonMetrics::new()?,
-        published: RwLock::new(None),
-        probes: Arc::new(Semaphore::new(config.max_probes.max(1))),
-        shutdown: shutdown.clone(),
-        auth: auth::BasicAuth::new(&config.web.basic_auth_users),
-        headers: config.web.headers.clone(),
-        default_probe_timeout: config.default_probe_timeout,
-    });
+    let shared = Shared::new(&config, pipeline, shutdown.clone())?;
     let listener = std::net::TcpListener::bind(config.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| ServeError::Listen {
@@ -163,6 +184,7 @@ pub async fn run(
     let server = tokio::spawn(http::serve(
         listener,
         config.web.tls.clone(),
+        config.limits,
         shared.clone(),
         shutdown.clone(),
     ));
