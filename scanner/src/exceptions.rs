@@ -125,14 +125,13 @@ impl Exceptions {
 
     /// Validates the text of an exceptions file named `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Exceptions, Diagnostic> {
-        if text.trim().is_empty() {
+        if diag::is_blank_yaml(text) {
             return Err(Diagnostic::whole_file(
                 path,
                 "the exceptions file is empty (write `exceptions: []` for none)",
             ));
         }
-        let raw: RawFile =
-            serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(path, &e))?;
+        let raw: RawFile = diag::parse_yaml(path, text)?;
         let mut entries = Vec::with_capacity(raw.exceptions.len());
         for e in raw.exceptions {
             let at = e.referenced;

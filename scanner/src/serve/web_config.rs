@@ -96,14 +96,14 @@ impl WebConfig {
     /// Reads and checks `path`, loading the certificates it names.
     pub fn load(path: &Path) -> Result<WebConfig, Diagnostic> {
         let text = diag::read_file(path)?;
-        let file: File = if text.trim().is_empty() {
+        let file: File = if diag::is_blank_yaml(&text) {
             File {
                 tls_server_config: None,
                 http_server_config: None,
                 basic_auth_users: BTreeMap::new(),
             }
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?
+            diag::parse_yaml(path, &text)?
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut cfg = WebConfig::default();

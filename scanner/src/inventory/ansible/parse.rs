@@ -31,15 +31,22 @@ pub fn detect(text: &str) -> Dialect {
     if first.starts_with('[') {
         return Dialect::AnsibleIni;
     }
-    let Ok(Value::Object(top)) = serde_saphyr::from_str::<Value>(text) else {
-        // Not a YAML mapping: bare INI host lines (`web-01 ansible_host=...`).
+    let native = ["defaults", "groups", "hosts"];
+    let Ok(Value::Object(top)) =
+        serde_saphyr::from_str_with_options::<Value>(text, crate::diag::yaml_options())
+    else {
+        // Not a YAML mapping: bare INI host lines (`web-01 ansible_host=...`),
+        // or YAML with an error, which the dialect its first key names reports
+        // (rather than a fleetsweep "unknown field `all`" for an Ansible file).
+        let key = first.split(':').next().unwrap_or_default().trim();
         return if first.contains('=') || !first.contains(':') {
             Dialect::AnsibleIni
-        } else {
+        } else if native.contains(&key) {
             Dialect::Native
+        } else {
+            Dialect::AnsibleYaml
         };
     };
-    let native = ["defaults", "groups", "hosts"];
     if top.keys().any(|k| native.contains(&k.as_str())) {
         return Dialect::Native;
     }
@@ -91,7 +98,7 @@ fn vars_of(v: Option<&Value>) -> BTreeMap<String, String> {
 
 /// Parses an Ansible YAML inventory.
 pub fn parse_yaml(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnostic> {
-    let top: Value = serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, &e))?;
+    let top: Value = crate::diag::parse_yaml(file, text)?;
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     fn walk(name: &str, v: &Value, groups: &mut BTreeMap<String, Group>, depth: usize) {
         if depth > 32 {
