@@ -78,7 +78,7 @@ pub const YAML_MAX_NODES: usize = 8_000_000;
 /// How many values aliases (`*name`) may copy in one file, all aliases
 /// together. `<<: *defaults` on each of 100,000 hosts copies about a million;
 /// an alias bomb ("billion laughs") copies billions and stops here.
-pub const YAML_MAX_ALIAS_COPIES: usize = 8_000_000;
+pub const YAML_MAX_ALIAS_COPIES: usize = 4_000_000;
 
 /// How deeply lists and mappings may nest. Configuration files nest a few
 /// levels; `[[[[...]]]]` 100,000 deep is an error, never a stack overflow.
@@ -204,10 +204,7 @@ fn yaml_message(err: &serde_saphyr::Error) -> Option<String> {
                 "the file holds more than {YAML_MAX_NODES} YAML values, the limit for a \
                  configuration file; split it or check it is the right file"
             ),
-            B::Depth { .. } => format!(
-                "lists and mappings nest more than {YAML_MAX_DEPTH} levels deep here, \
-                 deeper than any configuration file needs"
-            ),
+            B::Depth { .. } => too_deep(),
             B::Aliases { .. } | B::Anchors { .. } | B::MergeKeys { .. } => format!(
                 "the file uses more than {YAML_MAX_NODES} anchors, aliases or merge keys, \
                  the limit for a configuration file"
@@ -235,6 +232,13 @@ fn yaml_message(err: &serde_saphyr::Error) -> Option<String> {
     Some(m)
 }
 
+fn too_deep() -> String {
+    format!(
+        "lists and mappings nest more than {YAML_MAX_DEPTH} levels deep here, \
+         deeper than any configuration file needs: is a bracket left open?"
+    )
+}
+
 /// The YAML scanner's messages (tabs, bad characters, nesting) in plain terms.
 fn scanner_message(msg: &str) -> Option<String> {
     let lower = msg.to_ascii_lowercase();
@@ -248,10 +252,7 @@ fn scanner_message(msg: &str) -> Option<String> {
         || lower.contains("nesting limit")
         || lower.contains("nested")
     {
-        format!(
-            "lists and mappings nest too deeply here (over {YAML_MAX_DEPTH} levels), \
-             deeper than any configuration file needs"
-        )
+        too_deep()
     } else {
         return None;
     };

@@ -2,7 +2,7 @@
 //! variables that apply to it and the groups it is in. Variables resolve as
 //! Ansible does: `all` → parent groups → child groups → host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -270,39 +270,40 @@ fn flatten(groups: BTreeMap<String, Group>) -> Vec<AnsibleHost> {
         }
     }
     // Ancestors, outermost first, `all` before everything.
+    // A group is marked before its parents are walked, so a cycle of groups
+    // (each a child of the other) ends at once instead of walking every path.
     fn chain<'a>(
         g: &'a str,
         parents: &BTreeMap<&'a str, Vec<&'a str>>,
         out: &mut Vec<&'a str>,
+        seen: &mut HashSet<&'a str>,
         depth: usize,
     ) {
-        if depth > 32 || out.contains(&g) {
+        if depth > 32 || !seen.insert(g) {
             return;
         }
         if let Some(ps) = parents.get(g) {
             for p in ps {
-                chain(p, parents, out, depth + 1);
+                chain(p, parents, out, seen, depth + 1);
             }
         }
-        if !out.contains(&g) {
-            out.push(g);
-        }
+        out.push(g);
     }
     let mut hosts: Vec<AnsibleHost> = Vec::new();
+    // Host name → index in `hosts`: a lookup per group entry stays O(1) for
+    // inventories of 100,000 hosts.
+    let mut index: HashMap<String, usize> = HashMap::new();
     for (gname, g) in &groups {
+        let mut lineage = Vec::new();
+        chain(gname, &parents, &mut lineage, &mut HashSet::new(), 0);
         for (h, hvars) in &g.hosts {
-            let mut lineage = Vec::new();
-            chain(gname, &parents, &mut lineage, 0);
-            let idx = match hosts.iter().position(|x| &x.name == h) {
-                Some(i) => i,
-                None => {
-                    hosts.push(AnsibleHost {
-                        name: h.clone(),
-                        ..AnsibleHost::default()
-                    });
-                    hosts.len() - 1
-                }
-            };
+            let idx = *index.entry(h.clone()).or_insert_with(|| {
+                hosts.push(AnsibleHost {
+                    name: h.clone(),
+                    ..AnsibleHost::default()
+                });
+                hosts.len() - 1
+            });
             let host = &mut hosts[idx];
             let mut vars = groups
                 .get("all")
