@@ -37,11 +37,12 @@ pub fn detect(text: &str) -> Dialect {
     else {
         // Not a YAML mapping: bare INI host lines (`web-01 ansible_host=...`),
         // or YAML with an error, which the dialect its first key names reports
-        // (rather than a fleetsweep "unknown field `all`" for an Ansible file).
+        // (rather than a fleetsweep "unknown field `all`" for an Ansible file);
+        // a list or a flow mapping is fleetsweep's to explain.
         let key = first.split(':').next().unwrap_or_default().trim();
         return if first.contains('=') || !first.contains(':') {
             Dialect::AnsibleIni
-        } else if native.contains(&key) {
+        } else if native.contains(&key) || first.starts_with('-') || first.starts_with('{') {
             Dialect::Native
         } else {
             Dialect::AnsibleYaml
