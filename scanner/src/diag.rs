@@ -180,6 +180,17 @@ fn yaml_message(err: &serde_saphyr::Error) -> Option<String> {
         E::Message { msg, .. } if msg.contains("did not match any variant of untagged enum OneOrMany") => {
             "expected a value or a list of values here".into()
         }
+        E::Message { msg, .. }
+            if msg.contains("did not match any variant of untagged enum DurationText") =>
+        {
+            "expected a duration here, like `30s`, `5m`, `1h30m` or `500ms`".into()
+        }
+        // Dates (`deadline:`, `expires:`) are read by jiff, which explains
+        // its parser ("failed to parse two digit integer as month").
+        E::Message { msg, .. } if is_date_error(msg) => {
+            "invalid date: write it as YYYY-MM-DD with a real month and day, e.g. 2027-03-31"
+                .into()
+        }
         E::NullIntoString { .. } => "expected a value here, found nothing (null)".into(),
         E::UnknownAnchor { .. } => {
             "this alias (`*name`) refers to no anchor (`&name`) defined above it".into()
@@ -230,6 +241,16 @@ fn yaml_message(err: &serde_saphyr::Error) -> Option<String> {
         _ => return None,
     };
     Some(m)
+}
+
+fn is_date_error(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    ["year", "month", "day", "date"]
+        .iter()
+        .any(|w| m.contains(w))
+        && ["parse", "invalid", "not valid", "range"]
+            .iter()
+            .any(|w| m.contains(w))
 }
 
 fn too_deep() -> String {
