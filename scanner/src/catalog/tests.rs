@@ -49,7 +49,7 @@ fn load_text(text: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
     std::fs::write(&path, text).unwrap();
-    Catalog::load(&[path.clone()])
+    Catalog::load(std::slice::from_ref(&path))
         .map(|_| "loaded".to_string())
         .unwrap_or_else(|e| e.to_string().replace(&path.display().to_string(), "c.yaml"))
 }
@@ -63,12 +63,12 @@ fn bad_yaml_in_catalogs_gives_exact_messages() {
         ("# no rules yet\n".into(), "c.yaml: the catalog is empty"),
         (format!("{head}{head}"), "c.yaml:3:1: key `catalog` appears twice in the same mapping: keep one (YAML does not merge repeated keys)"),
         (format!("{head}---\n{head}"), "c.yaml:4:1: the file holds several YAML documents (separated by `---`); a configuration file is one document: remove the extra `---` or split the file"),
-        (format!("catalog:\n\tname: t\n"), "c.yaml:2:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
-        (format!("catalog: {{name: t\x00, version: 1}}\n"), "c.yaml:1:18: a NUL byte here: configuration files are text; is this the right file?"),
-        (format!("catalog: {{name: t, version: 1}}\nvendors: *v\n"), "c.yaml:2:10: this alias (`*name`) refers to no anchor (`&name`) defined above it"),
+        ("catalog:\n\tname: t\n".into(), "c.yaml:2:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+        ("catalog: {name: t\x00, version: 1}\n".into(), "c.yaml:1:18: a NUL byte here: configuration files are text; is this the right file?"),
+        ("catalog: {name: t, version: 1}\nvendors: *v\n".into(), "c.yaml:2:10: this alias (`*name`) refers to no anchor (`&name`) defined above it"),
         // 100,000 open brackets: an error, not a stack overflow.
         (format!("catalog: [{}]\n", "[".repeat(100_000)), "c.yaml:1:10: expected a mapping here: `key: value` lines, or `{key: value}`"),
-        (format!("catalog: {{name: t, version: 1\n"), "c.yaml:1:10: unclosed bracket '{': check the YAML syntax here (indentation with spaces, quotes and brackets closed)"),
+        ("catalog: {name: t, version: 1\n".into(), "c.yaml:1:10: unclosed bracket '{': check the YAML syntax here (indentation with spaces, quotes and brackets closed)"),
     ];
     let mut failures = Vec::new();
     for (text, want) in &cases {
