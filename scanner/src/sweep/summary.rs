@@ -230,6 +230,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn huge_names_overflow_their_column_instead_of_panicking() {
+        // `format!` panics on a width over 65,535: the width is capped.
+        let long = "h".repeat(70_000);
+        assert_eq!(column_width("NAME", [long.as_str(), "a"]), MAX_COLUMN);
+        assert_eq!(column_width("NAME", ["a"]), 4);
+        let now = jiff::Timestamp::now();
+        let report = Report {
+            report_version: fleetsweep_exporters::REPORT_VERSION,
+            sweep: fleetsweep_exporters::SweepInfo {
+                id: "s".into(),
+                started: now,
+                finished: now,
+                scanner_version: "test".into(),
+                catalogs: vec![],
+                shard: None,
+                complete: true,
+                interrupted_by: None,
+            },
+            summary: fleetsweep_exporters::Summary::default(),
+            exceptions: None,
+            hosts: vec![HostReport {
+                name: long.clone(),
+                address: "127.0.0.1".into(),
+                labels: Default::default(),
+                outcome: Outcome::Unreachable,
+                error: Some("refused".into()),
+                os: None,
+                duration_seconds: 0.5,
+                warnings: vec![],
+                findings: vec![],
+            }],
+        };
+        let text = render(&report);
+        assert!(
+            text.contains(&format!("  {long}  unreachable")),
+            "the full name is printed"
+        );
+        assert_eq!(clip(&long, 10).chars().count(), 10);
+    }
+
+    #[test]
     fn terminal_escapes_are_neutralised() {
         assert_eq!(term_safe("ok\x1b[2Jx\n"), "ok\\u{1b}[2Jx\\n");
         assert_eq!(term_safe("Kaspersky для Windows"), "Kaspersky для Windows");
