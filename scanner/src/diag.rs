@@ -397,6 +397,27 @@ mod tests {
     }
 
     #[test]
+    fn budget_breaches_name_the_limit_not_the_library() {
+        let mut opts = yaml_options();
+        if let Some(b) = opts.budget.as_mut() {
+            b.max_nodes = 10;
+        }
+        let err = serde_saphyr::from_str_with_options::<serde_json::Value>(
+            "hosts: [a, b, c, d, e, f, g, h, i, j, k]\n",
+            opts,
+        )
+        .unwrap_err();
+        let d = Diagnostic::from_yaml(Path::new("f.yaml"), &err).to_string();
+        assert!(
+            d.ends_with(
+                "the file holds more than 8000000 YAML values, the limit for a configuration \
+                 file; split it or check it is the right file"
+            ),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn yaml_errors_are_one_line_with_position() {
         assert_eq!(
             diag("name: a\nprot: 22\n"),
