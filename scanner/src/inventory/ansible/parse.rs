@@ -32,6 +32,19 @@ pub fn detect(text: &str) -> Dialect {
         return Dialect::AnsibleIni;
     }
     let native = ["defaults", "groups", "hosts"];
+    // A top-level `defaults:`/`groups:`/`hosts:` key (at column 0) settles it
+    // without reading the whole file twice: a 60 MB inventory would otherwise
+    // be parsed untyped here first, doubling time and peak memory.
+    let native_key_at_top = text.lines().any(|l| {
+        let l = l.trim_start_matches('\u{feff}');
+        native.iter().any(|k| {
+            l.strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+    });
+    if native_key_at_top {
+        return Dialect::Native;
+    }
     let Ok(Value::Object(top)) =
         serde_saphyr::from_str_with_options::<Value>(text, crate::diag::yaml_options())
     else {
