@@ -13,6 +13,23 @@ use std::path::Path;
 /// read a textfile written by root with that mode). Restrict the directory
 /// if the reports must stay private.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write(path, bytes).map_err(explain)
+}
+
+/// A full disk or quota said in the user's terms ("No space left on device
+/// (os error 28)" does not say what to do); callers name the file.
+pub fn explain(e: std::io::Error) -> std::io::Error {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    let message = match e.raw_os_error() {
+        Some(ENOSPC) => "the disk is full (no space left on device): free space on it or write the file elsewhere",
+        Some(EDQUOT) => "the disk quota is exceeded: free space in your quota or write the file elsewhere",
+        _ => return e,
+    };
+    std::io::Error::new(e.kind(), message)
+}
+
+fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -35,6 +52,30 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_full_disk_is_said_plainly() {
+        let e = explain(std::io::Error::from_raw_os_error(28));
+        assert_eq!(
+            e.to_string(),
+            "the disk is full (no space left on device): free space on it or write the file elsewhere"
+        );
+        assert_eq!(e.kind(), std::io::ErrorKind::StorageFull);
+        let other = explain(std::io::Error::from_raw_os_error(13));
+        assert_eq!(other.raw_os_error(), Some(13));
+        // /dev/full answers every write with ENOSPC, like a full disk.
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let err = f
+            .write_all(b"x")
+            .and_then(|()| f.flush())
+            .map_err(explain)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("the disk is full"), "{err}");
+    }
 
     #[test]
     fn new_files_are_world_readable_and_existing_modes_are_kept() {

@@ -125,14 +125,13 @@ impl Exceptions {
 
     /// Validates the text of an exceptions file named `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Exceptions, Diagnostic> {
-        if text.trim().is_empty() {
+        if diag::is_blank_yaml(text) {
             return Err(Diagnostic::whole_file(
                 path,
                 "the exceptions file is empty (write `exceptions: []` for none)",
             ));
         }
-        let raw: RawFile =
-            serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(path, &e))?;
+        let raw: RawFile = diag::parse_yaml(path, text)?;
         let mut entries = Vec::with_capacity(raw.exceptions.len());
         for e in raw.exceptions {
             let at = e.referenced;
@@ -256,7 +255,13 @@ mod tests {
             ("invalid-no-approver.yaml", "invalid-no-approver.yaml:2:5: exception without `approver`: every exception says why (`reason`), who approved it (`approver`) and when it ends (`expires`)"),
             ("invalid-no-expires.yaml", "invalid-no-expires.yaml:2:5: exception without `expires`: every exception says why (`reason`), who approved it (`approver`) and when it ends (`expires`)"),
             ("invalid-empty-reason.yaml", "invalid-empty-reason.yaml:4:13: `reason` is empty: every exception says why and who approved it"),
-            ("invalid-date.yaml", "invalid-date.yaml:6:14: failed to parse two digit integer as month: invalid digit, expected 0-9 but got -"),
+            ("invalid-date.yaml", "invalid-date.yaml:6:14: invalid date: write it as YYYY-MM-DD with a real month and day, e.g. 2027-03-31"),
+            ("invalid-only-comments.yaml", "invalid-only-comments.yaml: the exceptions file is empty (write `exceptions: []` for none)"),
+            ("invalid-duplicate-key.yaml", "invalid-duplicate-key.yaml:4:5: key `rule` appears twice in the same mapping: keep one (YAML does not merge repeated keys)"),
+            ("invalid-two-documents.yaml", "invalid-two-documents.yaml:3:1: the file holds several YAML documents (separated by `---`); a configuration file is one document: remove the extra `---` or split the file"),
+            ("invalid-tab.yaml", "invalid-tab.yaml:2:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+            ("invalid-not-a-list.yaml", "invalid-not-a-list.yaml:2:3: expected a list here: `- item` lines, or `[a, b]`"),
+            ("invalid-hosts-mapping.yaml", "invalid-hosts-mapping.yaml:2:12: expected a single value here, not a list or a mapping"),
             ("invalid-glob.yaml", "invalid-glob.yaml:2:12: invalid glob `lab-[x`: unclosed character class; missing ']'"),
             ("invalid-no-hosts.yaml", "invalid-no-hosts.yaml:2:5: an exception needs `hosts:` (a glob on inventory names) or `labels:` (e.g. {site: lab})"),
             ("invalid-empty.yaml", "invalid-empty.yaml: the exceptions file is empty (write `exceptions: []` for none)"),

@@ -15,6 +15,7 @@ use fleetsweep::cli::{
 };
 use fleetsweep::inventory::limit::{Limit, Shard};
 use fleetsweep::inventory::{self, Host, Inventory, LoadOptions, Target};
+use fleetsweep::sweep::summary::{column_width, term_safe};
 
 pub const EXIT_CLEAN: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
@@ -118,25 +119,22 @@ fn hosts(args: &HostsArgs) -> Result<u8> {
                 let via: Vec<String> = jumps(h);
                 let labels: Vec<String> =
                     h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                // Names, labels and addresses come from user files: no
+                // control character reaches the terminal.
                 rows.push([
-                    h.name.clone(),
+                    term_safe(&h.name),
                     transport,
-                    addr,
+                    term_safe(&addr),
                     if via.is_empty() {
                         "-".to_string()
                     } else {
-                        via.join(",")
+                        term_safe(&via.join(","))
                     },
-                    labels.join(","),
+                    term_safe(&labels.join(",")),
                 ]);
             }
-            let width = |i: usize, title: &str| {
-                rows.iter()
-                    .map(|r| r[i].chars().count())
-                    .chain([title.len()])
-                    .max()
-                    .unwrap_or(0)
-            };
+            let width =
+                |i: usize, title: &str| column_width(title, rows.iter().map(|r| r[i].as_str()));
             let (w0, w1, w2, w3) = (
                 width(0, "NAME"),
                 width(1, "TRANSPORT"),
@@ -269,7 +267,7 @@ fn catalog(c: &CatalogCommand) -> Result<u8> {
         }
         CatalogCommand::List { catalog } => {
             let cat = Catalog::load(catalog)?;
-            let w = cat.rules.iter().map(|r| r.id.len()).max().unwrap_or(4);
+            let w = column_width("RULE", cat.rules.iter().map(|r| r.id.as_str()));
             println!(
                 "{:w$}  {:6}  {:30}  PRODUCT",
                 "RULE",

@@ -64,7 +64,7 @@ fn render(format: &str, report: &Report, history: &[HistoryPoint]) -> Result<Str
 
 fn list_table(rows: &[SweepRow]) -> String {
     let mut s = String::new();
-    let w = rows.iter().map(|r| r.id.len()).max().unwrap_or(2).max(2);
+    let w = fleetsweep::sweep::summary::column_width("ID", rows.iter().map(|r| r.id.as_str()));
     let _ = writeln!(
         s,
         "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  REPORT",

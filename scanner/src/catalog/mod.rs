@@ -433,11 +433,10 @@ impl Catalog {
 
     /// Parses one catalog file and merges it in.
     pub fn add_text(&mut self, file: &Path, text: &str) -> Result<(), Diagnostic> {
-        if text.trim().is_empty() {
+        if diag::is_blank_yaml(text) {
             return Err(Diagnostic::whole_file(file, "the catalog is empty"));
         }
-        let raw: RawFile =
-            serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, &e))?;
+        let raw: RawFile = diag::parse_yaml(file, text)?;
         let cat_name = raw.catalog.name.value.clone();
         if !valid_id(&cat_name) {
             return Err(Diagnostic::at(

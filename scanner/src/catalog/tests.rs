@@ -26,7 +26,7 @@ fn invalid_catalogs_name_file_line_and_column() {
         ("invalid-kind-os.yaml", "invalid-kind-os.yaml:11:30: `display_name` signatures are not supported under `linux`"),
         ("invalid-glob.yaml", "invalid-glob.yaml:11:22: invalid glob `/opt/[x`"),
         ("invalid-policy.yaml", "invalid-policy.yaml:5:24: unknown variant `forbid`, expected one of ban, watch"),
-        ("invalid-date.yaml", "invalid-date.yaml:5:39: failed to parse two digit integer as month"),
+        ("invalid-date.yaml", "invalid-date.yaml:5:39: invalid date: write it as YYYY-MM-DD with a real month and day, e.g. 2027-03-31"),
         ("invalid-vendor-id.yaml", "invalid-vendor-id.yaml:3:9: vendor id `V_1` must use only a-z, 0-9 and `-`"),
         ("invalid-duplicate-rule.yaml", "invalid-duplicate-rule.yaml: rule `v/p` is defined twice"),
         ("missing.yaml", "missing.yaml: cannot read file"),
@@ -41,6 +41,43 @@ fn invalid_catalogs_name_file_line_and_column() {
             )),
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A catalog written inline to `c.yaml`; the error as printed.
+fn load_text(text: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, text).unwrap();
+    Catalog::load(std::slice::from_ref(&path))
+        .map(|_| "loaded".to_string())
+        .unwrap_or_else(|e| e.to_string().replace(&path.display().to_string(), "c.yaml"))
+}
+
+/// The YAML-level mistakes, each with its exact message.
+#[test]
+#[rustfmt::skip]
+fn bad_yaml_in_catalogs_gives_exact_messages() {
+    let head = "catalog: {name: t, version: 1}\nvendors: []\n";
+    let cases: [(String, &str); 8] = [
+        ("# no rules yet\n".into(), "c.yaml: the catalog is empty"),
+        (format!("{head}{head}"), "c.yaml:3:1: key `catalog` appears twice in the same mapping: keep one (YAML does not merge repeated keys)"),
+        (format!("{head}---\n{head}"), "c.yaml:4:1: the file holds several YAML documents (separated by `---`); a configuration file is one document: remove the extra `---` or split the file"),
+        ("catalog:\n\tname: t\n".into(), "c.yaml:2:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+        ("catalog: {name: t\x00, version: 1}\n".into(), "c.yaml:1:18: a NUL byte here: configuration files are text; is this the right file?"),
+        ("catalog: {name: t, version: 1}\nvendors: *v\n".into(), "c.yaml:2:10: this alias (`*name`) refers to no anchor (`&name`) defined above it"),
+        // 100,000 open brackets: an error, not a stack overflow.
+        (format!("catalog: [{}]\n", "[".repeat(100_000)), "c.yaml:1:10: expected a mapping here: `key: value` lines, or `{key: value}`"),
+        ("catalog: {name: t, version: 1\n".into(), "c.yaml:1:10: unclosed bracket '{': check the YAML syntax here (indentation with spaces, quotes and brackets closed)"),
+    ];
+    let mut failures = Vec::new();
+    for (text, want) in &cases {
+        let got = load_text(text.as_bytes());
+        if got != *want {
+            failures.push(format!("want: {want}\n  got:  {got}"));
+        }
+    }
+    assert_eq!(load_text(b"catalog: {name: caf\xe9}\n"), "c.yaml:1:20: file is not valid UTF-8");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

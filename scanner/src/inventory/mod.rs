@@ -169,7 +169,7 @@ impl Inventory {
     /// Loads and resolves an inventory file. Every error names file, line and column.
     pub fn load(path: &Path, opts: &LoadOptions) -> Result<Inventory, Diagnostic> {
         let text = diag::read_file(path)?;
-        if text.trim().is_empty() {
+        if diag::is_blank_yaml(&text) {
             return Err(Diagnostic::whole_file(
                 path,
                 "the inventory is empty: list hosts under `hosts:` (see `fleetsweep scan --help`)",
@@ -177,7 +177,7 @@ impl Inventory {
         }
         let raw = match ansible::read(path, &text)? {
             Some(raw) => raw,
-            None => serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?,
+            None => diag::parse_yaml(path, &text)?,
         };
         let ssh_config =
             match &opts.ssh_config {

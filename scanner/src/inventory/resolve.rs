@@ -77,6 +77,7 @@ fn entries(
         if name.is_empty() {
             return Err(Diagnostic::at(file, at, "host name is empty"));
         }
+        check_name_length(file, &name, at)?;
         if index.contains_key(&name) {
             return Err(Diagnostic::at(
                 file,
@@ -101,6 +102,7 @@ fn entries(
                     format!("empty host name in group `{gname}`"),
                 ));
             }
+            check_name_length(file, &name, h.referenced)?;
             let i = *index.entry(name.clone()).or_insert_with(|| {
                 entries.push(Entry {
                     name,
@@ -116,6 +118,36 @@ fn entries(
         }
     }
     Ok(entries)
+}
+
+/// The longest host name, in bytes. A name is a label for reports, logs and
+/// `--limit`, not necessarily a DNS name, but past 255 bytes (the longest
+/// name a file system takes, and longer than any DNS name) it is a mistake;
+/// refusing it here keeps every table, log line and message sane.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The longest address, in bytes: a DNS name is at most 253 characters, and
+/// IP addresses and `~/.ssh/config` aliases are shorter still.
+pub const MAX_ADDRESS_BYTES: usize = 253;
+
+fn check_name_length(
+    file: &Path,
+    name: &str,
+    at: serde_saphyr::Location,
+) -> Result<(), Diagnostic> {
+    if name.len() <= MAX_NAME_BYTES {
+        return Ok(());
+    }
+    Err(Diagnostic::at(
+        file,
+        at,
+        format!(
+            "host name `{}` is {} bytes long, over the limit of {MAX_NAME_BYTES}: \
+             use a shorter name (put details in `labels:`)",
+            crate::diag::shorten(name),
+            name.len()
+        ),
+    ))
 }
 
 /// One host's settings after precedence.
@@ -202,6 +234,19 @@ pub(super) struct Settled {
 }
 
 fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
+    if m.address.len() > MAX_ADDRESS_BYTES {
+        return Err(Diagnostic::at(
+            file,
+            m.at.referenced,
+            format!(
+                "host `{}`: address `{}` is {} bytes long, over the limit of \
+                 {MAX_ADDRESS_BYTES} (the longest DNS name): check `address:`",
+                m.name,
+                crate::diag::shorten(&m.address),
+                m.address.len()
+            ),
+        ));
+    }
     let vars = &m.vars;
     let user = vars.user.clone().unwrap_or_else(current_user);
     let transport = vars.transport.unwrap_or(TransportKind::Ssh);

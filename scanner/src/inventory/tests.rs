@@ -100,6 +100,177 @@ fn resolves_defaults_groups_and_hosts() {
     );
 }
 
+/// Bad inventories an outside tester sent, each paired with the exact message
+/// it must produce: the user's terms, file:line:column when there is a
+/// position, and how to fix it (blackbox_exporter's `invalid-*.yml` style).
+#[test]
+#[rustfmt::skip]
+fn bad_inventories_give_exact_messages() {
+    let cases = [
+        ("invalid-address-too-long.yaml", "invalid-address-too-long.yaml:2:11: host `web-01`: address `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…` is 300 bytes long, over the limit of 253 (the longest DNS name): check `address:`"),
+        ("invalid-ansible-port.ini", "invalid-ansible-port.ini: host `web-01`: ansible_port `99999` is not a port number: write a whole number from 0 to 65535"),
+        ("invalid-ansible-port.yaml", "invalid-ansible-port.yaml: host `web-01`: ansible_port `ssh` is not a port number: write a whole number from 0 to 65535"),
+        ("invalid-ansible-yaml-tab.yaml", "invalid-ansible-yaml-tab.yaml:3:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+        ("invalid-bad-indent.yaml", "invalid-bad-indent.yaml:3:4: while parsing a block collection, did not find expected '-' indicator: check the YAML syntax here (indentation with spaces, quotes and brackets closed)"),
+        ("invalid-duplicate-host-key.yaml", "invalid-duplicate-host-key.yaml:4:5: key `port` appears twice in the same mapping: keep one (YAML does not merge repeated keys)"),
+        ("invalid-duplicate-key.yaml", "invalid-duplicate-key.yaml:3:1: key `defaults` appears twice in the same mapping: keep one (YAML does not merge repeated keys)"),
+        ("invalid-duration-huge.yaml", "invalid-duration-huge.yaml:2:17: invalid duration `99999999999999999999s`: write it like `30s`, `5m`, `1h30m` or `500ms`"),
+        ("invalid-empty-name.yaml", "invalid-empty-name.yaml:2:11: host name is empty"),
+        ("invalid-empty.yaml", "invalid-empty.yaml: the inventory is empty: list hosts under `hosts:` (see `fleetsweep scan --help`)"),
+        ("invalid-group-hosts-map.yaml", "invalid-group-hosts-map.yaml:3:12: expected a list here: `- item` lines, or `[a, b]`"),
+        ("invalid-hosts-not-list.yaml", "invalid-hosts-not-list.yaml:2:3: expected a list here: `- item` lines, or `[a, b]`"),
+        ("invalid-hosts-scalar.yaml", "invalid-hosts-scalar.yaml:1:8: expected a list here: `- item` lines, or `[a, b]`"),
+        ("invalid-identity-number.yaml", "invalid-identity-number.yaml:3:20: expected a value or a list of values here"),
+        ("invalid-jump-unknown.yaml", "invalid-jump-unknown.yaml:3:11: invalid jump `bastion:99999`: bad port \"99999\" in \"bastion:99999\""),
+        ("invalid-labels-list.yaml", "invalid-labels-list.yaml:3:13: expected a mapping here: `key: value` lines, or `{key: value}`"),
+        ("invalid-merge-scalar.yaml", "invalid-merge-scalar.yaml:3:9: a merge key (`<<:`) takes a mapping or a list of mappings, e.g. `<<: *defaults`"),
+        ("invalid-name-null.yaml", "invalid-name-null.yaml:2:9: expected a value here, found nothing (null)"),
+        ("invalid-name-too-long.yaml", "invalid-name-too-long.yaml:2:11: host name `aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…` is 300 bytes long, over the limit of 255: use a shorter name (put details in `labels:`)"),
+        ("invalid-not-utf8.yaml", "invalid-not-utf8.yaml:2:14: file is not valid UTF-8"),
+        ("invalid-nul-byte.yaml", "invalid-nul-byte.yaml:2:14: a NUL byte here: configuration files are text; is this the right file?"),
+        ("invalid-only-comments.yaml", "invalid-only-comments.yaml: the inventory is empty: list hosts under `hosts:` (see `fleetsweep scan --help`)"),
+        ("invalid-os.yaml", "invalid-os.yaml:3:9: unknown variant `solaris`, expected one of linux, windows, macos"),
+        ("invalid-port-float.yaml", "invalid-port-float.yaml:3:11: expected a whole number from 0 to 65535"),
+        ("invalid-port-huge.yaml", "invalid-port-huge.yaml:3:11: expected a whole number from 0 to 65535"),
+        ("invalid-port-negative.yaml", "invalid-port-negative.yaml:3:11: expected a whole number from 0 to 65535"),
+        ("invalid-port-text.yaml", "invalid-port-text.yaml:3:11: expected a whole number from 0 to 65535"),
+        ("invalid-sudo.yaml", "invalid-sudo.yaml:3:11: expected true or false"),
+        ("invalid-tab-in-mapping.yaml", "invalid-tab-in-mapping.yaml:2:11: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+        ("invalid-tab-indent.yaml", "invalid-tab-indent.yaml:2:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+        ("invalid-top-list.yaml", "invalid-top-list.yaml:1:1: expected a mapping here: `key: value` lines, or `{key: value}`"),
+        ("invalid-two-documents.yaml", "invalid-two-documents.yaml:4:1: the file holds several YAML documents (separated by `---`); a configuration file is one document: remove the extra `---` or split the file"),
+        ("invalid-unclosed-flow.yaml", "invalid-unclosed-flow.yaml:1:8: unclosed bracket '[': check the YAML syntax here (indentation with spaces, quotes and brackets closed)"),
+        ("invalid-unclosed-quote.yaml", "invalid-unclosed-quote.yaml:3:1: invalid indentation in multiline quoted scalar: check the YAML syntax here (indentation with spaces, quotes and brackets closed)"),
+        ("invalid-unknown-alias.yaml", "invalid-unknown-alias.yaml:3:13: this alias (`*name`) refers to no anchor (`&name`) defined above it"),
+        ("invalid-unknown-top-key.yaml", "invalid-unknown-top-key.yaml:1:1: unknown field `host`, expected one of defaults, groups, hosts"),
+    ];
+    let mut failures = Vec::new();
+    for (file, want) in cases {
+        match load(file) {
+            Ok(_) => failures.push(format!("{file}: loaded, expected error `{want}`")),
+            Err(got) if got == want => {}
+            Err(got) => failures.push(format!("{file}:\n  want: {want}\n  got:  {got}")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Inline text as an inventory file named `f.yaml`; the error as printed.
+fn load_text(text: impl AsRef<[u8]>) -> Result<Inventory, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.yaml");
+    std::fs::write(&path, text).unwrap();
+    Inventory::load(&path, &LoadOptions::default())
+        .map_err(|e| e.to_string().replace(&dir.path().display().to_string(), ""))
+}
+
+#[test]
+fn pathological_inventories_are_errors_not_crashes() {
+    // 100,000 nested brackets: an error at the 65th, not a stack overflow.
+    let deep = format!("hosts: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let err = load_text(&deep).unwrap_err();
+    assert!(
+        err.starts_with("/f.yaml:1:")
+            && err.ends_with(
+                "lists and mappings nest more than 64 levels deep here, deeper than any \
+                 configuration file needs: is a bracket left open?"
+            ),
+        "{err}"
+    );
+    // Ansible YAML is read untyped first, so nothing stops it before the depth limit.
+    let deep_maps = format!(
+        "all:\n  hosts:\n    x: {}1{}\n",
+        "{a: ".repeat(100_000),
+        "}".repeat(100_000)
+    );
+    assert!(load_text(&deep_maps)
+        .unwrap_err()
+        .contains("nest more than 64 levels"));
+
+    // Billion laughs: nine levels of ten aliases each.
+    let mut bomb = String::from(
+        "all:\n  vars:\n    a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n",
+    );
+    for i in 1..10 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("    a{i}: &a{i} [{refs}]\n"));
+    }
+    bomb.push_str("  hosts:\n    web-01:\n");
+    let err = load_text(&bomb).unwrap_err();
+    assert!(
+        err.ends_with(
+            "aliases (`*name`) here expand to more than 4000000 values: the file refers to \
+             its anchors too many times (an alias bomb?)"
+        ),
+        "{err}"
+    );
+
+    // A byte-order mark is not part of the first key.
+    let inv = load_text("\u{feff}hosts:\n  - name: web-01\n").unwrap();
+    assert_eq!(inv.hosts[0].name, "web-01");
+}
+
+#[test]
+fn large_inventories_load() {
+    // Flow style, 50,000 hosts: 250,001 YAML nodes, which the YAML
+    // library's default budget refused ("budget breached: Nodes").
+    let hosts: Vec<String> = (0..50_000)
+        .map(|i| {
+            format!(
+                "{{name: h{i}, address: 10.0.{}.{}}}",
+                i / 250 % 250,
+                i % 250
+            )
+        })
+        .collect();
+    let inv = load_text(format!("hosts: [{}]\n", hosts.join(", "))).unwrap();
+    assert_eq!(inv.hosts.len(), 50_000);
+}
+
+#[test]
+fn ansible_merge_keys_on_every_host_load() {
+    // One anchor merged into 300 hosts: many aliases of one anchor is the
+    // normal shape (the library's alias/anchor ratio check called it a bomb,
+    // and the file was then misread as fleetsweep YAML: "unknown field `all`").
+    let mut text = String::from("all:\n  vars: &defaults\n    ansible_user: deploy\n  hosts:\n");
+    for i in 0..300 {
+        text.push_str(&format!(
+            "    web-{i}:\n      <<: *defaults\n      ansible_host: 10.0.1.{}\n",
+            i % 250
+        ));
+    }
+    let inv = load_text(&text).unwrap();
+    assert_eq!(inv.hosts.len(), 300);
+    assert_eq!(endpoint(&inv.hosts[0]).user, "deploy");
+    // A list of merged mappings, as Ansible's YAML reads it.
+    let inv = load_text(
+        ".base: &base {ansible_user: deploy}\n.port: &port {ansible_port: 2222}\n\
+         all:\n  hosts:\n    web-01:\n      <<: [*base, *port]\n      ansible_host: 10.0.0.1\n",
+    )
+    .unwrap();
+    let web = inv.hosts.iter().find(|h| h.name == "web-01").unwrap();
+    assert_eq!(
+        (endpoint(web).user.as_str(), endpoint(web).port),
+        ("deploy", 2222)
+    );
+}
+
+#[test]
+fn ansible_group_cycles_end() {
+    // Every group a child of every other: walking each path would never end.
+    let names: Vec<String> = (0..8).map(|i| format!("g{i}")).collect();
+    let mut text = String::from("all:\n  children:\n");
+    for n in &names {
+        text.push_str(&format!(
+            "    {n}:\n      hosts: {{h-{n}: }}\n      children:\n"
+        ));
+        for m in names.iter().filter(|m| *m != n) {
+            text.push_str(&format!("        {m}: {{}}\n"));
+        }
+    }
+    assert_eq!(load_text(&text).unwrap().hosts.len(), 8);
+}
+
 #[test]
 fn invalid_inventories_name_file_line_and_column() {
     let cases = [

@@ -209,7 +209,12 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
         return Err(err(format!("larger than {MAX_HOST_FILE} bytes")));
     }
     let text = decode_text(&bytes);
-    let raw: RawHost = serde_saphyr::from_str(&text).map_err(|e| err(e.to_string()))?;
+    let raw: RawHost = crate::diag::parse_yaml(&path, &text).map_err(|d| {
+        err(match d.line {
+            0 => d.message,
+            l => format!("line {l}, column {}: {}", d.column, d.message),
+        })
+    })?;
     let Ok(family) = raw.os.trim().to_ascii_lowercase().parse::<OsFamily>() else {
         return Err(err(format!(
             "os `{}` is not one of windows, macos, linux",

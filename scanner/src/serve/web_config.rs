@@ -96,14 +96,14 @@ impl WebConfig {
     /// Reads and checks `path`, loading the certificates it names.
     pub fn load(path: &Path) -> Result<WebConfig, Diagnostic> {
         let text = diag::read_file(path)?;
-        let file: File = if text.trim().is_empty() {
+        let file: File = if diag::is_blank_yaml(&text) {
             File {
                 tls_server_config: None,
                 http_server_config: None,
                 basic_auth_users: BTreeMap::new(),
             }
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| Diagnostic::from_yaml(path, &e))?
+            diag::parse_yaml(path, &text)?
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let mut cfg = WebConfig::default();
@@ -388,6 +388,22 @@ mod tests {
             ),
             "{zero}"
         );
+    }
+
+    /// The YAML-level mistakes, each with its exact message.
+    #[test]
+    #[rustfmt::skip]
+    fn bad_yaml_gives_exact_messages() {
+        let cases = [
+            ("basic_auth_users: {}\nbasic_auth_users: {}\n", "web.yml:2:1: key `basic_auth_users` appears twice in the same mapping: keep one (YAML does not merge repeated keys)"),
+            ("basic_auth_users: {}\n---\nbasic_auth_users: {}\n", "web.yml:3:1: the file holds several YAML documents (separated by `---`); a configuration file is one document: remove the extra `---` or split the file"),
+            ("tls_server_config:\n\tcert_file: a\n", "web.yml:2:2: a tab character here: YAML indents with spaces only; replace the tab with spaces"),
+            ("basic_auth_users: [a]\n", "web.yml:1:19: expected a mapping here: `key: value` lines, or `{key: value}`"),
+            ("basic_auth_users: {a: \x00}\n", "web.yml:1:23: a NUL byte here: configuration files are text; is this the right file?"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(load(text), want);
+        }
     }
 
     #[test]

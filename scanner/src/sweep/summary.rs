@@ -21,6 +21,33 @@ pub fn term_safe(s: &str) -> String {
     out
 }
 
+/// The widest a padded column grows. A longer cell overflows its column
+/// rather than widening every row (and `format!` panics on a width over
+/// 65,535, which a 70,000-character host name would otherwise ask for).
+pub const MAX_COLUMN: usize = 64;
+
+/// The width of a padded column: its widest cell (in characters) or its
+/// title, at most [`MAX_COLUMN`].
+pub fn column_width<'a>(title: &str, cells: impl IntoIterator<Item = &'a str>) -> usize {
+    cells
+        .into_iter()
+        .map(|c| c.chars().count())
+        .chain([title.chars().count()])
+        .max()
+        .unwrap_or(0)
+        .min(MAX_COLUMN)
+}
+
+/// `s` cut to `max` characters (with `…`), for one-line status text.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 fn state(s: FindingState) -> &'static str {
     match s {
         FindingState::Installed => "installed",
@@ -90,11 +117,8 @@ pub fn render(report: &Report) -> String {
         .collect();
     if !with_findings.is_empty() {
         let _ = writeln!(out, "\nFindings:");
-        let w = with_findings
-            .iter()
-            .map(|h| h.name.chars().count())
-            .max()
-            .unwrap_or(4);
+        let names: Vec<String> = with_findings.iter().map(|h| term_safe(&h.name)).collect();
+        let w = column_width("", names.iter().map(String::as_str));
         for h in &with_findings {
             for f in &h.findings {
                 let version = f
@@ -134,11 +158,8 @@ pub fn render(report: &Report) -> String {
         .collect();
     if !failed.is_empty() {
         let _ = writeln!(out, "\nNot scanned (never counted as clean):");
-        let w = failed
-            .iter()
-            .map(|h| h.name.chars().count())
-            .max()
-            .unwrap_or(4);
+        let names: Vec<String> = failed.iter().map(|h| term_safe(&h.name)).collect();
+        let w = column_width("", names.iter().map(String::as_str));
         for h in failed {
             let _ = writeln!(
                 out,
@@ -208,15 +229,17 @@ impl crate::sweep::Progress for Bar {
         if r.outcome != Outcome::Scanned {
             self.0.set_message(format!(
                 "last failure: {} {}",
-                term_safe(&r.name),
+                clip(&term_safe(&r.name), MAX_COLUMN),
                 r.outcome
             ));
         } else if r.is_incomplete() {
             self.0
                 .set_message(format!("last incomplete: {}", term_safe(&r.name)));
         } else if !r.findings.is_empty() {
-            self.0
-                .set_message(format!("last finding: {}", term_safe(&r.name)));
+            self.0.set_message(format!(
+                "last finding: {}",
+                clip(&term_safe(&r.name), MAX_COLUMN)
+            ));
         }
     }
 }
@@ -224,6 +247,48 @@ impl crate::sweep::Progress for Bar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_names_overflow_their_column_instead_of_panicking() {
+        // `format!` panics on a width over 65,535: the width is capped.
+        let long = "h".repeat(70_000);
+        assert_eq!(column_width("NAME", [long.as_str(), "a"]), MAX_COLUMN);
+        assert_eq!(column_width("NAME", ["a"]), 4);
+        let now = jiff::Timestamp::now();
+        let report = Report {
+            report_version: fleetsweep_exporters::REPORT_VERSION,
+            sweep: fleetsweep_exporters::SweepInfo {
+                id: "s".into(),
+                started: now,
+                finished: now,
+                scanner_version: "test".into(),
+                catalogs: vec![],
+                shard: None,
+                complete: true,
+                interrupted_by: None,
+            },
+            summary: fleetsweep_exporters::Summary::default(),
+            exceptions: None,
+            hosts: vec![HostReport {
+                name: long.clone(),
+                address: "127.0.0.1".into(),
+                labels: Default::default(),
+                outcome: Outcome::Unreachable,
+                error: Some("refused".into()),
+                os: None,
+                duration_seconds: 0.5,
+                warnings: vec![],
+                incomplete: vec![],
+                findings: vec![],
+            }],
+        };
+        let text = render(&report);
+        assert!(
+            text.contains(&format!("  {long}  unreachable")),
+            "the full name is printed"
+        );
+        assert_eq!(clip(&long, 10).chars().count(), 10);
+    }
 
     #[test]
     fn terminal_escapes_are_neutralised() {

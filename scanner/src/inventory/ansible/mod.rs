@@ -66,7 +66,10 @@ fn raw_host(file: &Path, h: &AnsibleHost) -> Result<RawHost, Diagnostic> {
         Some(p) => Some(p.parse::<u16>().map_err(|_| {
             Diagnostic::whole_file(
                 file,
-                format!("host `{}`: ansible_port `{p}` is not a port number", h.name),
+                format!(
+                    "host `{}`: ansible_port `{p}` is not a port number: write a whole number from 0 to 65535",
+                    h.name
+                ),
             )
         })?),
         None => None,

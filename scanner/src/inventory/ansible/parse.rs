@@ -2,7 +2,7 @@
 //! variables that apply to it and the groups it is in. Variables resolve as
 //! Ansible does: `all` → parent groups → child groups → host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde_json::Value;
@@ -31,15 +31,36 @@ pub fn detect(text: &str) -> Dialect {
     if first.starts_with('[') {
         return Dialect::AnsibleIni;
     }
-    let Ok(Value::Object(top)) = serde_saphyr::from_str::<Value>(text) else {
-        // Not a YAML mapping: bare INI host lines (`web-01 ansible_host=...`).
+    let native = ["defaults", "groups", "hosts"];
+    // A top-level `defaults:`/`groups:`/`hosts:` key (at column 0) settles it
+    // without reading the whole file twice: a 60 MB inventory would otherwise
+    // be parsed untyped here first, doubling time and peak memory.
+    let native_key_at_top = text.lines().any(|l| {
+        let l = l.trim_start_matches('\u{feff}');
+        native.iter().any(|k| {
+            l.strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+        })
+    });
+    if native_key_at_top {
+        return Dialect::Native;
+    }
+    let Ok(Value::Object(top)) =
+        serde_saphyr::from_str_with_options::<Value>(text, crate::diag::yaml_options())
+    else {
+        // Not a YAML mapping: bare INI host lines (`web-01 ansible_host=...`),
+        // or YAML with an error, which the dialect its first key names reports
+        // (rather than a fleetsweep "unknown field `all`" for an Ansible file);
+        // a list or a flow mapping is fleetsweep's to explain.
+        let key = first.split(':').next().unwrap_or_default().trim();
         return if first.contains('=') || !first.contains(':') {
             Dialect::AnsibleIni
-        } else {
+        } else if native.contains(&key) || first.starts_with('-') || first.starts_with('{') {
             Dialect::Native
+        } else {
+            Dialect::AnsibleYaml
         };
     };
-    let native = ["defaults", "groups", "hosts"];
     if top.keys().any(|k| native.contains(&k.as_str())) {
         return Dialect::Native;
     }
@@ -91,7 +112,7 @@ fn vars_of(v: Option<&Value>) -> BTreeMap<String, String> {
 
 /// Parses an Ansible YAML inventory.
 pub fn parse_yaml(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnostic> {
-    let top: Value = serde_saphyr::from_str(text).map_err(|e| Diagnostic::from_yaml(file, &e))?;
+    let top: Value = crate::diag::parse_yaml(file, text)?;
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     fn walk(name: &str, v: &Value, groups: &mut BTreeMap<String, Group>, depth: usize) {
         if depth > 32 {
@@ -263,39 +284,40 @@ fn flatten(groups: BTreeMap<String, Group>) -> Vec<AnsibleHost> {
         }
     }
     // Ancestors, outermost first, `all` before everything.
+    // A group is marked before its parents are walked, so a cycle of groups
+    // (each a child of the other) ends at once instead of walking every path.
     fn chain<'a>(
         g: &'a str,
         parents: &BTreeMap<&'a str, Vec<&'a str>>,
         out: &mut Vec<&'a str>,
+        seen: &mut HashSet<&'a str>,
         depth: usize,
     ) {
-        if depth > 32 || out.contains(&g) {
+        if depth > 32 || !seen.insert(g) {
             return;
         }
         if let Some(ps) = parents.get(g) {
             for p in ps {
-                chain(p, parents, out, depth + 1);
+                chain(p, parents, out, seen, depth + 1);
             }
         }
-        if !out.contains(&g) {
-            out.push(g);
-        }
+        out.push(g);
     }
     let mut hosts: Vec<AnsibleHost> = Vec::new();
+    // Host name → index in `hosts`: a lookup per group entry stays O(1) for
+    // inventories of 100,000 hosts.
+    let mut index: HashMap<String, usize> = HashMap::new();
     for (gname, g) in &groups {
+        let mut lineage = Vec::new();
+        chain(gname, &parents, &mut lineage, &mut HashSet::new(), 0);
         for (h, hvars) in &g.hosts {
-            let mut lineage = Vec::new();
-            chain(gname, &parents, &mut lineage, 0);
-            let idx = match hosts.iter().position(|x| &x.name == h) {
-                Some(i) => i,
-                None => {
-                    hosts.push(AnsibleHost {
-                        name: h.clone(),
-                        ..AnsibleHost::default()
-                    });
-                    hosts.len() - 1
-                }
-            };
+            let idx = *index.entry(h.clone()).or_insert_with(|| {
+                hosts.push(AnsibleHost {
+                    name: h.clone(),
+                    ..AnsibleHost::default()
+                });
+                hosts.len() - 1
+            });
             let host = &mut hosts[idx];
             let mut vars = groups
                 .get("all")
