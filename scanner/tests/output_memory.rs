@@ -66,9 +66,11 @@ fn scan(dir: &Path, args: &[&str], path_env: Option<OsString>) -> Run {
     let pid = i32::try_from(child.id()).expect("pid fits i32");
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: wait4 on our own child, with valid out pointers. It reaps the
     // child, so `child` is only dropped afterwards (no second wait).
+    // SAFETY: both pointers are to live locals wait4 writes; `pid` is our child.
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
     drop(child);

@@ -58,6 +58,7 @@ fn bundle(root: &Path, name: &str, os: &str) -> PathBuf {
 fn mkfifo(path: &Path) {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path that mkfifo only reads.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
 }
 
@@ -216,8 +217,18 @@ fn links_out_of_the_bundle_are_refused_and_their_targets_never_read() {
             "the secret reached the {what}:\n{text}"
         );
     }
+    // Both package lists were links out: no package database was read, so
+    // the host is not known to be clean (the refusals say why).
     let lin = host(&run.report, "lin");
-    assert_eq!(lin.outcome, "scanned", "{:?}", lin.error);
+    assert_eq!(lin.outcome, "probe_failed", "{:?}", lin.error);
+    assert!(
+        lin.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("a package database (dpkg, rpm or apk)"),
+        "{:?}",
+        lin.error
+    );
     assert_warned(
         lin,
         "dpkg-query.txt: not read: a symbolic link to a path outside the bundle",
@@ -240,8 +251,9 @@ fn links_out_of_the_bundle_are_refused_and_their_targets_never_read() {
         "os-release through a link inside was read"
     );
 
+    // Its only application plist was a link out: no application was read.
     let mac = host(&run.report, "mac");
-    assert_eq!(mac.outcome, "scanned", "{:?}", mac.error);
+    assert_eq!(mac.outcome, "probe_failed", "{:?}", mac.error);
     assert_warned(
         mac,
         "LaunchDaemons: not read: a symbolic link to a path outside the bundle",
@@ -295,7 +307,9 @@ fn fifos_sockets_devices_and_directories_are_refused_without_blocking() {
     assert_eq!(lin.findings[0].state, "installed");
 
     let mac = host(&run.report, "mac");
-    assert_eq!(mac.outcome, "scanned", "{:?}", mac.error);
+    // Its Info.plist directory held only a FIFO and a directory: no
+    // application was read, so the host is not known to be clean.
+    assert_eq!(mac.outcome, "probe_failed", "{:?}", mac.error);
     assert_warned(
         mac,
         "launchctl-list.txt: not read: a FIFO (named pipe), not a regular file",
@@ -417,7 +431,7 @@ fn sigterm_ends_a_scan_of_slow_bundles_with_an_interrupted_report() {
         panic!("no host finished within 120 s (a FIFO blocked the sweep?)");
     }
     let signalled = Instant::now();
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    fleetsweep_e2e::signal(child.id(), fleetsweep_e2e::Signal::SIGTERM).expect("SIGTERM");
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -445,7 +459,7 @@ fn sigterm_ends_a_scan_of_slow_bundles_with_an_interrupted_report() {
     assert!(!r.sweep.complete);
     assert_eq!(r.sweep.interrupted_by.as_deref(), Some("SIGTERM"));
     let fifo = host(&r, "a-fifo");
-    assert_eq!(fifo.outcome, "scanned");
+    assert_eq!(fifo.outcome, "probe_failed", "its package list was a FIFO");
     assert_warned(
         fifo,
         "dpkg-query.txt: not read: a FIFO (named pipe), not a regular file",
@@ -482,7 +496,9 @@ fn large_paths_and_launchctl_bundles_finish() {
     }
     std::fs::write(lin.join("paths.txt"), paths).unwrap();
     section.push_str(
-        "d\t/var/opt/kaspersky/kesl\n@@fleetsweep:n0nce:end paths rc=0\n@@fleetsweep:n0nce:done\n",
+        "d\t/var/opt/kaspersky/kesl\n@@fleetsweep:n0nce:end paths rc=0\n\
+         @@fleetsweep:n0nce:begin dpkg\ninstall ok installed\tbash\t5.2.15-2\tamd64\tDebian\n\
+         @@fleetsweep:n0nce:end dpkg rc=0\n@@fleetsweep:n0nce:done\n",
     );
     let live = bundle(&root, "lin-probe", "linux");
     std::fs::write(live.join("linux.txt"), section).unwrap();
@@ -494,6 +510,16 @@ fn large_paths_and_launchctl_bundles_finish() {
     }
     jobs.push_str("412\t0\tcom.kaspersky.kav\n");
     std::fs::write(mac.join("launchctl-list.txt"), jobs).unwrap();
+    // What a macOS verdict requires besides: receipts and applications.
+    std::fs::write(mac.join("pkgutil-pkgs.txt"), "com.apple.pkg.Core\n").unwrap();
+    std::fs::create_dir(mac.join("Info.plist")).unwrap();
+    std::fs::write(
+        mac.join("Info.plist/Safari.plist"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<plist version=\"1.0\"><dict>\
+         <key>CFBundleIdentifier</key><string>com.apple.Safari</string>\
+         <key>CFBundleShortVersionString</key><string>17.0</string></dict></plist>\n",
+    )
+    .unwrap();
 
     let run = scan(&root, &["--host-timeout", "600"], Duration::from_secs(900));
     println!("large bundles scanned in {:?}", run.took);
