@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(d) => check_diagnostic(&d, &path, &text),
     }
-    drop(ansible::detect(&text));
+    let _ = ansible::detect(&text);
     if let Err(d) = ansible::parse_yaml(&path, &text) {
         check_diagnostic(&d, &path, &text);
     }

@@ -74,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
 
     // The pure helpers the reader uses on every file.
     let text = offline::decode_text(rest);
-    drop(offline::nonce_of(&text));
+    let _ = offline::nonce_of(&text);
 });
 
 /// `%%FILE NAME\nCONTENT%%FILE NAME\nCONTENT...` → (NAME, CONTENT) pairs.

@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(elements.len() <= 20_000, "{} elements", elements.len());
     if let Some(f) = winrm::fault(&elements) {
-        drop(f.is_operation_timeout());
+        let _ = f.is_operation_timeout();
     }
     drop(winrm::shell_id(&elements));
     drop(winrm::command_id(&elements));
