@@ -26,6 +26,17 @@ mod soap;
 
 pub use http::TlsConfigs;
 
+/// The private parsers of WinRM responses and keytabs, for the fuzz targets in
+/// `fuzz/` only: cargo-fuzz builds every crate with `--cfg fuzzing`, no other
+/// build sees this (docs/fuzzing.md).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::keytab::{key_for, parse as parse_keytab};
+    pub use super::mime::{decode as decode_mime, encode as encode_mime};
+    pub use super::soap::{command_id, fault, parse as parse_soap, received, shell_id};
+}
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
