@@ -9,13 +9,14 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use fleetsweep::catalog::{matcher, Catalog};
+use fleetsweep::os::OsFamily;
 use fleetsweep::probes::{linux, macos, offline, windows, Observations};
 use fleetsweep_fuzz::{check_diagnostic, text};
 use libfuzzer_sys::fuzz_target;
 
 /// Observations of recorded hosts (tests/fixtures), one per OS family.
-fn recorded() -> &'static [(&'static str, Observations)] {
-    static OBS: OnceLock<Vec<(&'static str, Observations)>> = OnceLock::new();
+fn recorded() -> &'static [(OsFamily, Observations)] {
+    static OBS: OnceLock<Vec<(OsFamily, Observations)>> = OnceLock::new();
     OBS.get_or_init(|| {
         let win = windows::parse(include_str!(
             "../../tests/fixtures/windows/probe/workstation-kes.json"
@@ -34,7 +35,11 @@ fn recorded() -> &'static [(&'static str, Observations)] {
             .extend(linux::parse_kesl_app_info(include_str!(
                 "../../tests/fixtures/offline/linux-kesl-01/kesl-control-app-info.txt"
             )));
-        vec![("windows", win), ("macos", mac), ("linux", lin)]
+        vec![
+            (OsFamily::Windows, win),
+            (OsFamily::Macos, mac),
+            (OsFamily::Linux, lin),
+        ]
     })
 }
 
@@ -56,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
         check_diagnostic(&d, path, &text);
     }
 
-    for roots in [catalog.linux_path_roots(), macos::path_roots(&catalog)] {
+    for roots in [
+        catalog.path_roots(OsFamily::Linux),
+        catalog.path_roots(OsFamily::Macos),
+    ] {
         let input = linux::stdin_for("N0nce", &roots);
         let input = String::from_utf8(input).expect("stdin is text");
         let lines: Vec<&str> = input.lines().collect();
@@ -70,10 +78,10 @@ fuzz_target!(|data: &[u8]| {
 
     let now = jiff::Timestamp::UNIX_EPOCH;
     for (family, obs) in recorded() {
-        let findings = matcher::match_host(&catalog, obs, family, now);
+        let findings = matcher::match_host(&catalog, obs, *family, now);
         assert_eq!(
             findings,
-            matcher::match_host(&catalog, obs, family, now),
+            matcher::match_host(&catalog, obs, *family, now),
             "not deterministic"
         );
     }

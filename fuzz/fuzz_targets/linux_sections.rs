@@ -25,8 +25,10 @@ fuzz_target!(|data: &[u8]| {
         4 => drop(linux::parse_unit_files(body)),
         5 => {
             let (mut procs, _) = linux::parse_processes(body);
-            let (cmdlines, exes) = body.split_once('\0').unwrap_or((body, body));
-            processes::merge_batches(&mut procs, Some(cmdlines), Some(exes));
+            let mut parts = body.splitn(3, '\0');
+            let (cmdlines, exes, owners) = (parts.next(), parts.next(), parts.next());
+            processes::merge_batches(&mut procs, cmdlines, exes, owners);
+            drop(processes::parse_proc_owners(body));
         }
         6 => drop(linux::parse_ps(body)),
         7 => drop(processes::parse_proc_cmdlines(body)),

@@ -4,17 +4,18 @@
 //! Input: one selector byte, then files as `%%FILE NAME\nCONTENT` pieces. The
 //! selector's low bits pick the OS (linux, macos, windows); with its top bit
 //! set, the rest is the bundle's `host.yaml` instead and `load_bundles` reads
-//! it. NAME is one of the reader's known files (`offline::FILES`), or a file
+//! it. NAME is one of the family's bundle files (its registered probe's
+//! `bundle_files`), or a file
 //! inside its `Info.plist`/`LaunchDaemons` directories; anything else is
 //! skipped, so nothing is written outside the scratch directory.
 #![no_main]
-use std::collections::BTreeMap;
-
-use fleetsweep::probes::offline::{self, Bundle};
+use fleetsweep::os::OsFamily;
+use fleetsweep::probes::offline::{self, ReadLimit};
+use fleetsweep::probes::registry::probe;
 use fleetsweep_fuzz::{scratch, selector};
 use libfuzzer_sys::fuzz_target;
 
-const OSES: [&str; 3] = ["linux", "macos", "windows"];
+const OSES: [OsFamily; 3] = OsFamily::ALL;
 const DIRS: [&str; 2] = ["Info.plist", "LaunchDaemons"];
 
 fn fresh_dir() -> std::path::PathBuf {
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         std::fs::write(dir.join(offline::HOST_FILE), rest).expect("host.yaml");
         if let Ok(bundles) = offline::load_bundles(&dir) {
             for b in &bundles {
-                drop(offline::read_bundle(b));
+                drop(offline::read_bundle(&b.dir, b.os, &ReadLimit::default()));
             }
         }
         return;
@@ -46,9 +47,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         // A directory's name as a plain file is allowed too: the reader must cope.
-        let known = offline::FILES
-            .iter()
-            .any(|(o, f, _)| *o == os && *f == name);
+        let known = probe(os).bundle_files.iter().any(|f| f.name == name);
         let in_dir = name.split_once('/').is_some_and(|(d, f)| {
             DIRS.contains(&d) && !f.is_empty() && !f.contains('/') && f != "." && f != ".."
         });
@@ -63,14 +62,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = std::fs::write(path, content);
         }
     }
-    let bundle = Bundle {
-        dir: dir.clone(),
-        name: "fuzz".to_string(),
-        os: os.to_string(),
-        address: None,
-        labels: BTreeMap::new(),
-    };
-    drop(offline::read_bundle(&bundle));
+    drop(offline::read_bundle(&dir, os, &ReadLimit::default()));
 
     // The pure helpers the reader uses on every file.
     let text = offline::decode_text(rest);

@@ -18,5 +18,5 @@ fuzz_target!(|data: &[u8]| {
     }
     drop(winrm::shell_id(&elements));
     drop(winrm::command_id(&elements));
-    drop(winrm::received(&elements));
+    drop(winrm::received(elements));
 });
