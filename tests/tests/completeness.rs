@@ -17,8 +17,10 @@ use std::process::{Command, Output};
 
 use fleetsweep_e2e::{e2e_dir, Fleet, FleetSpec, Scenario};
 
-const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 use serde::Deserialize;
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 #[derive(Debug, Deserialize)]
 struct Report {

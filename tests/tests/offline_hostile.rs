@@ -15,8 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 use serde::Deserialize;
+
+/// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 #[derive(Debug, Deserialize)]
 struct Report {
