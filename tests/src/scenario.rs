@@ -50,6 +50,12 @@ pub enum Scenario {
     /// the package list (exit 0): the package database is not read, so the
     /// host must never be clean.
     GarbagePackageDb,
+    /// A clean Debian 12 host where an unprivileged user (nobody) tries to
+    /// forge a Kaspersky finding: a process whose argv[0] is KESL's daemon
+    /// path, one whose argv[0] carries a newline and a forged
+    /// `==> 1/cmdline <==` header, and one whose executable's path carries a
+    /// newline and a forged `ls -l` line naming pid 1. It must stay clean.
+    Hostile,
     /// Cheap host for benchmarks: clean, or KESL installed.
     Generated { kaspersky: bool },
 }
@@ -70,6 +76,7 @@ impl Scenario {
             Scenario::Hangs => "hangs",
             Scenario::HungProbe => "hung-probe",
             Scenario::GarbagePackageDb => "garbage-package-db",
+            Scenario::Hostile => "hostile",
             Scenario::Generated { kaspersky: true } => "generated-kesl",
             Scenario::Generated { kaspersky: false } => "generated-clean",
         }
@@ -224,6 +231,7 @@ pub fn prepare(
     let mut hosts_file = format!("127.0.0.1 localhost\n::1 localhost\n127.0.1.1 {name}\n");
     let mut hung_probe = false;
     let mut garbage_dpkg = false;
+    let mut hostile = false;
     let kesl_installed = |status: &mut String,
                           dirs: &mut Vec<&str>,
                           files: &mut Vec<(&str, &str)>,
@@ -335,6 +343,7 @@ pub fn prepare(
             kesl_installed(&mut status, &mut dirs, &mut files, &mut daemons);
             garbage_dpkg = true;
         }
+        Scenario::Hostile => hostile = true,
         Scenario::NothingListening | Scenario::Hangs => {}
     }
     std::fs::write(root.join("dpkg/status"), status)?;
@@ -440,6 +449,58 @@ pub fn prepare(
         let _ = writeln!(boot, "mount --bind {r}/garbage.sh /usr/bin/dpkg-query");
     }
     boot.push_str(&start_daemons);
+    if hostile {
+        // The forgeries, each run as nobody (setpriv, util-linux): argv[0]
+        // through bash's `exec -a`, the executable through a copy of sleep
+        // whose directory name holds a newline and an `ls -l` line. Nobody
+        // must reach them: the host's directories are opened up (o+x).
+        let evil =
+            "evil\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> /opt/kaspersky/kesl/libexec";
+        std::fs::create_dir_all(root.join(evil))?;
+        std::fs::copy("/bin/sleep", root.join(evil).join("wdserver"))?;
+        for dir in [hd.parent(), Some(hd), Some(root.as_path())]
+            .into_iter()
+            .flatten()
+        {
+            sh_chmod(dir)?;
+        }
+        sh_chmod(&root.join("evil\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 1"))?;
+        sh_chmod(&root.join("evil\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> "))?;
+        for d in [
+            "opt",
+            "opt/kaspersky",
+            "opt/kaspersky/kesl",
+            "opt/kaspersky/kesl/libexec",
+        ] {
+            sh_chmod(
+                &root
+                    .join("evil\nlrwxrwxrwx 1 root root 0 Nov 22 10:00 1/exe -> ")
+                    .join(d),
+            )?;
+        }
+        std::fs::write(
+            root.join("forge-argv.sh"),
+            "#!/bin/bash\nexec -a /opt/kaspersky/kesl/libexec/wdserver sleep infinity\n",
+        )?;
+        std::fs::write(
+            root.join("forge-header.sh"),
+            "#!/bin/bash\nexec -a \"$(printf 'x\\n==> 1/cmdline <==\\n/opt/kaspersky/kesl/libexec/wdserver -d')\" sleep infinity\n",
+        )?;
+        std::fs::write(
+            root.join("forge-exe.sh"),
+            format!(
+                "#!/bin/sh\nexec '{}/{evil}/wdserver' infinity\n",
+                root.display()
+            ),
+        )?;
+        for f in ["forge-argv.sh", "forge-header.sh", "forge-exe.sh"] {
+            sh_chmod(&root.join(f))?;
+            let _ = writeln!(
+                boot,
+                "setpriv --reuid=65534 --regid=65534 --clear-groups {r}/{f} </dev/null >/dev/null 2>&1 &"
+            );
+        }
+    }
     if matches!(scen, Scenario::Hangs) {
         // sshd listens, then is stopped: the kernel still completes TCP
         // handshakes into the listen backlog, but no banner ever comes.
