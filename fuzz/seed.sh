@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 FIX=$ROOT/tests/fixtures
 OUT=$(realpath -m "${1:-fuzz/corpus}")
-# Research fixtures beside the clone, when present (shared/ is not in the repo).
-SHARED=$(realpath -m "$ROOT/../shared/research/fixtures")
-[ -d "$SHARED" ] || SHARED=$(realpath -m "$ROOT/../../shared/research/fixtures")
+# Recorded macOS, Windows and WinRM material beyond the offline bundles: the
+# repository's own fixtures (tests/fixtures, with their sources in SOURCES.md).
+SHARED=$FIX
 
 command -v python3 >/dev/null || { echo "fuzz/seed.sh: python3 is needed (apt-get install python3)" >&2; exit 1; }
 

@@ -1036,21 +1036,8 @@ mod run_tests {
                 .unwrap_or_else(|| panic!("{ctx}: nobody's process not listed"));
             assert_eq!(nobody.owner_uid, Some(65534), "{label}: {nobody:?}");
             assert!(nobody.cmdline.starts_with(forged), "{label}: {nobody:?}");
-            let only_it = Observations {
-                processes: vec![nobody.clone()],
-                ..Observations::default()
-            };
-            let catalog = crate::catalog::Catalog::builtin().expect("catalog");
-            let findings = crate::catalog::matcher::match_host(
-                &catalog,
-                &only_it,
-                crate::os::OsFamily::Linux,
-                jiff::Timestamp::now(),
-            );
-            assert!(
-                findings.is_empty(),
-                "{label}: forged by nobody: {findings:?}"
-            );
+            // That owner is what keeps its argv[0] from naming a product
+            // (the catalog's rule; end to end in tests/tests/hostile.rs).
         }
         let _ = by_nobody.kill();
         let _ = by_nobody.wait();
