@@ -425,11 +425,17 @@ async fn run_probe(
     // The output moves into the text (no copy when it is UTF-8) and is freed
     // when this function returns: a report keeps only what was parsed from it.
     let text = capture::into_text(out.stdout);
+    let answered = (probe.answered)(&text, &nonce);
     Ok(ProbeRun {
         obs: (probe.parse)(&text, &nonce),
-        answered: (probe.answered)(&text, &nonce),
+        answered,
         stderr: capture::into_text(out.stderr),
-        stdout_head: text.chars().take(1000).collect(),
+        // Only a probe that did not answer is explained from its stdout.
+        stdout_head: if answered {
+            String::new()
+        } else {
+            text.chars().take(1000).collect()
+        },
         exit_status: out.exit_status,
         truncated: out.truncated,
     })

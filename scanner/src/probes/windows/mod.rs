@@ -73,9 +73,9 @@ pub const PROBE: Probe = Probe {
             "Get-Service.xml",
             "Get-Service | Export-Clixml",
             |t, obs| {
-                let found = clixml::services(t);
-                obs.section("services", export_state(t, found.0.len()));
-                obs.add(|o| &mut o.windows_services, found)
+                add_export(obs, "services", t, clixml::services(t), |o| {
+                    &mut o.windows_services
+                })
             },
         ),
         BundleFile::text(
@@ -92,9 +92,9 @@ pub const PROBE: Probe = Probe {
             "uninstall.xml",
             "Get-ItemProperty over the Uninstall keys | Export-Clixml",
             |t, obs| {
-                let found = clixml::uninstall(t);
-                obs.section("uninstall", export_state(t, found.0.len()));
-                obs.add(|o| &mut o.uninstall, found)
+                add_export(obs, "uninstall", t, clixml::uninstall(t), |o| {
+                    &mut o.uninstall
+                })
             },
         ),
     ],
@@ -115,6 +115,19 @@ pub const PROBE: Probe = Probe {
 fn export_state(text: &str, found: usize) -> (SectionState, Option<String>) {
     let lines = usize::from(!text.trim().is_empty());
     judge_lines(lines, found, 0, false)
+}
+
+/// A list read from an Export-Clixml file: judged as its section, then
+/// added to the list `list` picks.
+fn add_export<T>(
+    obs: &mut Observations,
+    section: &str,
+    text: &str,
+    found: (Vec<T>, Vec<ProbeWarning>),
+    list: fn(&mut Observations) -> &mut Vec<T>,
+) {
+    obs.section(section, export_state(text, found.0.len()));
+    obs.add(list, found);
 }
 
 /// cmd.exe's and PowerShell's answers to a missing `/bin/sh`: a Windows host
