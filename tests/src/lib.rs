@@ -18,6 +18,7 @@
 pub mod mutate;
 pub mod mutate_ultraav;
 pub mod prom;
+pub mod report;
 pub mod scenario;
 
 use std::fmt::Write as _;

@@ -11,41 +11,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use fleetsweep_e2e::{e2e_dir, Fleet, FleetSpec, Scenario};
 
-use serde::Deserialize;
+use fleetsweep_e2e::report::{HostReport, Report};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
-
-#[derive(Debug, Deserialize)]
-struct Report {
-    summary: Summary,
-    hosts: Vec<HostReport>,
-}
-#[derive(Debug, Deserialize)]
-struct Summary {
-    hosts: BTreeMap<String, usize>,
-}
-#[derive(Debug, Deserialize)]
-struct HostReport {
-    name: String,
-    outcome: String,
-    error: Option<String>,
-    #[serde(default)]
-    warnings: Vec<String>,
-    #[serde(default)]
-    incomplete: Vec<String>,
-    findings: Vec<Finding>,
-}
-#[derive(Debug, Deserialize)]
-struct Finding {
-    rule: String,
-}
 
 fn fixtures() -> PathBuf {
     e2e_dir().join("fixtures")
@@ -122,7 +96,7 @@ fn run(args: &[&str], path_env: Option<String>) -> Run {
         )
     });
     Run {
-        report: serde_saphyr::from_str(&yaml).expect("report parses"),
+        report: Report::parse(&yaml).expect("report parses"),
         metrics: std::fs::read_to_string(&metrics).unwrap(),
         out,
     }
@@ -130,13 +104,6 @@ fn run(args: &[&str], path_env: Option<String>) -> Run {
 
 fn scan_offline(dir: &Path) -> Run {
     run(&["scan", "--offline", dir.to_str().unwrap()], None)
-}
-
-fn host<'a>(r: &'a Report, name: &str) -> &'a HostReport {
-    r.hosts
-        .iter()
-        .find(|h| h.name == name)
-        .unwrap_or_else(|| panic!("host {name} missing"))
 }
 
 fn rules(h: &HostReport) -> Vec<&str> {
@@ -252,7 +219,7 @@ fn missing_or_garbage_required_sections_fail_the_host() {
         "dpkg-random",
         "dpkg-devnull",
     ] {
-        let h = host(&report, name);
+        let h = report.host(name);
         assert_eq!(h.outcome, "probe_failed", "{name}");
         let e = h.error.as_deref().unwrap_or_default();
         assert!(
@@ -271,7 +238,7 @@ fn missing_or_garbage_required_sections_fail_the_host() {
             Some(1.0)
         );
     }
-    let e = |n: &str| host(&report, n).error.clone().unwrap_or_default();
+    let e = |n: &str| report.host(n).error.clone().unwrap_or_default();
     assert!(
         e("end-marker-only").contains("dpkg: not in the output"),
         "{}",
@@ -316,12 +283,13 @@ fn missing_or_garbage_required_sections_fail_the_host() {
         "{ps}"
     );
     assert!(
-        host(&report, "win-ps-error")
+        report
+            .host("win-ps-error")
             .incomplete
             .iter()
             .any(|i| i.contains("it begins: \"Get-CimInstance : Access denied\"")),
         "{:?}",
-        host(&report, "win-ps-error")
+        report.host("win-ps-error")
     );
     // The text summary lists them as not scanned, never as clean.
     let text = stdout(&out);
@@ -398,7 +366,7 @@ fn garbage_optional_sections_make_the_host_incomplete() {
         report.hosts
     );
     for name in ["linux-complete", "mac-complete"] {
-        let h = host(&report, name);
+        let h = report.host(name);
         assert!(h.incomplete.is_empty(), "{name}: {:?}", h.incomplete);
     }
     for (name, section) in [
@@ -408,7 +376,7 @@ fn garbage_optional_sections_make_the_host_incomplete() {
         ("mac-codesign-random", "codesign"),
         ("mac-kextstat-random", "kexts"),
     ] {
-        let h = host(&report, name);
+        let h = report.host(name);
         assert_eq!(h.outcome, "scanned", "{name}: {:?}", h.error);
         assert!(
             h.incomplete
@@ -563,7 +531,7 @@ fn a_cut_windows_document_keeps_what_was_read() {
         Some(1),
         "KES found before the cut fails the sweep"
     );
-    let u = host(&report, "win-cut-in-uninstall");
+    let u = report.host("win-cut-in-uninstall");
     assert_eq!(u.outcome, "probe_failed");
     assert!(
         rules(u).contains(&"kaspersky/kes-windows"),
@@ -590,7 +558,7 @@ fn a_cut_windows_document_keeps_what_was_read() {
         u.warnings
     );
 
-    let p = host(&report, "win-cut-in-processes");
+    let p = report.host("win-cut-in-processes");
     assert_eq!(p.outcome, "scanned", "{:?}", p.error);
     assert!(
         p.incomplete.iter().any(|i| i.starts_with("processes: ")),
@@ -652,7 +620,7 @@ fn a_powershell_error_fails_a_live_host_with_its_first_line() {
     .unwrap();
     let Run { out, report, .. } = run(&["scan", "-i", inv.to_str().unwrap()], Some(path));
     assert_eq!(out.status.code(), Some(3));
-    let h = host(&report, "winbox");
+    let h = report.host("winbox");
     assert_eq!(h.outcome, "probe_failed");
     assert!(
         h.error
@@ -687,7 +655,7 @@ fn a_garbage_package_database_fails_a_live_linux_host() {
         report,
         metrics,
     } = run(&["scan", "-i", inv.to_str().unwrap()], Some(path));
-    let h = host(&report, "box");
+    let h = report.host("box");
     assert_eq!(h.outcome, "probe_failed", "{h:?}");
     let e = h.error.as_deref().unwrap();
     assert!(
@@ -738,7 +706,7 @@ fn a_garbage_package_database_on_a_real_ssh_host() {
         ],
         None,
     );
-    let h = host(&report, "garbage-01");
+    let h = report.host("garbage-01");
     assert_eq!(h.outcome, "probe_failed", "{h:?}");
     let e = h.error.as_deref().unwrap();
     assert!(

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -15,36 +14,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use fleetsweep_e2e::report::{HostReport, Report};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
-
-#[derive(Debug, Deserialize)]
-struct Report {
-    sweep: Sweep,
-    hosts: Vec<HostReport>,
-}
-#[derive(Debug, Deserialize)]
-struct Sweep {
-    complete: bool,
-    interrupted_by: Option<String>,
-}
-#[derive(Debug, Deserialize)]
-struct HostReport {
-    name: String,
-    outcome: String,
-    error: Option<String>,
-    #[serde(default)]
-    warnings: Vec<String>,
-    findings: Vec<Finding>,
-}
-#[derive(Debug, Deserialize)]
-struct Finding {
-    rule: String,
-    state: String,
-    evidence: Vec<BTreeMap<String, String>>,
-}
 
 /// What the outside tester put in the scanning machine's secret file.
 const SECRET: &str = "fleetsweep-test-secret-7f3a9c";
@@ -137,7 +110,7 @@ fn finish(mut child: Child, report: &Path, limit: Duration, start: Instant) -> R
     let stderr = err_t.join().unwrap();
     let yaml = std::fs::read_to_string(report)
         .unwrap_or_else(|e| panic!("no report ({e}); stderr: {stderr}"));
-    let report: Report = serde_saphyr::from_str(&yaml).expect("report parses");
+    let report = Report::parse(&yaml).expect("report parses");
     Run {
         code: status.code(),
         stdout,
@@ -154,13 +127,6 @@ fn scan(dir: &Path, extra: &[&str], limit: Duration) -> Run {
     let start = Instant::now();
     let child = spawn(dir, &report, extra);
     finish(child, &report, limit, start)
-}
-
-fn host<'a>(r: &'a Report, name: &str) -> &'a HostReport {
-    r.hosts
-        .iter()
-        .find(|h| h.name == name)
-        .unwrap_or_else(|| panic!("host {name} missing"))
 }
 
 fn assert_warned(h: &HostReport, want: &str) {
@@ -221,7 +187,7 @@ fn links_out_of_the_bundle_are_refused_and_their_targets_never_read() {
     }
     // Both package lists were links out: no package database was read, so
     // the host is not known to be clean (the refusals say why).
-    let lin = host(&run.report, "lin");
+    let lin = run.report.host("lin");
     assert_eq!(lin.outcome, "probe_failed", "{:?}", lin.error);
     assert!(
         lin.error
@@ -254,7 +220,7 @@ fn links_out_of_the_bundle_are_refused_and_their_targets_never_read() {
     );
 
     // Its only application plist was a link out: no application was read.
-    let mac = host(&run.report, "mac");
+    let mac = run.report.host("mac");
     assert_eq!(mac.outcome, "probe_failed", "{:?}", mac.error);
     assert_warned(
         mac,
@@ -293,7 +259,7 @@ fn fifos_sockets_devices_and_directories_are_refused_without_blocking() {
 
     let run = scan(&root, &["--host-timeout", "20"], Duration::from_secs(90));
     println!("scan of FIFOs, sockets and devices took {:?}", run.took);
-    let lin = host(&run.report, "lin");
+    let lin = run.report.host("lin");
     assert_eq!(lin.outcome, "scanned", "{:?}", lin.error);
     assert_warned(
         lin,
@@ -308,7 +274,7 @@ fn fifos_sockets_devices_and_directories_are_refused_without_blocking() {
     assert_eq!(lin.findings[0].rule, "kaspersky/kesl");
     assert_eq!(lin.findings[0].state, "installed");
 
-    let mac = host(&run.report, "mac");
+    let mac = run.report.host("mac");
     // Its Info.plist directory held only a FIFO and a directory: no
     // application was read, so the host is not known to be clean.
     assert_eq!(mac.outcome, "probe_failed", "{:?}", mac.error);
@@ -343,7 +309,7 @@ fn a_bundle_whose_files_are_all_refused_fails_with_the_reasons() {
     symlink("/etc/passwd", lin.join("os-release")).unwrap();
     let run = scan(&root, &["--host-timeout", "20"], Duration::from_secs(90));
     assert_eq!(run.code, Some(3), "a host not scanned: partial");
-    let h = host(&run.report, "lin");
+    let h = run.report.host("lin");
     assert_eq!(h.outcome, "probe_failed");
     let err = h.error.as_deref().unwrap();
     assert!(
@@ -457,10 +423,10 @@ fn sigterm_ends_a_scan_of_slow_bundles_with_an_interrupted_report() {
         "interrupted, no findings: partial; {stderr}"
     );
     let yaml = std::fs::read_to_string(&report).unwrap();
-    let r: Report = serde_saphyr::from_str(&yaml).unwrap();
+    let r = Report::parse(&yaml).unwrap();
     assert!(!r.sweep.complete);
     assert_eq!(r.sweep.interrupted_by.as_deref(), Some("SIGTERM"));
-    let fifo = host(&r, "a-fifo");
+    let fifo = r.host("a-fifo");
     assert_eq!(fifo.outcome, "probe_failed", "its package list was a FIFO");
     assert_warned(
         fifo,
@@ -526,10 +492,10 @@ fn large_paths_and_launchctl_bundles_finish() {
     let run = scan(&root, &["--host-timeout", "600"], Duration::from_secs(900));
     println!("large bundles scanned in {:?}", run.took);
     for name in ["lin-paths", "lin-probe", "mac-launchd"] {
-        let h = host(&run.report, name);
+        let h = run.report.host(name);
         assert_eq!(h.outcome, "scanned", "{name}: {:?}", h.error);
     }
-    let kesl = &host(&run.report, "lin-paths").findings;
+    let kesl = &run.report.host("lin-paths").findings;
     assert_eq!(kesl.len(), 1, "{kesl:#?}");
     assert_eq!(
         (kesl[0].rule.as_str(), kesl[0].state.as_str()),
@@ -539,7 +505,7 @@ fn large_paths_and_launchctl_bundles_finish() {
         .evidence
         .iter()
         .any(|e| e["value"] == "/opt/kaspersky/kesl"));
-    let probe = &host(&run.report, "lin-probe").findings;
+    let probe = &run.report.host("lin-probe").findings;
     assert!(
         probe.iter().any(|f| f
             .evidence
@@ -547,7 +513,7 @@ fn large_paths_and_launchctl_bundles_finish() {
             .any(|e| e["value"] == "/var/opt/kaspersky/kesl")),
         "{probe:#?}"
     );
-    let mac = &host(&run.report, "mac-launchd").findings;
+    let mac = &run.report.host("mac-launchd").findings;
     assert_eq!(mac.len(), 1, "{mac:#?}");
     assert_eq!(
         (mac[0].rule.as_str(), mac[0].state.as_str()),
@@ -578,7 +544,7 @@ fn a_bundle_read_past_the_host_timeout_is_timed_out() {
     }
     let run = scan(&root, &["--host-timeout", "1"], Duration::from_secs(120));
     println!("scan with a 1 s host timeout took {:?}", run.took);
-    let h = host(&run.report, "slow");
+    let h = run.report.host("slow");
     assert_eq!(h.outcome, "timed_out", "{:?}", h.error);
     assert!(
         h.error.as_deref().unwrap().contains("host timeout of 1s"),
