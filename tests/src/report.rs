@@ -30,8 +30,13 @@ pub struct Summary {
 #[derive(Debug, Deserialize)]
 pub struct HostReport {
     pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     pub outcome: String,
     pub error: Option<String>,
+    /// `family`, `name`, `version`.
+    pub os: Option<BTreeMap<String, Option<String>>>,
     #[serde(default)]
     pub warnings: Vec<String>,
     /// Sections not fully read (`section: why`).
@@ -44,8 +49,19 @@ pub struct HostReport {
 pub struct Finding {
     pub rule: String,
     pub state: String,
+    pub policy: String,
+    pub version: Option<String>,
+    pub signatures: Option<Signatures>,
     #[serde(default)]
     pub evidence: Vec<BTreeMap<String, String>>,
+}
+
+/// A product's anti-virus bases, where the host reported them.
+#[derive(Debug, Deserialize)]
+pub struct Signatures {
+    pub last_update: String,
+    pub age_days: i64,
+    pub frozen: bool,
 }
 
 impl Report {

@@ -7,52 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use fleetsweep_e2e::e2e_dir;
-use serde::Deserialize;
+use fleetsweep_e2e::report::{Finding, HostReport, Report};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
-
-#[derive(Debug, Deserialize)]
-struct Report {
-    summary: Summary,
-    hosts: Vec<HostReport>,
-}
-#[derive(Debug, Deserialize)]
-struct Summary {
-    hosts: BTreeMap<String, usize>,
-}
-#[derive(Debug, Deserialize)]
-struct HostReport {
-    name: String,
-    address: String,
-    labels: BTreeMap<String, String>,
-    outcome: String,
-    error: Option<String>,
-    os: Option<BTreeMap<String, Option<String>>>,
-    #[serde(default)]
-    warnings: Vec<String>,
-    findings: Vec<Finding>,
-}
-#[derive(Debug, Deserialize)]
-struct Finding {
-    rule: String,
-    state: String,
-    policy: String,
-    version: Option<String>,
-    signatures: Option<Signatures>,
-    evidence: Vec<BTreeMap<String, String>>,
-}
-#[derive(Debug, Deserialize)]
-struct Signatures {
-    last_update: String,
-    age_days: i64,
-    frozen: bool,
-}
 
 /// Days from `date` (YYYY-MM-DD) to today (UTC), as the scanner counts them.
 fn days_since(date: &str) -> i64 {
@@ -90,15 +52,8 @@ fn scan(dir: &Path, extra: &[&str]) -> (Output, Report) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    let r: Report = serde_saphyr::from_str(&yaml).expect("report parses");
+    let r = Report::parse(&yaml).expect("report parses");
     (out, r)
-}
-
-fn host<'a>(r: &'a Report, name: &str) -> &'a HostReport {
-    r.hosts
-        .iter()
-        .find(|h| h.name == name)
-        .unwrap_or_else(|| panic!("host {name} missing"))
 }
 
 /// `rule state` per finding, sorted as the report sorts them.
@@ -137,7 +92,7 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
 
     // Windows workstation (the probe's JSON): KES, Network Agent, Security
     // Center, root certificate, drivers, the Chrome extension, frozen bases.
-    let ws = host(&r, "win-ws-01");
+    let ws = r.host("win-ws-01");
     assert_eq!(ws.address, "10.20.0.11");
     assert_eq!(ws.labels["role"], "workstation");
     assert_eq!(
@@ -209,7 +164,7 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
 
     // Windows Server (real Get-Service and Win32_OperatingSystem CLIXML, no
     // Security Center): Kaspersky Security for Windows Server from the Uninstall CLIXML.
-    let srv = host(&r, "win-srv-01");
+    let srv = r.host("win-srv-01");
     assert_eq!(
         srv.os.as_ref().unwrap()["name"].as_deref(),
         Some("Microsoft Windows Server 2019 Datacenter")
@@ -221,7 +176,7 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     );
 
     // Look-alikes (names, publisher, service, driver, certificate) stay clean.
-    let look = host(&r, "win-lookalike-01");
+    let look = r.host("win-lookalike-01");
     assert!(look.findings.is_empty(), "{:?}", outcomes(look));
     assert_eq!(
         look.os.as_ref().unwrap()["name"].as_deref(),
@@ -230,7 +185,7 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     assert!(look.warnings.iter().any(|w| w.starts_with("av_products:")));
 
     // UltraAV where Kaspersky remnants remain: replaced, and UltraAV is watched.
-    let ultra = host(&r, "win-ultraav-01");
+    let ultra = r.host("win-ultraav-01");
     assert_eq!(
         outcomes(ultra),
         vec!["kaspersky/unknown replaced", "pango/ultraav installed"]
@@ -242,7 +197,7 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     );
 
     // Mac with Kaspersky (raw command outputs and plists).
-    let mac = host(&r, "mac-kes-01");
+    let mac = r.host("mac-kes-01");
     assert_eq!(outcomes(mac), vec!["kaspersky/kaspersky-mac installed"]);
     let kav = finding(mac, "kaspersky/kaspersky-mac");
     assert_eq!(kav.version.as_deref(), Some("11.3.0"));
@@ -263,7 +218,7 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
         .any(|e| e["value"].contains("Team ID 2Y8XE5CQ94")));
 
     // Mac with remnants (the probe's own output): files and an unloaded job.
-    let rem = host(&r, "mac-remnants-01");
+    let rem = r.host("mac-remnants-01");
     assert_eq!(outcomes(rem), vec!["kaspersky/kaspersky-mac remnants"]);
     assert_eq!(
         rem.os.as_ref().unwrap()["version"].as_deref(),
@@ -271,10 +226,10 @@ fn offline_bundles_of_every_os_give_the_expected_findings() {
     );
 
     // Clean Mac (real plists, XML and binary; a look-alike receipt and folder).
-    assert!(host(&r, "mac-clean-01").findings.is_empty());
+    assert!(r.host("mac-clean-01").findings.is_empty());
 
     // Linux bundle: KESL with its frozen bases from `kesl-control --app-info`.
-    let lin = host(&r, "linux-kesl-01");
+    let lin = r.host("linux-kesl-01");
     assert_eq!(outcomes(lin), vec!["kaspersky/kesl installed"]);
     assert_eq!(
         lin.os.as_ref().unwrap()["name"].as_deref(),
@@ -333,7 +288,7 @@ fn unreadable_bundles_are_not_scanned_never_clean() {
         Some(3),
         "nothing banned, hosts not scanned"
     );
-    let e = host(&r, "empty-01");
+    let e = r.host("empty-01");
     assert_eq!(e.outcome, "probe_failed");
     assert!(
         e.error.as_deref().unwrap().contains("windows.json"),
@@ -342,7 +297,7 @@ fn unreadable_bundles_are_not_scanned_never_clean() {
     );
     // A cut document keeps what arrived, but the lists after the cut
     // (services) are missing: not known to be clean (tests/tests/completeness.rs).
-    let c = host(&r, "cut-01");
+    let c = r.host("cut-01");
     assert_eq!(c.outcome, "probe_failed");
     assert!(
         c.error.as_deref().unwrap().contains("services"),
@@ -452,8 +407,8 @@ cat '{json}'
         .env("PATH", path)
         .output()
         .unwrap();
-    let r: Report = serde_saphyr::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    let h = host(&r, "winbox");
+    let r = Report::parse(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let h = r.host("winbox");
     assert_eq!(h.outcome, "scanned", "{:?}", h.error);
     assert_eq!(out.status.code(), Some(1));
     assert!(outcomes(h).contains(&"kaspersky/kes-windows installed".to_string()));
