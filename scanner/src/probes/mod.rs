@@ -276,6 +276,13 @@ pub struct Process {
     pub owner_uid: Option<u32>,
 }
 
+impl Process {
+    /// The owner of a process the probe reports owners for but did not see
+    /// the owner of (it exited between the probe's listings, or raced them):
+    /// not root, so not trusted to name a product.
+    pub const OWNER_NOT_SEEN: u32 = u32::MAX;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathKind {

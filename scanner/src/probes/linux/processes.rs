@@ -322,8 +322,15 @@ pub fn merge_batches(
         if p.exe.is_none() {
             p.exe = exe.get(&p.pid).cloned();
         }
-        if p.owner_uid.is_none() {
-            p.owner_uid = owner.get(&p.pid).copied();
+        // With an owner section, a process missing from it is not trusted:
+        // a forger could otherwise exit between the listings on purpose.
+        if p.owner_uid.is_none() && owners.is_some() {
+            p.owner_uid = Some(
+                owner
+                    .get(&p.pid)
+                    .copied()
+                    .unwrap_or(Process::OWNER_NOT_SEEN),
+            );
         }
     }
 }
@@ -341,6 +348,14 @@ mod batch_tests {
         merge_batches(&mut procs, Some(cmdlines), Some(exes), Some(owners));
         assert_eq!(procs[0].owner_uid, Some(0));
         assert_eq!(procs[2].owner_uid, Some(1000));
+        // Listed, but gone before its owner was seen: not trusted.
+        let (mut gone, _) = parse_processes("4242\tklnagent\t\t\n");
+        merge_batches(&mut gone, None, None, Some(owners));
+        assert_eq!(gone[0].owner_uid, Some(Process::OWNER_NOT_SEEN));
+        // No owner section at all (ps, an older probe's bundle): unknown.
+        let (mut old, _) = parse_processes("4242\tklnagent\t\t\n");
+        merge_batches(&mut old, None, None, None);
+        assert_eq!(old[0].owner_uid, None);
         assert_eq!(procs[0].cmdline, "/sbin/init splash");
         assert_eq!(procs[0].exe.as_deref(), Some("/usr/lib/systemd/systemd"));
         assert_eq!(procs[1].cmdline, "/opt/kaspersky/kesl/libexec/wdserver -d");
@@ -353,6 +368,21 @@ mod batch_tests {
             "kernel thread or exited process: no command line"
         );
         assert_eq!(procs[2].exe, None);
+    }
+
+    /// Owners: only `ls -ldn` lines of a pid directory count; a pid given
+    /// twice has no owner rather than a guessed one (and is then not
+    /// trusted, see `merge_batches`).
+    #[test]
+    fn owners_come_from_directory_lines_and_repeated_pids_are_dropped() {
+        let body = "dr-xr-xr-x 9 0 0 0 Nov 22 10:00 1\n\
+                    dr-xr-xr-x 9 65534 65534 0 Nov 22 10:00 77\n\
+                    -rw-r--r-- 1 0 0 0 Nov 22 10:00 88\n\
+                    dr-xr-xr-x 9 x 0 0 Nov 22 10:00 89\n\
+                    dr-xr-xr-x 9 0 0 0 Nov 22 10:00 77\n\
+                    ls: cannot access '90': No such file or directory\n\
+                    \u{0}\u{1b}\n";
+        assert_eq!(parse_proc_owners(body), [(1, 0)]);
     }
 
     #[test]
