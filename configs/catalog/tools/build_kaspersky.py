@@ -34,7 +34,7 @@ PRODUCTS = [
     (r"Endpoint Agent", "kea", "Kaspersky Endpoint Agent"),
     (r"Private Security Network", "kpsn", "Kaspersky Private Security Network"),
     (r"KUMA|Unified Monitoring", "kuma", "Kaspersky Unified Monitoring and Analysis Platform"),
-    (r"Disk Encryption", "ksde", "Kaspersky Disk Encryption"),
+    (r"VPN Secure Connection", "ksec", "Kaspersky VPN Secure Connection"),
     (r"Password Manager", "password-manager", "Kaspersky Password Manager"),
     (r"Small Office Security", "ksos", "Kaspersky Small Office Security"),
     (r"Protection|URL Advisor|Virtual Keyboard", "browser-extensions", "Kaspersky browser extensions (Kaspersky Protection, URL Advisor, Virtual Keyboard)"),

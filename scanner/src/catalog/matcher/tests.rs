@@ -466,7 +466,7 @@ fn windows_uninstall_entries_by_name_publisher_and_product_code() {
         vec![
             ("kaspersky/kes-windows".to_string(), FindingState::Installed),
             ("kaspersky/klnagent".to_string(), FindingState::Installed),
-            ("kaspersky/unknown".to_string(), FindingState::Installed),
+            ("kaspersky/ksec".to_string(), FindingState::Installed),
         ],
         "{:#?}",
         summary(&f)
@@ -476,6 +476,40 @@ fn windows_uninstall_entries_by_name_publisher_and_product_code() {
     assert!(summary(&f)[2].contains("Kaspersky VPN Secure Connection"));
     // The same on a Linux host: Windows signatures do not apply.
     assert!(match_host(&builtin(), &obs, OsFamily::Linux, now()).is_empty());
+}
+
+#[test]
+fn ksde_is_the_vpn_secure_connection_service_whatever_its_version() {
+    // KSDE<version> and ksde.exe belong to Kaspersky VPN Secure Connection,
+    // not to Disk Encryption (an earlier catalog's mistake).
+    for service in ["KSDE1.0.0", "KSDE5.0", "ksde5.10"] {
+        let obs = Observations {
+            windows_services: vec![WindowsService {
+                name: service.into(),
+                state: Some("Running".into()),
+                ..WindowsService::default()
+            }],
+            ..Observations::default()
+        };
+        let f = match_host(&builtin(), &obs, OsFamily::Windows, now());
+        assert_eq!(
+            rules_states(&f),
+            vec![("kaspersky/ksec".to_string(), FindingState::Installed)],
+            "{service}: {:#?}",
+            summary(&f)
+        );
+        assert_eq!(f[0].product, "Kaspersky VPN Secure Connection");
+    }
+    // A look-alike service name stays clean.
+    let obs = Observations {
+        windows_services: vec![WindowsService {
+            name: "KSDExtender".into(),
+            ..WindowsService::default()
+        }],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, OsFamily::Windows, now());
+    assert!(f.is_empty(), "{:#?}", summary(&f));
 }
 
 #[test]
