@@ -1,7 +1,8 @@
 //! SARIF 2.1.0 output validated against the official OASIS JSON schema
 //! (vendored from a PyPI package, see `tests/schemas/README.md`), with format
 //! checks on, plus what a dashboard shows: one result per finding, levels,
-//! suppressions for excepted findings, hosts as logical locations.
+//! suppressions for excepted findings, hosts as logical and physical
+//! (`hosts/<name>`) locations, and what GitHub code scanning requires.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
@@ -132,7 +133,10 @@ fn sarif_has_one_result_per_finding_with_level_suppression_and_host_location() {
         let idx = r["ruleIndex"].as_u64().unwrap() as usize;
         assert_eq!(rules[idx], rule);
         let loc = &r["locations"][0];
-        assert!(loc.get("physicalLocation").is_none(), "no fake file URIs");
+        assert_eq!(
+            loc["physicalLocation"]["artifactLocation"]["uri"],
+            format!("hosts/{host}")
+        );
         assert_eq!(loc["logicalLocations"][0]["kind"], "resource");
     }
     let web = of("web-01", "kaspersky/kesl");
@@ -211,4 +215,75 @@ fn sarif_carries_hostile_strings_as_data() {
         json!({"kind": "process", "source": "ps", "value": FORMULA})
     );
     assert_eq!(evil["properties"]["address"], "+1-555");
+}
+
+/// What GitHub code scanning requires of an uploaded result beyond the
+/// schema: a physical location whose `artifactLocation.uri` is a non-empty
+/// relative URI (no scheme, no absolute path), a region with `startLine` >= 1,
+/// stable fingerprints, and `security-severity` as a number from 0 to 10 on
+/// each rule.
+#[test]
+fn sarif_locations_and_severities_meet_github_code_scanning_requirements() {
+    let log = sarif();
+    let run = &log["runs"][0];
+    for r in run["results"].as_array().unwrap() {
+        let loc = &r["locations"][0]["physicalLocation"];
+        let uri = loc["artifactLocation"]["uri"].as_str().unwrap();
+        assert!(
+            uri.starts_with("hosts/") && uri.len() > "hosts/".len(),
+            "{uri}"
+        );
+        assert!(
+            !uri.contains(':') && !uri.contains("..") && !uri.contains('?'),
+            "{uri}"
+        );
+        assert!(
+            uri["hosts/".len()..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+            "one encoded path segment: {uri}"
+        );
+        assert!(loc["region"]["startLine"].as_u64().unwrap() >= 1);
+        // The logical location names the same host.
+        let host = r["properties"]["host"].as_str().unwrap();
+        assert_eq!(uri, fleetsweep_exporters::formats::sarif::host_uri(host));
+        assert_eq!(r["locations"][0]["logicalLocations"][0]["name"], host);
+        assert!(!r["partialFingerprints"]["fleetsweepFinding/v1"]
+            .as_str()
+            .unwrap()
+            .is_empty());
+    }
+    for rule in run["tool"]["driver"]["rules"].as_array().unwrap() {
+        let sev: f64 = rule["properties"]["security-severity"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((0.0..=10.0).contains(&sev));
+    }
+    assert_eq!(
+        run["tool"]["driver"]["rules"][0]["properties"]["security-severity"], "8.0",
+        "banned software ranks high"
+    );
+    assert_eq!(
+        run["tool"]["driver"]["rules"][2]["properties"]["security-severity"], "4.0",
+        "watched software ranks medium"
+    );
+    // A hostile host name stays inside `hosts/`: one segment, percent-encoded.
+    use fleetsweep_exporters::formats::sarif::host_uri;
+    assert_eq!(host_uri("web-01.example.com"), "hosts/web-01.example.com");
+    assert_eq!(host_uri("../../etc/passwd"), "hosts/..%2F..%2Fetc%2Fpasswd");
+    assert_eq!(host_uri(".."), "hosts/%2E%2E");
+    assert_eq!(host_uri("a b?c#d"), "hosts/a%20b%3Fc%23d");
+    assert_eq!(host_uri("hôte"), "hosts/h%C3%B4te");
+    let evil = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["properties"]["host"] == EVIL_HOST)
+        .unwrap();
+    assert_eq!(
+        evil["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        host_uri(EVIL_HOST)
+    );
 }

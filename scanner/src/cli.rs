@@ -80,7 +80,10 @@ Examples:
   fleetsweep report --format sarif               # SARIF 2.1.0
   fleetsweep report --format plan                # per-host remediation plan
   fleetsweep report --list                       # sweeps in the state store
-  fleetsweep report --diff PREVIOUS_ID           # what changed since an earlier sweep";
+  fleetsweep report --diff PREVIOUS_ID           # what changed since an earlier sweep
+  fleetsweep report --from report.yaml --format sarif -o fleet.sarif
+                                                 # a saved report, no state store (CI)
+  fleetsweep report --from new.yaml --diff old.yaml --format text";
 
 #[derive(Debug, Parser)]
 #[command(name = "fleetsweep", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -319,15 +322,24 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Output format.
-    #[arg(long, value_name = "FORMAT", default_value = "yaml")]
-    pub format: String,
+    /// Output format. A report renders as yaml, json, csv, junit, sarif, html
+    /// or plan; `--diff` as yaml, json or text; `--list` as table or json.
+    /// Default: yaml (table with `--list`).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<ReportFormat>,
+
+    /// Render a saved report file (written by `scan --report`, YAML or JSON)
+    /// instead of a sweep from the state store: no state store is needed, so an
+    /// ephemeral CI job can turn its one report into JUnit or SARIF.
+    #[arg(long, value_name = "REPORT", conflicts_with_all = ["sweep", "list"])]
+    pub from: Option<PathBuf>,
 
     /// Sweep to render (an id from `--list`, or a unique prefix). Default: the latest.
     #[arg(long, value_name = "ID")]
     pub sweep: Option<String>,
 
-    /// Show what changed since this earlier sweep instead.
+    /// Show what changed since this earlier sweep instead (with `--from`: an
+    /// earlier saved report file).
     #[arg(long, value_name = "PREVIOUS")]
     pub diff: Option<String>,
 
@@ -335,9 +347,49 @@ pub struct ReportArgs {
     #[arg(long)]
     pub list: bool,
 
-    /// Write to FILE (atomically) instead of stdout.
+    /// Write to FILE (atomically) instead of stdout; `-` is stdout.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// Every `--format` of `fleetsweep report`; which ones apply depends on the mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The report as `scan --report` writes it (report_version 1).
+    Yaml,
+    /// The same model as JSON.
+    Json,
+    /// One row per finding, plus one per host without findings.
+    Csv,
+    /// JUnit XML: one test case per host, for CI test dashboards.
+    Junit,
+    /// SARIF 2.1.0, for GitHub code scanning and security dashboards.
+    Sarif,
+    /// One self-contained HTML page with the remediation burn-down.
+    Html,
+    /// A per-host remediation plan in Markdown.
+    Plan,
+    /// `--diff` only: what changed, to read in a terminal.
+    Text,
+    /// `--list` only: one line per stored sweep.
+    Table,
+}
+
+impl ReportFormat {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportFormat::Yaml => "yaml",
+            ReportFormat::Json => "json",
+            ReportFormat::Csv => "csv",
+            ReportFormat::Junit => "junit",
+            ReportFormat::Sarif => "sarif",
+            ReportFormat::Html => "html",
+            ReportFormat::Plan => "plan",
+            ReportFormat::Text => "text",
+            ReportFormat::Table => "table",
+        }
+    }
 }
 
 #[derive(Debug, Args)]

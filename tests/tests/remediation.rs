@@ -324,10 +324,98 @@ fn new_open_overdue_remediated_reinstalled() {
     let out = report_cmd(&state, &["--format", "plan"]);
     let plan = text(&out.stdout);
     assert!(plan.contains("app-01") && plan.contains(KESL), "{plan}");
+    // --format is a closed set, listed when a wrong one is given.
     let out = report_cmd(&state, &["--format", "pdf"]);
     assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
     assert!(
-        text(&out.stderr).contains("unknown format `pdf`"),
+        err.contains("invalid value 'pdf' for '--format <FORMAT>'")
+            && err.contains("yaml, json, csv, junit, sarif, html, plan"),
+        "{err}"
+    );
+    let out = report_cmd(&state, &["--list", "--format", "sarif"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--list prints a table or json, not `sarif`"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A saved report renders without any state store (an ephemeral CI job):
+    // the same SARIF as from the store, JUnit to stdout with `-o -`, and a
+    // diff of two saved reports.
+    let dir = fleet.dir();
+    let (old_yaml, new_yaml) = (dir.join("s5.yaml"), dir.join("s6.yaml"));
+    std::fs::write(&old_yaml, &s5.yaml).unwrap();
+    std::fs::write(&new_yaml, &s6.yaml).unwrap();
+    let no_store = dir.join("never-created.db");
+    let from = |extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "--from",
+            new_yaml.to_str().unwrap(),
+            "--state",
+            no_store.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        fleetsweep(&args, &[])
+    };
+    let out = from(&["--format", "sarif"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let from_file: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        from_file, sarif,
+        "the saved report renders as the stored sweep does"
+    );
+    assert_eq!(
+        from_file["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+            ["uri"],
+        "hosts/app-01"
+    );
+    let out = from(&["--format", "junit", "-o", "-"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("<failure"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !Path::new("-").exists(),
+        "`-o -` is stdout, not a file named -"
+    );
+    let out = from(&["--diff", old_yaml.to_str().unwrap(), "--format", "text"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("app-01"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = from(&["--format", "html"]);
+    assert!(text(&out.stdout).contains("app-01"), "html from one report");
+    assert!(!no_store.exists(), "--from never creates a state store");
+    // A broken report names the file, line and column.
+    let broken = dir.join("broken.yaml");
+    std::fs::write(&broken, s6.yaml.replacen("hosts:", "hosts: [", 1)).unwrap();
+    let out = fleetsweep(
+        &[
+            "report",
+            "--from",
+            broken.to_str().unwrap(),
+            "--format",
+            "sarif",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:", broken.display())) && err.contains("fleetsweep scan --report"),
+        "{err}"
+    );
+    let out = fleetsweep(&["report", "--from", "/nonexistent/r.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/r.yaml"),
         "{}",
         text(&out.stderr)
     );

@@ -1,8 +1,14 @@
 //! SARIF 2.1.0, so findings land in security dashboards that read it
 //! (code-scanning UIs, DefectDojo, SIEM importers).
 //!
-//! A fleet has no source files, so results are located by *logical*
-//! locations (the host, kind `resource`), never by invented file URIs.
+//! A fleet has no source files. Each result is located at its host twice:
+//! a *logical* location (the host, kind `resource`) for SARIF readers that
+//! understand it, and a *physical* location `hosts/<host name>` (a relative
+//! URI, percent-encoded, line 1), because GitHub code scanning rejects a
+//! result without `physicalLocation.artifactLocation.uri`. The URI depends on
+//! the host name only, so GitHub tracks one alert per host and rule across
+//! sweeps (with `partialFingerprints`).
+//!
 //! Choices, following SARIF §3.27 (`kind` and `level`):
 //!
 //! | finding | kind | level |
@@ -200,6 +206,15 @@ fn descriptor(f: &Finding) -> Value {
         "tags".into(),
         json!(["security", format!("policy:{policy}")]),
     );
+    // GitHub code scanning ranks alerts by this (9.0 and above: critical,
+    // 7.0: high, 4.0: medium): banned software is high, watched medium.
+    props.insert(
+        "security-severity".into(),
+        json!(match f.policy {
+            Policy::Ban => "8.0",
+            Policy::Watch => "4.0",
+        }),
+    );
     json!({
         "id": f.rule,
         "name": rule_name(&f.rule),
@@ -210,8 +225,32 @@ fn descriptor(f: &Finding) -> Value {
     })
 }
 
+/// Characters kept as they are in a URI path segment (RFC 3986 unreserved);
+/// everything else, `/` included, is percent-encoded, so a hostile host name
+/// cannot climb out of `hosts/` or add a query.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The relative URI a host's results are filed under: `hosts/<host name>`.
+pub fn host_uri(name: &str) -> String {
+    let encoded = percent_encoding::utf8_percent_encode(name, SEGMENT).to_string();
+    // `.` and `..` are path steps, not names.
+    match encoded.as_str() {
+        "." => "hosts/%2E".to_string(),
+        ".." => "hosts/%2E%2E".to_string(),
+        _ => format!("hosts/{encoded}"),
+    }
+}
+
 fn host_location(h: &HostReport) -> Value {
     json!({
+        "physicalLocation": {
+            "artifactLocation": {"uri": host_uri(&h.name)},
+            "region": {"startLine": 1},
+        },
         "logicalLocations": [{
             "name": h.name,
             "fullyQualifiedName": h.name,
