@@ -506,6 +506,63 @@ fn ansible_ini_inventory() {
     assert_eq!(prod, ["db-01", "web-01", "web-02"]);
 }
 
+/// `ansible-inventory -i ansible.ini --list` (and `--list --export`), as
+/// ansible-core 2.19 printed them (recorded into the fixtures): the same hosts,
+/// users, keys, ports, jumps, labels and groups as the INI file itself.
+#[test]
+fn ansible_inventory_list_json_resolves_like_its_source() {
+    let ini = load("ansible.ini").unwrap();
+    let summary = |inv: &Inventory| {
+        let mut v: Vec<String> = inv
+            .hosts
+            .iter()
+            .map(|h| {
+                let mut groups = h.groups.clone();
+                groups.sort();
+                let target = match &h.target {
+                    Target::Ssh(_) => {
+                        let (e, s) = (endpoint(h), ssh(h));
+                        format!(
+                            "{}@{}:{} keys={:?} jumps={:?}",
+                            e.user,
+                            e.address,
+                            e.port,
+                            e.identity_files,
+                            s.jumps
+                                .iter()
+                                .map(|j| format!("{}@{}:{}", j.user, j.address, j.port))
+                                .collect::<Vec<_>>()
+                        )
+                    }
+                    other => other.kind().to_string(),
+                };
+                format!(
+                    "{} {target} labels={:?} groups={groups:?}",
+                    h.name, h.labels
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let want = summary(&ini);
+    assert_eq!(want.len(), 5, "{want:#?}");
+    for file in ["ansible-list.json", "ansible-list-export.json"] {
+        let inv = load(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(summary(&inv), want, "{file}");
+    }
+    // A --list whose groups lost their hosts resolves to nothing: refused,
+    // never a sweep of 0 hosts that exits clean.
+    let err = load_text(
+        r#"{"_meta": {"hostvars": {}}, "all": {"children": ["ungrouped"]}, "ungrouped": {}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("this Ansible inventory lists no hosts"),
+        "{err}"
+    );
+}
+
 #[test]
 fn ansible_windows_hosts_map_to_winrm() {
     use crate::transport::winrm::{PasswordSource, Scheme, WinrmAuth};

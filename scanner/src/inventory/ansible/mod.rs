@@ -1,4 +1,5 @@
-//! Ansible inventories (INI and YAML), accepted as they are so teams can point
+//! Ansible inventories (INI, YAML, and the JSON of `ansible-inventory --list`
+//! or an inventory script), accepted as they are so teams can point
 //! fleetsweep at the inventory they already keep.
 //!
 //! Mapping: `ansible_host` → address, `ansible_port` → port, `ansible_user` →
@@ -34,6 +35,12 @@ pub(super) fn read(file: &Path, text: &str) -> Result<Option<RawInventory>, Diag
         Dialect::AnsibleYaml => parse_yaml(file, text)?,
         Dialect::AnsibleIni => parse_ini(file, text)?,
     };
+    if hosts.is_empty() {
+        return Err(Diagnostic::whole_file(
+            file,
+            "this Ansible inventory lists no hosts (groups need `hosts:`; `ansible-inventory --list` output needs its `_meta` and group `hosts` lists)",
+        ));
+    }
     let mut raw_hosts = Vec::new();
     let mut groups: BTreeMap<String, RawGroup> = BTreeMap::new();
     for h in hosts {

@@ -64,11 +64,12 @@ pub fn detect(text: &str) -> Dialect {
     if top.keys().any(|k| native.contains(&k.as_str())) {
         return Dialect::Native;
     }
-    let looks_ansible = top.values().any(|v| {
-        v.as_object().is_some_and(|g| {
-            g.contains_key("hosts") || g.contains_key("children") || g.contains_key("vars")
-        })
-    });
+    let looks_ansible = top.contains_key("_meta")
+        || top.values().any(|v| {
+            v.as_object().is_some_and(|g| {
+                g.contains_key("hosts") || g.contains_key("children") || g.contains_key("vars")
+            })
+        });
     if looks_ansible {
         Dialect::AnsibleYaml
     } else {
@@ -110,7 +111,10 @@ fn vars_of(v: Option<&Value>) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Parses an Ansible YAML inventory.
+/// Parses an Ansible YAML inventory, or the JSON that `ansible-inventory
+/// --list` prints (and inventory scripts return): there, `hosts` and
+/// `children` are lists of names, every group is a top-level key, and host
+/// variables sit under `_meta.hostvars`.
 pub fn parse_yaml(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnostic> {
     let top: Value = crate::diag::parse_yaml(file, text)?;
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
@@ -122,16 +126,33 @@ pub fn parse_yaml(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnosti
             vars: vars_of(v.get("vars")),
             ..Group::default()
         };
-        if let Some(hosts) = v.get("hosts").and_then(Value::as_object) {
-            for (h, hv) in hosts {
-                g.hosts.push((h.clone(), vars_of(Some(hv))));
+        match v.get("hosts") {
+            Some(Value::Object(hosts)) => {
+                for (h, hv) in hosts {
+                    g.hosts.push((h.clone(), vars_of(Some(hv))));
+                }
             }
+            // `ansible-inventory --list`: names only.
+            Some(Value::Array(hosts)) => {
+                for h in hosts.iter().filter_map(scalar) {
+                    g.hosts.push((h, BTreeMap::new()));
+                }
+            }
+            _ => {}
         }
-        if let Some(children) = v.get("children").and_then(Value::as_object) {
-            for (c, cv) in children {
-                g.children.push(c.clone());
-                walk(c, cv, groups, depth + 1);
+        match v.get("children") {
+            Some(Value::Object(children)) => {
+                for (c, cv) in children {
+                    g.children.push(c.clone());
+                    walk(c, cv, groups, depth + 1);
+                }
             }
+            // `ansible-inventory --list`: the children are top-level keys of
+            // their own, walked there.
+            Some(Value::Array(children)) => {
+                g.children.extend(children.iter().filter_map(scalar));
+            }
+            _ => {}
         }
         let e = groups.entry(name.to_string()).or_default();
         e.hosts.extend(g.hosts);
@@ -145,7 +166,26 @@ pub fn parse_yaml(file: &Path, text: &str) -> Result<Vec<AnsibleHost>, Diagnosti
         ));
     };
     for (name, v) in top {
-        walk(name, v, &mut groups, 0);
+        if name != "_meta" {
+            walk(name, v, &mut groups, 0);
+        }
+    }
+    // `_meta.hostvars`: each host's own variables (group variables already
+    // folded in unless `--export` kept them on the groups).
+    if let Some(hostvars) = top
+        .get("_meta")
+        .and_then(|m| m.get("hostvars"))
+        .and_then(Value::as_object)
+    {
+        for g in groups.values_mut() {
+            for (h, vars) in &mut g.hosts {
+                if let Some(hv) = hostvars.get(h.as_str()) {
+                    let mut own = vars_of(Some(hv));
+                    own.append(vars);
+                    *vars = own;
+                }
+            }
+        }
     }
     Ok(flatten(groups))
 }
