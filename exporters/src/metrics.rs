@@ -401,6 +401,11 @@ pub struct DaemonMetrics {
     pub probes_in_flight: IntGauge,
     /// When the next scheduled sweep starts (Unix time), once it is planned.
     pub next_sweep: Gauge,
+    /// 1 unless the last reload (SIGHUP) was refused, as Prometheus's own
+    /// `prometheus_config_last_reload_successful`.
+    pub config_reload_successful: IntGauge,
+    /// When the configuration was last loaded successfully (start or reload), Unix time.
+    pub config_reload_timestamp: Gauge,
 }
 
 impl DaemonMetrics {
@@ -436,7 +441,19 @@ impl DaemonMetrics {
         registry.register(Box::new(sweeps.clone()))?;
         registry.register(Box::new(sweep_in_progress.clone()))?;
         registry.register(Box::new(probes_in_flight.clone()))?;
+        let config_reload_successful = IntGauge::with_opts(Opts::new(
+            "fleetsweep_config_last_reload_successful",
+            "1 unless the last configuration reload (SIGHUP) was refused; the previous configuration then stays in use.",
+        ))?;
+        let config_reload_timestamp = Gauge::with_opts(Opts::new(
+            "fleetsweep_config_last_reload_success_timestamp_seconds",
+            "Unix time the configuration (inventory, catalog, exceptions) was last loaded successfully.",
+        ))?;
+        config_reload_successful.set(1);
+        config_reload_timestamp.set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
         registry.register(Box::new(next_sweep.clone()))?;
+        registry.register(Box::new(config_reload_successful.clone()))?;
+        registry.register(Box::new(config_reload_timestamp.clone()))?;
         // process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -453,6 +470,8 @@ impl DaemonMetrics {
             sweep_in_progress,
             probes_in_flight,
             next_sweep,
+            config_reload_successful,
+            config_reload_timestamp,
         })
     }
 

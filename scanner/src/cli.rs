@@ -70,7 +70,13 @@ Limits on clients:
   --web.max-connections (512) open connections; more wait until one closes.
   --web.header-timeout (10s) to send request headers (and the TLS handshake);
   idle keep-alive connections close after it too. A client that reads nothing
-  of an answer for 30s is disconnected. HTTP/1.1 only.";
+  of an answer for 30s is disconnected. HTTP/1.1 only.
+
+Signals:
+  SIGHUP          re-read inventory, catalogs, exceptions, known_hosts; a file that
+                  does not validate is refused (logged with file:line:column) and
+                  the previous configuration stays in use
+  SIGTERM/SIGINT  stop gracefully (a second one exits at once)";
 
 const REPORT_EXAMPLES: &str = "\
 Examples:
@@ -128,7 +134,7 @@ pub enum Command {
     Catalog(CatalogCommand),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct InventoryArgs {
     /// Inventory file: fleetsweep YAML (see `fleetsweep scan --help`), or an
     /// Ansible inventory (INI or YAML) as it is.
@@ -162,7 +168,7 @@ pub struct InventoryArgs {
     pub no_ssh_config: bool,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ScanArgs {
     #[command(flatten)]
     pub inventory: InventoryArgs,

@@ -108,6 +108,11 @@ impl Serve {
         }
     }
 
+    /// One sample of the daemon's /metrics page.
+    fn metric(&self, series: &str) -> Option<f64> {
+        sample(&get(&self.url("/metrics"), &[]).1, series)
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -872,4 +877,115 @@ fn serve_sweeps_never_overlap_and_sigterm_stops_promptly() {
     let r: Report =
         serde_saphyr::from_str(&std::fs::read_to_string(&report_file).unwrap()).unwrap();
     assert!(r.sweep.complete, "--report keeps the last complete sweep");
+}
+
+/// SIGHUP re-reads the inventory (and catalog, exceptions, known_hosts): a
+/// host added to the file becomes a `/probe` target without a restart; a
+/// broken file is refused with its file:line:column, the previous
+/// configuration stays in use, and `fleetsweep_config_last_reload_successful`
+/// says so until a good one is loaded.
+#[test]
+fn serve_reloads_its_configuration_on_sighup_and_keeps_the_old_one_when_the_new_is_broken() {
+    let fleet = Fleet::start(FleetSpec {
+        subnet: 239,
+        hosts: vec![
+            ("web-01".into(), Scenario::Clean),
+            ("kesl-01".into(), Scenario::Kesl),
+        ],
+    })
+    .expect("starting the test fleet");
+    let full = std::fs::read_to_string(fleet.inventory_path()).unwrap();
+    // The same inventory without kesl-01 (host entries start with `  - name: `).
+    let (head, hosts) = full.split_once("hosts:\n").unwrap();
+    let kept: Vec<&str> = hosts
+        .split("  - name: ")
+        .filter(|e| !e.is_empty() && !e.starts_with("kesl-01"))
+        .collect();
+    let first = format!("{head}hosts:\n  - name: {}", kept.join("  - name: "));
+    assert!(
+        first.contains("web-01") && !first.contains("kesl-01"),
+        "{first}"
+    );
+    let inv = fleet.dir().join("reloaded.yaml");
+    std::fs::write(&inv, &first).unwrap();
+
+    let mut serve = Serve::start(
+        fleet.dir(),
+        "serve-reload",
+        &["-i", inv.to_str().unwrap(), "--interval", "1h"],
+    );
+    serve.wait_healthy();
+    let probe = |s: &Serve| get(&s.url("/probe?target=kesl-01"), &[]);
+    let (code, body) = probe(&serve);
+    assert_eq!(code, 400, "not in the inventory yet: {body}");
+    let reloaded = |s: &Serve| s.metric("fleetsweep_config_last_reload_successful");
+    assert_eq!(reloaded(&serve), Some(1.0));
+
+    // A host added to the file: probed after SIGHUP, no restart.
+    std::fs::write(&inv, &full).unwrap();
+    serve.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while serve
+        .events("configuration reloaded; the next sweep uses it")
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reload:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, body) = probe(&serve);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("fleetsweep_probe_success 1"),
+        "kesl-01 probed after the reload:\n{body}"
+    );
+    assert_eq!(reloaded(&serve), Some(1.0));
+
+    // A broken file: refused, named, the previous configuration kept.
+    std::fs::write(&inv, full.replacen("hosts:\n", "hosts:\n  - name: [\n", 1)).unwrap();
+    serve.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reloaded(&serve) != Some(0.0) {
+        assert!(
+            Instant::now() < deadline,
+            "reload not refused:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = serve.log_text();
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("configuration reload refused"))
+        .unwrap_or_else(|| panic!("no refusal logged:\n{log}"));
+    assert!(
+        refusal.contains(&format!("{}:", inv.display()))
+            && refusal.contains("previous configuration stays in use"),
+        "{refusal}"
+    );
+    let (code, body) = probe(&serve);
+    assert_eq!(
+        code, 200,
+        "the old configuration still serves kesl-01: {body}"
+    );
+    assert!(
+        serve.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "serve still runs"
+    );
+
+    // Fixed again: loaded, the metric back to 1.
+    std::fs::write(&inv, &full).unwrap();
+    serve.signal(Signal::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reloaded(&serve) != Some(1.0) {
+        assert!(
+            Instant::now() < deadline,
+            "good reload not applied:\n{}",
+            serve.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

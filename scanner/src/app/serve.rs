@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
-use fleetsweep::cli::ServeArgs;
+use fleetsweep::cli::{ScanArgs, ServeArgs};
 use fleetsweep::inventory;
+use fleetsweep::pipeline::Pipeline;
 use fleetsweep::serve::{self, scheduler::Schedule, Limits, ServeConfig, WebConfig};
 
 use super::{EXIT_CLEAN, EXIT_PARTIAL};
@@ -57,6 +58,12 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
         fleetsweep_exporters::push::PushTarget::new(url, &args.scan.push_job, "all")?;
     }
     let pipeline = Arc::new(super::scan::prepare(&args.scan)?);
+    if !listen.ip().is_loopback() && args.web_config_file.is_none() {
+        tracing::warn!(
+            %listen,
+            "serving /report (every host, address and finding) and /probe without TLS or authentication on a non-loopback address: give --web.config.file with basic_auth_users and tls_server_config, or listen on 127.0.0.1"
+        );
+    }
     let config = ServeConfig {
         listen,
         web,
@@ -73,9 +80,32 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
     };
     let (tx, rx) = watch::channel(None);
     tokio::spawn(forward_signals(tx));
-    serve::run(config, pipeline, rx).await?;
+    let (reload_tx, reload_rx) = mpsc::channel(1);
+    tokio::spawn(reload_on_sighup(args.scan.clone(), reload_tx));
+    serve::run(config, pipeline, reload_rx, rx).await?;
     tracing::warn!("fleetsweep serve stopped");
     Ok(EXIT_CLEAN)
+}
+
+/// SIGHUP → the inventory, catalog, exceptions and known_hosts are read
+/// again and validated as at start; the daemon switches to them only when
+/// all of that succeeds (the refusal names file, line and column otherwise).
+async fn reload_on_sighup(scan: ScanArgs, reloads: mpsc::Sender<Result<Arc<Pipeline>, String>>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot install the SIGHUP handler; reload by restarting serve");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::warn!("SIGHUP received: reloading the configuration");
+        // `prepare` reads the files with block_in_place, as at start.
+        let outcome = super::scan::prepare(&scan)
+            .map(Arc::new)
+            .map_err(|e| format!("{e:#}"));
+        if reloads.send(outcome).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// SIGINT/SIGTERM → graceful stop (exit 0); a second one → exit at once.

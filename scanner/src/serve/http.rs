@@ -280,7 +280,8 @@ async fn probe(
             "give a target: /probe?target=HOST, HOST being a host name from the inventory\n",
         );
     };
-    let Some(host) = s.pipeline.hosts().iter().find(|h| &h.name == target) else {
+    let pipeline = s.pipeline();
+    let Some(host) = pipeline.hosts().iter().find(|h| &h.name == target) else {
         let shown: String = target.chars().take(200).collect();
         return text(
             StatusCode::BAD_REQUEST,
@@ -288,7 +289,7 @@ async fn probe(
         );
     };
     let start = Instant::now();
-    let cap = s.pipeline.host_timeout(host);
+    let cap = pipeline.host_timeout(host);
     let deadline = probe_deadline(&headers, s.default_probe_timeout, cap);
     // A sweep of this target already running is shared (it has its own
     // deadline, as its first caller asked); otherwise one starts here. It is
@@ -296,17 +297,17 @@ async fn probe(
     // every caller has, the probe is dropped and its slot is free.
     let boarding = s.probes.board(target, |slot| {
         let s = s.clone();
+        let pipeline = pipeline.clone();
         let mut host = host.clone();
         host.host_timeout = Some(deadline);
-        let connect = s.pipeline.connect_timeout(&host).min(deadline);
+        let connect = pipeline.connect_timeout(&host).min(deadline);
         if let Some(c) = host.target.connect_timeout_mut() {
             *c = Some(connect);
         }
         Box::pin(async move {
             let _slot = slot;
             let _in_flight = InFlight::enter(&s.daemon.probes_in_flight);
-            let report = s
-                .pipeline
+            let report = pipeline
                 .sweep(vec![host], Arc::new(Silent), s.shutdown.clone())
                 .await;
             Arc::new(report)

@@ -18,6 +18,14 @@
 //! is published, and its files are written and pushed after. A `/probe` is a
 //! look at one host, not a sweep of the fleet: it skips both.
 //!
+//! # Reload
+//! The binary sends a freshly validated [`Pipeline`] (inventory, catalog,
+//! exceptions, known_hosts re-read on SIGHUP) or the reason it was refused
+//! on the `reloads` channel. A new pipeline serves the next sweep and every
+//! `/probe` from then on; the running sweep finishes with the one it
+//! started with. A refused one changes nothing but
+//! `fleetsweep_config_last_reload_successful` and a log line.
+//!
 //! # Shutdown
 //! A value on the shutdown channel (SIGTERM/SIGINT in the binary) stops the
 //! server accepting, cancels the running sweep and any probe, and [`run`]
@@ -37,7 +45,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use fleetsweep_exporters::metrics::{DaemonMetrics, MetricsError, MetricsOptions};
 use fleetsweep_exporters::Report;
@@ -85,8 +93,9 @@ struct Published {
 
 /// State shared by the scheduler and the HTTP handlers.
 struct Shared {
-    /// Sweeps on schedule and for `/probe`; its hosts are the only `/probe` targets.
-    pipeline: Arc<Pipeline>,
+    /// Sweeps on schedule and for `/probe`; its hosts are the only `/probe`
+    /// targets. Replaced whole on reload (see [`Shared::pipeline`]).
+    pipeline: RwLock<Arc<Pipeline>>,
     /// Lives as long as the process: counters survive from sweep to sweep.
     daemon: DaemonMetrics,
     /// The last published sweep; `None` until the first one ends.
@@ -101,6 +110,39 @@ struct Shared {
 }
 
 impl Shared {
+    /// The current pipeline: a sweep or probe keeps the one it started with
+    /// even when a reload replaces it meanwhile.
+    fn pipeline(&self) -> Arc<Pipeline> {
+        match self.pipeline.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Applies one reload: a new pipeline, or why the new configuration was refused.
+    fn reload(&self, outcome: Result<Arc<Pipeline>, String>) {
+        let d = &self.daemon;
+        match outcome {
+            Ok(new) => {
+                let hosts = new.hosts().len();
+                match self.pipeline.write() {
+                    Ok(mut p) => *p = new,
+                    Err(poisoned) => *poisoned.into_inner() = new,
+                }
+                d.config_reload_successful.set(1);
+                d.config_reload_timestamp
+                    .set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
+                tracing::warn!(hosts, "configuration reloaded; the next sweep uses it");
+            }
+            Err(why) => {
+                d.config_reload_successful.set(0);
+                tracing::error!(
+                    "configuration reload refused, the previous configuration stays in use: {why}"
+                );
+            }
+        }
+    }
+
     /// Publishes `report` unless it is partial and a complete one exists.
     /// Returns whether it was published.
     fn publish(&self, report: &Report, opts: &MetricsOptions) -> bool {
@@ -149,7 +191,7 @@ impl Shared {
         shutdown: watch::Receiver<Option<String>>,
     ) -> Result<Arc<Shared>, ServeError> {
         Ok(Arc::new(Shared {
-            pipeline,
+            pipeline: RwLock::new(pipeline),
             daemon: DaemonMetrics::new()?,
             published: RwLock::new(None),
             probes: probe::Flights::new(config.max_probes),
@@ -161,13 +203,24 @@ impl Shared {
     }
 }
 
-/// Runs the daemon until `shutdown` receives a value.
+/// Runs the daemon until `shutdown` receives a value. `reloads` brings a new
+/// pipeline, or the reason one was refused, whenever the binary re-reads its
+/// configuration.
 pub async fn run(
     config: ServeConfig,
     pipeline: Arc<Pipeline>,
+    mut reloads: mpsc::Receiver<Result<Arc<Pipeline>, String>>,
     shutdown: watch::Receiver<Option<String>>,
 ) -> Result<(), ServeError> {
     let shared = Shared::new(&config, pipeline, shutdown.clone())?;
+    {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(outcome) = reloads.recv().await {
+                shared.reload(outcome);
+            }
+        });
+    }
     let listener = std::net::TcpListener::bind(config.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|source| ServeError::Listen {

@@ -50,7 +50,8 @@ pub(super) async fn run(
             break;
         }
         let started = Instant::now();
-        let pipeline = &shared.pipeline;
+        // Taken once: a reload during this sweep applies to the next one.
+        let pipeline = shared.pipeline();
         let hosts = pipeline.hosts().to_vec();
         d.next_sweep.set(0.0);
         d.sweep_in_progress.inc();
