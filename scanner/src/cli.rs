@@ -132,6 +132,38 @@ pub enum Command {
     /// Validate and explain catalog files.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Print the probe script of one OS, to run by hand for an offline bundle.
+    #[command(after_help = PROBE_SCRIPT_EXAMPLES)]
+    ProbeScript(ProbeScriptArgs),
+}
+
+const PROBE_SCRIPT_EXAMPLES: &str = "\
+Examples:
+  fleetsweep probe-script linux > probe-linux.sh    # then on the host: sh probe-linux.sh > linux.txt
+  fleetsweep probe-script macos > probe-macos.sh    # sh probe-macos.sh > macos.txt (as root)
+  fleetsweep probe-script windows > probe.ps1       # powershell -NoProfile -ExecutionPolicy Bypass -File probe.ps1 > windows.json
+  fleetsweep scan --offline bundles/                # every HOST/ with its host.yaml and saved output
+
+The Linux and macOS scripts carry their input (a nonce and the catalog's install
+roots) in a here document; they only read. docs/offline-bundles.md has the rest.";
+
+#[derive(Debug, Args)]
+pub struct ProbeScriptArgs {
+    /// The OS family whose probe to print.
+    #[arg(value_enum)]
+    pub os: ProbeOs,
+
+    /// Catalog file whose install roots the script lists; repeatable. Default: the built-in catalog.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Vec<PathBuf>,
+}
+
+/// `fleetsweep probe-script OS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeOs {
+    Linux,
+    Macos,
+    Windows,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -182,7 +214,8 @@ pub struct ScanArgs {
     pub report: Option<PathBuf>,
 
     /// Write Prometheus metrics (text format 0.0.4) to FILE atomically, e.g. into
-    /// node_exporter's textfile directory: `/var/lib/node_exporter/textfile/fleetsweep.prom`.
+    /// node_exporter's textfile directory (Debian's prometheus-node-exporter reads
+    /// `/var/lib/prometheus/node-exporter`): `/var/lib/prometheus/node-exporter/fleetsweep.prom`.
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 

@@ -550,3 +550,89 @@ fn retention_drops_old_reports_and_keeps_the_history() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// `fleetsweep probe-script` prints what docs/offline-bundles.md asks users to
+/// run: the Linux script, run by hand on this (real) machine, gives a
+/// `linux.txt` that `scan --offline` reads as a fully scanned host; the macOS
+/// one is valid sh carrying the catalog's roots; the Windows one is the
+/// PowerShell probe as it is.
+#[test]
+fn probe_script_output_run_by_hand_makes_a_bundle_that_scans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let print = |os: &str| {
+        let out = Command::new(FLEETSWEEP)
+            .args(["probe-script", os])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let linux = print("linux");
+    assert!(linux.starts_with("#!/bin/sh\n"), "{linux}");
+    assert!(
+        linux.contains("\n/opt/kaspersky\n"),
+        "the catalog's roots are built in"
+    );
+    let script = tmp.path().join("probe-linux.sh");
+    std::fs::write(&script, &linux).unwrap();
+    let host = tmp.path().join("bundles/this-machine");
+    std::fs::create_dir_all(&host).unwrap();
+    let out = Command::new("sh").arg(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(host.join("linux.txt"), &out.stdout).unwrap();
+    std::fs::write(host.join("host.yaml"), "os: linux\n").unwrap();
+    let (out, r) = scan(&tmp.path().join("bundles"), &[]);
+    let h = r.host("this-machine");
+    assert_eq!(
+        h.outcome,
+        "scanned",
+        "{:?}; stderr: {}",
+        h.error,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !h.incomplete.iter().any(|s| s.contains("dpkg")),
+        "the package database was read: {:?}",
+        h.incomplete
+    );
+    // Each run has its own nonce.
+    assert_ne!(linux, print("linux"));
+
+    let macos = print("macos");
+    assert!(
+        macos.contains("/Library/Application Support/Kaspersky Lab"),
+        "{macos}"
+    );
+    let mac_script = tmp.path().join("probe-macos.sh");
+    std::fs::write(&mac_script, &macos).unwrap();
+    let syntax = Command::new("sh")
+        .arg("-n")
+        .arg(&mac_script)
+        .output()
+        .unwrap();
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+
+    let windows = print("windows");
+    let ps1 =
+        std::fs::read_to_string(e2e_dir().join("../scanner/src/probes/windows/probe.ps1")).unwrap();
+    assert_eq!(windows, ps1);
+
+    let out = Command::new(FLEETSWEEP)
+        .args(["probe-script", "solaris"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: linux, macos, windows"));
+}

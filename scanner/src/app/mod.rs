@@ -53,6 +53,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Serve(args) => serve::serve(*args).await,
         Command::Hosts(ref args) => hosts(args),
         Command::Catalog(ref c) => catalog(c),
+        Command::ProbeScript(ref args) => probe_script(args),
     }
 }
 
@@ -250,6 +251,22 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         yaml.push('\n');
     }
     Ok(yaml)
+}
+
+/// `fleetsweep probe-script OS`: the family's probe, with the catalog's
+/// install roots, ready to run by hand.
+fn probe_script(args: &fleetsweep::cli::ProbeScriptArgs) -> Result<u8> {
+    use fleetsweep::cli::ProbeOs;
+    use fleetsweep::os::OsFamily;
+    let family = match args.os {
+        ProbeOs::Linux => OsFamily::Linux,
+        ProbeOs::Macos => OsFamily::Macos,
+        ProbeOs::Windows => OsFamily::Windows,
+    };
+    let cat = Catalog::load(&args.catalog)?;
+    let probe = fleetsweep::probes::registry::probe(family);
+    print!("{}", probe.standalone(&cat.path_roots(family)));
+    Ok(EXIT_CLEAN)
 }
 
 fn catalog(c: &CatalogCommand) -> Result<u8> {

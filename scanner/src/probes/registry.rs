@@ -27,6 +27,9 @@ pub struct Probe {
     pub family: OsFamily,
     /// The command line that runs the probe, before any `sudo` (see [`Probe::invocation`]).
     pub command: fn() -> String,
+    /// The probe script itself, as a user runs it by hand for an offline
+    /// bundle (see [`Probe::standalone`]).
+    pub script: fn() -> String,
     /// The probe's standard input for one run: the nonce and the path roots.
     pub stdin: fn(nonce: &str, roots: &[String]) -> Vec<u8>,
     /// `sudo -n` may wrap the command (`sudo: true` in the inventory). False
@@ -66,6 +69,35 @@ impl Probe {
             command
         };
         (command, (self.stdin)(nonce, roots))
+    }
+}
+
+impl Probe {
+    /// A script a user runs on a host by hand to make an offline bundle
+    /// (`fleetsweep probe-script OS`): the probe script with its standard
+    /// input (a fresh nonce, the catalog's path roots) built in as a here
+    /// document, so `sh probe.sh > linux.txt` is all it takes. A probe that
+    /// takes no input (Windows) is its script as it is.
+    pub fn standalone(&self, roots: &[String]) -> String {
+        let nonce = crate::probes::linux::new_nonce();
+        let stdin = (self.stdin)(&nonce, roots);
+        let script = (self.script)();
+        if stdin.is_empty() {
+            return script;
+        }
+        // stdin_for keeps only absolute roots without control characters, so
+        // no line of it can end the here document early.
+        let stdin = String::from_utf8_lossy(&stdin);
+        format!(
+            "#!/bin/sh\n\
+             # fleetsweep {version}: the {family} probe, read-only. Run it as root and save what it\n\
+             # prints in the host's bundle directory (docs/offline-bundles.md):\n\
+             #   sh probe-{family}.sh > {family}.txt\n\
+             {command} <<'FLEETSWEEP_PROBE_INPUT'\n{stdin}FLEETSWEEP_PROBE_INPUT\n",
+            version = env!("CARGO_PKG_VERSION"),
+            family = self.family.as_str(),
+            command = crate::probes::linux::sh_command(&script),
+        )
     }
 }
 

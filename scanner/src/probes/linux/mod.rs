@@ -58,6 +58,7 @@ use sections::warning;
 pub const PROBE: Probe = Probe {
     family: OsFamily::Linux,
     command: || sh_command(SCRIPT),
+    script: script::script,
     stdin: stdin_for,
     sudo: true,
     parse,

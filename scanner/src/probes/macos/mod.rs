@@ -50,6 +50,7 @@ pub fn command() -> String {
 pub const PROBE: Probe = Probe {
     family: OsFamily::Macos,
     command,
+    script: || SCRIPT.to_string(),
     stdin: stdin_for,
     sudo: true,
     parse,

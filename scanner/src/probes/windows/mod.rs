@@ -47,6 +47,7 @@ use super::{
 pub const PROBE: Probe = Probe {
     family: OsFamily::Windows,
     command: encoded_command,
+    script,
     // Everything is in the command line: no stdin, and no path roots (the
     // script lists its fixed roots only).
     stdin: |_, _| Vec::new(),
