@@ -764,9 +764,15 @@ pub fn match_host(
         .filter(|(_, v)| !v.is_empty())
         .map(|(ri, idxs)| {
             let rule = &catalog.rules[ri];
-            let state = if idxs
-                .iter()
-                .any(|i| items[*i].state == FindingState::Installed)
+            // macOS keeps a package's receipt after a manual uninstall: a
+            // receipt with nothing else of the product left (no app, launchd
+            // job, extension, kext or file) is a stale receipt, a remnant.
+            let receipt = |i: &usize| items[*i].evidence.kind == "pkg_receipt";
+            let stale_receipts = idxs.iter().all(receipt);
+            let state = if !stale_receipts
+                && idxs
+                    .iter()
+                    .any(|i| items[*i].state == FindingState::Installed || receipt(i))
             {
                 FindingState::Installed
             } else {
@@ -777,8 +783,18 @@ pub fn match_host(
                 .filter(|i| items[**i].state == FindingState::Installed)
                 .chain(idxs.iter())
                 .find_map(|i| items[*i].version.clone());
-            let mut evidence: Vec<Evidence> =
-                idxs.iter().map(|i| items[*i].evidence.clone()).collect();
+            let mut evidence: Vec<Evidence> = idxs
+                .iter()
+                .map(|i| {
+                    let mut e = items[*i].evidence.clone();
+                    if stale_receipts {
+                        e.value.push_str(
+                            " (stale receipt: no app, launchd job, extension or file of the product is left)",
+                        );
+                    }
+                    e
+                })
+                .collect();
             evidence.sort();
             evidence.dedup();
             Finding {

@@ -675,6 +675,52 @@ fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
 }
 
 #[test]
+fn macos_receipt_with_nothing_else_left_is_a_stale_remnant() {
+    // macOS keeps pkgutil receipts after a manual uninstall.
+    let receipts = Observations {
+        pkg_receipts: vec![PkgReceipt {
+            id: "com.kaspersky.kav.core".into(),
+            version: Some("21.0.19".into()),
+        }],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &receipts, OsFamily::Macos, now());
+    assert_eq!(
+        rules_states(&f),
+        vec![(
+            "kaspersky/kaspersky-mac".to_string(),
+            FindingState::Remnants
+        )],
+        "{:#?}",
+        summary(&f)
+    );
+    assert!(
+        f[0].evidence
+            .iter()
+            .all(|e| e.kind == "pkg_receipt" && e.value.contains("stale receipt")),
+        "{:#?}",
+        f[0].evidence
+    );
+    assert_eq!(f[0].version.as_deref(), Some("21.0.19"));
+    // With the product's files still there, the receipt means installed.
+    let mut with_files = receipts.clone();
+    with_files.paths = vec![dir("/Library/Application Support/Kaspersky Lab")];
+    let f = match_host(&builtin(), &with_files, OsFamily::Macos, now());
+    assert_eq!(f[0].state, FindingState::Installed, "{:#?}", summary(&f));
+    assert!(!f[0].evidence.iter().any(|e| e.value.contains("stale")));
+    // ... and with a running launchd job of it.
+    let mut with_job = receipts;
+    with_job.launchd = vec![LaunchdJob {
+        label: "com.kaspersky.kav".into(),
+        loaded: true,
+        pid: Some(9),
+        ..LaunchdJob::default()
+    }];
+    let f = match_host(&builtin(), &with_job, OsFamily::Macos, now());
+    assert_eq!(f[0].state, FindingState::Installed);
+}
+
+#[test]
 fn macos_remnants_only_files_and_unloaded_job() {
     let obs = Observations {
         launchd: vec![LaunchdJob {
