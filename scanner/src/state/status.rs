@@ -7,6 +7,7 @@
 //! | seen, not remediated    | present, exception active      | `excepted`                       |
 //! | remediated              | present                        | `reinstalled` (new grace period) |
 //! | seen, not remediated    | present, past due (`ban`)      | `overdue`                        |
+//! | seen as `watch`         | present, now `ban`             | `open` (new grace period)        |
 //! | seen, not remediated    | present                        | `open`                           |
 //! | seen, not remediated    | absent in a successful scan    | `remediated` (reported once)     |
 //! | remediated              | absent                         | not reported any more            |
