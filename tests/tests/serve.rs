@@ -308,7 +308,7 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
     assert_eq!(
         sample(
             &page,
-            "fleetsweep_host_scan_failure{host=\"hang-01\",outcome=\"timed_out\"}"
+            "fleetsweep_host_scan_failure{host=\"hang-01\",outcome=\"timed_out\",site=\"lab\"}"
         ),
         Some(1.0),
         "{page}"
