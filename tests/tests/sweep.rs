@@ -608,6 +608,29 @@ fn metrics_file_passes_promtool_and_counts_the_fleet() {
         "{}",
         text(&out.stderr)
     );
+    // A comma list is split; a key given twice, or one the alerts use, is
+    // refused before anything is scanned.
+    for (labels, says) in [
+        ("site,owner,site", "`site` is allow-listed twice"),
+        (
+            "site,severity",
+            "`severity` is used by fleetsweep's own metrics or alerts",
+        ),
+    ] {
+        let out = run(&[
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--limit",
+            "web-01",
+            "--metric-label",
+            labels,
+            "--metrics-file",
+            prom.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{labels}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
 }
 
 #[test]
