@@ -165,6 +165,77 @@ fn every_alert_links_a_runbook_that_says_what_to_do() {
     }
 }
 
+/// The Alertmanager example routes every alert as docs/prometheus-grafana.md
+/// says: checked and exercised with the real `amtool`.
+#[test]
+fn alertmanager_example_routes_alerts_by_owner_site_and_policy() {
+    let file = deploy().join("prometheus/alertmanager.yml");
+    let body = std::fs::read_to_string(&file).unwrap();
+    let docs = std::fs::read_to_string(e2e_dir().join("../docs/prometheus-grafana.md")).unwrap();
+    assert!(
+        docs.contains(&format!("```yaml\n{body}```")),
+        "docs/prometheus-grafana.md must show deploy/prometheus/alertmanager.yml as it is"
+    );
+    let amtool = fleetsweep_e2e::prom::require_binary("amtool", "prometheus-alertmanager").unwrap();
+    let out = Command::new(&amtool)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("running amtool");
+    assert!(
+        out.status.success(),
+        "amtool check-config:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let overdue = "alertname=FindingOverdue";
+    for (labels, receivers) in [
+        (
+            &[
+                overdue,
+                "policy=ban",
+                "owner=payments",
+                "site=fra1",
+                "host=pay-01",
+            ][..],
+            "payments-oncall,owners-by-label,fra1-ops,security-team",
+        ),
+        (
+            &[
+                "alertname=FindingReinstalled",
+                "policy=ban",
+                "owner=web",
+                "site=ams1",
+            ],
+            "owners-by-label,security-team",
+        ),
+        (&[overdue, "policy=ban", "site=ams1"], "security-team"),
+        (
+            &[
+                "alertname=BannedSoftwareFound",
+                "policy=ban",
+                "product=KESL",
+            ],
+            "security-team",
+        ),
+        (&["alertname=SweepStale", "job=fleetsweep"], "security-team"),
+        (
+            &[overdue, "policy=ban", "site=fra1"],
+            "fra1-ops,security-team",
+        ),
+    ] {
+        let out = Command::new(&amtool)
+            .args(["config", "routes", "test", "--config.file"])
+            .arg(&file)
+            .args(labels)
+            .output()
+            .expect("running amtool");
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{labels:?}: {got}");
+        assert_eq!(got.trim(), receivers, "{labels:?}");
+    }
+}
+
 /// Every relative Markdown link `](path)` of `page` (in `dir`) names a file
 /// that exists.
 fn assert_links_resolve(dir: &Path, name: &str, page: &str) {
