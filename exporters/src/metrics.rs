@@ -3,7 +3,13 @@
 //!
 //! Cardinality is bounded on purpose: per-host series exist only for hosts
 //! with a finding or a failed scan, and inventory labels become metric labels
-//! only when allow-listed (`--metric-label site`).
+//! only when allow-listed (`--metric-label site,owner`).
+//!
+//! Labels are chosen so that alerts route and series join: every per-host
+//! series carries the allow-listed inventory labels (Alertmanager routes on
+//! `owner`, `site`), and findings carry the same identity on the fleet and
+//! the per-host series (`vendor`, `product`, `rule`, `policy`), so
+//! `policy!="watch"` and a join on `rule` work on both.
 //!
 //! Three pages are built here: [`render`] (one sweep: the textfile, the
 //! Pushgateway push and the sweep part of `serve`'s `/metrics`),
@@ -19,14 +25,18 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::report::{Outcome, Report, Status};
+use crate::report::{HostReport, Outcome, Policy, Report, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
     #[error("`{0}` cannot be a metric label: use letters, digits and `_`, not starting with a digit or `__`")]
     BadLabel(String),
-    #[error("`{0}` is used by fleetsweep's own metrics and cannot be an inventory label too")]
+    #[error(
+        "`{0}` is used by fleetsweep's own metrics or alerts and cannot be an inventory label too"
+    )]
     ReservedLabel(String),
+    #[error("`{0}` is allow-listed twice: give each inventory label once to --metric-label")]
+    DuplicateLabel(String),
     #[error("building metrics: {0}")]
     Prometheus(#[from] prometheus::Error),
 }
@@ -34,6 +44,9 @@ pub enum MetricsError {
 /// Which inventory labels may become metric labels.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsOptions {
+    /// Inventory labels copied onto the fleet series (`fleetsweep_hosts`,
+    /// `fleetsweep_findings`, `fleetsweep_hosts_incomplete`) and every
+    /// per-host series; a host without one gets an empty value (no label).
     pub label_allowlist: Vec<String>,
     /// Build revision for `fleetsweep_build_info`.
     pub revision: String,
@@ -43,9 +56,26 @@ pub struct MetricsOptions {
     pub remediations: BTreeMap<(String, String), u64>,
 }
 
+/// Label names of fleetsweep's own series, of Prometheus's target labels and
+/// of the alert rules (`severity`, `alertname`): an inventory label of the
+/// same name would clash with them.
 const RESERVED: &[&str] = &[
-    "outcome", "vendor", "product", "policy", "status", "host", "rule", "catalog", "version",
-    "revision", "le", "job", "instance",
+    "outcome",
+    "vendor",
+    "product",
+    "policy",
+    "status",
+    "host",
+    "rule",
+    "section",
+    "catalog",
+    "version",
+    "revision",
+    "le",
+    "job",
+    "instance",
+    "severity",
+    "alertname",
 ];
 
 fn valid_label(l: &str) -> bool {
@@ -59,20 +89,130 @@ fn status_str(s: Status) -> &'static str {
     s.as_str()
 }
 
+fn policy_str(p: Policy) -> &'static str {
+    match p {
+        Policy::Ban => "ban",
+        Policy::Watch => "watch",
+    }
+}
+
 /// Checks that allow-listed inventory labels can be metric labels.
 pub fn check_labels(labels: &[String]) -> Result<(), MetricsError> {
-    for l in labels {
+    for (i, l) in labels.iter().enumerate() {
         if !valid_label(l) {
             return Err(MetricsError::BadLabel(l.clone()));
         }
         if RESERVED.contains(&l.as_str()) {
             return Err(MetricsError::ReservedLabel(l.clone()));
         }
+        if labels[..i].contains(l) {
+            return Err(MetricsError::DuplicateLabel(l.clone()));
+        }
     }
     Ok(())
 }
 
-/// Renders the metrics of one sweep report.
+/// Label names of a series: its own, then the allow-listed inventory labels.
+fn names<'a>(own: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    own.iter().chain(extra).copied().collect()
+}
+
+/// The allow-listed inventory label values of a host, in allow-list order
+/// (empty for a label the host does not have).
+fn host_labels<'h>(h: &'h HostReport, extra: &[&str]) -> Vec<&'h str> {
+    extra
+        .iter()
+        .map(|k| h.labels.get(*k).map_or("", String::as_str))
+        .collect()
+}
+
+/// The per-host series that the sweep page and the probe page share, with
+/// the same label sets on both.
+struct HostSeries {
+    finding: GaugeVec,
+    failure: GaugeVec,
+    incomplete: GaugeVec,
+}
+
+impl HostSeries {
+    fn new(extra: &[&str], probe: bool) -> Result<HostSeries, MetricsError> {
+        let (finding_help, failure_help, incomplete_help) = if probe {
+            (
+                "1 for each finding on the probed host.",
+                "1 if the probed host could not be scanned, by outcome.",
+                "1 for each probe section the probed host did not fully read.",
+            )
+        } else {
+            (
+                "1 for each finding on a host (only hosts with findings have series).",
+                "1 for each host that could not be scanned, by outcome.",
+                "1 for each probe section a scanned host did not fully read (only such hosts have series).",
+            )
+        };
+        Ok(HostSeries {
+            finding: GaugeVec::new(
+                Opts::new("fleetsweep_host_finding", finding_help),
+                &names(
+                    &["host", "vendor", "product", "rule", "policy", "status"],
+                    extra,
+                ),
+            )?,
+            failure: GaugeVec::new(
+                Opts::new("fleetsweep_host_scan_failure", failure_help),
+                &names(&["host", "outcome"], extra),
+            )?,
+            incomplete: GaugeVec::new(
+                Opts::new("fleetsweep_host_scan_incomplete", incomplete_help),
+                &names(&["host", "section"], extra),
+            )?,
+        })
+    }
+
+    fn register(&self, reg: &Registry) -> Result<(), MetricsError> {
+        for c in [&self.finding, &self.failure, &self.incomplete] {
+            reg.register(Box::new(c.clone()))?;
+        }
+        Ok(())
+    }
+
+    /// Sets the series of one host.
+    fn add(&self, h: &HostReport, extra: &[&str]) {
+        let inv = host_labels(h, extra);
+        let with = |own: &[&str]| -> Vec<String> {
+            own.iter()
+                .chain(inv.iter())
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let set = |g: &GaugeVec, values: Vec<String>| {
+            let v: Vec<&str> = values.iter().map(String::as_str).collect();
+            g.with_label_values(&v).set(1.0);
+        };
+        if h.outcome != Outcome::Scanned {
+            set(&self.failure, with(&[h.name.as_str(), h.outcome.as_str()]));
+        }
+        if h.is_incomplete() {
+            for section in sections_of(h) {
+                set(&self.incomplete, with(&[h.name.as_str(), section]));
+            }
+        }
+        for f in &h.findings {
+            set(
+                &self.finding,
+                with(&[
+                    h.name.as_str(),
+                    f.vendor.as_str(),
+                    f.product.as_str(),
+                    f.rule.as_str(),
+                    policy_str(f.policy),
+                    status_str(f.status),
+                ]),
+            );
+        }
+    }
+}
+
+/// Renders the metrics of one sweep report (the sweep page).
 pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsError> {
     check_labels(&opts.label_allowlist)?;
     let extra: Vec<&str> = opts.label_allowlist.iter().map(String::as_str).collect();
@@ -83,10 +223,10 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
             .chain(extra.iter().map(|s| s.to_string()))
             .collect()
     };
-    let labels_of = |h: &crate::report::HostReport| -> Vec<String> {
-        extra
-            .iter()
-            .map(|k| h.labels.get(*k).cloned().unwrap_or_default())
+    let labels_of = |h: &HostReport| -> Vec<String> {
+        host_labels(h, &extra)
+            .into_iter()
+            .map(str::to_string)
             .collect()
     };
 
@@ -95,31 +235,18 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         Opts::new("fleetsweep_hosts", "Hosts of the last sweep by outcome (scanned, unreachable, auth_failed, host_key_rejected, timed_out, probe_failed, interrupted)."),
         &hosts_names.iter().map(String::as_str).collect::<Vec<_>>(),
     )?;
-    let findings_names = with(&["vendor", "product", "policy", "status"]);
+    let findings_names = with(&["vendor", "product", "rule", "policy", "status"]);
     let findings = GaugeVec::new(
         Opts::new(
             "fleetsweep_findings",
-            "Findings of the last sweep by vendor, product, policy (ban fails a sweep, watch only reports) and remediation status.",
+            "Findings of the last sweep by vendor, product, catalog rule, policy (ban fails a sweep, watch only reports) and remediation status.",
         ),
         &findings_names
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
     )?;
-    let host_finding = GaugeVec::new(
-        Opts::new(
-            "fleetsweep_host_finding",
-            "1 for each finding on a host (only hosts with findings have series).",
-        ),
-        &["host", "rule", "status"],
-    )?;
-    let host_failure = GaugeVec::new(
-        Opts::new(
-            "fleetsweep_host_scan_failure",
-            "1 for each host that could not be scanned, by outcome.",
-        ),
-        &["host", "outcome"],
-    )?;
+    let per_host = HostSeries::new(&extra, false)?;
     let incomplete_names = with(&[]);
     let incomplete = GaugeVec::new(
         Opts::new(
@@ -127,13 +254,6 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
             "Hosts of the last sweep that were scanned but not every probe section was read (counted apart from clean: scanned = clean + affected + incomplete).",
         ),
         &incomplete_names.iter().map(String::as_str).collect::<Vec<_>>(),
-    )?;
-    let host_incomplete = GaugeVec::new(
-        Opts::new(
-            "fleetsweep_host_scan_incomplete",
-            "1 for each probe section a scanned host did not fully read (only such hosts have series).",
-        ),
-        &["host", "section"],
     )?;
     let duration = HistogramVec::new(
         HistogramOpts::new(
@@ -175,13 +295,11 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         ),
         &["version", "revision"],
     )?;
+    per_host.register(&reg)?;
     for c in [
         &hosts,
         &findings,
-        &host_finding,
-        &host_failure,
         &incomplete,
-        &host_incomplete,
         &last_ts,
         &last_dur,
         &last_ok,
@@ -226,34 +344,18 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
                 .with_label_values(&labels_of(h).iter().map(String::as_str).collect::<Vec<_>>())
                 .inc();
         }
-        if h.is_incomplete() {
-            for section in sections_of(h) {
-                host_incomplete
-                    .with_label_values(&[h.name.as_str(), section])
-                    .set(1.0);
-            }
-        }
-        if h.outcome != Outcome::Scanned {
-            host_failure
-                .with_label_values(&[h.name.as_str(), h.outcome.as_str()])
-                .set(1.0);
-        } else {
+        per_host.add(h, &extra);
+        if h.outcome == Outcome::Scanned {
             duration
                 .with_label_values::<&str>(&[])
                 .observe(h.duration_seconds);
         }
         for f in &h.findings {
-            host_finding
-                .with_label_values(&[h.name.as_str(), f.rule.as_str(), status_str(f.status)])
-                .set(1.0);
             let mut k = vec![
                 f.vendor.clone(),
                 f.product.clone(),
-                match f.policy {
-                    crate::report::Policy::Ban => "ban",
-                    crate::report::Policy::Watch => "watch",
-                }
-                .to_string(),
+                f.rule.clone(),
+                policy_str(f.policy).to_string(),
                 status_str(f.status).to_string(),
             ];
             k.extend(labels_of(h));
@@ -310,8 +412,15 @@ fn encode(reg: &Registry) -> Result<String, MetricsError> {
 ///
 /// `fleetsweep_probe_success` is 1 when the host could be scanned, findings or
 /// not (as blackbox's probe_success says the check ran); findings show in
-/// `fleetsweep_probe_findings` and `fleetsweep_host_finding`.
-pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, MetricsError> {
+/// `fleetsweep_probe_findings` and `fleetsweep_host_finding`, with the same
+/// labels (allow-listed inventory labels included) as on the sweep page.
+pub fn render_probe(
+    report: &Report,
+    duration_seconds: f64,
+    opts: &MetricsOptions,
+) -> Result<String, MetricsError> {
+    check_labels(&opts.label_allowlist)?;
+    let extra: Vec<&str> = opts.label_allowlist.iter().map(String::as_str).collect();
     let reg = Registry::new();
     let success = Gauge::with_opts(Opts::new(
         "fleetsweep_probe_success",
@@ -325,33 +434,11 @@ pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, Me
         "fleetsweep_probe_findings",
         "Findings on the probed host (every policy and status).",
     ))?;
-    let host_finding = GaugeVec::new(
-        Opts::new(
-            "fleetsweep_host_finding",
-            "1 for each finding on the probed host.",
-        ),
-        &["host", "rule", "status"],
-    )?;
-    let host_failure = GaugeVec::new(
-        Opts::new(
-            "fleetsweep_host_scan_failure",
-            "1 if the probed host could not be scanned, by outcome.",
-        ),
-        &["host", "outcome"],
-    )?;
+    let per_host = HostSeries::new(&extra, true)?;
     reg.register(Box::new(success.clone()))?;
     reg.register(Box::new(duration.clone()))?;
     reg.register(Box::new(count.clone()))?;
-    reg.register(Box::new(host_finding.clone()))?;
-    let host_incomplete = GaugeVec::new(
-        Opts::new(
-            "fleetsweep_host_scan_incomplete",
-            "1 for each probe section the probed host did not fully read.",
-        ),
-        &["host", "section"],
-    )?;
-    reg.register(Box::new(host_failure.clone()))?;
-    reg.register(Box::new(host_incomplete.clone()))?;
+    per_host.register(&reg)?;
     // An incomplete scan is not a successful check: the host is not known clean.
     let scanned = !report.hosts.is_empty()
         && report
@@ -362,24 +449,8 @@ pub fn render_probe(report: &Report, duration_seconds: f64) -> Result<String, Me
     duration.set(duration_seconds);
     let mut n = 0usize;
     for h in &report.hosts {
-        if h.outcome != Outcome::Scanned {
-            host_failure
-                .with_label_values(&[h.name.as_str(), h.outcome.as_str()])
-                .set(1.0);
-        }
-        if h.is_incomplete() {
-            for section in sections_of(h) {
-                host_incomplete
-                    .with_label_values(&[h.name.as_str(), section])
-                    .set(1.0);
-            }
-        }
-        for f in &h.findings {
-            n += 1;
-            host_finding
-                .with_label_values(&[h.name.as_str(), f.rule.as_str(), status_str(f.status)])
-                .set(1.0);
-        }
+        per_host.add(h, &extra);
+        n += h.findings.len();
     }
     count.set(n as f64);
     encode(&reg)
@@ -519,7 +590,7 @@ mod tests {
 
     #[test]
     fn probe_pages() {
-        let ok = render_probe(&report(Outcome::Scanned), 0.25).unwrap();
+        let ok = render_probe(&report(Outcome::Scanned), 0.25, &MetricsOptions::default()).unwrap();
         assert!(ok.contains("\nfleetsweep_probe_success 1\n"), "{ok}");
         assert!(
             ok.contains("\nfleetsweep_probe_duration_seconds 0.25\n"),
@@ -527,7 +598,8 @@ mod tests {
         );
         assert!(ok.contains("\nfleetsweep_probe_findings 0\n"), "{ok}");
         assert!(!ok.contains("fleetsweep_host_scan_failure{"), "{ok}");
-        let failed = render_probe(&report(Outcome::TimedOut), 1.5).unwrap();
+        let failed =
+            render_probe(&report(Outcome::TimedOut), 1.5, &MetricsOptions::default()).unwrap();
         assert!(
             failed.contains("\nfleetsweep_probe_success 0\n"),
             "{failed}"
@@ -539,7 +611,7 @@ mod tests {
         );
         let mut empty = report(Outcome::Scanned);
         empty.hosts.clear();
-        assert!(render_probe(&empty, 0.0)
+        assert!(render_probe(&empty, 0.0, &MetricsOptions::default())
             .unwrap()
             .contains("\nfleetsweep_probe_success 0\n"));
     }
@@ -560,7 +632,7 @@ mod tests {
             "{page}"
         );
         assert!(page.contains("section=\"paths\"} 1"), "{page}");
-        let probe = render_probe(&r, 0.1).unwrap();
+        let probe = render_probe(&r, 0.1, &MetricsOptions::default()).unwrap();
         assert!(probe.contains("\nfleetsweep_probe_success 0\n"), "{probe}");
         assert!(
             probe.contains("fleetsweep_host_scan_incomplete{"),
@@ -570,6 +642,155 @@ mod tests {
         let ok = render(&report(Outcome::Scanned), &MetricsOptions::default()).unwrap();
         assert!(ok.contains("\nfleetsweep_hosts_incomplete 0\n"), "{ok}");
         assert!(!ok.contains("fleetsweep_host_scan_incomplete{"), "{ok}");
+    }
+
+    fn finding(rule: &str, product: &str, policy: Policy, status: Status) -> Finding {
+        Finding {
+            rule: rule.into(),
+            vendor: "Vendor".into(),
+            product: product.into(),
+            policy,
+            state: FindingState::Installed,
+            status,
+            version: None,
+            first_seen: "2026-11-01T06:00:00Z".parse().unwrap(),
+            last_seen: None,
+            due: None,
+            remediated_at: None,
+            last_verified: None,
+            exception: None,
+            signatures: None,
+            effective: None,
+            deadline: None,
+            evidence: vec![],
+            remediation: None,
+        }
+    }
+
+    /// Two hosts of two teams: web-1 (site fra1, owner web) with a banned and
+    /// a watched product, db-1 (site ams1, no owner) unreachable, and a third
+    /// without labels that was read incompletely.
+    fn routed() -> Report {
+        let mut r = report(Outcome::Scanned);
+        let mut web = r.hosts[0].clone();
+        web.name = "web-1".into();
+        web.labels = BTreeMap::from([
+            ("site".into(), "fra1".into()),
+            ("owner".into(), "web".into()),
+            ("scenario".into(), "not allow-listed".into()),
+        ]);
+        web.findings = vec![
+            finding("kaspersky/kesl", "KESL", Policy::Ban, Status::Overdue),
+            finding("pango/ultraav", "UltraAV", Policy::Watch, Status::Open),
+        ];
+        let mut db = r.hosts[0].clone();
+        db.name = "db-1".into();
+        db.outcome = Outcome::Unreachable;
+        db.labels = BTreeMap::from([("site".into(), "ams1".into())]);
+        let mut odd = r.hosts[0].clone();
+        odd.name = "odd-1".into();
+        odd.incomplete = vec!["dpkg: garbage".into()];
+        r.hosts = vec![web, db, odd];
+        r.normalize();
+        r
+    }
+
+    fn lines_of<'a>(page: &'a str, metric: &str) -> Vec<&'a str> {
+        let prefix = format!("{metric}{{");
+        page.lines().filter(|l| l.starts_with(&prefix)).collect()
+    }
+
+    fn allow(labels: &[&str]) -> MetricsOptions {
+        MetricsOptions {
+            label_allowlist: labels.iter().map(|l| l.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn per_host_series_carry_policy_identity_and_the_allow_listed_labels() {
+        let page = render(&routed(), &allow(&["site", "owner"])).unwrap();
+        assert_eq!(
+            lines_of(&page, "fleetsweep_host_finding"),
+            [
+                "fleetsweep_host_finding{host=\"web-1\",owner=\"web\",policy=\"ban\",product=\"KESL\",rule=\"kaspersky/kesl\",site=\"fra1\",status=\"overdue\",vendor=\"Vendor\"} 1",
+                "fleetsweep_host_finding{host=\"web-1\",owner=\"web\",policy=\"watch\",product=\"UltraAV\",rule=\"pango/ultraav\",site=\"fra1\",status=\"open\",vendor=\"Vendor\"} 1",
+            ],
+            "{page}"
+        );
+        // A host without `owner` has none (an empty value is no label).
+        assert_eq!(
+            lines_of(&page, "fleetsweep_host_scan_failure"),
+            ["fleetsweep_host_scan_failure{host=\"db-1\",outcome=\"unreachable\",owner=\"\",site=\"ams1\"} 1"],
+            "{page}"
+        );
+        assert_eq!(
+            lines_of(&page, "fleetsweep_host_scan_incomplete"),
+            ["fleetsweep_host_scan_incomplete{host=\"odd-1\",owner=\"\",section=\"dpkg\",site=\"\"} 1"],
+            "{page}"
+        );
+        // The fleet series name the same rule and product, so they join.
+        assert_eq!(
+            lines_of(&page, "fleetsweep_findings"),
+            [
+                "fleetsweep_findings{owner=\"web\",policy=\"ban\",product=\"KESL\",rule=\"kaspersky/kesl\",site=\"fra1\",status=\"overdue\",vendor=\"Vendor\"} 1",
+                "fleetsweep_findings{owner=\"web\",policy=\"watch\",product=\"UltraAV\",rule=\"pango/ultraav\",site=\"fra1\",status=\"open\",vendor=\"Vendor\"} 1",
+            ],
+            "{page}"
+        );
+        assert!(!page.contains("scenario"), "not allow-listed: {page}");
+
+        // Without an allow-list: the same series, no inventory label.
+        let bare = render(&routed(), &MetricsOptions::default()).unwrap();
+        assert!(
+            bare.contains("fleetsweep_host_finding{host=\"web-1\",policy=\"watch\",product=\"UltraAV\",rule=\"pango/ultraav\",status=\"open\",vendor=\"Vendor\"} 1\n"),
+            "{bare}"
+        );
+        assert!(
+            bare.contains(
+                "fleetsweep_host_scan_failure{host=\"db-1\",outcome=\"unreachable\"} 1\n"
+            ),
+            "{bare}"
+        );
+        assert!(!bare.contains("site="), "{bare}");
+    }
+
+    #[test]
+    fn the_probe_page_labels_per_host_series_as_the_sweep_page_does() {
+        let opts = allow(&["site", "owner"]);
+        let sweep = render(&routed(), &opts).unwrap();
+        let probe = render_probe(&routed(), 0.1, &opts).unwrap();
+        for metric in [
+            "fleetsweep_host_finding",
+            "fleetsweep_host_scan_failure",
+            "fleetsweep_host_scan_incomplete",
+        ] {
+            let want = lines_of(&sweep, metric);
+            assert!(!want.is_empty(), "{metric}: {sweep}");
+            assert_eq!(lines_of(&probe, metric), want, "{metric}");
+        }
+        assert!(probe.contains("\nfleetsweep_probe_findings 2\n"), "{probe}");
+    }
+
+    #[test]
+    fn allow_lists_are_checked_before_any_page_is_built() {
+        for (labels, why) in [
+            (&["site", "site"][..], "allow-listed twice"),
+            (&["owner", "section"][..], "used by fleetsweep"),
+            (&["severity"][..], "used by fleetsweep"),
+            (&["site-code"][..], "cannot be a metric label"),
+        ] {
+            let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+            let e = check_labels(&labels).unwrap_err().to_string();
+            assert!(e.contains(why), "{labels:?}: {e}");
+            let opts = MetricsOptions {
+                label_allowlist: labels.clone(),
+                ..Default::default()
+            };
+            assert!(render(&routed(), &opts).is_err(), "{labels:?}");
+            assert!(render_probe(&routed(), 0.0, &opts).is_err(), "{labels:?}");
+        }
+        check_labels(&["site".into(), "owner".into(), "business_unit".into()]).unwrap();
     }
 
     #[test]

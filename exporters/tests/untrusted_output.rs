@@ -141,7 +141,7 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
     );
     assert!(
         text.contains(
-            "fleetsweep_host_finding{host=\"h\",rule=\"kaspersky/kesl\",status=\"new\"} 1"
+            "fleetsweep_host_finding{host=\"h\",policy=\"ban\",product=\"Kaspersky Endpoint Security for Linux\",rule=\"kaspersky/kesl\",status=\"new\",vendor=\"Kaspersky\"} 1"
         ),
         "{text}"
     );
@@ -150,7 +150,15 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
         "no per-host series for clean hosts"
     );
     assert!(text.contains("# TYPE fleetsweep_host_scan_duration_seconds histogram"));
-    for bad in ["9site", "bad-label", "__x", "host", "status"] {
+    for bad in [
+        "9site",
+        "bad-label",
+        "__x",
+        "host",
+        "status",
+        "section",
+        "severity",
+    ] {
         let opts = MetricsOptions {
             label_allowlist: vec![bad.into()],
             ..Default::default()
@@ -164,6 +172,19 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
     };
     let text = render(&report_with("a\"b\nc"), &opts).unwrap();
     assert!(text.contains(r#"site="a\"b\nc""#), "{text}");
+    // ... on the per-host series too, and on the probe page.
+    let host_line = text
+        .lines()
+        .find(|l| l.starts_with("fleetsweep_host_finding{"))
+        .unwrap();
+    assert!(host_line.contains(r#"site="a\"b\nc""#), "{text}");
+    let probe =
+        fleetsweep_exporters::metrics::render_probe(&report_with("a\"b\nc"), 0.1, &opts).unwrap();
+    assert!(probe.contains(r#"site="a\"b\nc""#), "{probe}");
+    assert!(
+        !probe.lines().any(|l| l.starts_with("c\"")),
+        "a newline in a label value starts no line: {probe}"
+    );
 }
 
 /// Cardinality stays bounded: 1,000 hosts with 5 % affected and 2 % failed make

@@ -219,9 +219,11 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub metrics_file: Option<PathBuf>,
 
-    /// Inventory label that may become a metric label (repeatable), e.g. `site`.
+    /// Inventory labels that become metric labels, for Alertmanager routing and
+    /// dashboard filters: comma-separated or repeated, e.g. `site,owner`. They
+    /// go on the fleet series and on every per-host series. Default: none.
     /// Only allow-listed labels are exported, to keep series counts bounded.
-    #[arg(long, value_name = "KEY")]
+    #[arg(long, value_name = "KEY[,KEY...]", value_delimiter = ',')]
     pub metric_label: Vec<String>,
 
     /// known_hosts file to verify host keys against; repeatable.

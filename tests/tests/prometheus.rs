@@ -96,6 +96,164 @@ fn rules_pass_promtool_and_every_alert_is_tested_firing_and_not() {
     );
 }
 
+/// The alert rules' `runbook_url`s: in the file, `docs/alerts/NAME.md` (a
+/// path in this repository), made absolute at install time by the `sed` of
+/// docs/prometheus-grafana.md.
+const RUNBOOK_SED: &str = "s|runbook_url: docs/alerts/|runbook_url: https://git.example.internal/fleetsweep/blob/main/docs/alerts/|";
+
+#[test]
+fn every_alert_links_a_runbook_that_says_what_to_do() {
+    let dir = deploy().join("prometheus");
+    let rules = yaml(&dir.join("rules/fleetsweep.rules.yml"));
+    let repo = e2e_dir().join("..");
+    let mut n = 0;
+    for rule in list(&rules, "groups").iter().flat_map(|g| list(g, "rules")) {
+        let Some(name) = rule.get("alert").and_then(Value::as_str) else {
+            continue;
+        };
+        n += 1;
+        let url = rule["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} has no runbook_url"));
+        assert_eq!(url, format!("docs/alerts/{name}.md"), "{name}");
+        let page = std::fs::read_to_string(repo.join(url))
+            .unwrap_or_else(|e| panic!("{name}: runbook {url}: {e}"));
+        assert!(page.starts_with(&format!("# {name}\n")), "{url}");
+        for section in [
+            "## What it means",
+            "## How to check",
+            "## How to fix",
+            "## How to silence properly",
+        ] {
+            assert!(page.contains(section), "{url} lacks `{section}`");
+        }
+        assert_links_resolve(&repo.join("docs/alerts"), url, &page);
+    }
+    assert!(n >= 7, "{n} alerts");
+    let index = "docs/alerts/README.md";
+    let text = std::fs::read_to_string(repo.join(index)).unwrap();
+    assert_links_resolve(&repo.join("docs/alerts"), index, &text);
+
+    // The documented install step gives absolute links and valid rules.
+    let docs = std::fs::read_to_string(repo.join("docs/prometheus-grafana.md")).unwrap();
+    assert!(
+        docs.contains(RUNBOOK_SED),
+        "docs/prometheus-grafana.md lacks `{RUNBOOK_SED}`"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let installed = tmp.path().join("fleetsweep.rules.yml");
+    let out = Command::new("sed")
+        .arg(RUNBOOK_SED)
+        .arg(dir.join("rules/fleetsweep.rules.yml"))
+        .output()
+        .expect("running sed");
+    assert!(out.status.success());
+    std::fs::write(&installed, &out.stdout).unwrap();
+    let (ok, out) = promtool(&["check", "rules", "fleetsweep.rules.yml"], tmp.path()).unwrap();
+    assert!(ok, "promtool check rules after the sed:\n{out}");
+    let urls: Vec<String> = list(&yaml(&installed), "groups")
+        .iter()
+        .flat_map(|g| list(g, "rules"))
+        .filter_map(|r| r["annotations"]["runbook_url"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(urls.len(), n);
+    for u in urls {
+        assert!(
+            u.starts_with("https://git.example.internal/fleetsweep/blob/main/docs/alerts/"),
+            "{u}"
+        );
+    }
+}
+
+/// The Alertmanager example routes every alert as docs/prometheus-grafana.md
+/// says: checked and exercised with the real `amtool`.
+#[test]
+fn alertmanager_example_routes_alerts_by_owner_site_and_policy() {
+    let file = deploy().join("prometheus/alertmanager.yml");
+    let body = std::fs::read_to_string(&file).unwrap();
+    let docs = std::fs::read_to_string(e2e_dir().join("../docs/prometheus-grafana.md")).unwrap();
+    assert!(
+        docs.contains(&format!("```yaml\n{body}```")),
+        "docs/prometheus-grafana.md must show deploy/prometheus/alertmanager.yml as it is"
+    );
+    let amtool = fleetsweep_e2e::prom::require_binary("amtool", "prometheus-alertmanager").unwrap();
+    let out = Command::new(&amtool)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("running amtool");
+    assert!(
+        out.status.success(),
+        "amtool check-config:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let overdue = "alertname=FindingOverdue";
+    for (labels, receivers) in [
+        (
+            &[
+                overdue,
+                "policy=ban",
+                "owner=payments",
+                "site=fra1",
+                "host=pay-01",
+            ][..],
+            "payments-oncall,owners-by-label,fra1-ops,security-team",
+        ),
+        (
+            &[
+                "alertname=FindingReinstalled",
+                "policy=ban",
+                "owner=web",
+                "site=ams1",
+            ],
+            "owners-by-label,security-team",
+        ),
+        (&[overdue, "policy=ban", "site=ams1"], "security-team"),
+        (
+            &[
+                "alertname=BannedSoftwareFound",
+                "policy=ban",
+                "product=KESL",
+            ],
+            "security-team",
+        ),
+        (&["alertname=SweepStale", "job=fleetsweep"], "security-team"),
+        (
+            &[overdue, "policy=ban", "site=fra1"],
+            "fra1-ops,security-team",
+        ),
+    ] {
+        let out = Command::new(&amtool)
+            .args(["config", "routes", "test", "--config.file"])
+            .arg(&file)
+            .args(labels)
+            .output()
+            .expect("running amtool");
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{labels:?}: {got}");
+        assert_eq!(got.trim(), receivers, "{labels:?}");
+    }
+}
+
+/// Every relative Markdown link `](path)` of `page` (in `dir`) names a file
+/// that exists.
+fn assert_links_resolve(dir: &Path, name: &str, page: &str) {
+    for (i, _) in page.match_indices("](") {
+        let rest = &page[i + 2..];
+        let Some(end) = rest.find(')') else { continue };
+        let target = &rest[..end];
+        if target.starts_with("http") || target.starts_with('#') {
+            continue;
+        }
+        let file = target.split('#').next().unwrap();
+        assert!(
+            dir.join(file).exists(),
+            "{name}: link `{target}` points at nothing"
+        );
+    }
+}
+
 /// Every `targets[].expr` of the dashboard with the title of its panel.
 fn dashboard_queries(dash: &Value) -> Vec<(String, String)> {
     fn walk(panels: &[Value], out: &mut Vec<(String, String)>) {
@@ -175,6 +333,100 @@ fn dashboard_is_well_formed() {
         }
     }
     walk(list(&d, "panels"), &mut BTreeSet::new());
+
+    // Filters: every query that selects findings follows Site and Product,
+    // every query on host series follows Site, the remediation counter (no
+    // inventory labels) follows Product; the overdue and reinstalled panels
+    // leave watched products out.
+    assert_eq!(vars["product"]["includeAll"], true);
+    assert_eq!(vars["product"]["allValue"], ".*");
+    assert_eq!(vars["site"]["allValue"], ".*");
+    let queries = dashboard_queries(&d);
+    let mut filtered = 0;
+    for (title, expr) in &queries {
+        let selects = |metric: &str| expr.contains(&format!("{metric}{{"));
+        let findings = selects("fleetsweep_findings") || selects("fleetsweep_host_finding");
+        if findings {
+            filtered += 1;
+            assert!(
+                expr.contains("site=~\"$site\"") && expr.contains("product=~\"$product\""),
+                "{title}: `{expr}` must select site=~\"$site\" and product=~\"$product\""
+            );
+        }
+        for host_series in [
+            "fleetsweep_hosts",
+            "fleetsweep_host_scan_failure",
+            "fleetsweep_host_scan_incomplete",
+        ] {
+            if selects(host_series) {
+                assert!(expr.contains("site=~\"$site\""), "{title}: `{expr}`");
+            }
+        }
+        if selects("fleetsweep_remediations_total") {
+            assert!(expr.contains("product=~\"$product\""), "{title}: `{expr}`");
+        }
+        if findings
+            && (expr.contains("status=\"overdue\"") || expr.contains("status=\"reinstalled\""))
+        {
+            assert!(expr.contains("policy!=\"watch\""), "{title}: `{expr}`");
+        }
+    }
+    assert!(filtered >= 10, "{filtered} findings queries");
+    for title in [
+        "Hosts with findings",
+        "Overdue findings",
+        "Hosts not scanned",
+    ] {
+        assert!(
+            queries
+                .iter()
+                .any(|(t, e)| t == title && e.contains("site=~\"$site\"")),
+            "host table {title} ignores $site"
+        );
+    }
+
+    // Links to the reports, through variables the user sets.
+    let urls: Vec<&str> = list(&d, "links")
+        .iter()
+        .map(|l| l["url"].as_str().unwrap())
+        .collect();
+    assert!(urls.contains(&"${serve_url}/report"), "{urls:?}");
+    assert!(urls.contains(&"${html_report_url}"), "{urls:?}");
+    for v in ["serve_url", "html_report_url"] {
+        assert_eq!(vars[v]["type"], "textbox", "{v}");
+        assert!(
+            vars[v]["query"].as_str().unwrap().starts_with("http"),
+            "{v}"
+        );
+    }
+
+    // Sweeps are annotations, at the time each sweep finished.
+    let sweeps = annotation_queries(&d);
+    assert_eq!(sweeps.len(), 1, "{sweeps:?}");
+    assert!(
+        sweeps[0]
+            .1
+            .contains("fleetsweep_last_sweep_timestamp_seconds{job=~\"$job\"}")
+            && sweeps[0].1.ends_with("* 1000"),
+        "{sweeps:?}"
+    );
+    let sweep_annotation = list(&d["annotations"], "list")
+        .iter()
+        .find(|a| a["name"] == "Sweeps")
+        .unwrap();
+    assert_eq!(sweep_annotation["useValueForTime"], true);
+    assert_eq!(sweep_annotation["datasource"]["uid"], "${DS_PROMETHEUS}");
+}
+
+/// Every Prometheus annotation query of the dashboard, with its name.
+fn annotation_queries(dash: &Value) -> Vec<(String, String)> {
+    list(&dash["annotations"], "list")
+        .iter()
+        .filter_map(|a| {
+            let expr = a.get("expr")?.as_str()?;
+            Some((a["name"].as_str()?.to_string(), expr.to_string()))
+        })
+        .collect()
 }
 
 /// The fields of the report this test compares with the metrics.
@@ -191,11 +443,13 @@ struct Summary {
 struct HostReport {
     name: String,
     outcome: String,
+    labels: BTreeMap<String, String>,
     findings: Vec<Finding>,
 }
 #[derive(Debug, Deserialize)]
 struct Finding {
     rule: String,
+    vendor: String,
     product: String,
     policy: String,
     status: String,
@@ -357,8 +611,9 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .arg("--report")
         .arg(&report_path)
         .args([
+            // Both allow-list spellings: a comma list here, in serve too.
             "--metric-label",
-            "site",
+            "site,scenario",
             "--connect-timeout",
             "3s",
             "--host-timeout",
@@ -550,7 +805,16 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
             if f.unremediated_ban() {
                 *banned_per_product.entry(f.product.clone()).or_default() += 1.0;
             }
-            host_rules.insert((h.name.clone(), f.rule.clone(), f.status.clone()));
+            host_rules.insert([
+                h.name.clone(),
+                f.rule.clone(),
+                f.status.clone(),
+                f.vendor.clone(),
+                f.product.clone(),
+                f.policy.clone(),
+                h.labels["site"].clone(),
+                h.labels["scenario"].clone(),
+            ]);
         }
     }
     assert!(!per_product.is_empty(), "the demo fleet has findings");
@@ -570,14 +834,45 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .unwrap()
         .into_iter()
         .map(|s| {
-            (
-                s.labels["host"].clone(),
-                s.labels["rule"].clone(),
-                s.labels["status"].clone(),
-            )
+            [
+                "host", "rule", "status", "vendor", "product", "policy", "site", "scenario",
+            ]
+            .map(|l| s.labels.get(l).cloned().unwrap_or_default())
         })
         .collect();
-    assert_eq!(got, host_rules);
+    assert_eq!(
+        got, host_rules,
+        "per-host series carry the finding's identity, policy and the allow-listed labels"
+    );
+    // Fleet and per-host series name findings alike, so they join: counted
+    // per (vendor, product, rule, policy, status) they agree.
+    let identity = "vendor, product, rule, policy, status";
+    let fleet_series = prom
+        .query(&format!(
+            "sum by ({identity}) (fleetsweep_findings{{job=\"{TEXTFILE_JOB}\"}})"
+        ))
+        .unwrap();
+    let host_series = prom
+        .query(&format!(
+            "sum by ({identity}) (fleetsweep_host_finding{{job=\"{TEXTFILE_JOB}\"}})"
+        ))
+        .unwrap();
+    let keyed = |v: Vec<Sample>| -> BTreeMap<String, f64> {
+        v.into_iter()
+            .map(|s| (format!("{:?}", s.labels), s.value))
+            .collect()
+    };
+    assert_eq!(keyed(fleet_series), keyed(host_series));
+    let joined = prom
+        .query(&format!(
+            "fleetsweep_host_finding{{job=\"{TEXTFILE_JOB}\"}} * on (rule) group_left () max by (rule) (fleetsweep_findings{{job=\"{TEXTFILE_JOB}\"}})"
+        ))
+        .unwrap();
+    assert_eq!(
+        joined.len(),
+        host_rules.len(),
+        "every host series joins on rule"
+    );
     let failed: BTreeSet<_> = report
         .hosts
         .iter()
@@ -606,6 +901,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     let vars = [
         ("job", SERVE_JOB),
         ("site", "lab"),
+        ("product", ".*"),
         ("__range", "1h"),
         ("__rate_interval", "1m"),
         ("__interval", "1m"),
@@ -614,7 +910,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     let mut problems = Vec::new();
     let queries = dashboard_queries(&dash);
     assert!(queries.len() >= 20, "only {} queries", queries.len());
-    for (title, expr) in &queries {
+    for (title, expr) in queries.iter().chain(&annotation_queries(&dash)) {
         let q = substitute(expr, &vars);
         assert!(!q.contains('$'), "unknown variable in `{expr}` ({title})");
         match prom.query_result(&q) {
@@ -642,6 +938,30 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         (c - serve_scanned / serve_total).abs() < 1e-9,
         "Coverage panel {c}, serve's report {serve_scanned}/{serve_total}"
     );
+    // One product selected: the host table lists that product's findings only.
+    let table = queries
+        .iter()
+        .find(|(t, _)| t == "Hosts with findings")
+        .unwrap();
+    let one_product = vars.map(|(k, v)| if k == "product" { (k, kesl) } else { (k, v) });
+    let rows = prom.query(&substitute(&table.1, &one_product)).unwrap();
+    let kesl_findings = serve_report
+        .hosts
+        .iter()
+        .flat_map(|h| &h.findings)
+        .filter(|f| f.product == kesl)
+        .count();
+    assert!(kesl_findings > 0);
+    assert_eq!(rows.len(), kesl_findings, "{rows:?}");
+    assert!(rows.iter().all(|r| r.labels["product"] == kesl), "{rows:?}");
+    // The sweep annotation sits at the time the daemon's sweep finished.
+    let (_, sweeps) = &annotation_queries(&dash)[0];
+    let at = one(&prom, &substitute(sweeps, &vars)) / 1000.0;
+    let age = jiff::Timestamp::now().as_second() as f64 - at;
+    assert!(
+        (0.0..600.0).contains(&age),
+        "sweep annotation at {at}, {age}s ago"
+    );
 
     // The variables' label_values() lists.
     for v in list(&dash["templating"], "list") {
@@ -659,6 +979,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         let want: &[&str] = match v["name"].as_str().unwrap() {
             "job" => &[SERVE_JOB, TEXTFILE_JOB, PUSHED_JOB],
             "site" => &["lab"],
+            "product" => &[kesl],
             other => panic!("no expectation for variable {other}"),
         };
         for w in want {
@@ -720,14 +1041,47 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     // Past the grace period, the daemon's overdue findings alert, host by host.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let overdue: BTreeSet<String> = prom
-            .alerts()
-            .unwrap()
+        let alerts = prom.alerts().unwrap();
+        let overdue: BTreeSet<String> = alerts
             .iter()
             .filter(|a| firing("FindingOverdue", SERVE_JOB, a))
             .filter_map(|a| a.labels.get("host").cloned())
             .collect();
         if overdue == overdue_hosts {
+            // Routed by the inventory labels, the policy and the product.
+            for a in alerts
+                .iter()
+                .filter(|a| firing("FindingOverdue", SERVE_JOB, a))
+            {
+                let host = serve_report
+                    .hosts
+                    .iter()
+                    .find(|h| Some(&h.name) == a.labels.get("host"))
+                    .unwrap();
+                let f = host
+                    .findings
+                    .iter()
+                    .find(|f| Some(&f.rule) == a.labels.get("rule"))
+                    .unwrap();
+                for (label, want) in [
+                    ("site", host.labels["site"].as_str()),
+                    ("scenario", host.labels["scenario"].as_str()),
+                    ("policy", "ban"),
+                    ("product", f.product.as_str()),
+                    ("vendor", f.vendor.as_str()),
+                ] {
+                    assert_eq!(
+                        a.labels.get(label).map(String::as_str),
+                        Some(want),
+                        "{label} of {a:?}"
+                    );
+                }
+                assert!(!a.labels.contains_key("instance"), "{a:?}");
+                assert_eq!(
+                    a.annotations["runbook_url"],
+                    "docs/alerts/FindingOverdue.md"
+                );
+            }
             break;
         }
         assert!(
@@ -810,7 +1164,7 @@ impl Daemon {
             .args(["--interval", "1h", "--jitter", "0", "--listen", &address])
             .args([
                 "--metric-label",
-                "site",
+                "site,scenario",
                 "--connect-timeout",
                 "3s",
                 "--host-timeout",

@@ -82,6 +82,8 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
         report.to_str().unwrap(),
         "--metrics-file",
         prom.to_str().unwrap(),
+        "--metric-label",
+        "site",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     promtool_check(&std::fs::read_to_string(&prom).unwrap());
@@ -96,6 +98,9 @@ fn push_replaces_the_group_and_failures_exit_2_after_the_report() {
             group[1],
             "host=\"app-01\"",
             "rule=\"kaspersky/kesl\"",
+            // Routing labels survive the gateway.
+            "policy=\"ban\"",
+            "site=\"lab\"",
         ],
     );
     assert_eq!(kesl.len(), 1, "{page}");

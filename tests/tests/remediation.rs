@@ -943,4 +943,25 @@ fn kesl_replaced_by_ultraav_between_sweeps() {
     let stored = report_cmd(&state, &["--format", "yaml"]);
     let stored = text(&stored.stdout);
     assert!(stored.contains("state: replaced"), "{stored}");
+
+    // A year on, far past any grace period: the watched product is still
+    // tracked, `open`, never `overdue`, and its metrics carry policy="watch"
+    // (which the alert rules leave out), so nobody is paged for it.
+    let metrics = fleet.dir().join("later.prom");
+    let mut later_args = catalogs.to_vec();
+    later_args.extend(["--metrics-file", metrics.to_str().unwrap()]);
+    let s3 = scan(&fleet, &state, "2028-01-06T06:00:00Z", &later_args);
+    assert_eq!(s3.code, 0, "watched only: {}\n{}", s3.stderr, s3.yaml);
+    let u = finding(&s3.report, "desk-01", "pango/ultraav")
+        .unwrap_or_else(|| panic!("no UltraAV finding:\n{}", s3.yaml));
+    assert_eq!(u["status"], "open", "{u}");
+    assert_eq!(u["first_seen"], now, "{u}");
+    assert_eq!(s3.report["summary"]["findings"]["overdue"], 0);
+    let page = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        page.lines().any(|l| l
+            == "fleetsweep_host_finding{host=\"desk-01\",policy=\"watch\",product=\"UltraAV\",rule=\"pango/ultraav\",status=\"open\",vendor=\"Pango Group\"} 1"),
+        "{page}"
+    );
+    assert!(!page.contains("status=\"overdue\""), "{page}");
 }

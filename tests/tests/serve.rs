@@ -208,6 +208,8 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
             "4s",
             "--report",
             report_file.to_str().unwrap(),
+            "--metric-label",
+            "site",
         ],
     );
     serve.wait_healthy();
@@ -275,10 +277,11 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
         Some(1.0),
         "{page}"
     );
+    // Labelled as on the sweep page: policy, product and the allow-listed `site`.
     assert_eq!(
         sample(
             &page,
-            "fleetsweep_host_finding{host=\"app-01\",rule=\"kaspersky/kesl\",status=\"new\"}"
+            "fleetsweep_host_finding{host=\"app-01\",policy=\"ban\",product=\"Kaspersky Endpoint Security for Linux\",rule=\"kaspersky/kesl\",site=\"lab\",status=\"new\",vendor=\"Kaspersky\"}"
         ),
         Some(1.0),
         "{page}"
@@ -310,7 +313,7 @@ fn serve_is_scraped_by_prometheus_and_answers_every_endpoint() {
     assert_eq!(
         sample(
             &page,
-            "fleetsweep_host_scan_failure{host=\"hang-01\",outcome=\"timed_out\"}"
+            "fleetsweep_host_scan_failure{host=\"hang-01\",outcome=\"timed_out\",site=\"lab\"}"
         ),
         Some(1.0),
         "{page}"

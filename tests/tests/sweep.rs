@@ -577,9 +577,9 @@ fn metrics_file_passes_promtool_and_counts_the_fleet() {
     for line in [
         "fleetsweep_hosts{outcome=\"scanned\",site=\"lab\"} 7",
         "fleetsweep_hosts{outcome=\"timed_out\",site=\"lab\"} 2",
-        "fleetsweep_host_scan_failure{host=\"wrongkey-01\",outcome=\"host_key_rejected\"} 1",
-        "fleetsweep_host_finding{host=\"app-01\",rule=\"kaspersky/kesl\",status=\"new\"} 1",
-        "fleetsweep_findings{policy=\"ban\",product=\"Kaspersky Endpoint Security for Linux\",site=\"lab\",status=\"new\",vendor=\"Kaspersky\"} 3",
+        "fleetsweep_host_scan_failure{host=\"wrongkey-01\",outcome=\"host_key_rejected\",site=\"lab\"} 1",
+        "fleetsweep_host_finding{host=\"app-01\",policy=\"ban\",product=\"Kaspersky Endpoint Security for Linux\",rule=\"kaspersky/kesl\",site=\"lab\",status=\"new\",vendor=\"Kaspersky\"} 1",
+        "fleetsweep_findings{policy=\"ban\",product=\"Kaspersky Endpoint Security for Linux\",rule=\"kaspersky/kesl\",site=\"lab\",status=\"new\",vendor=\"Kaspersky\"} 3",
         "fleetsweep_host_scan_duration_seconds_count 7",
         "fleetsweep_last_sweep_success 1",
         "fleetsweep_catalog_rules{catalog=\"kaspersky\"} 26",
@@ -608,6 +608,29 @@ fn metrics_file_passes_promtool_and_counts_the_fleet() {
         "{}",
         text(&out.stderr)
     );
+    // A comma list is split; a key given twice, or one the alerts use, is
+    // refused before anything is scanned.
+    for (labels, says) in [
+        ("site,owner,site", "`site` is allow-listed twice"),
+        (
+            "site,severity",
+            "`severity` is used by fleetsweep's own metrics or alerts",
+        ),
+    ] {
+        let out = run(&[
+            "scan",
+            "-i",
+            inv.to_str().unwrap(),
+            "--limit",
+            "web-01",
+            "--metric-label",
+            labels,
+            "--metrics-file",
+            prom.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{labels}");
+        assert!(text(&out.stderr).contains(says), "{}", text(&out.stderr));
+    }
 }
 
 #[test]

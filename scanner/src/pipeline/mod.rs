@@ -274,6 +274,12 @@ impl Pipeline {
             .unwrap_or(self.settings.connect_timeout)
     }
 
+    /// The metrics options of every page (`--metric-label`), so `/probe`
+    /// labels its series as the sweep page does.
+    pub fn metrics_options(&self) -> &MetricsOptions {
+        &self.outputs.metrics
+    }
+
     /// The state store file; `None` with `--no-state`.
     pub fn state_path(&self) -> Option<&Path> {
         self.history.path.as_deref()

@@ -6,12 +6,18 @@
 //! | never seen              | present                        | `new` (always, on first sight)   |
 //! | seen, not remediated    | present, exception active      | `excepted`                       |
 //! | remediated              | present                        | `reinstalled` (new grace period) |
-//! | seen, not remediated    | present, past due              | `overdue`                        |
+//! | seen, not remediated    | present, past due (`ban`)      | `overdue`                        |
+//! | seen as `watch`         | present, now `ban`             | `open` (new grace period)        |
 //! | seen, not remediated    | present                        | `open`                           |
 //! | seen, not remediated    | absent in a successful scan    | `remediated` (reported once)     |
 //! | remediated              | absent                         | not reported any more            |
 //! | seen, not remediated    | host not scanned               | `unverified` (last known finding)|
 //! | never seen / remediated | host not scanned               | nothing                          |
+//!
+//! A `watch` product (catalog `policy: watch`) is tracked the same way but is
+//! never `overdue`: nobody has to remove it, so past its due date it stays
+//! `open` and no alert pages for it. Once the catalog bans it, its due date
+//! counts from the first sweep that sees it banned.
 //!
 //! On first sight an active exception is attached to the `new` finding (so
 //! the exit code accepts it, see `app::scan`), and the status becomes
@@ -26,7 +32,7 @@ use jiff::civil::Date;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use fleetsweep_exporters::{ExceptionRef, Finding, FindingState, Status};
+use fleetsweep_exporters::{ExceptionRef, Finding, FindingState, Policy, Status};
 
 /// What the store remembers of one (host, rule) between sweeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,13 +130,20 @@ pub fn derive(prev: Option<&Track>, obs: Observation<'_>, cx: &Context<'_>) -> D
         }
         (Some(t), Observation::Present(f)) => {
             let reinstalled = t.remediated_at.is_some();
-            let since = if reinstalled { now } else { t.since };
+            // A product the catalog banned since the last sweep (it was only
+            // watched) gets its grace period from now, as a first sighting would.
+            let newly_banned = t.finding.policy == Policy::Watch && f.policy == Policy::Ban;
+            let since = if reinstalled || newly_banned {
+                now
+            } else {
+                t.since
+            };
             let due = due_date(since, cx.grace_days);
             let status = if cx.exception.is_some() {
                 Status::Excepted
             } else if reinstalled {
                 Status::Reinstalled
-            } else if day(now) > due {
+            } else if day(now) > due && f.policy != Policy::Watch {
                 Status::Overdue
             } else {
                 Status::Open
@@ -239,7 +252,7 @@ pub fn mark_replaced(findings: &mut [Finding], replaces: impl Fn(&str, &str) -> 
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use fleetsweep_exporters::{Evidence, FindingState, Policy};
+    use fleetsweep_exporters::{Evidence, FindingState};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
@@ -582,6 +595,145 @@ mod tests {
             FindingState::Installed,
             "present findings are the matcher's business"
         );
+    }
+
+    /// The same product under `policy`, swept at T0 and again at `now`.
+    fn second_sweep(policy: Policy, now: &str) -> Finding {
+        let mut first = finding(ts(T0));
+        first.policy = policy;
+        let t = derive(None, Observation::Present(&first), &cx(T0))
+            .track
+            .unwrap();
+        let mut again = finding(ts(now));
+        again.policy = policy;
+        derive(Some(&t), Observation::Present(&again), &cx(now))
+            .finding
+            .unwrap()
+    }
+
+    #[test]
+    fn a_watched_product_past_its_grace_stays_open_a_banned_one_is_overdue() {
+        // Due 2026-12-01 for both; a day, and a year, past it.
+        for now in ["2026-12-02T00:00:00Z", "2027-12-01T06:00:00Z"] {
+            let ban = second_sweep(Policy::Ban, now);
+            assert_eq!(ban.status, Status::Overdue, "ban at {now}");
+            let watch = second_sweep(Policy::Watch, now);
+            assert_eq!(watch.status, Status::Open, "watch at {now}");
+            assert_eq!(watch.policy, Policy::Watch);
+            // The due date is still reported, for the record.
+            assert_eq!(watch.due, ban.due);
+        }
+        // Before the due date both are open.
+        let now = "2026-11-15T06:00:00Z";
+        assert_eq!(second_sweep(Policy::Ban, now).status, Status::Open);
+        assert_eq!(second_sweep(Policy::Watch, now).status, Status::Open);
+    }
+
+    #[test]
+    fn a_watched_product_with_no_grace_is_open_from_its_second_sweep() {
+        let mut f = finding(ts(T0));
+        f.policy = Policy::Watch;
+        let c0 = Context {
+            grace_days: 0,
+            ..cx(T0)
+        };
+        let t = derive(None, Observation::Present(&f), &c0).track.unwrap();
+        let c1 = Context {
+            grace_days: 0,
+            ..cx("2026-11-03T06:00:00Z")
+        };
+        let d = derive(Some(&t), Observation::Present(&f), &c1);
+        assert_eq!(d.finding.unwrap().status, Status::Open);
+        assert_eq!(
+            d.track.unwrap().status,
+            Status::Open,
+            "the store keeps open"
+        );
+    }
+
+    #[test]
+    fn a_watched_product_keeps_every_other_status() {
+        let mut f = finding(ts(T0));
+        f.policy = Policy::Watch;
+        let t = derive(None, Observation::Present(&f), &cx(T0))
+            .track
+            .unwrap();
+        assert_eq!(t.status, Status::New);
+        // Gone: remediated, once.
+        let gone = derive(Some(&t), Observation::Absent, &cx("2027-03-01T06:00:00Z"));
+        assert_eq!(gone.finding.unwrap().status, Status::Remediated);
+        // Back, long past any grace: reinstalled, then open, never overdue.
+        let gone = gone.track.unwrap();
+        let back = derive(
+            Some(&gone),
+            Observation::Present(&f),
+            &cx("2027-06-01T06:00:00Z"),
+        );
+        assert_eq!(back.finding.unwrap().status, Status::Reinstalled);
+        let later = derive(
+            Some(&back.track.unwrap()),
+            Observation::Present(&f),
+            &cx("2028-06-01T06:00:00Z"),
+        );
+        assert_eq!(later.finding.unwrap().status, Status::Open);
+        // Not scanned: unverified; with an exception: excepted.
+        let unverified = derive(
+            Some(&t),
+            Observation::NotScanned {
+                last_verified: None,
+            },
+            &cx("2027-03-01T06:00:00Z"),
+        );
+        assert_eq!(unverified.finding.unwrap().status, Status::Unverified);
+        let ex = exception();
+        let c = Context {
+            exception: Some(&ex),
+            ..cx("2027-03-01T06:00:00Z")
+        };
+        let excepted = derive(Some(&t), Observation::Present(&f), &c);
+        assert_eq!(excepted.finding.unwrap().status, Status::Excepted);
+    }
+
+    #[test]
+    fn a_product_moved_from_watch_to_ban_gets_its_grace_from_the_ban() {
+        // Watched for months, then banned by the catalog: open, due 30 days
+        // after the first sweep that sees it banned, overdue after that.
+        let mut f = finding(ts(T0));
+        f.policy = Policy::Watch;
+        let t = derive(None, Observation::Present(&f), &cx(T0))
+            .track
+            .unwrap();
+        let now = "2027-02-01T06:00:00Z";
+        let watched = derive(Some(&t), Observation::Present(&f), &cx(now));
+        assert_eq!(watched.finding.unwrap().status, Status::Open);
+        f.policy = Policy::Ban;
+        let ban_day = "2027-02-02T06:00:00Z";
+        let banned = derive(
+            Some(&watched.track.unwrap()),
+            Observation::Present(&f),
+            &cx(ban_day),
+        );
+        let out = banned.finding.unwrap();
+        assert_eq!(out.status, Status::Open);
+        assert_eq!(out.due, Some("2027-03-04".parse().unwrap()));
+        assert_eq!(out.first_seen, ts(T0), "first_seen is the first sighting");
+        let t = banned.track.unwrap();
+        assert_eq!(t.since, ts(ban_day));
+        let late = derive(
+            Some(&t),
+            Observation::Present(&f),
+            &cx("2027-03-05T06:00:00Z"),
+        );
+        assert_eq!(late.finding.unwrap().status, Status::Overdue);
+        // Banned to watched: open at once, whatever the due date said.
+        let mut w = f.clone();
+        w.policy = Policy::Watch;
+        let relaxed = derive(
+            Some(&late.track.unwrap()),
+            Observation::Present(&w),
+            &cx("2027-03-06T06:00:00Z"),
+        );
+        assert_eq!(relaxed.finding.unwrap().status, Status::Open);
     }
 
     #[test]
