@@ -663,6 +663,7 @@ mod tests {
             effective: None,
             deadline: None,
             evidence: vec![],
+            containers: Vec::new(),
             remediation: None,
         }
     }

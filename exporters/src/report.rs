@@ -265,6 +265,11 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signatures: Option<SignatureAge>,
     pub evidence: Vec<Evidence>,
+    /// Containers the product was seen running in (`docker 3f2a1b2c3d4e`,
+    /// `kubernetes …`, `lxc NAME`): when every trace of it is inside them, the
+    /// remediation is the container's image, not the host's package manager.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<String>,
     pub remediation: Option<String>,
 }
 

@@ -55,6 +55,7 @@ fn report_with(value: &str) -> Report {
                     source: None,
                     value: value.into(),
                 }],
+                containers: Vec::new(),
                 remediation: None,
             }],
         }],

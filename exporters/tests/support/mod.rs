@@ -56,6 +56,7 @@ pub fn kesl(status: Status) -> Finding {
             ev("package", Some("dpkg"), "kesl 12.1.0-1297"),
             ev("path", None, "/opt/kaspersky/kesl"),
         ],
+        containers: Vec::new(),
         remediation: Some(
             "apt-get purge kesl kesl-gui (or dnf/yum remove kesl kesl-gui); then remove /opt/kaspersky/kesl."
                 .into(),
@@ -70,6 +71,7 @@ pub fn klnagent(status: Status) -> Finding {
         state: FindingState::Remnants,
         version: None,
         evidence: vec![ev("path", None, "/opt/kaspersky/klnagent64")],
+        containers: Vec::new(),
         remediation: Some(
             "apt-get purge klnagent64 klnagent; then remove /opt/kaspersky/klnagent64.".into(),
         ),
@@ -89,6 +91,7 @@ pub fn ultraav(status: Status) -> Finding {
         effective: None,
         deadline: None,
         evidence: vec![ev("process", Some("ps"), "/opt/ultraav/bin/uav")],
+        containers: Vec::new(),
         remediation: Some("UltraAV is not banned. If policy requires, uninstall it.".into()),
         ..kesl(status)
     }

@@ -44,6 +44,8 @@ struct Item {
     /// drivers): once a specific
     /// product was found, it is that product's leftover, not an unknown product.
     shared: bool,
+    /// The container a process item runs in (`docker 3f2a1b2c3d4e`).
+    container: Option<String>,
 }
 
 impl Item {
@@ -56,8 +58,21 @@ impl Item {
             version: None,
             is_path_entry: false,
             shared: false,
+            container: None,
         }
     }
+}
+
+/// What to do about a product seen only inside containers: the host's
+/// package manager cannot remove it, the image it runs from can.
+fn container_remediation(containers: &[String]) -> String {
+    format!(
+        "Seen only inside container(s) {}: the host's package manager cannot remove it. \
+         Find each container's image (`docker ps --filter id=ID`, `podman ps`, `crictl ps`, \
+         `lxc list`), rebuild the image without the product (or stop using it), redeploy, \
+         remove the running containers, then sweep again.",
+        containers.join(", ")
+    )
 }
 
 fn ev(kind: &str, source: Option<&str>, value: String) -> Evidence {
@@ -417,6 +432,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             version: p.version.clone(),
             is_path_entry: false,
             shared: false,
+            container: None,
         });
     }
     for s in &obs.services {
@@ -448,6 +464,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             version: None,
             is_path_entry: false,
             shared: false,
+            container: None,
         });
     }
     let mut seen_proc = HashSet::new();
@@ -475,11 +492,14 @@ fn items(obs: &Observations) -> Vec<Item> {
             continue;
         }
         // The pid changes every sweep; evidence without it diffs cleanly.
-        let value = if p.cmdline.is_empty() {
+        let mut value = if p.cmdline.is_empty() {
             p.name.clone()
         } else {
             format!("{}: {}", p.name, p.cmdline)
         };
+        if let Some(c) = &p.container {
+            value.push_str(&format!(" (in container {c})"));
+        }
         if !seen_proc.insert(value.clone()) {
             continue;
         }
@@ -500,6 +520,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             version: None,
             is_path_entry: false,
             shared: false,
+            container: p.container.clone(),
         });
     }
     for m in &obs.kernel_modules {
@@ -515,6 +536,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             version: None,
             is_path_entry: false,
             shared: false,
+            container: None,
         });
     }
     for p in &obs.paths {
@@ -530,6 +552,7 @@ fn items(obs: &Observations) -> Vec<Item> {
             version: None,
             is_path_entry: true,
             shared: false,
+            container: None,
         });
     }
     items_winmac(obs, &mut out);
@@ -797,6 +820,16 @@ pub fn match_host(
                 .collect();
             evidence.sort();
             evidence.dedup();
+            let mut containers: Vec<String> =
+                idxs.iter().filter_map(|i| items[*i].container.clone()).collect();
+            containers.sort();
+            containers.dedup();
+            let only_in_containers = idxs.iter().all(|i| items[*i].container.is_some());
+            let remediation = if only_in_containers {
+                Some(container_remediation(&containers))
+            } else {
+                rule.remediation.get(family.as_str()).cloned()
+            };
             Finding {
                 rule: rule.id.clone(),
                 vendor: rule.vendor.clone(),
@@ -815,7 +848,8 @@ pub fn match_host(
                 effective: rule.effective,
                 deadline: rule.deadline,
                 evidence,
-                remediation: rule.remediation.get(family.as_str()).cloned(),
+                containers,
+                remediation,
             }
         })
         .collect();

@@ -274,6 +274,11 @@ pub struct Process {
     /// `/proc`). Name and command line are whatever the owner chose: only a
     /// root process (or one of unknown owner) is trusted to name a product.
     pub owner_uid: Option<u32>,
+    /// The container it runs in (`docker 3f2a1b2c3d4e`, `podman …`,
+    /// `kubernetes …`, `lxc NAME`, or `PID namespace pid:[…]` where the cgroup
+    /// names no runtime); None for the host's own processes and where the
+    /// probe cannot tell (see [`linux::containers`]).
+    pub container: Option<String>,
 }
 
 impl Process {

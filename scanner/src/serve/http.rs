@@ -325,7 +325,7 @@ async fn probe(
     };
     let secs = start.elapsed().as_secs_f64();
     tracing::info!(target = %target, seconds = secs, joined, "probe answered");
-    match fleetsweep_exporters::metrics::render_probe(&report, secs, s.pipeline.metrics_options()) {
+    match fleetsweep_exporters::metrics::render_probe(&report, secs, pipeline.metrics_options()) {
         Ok(page) => (StatusCode::OK, [(header::CONTENT_TYPE, TEXT_FORMAT)], page).into_response(),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }

@@ -281,6 +281,7 @@ mod tests {
                 source: Some("dpkg".into()),
                 value: "kesl 12.1.0-1297".into(),
             }],
+            containers: Vec::new(),
             remediation: None,
         }
     }

@@ -34,6 +34,7 @@ fn proc_(name: &str, cmdline: &str) -> Process {
         cmdline: cmdline.into(),
         exe: None,
         owner_uid: None,
+        container: None,
     }
 }
 
@@ -217,6 +218,52 @@ fn shared_vendor_roots_do_not_add_an_unknown_product_next_to_a_known_one() {
 }
 
 #[test]
+fn a_product_running_only_in_a_container_is_reported_with_the_container_and_container_guidance() {
+    let mut kesl = proc_("kesl", "/opt/kaspersky/kesl/libexec/kesl -d");
+    kesl.exe = Some("/opt/kaspersky/kesl/libexec/kesl".into());
+    kesl.container = Some("docker 3f2a1b2c3d4e".into());
+    let obs = Observations {
+        processes: vec![kesl.clone()],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, OsFamily::Linux, now());
+    assert_eq!(f.len(), 1, "{:#?}", summary(&f));
+    assert_eq!(f[0].rule, "kaspersky/kesl");
+    assert_eq!(f[0].containers, vec!["docker 3f2a1b2c3d4e".to_string()]);
+    assert!(
+        f[0].evidence[0]
+            .value
+            .ends_with("(in container docker 3f2a1b2c3d4e)"),
+        "{:?}",
+        f[0].evidence
+    );
+    let r = f[0].remediation.as_deref().unwrap();
+    assert!(
+        r.contains("container(s) docker 3f2a1b2c3d4e") && r.contains("rebuild the image"),
+        "{r}"
+    );
+    assert!(!r.contains("apt-get"), "no host package guidance: {r}");
+
+    // Installed on the host as well: the host's guidance, the container still named.
+    let obs = Observations {
+        processes: vec![kesl],
+        packages: vec![pkg("kesl", PackageState::Installed, None)],
+        ..Observations::default()
+    };
+    let f = match_host(&builtin(), &obs, OsFamily::Linux, now());
+    assert_eq!(f[0].containers, vec!["docker 3f2a1b2c3d4e".to_string()]);
+    assert!(
+        !f[0]
+            .remediation
+            .as_deref()
+            .unwrap_or_default()
+            .contains("container"),
+        "{:?}",
+        f[0].remediation
+    );
+}
+
+#[test]
 fn look_alikes_stay_clean() {
     let obs = Observations {
         packages: vec![
@@ -387,6 +434,7 @@ fn shipped_catalog_known_unknown_and_look_alikes() {
         cmdline: "/opt/kaspersky/kesl/libexec/wdserver -d".into(),
         exe: Some(exe.into()),
         owner_uid: uid,
+        container: None,
     };
     for uid in [Some(1000), Some(65534)] {
         let obs = Observations {

@@ -24,6 +24,7 @@
 //! is still scanned on the evidence that did arrive.
 
 pub mod apk;
+pub mod containers;
 pub mod dpkg;
 pub mod kesl;
 pub mod modules;
@@ -155,8 +156,8 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             "rpm" => parse_rpm(s.body),
             "apk" => parse_apk(s.body),
             "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
-            | "proc-cmdline" | "proc-exe" | "proc-owner" | "ps" | "modules" | "paths"
-            | "kesl-app-info" => continue,
+            | "proc-cmdline" | "proc-exe" | "proc-owner" | "proc-pidns" | "proc-cgroup" | "ps"
+            | "modules" | "paths" | "kesl-app-info" => continue,
             other => {
                 obs.warnings
                     .push(warning(other, "unknown section ignored".to_string()));
@@ -190,6 +191,8 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
         "unit-files",
         "proc-cmdline",
         "proc-exe",
+        "proc-pidns",
+        "proc-cgroup",
     ] {
         if let Some(s) = split.get(name) {
             obs.section(name, framed_state(s, (SectionState::Read, None)));
@@ -220,6 +223,11 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
                 split.get("proc-cmdline").map(|s| s.body),
                 split.get("proc-exe").map(|s| s.body),
                 split.get("proc-owner").map(|s| s.body),
+            );
+            containers::mark(
+                &mut procs,
+                split.get("proc-pidns").map(|s| s.body),
+                split.get("proc-cgroup").map(|s| s.body),
             );
             (procs, w)
         }

@@ -60,6 +60,7 @@ pub fn parse_processes(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
             cmdline: cmdline.unwrap_or_default().trim_end().to_string(),
             exe: (!exe.is_empty()).then(|| exe.to_string()),
             owner_uid: None,
+            container: None,
         });
     }
     warnings.extend(rejects.into_warning("processes"));
@@ -84,6 +85,7 @@ pub fn parse_ps(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
                 cmdline: args.trim().to_string(),
                 exe: None,
                 owner_uid: None,
+                container: None,
             }),
             _ => rejects.note(line),
         }

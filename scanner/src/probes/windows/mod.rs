@@ -622,6 +622,7 @@ pub fn from_document(doc: &Value, obs: &mut Observations) {
             cmdline: text(p, "CommandLine").unwrap_or_default(),
             exe: text(p, "ExecutablePath").map(|e| normalize_path(&e)),
             owner_uid: None,
+            container: None,
         });
     }
     for k in list(doc, "registry_keys") {

@@ -1,0 +1,246 @@
+//! Which processes run inside a container, from two batch sections of the
+//! Linux probe: `proc-pidns` (`ls -lq -- self/ns/pid [0-9]*/ns/pid` in
+//! `/proc`: each process's PID namespace, and the probe's own) and
+//! `proc-cgroup` (`head -v -n 1` of every `PID/cgroup`).
+//!
+//! A process in another PID namespace than the probe's is in a container
+//! (Docker, Podman, Kubernetes, LXC and systemd-nspawn all give their
+//! containers one; systemd services never get one, though many get their
+//! own mount namespace, which is why the mount namespace is not used). The
+//! cgroup path names the runtime and the container id where the runtime puts
+//! them there (`docker-<id>.scope`, `/docker/<id>`, `libpod-<id>`,
+//! `cri-containerd-<id>`, `crio-<id>`, `/kubepods/...`, `lxc.payload.<name>`,
+//! `systemd-nspawn@<name>`); a `--pid=host` container is still recognised by
+//! its cgroup. Both sections come from the kernel, not from the processes, so
+//! a process cannot claim to be elsewhere than it is. Parsing is total.
+
+use std::collections::HashMap;
+
+use super::super::Process;
+
+/// The probe's own PID namespace (from `self/ns/pid`) and each process's.
+pub fn parse_pid_namespaces(body: &str) -> (Option<String>, HashMap<u32, String>) {
+    let mut own = None;
+    let mut entries: Vec<(u32, String)> = Vec::new();
+    for line in body.lines() {
+        let Some((left, target)) = line.split_once(" -> ") else {
+            continue;
+        };
+        let Some(name) = left.split_whitespace().last() else {
+            continue;
+        };
+        let target = target.trim_end();
+        if !target.starts_with("pid:[") {
+            continue;
+        }
+        if name == "self/ns/pid" {
+            own = Some(target.to_string());
+        } else if let Some(pid) = name
+            .strip_suffix("/ns/pid")
+            .and_then(|p| p.parse::<u32>().ok())
+        {
+            entries.push((pid, target.to_string()));
+        }
+    }
+    (own, unique(entries))
+}
+
+/// Each process's first cgroup line (`0::/system.slice/docker-<id>.scope`).
+pub fn parse_cgroups(body: &str) -> HashMap<u32, String> {
+    let mut out: Vec<(u32, String)> = Vec::new();
+    let mut current: Option<usize> = None;
+    for line in body.lines() {
+        if let Some(name) = line
+            .strip_prefix("==> ")
+            .and_then(|l| l.strip_suffix(" <=="))
+        {
+            current = name
+                .strip_suffix("/cgroup")
+                .and_then(|p| p.parse::<u32>().ok())
+                .map(|pid| {
+                    out.push((pid, String::new()));
+                    out.len() - 1
+                });
+            continue;
+        }
+        if let Some(i) = current {
+            if out[i].1.is_empty() {
+                out[i].1 = line.trim_end().to_string();
+            }
+        }
+    }
+    unique(out)
+}
+
+/// A pid listed twice cannot be told apart: neither entry is used.
+fn unique(entries: Vec<(u32, String)>) -> HashMap<u32, String> {
+    let mut map: HashMap<u32, Option<String>> = HashMap::new();
+    for (pid, v) in entries {
+        map.entry(pid).and_modify(|e| *e = None).or_insert(Some(v));
+    }
+    map.into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect()
+}
+
+fn is_hex_id(s: &str) -> bool {
+    (12..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The 12 characters `docker ps` shows of a 64-character id.
+fn short(id: &str) -> &str {
+    if is_hex_id(id) {
+        id.get(..12).unwrap_or(id)
+    } else {
+        id
+    }
+}
+
+/// `runtime id` for a cgroup line that a container runtime made, e.g.
+/// `0::/system.slice/docker-3f2a….scope` → `docker 3f2a1b2c3d4e`.
+pub fn container_of_cgroup(line: &str) -> Option<String> {
+    // `hierarchy-id:controllers:path`; the path may itself hold colons.
+    let path = line.splitn(3, ':').nth(2)?;
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    for part in parts.iter().rev() {
+        let unit = part.strip_suffix(".scope").unwrap_or(part);
+        for (prefix, runtime) in [
+            ("docker-", "docker"),
+            ("libpod-conmon-", "podman"),
+            ("libpod-", "podman"),
+            ("cri-containerd-", "containerd"),
+            ("crio-conmon-", "cri-o"),
+            ("crio-", "cri-o"),
+        ] {
+            if let Some(id) = unit.strip_prefix(prefix) {
+                if is_hex_id(id) {
+                    return Some(format!("{runtime} {}", short(id)));
+                }
+            }
+        }
+        if let Some(name) = part.strip_prefix("lxc.payload.") {
+            return Some(format!("lxc {name}"));
+        }
+        if let Some(name) = part
+            .strip_prefix("systemd-nspawn@")
+            .and_then(|p| p.strip_suffix(".service"))
+        {
+            return Some(format!("nspawn {name}"));
+        }
+    }
+    // cgroupfs layouts: `/docker/<id>`, `/kubepods/<qos>/pod<uid>/<id>`, `/lxc/<name>`.
+    match parts.as_slice() {
+        ["docker", id, ..] if is_hex_id(id) => Some(format!("docker {}", short(id))),
+        ["lxc", name, ..] => Some(format!("lxc {name}")),
+        [first, .., last] if first.starts_with("kubepods") && is_hex_id(last) => {
+            Some(format!("kubernetes {}", short(last)))
+        }
+        _ => None,
+    }
+}
+
+/// Marks each process that runs in a container with `runtime id` (or, where
+/// the cgroup does not name one, its PID namespace).
+pub fn mark(procs: &mut [Process], pidns: Option<&str>, cgroups: Option<&str>) {
+    let (own, ns) = pidns.map(parse_pid_namespaces).unwrap_or_default();
+    let cg = cgroups.map(parse_cgroups).unwrap_or_default();
+    for p in procs {
+        let by_cgroup = cg.get(&p.pid).and_then(|l| container_of_cgroup(l));
+        let other_ns = match (&own, ns.get(&p.pid)) {
+            (Some(own), Some(theirs)) => (own != theirs).then(|| theirs.clone()),
+            _ => None,
+        };
+        p.container = by_cgroup.or_else(|| other_ns.map(|n| format!("PID namespace {n}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f2a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8";
+
+    #[test]
+    fn runtimes_and_ids_from_real_cgroup_layouts() {
+        let cases = [
+            (format!("0::/system.slice/docker-{ID}.scope"), Some("docker 3f2a1b2c3d4e")),
+            (format!("12:pids:/docker/{ID}"), Some("docker 3f2a1b2c3d4e")),
+            (format!("0::/machine.slice/libpod-{ID}.scope/container"), Some("podman 3f2a1b2c3d4e")),
+            (format!("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope"), Some("podman 3f2a1b2c3d4e")),
+            (format!("0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1a2b.slice/cri-containerd-{ID}.scope"), Some("containerd 3f2a1b2c3d4e")),
+            (format!("0::/kubepods.slice/kubepods-burstable.slice/crio-{ID}.scope"), Some("cri-o 3f2a1b2c3d4e")),
+            (format!("11:memory:/kubepods/besteffort/pod4f5e/{ID}"), Some("kubernetes 3f2a1b2c3d4e")),
+            ("0::/lxc.payload.web01/system.slice/kesl.service".to_string(), Some("lxc web01")),
+            ("4:cpu:/lxc/web01".to_string(), Some("lxc web01")),
+            ("0::/machine.slice/systemd-nspawn@build.service/payload".to_string(), Some("nspawn build")),
+            // Host processes, services with their own namespaces, look-alikes.
+            ("0::/init.scope".to_string(), None),
+            ("0::/system.slice/kesl.service".to_string(), None),
+            ("0::/system.slice/docker.service".to_string(), None),
+            ("0::/user.slice/user-1000.slice/session-3.scope".to_string(), None),
+            ("0::/system.slice/docker-notanid.scope".to_string(), None),
+            ("garbage".to_string(), None),
+            (String::new(), None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(container_of_cgroup(&line).as_deref(), want, "{line}");
+        }
+    }
+
+    fn procs(pids: &[u32]) -> Vec<Process> {
+        pids.iter()
+            .map(|&pid| Process {
+                pid,
+                name: format!("p{pid}"),
+                cmdline: String::new(),
+                exe: None,
+                owner_uid: Some(0),
+                container: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn processes_in_another_pid_namespace_or_a_runtime_cgroup_are_in_a_container() {
+        let pidns = "lrwxrwxrwx 1 root root 0 Dec  3 10:00 self/ns/pid -> pid:[4026531836]\n\
+                     lrwxrwxrwx 1 root root 0 Dec  3 10:00 1/ns/pid -> pid:[4026531836]\n\
+                     lrwxrwxrwx 1 root root 0 Dec  3 10:00 812/ns/pid -> pid:[4026532500]\n\
+                     lrwxrwxrwx 1 root root 0 Dec  3 10:00 900/ns/pid -> pid:[4026532600]\n\
+                     lrwxrwxrwx 1 root root 0 Dec  3 10:00 950/ns/pid -> pid:[4026531836]\n\
+                     ls: cannot read symbolic link '77/ns/pid': Permission denied\n";
+        let cgroups = format!(
+            "==> 1/cgroup <==\n0::/init.scope\n\n==> 812/cgroup <==\n0::/system.slice/docker-{ID}.scope\n\n\
+             ==> 900/cgroup <==\n0::/some/custom/path\n\n==> 950/cgroup <==\n0::/system.slice/kesl.service\n"
+        );
+        let mut ps = procs(&[1, 812, 900, 950, 77]);
+        mark(&mut ps, Some(pidns), Some(&cgroups));
+        let got: Vec<(u32, Option<&str>)> =
+            ps.iter().map(|p| (p.pid, p.container.as_deref())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, None),
+                (812, Some("docker 3f2a1b2c3d4e")),
+                (900, Some("PID namespace pid:[4026532600]")),
+                (950, None),
+                (77, None),
+            ]
+        );
+        // Without the sections (an older probe's bundle, ps): nothing is marked.
+        let mut ps = procs(&[812]);
+        mark(&mut ps, None, None);
+        assert_eq!(ps[0].container, None);
+    }
+
+    #[test]
+    fn repeated_pids_and_garbage_are_not_used() {
+        let pidns = "x self/ns/pid -> pid:[1]\nx 5/ns/pid -> pid:[2]\nx 5/ns/pid -> pid:[1]\nx 6/ns/pid -> mnt:[9]\n";
+        let (own, ns) = parse_pid_namespaces(pidns);
+        assert_eq!(own.as_deref(), Some("pid:[1]"));
+        assert!(ns.is_empty(), "{ns:?}");
+        let cg = parse_cgroups(
+            "==> 5/cgroup <==\n0::/a\n==> 5/cgroup <==\n0::/b\n==> x/cgroup <==\n0::/c\n",
+        );
+        assert!(cg.is_empty(), "{cg:?}");
+    }
+}
