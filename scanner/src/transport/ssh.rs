@@ -1265,6 +1265,62 @@ mod tests {
     }
 
     #[test]
+    fn only_a_close_or_reset_in_start_up_is_retried() {
+        use std::io::{Error as IoError, ErrorKind};
+        for busy in [
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+            russh::Error::IO(IoError::from(ErrorKind::ConnectionReset)),
+            russh::Error::IO(IoError::from(ErrorKind::UnexpectedEof)),
+            russh::Error::IO(IoError::from(ErrorKind::BrokenPipe)),
+            russh::Error::IO(IoError::from(ErrorKind::ConnectionAborted)),
+        ] {
+            assert!(is_busy_refusal(&busy), "{busy:?} is what a busy sshd does");
+        }
+        for fatal in [
+            // Not an SSH server, or a protocol we cannot speak: retrying changes nothing.
+            russh::Error::Version,
+            russh::Error::NoCommonAlgo {
+                kind: russh::AlgorithmKind::Kex,
+                ours: vec![],
+                theirs: vec![],
+            },
+            russh::Error::IO(IoError::from(ErrorKind::PermissionDenied)),
+            russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed),
+        ] {
+            assert!(!is_busy_refusal(&fatal), "{fatal:?} is not retried");
+        }
+        assert_eq!(
+            busy_reason(&russh::Error::Disconnect),
+            "connection closed by the server before authentication"
+        );
+    }
+
+    #[test]
+    fn only_a_resource_shortage_asks_for_another_bastion_connection() {
+        assert!(is_capacity_refusal(&russh::Error::ChannelOpenFailure(
+            ChannelOpenFailure::ResourceShortage
+        )));
+        for other in [
+            ChannelOpenFailure::AdministrativelyProhibited,
+            ChannelOpenFailure::ConnectFailed,
+            ChannelOpenFailure::UnknownChannelType,
+        ] {
+            assert!(!is_capacity_refusal(&russh::Error::ChannelOpenFailure(
+                other
+            )));
+        }
+    }
+
+    #[test]
+    fn retries_stop_short_of_the_host_deadline() {
+        let pause = Duration::from_millis(500);
+        assert!(fits(pause, None));
+        assert!(fits(pause, Some(Instant::now() + Duration::from_secs(10))));
+        assert!(!fits(pause, Some(Instant::now() + Duration::from_millis(1200))));
+    }
+
+    #[test]
     fn labels() {
         let hop = SshEndpoint {
             address: "::1".into(),
