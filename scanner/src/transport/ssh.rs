@@ -12,6 +12,11 @@
 //!   host with several keys never looks like a changed key.
 //! - One deadline bounds TCP connect + handshake + authentication of each hop; the
 //!   error says which step was still running when it expired.
+//! - Bastion connections are shared by the hosts behind them for a whole sweep
+//!   ([`SshPool`], [`super::bastion`]): a bastion sees a few logins, not one per host.
+//! - Connections in start-up are capped per destination, and one closed before
+//!   authentication (a busy sshd's `MaxStartups`) is retried with backoff
+//!   ([`super::startup`]); refused keys and host keys never are.
 //! - Decrypted private keys are cached per process: bcrypt-pbkdf is deliberately
 //!   slow, and one sweep uses the same key for every host.
 //! - What a host sends is held within `--max-output`: few received messages are
