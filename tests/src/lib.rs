@@ -393,7 +393,8 @@ impl Fleet {
             .find(|h| h.name == name)
             .with_context(|| format!("no test host {name}"))?;
         if let Some(mut c) = h.child.take() {
-            c.kill().with_context(|| format!("killing test host {name}"))?;
+            c.kill()
+                .with_context(|| format!("killing test host {name}"))?;
             c.wait()?;
         }
         h.sshd_pid = None;

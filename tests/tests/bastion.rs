@@ -113,7 +113,11 @@ fn hundreds_of_hosts_behind_a_default_bastion_are_all_scanned_with_a_few_logins(
     let took = started.elapsed();
     let r = finished(&out, &report);
     assert_eq!(r.hosts.len(), BEHIND + 1);
-    assert_eq!(not_scanned(&r), Vec::<String>::new(), "every host is scanned");
+    assert_eq!(
+        not_scanned(&r),
+        Vec::<String>::new(),
+        "every host is scanned"
+    );
 
     // The bastion is scanned itself (one login) and carries everyone else on
     // pooled connections of at most 64 channels: 200 in flight need 4.
@@ -167,7 +171,11 @@ fn a_two_hop_chain_is_scanned_sharing_both_hops() {
     );
     let r = finished(&out, &report);
     assert_eq!(r.hosts.len(), BEHIND + 2);
-    assert_eq!(not_scanned(&r), Vec::<String>::new(), "every host is scanned");
+    assert_eq!(
+        not_scanned(&r),
+        Vec::<String>::new(),
+        "every host is scanned"
+    );
     // Each bastion: its own scan, plus one pooled connection for the hosts
     // behind it (the inner hop is shared, not opened per host).
     let outer_logins = fleet.host("outer").sshd_log_count(LOGIN) - outer_before;
@@ -269,7 +277,10 @@ fn servers_that_refuse_startups_are_scanned_when_they_can_be_and_explained_when_
         fleet.known_hosts_path().display()
     );
     for i in 0..40 {
-        inv.push_str(&format!("  - {{name: tiny-{i:02}, address: {}}}\n", tiny.address()));
+        inv.push_str(&format!(
+            "  - {{name: tiny-{i:02}, address: {}}}\n",
+            tiny.address()
+        ));
     }
     let inventory = fleet.dir().join("tiny.yaml");
     std::fs::write(&inventory, inv).unwrap();
@@ -277,7 +288,11 @@ fn servers_that_refuse_startups_are_scanned_when_they_can_be_and_explained_when_
     let out = scan(&inventory, &report, &["--concurrency", "40"]);
     let r = finished(&out, &report);
     assert_eq!(r.hosts.len(), 40);
-    assert_eq!(not_scanned(&r), Vec::<String>::new(), "every entry is scanned");
+    assert_eq!(
+        not_scanned(&r),
+        Vec::<String>::new(),
+        "every entry is scanned"
+    );
 
     // `full` takes one connection in start-up, and one is held open here
     // (sshd gives it LoginGraceTime, 2 minutes): every other is dropped.
@@ -312,7 +327,10 @@ fn servers_that_refuse_startups_are_scanned_when_they_can_be_and_explained_when_
     // Bounded and spaced: five connections, with pauses between them.
     let dropped = full.sshd_log_count(DROPPED) - dropped_before;
     assert_eq!(dropped, 5, "connections sshd dropped");
-    assert!(took >= Duration::from_millis(1800), "retried too fast: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1800),
+        "retried too fast: {took:?}"
+    );
     assert!(took < Duration::from_secs(30), "took {took:?}");
     drop(held);
 }

@@ -439,7 +439,10 @@ mod tests {
         let s = settings();
         let two = ChainKey::new(&[hop("b1", "u", "/k"), hop("b2", "u", "/k")], &s);
         assert_eq!(two.hops(), 2);
-        assert_eq!(two.parent(), Some(ChainKey::new(&[hop("b1", "u", "/k")], &s)));
+        assert_eq!(
+            two.parent(),
+            Some(ChainKey::new(&[hop("b1", "u", "/k")], &s))
+        );
         assert_eq!(two.parent().and_then(|p| p.parent()), None);
         // The same inner bastion behind another first hop is another chain.
         let other = ChainKey::new(&[hop("b9", "u", "/k"), hop("b2", "u", "/k")], &s);
@@ -466,7 +469,10 @@ mod tests {
         assert!(g.lease().unwrap().is_none(), "empty pool: open one");
         let first = g.add(fake().0, None);
         let second = g.lease().unwrap().expect("room for a second channel");
-        assert!(g.lease().unwrap().is_none(), "cap of 2 reached: open another");
+        assert!(
+            g.lease().unwrap().is_none(),
+            "cap of 2 reached: open another"
+        );
         let third = g.add(fake().0, None);
         drop(second);
         // The first connection has room again and is the least loaded (1 vs 1:
@@ -489,7 +495,10 @@ mod tests {
         closed.store(true, Ordering::Release);
         assert_eq!(lease.lost_bastion().as_deref(), Some("u@b1:22"));
         let mut g = chain.lock().await;
-        assert!(g.lease().unwrap().is_none(), "the dead connection is not reused");
+        assert!(
+            g.lease().unwrap().is_none(),
+            "the dead connection is not reused"
+        );
         assert_eq!(g.lost(), 1);
         g.fail(TransportError::Unreachable("bastion gone".into()));
         assert_eq!(
@@ -532,8 +541,10 @@ mod tests {
         let lease = chain.lock().await.add(fake().0, None);
         let slot = lease.handshake_slot().await;
         assert!(slot.is_some());
-        let second =
-            tokio::time::timeout(Duration::from_millis(50), lease.handshake_slot()).await;
-        assert!(second.is_err(), "a second handshake through the bastion waits");
+        let second = tokio::time::timeout(Duration::from_millis(50), lease.handshake_slot()).await;
+        assert!(
+            second.is_err(),
+            "a second handshake through the bastion waits"
+        );
     }
 }

@@ -26,9 +26,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -126,8 +126,15 @@ pub async fn connect(
     policy: &Arc<HostKeyPolicy>,
 ) -> Result<SshSession, TransportError> {
     let pool = Arc::new(SshPool::new());
-    let mut session =
-        connect_pooled(target, settings, policy, &pool, &StartupLimits::default(), None).await?;
+    let mut session = connect_pooled(
+        target,
+        settings,
+        policy,
+        &pool,
+        &StartupLimits::default(),
+        None,
+    )
+    .await?;
     session.own_pool = Some(pool);
     Ok(session)
 }
@@ -249,11 +256,7 @@ fn lease_chain<'a>(ctx: &'a HopContext<'a>, jumps: &'a [SshEndpoint]) -> LeaseFu
             [] => None,
             _ => Some(lease_chain(ctx, before).await?),
         };
-        let dest: Destination = (
-            key.parent(),
-            hop.address.clone(),
-            hop.port,
-        );
+        let dest: Destination = (key.parent(), hop.address.clone(), hop.port);
         let mut refusals = 0;
         loop {
             match connect_hop(ctx, hop, parent.as_ref(), &dest).await {
@@ -667,7 +670,9 @@ async fn open_hop(
         }
     };
     let mut handle = handshake.map_err(|e| match e {
-        HandlerError::HostKey(e) => AttemptError::Final(TransportError::HostKeyRejected(e.to_string())),
+        HandlerError::HostKey(e) => {
+            AttemptError::Final(TransportError::HostKeyRejected(e.to_string()))
+        }
         HandlerError::Ssh(e) if is_busy_refusal(&e) => AttemptError::Busy(busy_reason(&e)),
         HandlerError::Ssh(e) => AttemptError::Final(TransportError::Failed(format!(
             "SSH handshake with {} failed: {e}",
@@ -1322,7 +1327,10 @@ mod tests {
         let pause = Duration::from_millis(500);
         assert!(fits(pause, None));
         assert!(fits(pause, Some(Instant::now() + Duration::from_secs(10))));
-        assert!(!fits(pause, Some(Instant::now() + Duration::from_millis(1200))));
+        assert!(!fits(
+            pause,
+            Some(Instant::now() + Duration::from_millis(1200))
+        ));
     }
 
     #[test]

@@ -201,13 +201,7 @@ mod tests {
 
     #[test]
     fn the_message_names_the_cause_and_the_fixes() {
-        let m = busy_message(
-            "10.0.0.5:22",
-            5,
-            Duration::from_millis(4200),
-            "reset",
-            8,
-        );
+        let m = busy_message("10.0.0.5:22", 5, Duration::from_millis(4200), "reset", 8);
         for part in [
             "10.0.0.5:22",
             "5 attempts over 4.2s",
@@ -229,7 +223,10 @@ mod tests {
         // A third to "a" waits; "b" has its own gate.
         let _b = gates.enter(&"b", 2).await;
         let third = tokio::time::timeout(Duration::from_millis(50), gates.enter(&"a", 2)).await;
-        assert!(third.is_err(), "a third start-up to the same destination must wait");
+        assert!(
+            third.is_err(),
+            "a third start-up to the same destination must wait"
+        );
         drop(a1);
         let third = tokio::time::timeout(Duration::from_millis(50), gates.enter(&"a", 2)).await;
         assert!(third.is_ok());

@@ -65,14 +65,16 @@ fn main() -> Result<()> {
             detach,
         } => {
             let hosts = match (demo, generated) {
-                (_, Some(n)) if behind_bastion => std::iter::once(("bastion".into(), Scenario::Bastion))
-                    .chain((0..n).map(|i| {
-                        (
-                            format!("host-{i:04}"),
-                            Scenario::BehindBastion("bastion".into()),
-                        )
-                    }))
-                    .collect(),
+                (_, Some(n)) if behind_bastion => {
+                    std::iter::once(("bastion".into(), Scenario::Bastion))
+                        .chain((0..n).map(|i| {
+                            (
+                                format!("host-{i:04}"),
+                                Scenario::BehindBastion("bastion".into()),
+                            )
+                        }))
+                        .collect()
+                }
                 (_, Some(n)) => (0..n)
                     .map(|i| {
                         let k = kaspersky_every > 0 && i % kaspersky_every == kaspersky_every - 1;
