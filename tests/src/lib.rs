@@ -70,6 +70,14 @@ impl HostInfo {
     pub fn unshare_pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
+    /// The lines of the host's sshd log that contain `needle`.
+    pub fn sshd_log_count(&self, needle: &str) -> usize {
+        std::fs::read_to_string(self.sshd_log())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
 }
 
 /// A running fleet; dropping it stops every host.
@@ -214,13 +222,8 @@ impl Fleet {
             _tmp: None,
             hosts: Vec::new(),
         };
-        let address_of = |i: usize| format!("127.0.{}.{}", spec.subnet, i + 10);
-        // The bastion needs the behind-bastion host's address for its /etc/hosts.
-        let behind_addr = spec
-            .hosts
-            .iter()
-            .position(|(_, s)| matches!(s, Scenario::BehindBastion(_)))
-            .map(address_of);
+        let address_of = |i: usize| address_of(spec.subnet, i);
+        let names = Names::new(&spec);
         let mut known_hosts = String::new();
         let mut inventory = format!(
             "# Test fleet written by the fleetsweep test harness.\ndefaults:\n  user: {USER}\n  port: {PORT}\n  identity_file: {}\n  known_hosts: {}\n  connect_timeout: 5s\n  host_timeout: 30s\nhosts:\n",
@@ -237,20 +240,10 @@ impl Fleet {
             } else {
                 host_pub.clone()
             };
-            let (inv_address, jump) = match scen {
-                Scenario::BehindBastion(bastion) => {
-                    let b = spec
-                        .hosts
-                        .iter()
-                        .position(|(n, _)| n == bastion)
-                        .map(address_of)
-                        .context("BehindBastion names a bastion that is not in the fleet")?;
-                    (
-                        INTERNAL_NAME.to_string(),
-                        Some(format!("{USER}@{b}:{PORT}")),
-                    )
-                }
-                _ => (address.clone(), None),
+            let inv_address = names.inventory_address(i);
+            let jump = match scen.bastion() {
+                Some(bastion) => Some(names.jump_to(bastion)?),
+                None => None,
             };
             if !matches!(scen, Scenario::NothingListening) {
                 let _ = writeln!(known_hosts, "[{inv_address}]:{PORT} {listed_key}");
@@ -277,9 +270,9 @@ impl Fleet {
                 sshd_pid: None,
             };
             if !matches!(scen, Scenario::NothingListening) {
-                scenario::prepare(&hd, name, scen, &rpms, behind_addr.as_deref())?;
+                scenario::prepare(&hd, name, scen, &rpms, &names.resolved_by(name))?;
                 std::fs::write(hd.join("authorized_keys"), format!("{authorized}\n"))?;
-                std::fs::write(hd.join("sshd_config"), sshd_config(&hd, &address))?;
+                std::fs::write(hd.join("sshd_config"), sshd_config(&hd, &address, scen))?;
                 let child = Command::new("unshare")
                     .args([
                         "--mount",
@@ -391,6 +384,23 @@ impl Fleet {
         self.dir.clone()
     }
 
+    /// Stops one host at once, the way a machine goes away: its whole PID
+    /// namespace (sshd and every connection's process) is killed.
+    pub fn kill_host(&mut self, name: &str) -> Result<()> {
+        let h = self
+            .hosts
+            .iter_mut()
+            .find(|h| h.name == name)
+            .with_context(|| format!("no test host {name}"))?;
+        if let Some(mut c) = h.child.take() {
+            c.kill()
+                .with_context(|| format!("killing test host {name}"))?;
+            c.wait()?;
+        }
+        h.sshd_pid = None;
+        Ok(())
+    }
+
     pub fn stop(self) {}
 }
 
@@ -465,12 +475,107 @@ fn banner(addr: &SocketAddr) -> bool {
     matches!(s.read(&mut buf), Ok(n) if n >= 4 && &buf[..4] == b"SSH-") && s.write_all(b"").is_ok()
 }
 
-fn sshd_config(hd: &Path, address: &str) -> String {
+fn sshd_config(hd: &Path, address: &str, scen: &Scenario) -> String {
     let d = hd.display();
+    // Test hosts take a whole sweep's connections at once; bastions keep
+    // OpenSSH's defaults, as real ones do, and MaxStartups hosts their own.
+    let startups = match scen {
+        Scenario::MaxStartups(m) => format!("MaxStartups {m}\nMaxSessions 100\n"),
+        s if s.is_bastion() => String::new(),
+        _ => "MaxStartups 2000\nMaxSessions 100\n".to_string(),
+    };
     format!(
         "ListenAddress {address}:{PORT}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
          StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-         PermitRootLogin no\nAllowTcpForwarding yes\nMaxStartups 2000\nMaxSessions 100\nUseDNS no\n\
+         PermitRootLogin no\nAllowTcpForwarding yes\n{startups}UseDNS no\n\
          PrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n"
     )
+}
+
+/// The address of the `i`-th host of a fleet on `subnet`: `127.0.SUBNET.(i+10)`
+/// for the first 245 hosts; a larger fleet goes on in the next subnet(s).
+pub fn address_of(subnet: u8, i: usize) -> String {
+    let per_subnet = 245;
+    let spill = u8::try_from(i / per_subnet).unwrap_or(u8::MAX);
+    format!(
+        "127.0.{}.{}",
+        subnet.saturating_add(spill),
+        i % per_subnet + 10
+    )
+}
+
+/// The names hosts are known by: their address, or, behind a bastion, an
+/// internal name only that bastion resolves.
+struct Names<'a> {
+    spec: &'a FleetSpec,
+    internal: Vec<Option<String>>,
+}
+
+impl<'a> Names<'a> {
+    fn new(spec: &'a FleetSpec) -> Names<'a> {
+        let first_behind = spec
+            .hosts
+            .iter()
+            .position(|(_, s)| matches!(s, Scenario::BehindBastion(_)));
+        let internal = spec
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, (name, s))| {
+                s.bastion().map(|_| {
+                    if Some(i) == first_behind {
+                        INTERNAL_NAME.to_string()
+                    } else {
+                        format!("{name}.internal.fleet.test")
+                    }
+                })
+            })
+            .collect();
+        Names { spec, internal }
+    }
+
+    fn index(&self, name: &str) -> Result<usize> {
+        self.spec
+            .hosts
+            .iter()
+            .position(|(n, _)| n == name)
+            .with_context(|| format!("bastion {name} is not in the fleet"))
+    }
+
+    /// What the inventory (and known_hosts) calls host `i`.
+    fn inventory_address(&self, i: usize) -> String {
+        self.internal[i]
+            .clone()
+            .unwrap_or_else(|| address_of(self.spec.subnet, i))
+    }
+
+    /// The `jump:` spec reaching the hosts behind `bastion`: through its own
+    /// bastion first when it is an inner one.
+    fn jump_to(&self, bastion: &str) -> Result<String> {
+        let mut hops = Vec::new();
+        let mut at = bastion.to_string();
+        for _ in 0..self.spec.hosts.len() {
+            let i = self.index(&at)?;
+            hops.push(format!("{USER}@{}:{PORT}", self.inventory_address(i)));
+            match &self.spec.hosts[i].1 {
+                Scenario::InnerBastion(outer) => at = outer.clone(),
+                _ => {
+                    hops.reverse();
+                    return Ok(hops.join(","));
+                }
+            }
+        }
+        bail!("the bastions of {bastion} form a cycle")
+    }
+
+    /// (address, internal name) of every host directly behind `bastion`.
+    fn resolved_by(&self, bastion: &str) -> Vec<(String, String)> {
+        self.spec
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, s))| s.bastion() == Some(bastion))
+            .map(|(i, _)| (address_of(self.spec.subnet, i), self.inventory_address(i)))
+            .collect()
+    }
 }

@@ -9,8 +9,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::INTERNAL_NAME;
-
 /// Kinds of test host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scenario {
@@ -37,11 +35,24 @@ pub enum Scenario {
     AuthRefused,
     /// Nothing runs at the address.
     NothingListening,
-    /// Clean host used as a jump host; its /etc/hosts resolves the internal name.
+    /// Clean host used as a jump host; its /etc/hosts resolves the internal
+    /// names of the hosts behind it. Its sshd keeps OpenSSH's defaults for
+    /// `MaxStartups` (10:30:100) and `MaxSessions` (10), as a real bastion's.
     Bastion,
-    /// KESL remnants (dpkg `rc`), reachable only through the named bastion as
-    /// `internal-db.fleet.test`.
+    /// A bastion reachable only through the named bastion, by an internal
+    /// name (a two-hop chain); like [`Scenario::Bastion`] otherwise.
+    InnerBastion(String),
+    /// KESL remnants (dpkg `rc`), reachable only through the named bastion,
+    /// by an internal name only that bastion resolves: the fleet's first
+    /// such host is `internal-db.fleet.test` ([`crate::INTERNAL_NAME`]), the
+    /// others `NAME.internal.fleet.test`.
     BehindBastion(String),
+    /// Behind the named bastion like [`Scenario::BehindBastion`], but
+    /// `dpkg-query` hangs: its probe is still running when the test wants it.
+    BehindBastionHung(String),
+    /// A clean host whose sshd has this `MaxStartups` (e.g. `2:50:4`), to
+    /// test a server that drops unauthenticated connections.
+    MaxStartups(String),
     /// sshd accepts TCP but never sends a banner (SIGSTOP).
     Hangs,
     /// sshd works, but `dpkg-query` hangs forever.
@@ -61,6 +72,23 @@ pub enum Scenario {
 }
 
 impl Scenario {
+    /// The bastion this host is behind, if any.
+    pub fn bastion(&self) -> Option<&str> {
+        match self {
+            Scenario::InnerBastion(b)
+            | Scenario::BehindBastion(b)
+            | Scenario::BehindBastionHung(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// A jump host: its sshd keeps OpenSSH's start-up and session defaults.
+    pub fn is_bastion(&self) -> bool {
+        matches!(self, Scenario::Bastion | Scenario::InnerBastion(_))
+    }
+}
+
+impl Scenario {
     pub fn label(&self) -> &'static str {
         match self {
             Scenario::Clean => "clean",
@@ -72,7 +100,10 @@ impl Scenario {
             Scenario::AuthRefused => "auth-refused",
             Scenario::NothingListening => "nothing-listening",
             Scenario::Bastion => "bastion",
+            Scenario::InnerBastion(_) => "inner-bastion",
             Scenario::BehindBastion(_) => "behind-bastion",
+            Scenario::BehindBastionHung(_) => "behind-bastion-hung",
+            Scenario::MaxStartups(_) => "max-startups",
             Scenario::Hangs => "hangs",
             Scenario::HungProbe => "hung-probe",
             Scenario::GarbagePackageDb => "garbage-package-db",
@@ -195,13 +226,14 @@ struct Daemon {
     path: &'static str,
 }
 
-/// Writes the host's tree and its boot script.
+/// Writes the host's tree and its boot script. `resolves`: (address, name)
+/// lines for the host's /etc/hosts (a bastion's internal names).
 pub fn prepare(
     hd: &Path,
     name: &str,
     scen: &Scenario,
     rpms: &Rpms,
-    behind_addr: Option<&str>,
+    resolves: &[(String, String)],
 ) -> Result<()> {
     let root = hd.join("root");
     for d in [
@@ -277,6 +309,8 @@ pub fn prepare(
         | Scenario::WrongHostKey
         | Scenario::AuthRefused
         | Scenario::Bastion
+        | Scenario::InnerBastion(_)
+        | Scenario::MaxStartups(_)
         | Scenario::Generated { kaspersky: false } => {
             status.push_str(&dpkg_entry(
                 "kaspersky-removal-notes",
@@ -292,10 +326,8 @@ pub fn prepare(
             daemons.push(Daemon {
                 path: "/opt/kasperskyish-tools/bin/kesl-exporter",
             });
-            if matches!(scen, Scenario::Bastion) {
-                if let Some(a) = behind_addr {
-                    let _ = writeln!(hosts_file, "{a} {INTERNAL_NAME}");
-                }
+            for (address, internal) in resolves {
+                let _ = writeln!(hosts_file, "{address} {internal}");
             }
         }
         Scenario::Kesl | Scenario::Generated { kaspersky: true } => {
@@ -322,6 +354,10 @@ pub fn prepare(
         }
         Scenario::Remnants | Scenario::BehindBastion(_) => {
             kesl_remnants(&mut status, &mut dirs, &mut files);
+        }
+        Scenario::BehindBastionHung(_) => {
+            kesl_remnants(&mut status, &mut dirs, &mut files);
+            hung_probe = true;
         }
         Scenario::UnknownKaspersky => {
             status.push_str(&dpkg_entry(

@@ -29,7 +29,7 @@ use crate::diag::{self, Diagnostic};
 use crate::os::OsFamily;
 use crate::transport::ssh_config;
 use crate::transport::winrm::WinrmTarget;
-use crate::transport::{Passphrase, SshTarget};
+use crate::transport::{Passphrase, SshTarget, StartupLimits};
 pub use raw::parse_duration;
 
 /// A host with every setting resolved.
@@ -70,6 +70,8 @@ pub struct SshHost {
     /// Run the probe script through `sudo -n` (never prompts; fails cleanly
     /// when sudo would ask for a password).
     pub sudo: bool,
+    /// Caps on connections in start-up to this host and through its bastions.
+    pub limits: StartupLimits,
 }
 
 /// A WinRM host's settings: endpoint, authentication and password source.

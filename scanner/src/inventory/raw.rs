@@ -127,6 +127,10 @@ settings! {
     sudo: bool,
     passphrase_env: String,
     passphrase_file: String,
+    /// Connections to one address:port in start-up (TCP, handshake, auth) at once.
+    max_startups: Spanned<usize>,
+    /// Channel opens + handshakes through one bastion at once.
+    bastion_max_handshakes: Spanned<usize>,
     winrm: Spanned<RawWinrm>,
 }
 

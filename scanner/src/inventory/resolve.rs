@@ -18,7 +18,7 @@ use super::winrm::winrm_target;
 use super::{expand_home, Host, Inventory, LocalHost, SshHost, Target, WinrmHost};
 use crate::diag::Diagnostic;
 use crate::transport::ssh_config::{SshConfig, SshConfigHost};
-use crate::transport::{Passphrase, SshEndpoint, SshTarget};
+use crate::transport::{Passphrase, SshEndpoint, SshTarget, StartupLimits};
 
 /// Turns the raw file into resolved hosts. Every host is settled before any
 /// jump is resolved, so a host's own errors come before jump errors.
@@ -265,6 +265,14 @@ fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
     let connect_timeout = duration_of(file, &vars.connect_timeout)?;
     let host_timeout = duration_of(file, &vars.host_timeout)?;
     let sudo = vars.sudo.unwrap_or(false);
+    let limits = StartupLimits {
+        max_startups: positive(file, "max_startups", &vars.max_startups)?,
+        bastion_max_handshakes: positive(
+            file,
+            "bastion_max_handshakes",
+            &vars.bastion_max_handshakes,
+        )?,
+    };
     let endpoint = SshEndpoint {
         address: m.address.clone(),
         port: vars.port.unwrap_or(22),
@@ -296,6 +304,7 @@ fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
             },
             connect_timeout,
             sudo,
+            limits,
         }),
     };
     Ok(Settled {
@@ -310,6 +319,23 @@ fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
         endpoint,
         jump: m.jump,
     })
+}
+
+/// A cap that must be at least 1 (0 would let no connection start).
+fn positive(
+    file: &Path,
+    key: &str,
+    v: &Option<Spanned<usize>>,
+) -> Result<Option<usize>, Diagnostic> {
+    match v {
+        Some(s) if s.value == 0 => Err(Diagnostic::at(
+            file,
+            s.referenced,
+            format!("`{key}: 0` would let no connection start: use 1 or more"),
+        )),
+        Some(s) => Ok(Some(s.value)),
+        None => Ok(None),
+    }
 }
 
 /// Default key files, as OpenSSH tries them.

@@ -742,3 +742,31 @@ fn each_target_carries_its_own_settings() {
         "a local inventory host keeps its name as the address reports show"
     );
 }
+
+#[test]
+fn start_up_caps_follow_precedence_and_refuse_zero() {
+    let inv = load_text(
+        "defaults:\n  max_startups: 6\n  bastion_max_handshakes: 12\n\
+         groups:\n  dmz:\n    hosts: [b]\n    vars: {bastion_max_handshakes: 4}\n\
+         hosts:\n  - name: a\n  - name: b\n  - name: c\n    max_startups: 2\n",
+    )
+    .unwrap();
+    let limits: Vec<_> = inv.hosts.iter().map(|h| ssh_host(h).limits).collect();
+    let want = |m, b| crate::transport::StartupLimits {
+        max_startups: Some(m),
+        bastion_max_handshakes: Some(b),
+    };
+    assert_eq!(limits, [want(6, 12), want(6, 4), want(2, 12)]);
+    // Unset: the built-in defaults apply at connection time.
+    let inv = load_text("hosts:\n  - name: a\n").unwrap();
+    assert_eq!(ssh_host(&inv.hosts[0]).limits, Default::default());
+
+    assert_eq!(
+        load_text("hosts:\n  - name: a\n    max_startups: 0\n").unwrap_err(),
+        "/f.yaml:3:19: `max_startups: 0` would let no connection start: use 1 or more"
+    );
+    assert_eq!(
+        load_text("defaults:\n  bastion_max_handshakes: -1\nhosts:\n  - name: a\n").unwrap_err(),
+        "/f.yaml:2:27: expected a whole number from 0 to 18446744073709551615"
+    );
+}

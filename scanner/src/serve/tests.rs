@@ -98,6 +98,7 @@ fn start(hosts: &[(&str, u16)], max_probes: usize, limits: Limits) -> Server {
                 passphrase: Passphrase::None,
                 connect_timeout: None,
                 sudo: false,
+                limits: Default::default(),
             }),
         });
     }

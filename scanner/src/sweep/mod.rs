@@ -67,6 +67,9 @@ struct Ctx {
     path_roots: BTreeMap<OsFamily, Vec<String>>,
     /// WinRM TLS configs, built once per CA file for all hosts of the sweep.
     winrm_tls: Arc<winrm::TlsConfigs>,
+    /// Bastion connections shared by the hosts behind them, and the caps on
+    /// connections in start-up per destination: one per sweep, closed at its end.
+    ssh_pool: Arc<ssh::SshPool>,
 }
 
 /// Runs one sweep over `hosts`.
@@ -90,6 +93,7 @@ pub async fn run(
         host_keys,
         path_roots,
         winrm_tls: Arc::default(),
+        ssh_pool: Arc::new(ssh::SshPool::new()),
     });
     let total = hosts.len();
     let mut results: Vec<Option<HostReport>> = vec![None; total];
@@ -125,6 +129,8 @@ pub async fn run(
             }
         }
     }
+    // Every host is done (or dropped): the bastions can go.
+    ctx.ssh_pool.close().await;
     let complete = interrupted_by.is_none();
     let hosts = hosts
         .iter()
@@ -179,7 +185,11 @@ fn host_report(h: &Host, outcome: Outcome, secs: f64) -> HostReport {
 async fn scan_host(h: &Host, ctx: &Ctx) -> HostReport {
     let start = Instant::now();
     let deadline = h.host_timeout.unwrap_or(ctx.settings.host_timeout);
-    let result = tokio::time::timeout(deadline, guarded(&h.name, probe_host(h, ctx))).await;
+    let result = tokio::time::timeout(
+        deadline,
+        guarded(&h.name, probe_host(h, ctx, start + deadline)),
+    )
+    .await;
     let secs = start.elapsed().as_secs_f64();
     let report = match result {
         Ok(Ok(mut r)) => {
@@ -290,7 +300,8 @@ impl Drop for AbandonOnDrop {
     }
 }
 
-async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
+/// `until`: the host's deadline, so connection retries stop in time.
+async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, TransportError> {
     // The session, and whether the host asks for sudo (the Windows probe
     // never uses it).
     let (mut session, host_sudo) = match &h.target {
@@ -304,7 +315,15 @@ async fn probe_host(h: &Host, ctx: &Ctx) -> Result<HostReport, TransportError> {
             if s.passphrase != crate::transport::Passphrase::None {
                 settings.passphrase = s.passphrase.clone();
             }
-            let session = ssh::connect(&s.ssh, &settings, &ctx.host_keys).await?;
+            let session = ssh::connect_pooled(
+                &s.ssh,
+                &settings,
+                &ctx.host_keys,
+                &ctx.ssh_pool,
+                &s.limits,
+                Some(until),
+            )
+            .await?;
             (Session::Ssh(session), s.sudo)
         }
         Target::Winrm(w) => {

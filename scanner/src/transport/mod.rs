@@ -1,15 +1,19 @@
 //! Transports: how fleetsweep reaches a host and runs one read-only command there.
 //!
 //! A [`Session`] is one connection to one host. The sweep engine connects once per
-//! host, runs the probe script once, and drops the session. Each protocol crate is
-//! named in exactly one module: russh only in [`ssh`], so the rest of the code sees
-//! these types and a russh upgrade is a one-module change.
+//! host, runs the probe script once, and drops the session; only bastion
+//! connections are shared, by the hosts behind them ([`bastion`], held in an
+//! [`ssh::SshPool`] per sweep). Each protocol crate is named in exactly one
+//! module: russh only in [`ssh`], so the rest of the code sees these types and a
+//! russh upgrade is a one-module change.
 
+pub mod bastion;
 pub mod capture;
 pub mod known_hosts;
 pub mod local;
 pub mod ssh;
 pub mod ssh_config;
+pub mod startup;
 pub mod winrm;
 
 use std::path::PathBuf;
@@ -84,6 +88,19 @@ pub struct SshTarget {
     pub endpoint: SshEndpoint,
     /// Bastions in order: connect to `jumps[0]`, from it to `jumps[1]`, ..., then the target.
     pub jumps: Vec<SshEndpoint>,
+}
+
+/// Caps on connections in start-up, as the inventory sets them for a host
+/// (`max_startups:`, `bastion_max_handshakes:`); None is the default. The
+/// first host to reach a destination or a bastion sets its cap for the sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartupLimits {
+    /// Connections to one `address:port` between TCP connect and the end of
+    /// authentication, at once ([`startup::DEFAULT_MAX_STARTUPS`]).
+    pub max_startups: Option<usize>,
+    /// Channel opens + handshakes through one bastion, at once
+    /// ([`bastion::DEFAULT_BASTION_MAX_HANDSHAKES`]).
+    pub bastion_max_handshakes: Option<usize>,
 }
 
 /// Where the passphrase of encrypted private keys comes from.

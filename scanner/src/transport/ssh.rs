@@ -12,6 +12,11 @@
 //!   host with several keys never looks like a changed key.
 //! - One deadline bounds TCP connect + handshake + authentication of each hop; the
 //!   error says which step was still running when it expired.
+//! - Bastion connections are shared by the hosts behind them for a whole sweep
+//!   ([`SshPool`], [`super::bastion`]): a bastion sees a few logins, not one per host.
+//! - Connections in start-up are capped per destination, and one closed before
+//!   authentication (a busy sshd's `MaxStartups`) is retried with backoff
+//!   ([`super::startup`]); refused keys and host keys never are.
 //! - Decrypted private keys are cached per process: bcrypt-pbkdf is deliberately
 //!   slow, and one sweep uses the same key for every host.
 //! - What a host sends is held within `--max-output`: few received messages are
@@ -21,10 +26,12 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
@@ -36,9 +43,13 @@ use russh::keys::{
 use russh::{kex, ChannelMsg, ChannelOpenFailure, Disconnect, MethodKind, Preferred};
 use tokio::net::TcpStream;
 
+use super::bastion::{self, ChainKey, Destination, Lease};
 use super::capture::Capture;
 use super::known_hosts::{HostKeyError, HostKeyPolicy, HostKeyPreferences};
-use super::{ExecOutput, Passphrase, SshEndpoint, SshSettings, SshTarget, TransportError};
+use super::startup::{busy_message, jitter, Backoff, StartupGates, DEFAULT_MAX_STARTUPS};
+use super::{
+    ExecOutput, Passphrase, SshEndpoint, SshSettings, SshTarget, StartupLimits, TransportError,
+};
 
 /// Send a keepalive after this much silence from the server...
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -52,9 +63,11 @@ const CHANNEL_BUFFER_MESSAGES: usize = 8;
 /// An authenticated SSH connection to one host.
 pub struct SshSession {
     handle: Handle<Verifier>,
-    /// Bastion connections, first hop first. The target's transport is a channel
-    /// inside the last one, so they must live exactly as long as `handle`.
-    bastions: Vec<Handle<Verifier>>,
+    /// The pooled bastion connection the target's transport is a channel of
+    /// (shared with the other hosts behind it). Held as long as `handle`.
+    via: Option<Lease<BastionConn>>,
+    /// A pool of this session's own (see [`connect`]), closed with it.
+    own_pool: Option<Arc<SshPool>>,
     /// `user@host:port` of the target, for messages.
     label: String,
 }
@@ -63,47 +76,232 @@ impl std::fmt::Debug for SshSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SshSession")
             .field("target", &self.label)
-            .field("bastions", &self.bastions.len())
+            .field("via_bastion", &self.via.is_some())
             .finish()
     }
 }
 
-/// Connects to `target` (through its bastions, if any) and authenticates.
-///
-/// Every hop has its own host-key check and its own authentication, and its own
-/// `connect_timeout`. Errors say which hop failed.
+/// A connection to a bastion, as the sweep's pool holds it.
+pub struct BastionConn(Handle<Verifier>);
+
+impl bastion::Connection for BastionConn {
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+/// The connections of one sweep that hosts share: authenticated bastion
+/// connections (see [`super::bastion`]) and the per-destination caps on
+/// connections in start-up (see [`super::startup`]). Create one per sweep and
+/// [`SshPool::close`] it at the end.
+#[derive(Default)]
+pub struct SshPool {
+    bastions: bastion::Pool<BastionConn>,
+    startups: StartupGates<Destination>,
+}
+
+impl SshPool {
+    pub fn new() -> SshPool {
+        SshPool::default()
+    }
+
+    /// Says goodbye on every bastion connection, innermost first.
+    pub async fn close(&self) {
+        for pooled in self.bastions.drain() {
+            let _ = pooled
+                .conn()
+                .0
+                .disconnect(Disconnect::ByApplication, "", "en")
+                .await;
+        }
+    }
+}
+
+/// Connects to `target` (through its bastions, if any) and authenticates,
+/// with a pool of its own: for one-off connections. A sweep uses
+/// [`connect_pooled`] with one pool for all its hosts.
 pub async fn connect(
     target: &SshTarget,
     settings: &SshSettings,
     policy: &Arc<HostKeyPolicy>,
 ) -> Result<SshSession, TransportError> {
-    let mut bastions: Vec<Handle<Verifier>> = Vec::new();
-    for (index, hop) in target.jumps.iter().enumerate() {
-        match connect_hop(hop, bastions.last(), settings, policy).await {
-            Ok(handle) => bastions.push(handle),
-            Err(e) => {
-                let chain = describe_chain(&target.jumps[..index]);
-                let prefix = if chain.is_empty() {
-                    format!("via bastion {}", label(hop))
-                } else {
-                    format!("via bastion {} (reached {chain})", label(hop))
-                };
-                return Err(map_message(e, |m| format!("{prefix}: {m}")));
+    let pool = Arc::new(SshPool::new());
+    let mut session = connect_pooled(
+        target,
+        settings,
+        policy,
+        &pool,
+        &StartupLimits::default(),
+        None,
+    )
+    .await?;
+    session.own_pool = Some(pool);
+    Ok(session)
+}
+
+/// Connects to `target` and authenticates, sharing bastion connections
+/// through `pool`.
+///
+/// Every hop has its own host-key check, its own authentication, and its own
+/// `connect_timeout` per attempt; a connection the server closes before
+/// authentication is retried (see [`super::startup`]) until `deadline`.
+/// Errors say which hop failed.
+pub async fn connect_pooled(
+    target: &SshTarget,
+    settings: &SshSettings,
+    policy: &Arc<HostKeyPolicy>,
+    pool: &SshPool,
+    limits: &StartupLimits,
+    deadline: Option<Instant>,
+) -> Result<SshSession, TransportError> {
+    let ctx = HopContext {
+        settings,
+        policy,
+        pool,
+        limits,
+        deadline,
+    };
+    let mut via = match target.jumps.as_slice() {
+        [] => None,
+        jumps => Some(lease_chain(&ctx, jumps).await?),
+    };
+    let dest: Destination = (
+        (!target.jumps.is_empty()).then(|| ChainKey::new(&target.jumps, settings)),
+        target.endpoint.address.clone(),
+        target.endpoint.port,
+    );
+    let mut refusals = 0;
+    loop {
+        match connect_hop(&ctx, &target.endpoint, via.as_ref(), &dest).await {
+            Ok(handle) => {
+                return Ok(SshSession {
+                    handle,
+                    via,
+                    own_pool: None,
+                    label: label(&target.endpoint),
+                })
+            }
+            Err(HopFailure::Capacity(_)) if refusals < CAPACITY_REFUSALS => {
+                // The bastion has no room for another channel on that
+                // connection: the next lease opens another one beside it.
+                if let Some(lease) = &via {
+                    lease.mark_full();
+                }
+                refusals += 1;
+                via = Some(lease_chain(&ctx, &target.jumps).await?);
+            }
+            Err(failure) => {
+                let e = failure.into_error();
+                if let Some(bastion) = via.as_ref().and_then(Lease::lost_bastion) {
+                    return Err(bastion_lost(&bastion, &label(&target.endpoint), &e));
+                }
+                if target.jumps.is_empty() {
+                    return Err(e);
+                }
+                let chain = describe_chain(&target.jumps);
+                return Err(map_message(e, |m| format!("{m} ({chain})")));
             }
         }
     }
-    match connect_hop(&target.endpoint, bastions.last(), settings, policy).await {
-        Ok(handle) => Ok(SshSession {
-            handle,
-            bastions,
-            label: label(&target.endpoint),
-        }),
-        Err(e) if target.jumps.is_empty() => Err(e),
-        Err(e) => {
-            let chain = describe_chain(&target.jumps);
-            Err(map_message(e, |m| format!("{m} ({chain})")))
+}
+
+/// Channel opens refused for lack of resources before a host gives up.
+const CAPACITY_REFUSALS: usize = 3;
+
+/// What every hop of one host's connection shares.
+struct HopContext<'a> {
+    settings: &'a SshSettings,
+    policy: &'a Arc<HostKeyPolicy>,
+    pool: &'a SshPool,
+    limits: &'a StartupLimits,
+    deadline: Option<Instant>,
+}
+
+type LeaseFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Lease<BastionConn>, TransportError>> + Send + 'a>>;
+
+/// A lease on a pooled connection to the last bastion of `jumps`, opening
+/// one (through the chain one hop shorter) when none has room.
+fn lease_chain<'a>(ctx: &'a HopContext<'a>, jumps: &'a [SshEndpoint]) -> LeaseFuture<'a> {
+    Box::pin(async move {
+        let (hop, before) = match jumps.split_last() {
+            Some(split) => split,
+            None => {
+                return Err(TransportError::Failed(
+                    "internal error: a bastion chain without bastions".into(),
+                ))
+            }
+        };
+        let key = ChainKey::new(jumps, ctx.settings);
+        let max_handshakes = ctx
+            .limits
+            .bastion_max_handshakes
+            .unwrap_or(bastion::DEFAULT_BASTION_MAX_HANDSHAKES);
+        let chain = ctx.pool.bastions.chain(&key, &label(hop), max_handshakes);
+        let mut guard = chain.lock().await;
+        if let Some(lease) = guard.lease()? {
+            return Ok(lease);
         }
-    }
+        let lost = guard.lost();
+        let prefix = if before.is_empty() {
+            format!("via bastion {}", label(hop))
+        } else {
+            format!(
+                "via bastion {} (reached {})",
+                label(hop),
+                describe_chain(before)
+            )
+        };
+        let mut parent = match before {
+            [] => None,
+            _ => Some(lease_chain(ctx, before).await?),
+        };
+        let dest: Destination = (key.parent(), hop.address.clone(), hop.port);
+        let mut refusals = 0;
+        loop {
+            match connect_hop(ctx, hop, parent.as_ref(), &dest).await {
+                Ok(handle) => return Ok(guard.add(BastionConn(handle), parent)),
+                Err(HopFailure::Capacity(_)) if refusals < CAPACITY_REFUSALS => {
+                    if let Some(lease) = &parent {
+                        lease.mark_full();
+                    }
+                    refusals += 1;
+                    parent = Some(lease_chain(ctx, before).await?);
+                }
+                Err(failure) => {
+                    let e = failure.into_error();
+                    let mut e = match parent.as_ref().and_then(Lease::lost_bastion) {
+                        Some(outer) => bastion_lost(&outer, &label(hop), &e),
+                        None => map_message(e, |m| format!("{prefix}: {m}")),
+                    };
+                    if lost > 0 {
+                        e = map_message(e, |m| {
+                            format!(
+                                "{m} (the connection to bastion {} was lost during the sweep \
+                                 and could not be opened again; the hosts behind it were not \
+                                 scanned)",
+                                label(hop)
+                            )
+                        });
+                    }
+                    // Every later host behind this bastion gets the same
+                    // answer, without a connection of its own.
+                    guard.fail(e.clone());
+                    return Err(e);
+                }
+            }
+        }
+    })
+}
+
+/// A host could not be reached or scanned because a bastion it goes through
+/// went away.
+fn bastion_lost(bastion: &str, target: &str, e: &TransportError) -> TransportError {
+    TransportError::Unreachable(format!(
+        "{target}: the connection to bastion {bastion} was lost (the bastion went away or \
+         hung up), so the host was not scanned; check that the bastion is up and scan again \
+         ({e})"
+    ))
 }
 
 impl SshSession {
@@ -112,6 +310,28 @@ impl SshSession {
     /// read and dropped, and a host that keeps streaming past the cap is cut
     /// off by closing the channel).
     pub async fn exec(
+        &mut self,
+        command: &str,
+        stdin: &[u8],
+        limit: usize,
+    ) -> Result<ExecOutput, TransportError> {
+        match self.exec_inner(command, stdin, limit).await {
+            Ok(out) if out.exit_status.is_none() && !out.truncated => {
+                // A channel that ended without an exit status because the
+                // bastion under it went away is the bastion's failure.
+                match self.via.as_ref().and_then(Lease::lost_bastion) {
+                    Some(_) => Err(self.explain_loss(TransportError::Failed(
+                        "connection lost while the command was running".into(),
+                    ))),
+                    None => Ok(out),
+                }
+            }
+            Ok(out) => Ok(out),
+            Err(e) => Err(self.explain_loss(e)),
+        }
+    }
+
+    async fn exec_inner(
         &mut self,
         command: &str,
         stdin: &[u8],
@@ -211,16 +431,25 @@ impl SshSession {
         }
     }
 
-    /// Says goodbye to the target, then to the bastions (best effort).
+    /// Says goodbye to the target (best effort). Pooled bastion connections
+    /// stay open for the other hosts; the pool closes them.
     pub async fn close(self) {
         let _ = self
             .handle
             .disconnect(Disconnect::ByApplication, "", "en")
             .await;
-        for bastion in self.bastions.iter().rev() {
-            let _ = bastion
-                .disconnect(Disconnect::ByApplication, "", "en")
-                .await;
+        drop(self.via);
+        if let Some(pool) = self.own_pool {
+            pool.close().await;
+        }
+    }
+
+    /// When a bastion of this session went away, the error that says so
+    /// (the host was not scanned because of the bastion, not because of itself).
+    fn explain_loss(&self, e: TransportError) -> TransportError {
+        match self.via.as_ref().and_then(Lease::lost_bastion) {
+            Some(bastion) => bastion_lost(&bastion, &self.label, &e),
+            None => e,
         }
     }
 }
@@ -272,21 +501,121 @@ enum Stage {
     Auth,
 }
 
-/// Opens one hop: directly, or through the previous bastion, within the deadline.
+/// How opening one hop failed, for the caller's next step.
+enum HopFailure {
+    /// The bastion refused the channel for lack of resources: try another
+    /// connection to it.
+    Capacity(TransportError),
+    Other(TransportError),
+}
+
+impl HopFailure {
+    fn into_error(self) -> TransportError {
+        match self {
+            HopFailure::Capacity(e) | HopFailure::Other(e) => e,
+        }
+    }
+}
+
+/// How one attempt at a hop ended.
+enum AttemptError {
+    /// Closed or reset before authentication: what a busy sshd does. Retried.
+    Busy(String),
+    Capacity(TransportError),
+    Final(TransportError),
+}
+
+impl From<TransportError> for AttemptError {
+    fn from(e: TransportError) -> Self {
+        AttemptError::Final(e)
+    }
+}
+
+/// Opens one hop, directly or through `via`: each attempt waits for a
+/// start-up slot at the destination (and a handshake slot on the bastion)
+/// and has `connect_timeout`; a refused start-up is retried with backoff
+/// within the host's deadline.
 async fn connect_hop(
+    ctx: &HopContext<'_>,
+    hop: &SshEndpoint,
+    via: Option<&Lease<BastionConn>>,
+    dest: &Destination,
+) -> Result<Handle<Verifier>, HopFailure> {
+    let started = Instant::now();
+    let mut backoff = Backoff::new();
+    let cap = ctx.limits.max_startups.unwrap_or(DEFAULT_MAX_STARTUPS);
+    loop {
+        let attempt = {
+            // Destination first, then bastion: one order everywhere, so two
+            // hosts never hold one each while waiting for the other.
+            let _startup = ctx.pool.startups.enter(dest, cap).await;
+            let _handshake = match via {
+                Some(lease) => lease.handshake_slot().await,
+                None => None,
+            };
+            attempt_hop(hop, via.map(|l| &l.conn().0), ctx).await
+        };
+        let what = match attempt {
+            Ok(handle) => return Ok(handle),
+            Err(AttemptError::Capacity(e)) => return Err(HopFailure::Capacity(e)),
+            Err(AttemptError::Final(e)) => return Err(HopFailure::Other(e)),
+            Err(AttemptError::Busy(what)) => what,
+        };
+        let refused = |attempts: u32| {
+            TransportError::Unreachable(busy_message(
+                &host_port_label(&hop.address, hop.port),
+                attempts,
+                started.elapsed(),
+                &what,
+                cap,
+            ))
+        };
+        if via.and_then(Lease::lost_bastion).is_some() {
+            // The bastion itself is gone: nothing to retry through.
+            return Err(HopFailure::Other(refused(backoff.attempts())));
+        }
+        let attempts = backoff.attempts();
+        let pause = match backoff.next_pause(jitter()) {
+            Some(pause) if fits(pause, ctx.deadline) => pause,
+            _ => return Err(HopFailure::Other(refused(attempts))),
+        };
+        tracing::debug!(
+            destination = %host_port_label(&hop.address, hop.port), attempt = backoff.attempts() - 1,
+            pause_ms = pause.as_millis() as u64, reason = %what,
+            "connection closed before authentication; retrying"
+        );
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Whether a retry after `pause` still leaves the host time to connect.
+fn fits(pause: Duration, deadline: Option<Instant>) -> bool {
+    deadline.is_none_or(|d| Instant::now() + pause + RETRY_MARGIN < d)
+}
+
+/// Time a retry needs left after its pause to be worth starting.
+const RETRY_MARGIN: Duration = Duration::from_secs(1);
+
+/// One attempt at a hop, within `connect_timeout`; a timeout says which
+/// step was still running.
+async fn attempt_hop(
     hop: &SshEndpoint,
     via: Option<&Handle<Verifier>>,
-    settings: &SshSettings,
-    policy: &Arc<HostKeyPolicy>,
-) -> Result<Handle<Verifier>, TransportError> {
+    ctx: &HopContext<'_>,
+) -> Result<Handle<Verifier>, AttemptError> {
     let mut stage = Stage::Tcp;
-    let limit = settings.connect_timeout;
-    match tokio::time::timeout(limit, open_hop(hop, via, settings, policy, &mut stage)).await {
+    let limit = ctx.settings.connect_timeout;
+    let opened = tokio::time::timeout(
+        limit,
+        open_hop(hop, via, ctx.settings, ctx.policy, &mut stage),
+    )
+    .await;
+    match opened {
         Ok(result) => result,
         Err(_) => {
             let addr = host_port_label(&hop.address, hop.port);
             let secs = seconds(limit);
-            Err(TransportError::TimedOut(match stage {
+            Err(AttemptError::Final(TransportError::TimedOut(match stage {
                 Stage::Tcp => format!("connecting to {addr}: no TCP connection within {secs}"),
                 Stage::Forward => format!(
                     "connecting to {addr}: the bastion did not open a channel within {secs}"
@@ -297,7 +626,7 @@ async fn connect_hop(
                 Stage::Auth => {
                     format!("connecting to {addr}: authentication did not finish within {secs}")
                 }
-            }))
+            })))
         }
     }
 }
@@ -308,7 +637,7 @@ async fn open_hop(
     settings: &SshSettings,
     policy: &Arc<HostKeyPolicy>,
     stage: &mut Stage,
-) -> Result<Handle<Verifier>, TransportError> {
+) -> Result<Handle<Verifier>, AttemptError> {
     let config = Arc::new(client_config(&policy.preferences(&hop.address, hop.port)));
     let verifier = Verifier {
         host: hop.address.clone(),
@@ -327,21 +656,71 @@ async fn open_hop(
             let channel = bastion
                 .channel_open_direct_tcpip(hop.address.clone(), u32::from(hop.port), "127.0.0.1", 0)
                 .await
-                .map_err(|e| forward_error(hop, e))?;
+                .map_err(|e| {
+                    let capacity = is_capacity_refusal(&e);
+                    let e = forward_error(hop, e);
+                    if capacity {
+                        AttemptError::Capacity(e)
+                    } else {
+                        AttemptError::Final(e)
+                    }
+                })?;
             *stage = Stage::Handshake;
             client::connect_stream(config, channel.into_stream(), verifier).await
         }
     };
     let mut handle = handshake.map_err(|e| match e {
-        HandlerError::HostKey(e) => TransportError::HostKeyRejected(e.to_string()),
-        HandlerError::Ssh(e) => TransportError::Failed(format!(
+        HandlerError::HostKey(e) => {
+            AttemptError::Final(TransportError::HostKeyRejected(e.to_string()))
+        }
+        HandlerError::Ssh(e) if is_busy_refusal(&e) => AttemptError::Busy(busy_reason(&e)),
+        HandlerError::Ssh(e) => AttemptError::Final(TransportError::Failed(format!(
             "SSH handshake with {} failed: {e}",
             host_port_label(&hop.address, hop.port)
-        )),
+        ))),
     })?;
     *stage = Stage::Auth;
+    // Never retried: a refused key would count against us on every attempt
+    // (and OpenSSH 9.8+ penalises the source address for it).
     authenticate(&mut handle, hop, settings).await?;
     Ok(handle)
+}
+
+/// The server closed or reset the connection before the banner or during
+/// the key exchange: what sshd does to connections past `MaxStartups` (and,
+/// on OpenSSH 9.8+, to a penalised source address). Worth a retry later.
+fn is_busy_refusal(e: &russh::Error) -> bool {
+    use std::io::ErrorKind;
+    match e {
+        russh::Error::Disconnect | russh::Error::HUP => true,
+        russh::Error::IO(io) => matches!(
+            io.kind(),
+            ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::BrokenPipe
+        ),
+        _ => false,
+    }
+}
+
+/// A bastion said it has no room for another channel (rather than that it
+/// may not, or cannot reach the target).
+fn is_capacity_refusal(e: &russh::Error) -> bool {
+    matches!(
+        e,
+        russh::Error::ChannelOpenFailure(ChannelOpenFailure::ResourceShortage)
+    )
+}
+
+/// A busy refusal in words, for the report.
+fn busy_reason(e: &russh::Error) -> String {
+    match e {
+        russh::Error::Disconnect | russh::Error::HUP => {
+            "connection closed by the server before authentication".into()
+        }
+        other => format!("{other}"),
+    }
 }
 
 fn client_config(prefs: &HostKeyPreferences) -> client::Config {
@@ -893,6 +1272,65 @@ mod tests {
             config.preferred.host_key_certificates.first(),
             Some(&Algorithm::Ed25519)
         );
+    }
+
+    #[test]
+    fn only_a_close_or_reset_in_start_up_is_retried() {
+        use std::io::{Error as IoError, ErrorKind};
+        for busy in [
+            russh::Error::Disconnect,
+            russh::Error::HUP,
+            russh::Error::IO(IoError::from(ErrorKind::ConnectionReset)),
+            russh::Error::IO(IoError::from(ErrorKind::UnexpectedEof)),
+            russh::Error::IO(IoError::from(ErrorKind::BrokenPipe)),
+            russh::Error::IO(IoError::from(ErrorKind::ConnectionAborted)),
+        ] {
+            assert!(is_busy_refusal(&busy), "{busy:?} is what a busy sshd does");
+        }
+        for fatal in [
+            // Not an SSH server, or a protocol we cannot speak: retrying changes nothing.
+            russh::Error::Version,
+            russh::Error::NoCommonAlgo {
+                kind: russh::AlgorithmKind::Kex,
+                ours: vec![],
+                theirs: vec![],
+            },
+            russh::Error::IO(IoError::from(ErrorKind::PermissionDenied)),
+            russh::Error::ChannelOpenFailure(ChannelOpenFailure::ConnectFailed),
+        ] {
+            assert!(!is_busy_refusal(&fatal), "{fatal:?} is not retried");
+        }
+        assert_eq!(
+            busy_reason(&russh::Error::Disconnect),
+            "connection closed by the server before authentication"
+        );
+    }
+
+    #[test]
+    fn only_a_resource_shortage_asks_for_another_bastion_connection() {
+        assert!(is_capacity_refusal(&russh::Error::ChannelOpenFailure(
+            ChannelOpenFailure::ResourceShortage
+        )));
+        for other in [
+            ChannelOpenFailure::AdministrativelyProhibited,
+            ChannelOpenFailure::ConnectFailed,
+            ChannelOpenFailure::UnknownChannelType,
+        ] {
+            assert!(!is_capacity_refusal(&russh::Error::ChannelOpenFailure(
+                other
+            )));
+        }
+    }
+
+    #[test]
+    fn retries_stop_short_of_the_host_deadline() {
+        let pause = Duration::from_millis(500);
+        assert!(fits(pause, None));
+        assert!(fits(pause, Some(Instant::now() + Duration::from_secs(10))));
+        assert!(!fits(
+            pause,
+            Some(Instant::now() + Duration::from_millis(1200))
+        ));
     }
 
     #[test]

@@ -33,6 +33,11 @@ enum Cmd {
         /// With --generated: every K-th host has KESL installed.
         #[arg(long, default_value_t = 10)]
         kaspersky_every: usize,
+        /// With --generated: the N hosts sit behind one bastion (`bastion`,
+        /// OpenSSH's default MaxStartups), each by an internal name only it
+        /// resolves. More than 245 hosts spill into the next subnet.
+        #[arg(long)]
+        behind_bastion: bool,
         /// Leave the hosts running and exit (stop them with `testfleet down`).
         #[arg(long)]
         detach: bool,
@@ -56,9 +61,20 @@ fn main() -> Result<()> {
             demo,
             generated,
             kaspersky_every,
+            behind_bastion,
             detach,
         } => {
             let hosts = match (demo, generated) {
+                (_, Some(n)) if behind_bastion => {
+                    std::iter::once(("bastion".into(), Scenario::Bastion))
+                        .chain((0..n).map(|i| {
+                            (
+                                format!("host-{i:04}"),
+                                Scenario::BehindBastion("bastion".into()),
+                            )
+                        }))
+                        .collect()
+                }
                 (_, Some(n)) => (0..n)
                     .map(|i| {
                         let k = kaspersky_every > 0 && i % kaspersky_every == kaspersky_every - 1;
