@@ -21,9 +21,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -84,7 +84,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args
         .next()
-        .map(|a| a.replace(['_', ','], "").parse().expect("N: a number of hosts"))
+        .map(|a| {
+            a.replace(['_', ','], "")
+                .parse()
+                .expect("N: a number of hosts")
+        })
         .unwrap_or(10_000);
     let kept;
     let dir: PathBuf = match args.next() {
@@ -105,7 +109,11 @@ fn main() {
 
 async fn run(n: usize, dir: &Path) {
     let path = |name: &str| dir.join(name).display().to_string();
-    let (db, yaml, prom) = (path("state.db"), path("report.yaml"), path("fleetsweep.prom"));
+    let (db, yaml, prom) = (
+        path("state.db"),
+        path("report.yaml"),
+        path("fleetsweep.prom"),
+    );
     let _ = std::fs::remove_file(&db);
     let args = scan_args(&[
         "--state",
@@ -305,7 +313,10 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
     };
     let labels: BTreeMap<String, String> = [
         ("site", site.to_string()),
-        ("env", if i % 3 == 0 { "staging" } else { "production" }.into()),
+        (
+            "env",
+            if i % 3 == 0 { "staging" } else { "production" }.into(),
+        ),
         ("team", TEAMS[i % TEAMS.len()].into()),
         ("rack", format!("r{:03}", i % 400)),
     ]
@@ -322,7 +333,14 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
     let os = scanned.then(|| match family {
         "linux" => OsInfo {
             family: family.into(),
-            name: Some(if i % 2 == 0 { "Ubuntu" } else { "Red Hat Enterprise Linux" }.into()),
+            name: Some(
+                if i % 2 == 0 {
+                    "Ubuntu"
+                } else {
+                    "Red Hat Enterprise Linux"
+                }
+                .into(),
+            ),
             version: Some(if i % 2 == 0 { "22.04" } else { "9.4" }.into()),
         },
         "windows" => OsInfo {
