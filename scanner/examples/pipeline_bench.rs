@@ -30,9 +30,10 @@ use std::time::Instant;
 
 use clap::Parser;
 use fleetsweep::cli::{Cli, Command, ScanArgs};
-use fleetsweep::inventory::Inventory;
+use fleetsweep::inventory::{Host, Inventory, OfflineHost, Target};
 use fleetsweep::pipeline::{Pipeline, Recorded, Selection};
 use fleetsweep::state::Store;
+use fleetsweep::sweep::Silent;
 use fleetsweep_exporters::formats::{self, Format};
 use fleetsweep_exporters::{
     Evidence, Finding, FindingState, HostReport, OsInfo, Outcome, Policy, Report, SignatureAge,
@@ -140,6 +141,59 @@ async fn run(n: usize, dir: &Path) {
     );
     let base = LIVE.load(Ordering::Relaxed) as u64;
     row("baseline (runtime, catalog)", 0.0, peak(), rss(), None);
+
+    // The sweep's result collection: N inventory hosts, each an offline host
+    // whose bundle is missing, so each fails at once (probe_failed) without
+    // reaching anything, and goes through the same collection as any host.
+    reset_peak();
+    let t = Instant::now();
+    let missing = dir.join("no-such-bundle");
+    let inventory: Vec<Host> = (0..n)
+        .map(|i| Host {
+            name: format!("lnx-{i:06}.{}.corp.example.net", SITES[i % SITES.len()]),
+            os: Some(fleetsweep::os::OsFamily::Linux),
+            labels: labels(i),
+            groups: vec!["linux".into(), SITES[i % SITES.len()].into()],
+            host_timeout: None,
+            target: Target::Offline(OfflineHost {
+                dir: missing.clone(),
+                address: format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256),
+            }),
+        })
+        .collect();
+    let sweeper = Pipeline::prepare(
+        Selection {
+            inventory: Inventory {
+                hosts: inventory,
+                known_hosts_files: Vec::new(),
+            },
+            shard: None,
+        },
+        &scan_args(&["--no-state", "--concurrency", "64"]),
+    )
+    .unwrap_or_else(|e| panic!("{}", fleetsweep::pipeline::Chain(&e)));
+    row(
+        "inventory hosts",
+        t.elapsed().as_secs_f64(),
+        peak(),
+        rss(),
+        None,
+    );
+    reset_peak();
+    let t = Instant::now();
+    let (_keep, running) = tokio::sync::watch::channel(None);
+    // As `scan` does.
+    let swept = sweeper.sweep_all(Arc::new(Silent), running).await;
+    assert_eq!(swept.summary.hosts.probe_failed, n);
+    row(
+        "sweep result collection",
+        t.elapsed().as_secs_f64(),
+        peak(),
+        rss(),
+        None,
+    );
+    drop(swept);
+    drop(sweeper);
 
     // Sweep 1 starts the history; sweep 2 is measured.
     let first = fleet(n, 0);
@@ -311,18 +365,7 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
         7 | 8 => "windows",
         _ => "macos",
     };
-    let labels: BTreeMap<String, String> = [
-        ("site", site.to_string()),
-        (
-            "env",
-            if i % 3 == 0 { "staging" } else { "production" }.into(),
-        ),
-        ("team", TEAMS[i % TEAMS.len()].into()),
-        ("rack", format!("r{:03}", i % 400)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let labels = labels(i);
     let outcome = match i % 100 {
         97 => Outcome::Unreachable,
         98 => Outcome::TimedOut,
@@ -385,6 +428,22 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
         incomplete: Vec::new(),
         findings,
     }
+}
+
+/// Four inventory labels, as a real fleet has them.
+fn labels(i: usize) -> BTreeMap<String, String> {
+    [
+        ("site", SITES[i % SITES.len()].to_string()),
+        (
+            "env",
+            if i % 3 == 0 { "staging" } else { "production" }.into(),
+        ),
+        ("team", TEAMS[i % TEAMS.len()].into()),
+        ("rack", format!("r{:03}", i % 400)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 fn family_prefix(family: &str) -> &'static str {

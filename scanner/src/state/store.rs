@@ -850,7 +850,6 @@ fn write_report(
     len: usize,
     path: &Path,
 ) -> Result<(), StateError> {
-    use std::io::Write as _;
     let blob = tx
         .blob_open(rusqlite::MAIN_DB, "sweeps", "report", seq, false)
         .map_err(|e| sql_err(path, e))?;
