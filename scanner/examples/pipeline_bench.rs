@@ -377,14 +377,14 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
         "linux" => OsInfo {
             family: family.into(),
             name: Some(
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     "Ubuntu"
                 } else {
                     "Red Hat Enterprise Linux"
                 }
                 .into(),
             ),
-            version: Some(if i % 2 == 0 { "22.04" } else { "9.4" }.into()),
+            version: Some(if i.is_multiple_of(2) { "22.04" } else { "9.4" }.into()),
         },
         "windows" => OsInfo {
             family: family.into(),
@@ -436,7 +436,12 @@ fn labels(i: usize) -> BTreeMap<String, String> {
         ("site", SITES[i % SITES.len()].to_string()),
         (
             "env",
-            if i % 3 == 0 { "staging" } else { "production" }.into(),
+            if i.is_multiple_of(3) {
+                "staging"
+            } else {
+                "production"
+            }
+            .into(),
         ),
         ("team", TEAMS[i % TEAMS.len()].into()),
         ("rack", format!("r{:03}", i % 400)),
