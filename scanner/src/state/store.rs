@@ -855,15 +855,18 @@ fn write_report(
         .map_err(|e| sql_err(path, e))?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, blob);
     serde_json::to_writer(&mut out, report).map_err(|e| data_err(path, "report", e))?;
-    let blob = out
+    let mut blob = out
         .into_inner()
         .map_err(|e| data_err(path, "report", e.into_error()))?;
-    // The second serialization must fill exactly what the first counted.
-    if blob.len() != len {
+    // The second serialization must fill exactly what the first counted
+    // (more would not fit: the write above fails).
+    let written =
+        std::io::Seek::stream_position(&mut blob).map_err(|e| data_err(path, "report", e))?;
+    if usize::try_from(written).ok() != Some(len) {
         return Err(data_err(
             path,
             "report",
-            format!("{} bytes counted, {} written", len, blob.len()),
+            format!("{len} bytes counted, {written} written"),
         ));
     }
     blob.close().map_err(|e| sql_err(path, e))
