@@ -13,7 +13,18 @@ use std::path::Path;
 /// read a textfile written by root with that mode). Restrict the directory
 /// if the reports must stay private.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write(path, bytes).map_err(explain)
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] for output written as it is produced: `fill` writes the
+/// file's content to a buffered writer over the temporary file, so a large
+/// report never has to be one string in memory. If `fill` fails the target
+/// is left as it was.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    write(path, fill).map_err(explain)
 }
 
 /// A full disk or quota said in the user's terms ("No space left on device
@@ -29,7 +40,10 @@ pub fn explain(e: std::io::Error) -> std::io::Error {
     std::io::Error::new(e.kind(), message)
 }
 
-fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn write(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -39,7 +53,11 @@ fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
+    {
+        let mut out = std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file_mut());
+        fill(&mut out)?;
+        out.flush()?;
+    }
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.as_file().sync_all()?;

@@ -214,6 +214,28 @@ impl HostSeries {
 
 /// Renders the metrics of one sweep report (the sweep page).
 pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsError> {
+    encode(&sweep_registry(report, opts)?)
+}
+
+/// Writes the page of [`render`], byte for byte, to `out` as it is encoded
+/// (a buffered file writer: the metrics textfile). An error of `out` comes
+/// back as it was (so a full disk is still said as one).
+pub fn write(
+    report: &Report,
+    opts: &MetricsOptions,
+    mut out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let reg = sweep_registry(report, opts).map_err(std::io::Error::other)?;
+    TextEncoder::new()
+        .encode(&reg.gather(), &mut out)
+        .map_err(|e| match e {
+            prometheus::Error::Io(io) => io,
+            other => std::io::Error::other(MetricsError::Prometheus(other)),
+        })
+}
+
+/// The registry holding one sweep's series.
+fn sweep_registry(report: &Report, opts: &MetricsOptions) -> Result<Registry, MetricsError> {
     check_labels(&opts.label_allowlist)?;
     let extra: Vec<&str> = opts.label_allowlist.iter().map(String::as_str).collect();
     let reg = Registry::new();
@@ -391,7 +413,7 @@ pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsE
         ])
         .set(1.0);
 
-    encode(&reg)
+    Ok(reg)
 }
 
 /// The section names of a host's `incomplete` entries (`dpkg: why` → `dpkg`).
@@ -404,7 +426,9 @@ fn sections_of(h: &crate::report::HostReport) -> impl Iterator<Item = &str> {
 fn encode(reg: &Registry) -> Result<String, MetricsError> {
     let mut buf = Vec::new();
     TextEncoder::new().encode(&reg.gather(), &mut buf)?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    // The encoder writes UTF-8: no second copy of the page.
+    Ok(String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Renders the answer to one `/probe?target=HOST`: a report of that one

@@ -85,9 +85,7 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     };
     let (tx, rx) = watch::channel(None);
     tokio::spawn(forward_signals(tx));
-    let report = pipeline
-        .sweep(pipeline.hosts().to_vec(), progress, rx)
-        .await;
+    let report = pipeline.sweep_all(progress, rx).await;
     if let Some(b) = &bar {
         b.finish();
     }

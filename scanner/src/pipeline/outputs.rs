@@ -62,22 +62,28 @@ impl Outputs {
     /// Writes the files, then pushes. A gateway that is down or refuses is an
     /// error only after the files are written, so the sweep is not lost.
     /// Blocking.
+    ///
+    /// The report and the metrics page are written to their files as they
+    /// are serialized, never held whole: at 100,000 hosts the report alone is
+    /// some 30 MB of YAML.
     pub fn write(&self, report: &Report, opts: &MetricsOptions) -> Result<Written, PipelineError> {
         let mut written = Written::default();
         if let Some(path) = &self.report {
-            let text = yaml::to_yaml(report)?;
-            write_file(path, &text, |path, source| PipelineError::WriteReport {
-                path,
-                source,
+            file::write_atomic_with(path, |w| yaml::write_yaml(report, w)).map_err(|source| {
+                PipelineError::WriteReport {
+                    path: path.clone(),
+                    source,
+                }
             })?;
             written.report = Some(path.clone());
         }
         if let Some(path) = &self.metrics_file {
-            let text = metrics::render(report, opts)?;
-            write_file(path, &text, |path, source| PipelineError::WriteMetrics {
-                path,
-                source,
-            })?;
+            file::write_atomic_with(path, |w| metrics::write(report, opts, w)).map_err(
+                |source| PipelineError::WriteMetrics {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
             written.metrics_file = Some(path.clone());
         }
         if let Some((url, job)) = &self.push {
@@ -93,15 +99,6 @@ impl Outputs {
         }
         Ok(written)
     }
-}
-
-/// Replaces `path` atomically with `text`; `error` names what failed.
-fn write_file(
-    path: &Path,
-    text: &str,
-    error: fn(PathBuf, std::io::Error) -> PipelineError,
-) -> Result<(), PipelineError> {
-    file::write_atomic(path, text.as_bytes()).map_err(|source| error(path.to_path_buf(), source))
 }
 
 /// Fails when `path` cannot be created: its directory is missing or not writable.

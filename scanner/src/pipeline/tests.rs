@@ -91,8 +91,16 @@ async fn a_sweep_goes_through_the_store_to_its_files() {
         })
     );
     assert!(!finished.report.sweep.complete);
-    let stored = Store::open_existing(Path::new(&db)).and_then(|s| s.sweeps());
-    assert_eq!(stored.map(|s| s.len()).ok(), Some(1));
+    let store = Store::open_existing(Path::new(&db)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(store.sweeps().map(|s| s.len()).ok(), Some(1));
+    // The files and the store are written as they are serialized: each holds
+    // exactly what the in-memory renderings give.
+    let stored = store.report(&finished.report.sweep.id).ok();
+    assert_eq!(stored.as_ref(), Some(&finished.report));
+    assert_eq!(
+        std::fs::read_to_string(&yaml).ok(),
+        fleetsweep_exporters::yaml::to_yaml(&finished.report).ok()
+    );
     for file in [yaml, prom] {
         assert!(
             std::fs::metadata(&file).is_ok_and(|m| m.len() > 0),

@@ -52,12 +52,11 @@ pub(super) async fn run(
         let started = Instant::now();
         // Taken once: a reload during this sweep applies to the next one.
         let pipeline = shared.pipeline();
-        let hosts = pipeline.hosts().to_vec();
         d.next_sweep.set(0.0);
         d.sweep_in_progress.inc();
-        tracing::info!(hosts = hosts.len(), "sweep started");
+        tracing::info!(hosts = pipeline.hosts().len(), "sweep started");
         let report = pipeline
-            .sweep(hosts, Arc::new(sweep::Silent), shutdown.clone())
+            .sweep_all(Arc::new(sweep::Silent), shutdown.clone())
             .await;
         d.sweep_in_progress.dec();
         // Each sweep goes through the state store like a `scan`: statuses,

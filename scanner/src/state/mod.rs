@@ -105,8 +105,6 @@ pub fn apply_state(
     now: Timestamp,
 ) -> Result<(), StateError> {
     let today = status::day(now);
-    let mut work = out.clone();
-    let report = &mut work;
     let mut tx = match store {
         Some(s) => Some(s.transaction()?),
         None => None,
@@ -118,20 +116,31 @@ pub fn apply_state(
         now: Some(now),
         ..Default::default()
     };
-    for host in &mut report.hosts {
-        let (tracks, last_verified) = match &tx {
-            Some(t) => (t.tracks(&host.name)?, t.last_verified(&host.name)?),
-            None => (BTreeMap::new(), None),
+    // Every read of the store happens in this pass, which leaves `out` as it
+    // was: a store that fails halfway changes nothing. Only hosts with a
+    // finding or a history get an entry, so a large clean fleet costs
+    // nothing here (the report is not copied).
+    let mut derived: Vec<(usize, Vec<fleetsweep_exporters::Finding>)> = Vec::new();
+    for (index, host) in out.hosts.iter().enumerate() {
+        let tracks = match &tx {
+            Some(t) => t.tracks(&host.name)?,
+            None => BTreeMap::new(),
         };
-        let scanned = host.outcome == Outcome::Scanned;
-        // A scan with failed probe sections is a lower bound: absence proves nothing.
-        let complete = scanned && host.warnings.is_empty() && host.incomplete.is_empty();
-        let present: BTreeMap<String, fleetsweep_exporters::Finding> =
-            std::mem::take(&mut host.findings)
-                .into_iter()
-                .map(|f| (f.rule.clone(), f))
-                .collect();
-        let rules: BTreeSet<&String> = tracks.keys().chain(present.keys()).collect();
+        if tracks.is_empty() && host.findings.is_empty() {
+            continue;
+        }
+        let last_verified = match &tx {
+            Some(t) => t.last_verified(&host.name)?,
+            None => None,
+        };
+        let complete = verified(host);
+        let present: BTreeMap<&str, &fleetsweep_exporters::Finding> =
+            host.findings.iter().map(|f| (f.rule.as_str(), f)).collect();
+        let rules: BTreeSet<&str> = tracks
+            .keys()
+            .map(String::as_str)
+            .chain(present.keys().copied())
+            .collect();
         let mut findings = Vec::with_capacity(rules.len());
         for rule in rules {
             let obs = match present.get(rule) {
@@ -163,13 +172,13 @@ pub fn apply_state(
             let d = derive(prev, obs, &cx);
             if let Some(t) = d.track {
                 if prev != Some(&t) {
-                    commit.tracks.push((host.name.clone(), rule.clone(), t));
+                    commit.tracks.push((host.name.clone(), rule.to_string(), t));
                 }
             }
             if let (Some((since, at)), Some(f)) = (d.remediation, &d.finding) {
                 commit.remediations.push(Remediation {
                     host: host.name.clone(),
-                    rule: rule.clone(),
+                    rule: rule.to_string(),
                     vendor: f.vendor.clone(),
                     product: f.product.clone(),
                     since,
@@ -183,9 +192,11 @@ pub fn apply_state(
                 .rule(successor)
                 .is_some_and(|s| s.replaces.iter().any(|g| g.is_match(rule)))
         });
-        host.findings = findings;
-        if complete {
-            commit.verified.push(host.name.clone());
+        derived.push((index, findings));
+    }
+    for (index, findings) in derived {
+        if let Some(host) = out.hosts.get_mut(index) {
+            host.findings = findings;
         }
     }
     if let Some(ex) = exceptions {
@@ -199,15 +210,21 @@ pub fn apply_state(
                 r.unused.push(e.usage(0));
             }
         }
-        report.exceptions = Some(r);
+        out.exceptions = Some(r);
     }
-    normalize(report);
-    *out = work;
+    normalize(out);
     if let Some(tx) = tx.take() {
         tracing::info!(sweep = %out.sweep.id, "committing the sweep to the state store");
         tx.commit(out, &commit)?;
     }
     Ok(())
+}
+
+/// True when `host` was scanned completely this sweep: absence of a
+/// finding then proves it gone, and the host's `last_verified` moves on. A
+/// scan with failed probe sections is a lower bound: absence proves nothing.
+pub(crate) fn verified(host: &fleetsweep_exporters::HostReport) -> bool {
+    host.outcome == Outcome::Scanned && host.warnings.is_empty() && host.incomplete.is_empty()
 }
 
 /// Sorts the report and recounts it ([`Report::normalize`]).
@@ -596,6 +613,126 @@ mod tests {
             let want = if day == 1 { (1250, 0) } else { (0, 1250) };
             assert_eq!((r.summary.findings.new, r.summary.findings.open), want);
         }
+    }
+
+    /// 2,500 hosts in one sweep (one transaction, the report streamed into
+    /// its row): the next sweep derives every status right, the stored report
+    /// reads back exactly, and a report stored as TEXT (older stores) still
+    /// reads.
+    #[test]
+    fn a_2500_host_sweep_is_recorded_whole_and_drives_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        // Every 10th host has KESL.
+        let mut r1 = report(&hosts(2500, |i| i % 10 == 0));
+        apply_state(
+            &mut r1,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(r1.summary.findings.new, 250);
+        assert_eq!(store.report(&r1.sweep.id).unwrap(), r1);
+        // Next sweep: hosts 0, 10, ... 990 removed it; 1000..=1990 were not
+        // reachable; host 7 has it now.
+        let second: Vec<(String, Outcome, bool)> = (0..2500)
+            .map(|i| {
+                let outcome = if (1000..2000).contains(&i) {
+                    Outcome::Unreachable
+                } else {
+                    Outcome::Scanned
+                };
+                (
+                    format!("h-{i:05}"),
+                    outcome,
+                    (i % 10 == 0 && i >= 2000) || i == 7,
+                )
+            })
+            .collect();
+        let mut r2 = report(&second);
+        apply_state(
+            &mut r2,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-02T00:00:00Z"),
+        )
+        .unwrap();
+        let f = &r2.summary.findings;
+        assert_eq!(
+            (f.remediated, f.unverified, f.open, f.new),
+            (100, 100, 50, 1),
+            "{f:?}"
+        );
+        let status = |i: usize| r2.hosts[i].findings.first().map(|f| f.status);
+        assert_eq!(status(0), Some(Status::Remediated));
+        assert_eq!(status(1000), Some(Status::Unverified));
+        assert_eq!(status(2490), Some(Status::Open));
+        assert_eq!(status(7), Some(Status::New));
+        assert_eq!(status(1), None);
+        assert_eq!(store.remediations().unwrap().len(), 100);
+        assert_eq!(store.report(&r2.sweep.id).unwrap(), r2);
+        // A store written before reports were streamed holds them as TEXT.
+        let n = store
+            .conn_for_tests()
+            .execute("UPDATE sweeps SET report = CAST(report AS TEXT)", [])
+            .unwrap();
+        assert_eq!(n, 2);
+        let kind: String = store
+            .conn_for_tests()
+            .query_row("SELECT DISTINCT typeof(report) FROM sweeps", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kind, "text");
+        assert_eq!(store.report(&r1.sweep.id).unwrap(), r1);
+        assert_eq!(store.report(&r2.sweep.id).unwrap(), r2);
+    }
+
+    /// A store that cannot be read halfway through the derivation leaves the
+    /// report exactly as the sweep made it (no status half-applied), and
+    /// commits nothing.
+    #[test]
+    fn a_store_failing_mid_derivation_leaves_the_report_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut r1 = report(&hosts(30, |i| i % 3 == 0));
+        apply_state(
+            &mut r1,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        // The track of a host in the middle of the fleet is damaged.
+        store
+            .conn_for_tests()
+            .execute(
+                "UPDATE tracks SET track = 'not json' WHERE host = 'h-00015'",
+                [],
+            )
+            .unwrap();
+        let mut r2 = report(&hosts(30, |i| i % 3 == 0));
+        let before = r2.clone();
+        let err = apply_state(
+            &mut r2,
+            Some(&mut store),
+            &cat,
+            None,
+            ts("2027-01-02T00:00:00Z"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unreadable record: track h-00015"),
+            "{err}"
+        );
+        assert_eq!(r2, before);
+        assert_eq!(store.sweeps().unwrap().len(), 1, "nothing committed");
     }
 
     /// A truncated (0-byte) store, a directory or a FIFO named as the store

@@ -166,14 +166,14 @@ pub struct Remediation {
     pub remediated_at: Timestamp,
 }
 
-/// Everything one sweep changes, written in one transaction.
+/// What one sweep changes beyond its report, written in the same
+/// transaction (host results, finding history and verified hosts are
+/// written from the report itself).
 #[derive(Debug, Default)]
 pub(crate) struct SweepCommit {
     pub now: Option<Timestamp>,
     /// (host, rule, track) that changed.
     pub tracks: Vec<(String, String, Track)>,
-    /// Hosts scanned completely this sweep.
-    pub verified: Vec<String>,
     pub remediations: Vec<Remediation>,
 }
 
@@ -474,15 +474,15 @@ impl Store {
             .map_err(|e| sql_err(&self.path, e))
     }
 
-    /// The report of sweep `id` exactly as it was written.
+    /// The report of sweep `id` exactly as it was written, read from its
+    /// cell as a stream (TEXT in older stores, a BLOB since reports are
+    /// streamed in: see [`write_report`]).
     pub fn report(&self, id: &str) -> Result<Report, StateError> {
-        let (json, pruned): (String, Option<String>) = self
+        let (seq, pruned): (i64, Option<String>) = self
             .conn
-            .query_row(
-                "SELECT report, pruned FROM sweeps WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT seq, pruned FROM sweeps WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()
             .map_err(|e| sql_err(&self.path, e))?
             .ok_or_else(|| StateError::UnknownSweep {
@@ -495,7 +495,12 @@ impl Store {
                 when,
             });
         }
-        serde_json::from_str(&json).map_err(|e| data_err(&self.path, "stored report", e))
+        let blob = self
+            .conn
+            .blob_open(rusqlite::MAIN_DB, "sweeps", "report", seq, true)
+            .map_err(|e| sql_err(&self.path, e))?;
+        serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, blob))
+            .map_err(|e| data_err(&self.path, "stored report", e))
     }
 
     /// Retention: drops the report, host results and finding history of every
@@ -673,17 +678,18 @@ impl Tx<'_> {
     pub(crate) fn last_verified(&self, host: &str) -> Result<Option<Timestamp>, StateError> {
         let s: Option<String> = self
             .tx
-            .query_row(
-                "SELECT last_verified FROM verified WHERE host = ?1",
-                [host],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT last_verified FROM verified WHERE host = ?1")
+            .and_then(|mut stmt| stmt.query_row([host], |r| r.get(0)).optional())
             .map_err(|e| sql_err(self.path, e))?;
         s.map(|s| ts(self.path, &s)).transpose()
     }
 
     /// Writes the sweep and everything it changed, then commits: all or nothing.
+    ///
+    /// Nothing here grows with the fleet but SQLite's own pages (bounded by
+    /// its cache; a large transaction spills to the WAL file): the report's
+    /// JSON is streamed into its row ([`write_report`]), and each host's rows
+    /// are written from the report as they are reached.
     pub(crate) fn commit(self, report: &Report, c: &SweepCommit) -> Result<(), StateError> {
         let path = self.path;
         let e = |err| sql_err(path, err);
@@ -691,33 +697,36 @@ impl Tx<'_> {
             |what: &str, v: &dyn erased::Json| v.json().map_err(|err| data_err(path, what, err));
         let pause = commit_pause();
         let now = c.now.unwrap_or(report.sweep.finished);
+        let now_text = now.to_string();
         let open = report
             .hosts
             .iter()
             .flat_map(|h| &h.findings)
             .filter(|f| f.status.is_open())
             .count();
+        let report_len = json_len(report).map_err(|err| data_err(path, "report", err))?;
         let tx = self.tx;
         tx.execute(
             "INSERT INTO sweeps (id, started, finished, derived_at, complete, shard, catalogs,
                                  hosts, open_findings, summary, report)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, zeroblob(?11))",
             params![
                 report.sweep.id,
                 report.sweep.started.to_string(),
                 report.sweep.finished.to_string(),
-                now.to_string(),
+                now_text,
                 report.sweep.complete,
                 report.sweep.shard,
                 json("catalogs", &report.sweep.catalogs)?,
                 i64::try_from(report.hosts.len()).unwrap_or(i64::MAX),
                 i64::try_from(open).unwrap_or(i64::MAX),
                 json("summary", &report.summary)?,
-                json("report", report)?,
+                i64::try_from(report_len).unwrap_or(i64::MAX),
             ],
         )
         .map_err(e)?;
         let seq = tx.last_insert_rowid();
+        write_report(&tx, seq, report, report_len, path)?;
         {
             let mut host_stmt = tx
                 .prepare_cached(
@@ -729,6 +738,13 @@ impl Tx<'_> {
                     "INSERT INTO finding_history (sweep, host, rule, status, state, version,
                         evidence, first_seen, last_seen, remediated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(e)?;
+            let mut verified_stmt = tx
+                .prepare_cached(
+                    "INSERT INTO verified (host, last_verified, sweep) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (host) DO UPDATE SET
+                        last_verified = excluded.last_verified, sweep = excluded.sweep",
                 )
                 .map_err(e)?;
             for h in &report.hosts {
@@ -754,6 +770,11 @@ impl Tx<'_> {
                         ])
                         .map_err(e)?;
                 }
+                if super::verified(h) {
+                    verified_stmt
+                        .execute(params![h.name, now_text, seq])
+                        .map_err(e)?;
+                }
             }
             let mut track_stmt = tx
                 .prepare_cached(
@@ -771,18 +792,6 @@ impl Tx<'_> {
                         json("track", t)?,
                         seq
                     ])
-                    .map_err(e)?;
-            }
-            let mut verified_stmt = tx
-                .prepare_cached(
-                    "INSERT INTO verified (host, last_verified, sweep) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (host) DO UPDATE SET
-                        last_verified = excluded.last_verified, sweep = excluded.sweep",
-                )
-                .map_err(e)?;
-            for host in &c.verified {
-                verified_stmt
-                    .execute(params![host, now.to_string(), seq])
                     .map_err(e)?;
             }
             let mut rem_stmt = tx
@@ -810,6 +819,57 @@ impl Tx<'_> {
         }
         tx.commit().map_err(e)
     }
+}
+
+/// Bytes of `report`'s JSON, counted without holding it.
+fn json_len(report: &Report) -> Result<usize, serde_json::Error> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, report)?;
+    Ok(n.0)
+}
+
+/// Streams `report`'s JSON (`len` bytes, [`json_len`]) into the zeroed
+/// `report` cell of sweep `seq`: a 100,000-host report is some 45 MB of
+/// JSON, which is never held as one string. The cell is a BLOB of UTF-8
+/// JSON (stores written before hold TEXT; [`Store::report`] reads both, and
+/// `CAST(report AS TEXT)` shows either in the sqlite3 shell).
+fn write_report(
+    tx: &rusqlite::Transaction<'_>,
+    seq: i64,
+    report: &Report,
+    len: usize,
+    path: &Path,
+) -> Result<(), StateError> {
+    let blob = tx
+        .blob_open(rusqlite::MAIN_DB, "sweeps", "report", seq, false)
+        .map_err(|e| sql_err(path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, blob);
+    serde_json::to_writer(&mut out, report).map_err(|e| data_err(path, "report", e))?;
+    let mut blob = out
+        .into_inner()
+        .map_err(|e| data_err(path, "report", e.into_error()))?;
+    // The second serialization must fill exactly what the first counted
+    // (more would not fit: the write above fails).
+    let written =
+        std::io::Seek::stream_position(&mut blob).map_err(|e| data_err(path, "report", e))?;
+    if usize::try_from(written).ok() != Some(len) {
+        return Err(data_err(
+            path,
+            "report",
+            format!("{len} bytes counted, {written} written"),
+        ));
+    }
+    blob.close().map_err(|e| sql_err(path, e))
 }
 
 /// `snake_case` name of a serde unit enum (`Status::Overdue` → `overdue`).

@@ -72,9 +72,10 @@ struct Ctx {
     ssh_pool: Arc<ssh::SshPool>,
 }
 
-/// Runs one sweep over `hosts`.
+/// Runs one sweep over `hosts` (shared, not copied: a pipeline sweeps its
+/// whole inventory many times).
 pub async fn run(
-    hosts: Vec<Host>,
+    hosts: Arc<[Host]>,
     catalog: Arc<Catalog>,
     settings: SweepSettings,
     host_keys: Arc<HostKeyPolicy>,
@@ -95,19 +96,20 @@ pub async fn run(
         winrm_tls: Arc::default(),
         ssh_pool: Arc::new(ssh::SshPool::new()),
     });
-    let total = hosts.len();
-    let mut results: Vec<Option<HostReport>> = vec![None; total];
+    // One slot per host, filled as hosts finish; the report's host list is
+    // built in place from it (no second list of reports).
+    let mut results: Vec<Option<HostReport>> =
+        std::iter::repeat_with(|| None).take(hosts.len()).collect();
     let concurrency = ctx.settings.concurrency.max(1);
     let mut interrupted_by = cancel.borrow().clone();
     if interrupted_by.is_none() {
-        // Each future owns its host (an Arc, not a borrow of `hosts`), so the
-        // sweep's future is `Send` and runs on any runtime thread (serve's
-        // HTTP handlers need that).
-        let shared: Vec<Arc<Host>> = hosts.iter().cloned().map(Arc::new).collect();
-        let mut stream = futures::stream::iter(shared.into_iter().enumerate())
-            .map(|(i, h)| {
-                let ctx = ctx.clone();
-                async move { (i, scan_host(&h, &ctx).await) }
+        // Each future owns a handle on the hosts (an Arc, not a borrow), so
+        // the sweep's future is `Send` and runs on any runtime thread
+        // (serve's HTTP handlers need that); no host is copied.
+        let mut stream = futures::stream::iter(0..hosts.len())
+            .map(|i| {
+                let (ctx, hosts) = (ctx.clone(), hosts.clone());
+                async move { (i, scan_host(&hosts[i], &ctx).await) }
             })
             .buffer_unordered(concurrency);
         loop {
@@ -132,10 +134,10 @@ pub async fn run(
     // Every host is done (or dropped): the bastions can go.
     ctx.ssh_pool.close().await;
     let complete = interrupted_by.is_none();
-    let hosts = hosts
-        .iter()
-        .zip(results)
-        .map(|(h, r)| {
+    let hosts = results
+        .into_iter()
+        .zip(hosts.iter())
+        .map(|(r, h)| {
             r.unwrap_or_else(|| {
                 let mut r = host_report(h, Outcome::Interrupted, 0.0);
                 r.error = Some(format!(
