@@ -51,7 +51,12 @@ fn watched(dir: &Path) -> Vec<PathBuf> {
         refs.push(branch);
     }
     refs.iter()
-        .filter_map(|r| git(dir, &["rev-parse", "--path-format=absolute", "--git-path", r]))
+        .filter_map(|r| {
+            git(
+                dir,
+                &["rev-parse", "--path-format=absolute", "--git-path", r],
+            )
+        })
         .map(PathBuf::from)
         .filter(|p| p.exists())
         .collect()
