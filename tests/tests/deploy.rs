@@ -223,26 +223,10 @@ fn scan_unit_command_line_sweeps_real_hosts_with_its_credentials_and_state() {
     .unwrap();
 
     let unit = std::fs::read_to_string(unit_path("fleetsweep-scan.service")).unwrap();
-    let exec = exec_start(&unit);
-    assert!(
-        !exec.contains('"') && !exec.contains('\''),
-        "quoting in ExecStart is not handled here: {exec}"
-    );
-    let argv: Vec<String> = exec
-        .split(' ')
-        .map(|w| {
-            w.replace("%E", &etc.display().to_string())
-                .replace("%S", &state.display().to_string())
-                .replace("%d", &creds.display().to_string())
-        })
-        .collect();
-    assert_eq!(argv[0], "/usr/bin/fleetsweep", "{exec}");
+    let argv = unit_argv(&unit, &etc, &state, &creds);
     let out = Command::new(FLEETSWEEP)
         .args(&argv[1..])
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .env("STATE_DIRECTORY", state.join("fleetsweep"))
-        .env("CONFIGURATION_DIRECTORY", etc.join("fleetsweep"))
-        .env("HOME", tmp.path().join("no-home"))
+        .envs(unit_env(&etc, &state, &creds, tmp.path()))
         .env_remove("SSH_AUTH_SOCK")
         .env_remove("XDG_DATA_HOME")
         .output()
@@ -291,7 +275,98 @@ fn scan_unit_command_line_sweeps_real_hosts_with_its_credentials_and_state() {
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         assert!(line.starts_with('{'), "not a JSON log line: {line}");
     }
+
+    // The serve unit's command line on the same directories (only its
+    // --listen moved to a free port): it sweeps at once into the same store.
+    let serve = std::fs::read_to_string(unit_path("fleetsweep-serve.service")).unwrap();
+    let mut argv = unit_argv(&serve, &etc, &state, &creds);
+    let listen = argv.iter().position(|a| a == "--listen").unwrap() + 1;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    argv[listen] = format!("127.0.0.1:{port}");
+    let log = tmp.path().join("serve.log");
+    let mut daemon = Command::new(FLEETSWEEP)
+        .args(&argv[1..])
+        .envs(unit_env(&etc, &state, &creds, tmp.path()))
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let page = loop {
+        let page = ureq::get(&format!("http://127.0.0.1:{port}/metrics"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default();
+        if page.lines().any(|l| l == "fleetsweep_last_sweep_success 1") {
+            break page;
+        }
+        if std::time::Instant::now() > deadline || daemon.try_wait().unwrap().is_some() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            panic!(
+                "the serve unit's daemon did not finish a sweep: {page}\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(page.contains(&format!("revision=\"{revision}\"")), "{page}");
+    assert!(
+        !tmp.path().join("no-home").exists(),
+        "nothing goes under $HOME"
+    );
+    let db = state.join("fleetsweep/state.db").display().to_string();
+    let list = text(&fleetsweep(&["report", "--state", &db, "--list"]).stdout);
+    assert_eq!(
+        list.lines()
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .count(),
+        2,
+        "the timer's sweep and the daemon's, in one store: {list}"
+    );
     drop(fleet);
+}
+
+/// A unit's ExecStart as argv, with systemd's specifiers for the
+/// configuration root (`%E`), the state root (`%S`) and the credentials
+/// directory (`%d`) replaced by test directories.
+fn unit_argv(unit: &str, etc: &Path, state: &Path, creds: &Path) -> Vec<String> {
+    let exec = exec_start(unit);
+    assert!(
+        !exec.contains('"') && !exec.contains('\'') && !exec.contains('$'),
+        "quoting and variables in ExecStart are not handled here: {exec}"
+    );
+    let argv: Vec<String> = exec
+        .split(' ')
+        .map(|w| {
+            w.replace("%E", &etc.display().to_string())
+                .replace("%S", &state.display().to_string())
+                .replace("%d", &creds.display().to_string())
+        })
+        .collect();
+    assert_eq!(argv[0], "/usr/bin/fleetsweep", "{exec}");
+    argv
+}
+
+/// The environment systemd gives the unit's process; HOME points nowhere.
+fn unit_env(etc: &Path, state: &Path, creds: &Path, tmp: &Path) -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("CREDENTIALS_DIRECTORY", creds.to_path_buf()),
+        ("STATE_DIRECTORY", state.join("fleetsweep")),
+        ("CONFIGURATION_DIRECTORY", etc.join("fleetsweep")),
+        ("HOME", tmp.join("no-home")),
+    ]
 }
 
 /// `git rev-parse --short=12 HEAD` of this checkout.
