@@ -754,3 +754,43 @@ fn package_installs_into_an_empty_root_and_works_there() {
         assert!(!root.join(gone).exists(), "{gone} left after purge");
     }
 }
+
+/// Paths an inventory names under `${CREDENTIALS_DIRECTORY}/` (here the SSH
+/// key and the WinRM password, as `fleetsweep hosts` shows them) resolve into
+/// the directory systemd's LoadCredential= filled; without it they stay as
+/// written, so the error names them.
+#[test]
+fn inventory_paths_resolve_into_the_credentials_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inventory = tmp.path().join("inventory.yaml");
+    std::fs::write(
+        &inventory,
+        "defaults:\n  identity_file: ${CREDENTIALS_DIRECTORY}/fleetsweep_id_ed25519\n  passphrase_file: $CREDENTIALS_DIRECTORY/fleetsweep_passphrase\nhosts:\n  - name: web-01\n    address: 127.0.248.99\n  - name: win-01\n    address: 127.0.248.98\n    user: svc\n    transport: winrm\n    winrm: {scheme: https, auth: ntlm, password_file: \"${CREDENTIALS_DIRECTORY}/fleetsweep_winrm_password\"}\n",
+    )
+    .unwrap();
+    let hosts = |creds: Option<&Path>| {
+        let mut cmd = Command::new(FLEETSWEEP);
+        cmd.args(["hosts", "--no-ssh-config", "--format", "yaml", "-i"])
+            .arg(&inventory);
+        match creds {
+            Some(dir) => cmd.env("CREDENTIALS_DIRECTORY", dir),
+            None => cmd.env_remove("CREDENTIALS_DIRECTORY"),
+        };
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let creds = tmp.path().join("run/credentials/fleetsweep-scan.service");
+    let shown = hosts(Some(&creds));
+    for file in ["fleetsweep_id_ed25519", "fleetsweep_winrm_password"] {
+        let want = creds.join(file).display().to_string();
+        assert!(shown.contains(&want), "{want} not in:\n{shown}");
+    }
+    assert!(!shown.contains("CREDENTIALS_DIRECTORY"), "{shown}");
+    let unset = hosts(None);
+    assert!(
+        unset.contains("${CREDENTIALS_DIRECTORY}/fleetsweep_id_ed25519")
+            && unset.contains("${CREDENTIALS_DIRECTORY}/fleetsweep_winrm_password"),
+        "{unset}"
+    );
+}
