@@ -5,6 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `fleetsweep --version`: the package version and the git revision it was
+/// built from (`scanner/build.rs`; `unknown` outside a checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("FLEETSWEEP_REVISION"),
+    ")"
+);
+
 const ABOUT: &str =
     "Agentless fleet scanner for banned security software (first: every Kaspersky product).";
 
@@ -91,8 +100,24 @@ Examples:
                                                  # a saved report, no state store (CI)
   fleetsweep report --from new.yaml --diff old.yaml --format text";
 
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  # bash, for this shell; or install it for everyone
+  source <(fleetsweep completions bash)
+  fleetsweep completions bash > /usr/share/bash-completion/completions/fleetsweep
+
+  fleetsweep completions zsh  > /usr/share/zsh/vendor-completions/_fleetsweep
+  fleetsweep completions fish > /usr/share/fish/vendor_completions.d/fleetsweep.fish
+
+The Debian package installs all three.";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  fleetsweep man | man -l -                 # read it now
+  fleetsweep man --output-dir /usr/local/share/man/man1";
+
 #[derive(Debug, Parser)]
-#[command(name = "fleetsweep", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "fleetsweep", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -135,6 +160,20 @@ pub enum Command {
     /// Print the probe script of one OS, to run by hand for an offline bundle.
     #[command(after_help = PROBE_SCRIPT_EXAMPLES)]
     ProbeScript(ProbeScriptArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    #[command(after_long_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or write one page per subcommand into a directory.
+    #[command(after_long_help = MAN_EXAMPLES)]
+    Man {
+        /// Write fleetsweep.1 and fleetsweep-SUBCOMMAND.1 pages into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        output_dir: Option<PathBuf>,
+    },
 }
 
 const PROBE_SCRIPT_EXAMPLES: &str = "\

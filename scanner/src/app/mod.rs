@@ -1,8 +1,10 @@
 //! Turns validated command-line settings into work, and outcomes into exit codes.
 //!
 //! One file per command: [`scan`] (one sweep), `serve` (the daemon), `report`
-//! (renders from the state store); `hosts` and `catalog` are small enough to live here.
+//! (renders from the state store), `completions` (shell completions and the man
+//! page); `hosts` and `catalog` are small enough to live here.
 
+mod completions;
 mod report;
 mod scan;
 mod serve;
@@ -54,6 +56,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Hosts(ref args) => hosts(args),
         Command::Catalog(ref c) => catalog(c),
         Command::ProbeScript(ref args) => probe_script(args),
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man { ref output_dir } => completions::man(output_dir.as_deref()),
     }
 }
 

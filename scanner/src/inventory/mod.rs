@@ -157,11 +157,21 @@ pub struct LoadOptions {
     pub ssh_config: Option<PathBuf>,
 }
 
-/// Expands a leading `~/` to the home directory.
+/// Expands a leading `~/` to the home directory, and a leading
+/// `${CREDENTIALS_DIRECTORY}/` (or `$CREDENTIALS_DIRECTORY/`) to the directory
+/// where systemd's `LoadCredential=` puts a unit's secrets, so an inventory can
+/// name `identity_file: ${CREDENTIALS_DIRECTORY}/fleetsweep_id_ed25519` (docs/deploy.md).
+/// Unset, the path stays as written and the error that it does not exist names it.
 pub fn expand_home(p: &str) -> PathBuf {
     if let Some(rest) = p.strip_prefix("~/") {
         if let Some(home) = dirs::home_dir() {
             return home.join(rest);
+        }
+    }
+    let credentials = ["${CREDENTIALS_DIRECTORY}/", "$CREDENTIALS_DIRECTORY/"];
+    if let Some(rest) = credentials.iter().find_map(|c| p.strip_prefix(c)) {
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+            return PathBuf::from(dir).join(rest);
         }
     }
     PathBuf::from(p)
