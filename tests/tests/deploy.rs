@@ -369,16 +369,35 @@ fn unit_env(etc: &Path, state: &Path, creds: &Path, tmp: &Path) -> Vec<(&'static
     ]
 }
 
-/// `git rev-parse --short=12 HEAD` of this checkout.
+/// The revision these tests and the binary were built with (build.rs sets
+/// `FLEETSWEEP_REVISION` for every target of the package at once), checked to
+/// be a commit of this checkout: `git rev-parse --short=12` of the HEAD at
+/// build time. Comparing with the live HEAD instead would fail whenever a
+/// commit lands while the tests run.
 fn git_revision() -> String {
+    let revision = env!("FLEETSWEEP_REVISION").to_string();
+    assert!(
+        revision.len() == 12 && revision.bytes().all(|b| b.is_ascii_hexdigit()),
+        "built with revision {revision:?}, not a git revision"
+    );
     let dir = repo().display().to_string();
     let out = tool(
         "git",
         "git",
-        &["-C", &dir, "rev-parse", "--short=12", "HEAD"],
+        &[
+            "-C",
+            &dir,
+            "cat-file",
+            "-e",
+            &format!("{revision}^{{commit}}"),
+        ],
     );
-    assert!(out.status.success(), "git: {}", text(&out.stderr));
-    text(&out.stdout).trim().to_string()
+    assert!(
+        out.status.success(),
+        "{revision} is not a commit of this checkout: {}",
+        text(&out.stderr)
+    );
+    revision
 }
 
 #[test]
