@@ -39,10 +39,26 @@ pub const PORT: u16 = 2222;
 /// Name of the host behind the bastion; only the bastion can resolve it.
 pub const INTERNAL_NAME: &str = "internal-db.fleet.test";
 
-/// Which hosts to start, on `127.0.<subnet>.0/24`.
+/// Which hosts to start, on `127.0.<subnet>.0/24` (see [`host_address`]).
 pub struct FleetSpec {
     pub subnet: u8,
     pub hosts: Vec<(String, Scenario)>,
+}
+
+/// Hosts in one /24 subnet (`.10` to `.254`).
+const SUBNET_HOSTS: usize = 245;
+/// Largest fleet: 127.2.0.0/16, 250 hosts (`.2` to `.251`) in each /24.
+pub const MAX_HOSTS: usize = 256 * 250;
+
+/// Address of host `i` of a fleet of `count`: `127.0.<subnet>.(i+10)`, or for
+/// a fleet larger than one /24 (the benchmarks'), `127.2.(i/250).(i%250+2)`.
+/// 127.2.0.0/16 belongs to the benchmarks alone: one large fleet at a time.
+pub fn host_address(subnet: u8, count: usize, i: usize) -> String {
+    if count <= SUBNET_HOSTS {
+        format!("127.0.{subnet}.{}", i + 10)
+    } else {
+        format!("127.2.{}.{}", i / 250, i % 250 + 2)
+    }
 }
 
 /// One host of a running fleet.
@@ -214,7 +230,11 @@ impl Fleet {
             _tmp: None,
             hosts: Vec::new(),
         };
-        let address_of = |i: usize| format!("127.0.{}.{}", spec.subnet, i + 10);
+        if spec.hosts.len() > MAX_HOSTS {
+            bail!("at most {MAX_HOSTS} test hosts, not {}", spec.hosts.len());
+        }
+        let count = spec.hosts.len();
+        let address_of = |i: usize| host_address(spec.subnet, count, i);
         // The bastion needs the behind-bastion host's address for its /etc/hosts.
         let behind_addr = spec
             .hosts
@@ -310,7 +330,9 @@ impl Fleet {
     }
 
     fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Hosts boot in parallel on few cores: a large fleet gets longer.
+        let limit = Duration::from_secs(30) + Duration::from_millis(100) * self.hosts.len() as u32;
+        let deadline = Instant::now() + limit;
         for h in &mut self.hosts {
             let Some(child) = &mut h.child else { continue };
             let addr: SocketAddr = format!("{}:{PORT}", h.address).parse()?;
@@ -328,7 +350,11 @@ impl Fleet {
                     break;
                 }
                 if Instant::now() > deadline {
-                    bail!("test host {} did not answer on {addr} within 30s", h.name);
+                    bail!(
+                        "test host {} did not answer on {addr} within {}s",
+                        h.name,
+                        limit.as_secs()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -9,7 +9,7 @@ use fleetsweep_e2e::{demo_hosts, stop_detached, Fleet, FleetSpec, Scenario, Sign
 use nix::sys::signal::SigSet;
 
 #[derive(Parser)]
-#[command(about = "Real sshd test hosts on 127.0.X.0/24 (run as root)")]
+#[command(about = "Real sshd test hosts on 127.0.X.0/24, or 127.2.0.0/16 past 245 hosts (run as root)")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -27,7 +27,8 @@ enum Cmd {
         /// One host of each scenario.
         #[arg(long)]
         demo: bool,
-        /// N cheap hosts (at most 240: one /24).
+        /// N cheap hosts. Up to 245 live in 127.0.SUBNET.0/24; a larger fleet
+        /// (up to 64,000) in 127.2.0.0/16, whatever SUBNET says.
         #[arg(long)]
         generated: Option<usize>,
         /// With --generated: every K-th host has KESL installed.
