@@ -9,7 +9,9 @@ use fleetsweep_e2e::{demo_hosts, stop_detached, Fleet, FleetSpec, Scenario, Sign
 use nix::sys::signal::SigSet;
 
 #[derive(Parser)]
-#[command(about = "Real sshd test hosts on 127.0.X.0/24, or 127.2.0.0/16 past 245 hosts (run as root)")]
+#[command(
+    about = "Real sshd test hosts on 127.0.X.0/24, or 127.2.0.0/16 past 245 hosts (run as root)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
