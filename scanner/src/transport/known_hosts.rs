@@ -11,13 +11,13 @@
 //! file under a mutex, so hosts connecting at the same time never interleave
 //! lines, and keys learned earlier in the run are trusted later in the same run.
 //!
-//! Lookups do not walk the whole file: [`NameIndex`] maps literal names to
+//! Lookups do not walk the whole file: an index maps literal names to
 //! their lines at load, so plain entries cost one hash lookup, and only lines
 //! with wildcards and hashed lines are tried one by one. A hashed line has its
 //! own random salt (that is the point of hashing), so no index can skip it:
 //! each costs one HMAC per host name, and the lines a name matches are
 //! remembered, so the key preferences and the key check of a host share one
-//! pass. `@revoked` keys are a set keyed by the key.
+//! pass. `@revoked` keys are a map keyed by the key.
 //!
 //! Deliberate differences from OpenSSH, all in the strict direction:
 //! - a `@revoked` key is refused for every host, whatever the line's pattern;
