@@ -61,25 +61,6 @@ pub fn host_address(subnet: u8, count: usize, i: usize) -> String {
     }
 }
 
-#[cfg(test)]
-mod address_tests {
-    use super::host_address;
-
-    #[test]
-    fn a_fleet_past_one_subnet_spans_several_in_127_2() {
-        assert_eq!(host_address(230, 245, 0), "127.0.230.10");
-        assert_eq!(host_address(230, 245, 244), "127.0.230.254");
-        assert_eq!(host_address(230, 500, 0), "127.2.0.2");
-        assert_eq!(host_address(230, 500, 249), "127.2.0.251");
-        assert_eq!(host_address(230, 500, 250), "127.2.1.2");
-        assert_eq!(host_address(230, 500, 499), "127.2.1.251");
-        assert_eq!(
-            host_address(230, super::MAX_HOSTS, super::MAX_HOSTS - 1),
-            "127.2.255.251"
-        );
-    }
-}
-
 /// One host of a running fleet.
 pub struct HostInfo {
     pub name: String,
@@ -518,4 +499,23 @@ fn sshd_config(hd: &Path, address: &str) -> String {
          PermitRootLogin no\nAllowTcpForwarding yes\nMaxStartups 2000\nMaxSessions 100\nUseDNS no\n\
          PrintMotd no\nPrintLastLog no\nLogLevel VERBOSE\nSubsystem sftp internal-sftp\n"
     )
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::host_address;
+
+    #[test]
+    fn a_fleet_past_one_subnet_spans_several_in_127_2() {
+        assert_eq!(host_address(230, 245, 0), "127.0.230.10");
+        assert_eq!(host_address(230, 245, 244), "127.0.230.254");
+        assert_eq!(host_address(230, 500, 0), "127.2.0.2");
+        assert_eq!(host_address(230, 500, 249), "127.2.0.251");
+        assert_eq!(host_address(230, 500, 250), "127.2.1.2");
+        assert_eq!(host_address(230, 500, 499), "127.2.1.251");
+        assert_eq!(
+            host_address(230, super::MAX_HOSTS, super::MAX_HOSTS - 1),
+            "127.2.255.251"
+        );
+    }
 }
