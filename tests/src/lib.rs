@@ -39,7 +39,8 @@ pub const PORT: u16 = 2222;
 /// Name of the host behind the bastion; only the bastion can resolve it.
 pub const INTERNAL_NAME: &str = "internal-db.fleet.test";
 
-/// Which hosts to start, on `127.0.<subnet>.0/24`.
+/// Which hosts to start, on `127.0.<subnet>.0/24` and, past 245 hosts, the
+/// next subnets (see [`address_of`]).
 pub struct FleetSpec {
     pub subnet: u8,
     pub hosts: Vec<(String, Scenario)>,
@@ -303,7 +304,9 @@ impl Fleet {
     }
 
     fn wait_ready(&mut self) -> Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Hosts boot in parallel on few cores: a large fleet gets longer.
+        let limit = Duration::from_secs(30) + Duration::from_millis(100) * self.hosts.len() as u32;
+        let deadline = Instant::now() + limit;
         for h in &mut self.hosts {
             let Some(child) = &mut h.child else { continue };
             let addr: SocketAddr = format!("{}:{PORT}", h.address).parse()?;
@@ -321,7 +324,11 @@ impl Fleet {
                     break;
                 }
                 if Instant::now() > deadline {
-                    bail!("test host {} did not answer on {addr} within 30s", h.name);
+                    bail!(
+                        "test host {} did not answer on {addr} within {}s",
+                        h.name,
+                        limit.as_secs()
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }

@@ -676,12 +676,23 @@ impl<'a> ClaimedPaths<'a> {
     }
 }
 
-fn rule_matches(rule: &Rule, item: &Item, family: OsFamily) -> bool {
+/// An item's keys ready for globset: the file name and extension a glob
+/// looks at are found once per key, not once per signature tried on it.
+type Candidates<'a> = Vec<(SigKind, globset::Candidate<'a>)>;
+
+fn candidates(item: &Item) -> Candidates<'_> {
+    item.keys
+        .iter()
+        .map(|(k, v)| (*k, globset::Candidate::new(v.as_str())))
+        .collect()
+}
+
+fn rule_matches(rule: &Rule, keys: &Candidates<'_>, family: OsFamily) -> bool {
     // The kind first: most signatures look at other kinds than the item's.
     rule.signatures.iter().any(|s| {
-        item.keys
-            .iter()
-            .any(|(k, v)| *k == s.kind && s.os.applies_to(family) && s.matches(v))
+        keys.iter().any(|(k, v)| {
+            *k == s.kind && s.os.applies_to(family) && s.matcher.is_match_candidate(v)
+        })
     })
 }
 
@@ -695,6 +706,7 @@ pub fn match_host(
     now: jiff::Timestamp,
 ) -> Vec<Finding> {
     let items = items(obs);
+    let keys: Vec<Candidates<'_>> = items.iter().map(candidates).collect();
     // rule index → item indexes
     let mut hits: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     // (rule index, item index) pairs in `hits`
@@ -710,8 +722,8 @@ pub fn match_host(
         .enumerate()
         .filter(|(_, r)| !r.fallback)
     {
-        for (ii, item) in items.iter().enumerate() {
-            if rule_matches(rule, item, family) {
+        for ((ii, item), item_keys) in items.iter().enumerate().zip(&keys) {
+            if rule_matches(rule, item_keys, family) {
                 hits.entry(ri).or_default().push(ii);
                 hit_set.insert((ri, ii));
                 claimed
@@ -753,7 +765,7 @@ pub fn match_host(
             })
             .copied();
         let mut leftovers = Vec::new();
-        for (ii, item) in items.iter().enumerate() {
+        for ((ii, item), item_keys) in items.iter().enumerate().zip(&keys) {
             if vendor_claims.is_some_and(|c| c.contains(&ii)) {
                 continue;
             }
@@ -763,7 +775,7 @@ pub fn match_host(
             if vendor_found.is_some() && item.shared {
                 // The found product's leftover (its registry key, the root
                 // certificate): shown on that finding, so removal covers it.
-                if rule_matches(rule, item, family) {
+                if rule_matches(rule, item_keys, family) {
                     leftovers.push(ii);
                 }
                 continue;
@@ -773,7 +785,7 @@ pub fn match_host(
                     continue;
                 }
             }
-            if rule_matches(rule, item, family) {
+            if rule_matches(rule, item_keys, family) {
                 hits.entry(ri).or_default().push(ii);
             }
         }

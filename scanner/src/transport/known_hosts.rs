@@ -11,16 +11,25 @@
 //! file under a mutex, so hosts connecting at the same time never interleave
 //! lines, and keys learned earlier in the run are trusted later in the same run.
 //!
+//! Lookups do not walk the whole file: an index maps literal names to
+//! their lines at load, so plain entries cost one hash lookup, and only lines
+//! with wildcards and hashed lines are tried one by one. A hashed line has its
+//! own random salt (that is the point of hashing), so no index can skip it:
+//! each costs one HMAC per host name, and the lines a name matches are
+//! remembered, so the key preferences and the key check of a host share one
+//! pass. `@revoked` keys are a map keyed by the key.
+//!
 //! Deliberate differences from OpenSSH, all in the strict direction:
 //! - a `@revoked` key is refused for every host, whatever the line's pattern;
 //! - a host certificate must name the host in its principals (no empty list)
 //!   and carry no critical options.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use russh::keys::ssh_key::known_hosts::{Entry, HostPatterns, Marker};
@@ -111,12 +120,71 @@ struct AcceptNew {
     learned: Mutex<Vec<(String, KeyData)>>,
 }
 
+/// Which lines a name can match, built once at load.
+#[derive(Default)]
+struct NameIndex {
+    /// Literal names (no `*`/`?`, not negated) → lines listing them, in file
+    /// order. Candidates only: a negated pattern of the line may still refuse.
+    exact: HashMap<String, Vec<usize>>,
+    /// Lines with a wildcard among their names, and hashed lines: tried one by one.
+    scanned: Vec<usize>,
+}
+
+impl NameIndex {
+    fn build(lines: &[Line]) -> NameIndex {
+        let mut index = NameIndex::default();
+        for (at, line) in lines.iter().enumerate() {
+            let Names::Patterns(patterns) = &line.names else {
+                index.scanned.push(at);
+                continue;
+            };
+            let positive: Vec<&String> = patterns.iter().filter(|p| !p.starts_with('!')).collect();
+            if positive.iter().any(|p| p.contains(['*', '?'])) {
+                index.scanned.push(at);
+                continue;
+            }
+            // Only negations: the line matches no name at all.
+            for name in positive {
+                let listed = index.exact.entry(name.clone()).or_default();
+                if listed.last() != Some(&at) {
+                    listed.push(at);
+                }
+            }
+        }
+        index
+    }
+
+    /// Indexes of the lines whose names match `name`, in file order.
+    fn lookup(&self, lines: &[Line], name: &str) -> Vec<usize> {
+        let candidates = self.exact.get(name).map(Vec::as_slice).unwrap_or_default();
+        let mut found: Vec<usize> = candidates
+            .iter()
+            .chain(&self.scanned)
+            .copied()
+            .filter(|&at| lines.get(at).is_some_and(|l| l.names.matches(name)))
+            .collect();
+        found.sort_unstable();
+        found
+    }
+}
+
+/// Names whose matching lines are remembered, at most (one per host of a
+/// sweep in practice); past it lookups are computed each time.
+const REMEMBERED_NAMES: usize = 1 << 20;
+
 /// The known_hosts policy of one sweep: parsed files plus trust-on-first-use.
 pub struct HostKeyPolicy {
     /// Every file consulted, in order (the accept-new file last if not listed).
     files: Vec<PathBuf>,
     /// All usable lines of all files, in file order.
     lines: Vec<Line>,
+    /// Which lines a name can match, so a lookup does not walk `lines`.
+    index: NameIndex,
+    /// `@revoked` keys → their first line: checked for every host.
+    revoked: HashMap<KeyData, usize>,
+    /// Name → the lines it matches, once computed: a host is looked up for
+    /// its preferences and again for its key, and each hashed line costs an HMAC.
+    matched: Mutex<HashMap<String, Arc<[usize]>>>,
     accept_new: Option<AcceptNew>,
 }
 
@@ -171,9 +239,19 @@ impl HostKeyPolicy {
             }
             None => None,
         };
+        let index = NameIndex::build(&lines);
+        let mut revoked = HashMap::new();
+        for (at, line) in lines.iter().enumerate() {
+            if line.marker == Some(Marker::Revoked) {
+                revoked.entry(line.key.clone()).or_insert(at);
+            }
+        }
         Ok(HostKeyPolicy {
             files: sources,
             lines,
+            index,
+            revoked,
+            matched: Mutex::new(HashMap::new()),
             accept_new,
         })
     }
@@ -183,11 +261,28 @@ impl HostKeyPolicy {
         &self.files
     }
 
+    /// The lines whose names match `name` (as from [`host_port`]), in file order.
+    fn matching(&self, name: &str) -> Vec<&Line> {
+        let known = lock(&self.matched).get(name).cloned();
+        let found = match known {
+            Some(found) => found,
+            None => {
+                let found: Arc<[usize]> = self.index.lookup(&self.lines, name).into();
+                let mut matched = lock(&self.matched);
+                if matched.len() < REMEMBERED_NAMES {
+                    matched.insert(name.to_string(), Arc::clone(&found));
+                }
+                found
+            }
+        };
+        found.iter().filter_map(|&at| self.lines.get(at)).collect()
+    }
+
     /// What to advertise when connecting to `host:port`.
     pub fn preferences(&self, host: &str, port: u16) -> HostKeyPreferences {
         let name = host_port(host, port);
         let mut prefs = HostKeyPreferences::default();
-        for line in self.lines.iter().filter(|l| l.names.matches(&name)) {
+        for line in self.matching(&name) {
             match line.marker {
                 None => push_unique(&mut prefs.known_algorithms, line.key.algorithm()),
                 Some(Marker::CertAuthority) => prefs.certificate_authority = true,
@@ -215,9 +310,9 @@ impl HostKeyPolicy {
             )));
         }
         let recorded: Vec<&Line> = self
-            .lines
-            .iter()
-            .filter(|l| l.marker.is_none() && l.names.matches(&name))
+            .matching(&name)
+            .into_iter()
+            .filter(|l| l.marker.is_none())
             .collect();
         if recorded.iter().any(|l| l.key == *key) {
             return Ok(());
@@ -290,9 +385,9 @@ impl HostKeyPolicy {
             }
         }
         let authorities: Vec<&Line> = self
-            .lines
-            .iter()
-            .filter(|l| l.marker == Some(Marker::CertAuthority) && l.names.matches(&name))
+            .matching(&name)
+            .into_iter()
+            .filter(|l| l.marker == Some(Marker::CertAuthority))
             .collect();
         if authorities.is_empty() {
             return self.check_key(host, port, &PublicKey::new(cert.public_key().clone(), ""));
@@ -350,9 +445,7 @@ impl HostKeyPolicy {
     }
 
     fn revoked(&self, key: &KeyData) -> Option<&Line> {
-        self.lines
-            .iter()
-            .find(|l| l.marker == Some(Marker::Revoked) && l.key == *key)
+        self.revoked.get(key).and_then(|&at| self.lines.get(at))
     }
 
     fn at(&self, line: &Line) -> String {
@@ -918,6 +1011,167 @@ mod tests {
                 .check_certificate("host.example", 22, &cert(HOST_CERT_A)),
             Err(HostKeyError::Revoked(_))
         ));
+    }
+
+    const KEY_EC: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAndU9ngidgSsq1B27nI9pbvvKS6MjjEag+Rqnrw3oUpjv4d6kxYaWdRrcOnNZak0TQCSQocktbJXmbWr29l4vE=";
+
+    /// `|1|salt|hash` of `name` as `ssh-keygen -H` writes it.
+    fn hashed_with(name: &str, salt: &[u8]) -> String {
+        use base64::Engine;
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt);
+        let tag = ring::hmac::sign(&key, name.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD;
+        format!("|1|{}|{}", b64.encode(salt), b64.encode(tag.as_ref()))
+    }
+
+    /// [`hashed_with`] a salt of its own for each `seed`.
+    fn hashed(name: &str, seed: u32) -> String {
+        let mut salt = [0u8; 20];
+        salt[..4].copy_from_slice(&seed.to_le_bytes());
+        hashed_with(name, &salt)
+    }
+
+    #[test]
+    fn hashed_helper_agrees_with_ssh_keygen() {
+        use base64::Engine;
+        let salt = HASHED_22
+            .split('|')
+            .nth(2)
+            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+            .unwrap_or_default();
+        assert_eq!(hashed_with("host.example", &salt), HASHED_22);
+    }
+
+    #[test]
+    fn index_keeps_file_order_across_plain_wildcard_and_hashed_lines() {
+        // The host is listed by a hashed line, a wildcard and a literal name,
+        // in that order: the preferences follow the file, not the index.
+        let f = policy(&format!(
+            "{} {KEY_EC}\n[*.example]:2222 {KEY_A}\n[host.example]:2222 {KEY_B}\n",
+            hashed("[host.example]:2222", 1)
+        ));
+        let prefs = f.policy.preferences("host.example", 2222);
+        assert_eq!(
+            prefs.known_algorithms,
+            vec![key(KEY_EC).algorithm(), Algorithm::Ed25519]
+        );
+        for k in [KEY_EC, KEY_A, KEY_B] {
+            assert_eq!(f.policy.check_key("host.example", 2222, &key(k)), Ok(()));
+        }
+        // Port 22 is another name: only the literal port-2222 lines were for it.
+        assert!(matches!(
+            f.policy.check_key("host.example", 22, &key(KEY_B)),
+            Err(HostKeyError::Unknown(_))
+        ));
+        assert_eq!(
+            f.policy.preferences("host.example", 22),
+            HostKeyPreferences::default()
+        );
+    }
+
+    #[test]
+    fn index_respects_negations_next_to_literal_names() {
+        let f = policy(&format!(
+            "a.corp,b.corp,!b.corp {KEY_A}\nhost.corp,!*.corp {KEY_A}\n!lonely {KEY_A}\nc.corp,c.corp {KEY_B}\n"
+        ));
+        assert_eq!(f.policy.check_key("a.corp", 22, &key(KEY_A)), Ok(()));
+        // Listed literally, and refused by a negation on the same line.
+        for host in ["b.corp", "host.corp", "lonely"] {
+            assert!(
+                matches!(
+                    f.policy.check_key(host, 22, &key(KEY_A)),
+                    Err(HostKeyError::Unknown(_))
+                ),
+                "{host}"
+            );
+        }
+        // A name listed twice on one line is one entry.
+        let Err(HostKeyError::Mismatch(msg)) = f.policy.check_key("c.corp", 22, &key(KEY_A)) else {
+            panic!("expected Mismatch");
+        };
+        assert_eq!(
+            msg.matches(&format!("{}:4", f.path.display())).count(),
+            1,
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn revoked_applies_whatever_the_pattern_and_cert_authority_by_literal_name() {
+        let f = policy(&format!(
+            "host.example {KEY_A}\n@revoked nowhere.example {KEY_A}\n@cert-authority host.example {CA}\n"
+        ));
+        let revoked = f.policy.check_key("host.example", 22, &key(KEY_A));
+        assert!(
+            matches!(&revoked, Err(HostKeyError::Revoked(m)) if m.contains(&format!("{}:2", f.path.display()))),
+            "{revoked:?}"
+        );
+        assert!(
+            f.policy
+                .preferences("host.example", 22)
+                .certificate_authority
+        );
+        assert!(
+            !f.policy
+                .preferences("other.example", 22)
+                .certificate_authority
+        );
+        // HOST_CERT_A certifies KEY_A, which is revoked.
+        assert!(matches!(
+            f.policy
+                .check_certificate("host.example", 22, &cert(HOST_CERT_A)),
+            Err(HostKeyError::Revoked(_))
+        ));
+        let f = policy(&format!("@cert-authority host.example {CA}\n"));
+        assert_eq!(
+            f.policy
+                .check_certificate("host.example", 22, &cert(HOST_CERT_A)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_hundred_thousand_hashed_lines() {
+        let mut text = String::with_capacity(100_000 * 150);
+        for i in 0..100_000u32 {
+            let _ = writeln!(
+                text,
+                "{} {KEY_B}",
+                hashed(&format!("[10.1.{}.{}]:2222", i / 250, i % 250), i)
+            );
+        }
+        let _ = writeln!(text, "{} {KEY_A}", hashed("[target.example]:2222", 100_000));
+        let f = policy(&text);
+        assert_eq!(f.policy.lines.len(), 100_001);
+        // The last line, the first, one in the middle, each found by its own salt.
+        assert_eq!(
+            f.policy.check_key("target.example", 2222, &key(KEY_A)),
+            Ok(())
+        );
+        assert_eq!(f.policy.check_key("10.1.0.0", 2222, &key(KEY_B)), Ok(()));
+        assert_eq!(f.policy.check_key("10.1.200.7", 2222, &key(KEY_B)), Ok(()));
+        let Err(HostKeyError::Mismatch(msg)) =
+            f.policy.check_key("target.example", 2222, &key(KEY_B))
+        else {
+            panic!("expected Mismatch");
+        };
+        assert!(
+            msg.contains(&format!("{}:100001", f.path.display())),
+            "{msg}"
+        );
+        assert!(matches!(
+            f.policy.check_key("10.1.0.0", 22, &key(KEY_B)),
+            Err(HostKeyError::Unknown(_))
+        ));
+        // Preferences then the key check: the second lookup is remembered.
+        let prefs = f.policy.preferences("target.example", 2222);
+        assert_eq!(prefs.known_algorithms, vec![Algorithm::Ed25519]);
+        assert_eq!(
+            lock(&f.policy.matched)
+                .get("[target.example]:2222")
+                .map(|l| l.to_vec()),
+            Some(vec![100_000])
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@ use fleetsweep_e2e::{demo_hosts, stop_detached, Fleet, FleetSpec, Scenario, Sign
 use nix::sys::signal::SigSet;
 
 #[derive(Parser)]
-#[command(about = "Real sshd test hosts on 127.0.X.0/24 (run as root)")]
+#[command(
+    about = "Real sshd test hosts on 127.0.X.0/24, spilling into the next subnets past 245 hosts (run as root)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -27,7 +29,8 @@ enum Cmd {
         /// One host of each scenario.
         #[arg(long)]
         demo: bool,
-        /// N cheap hosts (at most 240: one /24).
+        /// N cheap hosts. Up to 245 live in 127.0.SUBNET.0/24; a larger fleet
+        /// goes on in 127.0.(SUBNET+1).0/24 and so on.
         #[arg(long)]
         generated: Option<usize>,
         /// With --generated: every K-th host has KESL installed.

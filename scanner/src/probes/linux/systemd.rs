@@ -175,9 +175,10 @@ pub struct UnitFile {
 /// `/usr/local/lib` before `/lib` and `/usr/lib`), then `/etc/init.d`.
 pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
     let mut files: Vec<UnitFile> = Vec::new();
-    // path → index into files, for attaching exec lines
-    let mut by_path: HashMap<String, usize> = HashMap::new();
-    let mut names: HashSet<String> = HashSet::new();
+    // path → index into files, for attaching exec lines. Both borrow from
+    // `body`: a host lists hundreds of units, and only `files` needs copies.
+    let mut by_path: HashMap<&str, usize> = HashMap::new();
+    let mut names: HashSet<&str> = HashSet::new();
     let mut rejects = Rejects::default();
     let mut warnings = Vec::new();
     for line in body.lines() {
@@ -207,8 +208,8 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
                     rejects.note(line);
                     continue;
                 };
-                if names.insert(name.to_string()) {
-                    by_path.insert(rest.to_string(), files.len());
+                if names.insert(name) {
+                    by_path.insert(rest, files.len());
                     files.push(UnitFile {
                         name: name.to_string(),
                         path: rest.to_string(),
@@ -235,7 +236,7 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
 
 /// `PATH:ExecStart=VALUE` (grep -H output) → (index of PATH, VALUE). The path is
 /// found by trying each `:` against the listed paths, so a `:` in a file name is fine.
-fn exec_line<'a>(rest: &'a str, by_path: &HashMap<String, usize>) -> Option<(usize, &'a str)> {
+fn exec_line<'a>(rest: &'a str, by_path: &HashMap<&str, usize>) -> Option<(usize, &'a str)> {
     rest.match_indices(':').find_map(|(i, _)| {
         let index = *by_path.get(&rest[..i])?;
         let line = rest[i + 1..].trim_start();
