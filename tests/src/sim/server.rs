@@ -259,7 +259,10 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
             // completed), SO_LINGER 0 makes close(2) send RST instead of FIN:
             // OpenSSH prints "kex_exchange_identification: read: Connection
             // reset by peer", as behind a TCP wrapper that refuses the client.
-            let _ = tokio::time::timeout(Duration::from_secs(10), stream.readable()).await;
+            let mut stream = stream;
+            let mut first = [0u8; 1];
+            let read = tokio::io::AsyncReadExt::read(&mut stream, &mut first);
+            let _ = tokio::time::timeout(Duration::from_secs(10), read).await;
             let _ = stream.set_zero_linger();
         });
         return;
