@@ -17,7 +17,10 @@ workers=${WORKERS:-1}
 for tool in ip /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (apt-get install -y iproute2 time)" >&2; exit 1; }
 done
-cargo build --release --quiet -p fleetsweep -p fleetsweep-e2e
+# Two builds: one `-p fleetsweep -p fleetsweep-e2e` would unify their features
+# (nix) and measure a fleetsweep built differently from the one users get.
+cargo build --release --quiet -p fleetsweep
+cargo build --release --quiet -p fleetsweep-e2e --bin fleetsim
 ns=fleetsim-bench-$$
 root=$(mktemp -d /tmp/fleetsweep-scale.XXXXXX)
 sim_pid=

@@ -70,7 +70,10 @@ fn check_hosts(spec: &SimSpec, report: &Report, slow_outcome: &str) -> (usize, u
             "probe_failed" => {
                 reset += 1;
                 let error = h.error.as_deref().unwrap_or_default();
-                assert!(error.contains("Connection reset by peer"), "{name}: {error}");
+                assert!(
+                    error.contains("Connection reset by peer"),
+                    "{name}: {error}"
+                );
             }
             _ => {}
         }
@@ -162,12 +165,20 @@ fn ten_thousand_simulated_hosts() {
         .arg(&from_state)
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let (_, stored) = Report::read(&from_state).unwrap();
     assert_eq!(stored.hosts.len(), 10_000);
     assert_eq!(stored.summary.hosts, report.summary.hosts);
     assert_eq!(
-        stored.hosts.iter().filter(|h| !h.findings.is_empty()).count(),
+        stored
+            .hosts
+            .iter()
+            .filter(|h| !h.findings.is_empty())
+            .count(),
         500
     );
 
@@ -247,7 +258,10 @@ fn knobs_latency_slow_hosts_resets_and_refusals() {
     let refused = report.host("sim-000000");
     assert_eq!(refused.outcome, "probe_failed", "{:?}", refused.error);
     let error = refused.error.as_deref().unwrap_or_default();
-    assert!(error.contains("SSH handshake with 127.64.0.1:22 failed"), "{error}");
+    assert!(
+        error.contains("SSH handshake with 127.64.0.1:22 failed"),
+        "{error}"
+    );
     assert!(refused.findings.is_empty());
     assert!(fleet.stats().refused >= 1, "{:?}", fleet.stats());
     drop(held);
@@ -255,17 +269,29 @@ fn knobs_latency_slow_hosts_resets_and_refusals() {
     for h in report.hosts.iter().filter(|h| h.name != "sim-000000") {
         let i: usize = h.name.trim_start_matches("sim-").parse().unwrap();
         let host = spec.host(i);
-        let want = if host.answers() { "scanned" } else { "probe_failed" };
+        let want = if host.answers() {
+            "scanned"
+        } else {
+            "probe_failed"
+        };
         assert_eq!(h.outcome, want, "{} ({host:?}): {:?}", h.name, h.error);
         reset += usize::from(h.outcome == "probe_failed");
         let kesl = h.findings.iter().any(|f| f.rule == "kaspersky/kesl");
-        assert_eq!(kesl, host.answers() && host.profile == Profile::Kesl, "{}", h.name);
+        assert_eq!(
+            kesl,
+            host.answers() && host.profile == Profile::Kesl,
+            "{}",
+            h.name
+        );
     }
     // Hosts 4, 29, ..., 179 reset; host 0 was refused.
     assert_eq!(reset, 8);
     assert_eq!(report.summary.hosts["probe_failed"], 9);
     assert_eq!(report.summary.hosts["unreachable"], 0);
-    assert!(took >= Duration::from_millis(3_000), "slow hosts took {took:?}");
+    assert!(
+        took >= Duration::from_millis(3_000),
+        "slow hosts took {took:?}"
+    );
 
     // With a host timeout shorter than a slow host's answer, the slow hosts
     // are timed out, never clean.

@@ -17,7 +17,10 @@ pub fn generate(dir: &Path, spec: &SimSpec) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key_path = dir.join("client_key");
     let known_hosts_path = dir.join("known_hosts");
-    write(&dir.join("sim.json"), serde_json::to_string_pretty(spec)?.as_bytes())?;
+    write(
+        &dir.join("sim.json"),
+        serde_json::to_string_pretty(spec)?.as_bytes(),
+    )?;
     let client = client_key(spec.seed);
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -94,7 +97,9 @@ mod tests {
         assert_eq!(SimSpec::load(tmp.path()).unwrap(), spec);
         let inv = std::fs::read_to_string(tmp.path().join("inventory.yaml")).unwrap();
         assert_eq!(inv.matches("  - name: sim-").count(), 30);
-        assert!(inv.contains("  - name: sim-000001\n    address: 127.64.0.2\n    labels: {profile: kesl}\n"));
+        assert!(inv.contains(
+            "  - name: sim-000001\n    address: 127.64.0.2\n    labels: {profile: kesl}\n"
+        ));
         assert!(inv.contains("  port: 2200\n"));
         let kh = std::fs::read_to_string(tmp.path().join("known_hosts")).unwrap();
         let lines: Vec<&str> = kh.lines().collect();
@@ -102,7 +107,10 @@ mod tests {
         assert!(lines[0].starts_with("[127.64.0.1]:2200 ssh-ed25519 "));
         assert_ne!(lines[0].split(' ').nth(2), lines[1].split(' ').nth(2));
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(tmp.path().join("client_key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(tmp.path().join("client_key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }

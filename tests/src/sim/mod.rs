@@ -313,7 +313,13 @@ mod tests {
         assert_eq!(spec.host(1).profile, Profile::Kesl);
         assert_eq!(spec.host(4).behaviour, Behaviour::Reset);
         assert!(!spec.host(4).answers());
-        assert_eq!(spec.host(0), SimHost { profile: Profile::Clean, behaviour: Behaviour::Normal });
+        assert_eq!(
+            spec.host(0),
+            SimHost {
+                profile: Profile::Clean,
+                behaviour: Behaviour::Normal
+            }
+        );
     }
 
     #[test]
@@ -332,16 +338,33 @@ mod tests {
     #[test]
     fn specs_outside_the_range_are_refused() {
         for hosts in [0, MAX_HOSTS + 1] {
-            let spec = SimSpec { hosts, ..SimSpec::default() };
+            let spec = SimSpec {
+                hosts,
+                ..SimSpec::default()
+            };
             assert!(spec.validate().is_err(), "{hosts} hosts");
         }
-        assert!(SimSpec { hosts: MAX_HOSTS, ..SimSpec::default() }.validate().is_ok());
-        assert!(SimSpec { port: 0, ..SimSpec::default() }.validate().is_err());
+        assert!(SimSpec {
+            hosts: MAX_HOSTS,
+            ..SimSpec::default()
+        }
+        .validate()
+        .is_ok());
+        assert!(SimSpec {
+            port: 0,
+            ..SimSpec::default()
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]
     fn spec_round_trips_and_refuses_unknown_keys() {
-        let spec = SimSpec { hosts: 42, latency_ms: 50, ..SimSpec::default() };
+        let spec = SimSpec {
+            hosts: 42,
+            latency_ms: 50,
+            ..SimSpec::default()
+        };
         let text = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<SimSpec>(&text).unwrap(), spec);
         let bad = text.replace("\"hosts\"", "\"hostz\"");

@@ -15,7 +15,10 @@ pub struct Netns {
 
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip").args(args).output().map_err(|e| {
-        anyhow::anyhow!("running `ip {}`: {e} (the simulator needs iproute2: apt-get install -y iproute2)", args.join(" "))
+        anyhow::anyhow!(
+            "running `ip {}`: {e} (the simulator needs iproute2: apt-get install -y iproute2)",
+            args.join(" ")
+        )
     })?;
     if !out.status.success() {
         bail!(

@@ -212,7 +212,10 @@ impl Startup {
         if max == 0 {
             return None;
         }
-        let mut map = shared.startups.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = shared
+            .startups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let n = map.entry(index).or_insert(0);
         if *n >= max {
             return None;
@@ -388,9 +391,12 @@ fn fixture(profile: Profile) -> &'static Fixture {
 
 /// The fleetsweep Linux probe: `/bin/sh -c` of a script framed by `@@fleetsweep` markers.
 fn is_probe(command: &[u8]) -> bool {
-    let sh = [&b"exec /bin/sh -c "[..], b"/bin/sh -c ", b"sudo -n /bin/sh -c "];
-    sh.iter().any(|p| command.starts_with(p))
-        && command.windows(12).any(|w| w == b"@@fleetsweep")
+    let sh = [
+        &b"exec /bin/sh -c "[..],
+        b"/bin/sh -c ",
+        b"sudo -n /bin/sh -c ",
+    ];
+    sh.iter().any(|p| command.starts_with(p)) && command.windows(12).any(|w| w == b"@@fleetsweep")
 }
 
 /// Standard output, standard error and exit status of one command.
@@ -534,10 +540,7 @@ impl AsyncWrite for SimStream {
         }
     }
 
-    fn poll_shutdown(
-        self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             SimStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             SimStream::Delayed { write, .. } => {
