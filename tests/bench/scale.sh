@@ -56,11 +56,10 @@ for n in "${sizes[@]}"; do
   user=$(grep "User time" "$dir/time.txt" | awk '{print $NF}')
   sys=$(grep "System time" "$dir/time.txt" | awk '{print $NF}')
   rss=$(grep "Maximum resident" "$dir/time.txt" | awk '{print $NF}')
-  state_ms=$(grep -o '"ms":[0-9]*,"message":"state step[^"]*' "$dir/scan.log" | head -1 | sed 's/"ms":\([0-9]*\).*/\1/')
-  state_ms=${state_ms:-$(grep 'state step done' "$dir/scan.log" | grep -o '"ms":[0-9]*' | head -1 | cut -d: -f2)}
-  out_ms=$(grep 'outputs written' "$dir/scan.log" | grep -o '"ms":[0-9]*' | head -1 | cut -d: -f2)
-  scanned=$(grep -m1 "^    scanned:" "$dir/report.yaml" | awk '{print $2}')
-  affected=$(grep -m1 "^    affected:" "$dir/report.yaml" | awk '{print $2}')
+  state_ms=$(grep 'state step done' "$dir/scan.log" | grep -o '"ms":[0-9]*' | head -1 | cut -d: -f2 || true)
+  out_ms=$(grep 'outputs written' "$dir/scan.log" | grep -o '"ms":[0-9]*' | head -1 | cut -d: -f2 || true)
+  scanned=$(grep -m1 "^    scanned:" "$dir/report.yaml" | awk '{print $2}' || true)
+  affected=$(grep -m1 "^    affected:" "$dir/report.yaml" | awk '{print $2}' || true)
   awk -v h="$n" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v sm="${state_ms:-NA}" -v om="${out_ms:-NA}" \
       -v db="$(size "$dir/state.db")" -v rep="$(size "$dir/report.yaml")" -v met="$(size "$dir/metrics.prom")" 'BEGIN {
     printf "%-7d %8.1f %8.1f %10.2f %9.1f %9s %10s %10.1f %10.1f %10.1f\n", h, w, h / w, (u + s) * 1000 / h, r / 1024, sm, om, db / 1048576, rep / 1048576, met / 1024
