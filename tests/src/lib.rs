@@ -20,6 +20,7 @@ pub mod mutate_ultraav;
 pub mod prom;
 pub mod report;
 pub mod scenario;
+pub mod sim;
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};

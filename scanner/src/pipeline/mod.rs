@@ -331,12 +331,19 @@ impl Pipeline {
     /// transaction) and old sweeps pruned. Runs on the blocking pool.
     pub async fn record(&self, report: Report) -> Recorded {
         let history = self.history.clone();
+        // Timed for the scale benchmark (docs/performance.md): this step grows with the fleet.
+        let started = std::time::Instant::now();
         let (report, totals) = blocking(move || {
             let mut report = report;
             let totals = history.record(&mut report);
             (report, totals)
         })
         .await;
+        tracing::info!(
+            hosts = report.hosts.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "state step done (statuses derived, sweep committed, old sweeps pruned)"
+        );
         let (remediations, error) = match totals {
             Ok(t) => (t, None),
             Err(e) => (Remediations::new(), Some(e)),
@@ -359,7 +366,13 @@ impl Pipeline {
         metrics: MetricsOptions,
     ) -> Result<Written, PipelineError> {
         let outputs = self.outputs.clone();
-        tokio::task::spawn_blocking(move || outputs.write(&report, &metrics)).await?
+        let started = std::time::Instant::now();
+        let written = tokio::task::spawn_blocking(move || outputs.write(&report, &metrics)).await?;
+        tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "outputs written (report, metrics, push)"
+        );
+        written
     }
 
     /// Takes a swept report through the state store and the outputs. A

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmark: sweeps of 1k, 10k and 100k simulated SSH hosts (tests/src/sim,
+# `fleetsim`: one process answering as every host, inside a network namespace
+# of its own) with the release `fleetsweep scan`, each with a fresh SQLite
+# state store, the YAML report and the metrics textfile. Prints, per size:
+# wall time, hosts/s, client CPU per host, peak RSS, state step time, state
+# file, report and metrics sizes. Figures, not a pass/fail test. Run as root.
+# Usage: tests/bench/scale.sh [SIZES...] (default: 1000 10000 100000)
+# Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(1000 10000 100000)
+conc=${CONCURRENCY:-200}
+latency=${LATENCY_MS:-0}
+workers=${WORKERS:-1}
+for tool in ip /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (apt-get install -y iproute2 time)" >&2; exit 1; }
+done
+# Two builds: one `-p fleetsweep -p fleetsweep-e2e` would unify their features
+# (nix) and measure a fleetsweep built differently from the one users get.
+cargo build --release --quiet -p fleetsweep
+cargo build --release --quiet -p fleetsweep-e2e --bin fleetsim
+ns=fleetsim-bench-$$
+root=$(mktemp -d /tmp/fleetsweep-scale.XXXXXX)
+sim_pid=
+cleanup() {
+  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+  ip netns del "$ns" 2>/dev/null || true
+}
+trap cleanup EXIT
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+# Peak RSS of the scanner's children is not counted by `time -v`; the scan
+# opens many sockets at once: make room.
+ulimit -n 20000 2>/dev/null || true
+size() { stat -c %s "$1" 2>/dev/null || echo 0; }
+printf '%-7s %8s %8s %10s %9s %9s %10s %10s %10s %10s\n' hosts wall_s hosts/s cpu_ms/host rss_MiB state_ms outputs_ms state_MiB report_MiB metrics_KiB
+for n in "${sizes[@]}"; do
+  dir="$root/$n"
+  target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 --latency-ms "$latency" >/dev/null
+  ip netns exec "$ns" target/release/fleetsim serve --dir "$dir" --workers "$workers" >"$dir/sim.out" 2>"$dir/sim.err" &
+  sim_pid=$!
+  for _ in $(seq 100); do grep -q ready "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q ready "$dir/sim.out" || { echo "fleetsim did not start: $(cat "$dir/sim.err")" >&2; exit 1; }
+  set +e
+  FLEETSWEEP_LOG="warn,fleetsweep::pipeline=info" ip netns exec "$ns" \
+    /usr/bin/time -v -o "$dir/time.txt" target/release/fleetsweep scan -i "$dir/inventory.yaml" \
+    --concurrency "$conc" --state "$dir/state.db" --report "$dir/report.yaml" \
+    --metrics-file "$dir/metrics.prom" --no-progress --log-format json 2>"$dir/scan.log" >"$dir/summary.txt"
+  code=$?
+  set -e
+  kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=
+  if [ "$code" = 2 ]; then echo "fleetsweep failed (exit 2): $(tail -3 "$dir/scan.log")" >&2; exit 1; fi
+  wall=$(grep "Elapsed (wall clock)" "$dir/time.txt" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
+  user=$(grep "User time" "$dir/time.txt" | awk '{print $NF}')
+  sys=$(grep "System time" "$dir/time.txt" | awk '{print $NF}')
+  rss=$(grep "Maximum resident" "$dir/time.txt" | awk '{print $NF}')
+  state_ms=$(grep 'state step done' "$dir/scan.log" | grep -o '"ms":[0-9]*' | head -1 | cut -d: -f2 || true)
+  out_ms=$(grep 'outputs written' "$dir/scan.log" | grep -o '"ms":[0-9]*' | head -1 | cut -d: -f2 || true)
+  scanned=$(grep -m1 "^    scanned:" "$dir/report.yaml" | awk '{print $2}' || true)
+  affected=$(grep -m1 "^    affected:" "$dir/report.yaml" | awk '{print $2}' || true)
+  awk -v h="$n" -v w="$wall" -v u="$user" -v s="$sys" -v r="$rss" -v sm="${state_ms:-NA}" -v om="${out_ms:-NA}" \
+      -v db="$(size "$dir/state.db")" -v rep="$(size "$dir/report.yaml")" -v met="$(size "$dir/metrics.prom")" 'BEGIN {
+    printf "%-7d %8.1f %8.1f %10.2f %9.1f %9s %10s %10.1f %10.1f %10.1f\n", h, w, h / w, (u + s) * 1000 / h, r / 1024, sm, om, db / 1048576, rep / 1048576, met / 1024
+  }'
+  echo "        (scanned $scanned, affected $affected, exit $code; simulator: $(tail -1 "$dir/sim.err" | sed 's/^fleetsim: //'))"
+done
+echo "files kept in $root"

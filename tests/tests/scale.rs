@@ -1,0 +1,341 @@
+//! End-to-end at scale: the real `fleetsweep` binary sweeps a simulated fleet
+//! (`fleetsweep_e2e::sim`: one russh server answering as every host on
+//! 127.64.0.0/10, inside a network namespace the test creates; the scanner
+//! runs in that namespace). The simulated hosts print real recorded outputs
+//! of the Linux probe. Every user-visible count is checked against what the
+//! simulator was told each host is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use fleetsweep_e2e::report::Report;
+use fleetsweep_e2e::sim::{self, Behaviour, Profile, SimFleet, SimSpec, KESL_VERSION};
+
+/// The `fleetsweep` binary cargo built from this source for these tests.
+const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
+
+/// `fleetsweep scan` inside the fleet's namespace, with a report, a metrics
+/// file and (unless `--no-state` is in `args`) a state store in `out`.
+fn scan(fleet: &SimFleet, out: &Path, args: &[&str]) -> Output {
+    let mut command = fleet.command(FLEETSWEEP);
+    command.arg("scan").arg("-i").arg(fleet.inventory_path());
+    if !args.contains(&"--no-state") {
+        command.arg("--state").arg(out.join("state.db"));
+    }
+    let output = command
+        .arg("--report")
+        .arg(out.join("report.yaml"))
+        .arg("--metrics-file")
+        .arg(out.join("metrics.prom"))
+        .args(["--no-progress", "-q"])
+        .args(args)
+        .output()
+        .expect("running fleetsweep in the simulator's namespace (needs root and iproute2)");
+    let code = output.status.code();
+    assert!(
+        matches!(code, Some(0 | 1 | 3)),
+        "fleetsweep scan exited {code:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Reads a report of a large fleet: 10,000 hosts are more YAML nodes than
+/// serde-saphyr's default budget (250,000) allows.
+fn read_large(path: &Path) -> Report {
+    let yaml = std::fs::read_to_string(path).unwrap();
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = 20_000_000;
+    budget.max_events = 40_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    serde_saphyr::from_str_with_options(&yaml, options)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// What the report says about every host matches what the simulator made it:
+/// returns (scanned, affected, reset) as counted in the report.
+fn check_hosts(spec: &SimSpec, report: &Report, slow_outcome: &str) -> (usize, usize, usize) {
+    assert_eq!(report.hosts.len(), spec.hosts, "every host has an entry");
+    let (mut scanned, mut affected, mut reset) = (0, 0, 0);
+    for i in 0..spec.hosts {
+        let name = sim::name(i);
+        let h = report.host(&name);
+        let host = spec.host(i);
+        assert_eq!(h.address, sim::address(i).to_string(), "{name}");
+        let expected = match host.behaviour {
+            // Reset during the banner exchange: fleetsweep's failed handshake.
+            Behaviour::Reset => "probe_failed",
+            Behaviour::Slow => slow_outcome,
+            Behaviour::Normal => "scanned",
+        };
+        assert_eq!(h.outcome, expected, "{name} ({host:?}): {:?}", h.error);
+        match h.outcome.as_str() {
+            "scanned" => scanned += 1,
+            "probe_failed" => {
+                reset += 1;
+                let error = h.error.as_deref().unwrap_or_default();
+                assert!(
+                    error.contains("Connection reset by peer"),
+                    "{name}: {error}"
+                );
+            }
+            _ => {}
+        }
+        if h.outcome != "scanned" {
+            assert!(h.findings.is_empty(), "{name}: not scanned, no findings");
+            continue;
+        }
+        assert!(h.incomplete.is_empty(), "{name}: {:?}", h.incomplete);
+        if host.profile == Profile::Kesl {
+            affected += 1;
+            let kesl = h
+                .findings
+                .iter()
+                .find(|f| f.rule == "kaspersky/kesl")
+                .unwrap_or_else(|| panic!("{name}: no KESL finding: {:?}", h.findings));
+            assert_eq!(kesl.version.as_deref(), Some(KESL_VERSION), "{name}");
+            assert_eq!(kesl.state, "installed", "{name}");
+            assert_eq!(kesl.policy, "ban", "{name}");
+        } else {
+            assert!(h.findings.is_empty(), "{name} is clean: {:?}", h.findings);
+        }
+    }
+    (scanned, affected, reset)
+}
+
+/// 10,000 hosts, 5% affected, 1% resetting: every host has its outcome, the
+/// affected ones their KESL finding, the summary, the state store and the
+/// metrics agree. Fits CI's time with the debug build on 2 cores.
+#[test]
+fn ten_thousand_simulated_hosts() {
+    let spec = SimSpec {
+        hosts: 10_000,
+        seed: 10_000,
+        affected_every: 20,
+        large_every: 7,
+        reset_every: 100,
+        ..SimSpec::default()
+    };
+    let fleet = SimFleet::start(spec.clone(), 2).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    // Generous deadlines: this test checks outcomes, not speed, and a loaded
+    // CI machine must not turn healthy hosts into `timed_out`.
+    let output = scan(
+        &fleet,
+        out.path(),
+        &[
+            "--concurrency",
+            "200",
+            "--connect-timeout",
+            "2m",
+            "--host-timeout",
+            "10m",
+        ],
+    );
+    let took = started.elapsed();
+    // A banned finding: exit 1.
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_large(&out.path().join("report.yaml"));
+    assert!(report.sweep.complete);
+    let (scanned, affected, reset) = check_hosts(&spec, &report, "scanned");
+    assert_eq!((scanned, affected, reset), (9_900, 500, 100));
+
+    let s = &report.summary.hosts;
+    assert_eq!(s["total"], 10_000);
+    assert_eq!(s["scanned"], scanned);
+    assert_eq!(s["affected"], affected);
+    assert_eq!(s["clean"], scanned - affected);
+    assert_eq!(s["incomplete"], 0);
+    assert_eq!(s["probe_failed"], reset);
+    assert_eq!(s["unreachable"], 0);
+    let outcomes: usize = [
+        "scanned",
+        "unreachable",
+        "auth_failed",
+        "host_key_rejected",
+        "timed_out",
+        "probe_failed",
+        "interrupted",
+    ]
+    .iter()
+    .map(|o| s[*o])
+    .sum();
+    assert_eq!(outcomes, s["total"], "outcomes add up: {s:?}");
+
+    let stats = fleet.stats();
+    assert_eq!(stats.reset, 100);
+    assert_eq!(stats.probes, 9_900, "{stats:?}");
+
+    // The state store holds the sweep with every host: rendered back from it.
+    let from_state = out.path().join("from-state.yaml");
+    let st = std::process::Command::new(FLEETSWEEP)
+        .arg("report")
+        .arg("--state")
+        .arg(out.path().join("state.db"))
+        .arg("-o")
+        .arg(&from_state)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let stored = read_large(&from_state);
+    assert_eq!(stored.hosts.len(), 10_000);
+    assert_eq!(stored.summary.hosts, report.summary.hosts);
+    assert_eq!(
+        stored
+            .hosts
+            .iter()
+            .filter(|h| !h.findings.is_empty())
+            .count(),
+        500
+    );
+
+    let metrics = std::fs::read_to_string(out.path().join("metrics.prom")).unwrap();
+    assert_eq!(
+        metric(&metrics, "fleetsweep_hosts{outcome=\"scanned\"}"),
+        Some(9_900.0)
+    );
+    assert_eq!(
+        metric(&metrics, "fleetsweep_hosts{outcome=\"probe_failed\"}"),
+        Some(100.0)
+    );
+    assert_eq!(
+        metric(&metrics, "fleetsweep_hosts{outcome=\"timed_out\"}"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&metrics, "fleetsweep_hosts_incomplete"), Some(0.0));
+    eprintln!("10,000 simulated hosts swept in {took:.1?}; simulator: {stats:?}");
+}
+
+/// 200 hosts with every knob: 50 ms RTT, slow hosts, resetting hosts, and one
+/// host whose MaxStartups is used up by connections that never authenticate.
+#[test]
+fn knobs_latency_slow_hosts_resets_and_refusals() {
+    let spec = SimSpec {
+        hosts: 200,
+        seed: 200,
+        affected_every: 10,
+        large_every: 7,
+        slow_every: 10,
+        slow_ms: 3_000,
+        reset_every: 25,
+        latency_ms: 50,
+        max_startups: 2,
+        ..SimSpec::default()
+    };
+    let fleet = SimFleet::start(spec.clone(), 1).unwrap();
+    let out = tempfile::tempdir().unwrap();
+
+    // Latency: one host takes at least the round trips of an SSH session
+    // (banner, key exchange, new keys, auth service, auth, channel, exec, output).
+    let started = Instant::now();
+    scan(&fleet, out.path(), &["--limit", "sim-000000", "--no-state"]);
+    let one = started.elapsed();
+    assert!(
+        one >= Duration::from_millis(6 * 50),
+        "one host with 50 ms RTT answered in {one:?}"
+    );
+
+    // Refusal: host 0 has its 2 unauthenticated connections taken (each got
+    // its banner); a third is closed before the banner, as by sshd's MaxStartups.
+    let target = std::net::SocketAddr::from((sim::address(0), spec.port));
+    let held = fleet
+        .netns()
+        .run_in(move || {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                use std::io::Read;
+                let mut s = std::net::TcpStream::connect(target)?;
+                s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                let mut banner = [0u8; 4];
+                s.read_exact(&mut banner)?;
+                anyhow::ensure!(&banner == b"SSH-", "no SSH banner from {target}");
+                held.push(s);
+            }
+            Ok(held)
+        })
+        .unwrap();
+
+    // Slow hosts (3 s) answer within the default host timeout.
+    let started = Instant::now();
+    scan(&fleet, out.path(), &["--concurrency", "100"]);
+    let took = started.elapsed();
+    let (_, report) = Report::read(&out.path().join("report.yaml")).unwrap();
+    // fleetsweep reports a connection closed before the banner as a failed
+    // handshake (as it would for a real sshd over MaxStartups): not scanned, never clean.
+    let refused = report.host("sim-000000");
+    assert_eq!(refused.outcome, "probe_failed", "{:?}", refused.error);
+    let error = refused.error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("SSH handshake with 127.64.0.1:22 failed"),
+        "{error}"
+    );
+    assert!(refused.findings.is_empty());
+    assert!(fleet.stats().refused >= 1, "{:?}", fleet.stats());
+    drop(held);
+    let mut reset = 0;
+    for h in report.hosts.iter().filter(|h| h.name != "sim-000000") {
+        let i: usize = h.name.trim_start_matches("sim-").parse().unwrap();
+        let host = spec.host(i);
+        let want = if host.answers() {
+            "scanned"
+        } else {
+            "probe_failed"
+        };
+        assert_eq!(h.outcome, want, "{} ({host:?}): {:?}", h.name, h.error);
+        reset += usize::from(h.outcome == "probe_failed");
+        let kesl = h.findings.iter().any(|f| f.rule == "kaspersky/kesl");
+        assert_eq!(
+            kesl,
+            host.answers() && host.profile == Profile::Kesl,
+            "{}",
+            h.name
+        );
+    }
+    // Hosts 4, 29, ..., 179 reset; host 0 was refused.
+    assert_eq!(reset, 8);
+    assert_eq!(report.summary.hosts["probe_failed"], 9);
+    assert_eq!(report.summary.hosts["unreachable"], 0);
+    assert!(
+        took >= Duration::from_millis(3_000),
+        "slow hosts took {took:?}"
+    );
+
+    // With a host timeout shorter than a slow host's answer, the slow hosts
+    // are timed out, never clean.
+    // Slow hosts are those whose index ends in 3 (every 10th from 3).
+    scan(
+        &fleet,
+        out.path(),
+        &["--host-timeout", "2s", "--no-state", "--limit", "sim-*3"],
+    );
+    let (_, report) = Report::read(&out.path().join("report.yaml")).unwrap();
+    let slow = (0..spec.hosts).filter(|i| spec.host(*i).behaviour == Behaviour::Slow);
+    let mut n = 0;
+    for i in slow {
+        let h = report.host(&sim::name(i));
+        assert_eq!(h.outcome, "timed_out", "{}: {:?}", h.name, h.error);
+        n += 1;
+    }
+    assert_eq!(n, 20);
+    assert_eq!(report.summary.hosts["total"], 20);
+    assert_eq!(report.summary.hosts["timed_out"], 20);
+}
