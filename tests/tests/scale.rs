@@ -72,19 +72,24 @@ fn check_hosts(spec: &SimSpec, report: &Report, slow_outcome: &str) -> (usize, u
         let host = spec.host(i);
         assert_eq!(h.address, sim::address(i).to_string(), "{name}");
         let expected = match host.behaviour {
-            // Reset during the banner exchange: fleetsweep's failed handshake.
-            Behaviour::Reset => "probe_failed",
+            // Reset during the banner exchange, on every attempt: fleetsweep
+            // retries with backoff, then calls the host unreachable (a busy
+            // sshd's MaxStartups looks like this).
+            Behaviour::Reset => "unreachable",
             Behaviour::Slow => slow_outcome,
             Behaviour::Normal => "scanned",
         };
         assert_eq!(h.outcome, expected, "{name} ({host:?}): {:?}", h.error);
         match h.outcome.as_str() {
             "scanned" => scanned += 1,
-            "probe_failed" => {
+            "unreachable" => {
                 reset += 1;
                 let error = h.error.as_deref().unwrap_or_default();
                 assert!(
-                    error.contains("Connection reset by peer"),
+                    error.contains(
+                        "closed or reset the connection before authentication on 5 attempts"
+                    ) && error.contains("Connection reset by peer")
+                        && error.contains("MaxStartups"),
                     "{name}: {error}"
                 );
             }
@@ -161,8 +166,8 @@ fn ten_thousand_simulated_hosts() {
     assert_eq!(s["affected"], affected);
     assert_eq!(s["clean"], scanned - affected);
     assert_eq!(s["incomplete"], 0);
-    assert_eq!(s["probe_failed"], reset);
-    assert_eq!(s["unreachable"], 0);
+    assert_eq!(s["unreachable"], reset);
+    assert_eq!(s["probe_failed"], 0);
     let outcomes: usize = [
         "scanned",
         "unreachable",
@@ -178,7 +183,8 @@ fn ten_thousand_simulated_hosts() {
     assert_eq!(outcomes, s["total"], "outcomes add up: {s:?}");
 
     let stats = fleet.stats();
-    assert_eq!(stats.reset, 100);
+    // Each resetting host was tried 5 times (the first attempt and 4 retries).
+    assert_eq!(stats.reset, 500);
     assert_eq!(stats.probes, 9_900, "{stats:?}");
 
     // The state store holds the sweep with every host: rendered back from it.
@@ -214,7 +220,7 @@ fn ten_thousand_simulated_hosts() {
         Some(9_900.0)
     );
     assert_eq!(
-        metric(&metrics, "fleetsweep_hosts{outcome=\"probe_failed\"}"),
+        metric(&metrics, "fleetsweep_hosts{outcome=\"unreachable\"}"),
         Some(100.0)
     );
     assert_eq!(
@@ -279,13 +285,16 @@ fn knobs_latency_slow_hosts_resets_and_refusals() {
     scan(&fleet, out.path(), &["--concurrency", "100"]);
     let took = started.elapsed();
     let (_, report) = Report::read(&out.path().join("report.yaml")).unwrap();
-    // fleetsweep reports a connection closed before the banner as a failed
-    // handshake (as it would for a real sshd over MaxStartups): not scanned, never clean.
+    // A connection closed before the banner (a real sshd over MaxStartups)
+    // is retried with backoff; when every attempt is refused the host is
+    // unreachable, with the likely cause and what to change.
     let refused = report.host("sim-000000");
-    assert_eq!(refused.outcome, "probe_failed", "{:?}", refused.error);
+    assert_eq!(refused.outcome, "unreachable", "{:?}", refused.error);
     let error = refused.error.as_deref().unwrap_or_default();
     assert!(
-        error.contains("SSH handshake with 127.64.0.1:22 failed"),
+        error.contains("127.64.0.1:22 closed or reset the connection before authentication")
+            && error.contains("MaxStartups")
+            && error.contains("Lower --concurrency"),
         "{error}"
     );
     assert!(refused.findings.is_empty());
@@ -298,10 +307,10 @@ fn knobs_latency_slow_hosts_resets_and_refusals() {
         let want = if host.answers() {
             "scanned"
         } else {
-            "probe_failed"
+            "unreachable"
         };
         assert_eq!(h.outcome, want, "{} ({host:?}): {:?}", h.name, h.error);
-        reset += usize::from(h.outcome == "probe_failed");
+        reset += usize::from(h.outcome == "unreachable");
         let kesl = h.findings.iter().any(|f| f.rule == "kaspersky/kesl");
         assert_eq!(
             kesl,
@@ -312,8 +321,8 @@ fn knobs_latency_slow_hosts_resets_and_refusals() {
     }
     // Hosts 4, 29, ..., 179 reset; host 0 was refused.
     assert_eq!(reset, 8);
-    assert_eq!(report.summary.hosts["probe_failed"], 9);
-    assert_eq!(report.summary.hosts["unreachable"], 0);
+    assert_eq!(report.summary.hosts["unreachable"], 9);
+    assert_eq!(report.summary.hosts["probe_failed"], 0);
     assert!(
         took >= Duration::from_millis(3_000),
         "slow hosts took {took:?}"
