@@ -84,7 +84,10 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         None => Arc::new(sweep::Silent),
     };
     let (tx, rx) = watch::channel(None);
-    tokio::spawn(forward_signals(tx));
+    // The handlers are installed here, before the sweep starts: a task that
+    // installed them itself might not run until a busy runtime got to it, and
+    // a SIGTERM meanwhile would kill the scan without its partial report.
+    tokio::spawn(forward_signals(install_signals(), tx));
     let report = pipeline.sweep_all(progress, rx).await;
     if let Some(b) = &bar {
         b.finish();
@@ -119,13 +122,25 @@ fn state_summary(state: Option<&Path>) -> String {
     }
 }
 
-/// SIGINT/SIGTERM → the sweep stops and writes what it has, marked incomplete.
-async fn forward_signals(tx: watch::Sender<Option<String>>) {
+/// SIGINT and SIGTERM, registered with the OS now (None if that failed).
+pub(super) fn install_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>
+{
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
+    match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
+    ) {
+        (Ok(int), Ok(term)) => Some((int, term)),
+        _ => None,
+    }
+}
+
+/// SIGINT/SIGTERM → the sweep stops and writes what it has, marked incomplete.
+async fn forward_signals(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    tx: watch::Sender<Option<String>>,
+) {
+    let Some((mut int, mut term)) = signals else {
         tracing::warn!(
             "cannot install signal handlers; an interrupt will not write a partial report"
         );

@@ -79,9 +79,13 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
         },
     };
     let (tx, rx) = watch::channel(None);
-    tokio::spawn(forward_signals(tx));
+    // Registered now, not inside the tasks: a signal before a busy runtime
+    // polled them would otherwise take the default action (exit, for SIGHUP too).
+    let stop = super::scan::install_signals();
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    tokio::spawn(forward_signals(stop, tx));
     let (reload_tx, reload_rx) = mpsc::channel(1);
-    tokio::spawn(reload_on_sighup(args.scan.clone(), reload_tx));
+    tokio::spawn(reload_on_sighup(hup, args.scan.clone(), reload_tx));
     serve::run(config, pipeline, reload_rx, rx).await?;
     tracing::warn!("fleetsweep serve stopped");
     Ok(EXIT_CLEAN)
@@ -90,9 +94,12 @@ pub async fn serve(args: ServeArgs) -> Result<u8> {
 /// SIGHUP → the inventory, catalog, exceptions and known_hosts are read
 /// again and validated as at start; the daemon switches to them only when
 /// all of that succeeds (the refusal names file, line and column otherwise).
-async fn reload_on_sighup(scan: ScanArgs, reloads: mpsc::Sender<Result<Arc<Pipeline>, String>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+async fn reload_on_sighup(
+    hup: Option<tokio::signal::unix::Signal>,
+    scan: ScanArgs,
+    reloads: mpsc::Sender<Result<Arc<Pipeline>, String>>,
+) {
+    let Some(mut hup) = hup else {
         tracing::error!("cannot install the SIGHUP handler; reload by restarting serve");
         return;
     };
@@ -109,12 +116,11 @@ async fn reload_on_sighup(scan: ScanArgs, reloads: mpsc::Sender<Result<Arc<Pipel
 }
 
 /// SIGINT/SIGTERM → graceful stop (exit 0); a second one → exit at once.
-async fn forward_signals(tx: watch::Sender<Option<String>>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
+async fn forward_signals(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    tx: watch::Sender<Option<String>>,
+) {
+    let Some((mut int, mut term)) = signals else {
         tracing::error!("cannot install signal handlers; SIGTERM will not stop serve gracefully");
         return;
     };
