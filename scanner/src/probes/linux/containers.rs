@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 
 use super::super::Process;
+use super::processes::{first_lines, without_repeated_pids};
 
 /// The probe's own PID namespace (from `self/ns/pid`) and each process's.
 pub fn parse_pid_namespaces(body: &str) -> (Option<String>, HashMap<u32, String>) {
@@ -42,45 +43,12 @@ pub fn parse_pid_namespaces(body: &str) -> (Option<String>, HashMap<u32, String>
             entries.push((pid, target.to_string()));
         }
     }
-    (own, unique(entries))
+    (own, without_repeated_pids(entries).into_iter().collect())
 }
 
 /// Each process's first cgroup line (`0::/system.slice/docker-<id>.scope`).
 pub fn parse_cgroups(body: &str) -> HashMap<u32, String> {
-    let mut out: Vec<(u32, String)> = Vec::new();
-    let mut current: Option<usize> = None;
-    for line in body.lines() {
-        if let Some(name) = line
-            .strip_prefix("==> ")
-            .and_then(|l| l.strip_suffix(" <=="))
-        {
-            current = name
-                .strip_suffix("/cgroup")
-                .and_then(|p| p.parse::<u32>().ok())
-                .map(|pid| {
-                    out.push((pid, String::new()));
-                    out.len() - 1
-                });
-            continue;
-        }
-        if let Some(i) = current {
-            if out[i].1.is_empty() {
-                out[i].1 = line.trim_end().to_string();
-            }
-        }
-    }
-    unique(out)
-}
-
-/// A pid listed twice cannot be told apart: neither entry is used.
-fn unique(entries: Vec<(u32, String)>) -> HashMap<u32, String> {
-    let mut map: HashMap<u32, Option<String>> = HashMap::new();
-    for (pid, v) in entries {
-        map.entry(pid).and_modify(|e| *e = None).or_insert(Some(v));
-    }
-    map.into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect()
+    first_lines(body, "/cgroup").into_iter().collect()
 }
 
 fn is_hex_id(s: &str) -> bool {

@@ -218,6 +218,14 @@ mod tests {
 
 /// Parses the `proc-cmdline` section into (pid, command line) pairs. Total.
 pub fn parse_proc_cmdlines(body: &str) -> Vec<(u32, String)> {
+    first_lines(body, "/cmdline")
+}
+
+/// (pid, first non-empty line) of each file in `head -v -n 1 -- [0-9]*/FILE`
+/// output (`==> PID/FILE <==` headers), `suffix` being `/FILE`. Only the first
+/// line of a file is ever the probe's: anything after it is never appended.
+/// A pid given twice is dropped. Total.
+pub(super) fn first_lines(body: &str, suffix: &str) -> Vec<(u32, String)> {
     let mut out: Vec<(u32, String)> = Vec::new();
     let mut current: Option<usize> = None;
     for line in body.lines() {
@@ -226,7 +234,7 @@ pub fn parse_proc_cmdlines(body: &str) -> Vec<(u32, String)> {
             .and_then(|l| l.strip_suffix(" <=="))
         {
             current = name
-                .strip_suffix("/cmdline")
+                .strip_suffix(suffix)
                 .and_then(|p| p.parse::<u32>().ok())
                 .map(|pid| {
                     out.push((pid, String::new()));
@@ -235,8 +243,6 @@ pub fn parse_proc_cmdlines(body: &str) -> Vec<(u32, String)> {
             continue;
         }
         if let Some(i) = current {
-            // One line per command line (`head -n 1`); anything after it is
-            // not the probe's and is never appended.
             let text = line.trim_end();
             if !text.is_empty() && out[i].1.is_empty() {
                 out[i].1.push_str(text);
@@ -267,7 +273,7 @@ pub fn parse_proc_owners(body: &str) -> Vec<(u32, u32)> {
 
 /// Drops every entry of a pid that occurs more than once: one of them was
 /// forged, and which one cannot be told.
-fn without_repeated_pids<T>(entries: Vec<(u32, T)>) -> Vec<(u32, T)> {
+pub(super) fn without_repeated_pids<T>(entries: Vec<(u32, T)>) -> Vec<(u32, T)> {
     let mut count: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
     for (pid, _) in &entries {
         *count.entry(*pid).or_default() += 1;
