@@ -279,6 +279,15 @@ pub struct ScanArgs {
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub concurrency: usize,
 
+    /// SSH connections in start-up (TCP connect, key exchange,
+    /// authentication) at once across the sweep, whatever --concurrency.
+    /// Start-ups are the costly part of a host for both ends; beyond what the
+    /// cores can serve, more at once only hold memory (about 100 KB each)
+    /// without finishing sooner. Raise it on high-latency networks, where
+    /// each start-up mostly waits for round trips.
+    #[arg(long, value_name = "N", default_value_t = crate::transport::startup::DEFAULT_MAX_HANDSHAKES)]
+    pub max_handshakes: usize,
+
     /// Deadline for TCP connect + SSH handshake + auth, per hop (e.g. 10s).
     /// Given here, it applies to every host; otherwise the inventory's
     /// `connect_timeout:`, else 10s.

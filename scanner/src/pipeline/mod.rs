@@ -211,6 +211,7 @@ impl Pipeline {
             .map_err(PipelineError::KnownHosts)?;
         let settings = SweepSettings {
             concurrency: args.concurrency.max(1),
+            max_handshakes: args.max_handshakes.max(1),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             host_timeout: DEFAULT_HOST_TIMEOUT,
             output_limit: args.max_output.max(1).saturating_mul(1024 * 1024),

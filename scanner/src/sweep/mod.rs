@@ -34,6 +34,8 @@ use crate::transport::{capture, ssh, winrm, Session, SshSettings, TransportError
 pub struct SweepSettings {
     /// Hosts in flight at once.
     pub concurrency: usize,
+    /// SSH connections in start-up at once, across the sweep.
+    pub max_handshakes: usize,
     /// Per-hop connect + handshake + auth deadline (hosts may override).
     pub connect_timeout: Duration,
     /// Whole-host deadline: connect, probe, parse (hosts may override).
@@ -88,13 +90,14 @@ pub async fn run(
         .map(|f| (f, catalog.path_roots(f)))
         .collect();
     let catalogs = catalog.catalogs.clone();
+    let settings_handshakes = settings.max_handshakes;
     let ctx = Arc::new(Ctx {
         catalog,
         settings,
         host_keys,
         path_roots,
         winrm_tls: Arc::default(),
-        ssh_pool: Arc::new(ssh::SshPool::new()),
+        ssh_pool: Arc::new(ssh::SshPool::new(settings_handshakes)),
     });
     // One slot per host, filled as hosts finish; the report's host list is
     // built in place from it (no second list of reports).
@@ -307,7 +310,7 @@ async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, T
     // The session, and whether the host asks for sudo (the Windows probe
     // never uses it).
     let (mut session, host_sudo) = match &h.target {
-        Target::Offline(o) => return read_offline(h, ctx, &o.dir).await,
+        Target::Offline(o) => return Box::pin(read_offline(h, ctx, &o.dir)).await,
         Target::Local(l) => (Session::Local(LocalSession), l.sudo),
         Target::Ssh(s) => {
             let mut settings = ctx.settings.ssh.clone();
@@ -317,14 +320,14 @@ async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, T
             if s.passphrase != crate::transport::Passphrase::None {
                 settings.passphrase = s.passphrase.clone();
             }
-            let session = ssh::connect_pooled(
+            let session = Box::pin(ssh::connect_pooled(
                 &s.ssh,
                 &settings,
                 &ctx.host_keys,
                 &ctx.ssh_pool,
                 &s.limits,
                 Some(until),
-            )
+            ))
             .await?;
             (Session::Ssh(session), s.sudo)
         }
@@ -334,7 +337,7 @@ async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, T
                 tls: ctx.winrm_tls.clone(),
                 ..Default::default()
             };
-            let session = winrm::connect(&w.winrm, &settings).await?;
+            let session = Box::pin(winrm::connect(&w.winrm, &settings)).await?;
             (Session::Winrm(Box::new(session)), false)
         }
     };
@@ -346,7 +349,7 @@ async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, T
     } else {
         family_of(h)
     };
-    let mut run = run_probe(&mut session, ctx, family, sudo).await;
+    let mut run = Box::pin(run_probe(&mut session, ctx, family, sudo)).await;
     // No `os:` hint: the Linux probe tells the other families apart. A
     // Windows default shell (cmd.exe or PowerShell) cannot find /bin/sh; a
     // Mac runs it but reports Darwin. Either way the right probe runs next,
@@ -361,10 +364,10 @@ async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, T
         });
         if let Some(next) = next {
             family = next;
-            run = run_probe(&mut session, ctx, family, sudo).await;
+            run = Box::pin(run_probe(&mut session, ctx, family, sudo)).await;
         }
     }
-    session.close().await;
+    Box::pin(session.close()).await;
     let ProbeRun {
         obs,
         answered,

@@ -46,7 +46,10 @@ use tokio::net::TcpStream;
 use super::bastion::{self, ChainKey, Destination, Lease};
 use super::capture::Capture;
 use super::known_hosts::{HostKeyError, HostKeyPolicy, HostKeyPreferences};
-use super::startup::{busy_message, jitter, Backoff, StartupGates, DEFAULT_MAX_STARTUPS};
+use super::startup::{
+    busy_message, jitter, Backoff, HandshakeGate, StartupGates, DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_STARTUPS,
+};
 use super::{
     ExecOutput, Passphrase, SshEndpoint, SshSettings, SshTarget, StartupLimits, TransportError,
 };
@@ -91,18 +94,30 @@ impl bastion::Connection for BastionConn {
 }
 
 /// The connections of one sweep that hosts share: authenticated bastion
-/// connections (see [`super::bastion`]) and the per-destination caps on
-/// connections in start-up (see [`super::startup`]). Create one per sweep and
-/// [`SshPool::close`] it at the end.
-#[derive(Default)]
+/// connections (see [`super::bastion`]), the per-destination caps on
+/// connections in start-up and the sweep-wide one (see [`super::startup`]).
+/// Create one per sweep and [`SshPool::close`] it at the end.
 pub struct SshPool {
     bastions: bastion::Pool<BastionConn>,
     startups: StartupGates<Destination>,
+    handshakes: HandshakeGate,
+}
+
+impl Default for SshPool {
+    fn default() -> Self {
+        SshPool::new(DEFAULT_MAX_HANDSHAKES)
+    }
 }
 
 impl SshPool {
-    pub fn new() -> SshPool {
-        SshPool::default()
+    /// A pool whose sweep has at most `max_handshakes` connections in
+    /// start-up at once, whatever their destinations.
+    pub fn new(max_handshakes: usize) -> SshPool {
+        SshPool {
+            bastions: bastion::Pool::default(),
+            startups: StartupGates::new(),
+            handshakes: HandshakeGate::new(max_handshakes),
+        }
     }
 
     /// Says goodbye on every bastion connection, innermost first.
@@ -125,7 +140,7 @@ pub async fn connect(
     settings: &SshSettings,
     policy: &Arc<HostKeyPolicy>,
 ) -> Result<SshSession, TransportError> {
-    let pool = Arc::new(SshPool::new());
+    let pool = Arc::new(SshPool::default());
     let mut session = connect_pooled(
         target,
         settings,
@@ -553,7 +568,11 @@ async fn connect_hop(
                 Some(lease) => lease.handshake_slot().await,
                 None => None,
             };
-            attempt_hop(hop, via.map(|l| &l.conn().0), ctx).await
+            // Last, the sweep-wide cap: a slot is held only by a connection
+            // that can start now. The attempt's future (several KB) is
+            // allocated only then, not by every host waiting for a slot.
+            let _global = ctx.pool.handshakes.enter().await;
+            Box::pin(attempt_hop(hop, via.map(|l| &l.conn().0), ctx)).await
         };
         let what = match attempt {
             Ok(handle) => return Ok(handle),

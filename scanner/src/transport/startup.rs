@@ -9,7 +9,8 @@
 //! of the hosts behind one bastion to this, as "connection reset by peer".
 //!
 //! So: at most `max_startups` connections to one destination are in start-up
-//! at once ([`StartupGates`], below sshd's default start of 10), and a
+//! at once ([`StartupGates`], below sshd's default start of 10), at most
+//! `--max-handshakes` in the whole sweep ([`HandshakeGate`]), and a
 //! connection closed or reset before authentication is retried a few times
 //! with a growing, jittered pause ([`Backoff`]). A refused key or host key is
 //! never retried: each retry would count against the source address.
@@ -24,6 +25,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// inventory says otherwise (`max_startups:`). Below sshd's default
 /// `MaxStartups` start of 10, so a default sshd never drops one of ours.
 pub const DEFAULT_MAX_STARTUPS: usize = 8;
+
+/// Connections in start-up at once across a sweep, unless `--max-handshakes`
+/// says otherwise. A start-up is the costly part of a host for both ends (key
+/// exchange, signatures); on two cores a few dozen at once keep them busy, and
+/// each connection open beyond that holds about 100 KB of the scanner's
+/// memory (russh's session task and its channels) while it waits for CPU.
+/// 64 also covers start-ups that wait on the network: at 50 ms round trips
+/// (four per start-up) it still admits over 300 hosts a second.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 64;
 
 /// Attempts at one connection when the server keeps closing it before
 /// authentication: the first and up to 4 retries.
@@ -153,6 +163,28 @@ impl<K: std::hash::Hash + Eq + Clone> Default for StartupGates<K> {
     }
 }
 
+/// The sweep-wide cap on connections in start-up ([`DEFAULT_MAX_HANDSHAKES`]).
+/// Entered after the per-destination and per-bastion gates, so a slot is
+/// never held by a connection still waiting for its destination.
+pub struct HandshakeGate(Arc<Semaphore>);
+
+impl HandshakeGate {
+    pub fn new(cap: usize) -> Self {
+        HandshakeGate(Arc::new(Semaphore::new(cap.max(1))))
+    }
+
+    /// Waits for a slot; dropping the permit frees it.
+    pub async fn enter(&self) -> OwnedSemaphorePermit {
+        loop {
+            // Never closed; should that change, waiting again is still correct.
+            if let Ok(permit) = Arc::clone(&self.0).acquire_owned().await {
+                return permit;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -213,6 +245,37 @@ mod tests {
         ] {
             assert!(m.contains(part), "{part}: {m}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_wide_gate_bounds_start_ups_in_flight() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let gate = Arc::new(HandshakeGate::new(3));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let (gate, now, most) = (gate.clone(), now.clone(), most.clone());
+                tokio::spawn(async move {
+                    let _slot = gate.enter().await;
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    now.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            3,
+            "never more than the cap, and the cap is used"
+        );
+        // A cap of 0 is taken as 1, never a gate nobody passes.
+        let closed = HandshakeGate::new(0);
+        let one = tokio::time::timeout(Duration::from_millis(50), closed.enter()).await;
+        assert!(one.is_ok());
     }
 
     #[tokio::test]
