@@ -149,7 +149,7 @@ pub enum Command {
     /// Run as a daemon: sweep on a schedule, serve /metrics, /healthz, /report, /probe.
     #[command(after_long_help = SERVE_EXAMPLES)]
     Serve(Box<ServeArgs>),
-    /// Render a sweep from the state store without scanning (yaml, json, csv, junit, sarif, html, plan).
+    /// Render a sweep from the state store without scanning (yaml, json, csv, junit, sarif, html, plan, ansible, ansible-inventory).
     #[command(after_long_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// List the hosts of an inventory as fleetsweep resolves them (after groups, defaults, ssh_config).

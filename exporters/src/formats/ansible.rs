@@ -83,7 +83,8 @@ pub fn render_inventory(report: &Report) -> String {
         "# Ansible inventory of the removal playbook of sweep {}\n\
          # (`fleetsweep report --format ansible-inventory`): the hosts with something\n\
          # to remove, with their addresses from the report. Add the SSH port, user and\n\
-         # key as for any inventory (`vars:` below, group_vars, or -u/-e on the command line).",
+         # key as for any inventory (group_vars/fleetsweep_remove.yml, or -u/-e on the\n\
+         # command line).",
         comment(&report.sweep.id)
     );
     s.push_str("fleetsweep_remove:\n");
@@ -192,7 +193,7 @@ fn header(s: &mut String, report: &Report, plan: &Plan) {
             let _ = writeln!(s, "#   - {}", comment(l));
         }
     }
-    s.push_str("\n");
+    s.push('\n');
 }
 
 /// One host's play.
@@ -674,4 +675,116 @@ fn comment(s: &str) -> String {
     visible(s)
         .replace('\u{2028}', "\\u{2028}")
         .replace('\u{2029}', "\\u{2029}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Every hard character survives a YAML parser as exactly itself, on one line.
+    #[test]
+    fn double_quoted_scalars_round_trip_every_character() {
+        let hard = [
+            "plain",
+            "{{ lookup('pipe', 'id') }}",
+            "quote \" backslash \\ tab \t newline \n cr \r nul \0 esc \u{1b}",
+            "nel \u{85} ls \u{2028} ps \u{2029} bom \u{feff} del \u{7f} c1 \u{9f}",
+            "bidi \u{202e}txt, emoji 🦀, cyrillic для, private \u{e000}, nonchar \u{fffe}",
+            "- hosts: all\n  tasks: []\n# comment",
+            "key: value, [list], {map}, &anchor *alias !tag %directive @ `",
+        ];
+        for s in hard {
+            let q = dq(s);
+            assert!(!q.contains('\n') && !q.contains('\r'), "{q}");
+            assert!(!q.contains('\u{2028}') && !q.contains('\u{85}'), "{q}");
+            let back: String = serde_saphyr::from_str(&q).unwrap();
+            assert_eq!(back, s, "{q}");
+            let tagged: serde_json::Value =
+                serde_saphyr::from_str(&format!("k: {}", unsafe_dq(s))).unwrap();
+            assert_eq!(tagged["k"], s);
+        }
+    }
+
+    #[test]
+    fn names_handed_to_modules_have_a_strict_form() {
+        for ok in ["app-01", "web01.example.com", "db_2"] {
+            assert!(is_host_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "web*", "a:b", "a,b", "!a", "a&b", "~a", "a[0]", "-a", "a b", "é",
+        ] {
+            assert!(!is_host_name(bad), "{bad}");
+        }
+        for ok in [
+            "kesl",
+            "klnagent64",
+            "libstdc++6",
+            "kesl:amd64",
+            "a.b-c~d_e",
+        ] {
+            assert!(is_package_name(ok), "{ok}");
+        }
+        for bad in [
+            "", "-o", "a b", "a'b", "{{x}}", "a;b", "$(id)", "a\nb", "a/b",
+        ] {
+            assert!(!is_package_name(bad), "{bad}");
+        }
+        assert!(is_service_name("getty@tty1") && is_service_name("kesl"));
+        assert!(!is_service_name("$(id)") && !is_service_name("a b"));
+        assert!(is_guid("{9A017442-C1BC-4A6F-B2C7-8A1B2C3D4E5F}"));
+        for bad in [
+            "9A017442-C1BC-4A6F-B2C7-8A1B2C3D4E5F",
+            "{9A017442-C1BC-4A6F-B2C7-8A1B2C3D4E5G}",
+            "{9A017442-C1BC-4A6F-B2C78A1B2C3D4E5F}",
+            "{}",
+        ] {
+            assert!(!is_guid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_plain_vendor_folders_are_deleted() {
+        for ok in [
+            "/opt/kaspersky",
+            "/opt/kaspersky/kesl",
+            "/var/opt/kaspersky/kesl",
+            "/etc/opt/kaspersky",
+            "/var/log/kaspersky/kesl",
+        ] {
+            assert!(is_removable_folder(ok), "{ok}");
+        }
+        for bad in [
+            "/opt",
+            "/opt/",
+            "/var/log",
+            "/",
+            "/usr/lib/kesl",
+            "/etc",
+            "/opt/kaspersky/../../etc",
+            "/opt/./x",
+            "/opt//x",
+            "/opt/x/",
+            "/opt/*",
+            "/opt/a b",
+            "opt/kaspersky",
+            "/home/u/kaspersky",
+            "/opt/{{x}}",
+        ] {
+            assert!(!is_removable_folder(bad), "{bad}");
+        }
+        assert!(within("/opt/kaspersky/kesl", "/opt/kaspersky"));
+        assert!(within("/opt/kaspersky", "/opt/kaspersky"));
+        assert!(!within("/opt/kaspersky-other", "/opt/kaspersky"));
+        assert!(!within("/opt", "/opt/kaspersky"));
+    }
+
+    #[test]
+    fn comments_stay_one_line() {
+        let c = comment("a\nb\rc\u{85}d\u{2028}e\u{2029}f");
+        assert!(
+            !c.contains(['\n', '\r', '\u{85}', '\u{2028}', '\u{2029}']),
+            "{c}"
+        );
+    }
 }
