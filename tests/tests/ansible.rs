@@ -111,15 +111,20 @@ impl Ansible {
         Ansible { bin, home, vars }
     }
 
+    /// The hosts' temporary folder for Ansible (the login user's home is
+    /// /nonexistent); every test host shares this machine's /tmp.
+    fn remote_tmp() -> String {
+        format!("/tmp/fleetsweep-ansible-{}", std::process::id())
+    }
+
     fn run(&self, args: &[&str]) -> Output {
-        let remote_tmp = format!("/tmp/fleetsweep-ansible-{}", std::process::id());
-        let out = Command::new(&self.bin)
+        let remote_tmp = Ansible::remote_tmp();
+        Command::new(&self.bin)
             .args(args)
             .arg("-e")
             .arg(format!("@{}", self.vars.display()))
             .env("ANSIBLE_HOME", self.home.path())
             .env("ANSIBLE_LOCAL_TEMP", self.home.path().join("tmp"))
-            // The login user's home is /nonexistent.
             .env("ANSIBLE_REMOTE_TMP", &remote_tmp)
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_FORCE_COLOR", "0")
@@ -127,8 +132,13 @@ impl Ansible {
             .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
             .env_remove("SSH_AUTH_SOCK")
             .output()
-            .expect("running ansible-playbook");
-        out
+            .expect("running ansible-playbook")
+    }
+}
+
+impl Drop for Ansible {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(Ansible::remote_tmp());
     }
 }
 
