@@ -158,6 +158,22 @@ fn recap(stdout: &str, host: &str) -> (u32, u32, u32) {
     (field("ok"), field("changed"), field("failed"))
 }
 
+/// What `ansible-playbook` said of the task whose title contains `title`:
+/// `ok`, `changed`, `skipping` or `fatal`.
+fn task_result<'a>(stdout: &'a str, title: &str) -> &'a str {
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !(l.starts_with("TASK [") && l.contains(title)))
+        .skip(1);
+    lines
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.split(':').next())
+        .unwrap_or_else(|| panic!("no task {title} in:\n{stdout}"))
+}
+
+const STOP_TASK: &str = "stop and disable service kesl";
+const PURGE_TASK: &str = "purge package kesl";
+
 fn dpkg_status(host: &HostInfo) -> String {
     std::fs::read_to_string(host.dir().join("root/dpkg/status")).unwrap()
 }
@@ -254,6 +270,8 @@ fn removal_playbook_purges_kesl_over_ssh_and_the_next_sweep_shows_it_remediated(
         "check mode shows the stop, purge and deletes:\n{stdout}"
     );
     assert_eq!(failed, 0);
+    assert_eq!(task_result(&stdout, STOP_TASK), "changed", "{stdout}");
+    assert_eq!(task_result(&stdout, PURGE_TASK), "changed", "{stdout}");
     assert_eq!(
         dpkg_status(app),
         status_before,
@@ -281,6 +299,10 @@ fn removal_playbook_purges_kesl_over_ssh_and_the_next_sweep_shows_it_remediated(
     let (_, changed, failed) = recap(&stdout, "app-01");
     assert!(changed >= 2, "{stdout}");
     assert_eq!(failed, 0);
+    // The service task itself stopped the daemons (through the init
+    // script), before the purge.
+    assert_eq!(task_result(&stdout, STOP_TASK), "changed", "{stdout}");
+    assert_eq!(task_result(&stdout, PURGE_TASK), "changed", "{stdout}");
     assert!(
         !dpkg_status(app).contains("Package: kesl\n"),
         "kesl still in the host's dpkg database:\n{}",
@@ -314,6 +336,9 @@ fn removal_playbook_purges_kesl_over_ssh_and_the_next_sweep_shows_it_remediated(
     let (ok, changed, failed) = recap(&stdout, "app-01");
     assert_eq!((changed, failed), (0, 0), "{stdout}");
     assert!(ok >= 1);
+    // The service is gone with its package: the task is skipped, not failed.
+    assert_eq!(task_result(&stdout, STOP_TASK), "skipping", "{stdout}");
+    assert_eq!(task_result(&stdout, PURGE_TASK), "ok", "{stdout}");
 
     // 5. The next sweep over the same store: remediated, and the sweep passes.
     let (code, third) = scan(&fleet, &state, 3);
