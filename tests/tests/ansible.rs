@@ -531,3 +531,46 @@ fn windows_findings_become_win_package_tasks_by_product_code() {
         text(&out.stderr)
     );
 }
+
+/// Every Unicode scalar value a host could send, in a product name, reads
+/// back exactly through Ansible's own YAML loader (YAML 1.1, libyaml): the
+/// playbook's quoting holds for the parser that runs it, not just ours.
+#[test]
+fn every_character_reads_back_through_ansibles_yaml_loader() {
+    use fleetsweep_exporters::formats::{render, Format};
+    let python = Path::new(ANSIBLE).join("venv/bin/python");
+    ansible_playbook();
+    let all: String = (0..=0x10_FFFFu32).filter_map(char::from_u32).collect();
+    let yaml_report = format!(
+        "report_version: 1\nsweep: {{id: s, started: 2026-12-01T00:00:00Z, finished: 2026-12-01T00:00:01Z, scanner_version: x, catalogs: [], shard: null, complete: true}}\n\
+         summary: {{hosts: {{total: 1, scanned: 1, clean: 0, affected: 1, unreachable: 0, auth_failed: 0, host_key_rejected: 0, timed_out: 0, probe_failed: 0, interrupted: 0}}, findings: {{new: 1, open: 0, overdue: 0, remediated: 0, reinstalled: 0, excepted: 0, unverified: 0}}}}\n\
+         hosts:\n- {{name: app-01, address: a, labels: {{}}, outcome: scanned, error: null, os: {{family: linux}}, duration_seconds: 0.1, findings: [\
+         {{rule: kaspersky/kesl, vendor: Kaspersky, product: P, policy: ban, state: installed, status: new, version: null, first_seen: 2026-12-01T00:00:00Z, effective: null, deadline: null, evidence: [], remediation: null}}]}}\n"
+    );
+    let mut report = fleetsweep_exporters::yaml::from_yaml(&yaml_report).unwrap();
+    report.hosts[0].findings[0].product = all.clone();
+    let yml = render(Format::Ansible, &report, &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("all.yml");
+    std::fs::write(&file, &yml).unwrap();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import sys, json\n\
+             from ansible.parsing.yaml.loader import AnsibleLoader\n\
+             with open(sys.argv[1], encoding='utf-8') as f:\n    plays = AnsibleLoader(f.read()).get_single_data()\n\
+             print(json.dumps([len(plays), plays[0]['name'], plays[0]['hosts']]))",
+        )
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0], 1);
+    assert_eq!(v[2], "app-01");
+    let name = v[1].as_str().unwrap();
+    assert!(
+        name == format!("app-01: remove {all}"),
+        "a character changed on the way through Ansible's loader"
+    );
+}
