@@ -541,13 +541,11 @@ fn every_character_reads_back_through_ansibles_yaml_loader() {
     let python = Path::new(ANSIBLE).join("venv/bin/python");
     ansible_playbook();
     let all: String = (0..=0x10_FFFFu32).filter_map(char::from_u32).collect();
-    let yaml_report = format!(
-        "report_version: 1\nsweep: {{id: s, started: 2026-12-01T00:00:00Z, finished: 2026-12-01T00:00:01Z, scanner_version: x, catalogs: [], shard: null, complete: true}}\n\
-         summary: {{hosts: {{total: 1, scanned: 1, clean: 0, affected: 1, unreachable: 0, auth_failed: 0, host_key_rejected: 0, timed_out: 0, probe_failed: 0, interrupted: 0}}, findings: {{new: 1, open: 0, overdue: 0, remediated: 0, reinstalled: 0, excepted: 0, unverified: 0}}}}\n\
-         hosts:\n- {{name: app-01, address: a, labels: {{}}, outcome: scanned, error: null, os: {{family: linux}}, duration_seconds: 0.1, findings: [\
-         {{rule: kaspersky/kesl, vendor: Kaspersky, product: P, policy: ban, state: installed, status: new, version: null, first_seen: 2026-12-01T00:00:00Z, effective: null, deadline: null, evidence: [], remediation: null}}]}}\n"
-    );
-    let mut report = fleetsweep_exporters::yaml::from_yaml(&yaml_report).unwrap();
+    let yaml_report = "report_version: 1\nsweep: {id: s, started: 2026-12-01T00:00:00Z, finished: 2026-12-01T00:00:01Z, scanner_version: x, catalogs: [], shard: null, complete: true}\n\
+         summary: {hosts: {total: 1, scanned: 1, clean: 0, affected: 1, unreachable: 0, auth_failed: 0, host_key_rejected: 0, timed_out: 0, probe_failed: 0, interrupted: 0}, findings: {new: 1, open: 0, overdue: 0, remediated: 0, reinstalled: 0, excepted: 0, unverified: 0}}\n\
+         hosts:\n- {name: app-01, address: a, labels: {}, outcome: scanned, error: null, os: {family: linux}, duration_seconds: 0.1, findings: [\
+         {rule: kaspersky/kesl, vendor: Kaspersky, product: P, policy: ban, state: installed, status: new, version: null, first_seen: 2026-12-01T00:00:00Z, effective: null, deadline: null, evidence: [], remediation: null}]}\n";
+    let mut report = fleetsweep_exporters::yaml::from_yaml(yaml_report).unwrap();
     report.hosts[0].findings[0].product = all.clone();
     let yml = render(Format::Ansible, &report, &[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
