@@ -149,7 +149,7 @@ pub enum Command {
     /// Run as a daemon: sweep on a schedule, serve /metrics, /healthz, /report, /probe.
     #[command(after_long_help = SERVE_EXAMPLES)]
     Serve(Box<ServeArgs>),
-    /// Render a sweep from the state store without scanning (yaml, json, csv, junit, sarif, html, plan).
+    /// Render a sweep from the state store without scanning (yaml, json, csv, junit, sarif, html, plan, ansible, ansible-inventory).
     #[command(after_long_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// List the hosts of an inventory as fleetsweep resolves them (after groups, defaults, ssh_config).
@@ -411,8 +411,8 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
-    /// Output format. A report renders as yaml, json, csv, junit, sarif, html
-    /// or plan; `--diff` as yaml, json or text; `--list` as table or json.
+    /// Output format. A report renders as yaml, json, csv, junit, sarif, html,
+    /// plan, ansible or ansible-inventory; `--diff` as yaml, json or text; `--list` as table or json.
     /// Default: yaml (table with `--list`).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<ReportFormat>,
@@ -458,6 +458,12 @@ pub enum ReportFormat {
     Html,
     /// A per-host remediation plan in Markdown.
     Plan,
+    /// An Ansible playbook that removes the open findings of banned products
+    /// on scanned hosts (one play per host; idempotent, `--check` safe).
+    Ansible,
+    /// An Ansible inventory of the hosts that playbook targets (`ansible_host`
+    /// from the report's addresses).
+    AnsibleInventory,
     /// `--diff` only: what changed, to read in a terminal.
     Text,
     /// `--list` only: one line per stored sweep.
@@ -475,6 +481,8 @@ impl ReportFormat {
             ReportFormat::Sarif => "sarif",
             ReportFormat::Html => "html",
             ReportFormat::Plan => "plan",
+            ReportFormat::Ansible => "ansible",
+            ReportFormat::AnsibleInventory => "ansible-inventory",
             ReportFormat::Text => "text",
             ReportFormat::Table => "table",
         }

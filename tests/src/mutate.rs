@@ -116,6 +116,31 @@ fn write_replacing(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The live (not zombie) processes of the host's PID namespace whose command
+/// line starts with `prefix`: what the host's own `ps` shows running.
+pub fn processes_in_host(host: &HostInfo, prefix: &str) -> Result<Vec<u32>> {
+    let Some(unshare) = host.unshare_pid() else {
+        bail!("test host {} is not running", host.name);
+    };
+    let Some(init) = children_of(unshare).into_iter().next() else {
+        bail!("test host {} has no init process", host.name);
+    };
+    let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).context("reading pid namespace")?;
+    Ok(all_pids()
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+                && std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .unwrap_or_default()
+                    .starts_with(prefix.as_bytes())
+                && alive(*pid)
+        })
+        .collect())
+}
+
 /// Kills the processes of the host's PID namespace whose command line starts with `prefix`.
 fn kill_in_host(host: &HostInfo, prefix: &str) -> Result<()> {
     let Some(unshare) = host.unshare_pid() else {

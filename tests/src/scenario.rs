@@ -69,6 +69,16 @@ pub enum Scenario {
     Hostile,
     /// Cheap host for benchmarks: clean, or KESL installed.
     Generated { kaspersky: bool },
+    /// Ubuntu 22.04 where KESL is a real Debian package, installed at boot by
+    /// the host's own `dpkg -i` into a dpkg database of its own (nothing else
+    /// in it, so `apt-get` finds it consistent). The package ships a SysV init
+    /// script whose `start` (run by its postinst) starts the daemons `kesl`
+    /// and `wdserver`, its conffiles and unit file, and a postrm that deletes
+    /// its data on purge; `/etc/init.d`, `/etc/rc?.d` and `/var/cache/apt`
+    /// are the host's own. The login user may become root with sudo, as on
+    /// hosts managed with Ansible. `apt-get purge kesl`, `service kesl stop`
+    /// and `update-rc.d` then work for real on it (tests/tests/ansible.rs).
+    KeslDeb,
 }
 
 impl Scenario {
@@ -110,6 +120,7 @@ impl Scenario {
             Scenario::Hostile => "hostile",
             Scenario::Generated { kaspersky: true } => "generated-kesl",
             Scenario::Generated { kaspersky: false } => "generated-clean",
+            Scenario::KeslDeb => "kesl-deb",
         }
     }
 }
@@ -264,6 +275,7 @@ pub fn prepare(
     let mut hung_probe = false;
     let mut garbage_dpkg = false;
     let mut hostile = false;
+    let mut kesl_deb = false;
     let kesl_installed = |status: &mut String,
                           dirs: &mut Vec<&str>,
                           files: &mut Vec<(&str, &str)>,
@@ -380,6 +392,11 @@ pub fn prepare(
             garbage_dpkg = true;
         }
         Scenario::Hostile => hostile = true,
+        Scenario::KeslDeb => {
+            os = UBUNTU_2204;
+            status = String::new();
+            kesl_deb = true;
+        }
         Scenario::NothingListening | Scenario::Hangs => {}
     }
     std::fs::write(root.join("dpkg/status"), status)?;
@@ -484,6 +501,9 @@ pub fn prepare(
     if garbage_dpkg {
         let _ = writeln!(boot, "mount --bind {r}/garbage.sh /usr/bin/dpkg-query");
     }
+    if kesl_deb {
+        boot.push_str(&deb_host(hd, &root)?);
+    }
     boot.push_str(&start_daemons);
     if hostile {
         // The forgeries, each run as nobody (setpriv, util-linux): argv[0]
@@ -554,6 +574,174 @@ pub fn prepare(
     }
     std::fs::write(hd.join("boot.sh"), boot)?;
     Ok(())
+}
+
+/// The KESL stand-in as a Debian package: daemons (links to `sleep`), a SysV
+/// init script (LSB header, so `update-rc.d` and `service` take it), its
+/// configuration as conffiles, a unit file, and maintainer scripts that
+/// start it on install, stop it on removal and delete its data on purge, as
+/// the real package's do.
+const KESL_INIT: &str = r#"#!/bin/sh
+### BEGIN INIT INFO
+# Provides:          kesl
+# Required-Start:    $remote_fs
+# Required-Stop:     $remote_fs
+# Default-Start:     2 3 4 5
+# Default-Stop:      0 1 6
+# Short-Description: Kaspersky Endpoint Security for Linux (test stand-in)
+### END INIT INFO
+D=/opt/kaspersky/kesl/libexec
+case "$1" in
+  start)
+    for n in kesl wdserver; do
+      start-stop-daemon --start --quiet --oknodo --background --name $n --exec $D/$n -- infinity
+    done ;;
+  stop)
+    for n in kesl wdserver; do
+      start-stop-daemon --stop --quiet --oknodo --retry 5 --name $n --exec $D/$n
+    done ;;
+  status)
+    start-stop-daemon --status --name kesl --exec $D/kesl; exit $? ;;
+  restart|force-reload) "$0" stop; "$0" start ;;
+  *) echo "Usage: $0 {start|stop|status|restart}" >&2; exit 3 ;;
+esac
+"#;
+
+const KESL_POSTINST: &str = "#!/bin/sh
+set -e
+if [ \"$1\" = configure ]; then
+  mkdir -p /var/opt/kaspersky/kesl/common /var/log/kaspersky/kesl
+  echo '[General]' > /var/opt/kaspersky/kesl/common/kesl.ini
+  update-rc.d kesl defaults >/dev/null
+  /etc/init.d/kesl start
+fi
+";
+const KESL_PRERM: &str = "#!/bin/sh
+set -e
+/etc/init.d/kesl stop
+";
+const KESL_POSTRM: &str = "#!/bin/sh
+set -e
+if [ \"$1\" = purge ]; then
+  rm -rf /var/opt/kaspersky/kesl /var/log/kaspersky/kesl
+  rmdir /var/opt/kaspersky /var/log/kaspersky /etc/opt/kaspersky 2>/dev/null || true
+  update-rc.d kesl remove >/dev/null
+fi
+";
+
+/// Builds `kesl.deb` in `hd`, gives the host its own init-script folders,
+/// apt cache and sudoers, and returns the boot lines that mount them and
+/// install the package.
+fn deb_host(hd: &Path, root: &Path) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !Path::new("/usr/bin/sudo").exists() || !Path::new("/usr/bin/dpkg-deb").exists() {
+        anyhow::bail!(
+            "the kesl-deb test host needs sudo and dpkg-deb: run scripts/setup, or apt-get install -y sudo dpkg"
+        );
+    }
+    let pkg = hd.join("kesl-pkg");
+    let _ = std::fs::remove_dir_all(&pkg);
+    for d in [
+        "DEBIAN",
+        "opt/kaspersky/kesl/libexec",
+        "opt/kaspersky/kesl/bin",
+        "etc/init.d",
+        "etc/opt/kaspersky",
+        "etc/systemd/system",
+    ] {
+        std::fs::create_dir_all(pkg.join(d))?;
+    }
+    for n in ["kesl", "wdserver"] {
+        std::os::unix::fs::symlink("/bin/sleep", pkg.join("opt/kaspersky/kesl/libexec").join(n))?;
+    }
+    let files: [(&str, &str, u32); 9] = [
+        (
+            "DEBIAN/control",
+            "Package: kesl\nVersion: 12.1.0-1297\nArchitecture: amd64\nMaintainer: AO Kaspersky Lab <support@kaspersky.com>\nSection: misc\nPriority: optional\nDescription: kesl (test host package)\n A stand-in for Kaspersky Endpoint Security for Linux on fleetsweep test hosts.\n",
+            0o644,
+        ),
+        ("DEBIAN/conffiles", "/etc/init.d/kesl\n/etc/opt/kaspersky/kesl.conf\n", 0o644),
+        ("DEBIAN/postinst", KESL_POSTINST, 0o755),
+        ("DEBIAN/prerm", KESL_PRERM, 0o755),
+        ("DEBIAN/postrm", KESL_POSTRM, 0o755),
+        ("etc/init.d/kesl", KESL_INIT, 0o755),
+        ("etc/opt/kaspersky/kesl.conf", "# constructed test file\n", 0o644),
+        ("etc/systemd/system/kesl.service", "[Unit]\nDescription=Kaspersky Endpoint Security for Linux\n[Service]\nExecStart=/opt/kaspersky/kesl/libexec/kesl --daemon\n[Install]\nWantedBy=multi-user.target\n", 0o644),
+        ("opt/kaspersky/kesl/bin/kesl-control", KESL_CONTROL, 0o755),
+    ];
+    for (f, text, mode) in files {
+        std::fs::write(pkg.join(f), text)?;
+        std::fs::set_permissions(pkg.join(f), std::fs::Permissions::from_mode(mode))?;
+    }
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&pkg)
+        .arg(hd.join("kesl.deb"))
+        .output()
+        .context("running dpkg-deb")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "dpkg-deb --build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A host's package database is never empty (the probe takes an empty
+    // one for one it could not read): a small base package goes in first.
+    let base = hd.join("base-pkg");
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("DEBIAN"))?;
+    std::fs::write(
+        base.join("DEBIAN/control"),
+        "Package: testhost-base\nVersion: 1.0\nArchitecture: all\nMaintainer: fleetsweep tests <tests@fleetsweep.invalid>\nSection: admin\nPriority: required\nDescription: test host base (no files)\n",
+    )?;
+    let out = std::process::Command::new("dpkg-deb")
+        .args(["--root-owner-group", "--build"])
+        .arg(&base)
+        .arg(hd.join("testhost-base.deb"))
+        .output()
+        .context("running dpkg-deb")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "dpkg-deb --build failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rc = ["0", "1", "2", "3", "4", "5", "6", "S"];
+    for d in ["init.d", "apt_cache/archives/partial", "dpkg/triggers"] {
+        std::fs::create_dir_all(root.join(d))?;
+    }
+    for r in rc {
+        std::fs::create_dir_all(root.join(format!("rc{r}.d")))?;
+    }
+    let sudoers = root.join("sudoers");
+    std::fs::write(
+        &sudoers,
+        format!("Defaults env_reset\nDefaults secure_path=\"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"\nroot ALL=(ALL:ALL) ALL\n{} ALL=(ALL:ALL) NOPASSWD: ALL\n", crate::USER),
+    )?;
+    std::fs::set_permissions(&sudoers, std::fs::Permissions::from_mode(0o440))?;
+    let r = root.display();
+    let mut boot = format!(
+        "mkdir -p /etc/init.d /var/cache/apt
+mount --bind {r}/init.d /etc/init.d
+         mount --bind {r}/apt_cache /var/cache/apt
+mount --bind {r}/sudoers /etc/sudoers
+"
+    );
+    for n in rc {
+        let _ = writeln!(
+            boot,
+            "mkdir -p /etc/rc{n}.d
+mount --bind {r}/rc{n}.d /etc/rc{n}.d"
+        );
+    }
+    let _ = writeln!(
+        boot,
+        "dpkg -i {} {} >{} 2>&1",
+        hd.join("testhost-base.deb").display(),
+        hd.join("kesl.deb").display(),
+        hd.join("dpkg-install.log").display()
+    );
+    Ok(boot)
 }
 
 fn sh_chmod(p: &Path) -> Result<()> {

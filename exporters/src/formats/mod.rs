@@ -20,6 +20,7 @@ use std::str::FromStr;
 
 use crate::report::{HistoryPoint, Report, Status};
 
+pub mod ansible;
 pub mod csv;
 pub mod diff;
 pub mod html;
@@ -49,10 +50,14 @@ pub enum Format {
     Html,
     /// A per-host remediation plan in Markdown.
     Plan,
+    /// An Ansible playbook removing the open findings of banned products.
+    Ansible,
+    /// An Ansible inventory of the hosts that playbook targets.
+    AnsibleInventory,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 9] = [
         Format::Yaml,
         Format::Json,
         Format::Csv,
@@ -60,6 +65,8 @@ impl Format {
         Format::Sarif,
         Format::Html,
         Format::Plan,
+        Format::Ansible,
+        Format::AnsibleInventory,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +78,8 @@ impl Format {
             Format::Sarif => "sarif",
             Format::Html => "html",
             Format::Plan => "plan",
+            Format::Ansible => "ansible",
+            Format::AnsibleInventory => "ansible-inventory",
         }
     }
 
@@ -84,6 +93,7 @@ impl Format {
             Format::Sarif => "sarif",
             Format::Html => "html",
             Format::Plan => "md",
+            Format::Ansible | Format::AnsibleInventory => "yml",
         }
     }
 }
@@ -107,7 +117,7 @@ impl FromStr for Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("unknown format `{0}`: use one of yaml, json, csv, junit, sarif, html, plan")]
+    #[error("unknown format `{0}`: use one of yaml, json, csv, junit, sarif, html, plan, ansible, ansible-inventory")]
     Unknown(String),
     #[error("unknown diff format `{0}`: use one of yaml, json, text")]
     UnknownDiff(String),
@@ -134,6 +144,8 @@ pub fn render(
         Format::Sarif => sarif::render(report),
         Format::Html => Ok(html::render(report, history)),
         Format::Plan => Ok(plan::render(report)),
+        Format::Ansible => Ok(ansible::render(report)),
+        Format::AnsibleInventory => Ok(ansible::render_inventory(report)),
     }
 }
 

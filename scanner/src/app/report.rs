@@ -129,23 +129,24 @@ fn render(
     report: &Report,
     history: &[HistoryPoint],
 ) -> Result<String> {
-    let format =
-        match format.unwrap_or(ReportFormat::Yaml) {
-            ReportFormat::Yaml => Format::Yaml,
-            ReportFormat::Json => Format::Json,
-            ReportFormat::Csv => Format::Csv,
-            ReportFormat::Junit => Format::Junit,
-            ReportFormat::Sarif => Format::Sarif,
-            ReportFormat::Html => Format::Html,
-            ReportFormat::Plan => Format::Plan,
-            other @ (ReportFormat::Text | ReportFormat::Table) => {
-                bail!(
-            "`{}` is for {}; a report renders as yaml, json, csv, junit, sarif, html or plan",
+    let format = match format.unwrap_or(ReportFormat::Yaml) {
+        ReportFormat::Yaml => Format::Yaml,
+        ReportFormat::Json => Format::Json,
+        ReportFormat::Csv => Format::Csv,
+        ReportFormat::Junit => Format::Junit,
+        ReportFormat::Sarif => Format::Sarif,
+        ReportFormat::Html => Format::Html,
+        ReportFormat::Plan => Format::Plan,
+        ReportFormat::Ansible => Format::Ansible,
+        ReportFormat::AnsibleInventory => Format::AnsibleInventory,
+        other @ (ReportFormat::Text | ReportFormat::Table) => {
+            bail!(
+            "`{}` is for {}; a report renders as yaml, json, csv, junit, sarif, html, plan, ansible or ansible-inventory",
             other.as_str(),
             if other == ReportFormat::Text { "--diff" } else { "--list" }
         )
-            }
-        };
+        }
+    };
     Ok(formats::render(format, report, history)?)
 }
 

@@ -107,6 +107,19 @@ fn image_program(image: &str) -> Option<String> {
     (!prog.is_empty()).then_some(prog)
 }
 
+/// `{8-4-4-4-12 hex digits}`: the form of an MSI product code.
+fn is_guid(s: &str) -> bool {
+    let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) else {
+        return false;
+    };
+    let groups: Vec<&str> = inner.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Items of the Windows and macOS observation kinds.
 fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
     for u in &obs.uninstall {
@@ -140,6 +153,23 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         if let Some(p) = &u.publisher {
             value.push_str(&format!(" (publisher {p})"));
         }
+        // An MSI product's code is its own evidence item, matched by the same
+        // keys as its entry: removal tools (`report --format ansible`,
+        // win_package `product_id`) read it from there, never out of the
+        // entry's free text, which the package's author wrote.
+        let msi_code = is_guid(code).then(|| {
+            let mut item = Item::new(
+                keys.clone(),
+                FindingState::Installed,
+                ev(
+                    "msi_product_code",
+                    Some("registry"),
+                    code.to_ascii_uppercase(),
+                ),
+            );
+            item.version = u.display_version.clone();
+            item
+        });
         let mut item = Item::new(
             keys,
             FindingState::Installed,
@@ -148,6 +178,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         item.path = location;
         item.version = u.display_version.clone();
         out.push(item);
+        out.extend(msi_code);
     }
     for s in &obs.windows_services {
         let detail = [s.state.as_deref(), s.start_mode.as_deref()]

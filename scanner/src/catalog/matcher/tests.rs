@@ -522,6 +522,17 @@ fn windows_uninstall_entries_by_name_publisher_and_product_code() {
     assert_eq!(f[0].version.as_deref(), Some("12.5.0.539"));
     assert_eq!(f[0].evidence[0].kind, "uninstall_entry");
     assert!(summary(&f)[2].contains("Kaspersky VPN Secure Connection"));
+    // An MSI entry's product code is its own evidence item (what removal
+    // tools use); an entry whose key is no `{GUID}` has none.
+    let codes = |f: &Finding| -> Vec<String> {
+        f.evidence
+            .iter()
+            .filter(|e| e.kind == "msi_product_code")
+            .map(|e| e.value.clone())
+            .collect()
+    };
+    assert_eq!(codes(&f[1]), ["{2924BEDA-E0D7-4DAF-A224-50D2E0B12F5B}"]);
+    assert!(codes(&f[0]).is_empty());
     // The same on a Linux host: Windows signatures do not apply.
     assert!(match_host(&builtin(), &obs, OsFamily::Linux, now()).is_empty());
 }
