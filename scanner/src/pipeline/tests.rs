@@ -1,6 +1,7 @@
 use super::*;
 use crate::cli::{Cli, Command};
 use clap::Parser;
+use std::path::Path;
 
 fn scan_args(extra: &[&str]) -> ScanArgs {
     let argv = ["fleetsweep", "scan", "--local"].iter().chain(extra);
@@ -75,7 +76,10 @@ async fn a_sweep_goes_through_the_store_to_its_files() {
     let (db, yaml, prom) = (path("state.db"), path("r.yaml"), path("m.prom"));
     let args = scan_args(&["--state", &db, "--report", &yaml, "--metrics-file", &prom]);
     let pipeline = Pipeline::prepare(local(), &args).unwrap_or_else(|e| panic!("{}", Chain(&e)));
-    assert_eq!(pipeline.state_path(), Some(Path::new(&db)));
+    assert_eq!(
+        pipeline.state_path().and_then(Location::file),
+        Some(Path::new(&db))
+    );
     let (_tx, cancel) = watch::channel(Some("test".to_string()));
     let report = pipeline
         .sweep(pipeline.hosts().to_vec(), Arc::new(sweep::Silent), cancel)
@@ -91,7 +95,7 @@ async fn a_sweep_goes_through_the_store_to_its_files() {
         })
     );
     assert!(!finished.report.sweep.complete);
-    let store = Store::open_existing(Path::new(&db)).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open_existing_file(Path::new(&db)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.sweeps().map(|s| s.len()).ok(), Some(1));
     // The files and the store are written as they are serialized: each holds
     // exactly what the in-memory renderings give.
