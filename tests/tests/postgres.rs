@@ -564,6 +564,7 @@ fn tls_verify_full_and_a_wrong_ca() {
         )),
         "{err}"
     );
+    eprintln!("wrong CA: {err}");
     assert!(err.contains("UnknownIssuer"), "{err}");
     assert!(err.contains("sslrootcert names the CA"), "{err}");
     assert!(!err.contains(PASSWORD), "{err}");
@@ -588,6 +589,7 @@ fn bad_urls_wrong_passwords_and_no_server_fail_clearly() {
         }
         let o = c.output().unwrap();
         let err = text(&o.stderr);
+        eprintln!("refused: {err}");
         assert_eq!(o.status.code(), Some(2), "{url}: {err}");
         assert!(!err.contains("s3cr3t-x"), "{err}");
         assert!(!err.contains(PASSWORD), "{err}");

@@ -757,6 +757,82 @@ mod tests {
         assert_eq!(store.sweeps().unwrap().len(), 1, "nothing committed");
     }
 
+    /// The fleet view on SQLite (the same code as on PostgreSQL): two
+    /// scanners' shards make one fleet, each host once with the sweep and
+    /// scanner it comes from; `upto` gives the fleet as it stood then.
+    #[test]
+    fn the_fleet_view_combines_the_latest_result_of_every_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
+        let all = hosts(6, |i| i % 2 == 0);
+        let mut sweep = |scanner: &str, shard: &str, which: &[usize], day: u32| {
+            let mut r = report(&which.iter().map(|&i| all[i].clone()).collect::<Vec<_>>());
+            r.sweep.shard = Some(shard.into());
+            store.set_scanner(scanner);
+            let t = ts(&format!("2027-01-0{day}T00:00:00Z"));
+            apply_state(&mut r, Some(&mut store), &cat, None, t).unwrap();
+            r.sweep.id
+        };
+        let a1 = sweep("a", "1/2", &[0, 1, 2], 1);
+        let b1 = sweep("b", "2/2", &[3, 4, 5], 1);
+        let a2 = sweep("a", "1/2", &[0, 1], 2);
+        let fleet = store.fleet(None).unwrap();
+        assert_eq!(fleet.sweep.id, "fleet");
+        let by: Vec<(&str, &str, Option<&str>)> = fleet
+            .hosts
+            .iter()
+            .map(|h| {
+                let s = h.scanned_by.as_ref().unwrap();
+                (h.name.as_str(), s.sweep.as_str(), s.scanner.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            by,
+            [
+                ("h-00000", a2.as_str(), Some("a")),
+                ("h-00001", a2.as_str(), Some("a")),
+                ("h-00002", a1.as_str(), Some("a")),
+                ("h-00003", b1.as_str(), Some("b")),
+                ("h-00004", b1.as_str(), Some("b")),
+                ("h-00005", b1.as_str(), Some("b")),
+            ]
+        );
+        assert_eq!(fleet.summary.hosts.total, 6);
+        assert_eq!(
+            (fleet.summary.findings.new, fleet.summary.findings.open),
+            (2, 1)
+        );
+        let then = store.fleet(Some(&b1)).unwrap();
+        assert_eq!(then.sweep.id, format!("fleet@{b1}"));
+        assert!(then
+            .hosts
+            .iter()
+            .all(|h| h.scanned_by.as_ref().unwrap().sweep != a2));
+        let rows = store.sweeps().unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.scanner.as_deref())
+                .collect::<Vec<_>>(),
+            [Some("a"), Some("b"), Some("a")]
+        );
+        // Retention keeps the newest sweep of each scanner: b's only one stays.
+        let p = store
+            .prune(ts("2027-01-05T00:00:00Z"), ts("2027-01-05T00:00:00Z"))
+            .unwrap();
+        assert_eq!(p.sweeps, 1, "a's first sweep only");
+        let fleet = store.fleet(None).unwrap();
+        assert_eq!(
+            fleet
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["h-00000", "h-00001", "h-00003", "h-00004", "h-00005"],
+            "h-00002's only result was pruned"
+        );
+    }
+
     /// A truncated (0-byte) store, a directory or a FIFO named as the store
     /// is refused with what to do, never silently replaced by a new history.
     #[test]

@@ -28,7 +28,7 @@ pub enum Location {
     /// An SQLite file.
     Sqlite(PathBuf),
     /// A PostgreSQL database (the URL is kept; its password is never shown).
-    Postgres(PgTarget),
+    Postgres(Box<PgTarget>),
 }
 
 impl Location {
@@ -36,7 +36,7 @@ impl Location {
     /// URL is checked here, nothing is connected); anything else is a file.
     pub fn parse(text: &std::ffi::OsStr) -> Result<Location, StateError> {
         match text.to_str() {
-            Some(t) if postgres::is_url(t) => Ok(Location::Postgres(PgTarget::parse(t)?)),
+            Some(t) if postgres::is_url(t) => Ok(Location::Postgres(Box::new(PgTarget::parse(t)?))),
             _ => Ok(Location::Sqlite(PathBuf::from(text))),
         }
     }
