@@ -684,3 +684,136 @@ fn bad_urls_wrong_passwords_and_no_server_fail_clearly() {
         "{err}"
     );
 }
+
+/// `ms=` of the "state step done" log line (-v).
+fn state_step_ms(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find(|l| l.contains("state step done"))
+        .and_then(|l| l.split("ms=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no state step in the log:\n{stderr}"))
+}
+
+/// 2,500 hosts: the commit goes in several batches, the next sweep derives
+/// every status from it. Prints the state step's time next to SQLite's.
+#[test]
+fn a_2500_host_sweep_is_committed_whole_and_drives_the_next() {
+    let pg = server();
+    pg.create_db("big").unwrap();
+    let url = pg.url("big", "sslmode=disable");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundles");
+    let n = 2500;
+    bundles(&dir, n, |i| i % 10 == 0);
+    let sqlite = tmp.path().join("state.db");
+    let mut times = Vec::new();
+    for (round, now) in [(1, T0), (2, T1)] {
+        if round == 2 {
+            // Hosts 0, 10, ... 990 removed it; host 7 got it.
+            bundles(&dir, 1000, |i| i == 7);
+        }
+        for state in [url.as_str(), sqlite.to_str().unwrap()] {
+            let report = tmp.path().join(format!("r{round}.yaml"));
+            let o = scan_cmd(state, &dir, now, &report, &["--concurrency", "64"])
+                .output()
+                .unwrap();
+            let err = text(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{err}");
+            times.push((round, state.starts_with("postgresql"), state_step_ms(&err)));
+            let statuses = kesl_status(&yaml_file(&report));
+            let count = |s: &str| statuses.values().filter(|v| *v == s).count();
+            if round == 1 {
+                assert_eq!(count("new"), 250);
+            } else {
+                assert_eq!(
+                    (count("remediated"), count("open"), count("new")),
+                    (100, 150, 1),
+                    "{state}"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        pg.psql("big", "SELECT count(*) FROM host_results").unwrap(),
+        (2 * n).to_string()
+    );
+    assert_eq!(
+        pg.psql("big", "SELECT count(*) FROM remediations").unwrap(),
+        "100"
+    );
+    // The fleet view of the PostgreSQL store and the last sweep agree.
+    let fleet = report_json(&url, &[]);
+    assert_eq!(host_names(&fleet).len(), n);
+    assert_eq!(fleet["summary"]["findings"]["remediated"], 100);
+    for (round, pg, ms) in times {
+        eprintln!(
+            "{n} hosts, sweep {round}: state step {ms} ms on {}",
+            if pg { "PostgreSQL" } else { "SQLite" }
+        );
+    }
+}
+
+/// `serve` keeps one connection for its life; a connection the server
+/// drops (a restart, a terminated session) is opened again for the next
+/// sweep instead of failing every sweep from then on.
+#[test]
+fn a_daemon_connects_again_after_losing_its_connection() {
+    let pg = server();
+    pg.create_db("daemon").unwrap();
+    let url = pg.url("daemon", "sslmode=disable");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundles");
+    bundles(&dir, 4, |i| i == 0);
+    let log = tmp.path().join("serve.log");
+    let mut child = Command::new(FLEETSWEEP)
+        .args(["serve", "--offline"])
+        .arg(&dir)
+        .args(["--state", &url, "--interval", "1s", "--jitter", "0"])
+        .args(["--scanner", "daemon", "-v"])
+        .args(["--listen", &format!("127.0.0.1:{}", free_port().unwrap())])
+        .env("PGPASSWORD", PASSWORD)
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let sweeps = || -> u64 {
+        pg.psql("daemon", "SELECT count(*) FROM sweeps")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let wait_for = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while sweeps() < n {
+            assert!(
+                Instant::now() < deadline,
+                "{n} sweeps not recorded: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(1);
+    let killed = pg
+        .psql(
+            "daemon",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = 'fleetsweep'",
+        )
+        .unwrap();
+    assert_eq!(killed, "1", "the daemon's one connection");
+    let before = sweeps();
+    wait_for(before + 2);
+    signal(child.id(), Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("the connection was lost; connecting again"),
+        "{log}"
+    );
+    assert!(!log.contains("post-processing the sweep failed"), "{log}");
+}

@@ -178,6 +178,10 @@ pub struct PgStore {
     driver: Driver,
     /// The URL without its password, for messages.
     name: String,
+    /// Kept to connect again when the connection is lost between sweeps
+    /// (a server restart, a terminated session): a daemon's next sweep
+    /// must not fail for ever because of one lost connection.
+    target: PgTarget,
 }
 
 /// A sweep's transaction, holding the locks of its hosts and what the store
@@ -328,9 +332,22 @@ impl PgStore {
             client,
             driver,
             name,
+            target: target.clone(),
         };
         store.migrate()?;
         Ok(store)
+    }
+
+    /// Connects again when the connection was lost since the last use.
+    fn reconnect_if_lost(&mut self) -> Result<(), StateError> {
+        if self.client.is_closed() {
+            tracing::warn!(
+                "state store {}: the connection was lost; connecting again",
+                self.name
+            );
+            *self = PgStore::connect(&self.target)?;
+        }
+        Ok(())
     }
 
     pub fn name(&self) -> &str {
@@ -342,6 +359,7 @@ impl PgStore {
             client,
             driver,
             name,
+            ..
         } = self;
         let name: &str = name;
         let e = |err: tokio_postgres::Error| sql_err(name, &err);
@@ -425,10 +443,12 @@ impl PgStore {
     /// A sweep's transaction: locks `hosts` (see the module docs), then
     /// reads their tracks and last-verified times.
     pub(crate) fn transaction(&mut self, hosts: &[&str]) -> Result<Tx<'_>, StateError> {
+        self.reconnect_if_lost()?;
         let PgStore {
             client,
             driver,
             name,
+            ..
         } = self;
         let name: &str = name;
         let e = |err: tokio_postgres::Error| sql_err(name, &err);
@@ -558,10 +578,12 @@ impl PgStore {
     /// Retention ([`super::store::Store::prune`]); one scanner prunes at a
     /// time (an advisory lock), each sweep once.
     pub fn prune(&mut self, before: Timestamp, now: Timestamp) -> Result<Pruned, StateError> {
+        self.reconnect_if_lost()?;
         let PgStore {
             client,
             driver,
             name,
+            ..
         } = self;
         let name: &str = name;
         let e = |err: tokio_postgres::Error| sql_err(name, &err);
