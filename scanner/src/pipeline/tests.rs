@@ -155,3 +155,18 @@ async fn a_busy_store_does_not_block_the_runtime() {
         "the runtime thread ticked {ticks} times while the store was busy"
     );
 }
+
+/// `--scanner` names a scanner in the store; the host name by default.
+#[test]
+fn scanner_names_are_short_printable_text() {
+    assert_eq!(scanner_name(Some("fra1-a")).ok().as_deref(), Some("fra1-a"));
+    assert!(scanner_name(None).is_ok_and(|n| !n.is_empty()));
+    for bad in ["", "a\nb", &"x".repeat(129)] {
+        let e = scanner_name(Some(bad)).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.starts_with("--scanner: ") && e.contains("printable")),
+            "{bad:?}: {e:?}"
+        );
+    }
+}

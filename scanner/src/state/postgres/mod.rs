@@ -943,3 +943,24 @@ async fn flush(
     *c = Columns::default();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every scanner, of every build, must lock a host in the same bucket:
+    /// the hash is pinned here.
+    #[test]
+    fn host_lock_buckets_are_stable_and_spread() {
+        assert_eq!(
+            [bucket(""), bucket("web-001.fra1"), bucket("h-00")],
+            [805, 265, 734]
+        );
+        assert_eq!(bucket("h\0x"), bucket("h\u{FFFD}x"), "as stored");
+        let used: std::collections::BTreeSet<i32> = (0..10_000)
+            .map(|i| bucket(&format!("host-{i:05}")))
+            .collect();
+        assert!(used.iter().all(|b| (0..1024).contains(b)));
+        assert!(used.len() > 1000, "10,000 hosts use {} buckets", used.len());
+    }
+}
