@@ -546,6 +546,45 @@ fn tls_verify_full_and_a_wrong_ca() {
             .unwrap();
         assert_eq!(o.status.code(), Some(1), "{url}: {}", text(&o.stderr));
     }
+    // Connected by address to a name the certificate does not hold:
+    // verify-ca accepts it (the chain is good), verify-full does not.
+    let misnamed = |mode: &str| {
+        format!(
+            "postgresql://fleetsweep@db.wrong-name.invalid:{}/tls?hostaddr=127.0.0.1&sslmode={mode}&sslrootcert={}",
+            pg.port(),
+            ca.display()
+        )
+    };
+    let o = scan_cmd(
+        &misnamed("verify-ca"),
+        &dir,
+        T0,
+        &tmp.path().join("r.yaml"),
+        &[],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let o = scan_cmd(
+        &misnamed("verify-full"),
+        &dir,
+        T0,
+        &tmp.path().join("r.yaml"),
+        &[],
+    )
+    .output()
+    .unwrap();
+    let err = text(&o.stderr);
+    eprintln!("misnamed: {err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("certificate not valid for name \"db.wrong-name.invalid\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("connect by a name the certificate holds"),
+        "{err}"
+    );
     make_certs(tmp.path(), "other").unwrap();
     let wrong = tmp.path().join("other-ca.crt");
     let url = pg.url_with_password(
@@ -663,6 +702,28 @@ fn bad_urls_wrong_passwords_and_no_server_fail_clearly() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains(&format!(
         "History: postgresql://fleetsweep@127.0.0.1:{port}/errs"
+    )));
+
+    // Everything from the libpq environment: the server's Unix socket
+    // (local connections are trusted by this test server: no password).
+    let o = scan_cmd(
+        "postgresql://",
+        &dir,
+        T0,
+        &tmp.path().join("sock.yaml"),
+        &[],
+    )
+    .env_remove("PGPASSWORD")
+    .env("PGHOST", pg.dir())
+    .env("PGPORT", port.to_string())
+    .env("PGUSER", "fleetsweep")
+    .env("PGDATABASE", "errs")
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains(&format!(
+        "History: postgresql://fleetsweep@{}:{port}/errs",
+        pg.dir().display()
     )));
 
     // A database a newer fleetsweep migrated is refused, never downgraded.

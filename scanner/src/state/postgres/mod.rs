@@ -265,6 +265,9 @@ fn connect_error(name: &str, e: &tokio_postgres::Error) -> StateError {
         _ if detail.contains("Connection refused") => Some(
             "is PostgreSQL running and listening on that host and port (listen_addresses, port)?",
         ),
+        _ if detail.contains("not valid for name") => Some(
+            "connect by a name the certificate holds, or check only its CA with sslmode=verify-ca",
+        ),
         _ if detail.contains("certificate") || detail.contains("TLS") => Some(
             "check sslmode and that sslrootcert names the CA that signed the server's certificate",
         ),
