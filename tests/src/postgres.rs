@@ -164,6 +164,18 @@ impl Server {
             .prefix("fleetsweep-pg.")
             .tempdir()?;
         let root = nix::unistd::geteuid().is_root();
+        if root
+            && !Command::new("id")
+                .arg("postgres")
+                .output()?
+                .status
+                .success()
+        {
+            bail!(
+                "running as root, the test server runs as the `postgres` user (the server refuses \
+                 root), and there is none: apt-get install -y postgresql creates it"
+            );
+        }
         make_certs(dir.path(), "test")?;
         let pwfile = dir.path().join("pw");
         std::fs::write(&pwfile, PASSWORD)?;

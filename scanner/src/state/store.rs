@@ -76,7 +76,8 @@ pub struct Store {
 
 enum Backend {
     Sqlite(SqliteStore),
-    Postgres(PgStore),
+    /// Boxed: it holds its connection settings (several hundred bytes).
+    Postgres(Box<PgStore>),
 }
 
 /// Calls the same method on whichever backend the store has.
@@ -201,7 +202,7 @@ impl Store {
     pub fn open(location: &Location) -> Result<Store, StateError> {
         Ok(Store::from_backend(match location {
             Location::Sqlite(p) => Backend::Sqlite(SqliteStore::open(p)?),
-            Location::Postgres(t) => Backend::Postgres(PgStore::connect(t)?),
+            Location::Postgres(t) => Backend::Postgres(Box::new(PgStore::connect(t)?)),
         }))
     }
 
@@ -210,7 +211,7 @@ impl Store {
     pub fn open_existing(location: &Location) -> Result<Store, StateError> {
         Ok(Store::from_backend(match location {
             Location::Sqlite(p) => Backend::Sqlite(SqliteStore::open_existing(p)?),
-            Location::Postgres(t) => Backend::Postgres(PgStore::connect(t)?),
+            Location::Postgres(t) => Backend::Postgres(Box::new(PgStore::connect(t)?)),
         }))
     }
 
