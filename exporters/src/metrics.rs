@@ -608,6 +608,7 @@ mod tests {
                 warnings: vec![],
                 incomplete: vec![],
                 findings: vec![],
+                scanned_by: None,
             }],
         }
     }

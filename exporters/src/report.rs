@@ -167,6 +167,27 @@ pub struct HostReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,
     pub findings: Vec<Finding>,
+    /// In a fleet view (`fleetsweep report --fleet`, many scanners' sweeps
+    /// combined): the sweep this host's result comes from. Absent in the
+    /// report of one sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_by: Option<ScannedBy>,
+}
+
+/// Where a host's result in a fleet view comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScannedBy {
+    /// The sweep's id (`fleetsweep report --sweep ID` renders it whole).
+    pub sweep: String,
+    /// The scanner that committed the sweep (`scan --scanner`, default its
+    /// host name); absent for sweeps recorded before scanners were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanner: Option<String>,
+    /// `I/N` when that sweep covered one shard of the inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    /// When that sweep finished.
+    pub finished: jiff::Timestamp,
 }
 
 /// Policy of a catalog product.

@@ -58,6 +58,7 @@ fn report_with(value: &str) -> Report {
                 containers: Vec::new(),
                 remediation: None,
             }],
+            scanned_by: None,
         }],
     };
     r.normalize();

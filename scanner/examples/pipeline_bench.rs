@@ -234,7 +234,7 @@ async fn run(n: usize, dir: &Path) {
         rss(),
         Some(file_size(&yaml) + file_size(&prom)),
     );
-    let history = Store::open_existing(Path::new(&db))
+    let history = Store::open_existing_file(Path::new(&db))
         .and_then(|s| s.history())
         .unwrap();
     for format in [
@@ -427,6 +427,7 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
         warnings,
         incomplete: Vec::new(),
         findings,
+        scanned_by: None,
     }
 }
 

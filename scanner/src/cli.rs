@@ -342,6 +342,12 @@ pub struct ScanArgs {
     #[command(flatten)]
     pub state: StateArgs,
 
+    /// This scanner's name, recorded with each sweep it commits to the state
+    /// store (shown by `report --list` and in the fleet view). Default: the
+    /// host name.
+    #[arg(long, value_name = "NAME")]
+    pub scanner: Option<String>,
+
     /// Retention of the state store: sweeps that finished longer ago than this
     /// lose their full report, host results and finding history (their summary,
     /// every remediation event and the statuses stay), so a daemon's store stops
@@ -357,10 +363,13 @@ pub struct ScanArgs {
 /// Where remediation history lives.
 #[derive(Debug, Args, Clone)]
 pub struct StateArgs {
-    /// State store (SQLite) that tracks findings across sweeps.
+    /// State store that tracks findings across sweeps: an SQLite file, or a
+    /// PostgreSQL database shared by many scanners
+    /// (postgresql://USER@HOST:PORT/DB?sslmode=verify-full; the password from
+    /// PGPASSWORD or ~/.pgpass; docs/state.md).
     /// Default: fleetsweep/state.db under the user's data directory
     /// (~/.local/share/fleetsweep/state.db).
-    #[arg(long = "state", value_name = "DB")]
+    #[arg(long = "state", value_name = "DB|URL")]
     pub path: Option<PathBuf>,
 
     /// Keep no history: every finding is `new`, nothing is remembered.
@@ -423,12 +432,21 @@ pub struct ReportArgs {
     #[arg(long, value_name = "REPORT", conflicts_with_all = ["sweep", "list"])]
     pub from: Option<PathBuf>,
 
-    /// Sweep to render (an id from `--list`, or a unique prefix). Default: the latest.
+    /// Sweep to render (an id from `--list`, or a unique prefix). Default: the
+    /// latest sweep (a PostgreSQL store: the fleet view, see --fleet).
     #[arg(long, value_name = "ID")]
     pub sweep: Option<String>,
 
+    /// Render the fleet: the latest result of every host across the sweeps of
+    /// every scanner (shards, sites) in the store, each host with the sweep,
+    /// scanner and time it comes from. The default for a PostgreSQL store.
+    /// With --diff ID: what changed in the fleet since sweep ID was committed.
+    #[arg(long, conflicts_with_all = ["sweep", "from", "list"])]
+    pub fleet: bool,
+
     /// Show what changed since this earlier sweep instead (with `--from`: an
-    /// earlier saved report file).
+    /// earlier saved report file; with the fleet view: the fleet as it stood
+    /// when this sweep was committed).
     #[arg(long, value_name = "PREVIOUS")]
     pub diff: Option<String>,
 

@@ -17,6 +17,7 @@
 
 pub mod mutate;
 pub mod mutate_ultraav;
+pub mod postgres;
 pub mod prom;
 pub mod report;
 pub mod scenario;

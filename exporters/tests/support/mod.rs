@@ -113,6 +113,7 @@ pub fn host(name: &str, outcome: Outcome, findings: Vec<Finding>) -> HostReport 
         warnings: vec![],
         incomplete: vec![],
         findings,
+        scanned_by: None,
     }
 }
 

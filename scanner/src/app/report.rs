@@ -48,11 +48,17 @@ fn from_file(args: &ReportArgs, file: &Path) -> Result<String> {
     }
 }
 
+/// A sweep, the fleet view or the list, from the state store. Blocking
+/// (SQLite file reads, PostgreSQL queries): off the async threads.
 fn from_store(args: &ReportArgs) -> Result<String> {
-    let Some(path) = state_path(&args.state)? else {
+    tokio::task::block_in_place(|| from_store_blocking(args))
+}
+
+fn from_store_blocking(args: &ReportArgs) -> Result<String> {
+    let Some(location) = state_path(&args.state)? else {
         bail!("`fleetsweep report` renders from the state store: drop --no-state (or pass --state DB), or render a saved report with --from REPORT.yaml");
     };
-    let store = Store::open_existing(&path)?;
+    let store = Store::open_existing(&location)?;
     if args.list {
         let rows = store.sweeps()?;
         return match args.format.unwrap_or(ReportFormat::Table) {
@@ -61,13 +67,21 @@ fn from_store(args: &ReportArgs) -> Result<String> {
             other => bail!("--list prints a table or json, not `{}`", other.as_str()),
         };
     }
+    // A database shared by many scanners shows the fleet unless one sweep is asked for.
+    if args.fleet || (args.sweep.is_none() && location.is_shared()) {
+        let current = store.fleet(None)?;
+        return match &args.diff {
+            Some(prev) => {
+                let previous = store.fleet(Some(&store.resolve(prev)?))?;
+                render_diff(args.format, &previous, &current)
+            }
+            None => render(args.format, &current, &store.history()?),
+        };
+    }
     let id = match &args.sweep {
         Some(s) => store.resolve(s)?,
         None => store.latest_id()?.with_context(|| {
-            format!(
-                "the state store {} holds no sweep yet: run `fleetsweep scan` first",
-                path.display()
-            )
+            format!("the state store {location} holds no sweep yet: run `fleetsweep scan` first")
         })?,
     };
     let current = store.report(&id)?;
@@ -153,21 +167,26 @@ fn render(
 fn list_table(rows: &[SweepRow]) -> String {
     let mut s = String::new();
     let w = fleetsweep::sweep::summary::column_width("ID", rows.iter().map(|r| r.id.as_str()));
+    let sw = fleetsweep::sweep::summary::column_width(
+        "SCANNER",
+        rows.iter().map(|r| r.scanner.as_deref().unwrap_or("-")),
+    );
     let _ = writeln!(
         s,
-        "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  REPORT",
-        "ID", "FINISHED", "COMPLETE", "HOSTS", "OPEN", "SHARD"
+        "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  {:sw$}  REPORT",
+        "ID", "FINISHED", "COMPLETE", "HOSTS", "OPEN", "SHARD", "SCANNER"
     );
     for r in rows {
         let _ = writeln!(
             s,
-            "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  {}",
+            "{:w$}  {:30}  {:8}  {:>6}  {:>6}  {:8}  {:sw$}  {}",
             r.id,
             r.finished.to_string(),
             if r.complete { "yes" } else { "no" },
             r.hosts,
             r.open_findings,
             r.shard.as_deref().unwrap_or("-"),
+            r.scanner.as_deref().unwrap_or("-"),
             match &r.pruned {
                 Some(t) => format!("pruned {t}"),
                 None => "kept".to_string(),

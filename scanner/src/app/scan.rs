@@ -115,9 +115,9 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
 }
 
 /// Where the remediation history of this scan is kept (or that none is).
-fn state_summary(state: Option<&Path>) -> String {
+fn state_summary(state: Option<&fleetsweep::state::Location>) -> String {
     match state {
-        Some(p) => format!("History: {}\n", p.display()),
+        Some(p) => format!("History: {p}\n"),
         None => "History: none (--no-state: every finding is new)\n".to_string(),
     }
 }

@@ -16,7 +16,7 @@ pub mod outputs;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use crate::cli::{ScanArgs, StateArgs};
 use crate::diag::Diagnostic;
 use crate::exceptions::Exceptions;
 use crate::inventory::{self, limit::Shard, Host, Inventory};
-use crate::state::{self, StateError, Store};
+use crate::state::{self, Location, StateError, Store};
 use crate::sweep::{self, Progress, SweepSettings};
 use crate::transport::known_hosts::{HostKeyPolicy, KnownHostsError};
 use crate::transport::{Passphrase, SshSettings};
@@ -166,8 +166,9 @@ pub struct Finished {
 /// transaction, retention.
 struct History {
     catalog: Arc<Catalog>,
-    /// The state store file; `None` with `--no-state` (every finding `new`).
-    path: Option<PathBuf>,
+    /// The state store (a file or a PostgreSQL URL); `None` with
+    /// `--no-state` (every finding `new`).
+    path: Option<Location>,
     /// The store, opened (and checked end to end) once by `prepare` and kept
     /// for every sweep, so a scan does not read the whole file twice. A Mutex
     /// because serve shares the pipeline; it is only locked on the blocking
@@ -238,8 +239,13 @@ impl Pipeline {
         let keep = retention(&args.state_keep)?;
         let path = state_path(&args.state)?;
         // A corrupt or newer store is a configuration error: found now, not after the sweep.
+        let scanner = scanner_name(args.scanner.as_deref())?;
         let store = match &path {
-            Some(p) => Some(Store::open(p)?),
+            Some(p) => {
+                let mut s = Store::open(p)?;
+                s.set_scanner(&scanner);
+                Some(s)
+            }
             None => None,
         };
         Ok(Pipeline {
@@ -282,9 +288,9 @@ impl Pipeline {
         &self.outputs.metrics
     }
 
-    /// The state store file; `None` with `--no-state`.
-    pub fn state_path(&self) -> Option<&Path> {
-        self.history.path.as_deref()
+    /// The state store; `None` with `--no-state`.
+    pub fn state_path(&self) -> Option<&Location> {
+        self.history.path.as_ref()
     }
 
     /// Sweeps `hosts` (all of [`Pipeline::hosts`], or a subset such as one
@@ -476,18 +482,46 @@ fn warn_about_exceptions(report: &Report) {
     }
 }
 
-/// The state store `--state`/`--no-state` name: the flag, else the default
-/// under the user's data directory.
-pub fn state_path(args: &StateArgs) -> Result<Option<PathBuf>, PipelineError> {
+/// The state store `--state`/`--no-state` name: the flag (a file, or a
+/// `postgresql://` URL), else the default file under the user's data directory.
+pub fn state_path(args: &StateArgs) -> Result<Option<Location>, PipelineError> {
     if args.disabled {
         return Ok(None);
     }
     match &args.path {
-        Some(p) => Ok(Some(p.clone())),
+        Some(p) => Ok(Some(Location::parse(p.as_os_str())?)),
         None => Store::default_path()
-            .map(Some)
+            .map(|p| Some(Location::Sqlite(p)))
             .ok_or(PipelineError::NoDataDirectory),
     }
+}
+
+/// The longest `--scanner` name.
+const SCANNER_NAME_MAX: usize = 128;
+
+/// `--scanner`, else this machine's host name: recorded with every sweep.
+pub fn scanner_name(flag: Option<&str>) -> Result<String, PipelineError> {
+    let name = match flag {
+        Some(n) => n.to_string(),
+        None => nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unknown".into()),
+    };
+    if name.is_empty()
+        || name.chars().count() > SCANNER_NAME_MAX
+        || name.chars().any(char::is_control)
+    {
+        return Err(PipelineError::Flag {
+            flag: "scanner",
+            detail: format!(
+                "`{}` is not a scanner name: give 1 to {SCANNER_NAME_MAX} printable characters, e.g. --scanner site-a",
+                name.escape_debug()
+            ),
+        });
+    }
+    Ok(name)
 }
 
 /// A duration flag, when given.

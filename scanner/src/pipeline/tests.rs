@@ -1,6 +1,7 @@
 use super::*;
 use crate::cli::{Cli, Command};
 use clap::Parser;
+use std::path::Path;
 
 fn scan_args(extra: &[&str]) -> ScanArgs {
     let argv = ["fleetsweep", "scan", "--local"].iter().chain(extra);
@@ -75,7 +76,10 @@ async fn a_sweep_goes_through_the_store_to_its_files() {
     let (db, yaml, prom) = (path("state.db"), path("r.yaml"), path("m.prom"));
     let args = scan_args(&["--state", &db, "--report", &yaml, "--metrics-file", &prom]);
     let pipeline = Pipeline::prepare(local(), &args).unwrap_or_else(|e| panic!("{}", Chain(&e)));
-    assert_eq!(pipeline.state_path(), Some(Path::new(&db)));
+    assert_eq!(
+        pipeline.state_path().and_then(Location::file),
+        Some(Path::new(&db))
+    );
     let (_tx, cancel) = watch::channel(Some("test".to_string()));
     let report = pipeline
         .sweep(pipeline.hosts().to_vec(), Arc::new(sweep::Silent), cancel)
@@ -91,7 +95,7 @@ async fn a_sweep_goes_through_the_store_to_its_files() {
         })
     );
     assert!(!finished.report.sweep.complete);
-    let store = Store::open_existing(Path::new(&db)).unwrap_or_else(|e| panic!("{e}"));
+    let store = Store::open_existing_file(Path::new(&db)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(store.sweeps().map(|s| s.len()).ok(), Some(1));
     // The files and the store are written as they are serialized: each holds
     // exactly what the in-memory renderings give.
@@ -150,4 +154,19 @@ async fn a_busy_store_does_not_block_the_runtime() {
         ticks >= 5,
         "the runtime thread ticked {ticks} times while the store was busy"
     );
+}
+
+/// `--scanner` names a scanner in the store; the host name by default.
+#[test]
+fn scanner_names_are_short_printable_text() {
+    assert_eq!(scanner_name(Some("fra1-a")).ok().as_deref(), Some("fra1-a"));
+    assert!(scanner_name(None).is_ok_and(|n| !n.is_empty()));
+    for bad in ["", "a\nb", &"x".repeat(129)] {
+        let e = scanner_name(Some(bad)).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.starts_with("--scanner: ") && e.contains("printable")),
+            "{bad:?}: {e:?}"
+        );
+    }
 }

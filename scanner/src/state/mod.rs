@@ -3,7 +3,11 @@
 //!
 //! - [`status`]: the pure status rule (history + this sweep's observation →
 //!   status), exhaustively unit-tested.
-//! - [`store`]: the SQLite file (the only place rusqlite is named).
+//! - [`store`]: the one store interface ([`Store`]) the rest of the code
+//!   uses, and the fleet view (latest result of every host across scanners).
+//! - [`sqlite`]: the SQLite backend (the only place rusqlite is named).
+//! - [`postgres`]: the PostgreSQL backend, one database for many scanners
+//!   (the only place tokio-postgres is named).
 //! - [`apply_state`]: the step between the sweep and the outputs: derives every
 //!   status, applies exceptions, marks products found gone next to their
 //!   installed successor as `replaced`, and commits the sweep in one transaction.
@@ -18,11 +22,12 @@
 //! in builds with the `test-hooks` feature (the tests'), never in a normal or
 //! release build, where it could shift verdicts.
 
+pub mod postgres;
+pub mod sqlite;
 pub mod status;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use jiff::Timestamp;
 
@@ -31,8 +36,9 @@ use fleetsweep_exporters::{ExceptionsReport, Outcome, Report};
 use crate::catalog::Catalog;
 use crate::exceptions::Exceptions;
 
+pub use sqlite::SCHEMA_VERSION;
 pub use status::{derive, Observation, Track};
-pub use store::{Pruned, Remediation, Store, SweepRow, SCHEMA_VERSION};
+pub use store::{LatestResult, Location, Pruned, Remediation, Store, SweepRow};
 
 /// Grace days for a rule that is no longer in the catalog.
 pub const DEFAULT_GRACE_DAYS: u32 = 30;
@@ -42,29 +48,38 @@ pub const DEFAULT_GRACE_DAYS: u32 = 30;
 #[cfg(feature = "test-hooks")]
 pub const NOW_ENV: &str = "FLEETSWEEP_NOW";
 
-/// Errors of the state store; each names the file.
+/// Errors of the state store; each names the store (its file, or its URL
+/// without the password).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("no state store at {}: run `fleetsweep scan` first (or pass --state)", path.display())]
-    Missing { path: PathBuf },
-    #[error("{} cannot be used as the state store: {detail}; move it away, or point --state elsewhere", path.display())]
-    NotAStore { path: PathBuf, detail: String },
-    #[error("{} was written by a newer fleetsweep (schema {found}, this build knows {known}): upgrade, or point --state elsewhere", path.display())]
+    #[error("no state store at {store}: run `fleetsweep scan` first (or pass --state)")]
+    Missing { store: String },
+    #[error("{store} cannot be used as the state store: {detail}; move it away, or point --state elsewhere")]
+    NotAStore { store: String, detail: String },
+    #[error("{store} was written by a newer fleetsweep (schema {found}, this build knows {known}): upgrade, or point --state elsewhere")]
     Newer {
-        path: PathBuf,
+        store: String,
         found: i64,
         known: i64,
     },
-    #[error("state store {}: {detail}", path.display())]
-    Sql { path: PathBuf, detail: String },
-    #[error("state store {}: unreadable record: {detail}", path.display())]
-    Data { path: PathBuf, detail: String },
-    #[error("no sweep `{id}` in {}: `fleetsweep report --list` shows them", path.display())]
-    UnknownSweep { path: PathBuf, id: String },
+    #[error("state store {store}: {detail}")]
+    Sql { store: String, detail: String },
+    #[error("state store {store}: unreadable record: {detail}")]
+    Data { store: String, detail: String },
+    #[error("no sweep `{id}` in {store}: `fleetsweep report --list` shows them")]
+    UnknownSweep { store: String, id: String },
     #[error("sweep `{id}` was pruned at {when} (retention, --state-keep): its summary is in the history, its report is not kept")]
     Pruned { id: String, when: String },
     #[error("sweep id prefix `{id}` is ambiguous ({candidates}): give more of it")]
     AmbiguousSweep { id: String, candidates: String },
+    #[error("the state store {store} holds no host result yet: run `fleetsweep scan` first")]
+    Empty { store: String },
+    /// A `--state postgresql://` URL that cannot be used (shown without its password).
+    #[error("--state {url}: {detail}")]
+    Url { url: String, detail: String },
+    /// The PostgreSQL server cannot be reached or refused us.
+    #[error("cannot connect to the state store {store}: {detail}")]
+    Connect { store: String, detail: String },
     #[cfg(feature = "test-hooks")]
     #[error("{NOW_ENV}: `{value}` is not an RFC 3339 time such as 2027-01-31T06:00:00Z: {detail}")]
     BadNow { value: String, detail: String },
@@ -106,7 +121,10 @@ pub fn apply_state(
 ) -> Result<(), StateError> {
     let today = status::day(now);
     let mut tx = match store {
-        Some(s) => Some(s.transaction()?),
+        Some(s) => {
+            let hosts: Vec<&str> = out.hosts.iter().map(|h| h.name.as_str()).collect();
+            Some(s.transaction(&hosts)?)
+        }
         None => None,
     };
     let n = exceptions.map_or(0, |e| e.entries.len());
@@ -310,6 +328,7 @@ mod tests {
                     warnings: vec![],
                     incomplete: vec![],
                     findings: if *found { vec![kesl()] } else { vec![] },
+                    scanned_by: None,
                 })
                 .collect(),
         }
@@ -326,7 +345,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/state.db");
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&path).unwrap();
+        let mut store = Store::open_file(&path).unwrap();
         let mut r1 = report(&hosts(3, |i| i < 2));
         apply_state(
             &mut r1,
@@ -394,13 +413,13 @@ mod tests {
         assert_eq!(store.latest_id().unwrap(), Some(r2.sweep.id.clone()));
         drop(store);
         // reopening is fine; a newer schema is refused
-        let store = Store::open(&path).unwrap();
+        let store = Store::open_file(&path).unwrap();
         store
             .conn_for_tests()
             .pragma_update(None, "user_version", 7)
             .unwrap();
         drop(store);
-        let err = Store::open(&path).err().unwrap().to_string();
+        let err = Store::open_file(&path).err().unwrap().to_string();
         assert_eq!(
             err,
             format!(
@@ -417,7 +436,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&path).unwrap();
+        let mut store = Store::open_file(&path).unwrap();
         let mut r = report(&hosts(2, |i| i == 0));
         apply_state(
             &mut r,
@@ -428,10 +447,13 @@ mod tests {
         )
         .unwrap();
         let conn = store.conn_for_tests();
-        conn.execute_batch("ALTER TABLE sweeps DROP COLUMN pruned; PRAGMA user_version = 1;")
-            .unwrap();
+        conn.execute_batch(
+            "DROP INDEX host_results_by_host; ALTER TABLE sweeps DROP COLUMN scanner;
+             ALTER TABLE sweeps DROP COLUMN pruned; PRAGMA user_version = 1;",
+        )
+        .unwrap();
         drop(store);
-        let mut store = Store::open(&path).unwrap();
+        let mut store = Store::open_file(&path).unwrap();
         let version: i64 = store
             .conn_for_tests()
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -471,7 +493,7 @@ mod tests {
         )
         .unwrap();
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let mut r = report(&hosts(3, |_| true));
         let t = ts("2027-01-10T00:00:00Z");
         apply_state(&mut r, Some(&mut store), &cat, Some(&ex), t).unwrap();
@@ -518,7 +540,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&path).unwrap();
+        let mut store = Store::open_file(&path).unwrap();
         let keep = jiff::SignedDuration::from_hours(24 * 10);
         let day = |d: u32| ts(&format!("2027-01-{d:02}T06:00:00Z"));
         let size = |p: &Path| std::fs::metadata(p).unwrap().len();
@@ -581,7 +603,7 @@ mod tests {
             "grew {growth_late} bytes over the last 10 sweeps"
         );
         // Without retention the same 30 sweeps take several times the space.
-        let mut all = Store::open(&dir.path().join("all.db")).unwrap();
+        let mut all = Store::open_file(&dir.path().join("all.db")).unwrap();
         for d in 1..=30u32 {
             let mut r = report(&hosts(1000, |i| i < 50));
             apply_state(&mut r, Some(&mut all), &cat, None, day(d)).unwrap();
@@ -600,7 +622,7 @@ mod tests {
     fn a_large_sweep_commits_in_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         for day in 1..=2 {
             let mut r = report(&hosts(5000, |i| i % 4 == 0));
             let t0 = std::time::Instant::now();
@@ -623,7 +645,7 @@ mod tests {
     fn a_2500_host_sweep_is_recorded_whole_and_drives_the_next() {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         // Every 10th host has KESL.
         let mut r1 = report(&hosts(2500, |i| i % 10 == 0));
         apply_state(
@@ -699,7 +721,7 @@ mod tests {
     fn a_store_failing_mid_derivation_leaves_the_report_untouched() {
         let dir = tempfile::tempdir().unwrap();
         let cat = Catalog::builtin().unwrap();
-        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
         let mut r1 = report(&hosts(30, |i| i % 3 == 0));
         apply_state(
             &mut r1,
@@ -735,6 +757,82 @@ mod tests {
         assert_eq!(store.sweeps().unwrap().len(), 1, "nothing committed");
     }
 
+    /// The fleet view on SQLite (the same code as on PostgreSQL): two
+    /// scanners' shards make one fleet, each host once with the sweep and
+    /// scanner it comes from; `upto` gives the fleet as it stood then.
+    #[test]
+    fn the_fleet_view_combines_the_latest_result_of_every_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open_file(&dir.path().join("s.db")).unwrap();
+        let all = hosts(6, |i| i % 2 == 0);
+        let mut sweep = |scanner: &str, shard: &str, which: &[usize], day: u32| {
+            let mut r = report(&which.iter().map(|&i| all[i].clone()).collect::<Vec<_>>());
+            r.sweep.shard = Some(shard.into());
+            store.set_scanner(scanner);
+            let t = ts(&format!("2027-01-0{day}T00:00:00Z"));
+            apply_state(&mut r, Some(&mut store), &cat, None, t).unwrap();
+            r.sweep.id
+        };
+        let a1 = sweep("a", "1/2", &[0, 1, 2], 1);
+        let b1 = sweep("b", "2/2", &[3, 4, 5], 1);
+        let a2 = sweep("a", "1/2", &[0, 1], 2);
+        let fleet = store.fleet(None).unwrap();
+        assert_eq!(fleet.sweep.id, "fleet");
+        let by: Vec<(&str, &str, Option<&str>)> = fleet
+            .hosts
+            .iter()
+            .map(|h| {
+                let s = h.scanned_by.as_ref().unwrap();
+                (h.name.as_str(), s.sweep.as_str(), s.scanner.as_deref())
+            })
+            .collect();
+        assert_eq!(
+            by,
+            [
+                ("h-00000", a2.as_str(), Some("a")),
+                ("h-00001", a2.as_str(), Some("a")),
+                ("h-00002", a1.as_str(), Some("a")),
+                ("h-00003", b1.as_str(), Some("b")),
+                ("h-00004", b1.as_str(), Some("b")),
+                ("h-00005", b1.as_str(), Some("b")),
+            ]
+        );
+        assert_eq!(fleet.summary.hosts.total, 6);
+        assert_eq!(
+            (fleet.summary.findings.new, fleet.summary.findings.open),
+            (2, 1)
+        );
+        let then = store.fleet(Some(&b1)).unwrap();
+        assert_eq!(then.sweep.id, format!("fleet@{b1}"));
+        assert!(then
+            .hosts
+            .iter()
+            .all(|h| h.scanned_by.as_ref().unwrap().sweep != a2));
+        let rows = store.sweeps().unwrap();
+        assert_eq!(
+            rows.iter()
+                .map(|r| r.scanner.as_deref())
+                .collect::<Vec<_>>(),
+            [Some("a"), Some("b"), Some("a")]
+        );
+        // Retention keeps the newest sweep of each scanner: b's only one stays.
+        let p = store
+            .prune(ts("2027-01-05T00:00:00Z"), ts("2027-01-05T00:00:00Z"))
+            .unwrap();
+        assert_eq!(p.sweeps, 1, "a's first sweep only");
+        let fleet = store.fleet(None).unwrap();
+        assert_eq!(
+            fleet
+                .hosts
+                .iter()
+                .map(|h| h.name.as_str())
+                .collect::<Vec<_>>(),
+            ["h-00000", "h-00001", "h-00003", "h-00004", "h-00005"],
+            "h-00002's only result was pruned"
+        );
+    }
+
     /// A truncated (0-byte) store, a directory or a FIFO named as the store
     /// is refused with what to do, never silently replaced by a new history.
     #[test]
@@ -742,7 +840,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.db");
         std::fs::write(&empty, b"").unwrap();
-        for open in [Store::open, Store::open_existing] {
+        for open in [Store::open_file, Store::open_existing_file] {
             let err = open(&empty).err().unwrap().to_string();
             assert!(err.contains("empty (0 bytes)"), "{err}");
             assert!(err.contains("restore it from a backup"), "{err}");
@@ -758,9 +856,9 @@ mod tests {
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
         // SAFETY: a valid NUL-terminated path; mkfifo reads it only.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let err = Store::open(&fifo).err().unwrap().to_string();
+        let err = Store::open_file(&fifo).err().unwrap().to_string();
         assert!(err.contains("not a regular file"), "{err}");
-        let err = Store::open_existing(&dir.path().join("missing.db"))
+        let err = Store::open_existing_file(&dir.path().join("missing.db"))
             .err()
             .unwrap()
             .to_string();

@@ -183,6 +183,7 @@ fn host_report(h: &Host, outcome: Outcome, secs: f64) -> HostReport {
         warnings: Vec::new(),
         incomplete: Vec::new(),
         findings: Vec::new(),
+        scanned_by: None,
     }
 }
 

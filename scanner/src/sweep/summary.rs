@@ -280,6 +280,7 @@ mod tests {
                 warnings: vec![],
                 incomplete: vec![],
                 findings: vec![],
+                scanned_by: None,
             }],
         };
         let text = render(&report);
