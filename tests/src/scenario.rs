@@ -79,6 +79,12 @@ pub enum Scenario {
     /// hosts managed with Ansible. `apt-get purge kesl`, `service kesl stop`
     /// and `update-rc.d` then work for real on it (tests/tests/ansible.rs).
     KeslDeb,
+    /// Debian 12 with nothing Kaspersky on the host itself; KESL's daemons
+    /// `kesl` and `wdserver` run as root inside a container: their own PID
+    /// and mount namespaces (`unshare --pid --mount --fork`), with the
+    /// container's own `/opt` (KESL's install root) mounted over the host's
+    /// in that mount namespace only, as a container image's files are.
+    Containerised,
 }
 
 impl Scenario {
@@ -121,6 +127,7 @@ impl Scenario {
             Scenario::Generated { kaspersky: true } => "generated-kesl",
             Scenario::Generated { kaspersky: false } => "generated-clean",
             Scenario::KeslDeb => "kesl-deb",
+            Scenario::Containerised => "containerised",
         }
     }
 }
@@ -276,6 +283,7 @@ pub fn prepare(
     let mut garbage_dpkg = false;
     let mut hostile = false;
     let mut kesl_deb = false;
+    let mut containerised = false;
     let kesl_installed = |status: &mut String,
                           dirs: &mut Vec<&str>,
                           files: &mut Vec<(&str, &str)>,
@@ -392,6 +400,7 @@ pub fn prepare(
             garbage_dpkg = true;
         }
         Scenario::Hostile => hostile = true,
+        Scenario::Containerised => containerised = true,
         Scenario::KeslDeb => {
             os = UBUNTU_2204;
             status = String::new();
@@ -505,6 +514,23 @@ pub fn prepare(
         boot.push_str(&deb_host(hd, &root)?);
     }
     boot.push_str(&start_daemons);
+    if containerised {
+        // The container's root filesystem holds KESL's install root; the
+        // host's /opt stays as it was. Inside, the shell is PID 1 of the new
+        // PID namespace, starts wdserver and becomes kesl.
+        let copt = root.join("container_opt/kaspersky/kesl/libexec");
+        std::fs::create_dir_all(&copt)?;
+        for d in ["kesl", "wdserver"] {
+            let _ = std::fs::remove_file(copt.join(d));
+            std::os::unix::fs::symlink("/bin/sleep", copt.join(d))?;
+        }
+        let _ = writeln!(
+            boot,
+            "unshare --pid --mount --fork --mount-proc sh -c 'mount --bind {r}/container_opt /opt && \
+             (/opt/kaspersky/kesl/libexec/wdserver infinity &) && exec /opt/kaspersky/kesl/libexec/kesl infinity' \
+             </dev/null >/dev/null 2>&1 &"
+        );
+    }
     if hostile {
         // The forgeries, each run as nobody (setpriv, util-linux): argv[0]
         // through bash's `exec -a`, the executable through a copy of sleep

@@ -156,8 +156,8 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             "rpm" => parse_rpm(s.body),
             "apk" => parse_apk(s.body),
             "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
-            | "proc-cmdline" | "proc-exe" | "proc-owner" | "proc-pidns" | "proc-cgroup" | "ps"
-            | "modules" | "paths" | "kesl-app-info" => continue,
+            | "proc-cmdline" | "proc-exe" | "proc-owner" | "proc-pidns" | "proc-status"
+            | "proc-cgroup" | "ps" | "modules" | "paths" | "kesl-app-info" => continue,
             other => {
                 obs.warnings
                     .push(warning(other, "unknown section ignored".to_string()));
@@ -192,6 +192,7 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
         "proc-cmdline",
         "proc-exe",
         "proc-pidns",
+        "proc-status",
         "proc-cgroup",
     ] {
         if let Some(s) = split.get(name) {
@@ -227,6 +228,7 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             containers::mark(
                 &mut procs,
                 split.get("proc-pidns").map(|s| s.body),
+                split.get("proc-status").map(|s| s.body),
                 split.get("proc-cgroup").map(|s| s.body),
             );
             (procs, w)

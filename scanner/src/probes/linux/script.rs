@@ -55,7 +55,9 @@ pub const MAX_PATH_ROOTS: usize = 64;
 ///   without `-q`, as in BusyBox, `readlink` per process with newlines turned
 ///   into `?`), and `proc-owner` (`ls -ldn` of every `/proc/PID`: its owner
 ///   is the process's uid), `proc-pidns` (`ls -l` of `self/ns/pid` and every
-///   `PID/ns/pid`) and `proc-cgroup` (`head -v -n 1` of every `PID/cgroup`),
+///   `PID/ns/pid`: root's only readable by root), `proc-status` (the `PPid:`
+///   and `NSpid:` lines of `self/status` and every `PID/status`, readable by
+///   anyone) and `proc-cgroup` (`head -v -n 1` of every `PID/cgroup`),
 ///   which tell the processes running in containers
 ///   ([`super::containers`]). Without a usable `/proc`, section `ps` with `ps -eo
 ///   pid=,comm=,args=` instead.
@@ -149,10 +151,11 @@ fi
 sec unit-files units
 powner() ( cd /proc && ls -ldn -- [0-9]* 2>/dev/null; exit 0 )
 pns() ( cd /proc && ls -l -- self/ns/pid [0-9]*/ns/pid 2>/dev/null; exit 0 )
+pst() ( cd /proc && grep -H -e '^PPid:' -e '^NSpid:' -- self/status [0-9]*/status 2>/dev/null; exit 0 )
 pcg() ( cd /proc && head -v -n 1 -- [0-9]*/cgroup 2>/dev/null | cut -c 1-512; exit 0 )
 if [ -r /proc/self/cmdline ]; then
   sec processes procs; sec proc-cmdline pcmd; sec proc-exe pexe; sec proc-owner powner
-  sec proc-pidns pns; sec proc-cgroup pcg
+  sec proc-pidns pns; sec proc-status pst; sec proc-cgroup pcg
 else
   sec ps ps -eo pid=,comm=,args=
 fi
