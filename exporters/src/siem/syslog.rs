@@ -203,7 +203,10 @@ impl SyslogTarget {
                     tcp.write_all(m).map_err(fail(i))?;
                 }
                 tcp.flush().map_err(fail(framed.len()))?;
-                close(&mut tcp);
+                // Half-close, then wait for the receiver to close too: it
+                // has read everything by then.
+                let _ = tcp.shutdown(Shutdown::Write);
+                wait_for_close(&mut tcp);
             }
             Some((config, name)) => {
                 let conn =
@@ -220,14 +223,18 @@ impl SyslogTarget {
                         .complete_io(&mut tls.sock)
                         .map_err(|e| tls_failure(e, self.tls_hint()))?;
                 }
+                wait_for_server_handshake_end(&mut tls, timeout);
                 for (i, m) in framed.iter().enumerate() {
                     tls.write_all(m).map_err(fail(i))?;
                 }
                 tls.flush().map_err(fail(framed.len()))?;
+                // close_notify (RFC 5425 §4.4), then wait for the receiver
+                // to close before our FIN: rsyslog's openssl driver drops a
+                // session's messages when the FIN follows them too closely.
                 tls.conn.send_close_notify();
-                // What is left to write is the close_notify alert.
                 let _ = tls.conn.complete_io(&mut tls.sock);
-                close(&mut tls.sock);
+                wait_for_close(&mut tls.sock);
+                let _ = tls.sock.shutdown(Shutdown::Both);
             }
         }
         Ok(())
@@ -274,10 +281,9 @@ struct Failure {
     retry: bool,
 }
 
-/// Half-closes and waits (briefly) for the receiver to close too, so the
-/// receiver has read everything before the socket goes away.
-fn close(tcp: &mut TcpStream) {
-    let _ = tcp.shutdown(Shutdown::Write);
+/// Waits (2s at most) for the receiver to close its side, reading and
+/// dropping what it still sends (a syslog receiver sends nothing useful).
+fn wait_for_close(tcp: &mut TcpStream) {
     let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
     let mut buf = [0u8; 512];
     for _ in 0..64 {
@@ -286,6 +292,28 @@ fn close(tcp: &mut TcpStream) {
             Ok(_) => {}
         }
     }
+}
+
+/// With TLS 1.3 the client's handshake ends one flight before the
+/// server's: our first messages can reach the receiver together with our
+/// Finished. rsyslog's openssl driver (8.2302) then sometimes drops them,
+/// the whole session silently lost. A TLS 1.3 server sends its session
+/// tickets once it has taken our Finished, so we wait (briefly) for the
+/// first record after the handshake before writing anything.
+fn wait_for_server_handshake_end(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    timeout: Duration,
+) {
+    if tls.conn.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+        return;
+    }
+    let _ = tls
+        .sock
+        .set_read_timeout(Some(timeout.min(Duration::from_secs(2))));
+    if tls.conn.read_tls(&mut tls.sock).is_ok() {
+        let _ = tls.conn.process_new_packets();
+    }
+    let _ = tls.sock.set_read_timeout(Some(timeout));
 }
 
 /// A TLS handshake error: a certificate problem is final, the rest is retried.

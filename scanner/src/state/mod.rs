@@ -26,6 +26,7 @@ use std::path::PathBuf;
 
 use jiff::Timestamp;
 
+use fleetsweep_exporters::siem::StatusChange;
 use fleetsweep_exporters::{ExceptionsReport, Outcome, Report};
 
 use crate::catalog::Catalog;
@@ -94,6 +95,11 @@ pub fn now() -> Result<Timestamp, StateError> {
 ///
 /// `now` is the derivation time (see [`now`]). `serve` calls this once per sweep.
 ///
+/// Returns every (host, rule) whose status differs from the one the store
+/// held (all present findings, as first sightings, without a store): the
+/// SIEM outputs turn them into status-change events. A stable fleet returns
+/// none, so this costs nothing at scale.
+///
 /// On an error reading the store, `report` is left as it was; when only the
 /// commit fails, `report` carries the derived statuses and the error says the
 /// sweep was not recorded, so the caller can still write its outputs.
@@ -103,7 +109,7 @@ pub fn apply_state(
     catalog: &Catalog,
     exceptions: Option<&Exceptions>,
     now: Timestamp,
-) -> Result<(), StateError> {
+) -> Result<Vec<StatusChange>, StateError> {
     let today = status::day(now);
     let mut tx = match store {
         Some(s) => Some(s.transaction()?),
@@ -121,6 +127,7 @@ pub fn apply_state(
     // finding or a history get an entry, so a large clean fleet costs
     // nothing here (the report is not copied).
     let mut derived: Vec<(usize, Vec<fleetsweep_exporters::Finding>)> = Vec::new();
+    let mut changes = Vec::new();
     for (index, host) in out.hosts.iter().enumerate() {
         let tracks = match &tx {
             Some(t) => t.tracks(&host.name)?,
@@ -185,6 +192,17 @@ pub fn apply_state(
                     remediated_at: at,
                 });
             }
+            if let Some(f) = &d.finding {
+                let from = prev.map(|t| t.status);
+                if from != Some(f.status) {
+                    changes.push(StatusChange {
+                        host: host.name.clone(),
+                        rule: rule.to_string(),
+                        from,
+                        to: f.status,
+                    });
+                }
+            }
             findings.extend(d.finding);
         }
         status::mark_replaced(&mut findings, |successor, rule| {
@@ -217,7 +235,7 @@ pub fn apply_state(
         tracing::info!(sweep = %out.sweep.id, "committing the sweep to the state store");
         tx.commit(out, &commit)?;
     }
-    Ok(())
+    Ok(changes)
 }
 
 /// True when `host` was scanned completely this sweep: absence of a
