@@ -263,7 +263,7 @@ fn msg_event(m: &serde_json::Value) -> Event {
 }
 
 /// mmpstrucdata's reading of our SD element.
-fn sd<'a>(m: &'a serde_json::Value) -> &'a serde_json::Value {
+fn sd(m: &serde_json::Value) -> &serde_json::Value {
     &m["rfc5424-sd"]["fleetsweep@32473"]
 }
 
