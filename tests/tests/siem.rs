@@ -29,6 +29,8 @@ use fleetsweep_exporters::siem::{self, Event, StatusChange};
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
+/// Debian's python3, which runs the verifier of docs/siem.md.
+const PYTHON: &str = "/usr/bin/python3";
 const SECRET: &str = "test-secret-0123456789abcdef";
 /// A loopback address of this test's range where nothing ever listens
 /// (a port of 127.0.0.1 picked as free may be taken by a parallel test).
@@ -149,46 +151,9 @@ impl Rsyslog {
         }
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::create_dir(d.join("work")).unwrap();
         let port = free_port();
         let out = d.join("received.jsonl");
-        let tls_global = match tls {
-            Some(p) => format!(
-                r#" defaultNetstreamDriver="ossl" defaultNetstreamDriverCAFile="{}" defaultNetstreamDriverCertFile="{}" defaultNetstreamDriverKeyFile="{}""#,
-                p.path("ca.pem").display(),
-                p.path("server.pem").display(),
-                p.path("server.key").display()
-            ),
-            None => String::new(),
-        };
-        let tls_module = if tls.is_some() {
-            r#" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon""#
-        } else {
-            ""
-        };
-        let conf = format!(
-            r#"global(workDirectory="{work}" maxMessageSize="64k"{tls_global})
-module(load="imtcp"{tls_module})
-module(load="mmpstrucdata")
-template(name="all" type="string" string="%$!%\n")
-ruleset(name="siem") {{
-  action(type="mmpstrucdata")
-  set $!protocol = $protocol-version;
-  set $!pri = $pri;
-  set $!app = $app-name;
-  set $!hostname = $hostname;
-  set $!procid = $procid;
-  set $!msgid = $msgid;
-  set $!timestamp = $timereported;
-  set $!sd = $structured-data;
-  set $!msg = $msg;
-  action(type="omfile" file="{out}" template="all")
-}}
-input(type="imtcp" port="{port}" address="127.0.0.1" ruleset="siem")
-"#,
-            work = d.join("work").display(),
-            out = out.display(),
-        );
+        let conf = rsyslog_conf(tls, port, &out);
         let conf_path = d.join("rsyslog.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let child = Command::new(RSYSLOGD)
@@ -241,6 +206,47 @@ impl Drop for Rsyslog {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The rsyslog configuration of docs/siem.md ("rsyslog as the receiver"),
+/// with this test's port, files and certificates: the documented receiver
+/// is the one tested. Without `tls`, as the doc says for plain TCP: without
+/// the `global(...)` TLS settings and the `streamDriver` parameters.
+fn rsyslog_conf(tls: Option<&Pki>, port: u16, out: &Path) -> String {
+    let doc = std::fs::read_to_string(fleetsweep_e2e::e2e_dir().join("../docs/siem.md")).unwrap();
+    let start = doc
+        .find("# /etc/rsyslog.d/fleetsweep.conf\n")
+        .expect("docs/siem.md lost its rsyslog configuration");
+    let len = doc[start..].find("\n```").unwrap();
+    let mut conf = doc[start..start + len + 1].to_string();
+    let mut replace = |from: &str, to: &str| {
+        assert!(
+            conf.contains(from),
+            "docs/siem.md's rsyslog configuration has no `{from}`"
+        );
+        conf = conf.replace(from, to);
+    };
+    replace("/var/log/fleetsweep/events.jsonl", out.to_str().unwrap());
+    replace(
+        r#"port="6514""#,
+        &format!(r#"port="{port}" address="127.0.0.1""#),
+    );
+    match tls {
+        Some(p) => replace(
+            "/etc/rsyslog.d/tls/",
+            &format!("{}/", p.dir.path().display()),
+        ),
+        None => {
+            replace(
+                r#" streamDriver.name="ossl" streamDriver.mode="1" streamDriver.authMode="anon""#,
+                "",
+            );
+            let g = conf.find("global(").unwrap();
+            let end = g + conf[g..].find("\n)\n").unwrap() + 3;
+            conf.replace_range(g..end, "");
+        }
+    }
+    conf
 }
 
 fn glob_exists(pattern: &str) -> bool {
@@ -722,6 +728,46 @@ fn webhook_retries_resets_and_503s_with_a_stable_key_and_honours_retry_after() {
         got.extend(serde_json::from_value::<Vec<Event>>(body["events"].clone()).unwrap());
     }
     assert_eq!(got, events);
+    // The Python verifier of docs/siem.md accepts every one of these requests
+    // with the secret, and none with another one.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("verify.py");
+    std::fs::write(&script, documented_python_verifier()).unwrap();
+    for (s, secret, want) in [
+        (&seen[0], SECRET, Some(0)),
+        (&seen[4], SECRET, Some(0)),
+        (&seen[4], "not-the-secret", Some(1)),
+    ] {
+        let mut child = Command::new(PYTHON)
+            .arg(&script)
+            .arg(&s.signature)
+            .env("FLEETSWEEP_WEBHOOK_SECRET", secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("{PYTHON}: {e}; install it as root: apt-get install -y python3")
+            });
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &s.body).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            want,
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
+
+/// The Python block of docs/siem.md ("Verifying a request").
+fn documented_python_verifier() -> String {
+    let doc = std::fs::read_to_string(fleetsweep_e2e::e2e_dir().join("../docs/siem.md")).unwrap();
+    let section = doc
+        .find("### Verifying a request (Python)")
+        .expect("docs/siem.md lost its Python verifier");
+    let start = section + doc[section..].find("```python\n").unwrap() + "```python\n".len();
+    let len = doc[start..].find("```").unwrap();
+    doc[start..start + len].to_string()
 }
 
 #[test]
