@@ -1058,3 +1058,135 @@ fn scan_exits_4_with_the_report_written_when_the_syslog_ca_is_wrong() {
         out_text(&out)
     );
 }
+
+/// `fleetsweep serve`, killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The value of `series` (name with labels, as printed) on a metrics page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn serve_counts_each_outputs_deliveries_and_failures() {
+    let rs = Rsyslog::start(None);
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = dir.path().join("bundles");
+    bundle(&bundles, true);
+    let port = free_port();
+    let syslog = format!("tcp://127.0.0.1:{}", rs.port);
+    let log = dir.path().join("serve.log");
+    let _daemon = Daemon(
+        Command::new(FLEETSWEEP)
+            .args(["serve", "--offline"])
+            .arg(&bundles)
+            .arg("--state")
+            .arg(dir.path().join("state.db"))
+            .args(["--interval", "1h", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--syslog",
+                &syslog,
+                "--webhook",
+                &format!("http://{NOBODY}/hook"),
+            ])
+            .args(["--siem-deadline", "2s"])
+            .env("FLEETSWEEP_WEBHOOK_SECRET", SECRET)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting fleetsweep serve"),
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let metrics = || {
+        agent
+            .get(&format!("http://127.0.0.1:{port}/metrics"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .unwrap_or_default()
+    };
+    // Before the first delivery every configured output has its series at 0.
+    let started = Instant::now();
+    let mut page = metrics();
+    while page.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve did not answer:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        page = metrics();
+    }
+    for output in ["syslog", "webhook"] {
+        let failures = format!("fleetsweep_siem_delivery_failures_total{{output=\"{output}\"}}");
+        assert!(
+            sample(&page, &failures).is_some(),
+            "{failures} missing:\n{page}"
+        );
+    }
+    // The webhook's receiver is down: it fails after its 2 s deadline.
+    let webhook_failed = "fleetsweep_siem_delivery_failures_total{output=\"webhook\"}";
+    while sample(&page, webhook_failed) != Some(1.0) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no webhook failure counted:\n{page}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        page = metrics();
+    }
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_siem_events_sent_total{output=\"syslog\"}"
+        ),
+        Some(3.0),
+        "{page}"
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_siem_delivery_failures_total{output=\"syslog\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_siem_events_sent_total{output=\"webhook\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &page,
+            "fleetsweep_siem_last_success_timestamp_seconds{output=\"webhook\"}"
+        ),
+        Some(0.0)
+    );
+    let last = sample(
+        &page,
+        "fleetsweep_siem_last_success_timestamp_seconds{output=\"syslog\"}",
+    )
+    .unwrap();
+    assert!(
+        (jiff::Timestamp::now().as_second() as f64 - last).abs() < 120.0,
+        "{last}"
+    );
+    assert_eq!(rs.received(3).len(), 3);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("SIEM delivery failed"), "{log}");
+    assert!(log.contains("deadline of 2s has passed"), "{log}");
+}

@@ -339,6 +339,85 @@ mod tests {
             .collect()
     }
 
+    /// `host rule from -> to` of each change, as the SIEM outputs get them.
+    fn changed(changes: &[StatusChange]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} -> {}",
+                    c.host,
+                    c.rule,
+                    c.from.map_or("none", Status::as_str),
+                    c.to.as_str()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn status_changes_are_returned_for_the_siem() {
+        let cat = Catalog::builtin().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let mut sweep = |hosts: &[(String, Outcome, bool)], at: &str| {
+            let mut r = report(hosts);
+            apply_state(&mut r, Some(&mut store), &cat, None, ts(at)).unwrap()
+        };
+        let c = sweep(&hosts(3, |i| i < 2), "2027-01-01T00:00:00Z");
+        assert_eq!(
+            changed(&c),
+            [
+                "h-00000 kaspersky/kesl none -> new",
+                "h-00001 kaspersky/kesl none -> new"
+            ]
+        );
+        // Seen again: new -> open (the SIEM drops this routine one); h-02 new.
+        let c = sweep(&hosts(3, |_| true), "2027-01-02T00:00:00Z");
+        assert_eq!(
+            changed(&c),
+            [
+                "h-00000 kaspersky/kesl new -> open",
+                "h-00001 kaspersky/kesl new -> open",
+                "h-00002 kaspersky/kesl none -> new"
+            ]
+        );
+        let c = sweep(&hosts(3, |_| true), "2027-01-02T01:00:00Z");
+        assert_eq!(changed(&c), ["h-00002 kaspersky/kesl new -> open"]);
+        // Nothing changed: nothing returned.
+        let c = sweep(&hosts(3, |_| true), "2027-01-02T02:00:00Z");
+        assert_eq!(changed(&c), Vec::<String>::new());
+        // Past due (30 days of grace), gone, not scanned.
+        let c = sweep(
+            &[
+                ("h-00000".into(), Outcome::Scanned, true),
+                ("h-00001".into(), Outcome::Scanned, false),
+                ("h-00002".into(), Outcome::Unreachable, false),
+            ],
+            "2027-02-15T00:00:00Z",
+        );
+        assert_eq!(
+            changed(&c),
+            [
+                "h-00000 kaspersky/kesl open -> overdue",
+                "h-00001 kaspersky/kesl open -> remediated",
+                "h-00002 kaspersky/kesl open -> unverified"
+            ]
+        );
+        let notable: Vec<bool> = c.iter().map(StatusChange::is_notable).collect();
+        assert_eq!(notable, [true, true, false]);
+        // Back on h-01: reinstalled.
+        let c = sweep(&hosts(2, |_| true), "2027-02-16T00:00:00Z");
+        assert_eq!(
+            changed(&c),
+            ["h-00001 kaspersky/kesl remediated -> reinstalled"]
+        );
+        // Without a store every finding is a first sighting, every time.
+        let mut r = report(&hosts(2, |i| i == 1));
+        let c = apply_state(&mut r, None, &cat, None, ts("2027-01-01T00:00:00Z")).unwrap();
+        assert_eq!(changed(&c), ["h-00001 kaspersky/kesl none -> new"]);
+    }
+
     #[test]
     fn a_store_tracks_findings_across_sweeps() {
         let dir = tempfile::tempdir().unwrap();
