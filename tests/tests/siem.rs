@@ -118,6 +118,43 @@ impl Pki {
             "-extfile",
             "ext.cnf",
         ]);
+        // A client certificate for receivers that authenticate senders.
+        openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=fleetsweep",
+        ]);
+        std::fs::write(
+            d.join("client.cnf"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "client.cnf",
+        ]);
         Pki { dir }
     }
 
@@ -139,6 +176,11 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn start(tls: Option<&Pki>) -> Rsyslog {
+        Rsyslog::start_with(tls, "anon")
+    }
+
+    /// `auth_mode`: rsyslog's `streamDriver.authMode` (`anon`, `x509/certvalid`).
+    fn start_with(tls: Option<&Pki>, auth_mode: &str) -> Rsyslog {
         assert!(
             Path::new(RSYSLOGD).exists(),
             "{RSYSLOGD} not found: install rsyslog as root: apt-get install -y rsyslog rsyslog-openssl (scripts/setup does)"
@@ -153,7 +195,8 @@ impl Rsyslog {
         let d = dir.path();
         let port = free_port();
         let out = d.join("received.jsonl");
-        let conf = rsyslog_conf(tls, port, &out);
+        let conf = rsyslog_conf(tls, port, &out)
+            .replace(r#"authMode="anon""#, &format!(r#"authMode="{auth_mode}""#));
         let conf_path = d.join("rsyslog.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let child = Command::new(RSYSLOGD)
@@ -1189,4 +1232,59 @@ fn serve_counts_each_outputs_deliveries_and_failures() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("SIEM delivery failed"), "{log}");
     assert!(log.contains("deadline of 2s has passed"), "{log}");
+}
+
+#[test]
+fn rsyslog_requiring_client_certificates_takes_ours_and_a_session_without_is_an_error() {
+    let pki = Pki::new();
+    let rs = Rsyslog::start_with(Some(&pki), "x509/certvalid");
+    let events = siem::events(&hostile_report(), &[]);
+    let url = format!("tls://localhost:{}", rs.port);
+    let with_cert = SyslogTarget::new(
+        &url,
+        &TlsFiles {
+            ca: Some(pki.path("ca.pem")),
+            client: Some((pki.path("client.pem"), pki.path("client.key"))),
+        },
+        "scanner-01",
+    )
+    .unwrap();
+    let d = with_cert.send(&events, quick_policy(Duration::from_secs(10)));
+    assert_eq!(d.result.as_ref().ok(), Some(&2), "{:?}", d.result);
+    assert_eq!(rs.received(2).len(), 2);
+
+    // Without a client certificate the receiver drops the session: that is
+    // a failed delivery, not a silent loss.
+    let without = SyslogTarget::new(
+        &url,
+        &TlsFiles {
+            ca: Some(pki.path("ca.pem")),
+            client: None,
+        },
+        "scanner-01",
+    )
+    .unwrap();
+    let d = without.send(&events, quick_policy(Duration::from_secs(10)));
+    let e = d.result.unwrap_err().to_string();
+    assert!(e.contains("refused the TLS session"), "{e}");
+    assert!(e.contains("--syslog-cert"), "{e}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        rs.received(0).len(),
+        2,
+        "nothing of the refused session arrived"
+    );
+
+    // A key that does not go with the certificate is a configuration error.
+    let e = SyslogTarget::new(
+        &url,
+        &TlsFiles {
+            ca: Some(pki.path("ca.pem")),
+            client: Some((pki.path("client.pem"), pki.path("server.key"))),
+        },
+        "h",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("does not go with --syslog-cert"), "{e}");
 }

@@ -240,7 +240,14 @@ impl SyslogTarget {
                 std::thread::sleep(TLS_CLOSE_GRACE);
                 tls.conn.send_close_notify();
                 let _ = tls.conn.complete_io(&mut tls.sock);
-                wait_for_close(&mut tls.sock, timeout);
+                tls_wait_for_close(&mut tls, timeout).map_err(|e| Failure {
+                    sent: 0,
+                    retry: false,
+                    why: format!(
+                        "the receiver refused the TLS session ({e}): {}",
+                        "if it requires a client certificate, give --syslog-cert and --syslog-key with one its CA signed"
+                    ),
+                })?;
             }
         }
         Ok(())
@@ -305,6 +312,34 @@ fn wait_for_close(tcp: &mut TcpStream, timeout: Duration) {
             Ok(_) => {}
         }
     }
+}
+
+/// [`wait_for_close`] through TLS: what the receiver sends is decrypted, so
+/// an alert it sent is seen. With TLS 1.3 the client's handshake ends
+/// before the server has checked the client's certificate: a receiver that
+/// refuses it (rsyslog `x509/certvalid` without `--syslog-cert`) says so
+/// only with an alert after our messages, which it dropped.
+fn tls_wait_for_close(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    timeout: Duration,
+) -> Result<(), rustls::Error> {
+    let _ = tls.sock.set_read_timeout(Some(timeout));
+    let mut plain = [0u8; 4096];
+    for _ in 0..256 {
+        match tls.conn.read_tls(&mut tls.sock) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let state = tls.conn.process_new_packets()?;
+                if state.plaintext_bytes_to_read() > 0 {
+                    let _ = tls.conn.reader().read(&mut plain);
+                }
+                if state.peer_has_closed() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A TLS handshake error: a certificate problem is final, the rest is retried.
