@@ -152,9 +152,11 @@ fn read_secret(file: Option<&Path>) -> Result<Vec<u8>, PipelineError> {
     }
 }
 
-/// This machine's host name (the HOSTNAME of syslog messages), or `-`.
+/// This machine's host name (the HOSTNAME of syslog messages; empty
+/// becomes `-`). gethostname(2), not /proc/sys/kernel/hostname, which the
+/// hardened units hide (ProcSubset=pid).
 fn local_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
