@@ -634,6 +634,110 @@ mod tests {
         );
     }
 
+    /// The SD-PARAMs of the one SD element at the start of `sd`, read as RFC
+    /// 5424 §6.3.3 says (a backslash escapes `"`, `\` and `]`), and what follows it.
+    fn parse_sd(sd: &str) -> (Vec<(String, String)>, &str) {
+        let rest = sd.strip_prefix(&format!("[{SD_ID}")).unwrap();
+        let mut params = Vec::new();
+        let mut chars = rest.char_indices().peekable();
+        loop {
+            match chars.next() {
+                Some((i, ']')) => return (params, &rest[i + 1..]),
+                Some((_, ' ')) => {}
+                Some((start, _)) => {
+                    let eq = rest[start..].find("=\"").unwrap() + start;
+                    let name = rest[start..eq].to_string();
+                    assert!(!name.contains([' ', ']', '"']), "{name}");
+                    while chars.peek().is_some_and(|(i, _)| *i < eq + 2) {
+                        chars.next();
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next().unwrap() {
+                            (_, '\\') => {
+                                let (_, c) = chars.next().unwrap();
+                                if !matches!(c, '"' | '\\' | ']') {
+                                    value.push('\\');
+                                }
+                                value.push(c);
+                            }
+                            (_, '"') => break,
+                            (_, ']') => panic!("unescaped ] in a value: {sd}"),
+                            (_, c) => value.push(c),
+                        }
+                    }
+                    params.push((name, value));
+                }
+                None => panic!("unterminated SD element: {sd}"),
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_strings_never_break_the_structured_data() {
+        use rand::Rng;
+        const ALPHABET: [char; 14] = [
+            '"', '\\', ']', '[', '=', ' ', '\n', '\r', '\0', 'é', '\u{202e}', '\u{feff}', 'a',
+            '\u{7f}',
+        ];
+        let mut rng = rand::rng();
+        let mut hostile = |max: usize| -> String {
+            let n = rng.random_range(0..max);
+            (0..n)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
+                .collect()
+        };
+        for round in 0..300 {
+            let max = if round % 10 == 0 { 2000 } else { 40 };
+            let mut f = finding("kaspersky/kesl", Status::Open);
+            f.version = Some(hostile(max));
+            f.product = hostile(max);
+            let mut r = report(vec![f]);
+            r.hosts[0].name = hostile(max);
+            let ev = events(&r, &[]);
+            let m = message(&ev[0], &hostile(max), "1").unwrap();
+            assert!(m.len() <= MAX_MESSAGE, "{}", m.len());
+            let text = std::str::from_utf8(&m).unwrap();
+            // HEADER: 6 space-separated printable fields before the SD.
+            let mut head = text.splitn(7, ' ');
+            for _ in 0..6 {
+                let field = head.next().unwrap();
+                assert!(
+                    !field.is_empty() && field.chars().all(|c| c.is_ascii_graphic()),
+                    "{text}"
+                );
+            }
+            let (params, rest) = parse_sd(head.next().unwrap());
+            let get = |k: &str| {
+                params
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap()
+            };
+            let f = ev[0].finding().unwrap();
+            for (name, want) in [
+                ("host", &f.host.name),
+                ("product", &f.product),
+                ("version", f.version.as_ref().unwrap()),
+            ] {
+                let got = get(name);
+                assert!(!got.contains(['\n', '\r', '\0']), "{got:?}");
+                // What was kept reads back as the visible form of what was sent.
+                let shown = visible(want);
+                let kept = got.trim_end_matches('…');
+                assert!(shown.starts_with(kept), "{name}: {got:?} vs {shown:?}");
+            }
+            // MSG, when there, is the event's JSON.
+            if let Some(json) = rest.strip_prefix(" \u{feff}") {
+                let back: Event = serde_json::from_str(json).unwrap();
+                assert_eq!(back, ev[0]);
+            } else {
+                assert_eq!(rest, "", "{text}");
+            }
+        }
+    }
+
     #[test]
     fn messages_never_exceed_the_limit() {
         let mut f = finding("kaspersky/kesl", Status::New);
