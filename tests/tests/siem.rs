@@ -815,15 +815,17 @@ fn documented_python_verifier() -> String {
 
 #[test]
 fn webhook_does_not_retry_a_400_and_gives_up_on_a_retry_after_past_the_deadline() {
-    let rx = Receiver::start(vec![Act::Status(400, None)]);
     let events = siem::events(&hostile_report(), &[]);
-    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100).unwrap();
-    let d = hook.send(&events, quick_policy(Duration::from_secs(20)));
-    let e = d.result.unwrap_err().to_string();
-    assert!(e.contains("HTTP 400: answer 400"), "{e}");
-    assert!(e.contains("not retried"), "{e}");
-    assert_eq!(d.attempts, 1);
-    assert_eq!(rx.seen().len(), 1);
+    for code in [400, 401, 404, 302] {
+        let rx = Receiver::start(vec![Act::Status(code, None)]);
+        let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100).unwrap();
+        let d = hook.send(&events, quick_policy(Duration::from_secs(20)));
+        let e = d.result.unwrap_err().to_string();
+        assert!(e.contains(&format!("HTTP {code}: answer {code}")), "{e}");
+        assert!(e.contains("not retried"), "{e}");
+        assert_eq!(d.attempts, 1);
+        assert_eq!(rx.seen().len(), 1);
+    }
 
     let rx = Receiver::start(vec![Act::Status(429, Some("3600"))]);
     let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100).unwrap();
@@ -1086,6 +1088,38 @@ fn scan_exits_4_with_the_report_written_when_the_syslog_ca_is_wrong() {
             out_text(&out)
         );
     }
+    let out = scan(
+        &bundles,
+        &state,
+        &report,
+        &["--webhook", "http://127.0.0.1:9/x", "--webhook-batch", "0"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--webhook-batch: 0: give 1 to 1000 events per request"),
+        "{}",
+        out_text(&out)
+    );
+    let out = Command::new(FLEETSWEEP)
+        .args(["scan", "--offline"])
+        .arg(&bundles)
+        .args([
+            "--no-state",
+            "--syslog",
+            "tcp://127.0.0.1:9",
+            "--siem-deadline",
+            "0s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--siem-deadline: `0s` leaves no time to deliver; give at least 1s"),
+        "{}",
+        out_text(&out)
+    );
     let out = Command::new(FLEETSWEEP)
         .args(["scan", "--offline"])
         .arg(&bundles)

@@ -33,9 +33,6 @@ pub struct SiemOutputs {
 impl SiemOutputs {
     /// `None` when neither output is asked for.
     pub fn prepare(args: &SiemArgs) -> Result<Option<SiemOutputs>, PipelineError> {
-        if args.syslog.is_none() && args.webhook.is_none() {
-            return Ok(None);
-        }
         let deadline = crate::inventory::parse_duration(&args.siem_deadline).map_err(|detail| {
             PipelineError::Flag {
                 flag: "siem-deadline",
@@ -50,6 +47,9 @@ impl SiemOutputs {
                     args.siem_deadline
                 ),
             });
+        }
+        if args.syslog.is_none() && args.webhook.is_none() {
+            return Ok(None);
         }
         let syslog = match &args.syslog {
             Some(url) => Some(SyslogTarget::new(
