@@ -15,7 +15,7 @@
 //! Pushgateway push and the sweep part of `serve`'s `/metrics`),
 //! [`render_probe`] (one `/probe` answer, from a fresh registry each time, as
 //! blackbox_exporter does) and [`DaemonMetrics`] (the `serve` process itself:
-//! scrapes, sweeps, process CPU and memory). Their metric names never overlap,
+//! scrapes, sweeps, SIEM deliveries, process CPU and memory). Their metric names never overlap,
 //! so `serve` can concatenate the sweep page and the daemon page.
 
 use std::collections::BTreeMap;
