@@ -388,6 +388,11 @@ pub struct SiemArgs {
     #[arg(long, value_name = "FILE", requires = "webhook", help_heading = "SIEM")]
     pub webhook_secret_file: Option<PathBuf>,
 
+    /// PEM CA bundle an https:// webhook's certificate must chain to
+    /// (default: the system's roots).
+    #[arg(long, value_name = "FILE", requires = "webhook", help_heading = "SIEM")]
+    pub webhook_ca: Option<PathBuf>,
+
     /// Events per webhook request (1 to 1000).
     #[arg(long, value_name = "N", default_value_t = 100, help_heading = "SIEM")]
     pub webhook_batch: usize,

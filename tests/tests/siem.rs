@@ -567,6 +567,11 @@ struct Receiver {
 
 impl Receiver {
     fn start(plan: Vec<Act>) -> Receiver {
+        Receiver::start_with(plan, None)
+    }
+
+    /// With `tls`, the receiver serves https with the test PKI's server certificate.
+    fn start_with(plan: Vec<Act>, tls: Option<&Pki>) -> Receiver {
         use http_body_util::{BodyExt, Full};
         use hyper::body::Bytes;
 
@@ -578,7 +583,14 @@ impl Receiver {
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
-        let url = format!("http://{}/hooks/fleetsweep", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let (url, acceptor) = match tls {
+            None => (format!("http://127.0.0.1:{port}/hooks/fleetsweep"), None),
+            Some(pki) => (
+                format!("https://localhost:{port}/hooks/fleetsweep"),
+                Some(tls_acceptor(pki)),
+            ),
+        };
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let connections: Arc<Mutex<usize>> = Arc::default();
         let plan = Arc::new(Mutex::new(VecDeque::from(plan)));
@@ -608,6 +620,7 @@ impl Receiver {
                     Act::Status(code, ra) => (code, ra),
                 };
                 let s = s.clone();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(
                         move |req: hyper::Request<hyper::body::Incoming>| {
@@ -641,10 +654,20 @@ impl Receiver {
                             }
                         },
                     );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let _ = http.serve_connection(io, svc).await;
+                        }
+                        Some(a) => {
+                            // A client that refuses our certificate ends here.
+                            if let Ok(tls) = a.accept(stream).await {
+                                let io = hyper_util::rt::TokioIo::new(tls);
+                                let _ = http.serve_connection(io, svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -659,6 +682,26 @@ impl Receiver {
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// A rustls acceptor (ring, as the product) with the PKI's server certificate.
+fn tls_acceptor(pki: &Pki) -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::pem::PemObject;
+    let certs: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_file_iter(pki.path("server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 /// The receiver's check, written from the documented scheme (not with the
@@ -716,7 +759,7 @@ fn webhook_retries_resets_and_503s_with_a_stable_key_and_honours_retry_after() {
     let report = many_findings_report(4);
     let events = siem::events(&report, &[]);
     assert_eq!(events.len(), 5);
-    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 3).unwrap();
+    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 3, None).unwrap();
     let started = Instant::now();
     let d = hook.send(&events, quick_policy(Duration::from_secs(20)));
     assert_eq!(d.result.as_ref().ok(), Some(&5), "{:?}", d.result);
@@ -818,7 +861,7 @@ fn webhook_does_not_retry_a_400_and_gives_up_on_a_retry_after_past_the_deadline(
     let events = siem::events(&hostile_report(), &[]);
     for code in [400, 401, 404, 302] {
         let rx = Receiver::start(vec![Act::Status(code, None)]);
-        let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100).unwrap();
+        let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100, None).unwrap();
         let d = hook.send(&events, quick_policy(Duration::from_secs(20)));
         let e = d.result.unwrap_err().to_string();
         assert!(e.contains(&format!("HTTP {code}: answer {code}")), "{e}");
@@ -828,7 +871,7 @@ fn webhook_does_not_retry_a_400_and_gives_up_on_a_retry_after_past_the_deadline(
     }
 
     let rx = Receiver::start(vec![Act::Status(429, Some("3600"))]);
-    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100).unwrap();
+    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100, None).unwrap();
     let started = Instant::now();
     let d = hook.send(&events, quick_policy(Duration::from_secs(20)));
     let e = d.result.unwrap_err().to_string();
@@ -846,7 +889,7 @@ fn webhook_does_not_retry_a_400_and_gives_up_on_a_retry_after_past_the_deadline(
 #[test]
 fn webhook_receiver_down_fails_after_the_deadline() {
     let url = format!("http://{NOBODY}/hook");
-    let hook = Webhook::new(&url, SECRET.as_bytes(), 100).unwrap();
+    let hook = Webhook::new(&url, SECRET.as_bytes(), 100, None).unwrap();
     let events = siem::events(&hostile_report(), &[]);
     let started = Instant::now();
     let d = hook.send(&events, quick_policy(Duration::from_secs(2)));
@@ -1321,4 +1364,52 @@ fn rsyslog_requiring_client_certificates_takes_ours_and_a_session_without_is_an_
     .unwrap_err()
     .to_string();
     assert!(e.contains("does not go with --syslog-cert"), "{e}");
+}
+
+#[test]
+fn webhook_over_https_trusts_webhook_ca_and_refuses_another_ca_without_retrying() {
+    let pki = Pki::new();
+    let rx = Receiver::start_with(vec![], Some(&pki));
+    let events = siem::events(&hostile_report(), &[]);
+    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100, Some(&pki.path("ca.pem"))).unwrap();
+    let d = hook.send(&events, quick_policy(Duration::from_secs(10)));
+    assert_eq!(d.result.as_ref().ok(), Some(&2), "{:?}", d.result);
+    assert_eq!(rx.seen().len(), 1);
+    assert!(signature_valid(
+        SECRET.as_bytes(),
+        &rx.seen()[0].signature,
+        &rx.seen()[0].body
+    ));
+
+    let hook = Webhook::new(
+        &rx.url,
+        SECRET.as_bytes(),
+        100,
+        Some(&pki.path("other-ca.pem")),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let d = hook.send(&events, quick_policy(Duration::from_secs(10)));
+    let e = d.result.unwrap_err().to_string();
+    assert!(e.contains("TLS certificate was rejected"), "{e}");
+    assert!(e.contains("--webhook-ca"), "{e}");
+    assert_eq!(d.attempts, 1, "a rejected certificate is not retried");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(rx.seen().len(), 1, "nothing reached the receiver");
+
+    // Without --webhook-ca the system's roots apply, which do not hold the test CA.
+    let hook = Webhook::new(&rx.url, SECRET.as_bytes(), 100, None).unwrap();
+    let e = hook
+        .send(&events, quick_policy(Duration::from_secs(10)))
+        .result
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    let e = Webhook::new(&rx.url, SECRET.as_bytes(), 100, Some(&pki.path("ext.cnf")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("--webhook-ca") && e.contains("holds no PEM certificate"),
+        "{e}"
+    );
 }

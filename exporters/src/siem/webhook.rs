@@ -19,6 +19,7 @@
 //!
 //! The HTTP client (ureq) is named here and in [`crate::push`] only.
 
+use std::path::Path;
 use std::time::Duration;
 
 use ring::hmac;
@@ -45,6 +46,9 @@ pub struct Webhook {
     /// The HMAC key; never printed (see the Debug impl).
     secret: hmac::Key,
     batch: usize,
+    /// The roots an https:// receiver's certificate must chain to:
+    /// `--webhook-ca`, else the system's.
+    tls: ureq::tls::TlsConfig,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -77,8 +81,15 @@ struct Body<'a> {
 
 impl Webhook {
     /// `url` must be http:// or https:// without userinfo (the secret signs,
-    /// nothing else authenticates); `secret` must not be empty.
-    pub fn new(url: &str, secret: &[u8], batch: usize) -> Result<Webhook, SiemError> {
+    /// nothing else authenticates); `secret` must not be empty. `ca`: a PEM
+    /// bundle an https:// receiver's certificate must chain to (default:
+    /// the system's roots).
+    pub fn new(
+        url: &str,
+        secret: &[u8],
+        batch: usize,
+        ca: Option<&Path>,
+    ) -> Result<Webhook, SiemError> {
         let bad = |detail: &str| SiemError::Config {
             flag: "webhook",
             detail: format!("`{url}`: {detail}"),
@@ -114,6 +125,7 @@ impl Webhook {
             url: url.to_string(),
             secret: hmac::Key::new(hmac::HMAC_SHA256, secret),
             batch,
+            tls: tls_config(ca)?,
         })
     }
 
@@ -191,6 +203,7 @@ impl Webhook {
                 .max_redirects(0)
                 .timeout_global(Some(backoff.attempt_timeout()))
                 .user_agent(concat!("fleetsweep/", env!("CARGO_PKG_VERSION")))
+                .tls_config(self.tls.clone())
                 .build()
                 .into();
             let t = jiff::Timestamp::now().as_second();
@@ -201,6 +214,11 @@ impl Webhook {
                 .header(IDEMPOTENCY_HEADER, &batch.key)
                 .send(&batch.body[..]);
             let (why, retry_after) = match answer {
+                Err(e) if certificate_rejected(&e) => {
+                    return Err(format!(
+                        "the receiver's TLS certificate was rejected ({e}): is --webhook-ca the CA that signed it, and does it name the host of --webhook? (not retried)"
+                    ))
+                }
                 Err(e) => (format!("request failed: {e}"), None),
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
@@ -236,6 +254,54 @@ impl Webhook {
                 .map_err(|d| format!("{why}; {d}"))?;
         }
     }
+}
+
+/// The roots of https:// receivers: the PEM certificates of `ca`, else the
+/// system's (as `--syslog` and the WinRM client use).
+fn tls_config(ca: Option<&Path>) -> Result<ureq::tls::TlsConfig, SiemError> {
+    let roots: Vec<ureq::tls::Certificate<'static>> = match ca {
+        Some(path) => {
+            let err = |detail: String| SiemError::File {
+                flag: "webhook-ca",
+                path: path.display().to_string(),
+                detail,
+            };
+            let pem = std::fs::read(path).map_err(|e| err(format!("cannot read it: {e}")))?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|item| match item {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
+                    Ok(_) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| err(format!("not PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(err(
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string(),
+                ));
+            }
+            certs
+        }
+        None => rustls_native_certs::load_native_certs()
+            .certs
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+            .collect(),
+    };
+    Ok(ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+        .build())
+}
+
+/// True when the request failed because the receiver's certificate did not
+/// verify: asking again cannot fix that.
+fn certificate_rejected(e: &ureq::Error) -> bool {
+    let rustls_error = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(rustls_error, Some(rustls::Error::InvalidCertificate(_)))
 }
 
 /// Answers another attempt may change.
@@ -353,7 +419,7 @@ mod tests {
         );
         let ev = events(&r, &[]);
         assert_eq!(ev.len(), 6);
-        let w = Webhook::new("http://127.0.0.1:9/hook", b"k", 4).unwrap();
+        let w = Webhook::new("http://127.0.0.1:9/hook", b"k", 4, None).unwrap();
         let b = w.batches(&ev).unwrap();
         assert_eq!(b.len(), 2);
         assert_eq!((b[0].key.as_str(), b[0].events), ("s1-1", 4));
@@ -379,10 +445,12 @@ mod tests {
             ("http://x/", b"k", 0, "give 1 to 1000"),
             ("http://x/", b"k", 1001, "give 1 to 1000"),
         ] {
-            let e = Webhook::new(url, secret, batch).unwrap_err().to_string();
+            let e = Webhook::new(url, secret, batch, None)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(want), "{url}: {e}");
         }
-        let w = Webhook::new("http://x/", b"topsecret", 1).unwrap();
+        let w = Webhook::new("http://x/", b"topsecret", 1, None).unwrap();
         assert!(!format!("{w:?}").contains("topsecret"));
     }
 

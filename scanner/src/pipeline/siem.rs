@@ -65,7 +65,12 @@ impl SiemOutputs {
         let webhook = match &args.webhook {
             Some(url) => {
                 let secret = read_secret(args.webhook_secret_file.as_deref())?;
-                Some(Webhook::new(url, &secret, args.webhook_batch)?)
+                Some(Webhook::new(
+                    url,
+                    &secret,
+                    args.webhook_batch,
+                    args.webhook_ca.as_deref(),
+                )?)
             }
             None => None,
         };
