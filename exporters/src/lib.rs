@@ -8,12 +8,14 @@
 //! - [`file`]: atomic file output shared by every file-writing exporter.
 //! - [`metrics`]: Prometheus metrics of a sweep (text format 0.0.4).
 //! - [`push`]: pushing those metrics to a Pushgateway.
+//! - [`siem`]: events of a sweep for a SIEM: RFC 5424 syslog over TCP/TLS, a signed JSON webhook.
 
 pub mod file;
 pub mod formats;
 pub mod metrics;
 pub mod push;
 pub mod report;
+pub mod siem;
 pub mod yaml;
 
 pub use report::*;

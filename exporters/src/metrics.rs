@@ -15,7 +15,7 @@
 //! Pushgateway push and the sweep part of `serve`'s `/metrics`),
 //! [`render_probe`] (one `/probe` answer, from a fresh registry each time, as
 //! blackbox_exporter does) and [`DaemonMetrics`] (the `serve` process itself:
-//! scrapes, sweeps, process CPU and memory). Their metric names never overlap,
+//! scrapes, sweeps, SIEM deliveries, process CPU and memory). Their metric names never overlap,
 //! so `serve` can concatenate the sweep page and the daemon page.
 
 use std::collections::BTreeMap;
@@ -501,6 +501,12 @@ pub struct DaemonMetrics {
     pub config_reload_successful: IntGauge,
     /// When the configuration was last loaded successfully (start or reload), Unix time.
     pub config_reload_timestamp: Gauge,
+    /// SIEM events delivered, by output (`syslog`, `webhook`).
+    pub siem_events: IntCounterVec,
+    /// SIEM deliveries that failed after every retry, by output.
+    pub siem_failures: IntCounterVec,
+    /// When a sweep's events were last delivered whole, by output (Unix time).
+    pub siem_last_success: GaugeVec,
 }
 
 impl DaemonMetrics {
@@ -558,6 +564,30 @@ impl DaemonMetrics {
         for r in ["complete", "interrupted"] {
             sweeps.with_label_values(&[r]);
         }
+        let siem_events = IntCounterVec::new(
+            Opts::new(
+                "fleetsweep_siem_events_sent_total",
+                "SIEM events delivered by fleetsweep serve, by output (syslog, webhook).",
+            ),
+            &["output"],
+        )?;
+        let siem_failures = IntCounterVec::new(
+            Opts::new(
+                "fleetsweep_siem_delivery_failures_total",
+                "Sweeps whose events could not be delivered to a SIEM output within --siem-deadline, by output.",
+            ),
+            &["output"],
+        )?;
+        let siem_last_success = GaugeVec::new(
+            Opts::new(
+                "fleetsweep_siem_last_success_timestamp_seconds",
+                "Unix time a sweep's events were last delivered whole to a SIEM output, by output (0 before the first).",
+            ),
+            &["output"],
+        )?;
+        registry.register(Box::new(siem_events.clone()))?;
+        registry.register(Box::new(siem_failures.clone()))?;
+        registry.register(Box::new(siem_last_success.clone()))?;
         Ok(DaemonMetrics {
             registry,
             scrape_requests,
@@ -567,7 +597,20 @@ impl DaemonMetrics {
             next_sweep,
             config_reload_successful,
             config_reload_timestamp,
+            siem_events,
+            siem_failures,
+            siem_last_success,
         })
+    }
+
+    /// Gives each configured SIEM output its series at 0, so rate() and
+    /// alerts see them before the first delivery.
+    pub fn siem_outputs(&self, outputs: &[&str]) {
+        for o in outputs {
+            self.siem_events.with_label_values(&[o]);
+            self.siem_failures.with_label_values(&[o]);
+            self.siem_last_success.with_label_values(&[o]);
+        }
     }
 
     /// The daemon's page (text format 0.0.4).

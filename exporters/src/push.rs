@@ -8,7 +8,7 @@
 //! its own, and `fleetsweep_last_sweep_timestamp_seconds` stays because it
 //! says when the sweep finished, which is not when it was pushed.
 //!
-//! This is the only module naming the HTTP client (ureq).
+//! The HTTP client (ureq) is named here and in `siem::webhook` only.
 
 use std::time::Duration;
 
@@ -178,7 +178,7 @@ fn percent_decode(s: &str) -> String {
 
 /// The first line(s) of a gateway's answer, bounded and on one line, so an
 /// error message stays readable.
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let one_line: String = body
         .trim()
         .chars()

@@ -213,6 +213,7 @@ async fn run(n: usize, dir: &Path) {
         report,
         metrics,
         error,
+        ..
     } = pipeline.record(report).await;
     assert!(error.is_none(), "{error:?}");
     row(

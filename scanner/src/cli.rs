@@ -55,7 +55,9 @@ Exit codes:
   0  every host scanned, no open finding of a banned product
   1  open findings of banned products
   2  usage or configuration error (nothing scanned)
-  3  no open finding, but some hosts could not be scanned (or the sweep was interrupted)";
+  3  no open finding, but some hosts could not be scanned (or the sweep was interrupted)
+  4  a SIEM output (--syslog, --webhook) was not delivered; the report, metrics
+     and state store were still written";
 
 const SERVE_EXAMPLES: &str = "\
 Examples:
@@ -340,6 +342,9 @@ pub struct ScanArgs {
     pub push_job: String,
 
     #[command(flatten)]
+    pub siem: SiemArgs,
+
+    #[command(flatten)]
     pub state: StateArgs,
 
     /// This scanner's name, recorded with each sweep it commits to the state
@@ -358,6 +363,64 @@ pub struct ScanArgs {
     /// Exceptions file (docs/exceptions.md): accepted findings with reason, approver and expiry.
     #[arg(long, value_name = "FILE")]
     pub exceptions: Option<PathBuf>,
+}
+
+/// SIEM outputs (docs/siem.md): every sweep's findings, status changes and
+/// summary as events.
+#[derive(Debug, Args, Clone)]
+pub struct SiemArgs {
+    /// Send events to a syslog receiver as RFC 5424 messages, octet-counted:
+    /// tcp://HOST:PORT, or tls://HOST:PORT (RFC 5425), e.g. tls://siem.example.net:6514.
+    #[arg(long, value_name = "URL", help_heading = "SIEM")]
+    pub syslog: Option<String>,
+
+    /// PEM CA bundle the tls:// receiver's certificate must chain to
+    /// (default: the system's roots).
+    #[arg(long, value_name = "FILE", requires = "syslog", help_heading = "SIEM")]
+    pub syslog_ca: Option<PathBuf>,
+
+    /// PEM client certificate for receivers that authenticate senders (with --syslog-key).
+    #[arg(long, value_name = "FILE", requires_all = ["syslog", "syslog_key"], help_heading = "SIEM")]
+    pub syslog_cert: Option<PathBuf>,
+
+    /// PEM private key of --syslog-cert.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "syslog_cert",
+        help_heading = "SIEM"
+    )]
+    pub syslog_key: Option<PathBuf>,
+
+    /// POST events as JSON batches to this URL, signed with HMAC-SHA256
+    /// (X-Fleetsweep-Signature), e.g. https://siem.example.net/hooks/fleetsweep.
+    /// The secret comes from --webhook-secret-file or the environment
+    /// variable FLEETSWEEP_WEBHOOK_SECRET, never from the command line.
+    #[arg(long, value_name = "URL", help_heading = "SIEM")]
+    pub webhook: Option<String>,
+
+    /// File holding the webhook's signing secret (one line; a trailing newline is dropped).
+    #[arg(long, value_name = "FILE", requires = "webhook", help_heading = "SIEM")]
+    pub webhook_secret_file: Option<PathBuf>,
+
+    /// PEM CA bundle an https:// webhook's certificate must chain to
+    /// (default: the system's roots).
+    #[arg(long, value_name = "FILE", requires = "webhook", help_heading = "SIEM")]
+    pub webhook_ca: Option<PathBuf>,
+
+    /// Events per webhook request (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 100, help_heading = "SIEM")]
+    pub webhook_batch: usize,
+
+    /// How long delivery to each SIEM output may take, retries included
+    /// (e.g. 2m); past it the delivery fails (exit code 4 for `scan`).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "2m",
+        help_heading = "SIEM"
+    )]
+    pub siem_deadline: String,
 }
 
 /// Where remediation history lives.

@@ -28,7 +28,7 @@ pub mod json;
 pub mod junit;
 pub mod plan;
 pub mod sarif;
-mod text;
+pub(crate) mod text;
 
 pub use diff::{render_diff, Diff, DiffFormat};
 pub use text::visible;

@@ -23,6 +23,9 @@ pub const EXIT_CLEAN: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_CONFIG: u8 = 2;
 pub const EXIT_PARTIAL: u8 = 3;
+/// The sweep's report, metrics and state were written, but a SIEM output
+/// (`--syslog`, `--webhook`) was not delivered (docs/siem.md).
+pub const EXIT_SIEM: u8 = 4;
 
 pub fn init_logging(cli: &Cli) {
     let level = if cli.quiet {

@@ -19,7 +19,7 @@ use fleetsweep::state;
 use fleetsweep::sweep::{self, summary, Progress};
 use fleetsweep_exporters::Report;
 
-use super::{load_hosts, EXIT_CLEAN, EXIT_FINDINGS, EXIT_PARTIAL};
+use super::{load_hosts, EXIT_CLEAN, EXIT_FINDINGS, EXIT_PARTIAL, EXIT_SIEM};
 
 /// Loads the hosts `args` select and validates everything else a sweep
 /// needs; any error here is a configuration error (exit code 2) and nothing
@@ -98,6 +98,7 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         report,
         recorded,
         written,
+        delivered,
     } = pipeline.finish(report).await;
     if !cli.quiet {
         print!("{}", summary::render(&report));
@@ -108,9 +109,20 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
         {
             println!("\nReport written to {}", path.display());
         }
+        for d in &delivered {
+            if let Ok(n) = d.result {
+                println!("{n} events sent to {} {}", d.output, d.target);
+            }
+        }
     }
     recorded.context("the sweep could not be recorded in the state store (the report and metrics files were still written)")?;
     written?;
+    // The failure itself was logged (an error line, shown even with -q); a
+    // scheduled job must fail visibly, so the exit code says it too. The
+    // findings are in the report and the state store either way.
+    if delivered.iter().any(|d| d.result.is_err()) {
+        return Ok(EXIT_SIEM);
+    }
     Ok(exit_code(&report))
 }
 

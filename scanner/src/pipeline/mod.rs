@@ -11,8 +11,10 @@
 //! not stall `/metrics` or the sweep of other hosts.
 //!
 //! - [`outputs`]: `--report`, `--metrics-file`, `--push`.
+//! - [`siem`]: `--syslog`, `--webhook`, delivered last.
 
 pub mod outputs;
+pub mod siem;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +26,7 @@ use tokio::sync::watch;
 
 use fleetsweep_exporters::metrics::{MetricsError, MetricsOptions};
 use fleetsweep_exporters::push::PushError;
+use fleetsweep_exporters::siem::{Delivery, SiemError, StatusChange};
 use fleetsweep_exporters::yaml::YamlError;
 use fleetsweep_exporters::Report;
 
@@ -38,6 +41,7 @@ use crate::transport::known_hosts::{HostKeyPolicy, KnownHostsError};
 use crate::transport::{Passphrase, SshSettings};
 
 pub use outputs::{Outputs, Written};
+pub use siem::SiemOutputs;
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_HOST_TIMEOUT: Duration = Duration::from_secs(120);
@@ -96,6 +100,9 @@ pub enum PipelineError {
         #[source]
         source: PushError,
     },
+    /// A SIEM output's configuration (`--syslog`, `--webhook`, their files).
+    #[error(transparent)]
+    Siem(#[from] SiemError),
     /// The blocking task writing the outputs panicked.
     #[error("writing the sweep's outputs failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -139,6 +146,8 @@ pub struct Pipeline {
     history: Arc<History>,
     /// The files and the push; an Arc so they can be written on the blocking pool.
     outputs: Arc<Outputs>,
+    /// `--syslog`, `--webhook`; `None` when neither is asked for.
+    siem: Option<Arc<SiemOutputs>>,
 }
 
 /// What [`Pipeline::record`] gives back.
@@ -151,6 +160,8 @@ pub struct Recorded {
     pub metrics: MetricsOptions,
     /// Why the sweep is not in the state store; the outputs are still written.
     pub error: Option<PipelineError>,
+    /// Findings whose status changed in this sweep (for the SIEM outputs).
+    pub changes: Vec<StatusChange>,
 }
 
 /// A sweep taken through the state store and the outputs ([`Pipeline::finish`]).
@@ -160,6 +171,8 @@ pub struct Finished {
     pub recorded: Result<(), PipelineError>,
     /// The outputs written, or why not all of them were.
     pub written: Result<Written, PipelineError>,
+    /// What each SIEM output delivered (empty when none is configured).
+    pub delivered: Vec<Delivery>,
 }
 
 /// The state-store step of a sweep: statuses, exceptions, one committed
@@ -231,6 +244,7 @@ impl Pipeline {
             shard: shard.map(|s| s.to_string()),
         };
         let outputs = Outputs::prepare(args)?;
+        let siem = SiemOutputs::prepare(&args.siem)?.map(Arc::new);
         let exceptions = match &args.exceptions {
             Some(p) => Some(Exceptions::load(p)?),
             None => None,
@@ -261,6 +275,7 @@ impl Pipeline {
                 keep,
             }),
             outputs: Arc::new(outputs),
+            siem,
         })
     }
 
@@ -286,6 +301,11 @@ impl Pipeline {
     /// labels its series as the sweep page does.
     pub fn metrics_options(&self) -> &MetricsOptions {
         &self.outputs.metrics
+    }
+
+    /// The SIEM outputs configured (`syslog`, `webhook`), for their metrics.
+    pub fn siem_outputs(&self) -> Vec<&'static str> {
+        self.siem.as_ref().map(|s| s.names()).unwrap_or_default()
     }
 
     /// The state store; `None` with `--no-state`.
@@ -351,9 +371,9 @@ impl Pipeline {
             ms = started.elapsed().as_millis() as u64,
             "state step done (statuses derived, sweep committed, old sweeps pruned)"
         );
-        let (remediations, error) = match totals {
-            Ok(t) => (t, None),
-            Err(e) => (Remediations::new(), Some(e)),
+        let (remediations, changes, error) = match totals {
+            Ok((t, c)) => (t, c, None),
+            Err(e) => (Remediations::new(), Vec::new(), Some(e)),
         };
         Recorded {
             report,
@@ -362,6 +382,7 @@ impl Pipeline {
                 ..self.outputs.metrics.clone()
             },
             error,
+            changes,
         }
     }
 
@@ -382,34 +403,75 @@ impl Pipeline {
         written
     }
 
+    /// Sends the sweep's events to the SIEM outputs (`--syslog`,
+    /// `--webhook`), on the blocking pool; each delivery retries within
+    /// `--siem-deadline`. Empty when none is configured.
+    pub async fn deliver(&self, report: Arc<Report>, changes: Vec<StatusChange>) -> Vec<Delivery> {
+        let Some(siem) = self.siem.clone() else {
+            return Vec::new();
+        };
+        let started = std::time::Instant::now();
+        let delivered = blocking(move || siem.deliver(&report, &changes)).await;
+        for d in &delivered {
+            for why in &d.retried {
+                tracing::warn!(output = d.output, target = %d.target, "SIEM delivery attempt failed, retrying: {why}");
+            }
+            match &d.result {
+                Ok(n) => tracing::info!(
+                    output = d.output,
+                    target = %d.target,
+                    events = n,
+                    attempts = d.attempts,
+                    ms = started.elapsed().as_millis() as u64,
+                    "SIEM events delivered"
+                ),
+                Err(e) => tracing::error!(
+                    output = d.output,
+                    target = %d.target,
+                    attempts = d.attempts,
+                    "SIEM delivery failed: {}",
+                    Chain(e)
+                ),
+            }
+        }
+        delivered
+    }
+
     /// Takes a swept report through the state store and the outputs. A
     /// store that cannot record the sweep does not stop the outputs: the
-    /// sweep is not lost.
+    /// sweep is not lost. The SIEM outputs come last, after the files.
     pub async fn finish(&self, report: Report) -> Finished {
         let Recorded {
             report,
             metrics,
             error,
+            changes,
         } = self.record(report).await;
         let report = Arc::new(report);
         let written = self.write(report.clone(), metrics).await;
+        let delivered = self.deliver(report.clone(), changes).await;
         Finished {
             // The write task has ended: this is the one reference left.
             report: Arc::unwrap_or_clone(report),
             recorded: error.map_or(Ok(()), Err),
             written,
+            delivered,
         }
     }
 }
 
 impl History {
-    /// Blocking (SQLite). Returns the remediation totals (empty without a store).
-    fn record(&self, report: &mut Report) -> Result<Remediations, PipelineError> {
+    /// Blocking (SQLite). Returns the remediation totals (empty without a
+    /// store) and the status changes of the sweep.
+    fn record(
+        &self,
+        report: &mut Report,
+    ) -> Result<(Remediations, Vec<StatusChange>), PipelineError> {
         let now = state::now()?;
         // A panic elsewhere cannot leave a half-used connection behind: a
         // poisoned lock still holds a whole Store (commits are transactions).
         let mut store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
-        state::apply_state(
+        let changes = state::apply_state(
             report,
             store.as_mut(),
             &self.catalog,
@@ -431,7 +493,7 @@ impl History {
                 Err(e) => tracing::warn!("state store retention failed: {e}"),
             }
         }
-        Ok(match &*store {
+        let totals = match &*store {
             Some(s) => {
                 // Every product the fleet has findings of gets its series at 0
                 // before its first remediation, so increase()/rate() see the
@@ -445,7 +507,8 @@ impl History {
                 totals
             }
             None => Remediations::new(),
-        })
+        };
+        Ok((totals, changes))
     }
 }
 

@@ -190,9 +190,11 @@ impl Shared {
         pipeline: Arc<Pipeline>,
         shutdown: watch::Receiver<Option<String>>,
     ) -> Result<Arc<Shared>, ServeError> {
+        let daemon = DaemonMetrics::new()?;
+        daemon.siem_outputs(&pipeline.siem_outputs());
         Ok(Arc::new(Shared {
             pipeline: RwLock::new(pipeline),
-            daemon: DaemonMetrics::new()?,
+            daemon,
             published: RwLock::new(None),
             probes: probe::Flights::new(config.max_probes),
             shutdown,

@@ -65,6 +65,7 @@ pub(super) async fn run(
             report,
             metrics: opts,
             error,
+            changes,
         } = pipeline.record(report).await;
         if let Some(e) = error {
             tracing::error!(sweep = %report.sweep.id, "post-processing the sweep failed: {}", Chain(&e));
@@ -95,10 +96,24 @@ pub(super) async fn run(
             blocking(move || shared.publish(&report, &opts)).await
         };
         if published {
-            match pipeline.write(report, opts).await {
+            match pipeline.write(report.clone(), opts).await {
                 Ok(_) => {}
                 Err(e @ PipelineError::Task(_)) => tracing::error!("{e}"),
                 Err(e) => tracing::error!(sweep = %id, "{}", Chain(&e)),
+            }
+            // Last: a SIEM that is down (retried up to --siem-deadline) must
+            // not delay the files and the metrics page.
+            for delivery in pipeline.deliver(report, changes).await {
+                let output = [delivery.output];
+                match delivery.result {
+                    Ok(n) => {
+                        d.siem_events.with_label_values(&output).inc_by(n as u64);
+                        d.siem_last_success
+                            .with_label_values(&output)
+                            .set(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
+                    }
+                    Err(_) => d.siem_failures.with_label_values(&output).inc(),
+                }
             }
         }
         if shutdown.borrow().is_some() {

@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
+use fleetsweep_exporters::siem::StatusChange;
 use fleetsweep_exporters::{ExceptionsReport, Outcome, Report};
 
 use crate::catalog::Catalog;
@@ -109,6 +110,11 @@ pub fn now() -> Result<Timestamp, StateError> {
 ///
 /// `now` is the derivation time (see [`now`]). `serve` calls this once per sweep.
 ///
+/// Returns every (host, rule) whose status differs from the one the store
+/// held (all present findings, as first sightings, without a store): the
+/// SIEM outputs turn them into status-change events. A stable fleet returns
+/// none, so this costs nothing at scale.
+///
 /// On an error reading the store, `report` is left as it was; when only the
 /// commit fails, `report` carries the derived statuses and the error says the
 /// sweep was not recorded, so the caller can still write its outputs.
@@ -118,7 +124,7 @@ pub fn apply_state(
     catalog: &Catalog,
     exceptions: Option<&Exceptions>,
     now: Timestamp,
-) -> Result<(), StateError> {
+) -> Result<Vec<StatusChange>, StateError> {
     let today = status::day(now);
     let mut tx = match store {
         Some(s) => {
@@ -139,6 +145,7 @@ pub fn apply_state(
     // finding or a history get an entry, so a large clean fleet costs
     // nothing here (the report is not copied).
     let mut derived: Vec<(usize, Vec<fleetsweep_exporters::Finding>)> = Vec::new();
+    let mut changes = Vec::new();
     for (index, host) in out.hosts.iter().enumerate() {
         let tracks = match &tx {
             Some(t) => t.tracks(&host.name)?,
@@ -203,6 +210,17 @@ pub fn apply_state(
                     remediated_at: at,
                 });
             }
+            if let Some(f) = &d.finding {
+                let from = prev.map(|t| t.status);
+                if from != Some(f.status) {
+                    changes.push(StatusChange {
+                        host: host.name.clone(),
+                        rule: rule.to_string(),
+                        from,
+                        to: f.status,
+                    });
+                }
+            }
             findings.extend(d.finding);
         }
         status::mark_replaced(&mut findings, |successor, rule| {
@@ -235,7 +253,7 @@ pub fn apply_state(
         tracing::info!(sweep = %out.sweep.id, "committing the sweep to the state store");
         tx.commit(out, &commit)?;
     }
-    Ok(())
+    Ok(changes)
 }
 
 /// True when `host` was scanned completely this sweep: absence of a
@@ -338,6 +356,85 @@ mod tests {
         (0..n)
             .map(|i| (format!("h-{i:05}"), Outcome::Scanned, found(i)))
             .collect()
+    }
+
+    /// `host rule from -> to` of each change, as the SIEM outputs get them.
+    fn changed(changes: &[StatusChange]) -> Vec<String> {
+        changes
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} -> {}",
+                    c.host,
+                    c.rule,
+                    c.from.map_or("none", Status::as_str),
+                    c.to.as_str()
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn status_changes_are_returned_for_the_siem() {
+        let cat = Catalog::builtin().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&store::Location::Sqlite(dir.path().join("state.db"))).unwrap();
+        let mut sweep = |hosts: &[(String, Outcome, bool)], at: &str| {
+            let mut r = report(hosts);
+            apply_state(&mut r, Some(&mut store), &cat, None, ts(at)).unwrap()
+        };
+        let c = sweep(&hosts(3, |i| i < 2), "2027-01-01T00:00:00Z");
+        assert_eq!(
+            changed(&c),
+            [
+                "h-00000 kaspersky/kesl none -> new",
+                "h-00001 kaspersky/kesl none -> new"
+            ]
+        );
+        // Seen again: new -> open (the SIEM drops this routine one); h-02 new.
+        let c = sweep(&hosts(3, |_| true), "2027-01-02T00:00:00Z");
+        assert_eq!(
+            changed(&c),
+            [
+                "h-00000 kaspersky/kesl new -> open",
+                "h-00001 kaspersky/kesl new -> open",
+                "h-00002 kaspersky/kesl none -> new"
+            ]
+        );
+        let c = sweep(&hosts(3, |_| true), "2027-01-02T01:00:00Z");
+        assert_eq!(changed(&c), ["h-00002 kaspersky/kesl new -> open"]);
+        // Nothing changed: nothing returned.
+        let c = sweep(&hosts(3, |_| true), "2027-01-02T02:00:00Z");
+        assert_eq!(changed(&c), Vec::<String>::new());
+        // Past due (30 days of grace), gone, not scanned.
+        let c = sweep(
+            &[
+                ("h-00000".into(), Outcome::Scanned, true),
+                ("h-00001".into(), Outcome::Scanned, false),
+                ("h-00002".into(), Outcome::Unreachable, false),
+            ],
+            "2027-02-15T00:00:00Z",
+        );
+        assert_eq!(
+            changed(&c),
+            [
+                "h-00000 kaspersky/kesl open -> overdue",
+                "h-00001 kaspersky/kesl open -> remediated",
+                "h-00002 kaspersky/kesl open -> unverified"
+            ]
+        );
+        let notable: Vec<bool> = c.iter().map(StatusChange::is_notable).collect();
+        assert_eq!(notable, [true, true, false]);
+        // Back on h-01: reinstalled.
+        let c = sweep(&hosts(2, |_| true), "2027-02-16T00:00:00Z");
+        assert_eq!(
+            changed(&c),
+            ["h-00001 kaspersky/kesl remediated -> reinstalled"]
+        );
+        // Without a store every finding is a first sighting, every time.
+        let mut r = report(&hosts(2, |i| i == 1));
+        let c = apply_state(&mut r, None, &cat, None, ts("2027-01-01T00:00:00Z")).unwrap();
+        assert_eq!(changed(&c), ["h-00001 kaspersky/kesl none -> new"]);
     }
 
     #[test]
