@@ -18,11 +18,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use fleetsweep_e2e::postgres::Server;
-use fleetsweep_e2e::prom::Pushgateway;
+use fleetsweep_e2e::prom::{Prometheus, Pushgateway};
 use fleetsweep_e2e::{e2e_dir, Fleet, FleetSpec, Scenario};
 
 /// The `fleetsweep` binary cargo built from this source for these tests.
@@ -869,6 +870,7 @@ fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
         .arg(&exceptions)
         .args(&catalogs)
         .args(["--state", &single_state, "--scanner", "single"])
+        .args(["--push", &gw.url()])
         .arg("--report")
         .arg(&single_report)
         .env_remove("SSH_AUTH_SOCK")
@@ -915,6 +917,70 @@ fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
             "no sweep of pod {i} in the Pushgateway:\n{page}"
         );
     }
+    // In a real Prometheus scraping that Pushgateway, with the shipped rules:
+    // the shards and the single scanner both report every host, and the
+    // fleet rules count each host once; the raw sum counts them twice.
+    let prom = Prometheus::start(
+        &format!(
+            "  - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n",
+            gw.address()
+        ),
+        &[e2e_dir().join("../deploy/prometheus/rules/fleetsweep.rules.yml")],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let scanners = completions as f64 + 1.0;
+    let wait = |q: &str, want: f64| {
+        prom.wait_for(
+            q,
+            |s| s.len() == 1 && s[0].value == want,
+            Duration::from_secs(20),
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    };
+    wait("fleetsweep:scanners:count{job=\"fleetsweep\"}", scanners);
+    let unremediated = |f: &Value| {
+        f["policy"] != "watch"
+            && matches!(
+                f["status"].as_str(),
+                Some("new" | "open" | "overdue" | "reinstalled")
+            )
+    };
+    let findings_of = |h: &Value| h["findings"].as_array().cloned().unwrap_or_default();
+    let banned_hosts = single["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| {
+            findings_of(h)
+                .iter()
+                .any(|f| f["policy"] == "ban" && unremediated(f))
+        })
+        .count() as f64;
+    let open_findings = single["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(findings_of)
+        .filter(unremediated)
+        .count() as f64;
+    let not_scanned = single["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["outcome"] != "scanned")
+        .count() as f64;
+    assert!(banned_hosts >= 2.0 && open_findings >= banned_hosts && not_scanned >= 2.0);
+    wait(
+        "sum(fleetsweep:hosts_with_banned_software:count)",
+        banned_hosts,
+    );
+    wait("sum(fleetsweep:findings_unremediated:count)", open_findings);
+    wait("sum(fleetsweep:hosts_not_scanned:count)", not_scanned);
+    wait(
+        "sum(fleetsweep_findings{status=~\"new|open|overdue|reinstalled\", policy!=\"watch\"})",
+        2.0 * open_findings,
+    );
+
     eprintln!(
         "{completions} pods swept {} hosts in {:.1}s",
         hosts().len(),
