@@ -827,10 +827,26 @@ fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
 
     // The fleet view the shards left, and one scanner's sweep of the same
     // fleet with the same inventory, catalog and exceptions.
-    let fleet_report = report_json(
-        &pg.url_with_password("fleet", "sslmode=disable"),
-        &["--fleet"],
-    );
+    // `report` finds the store from FLEETSWEEP_STATE as the pods did; a
+    // PostgreSQL store renders the fleet view by default.
+    let out = Command::new(FLEETSWEEP)
+        .args(["report", "--format", "json"])
+        .env(
+            "FLEETSWEEP_STATE",
+            pg.url_with_password("fleet", "sslmode=disable"),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fleet_report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(fleet_report["sweep"]["id"], "fleet");
+    // --no-state wins over the environment: nothing is read or written there.
+    let out = Command::new(FLEETSWEEP)
+        .args(["scan", "--local", "--no-state", "--no-progress", "-q"])
+        .env("FLEETSWEEP_STATE", "postgresql://nobody@127.0.0.1:1/none")
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
     // The same files as the pods, at their paths here.
     let pod0 = &pods[0];
     let local = |arg: &str| -> String {
