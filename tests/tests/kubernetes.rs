@@ -11,7 +11,8 @@
 //!   once, against a real PostgreSQL and real sshd test hosts. The fleet view
 //!   those shards leave in the store equals one scanner's sweep of the same
 //!   fleet, and each shard's metrics reach a real Pushgateway under its own
-//!   scanner name.
+//!   scanner name. The serve Deployment's pod runs the same way, until its
+//!   readiness probe answers and it has swept.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -533,7 +534,7 @@ impl Pod {
 
 /// The pod of completion index `index`: its volumes written under `root`,
 /// its environment resolved from the cluster's ConfigMaps and Secrets.
-fn pod(template: &Value, cluster: &Cluster, index: u64, root: &Path) -> Pod {
+fn pod(template: &Value, cluster: &Cluster, index: Option<u64>, root: &Path) -> Pod {
     let spec = &template["spec"];
     let c = container(spec);
     let sc = &spec["securityContext"];
@@ -544,7 +545,9 @@ fn pod(template: &Value, cluster: &Cluster, index: u64, root: &Path) -> Pod {
     );
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     // The Job controller sets it on every container of an Indexed Job.
-    env.insert("JOB_COMPLETION_INDEX".into(), index.to_string());
+    if let Some(i) = index {
+        env.insert("JOB_COMPLETION_INDEX".into(), i.to_string());
+    }
     for e in c["env"].as_array().unwrap() {
         let name = e["name"].as_str().unwrap().to_string();
         let value = if let Some(v) = e["value"].as_str() {
@@ -580,7 +583,10 @@ fn pod(template: &Value, cluster: &Cluster, index: u64, root: &Path) -> Pod {
     // Volumes: a directory per volume, holding the keys of its ConfigMap or
     // Secret as kubelet writes them (Secrets: defaultMode, group fsGroup).
     use std::os::unix::fs::PermissionsExt;
-    let pod_dir = root.join(format!("pod-{index}"));
+    let pod_dir = root.join(match index {
+        Some(i) => format!("pod-{i}"),
+        None => "pod".to_string(),
+    });
     let mut mounts: Vec<(String, PathBuf)> = Vec::new();
     for m in c["volumeMounts"].as_array().unwrap() {
         let name = m["name"].as_str().unwrap();
@@ -731,7 +737,9 @@ fn essence(report: &Value) -> (BTreeMap<String, Value>, Value) {
 /// a real PostgreSQL and real SSH hosts (127.0.233.0/24): every shard sweeps
 /// its share, the fleet view they leave equals one scanner's sweep of the
 /// whole fleet, and each pod's metrics land in a real Pushgateway under its
-/// own scanner name.
+/// own scanner name, which a real Prometheus with the shipped rules counts
+/// once per host. Then the serve Deployment's pod starts the same way, is
+/// ready on its readiness probe, sweeps into the store and stops on SIGTERM.
 #[test]
 fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
     let fleet = Fleet::start(FleetSpec {
@@ -799,7 +807,7 @@ fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
 
     // Every pod at once, as the Job starts them (parallelism = completions).
     let pods: Vec<Pod> = (0..completions)
-        .map(|i| pod(template, &cluster, i, tmp.path()))
+        .map(|i| pod(template, &cluster, Some(i), tmp.path()))
         .collect();
     let readonly: BTreeSet<String> = container(&template["spec"])["volumeMounts"]
         .as_array()
@@ -1048,6 +1056,91 @@ fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
     wait(
         "sum(fleetsweep_findings{status=~\"new|open|overdue|reinstalled\", policy!=\"watch\"})",
         2.0 * open_findings,
+    );
+
+    // The serve Deployment's pod, as kubelet runs it, against the same store:
+    // ready on its readiness probe, sweeping as scanner fleetsweep-serve,
+    // stopping on SIGTERM. It listens on 0.0.0.0:9817 as the manifest says;
+    // the test talks to it over loopback only.
+    let deploy = object("Deployment", "fleetsweep-serve");
+    let serve_template = &deploy["spec"]["template"];
+    let serve_pod = pod(serve_template, &cluster, None, &tmp.path().join("serve"));
+    let c = container(&serve_template["spec"]);
+    let port = c["ports"][0]["containerPort"].as_u64().unwrap();
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["port"],
+        c["ports"][0]["name"]
+    );
+    let ready_path = c["readinessProbe"]["httpGet"]["path"].as_str().unwrap();
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", port as u16)).is_ok(),
+        "port {port} is taken on this machine: the serve pod listens there"
+    );
+    let readonly: BTreeSet<String> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["readOnly"] == true)
+        .map(|m| m["mountPath"].as_str().unwrap().to_string())
+        .collect();
+    let mut serve = serve_pod
+        .command(&readonly)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let get = |path: &str| -> Option<(u16, String)> {
+        let mut r = http
+            .get(&format!("http://127.0.0.1:{port}{path}"))
+            .call()
+            .ok()?;
+        let code = r.status().as_u16();
+        Some((code, r.body_mut().read_to_string().unwrap_or_default()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut swept = false;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(st)) = serve.try_wait() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(serve.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the serve pod exited ({st}): {err}");
+        }
+        if get(ready_path).is_some_and(|(code, _)| code == 200) {
+            swept = get("/metrics").is_some_and(|(_, page)| {
+                page.lines()
+                    .any(|l| l.starts_with("fleetsweep_last_sweep_success ") && l.ends_with(" 1"))
+            });
+            if swept {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        swept,
+        "the serve pod was not ready with a finished sweep within 30s"
+    );
+    fleetsweep_e2e::signal(serve.id(), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "serve stopped on SIGTERM with {status}");
+    let list = Command::new(FLEETSWEEP)
+        .args(["report", "--list", "--format", "json"])
+        .env(
+            "FLEETSWEEP_STATE",
+            pg.url_with_password("fleet", "sslmode=disable"),
+        )
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    assert!(
+        text(&list.stdout).contains("\"fleetsweep-serve\""),
+        "no sweep by fleetsweep-serve: {}",
+        text(&list.stdout)
     );
 
     eprintln!(
