@@ -344,7 +344,12 @@ pub struct ScanArgs {
     /// previous push under the same grouping key disappear), e.g. http://pushgateway:9091.
     /// The grouping key's `instance` is the `--scanner` name when one is given,
     /// else the shard (`1_of_4`), else `all`.
-    #[arg(long, value_name = "URL", env = "FLEETSWEEP_PUSH")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FLEETSWEEP_PUSH",
+        hide_env_values = true
+    )]
     pub push: Option<String>,
 
     /// `job` of the Pushgateway grouping key.
