@@ -291,6 +291,26 @@ fn the_cronjob_is_indexed_and_serve_is_ready_on_healthz() {
     assert_eq!(action_for(1), Some("FailIndex"));
     assert_eq!(action_for(3), Some("FailIndex"));
     assert_eq!(action_for(2), Some("FailJob"));
+    // As shipped, a pod pushes nowhere (a gateway named but down would fail
+    // the Job) and takes the state store from the Secret, not its args.
+    let tmp = tempfile::tempdir().unwrap();
+    let shipped = pod(
+        &job["template"],
+        &Cluster::from_manifests(),
+        Some(0),
+        tmp.path(),
+    );
+    assert!(
+        !shipped.env.contains_key("FLEETSWEEP_PUSH"),
+        "{:?}",
+        shipped.env
+    );
+    assert!(shipped.env["FLEETSWEEP_STATE"].starts_with("postgresql://"));
+    assert!(shipped.args.iter().all(|a| !a.contains("postgresql")));
+    assert!(shipped.args.contains(&"--shard-index=0".to_string()));
+    assert!(shipped
+        .args
+        .contains(&"--scanner=fleetsweep-shard-0".to_string()));
 
     let deploy = object("Deployment", "fleetsweep-serve");
     let c = container(&deploy["spec"]["template"]["spec"]);
@@ -463,6 +483,15 @@ impl Cluster {
             .unwrap_or_else(|| panic!("no {kind} {name} in deploy/kubernetes"));
         assert!(data.contains_key(key), "{kind} {name} has no key {key}");
         data.insert(key.to_string(), value);
+    }
+
+    /// A key the manifest leaves out (an optional setting).
+    fn add(&mut self, kind: &str, name: &str, key: &str, value: String) {
+        let data = self
+            .objects
+            .get_mut(&(kind.to_string(), name.to_string()))
+            .unwrap_or_else(|| panic!("no {kind} {name} in deploy/kubernetes"));
+        assert!(data.insert(key.to_string(), value).is_none());
     }
 
     fn get(&self, kind: &str, name: &str, key: &str) -> Option<&String> {
@@ -803,7 +832,7 @@ fn the_indexed_jobs_pods_sweep_the_fleet_as_one_scanner_does() {
         "url",
         pg.url_with_password("fleet", "sslmode=disable"),
     );
-    cluster.set("ConfigMap", "fleetsweep-settings", "push-url", gw.url());
+    cluster.add("ConfigMap", "fleetsweep-settings", "push-url", gw.url());
 
     // Every pod at once, as the Job starts them (parallelism = completions).
     let pods: Vec<Pod> = (0..completions)
