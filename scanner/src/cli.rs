@@ -229,8 +229,18 @@ pub struct InventoryArgs {
     pub limit: Option<String>,
 
     /// Only shard I of N (deterministic by host name), for splitting a fleet across scanners.
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", conflicts_with = "shard_index")]
     pub shard: Option<String>,
+
+    /// The same as `--shard I/N` counted from 0, as a Kubernetes Indexed Job
+    /// numbers its pods: `--shard-index $(JOB_COMPLETION_INDEX) --shard-count 4`
+    /// is `--shard 1/4` in the pod of index 0 (docs/scaling-out.md).
+    #[arg(long, value_name = "INDEX", requires = "shard_count")]
+    pub shard_index: Option<String>,
+
+    /// The number of shards `--shard-index` counts in.
+    #[arg(long, value_name = "N", requires = "shard_index")]
+    pub shard_count: Option<String>,
 
     /// OpenSSH client config to honour (HostName, User, Port, IdentityFile, ProxyJump; Include and Match as `ssh -G -F FILE` reads them).
     #[arg(long, value_name = "FILE", default_value = "~/.ssh/config")]
@@ -334,7 +344,14 @@ pub struct ScanArgs {
 
     /// Push the sweep's metrics to a Prometheus Pushgateway (PUT: series of the
     /// previous push under the same grouping key disappear), e.g. http://pushgateway:9091.
-    #[arg(long, value_name = "URL")]
+    /// The grouping key's `instance` is the `--scanner` name when one is given,
+    /// else the shard (`1_of_4`), else `all`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "FLEETSWEEP_PUSH",
+        hide_env_values = true
+    )]
     pub push: Option<String>,
 
     /// `job` of the Pushgateway grouping key.
@@ -430,7 +447,9 @@ pub struct StateArgs {
     /// PostgreSQL database shared by many scanners
     /// (postgresql://USER@HOST:PORT/DB?sslmode=verify-full; the password from
     /// PGPASSWORD or ~/.pgpass; docs/state.md).
-    /// Default: fleetsweep/state.db under the user's data directory
+    /// Default: the environment variable FLEETSWEEP_STATE when set (so a URL
+    /// can come from a secret; `--no-state` wins over it), else
+    /// fleetsweep/state.db under the user's data directory
     /// (~/.local/share/fleetsweep/state.db).
     #[arg(long = "state", value_name = "DB|URL")]
     pub path: Option<PathBuf>,

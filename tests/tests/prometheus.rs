@@ -307,9 +307,11 @@ fn dashboard_is_well_formed() {
     assert_eq!(vars["DS_PROMETHEUS"]["type"], "datasource");
     assert_eq!(vars["DS_PROMETHEUS"]["query"], "prometheus");
     assert!(
-        vars.contains_key("job") && vars.contains_key("site"),
+        vars.contains_key("job") && vars.contains_key("site") && vars.contains_key("scanner"),
         "{vars:?}"
     );
+    assert_eq!(vars["scanner"]["includeAll"], true);
+    assert_eq!(vars["scanner"]["allValue"], ".*");
     fn walk(panels: &[Value], ids: &mut BTreeSet<u64>) {
         for p in panels {
             let title = p["title"].as_str().unwrap();
@@ -345,7 +347,10 @@ fn dashboard_is_well_formed() {
     let mut filtered = 0;
     for (title, expr) in &queries {
         let selects = |metric: &str| expr.contains(&format!("{metric}{{"));
-        let findings = selects("fleetsweep_findings") || selects("fleetsweep_host_finding");
+        let findings = selects("fleetsweep_findings")
+            || selects("fleetsweep_host_finding")
+            || selects("fleetsweep:host_finding:max")
+            || selects("fleetsweep:findings_unremediated:count");
         if findings {
             filtered += 1;
             assert!(
@@ -356,10 +361,28 @@ fn dashboard_is_well_formed() {
         for host_series in [
             "fleetsweep_hosts",
             "fleetsweep_host_scan_failure",
+            "fleetsweep:host_scan_failure:max",
             "fleetsweep_host_scan_incomplete",
         ] {
             if selects(host_series) {
                 assert!(expr.contains("site=~\"$site\""), "{title}: `{expr}`");
+            }
+        }
+        // Many scanners: findings and host tables come from the recording
+        // rules that count each host once; the per-scanner series follow
+        // the Scanner variable.
+        assert!(
+            !selects("fleetsweep_findings") && !selects("fleetsweep_host_finding"),
+            "{title}: `{expr}` would count a host reported by two scanners twice"
+        );
+        for per_scanner in [
+            "fleetsweep_hosts",
+            "fleetsweep_last_sweep_timestamp_seconds",
+            "fleetsweep_last_sweep_success",
+            "fleetsweep_build_info",
+        ] {
+            if selects(per_scanner) {
+                assert!(expr.contains("instance=~\"$scanner\""), "{title}: `{expr}`");
             }
         }
         if selects("fleetsweep_remediations_total") {
@@ -404,10 +427,9 @@ fn dashboard_is_well_formed() {
     let sweeps = annotation_queries(&d);
     assert_eq!(sweeps.len(), 1, "{sweeps:?}");
     assert!(
-        sweeps[0]
-            .1
-            .contains("fleetsweep_last_sweep_timestamp_seconds{job=~\"$job\"}")
-            && sweeps[0].1.ends_with("* 1000"),
+        sweeps[0].1.contains(
+            "fleetsweep_last_sweep_timestamp_seconds{job=~\"$job\", instance=~\"$scanner\"}"
+        ) && sweeps[0].1.ends_with("* 1000"),
         "{sweeps:?}"
     );
     let sweep_annotation = list(&d["annotations"], "list")
@@ -900,6 +922,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
     let dash = dashboard();
     let vars = [
         ("job", SERVE_JOB),
+        ("scanner", ".*"),
         ("site", "lab"),
         ("product", ".*"),
         ("__range", "1h"),
@@ -980,8 +1003,11 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
             "job" => &[SERVE_JOB, TEXTFILE_JOB, PUSHED_JOB],
             "site" => &["lab"],
             "product" => &[kesl],
+            // The daemon's scrape target.
+            "scanner" => &[],
             other => panic!("no expectation for variable {other}"),
         };
+        assert!(!values.is_empty(), "{def} lists nothing");
         for w in want {
             assert!(
                 values.iter().any(|x| x == w),

@@ -85,14 +85,15 @@ fn limit_and_shard(inv: &mut Inventory, args: &InventoryArgs) -> Result<Option<S
         let limit = Limit::parse(l).map_err(anyhow::Error::msg)?;
         inv.hosts.retain(|h| limit.matches(h));
     }
-    match &args.shard {
-        Some(s) => {
-            let shard = Shard::parse(s).map_err(anyhow::Error::msg)?;
-            inv.hosts.retain(|h| shard.contains(&h.name));
-            Ok(Some(shard))
+    let shard = match (&args.shard, &args.shard_index, &args.shard_count) {
+        (Some(s), _, _) => Shard::parse(s).map_err(anyhow::Error::msg)?,
+        (None, Some(index), Some(count)) => {
+            Shard::from_index(index, count).map_err(anyhow::Error::msg)?
         }
-        None => Ok(None),
-    }
+        _ => return Ok(None),
+    };
+    inv.hosts.retain(|h| shard.contains(&h.name));
+    Ok(Some(shard))
 }
 
 fn hosts(args: &HostsArgs) -> Result<u8> {

@@ -89,6 +89,25 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
+    /// `--shard-index INDEX --shard-count N`: shard INDEX+1 of N, INDEX
+    /// counted from 0 as Kubernetes' `JOB_COMPLETION_INDEX`.
+    pub fn from_index(index: &str, count: &str) -> Result<Shard, String> {
+        let err = || {
+            format!(
+                "invalid --shard-index `{index}` --shard-count `{count}`: give 0 <= INDEX < N, e.g. --shard-index 0 --shard-count 4 (in a Kubernetes Indexed Job: --shard-index $(JOB_COMPLETION_INDEX))"
+            )
+        };
+        let i: u32 = index.trim().parse().map_err(|_| err())?;
+        let n: u32 = count.trim().parse().map_err(|_| err())?;
+        if n == 0 || i >= n {
+            return Err(err());
+        }
+        Ok(Shard {
+            index: i + 1,
+            count: n,
+        })
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         // FNV-1a: stable across versions and platforms (unlike std's hasher).
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;

@@ -393,6 +393,23 @@ fn limit_and_shard_select_hosts() {
     assert!(limit::Shard::parse("4/3").is_err());
 }
 
+/// A Kubernetes Indexed Job's JOB_COMPLETION_INDEX counts from 0: index I of
+/// N is `--shard I+1/N`, and every index in 0..N is valid, N is not.
+#[test]
+fn shard_from_index_counts_from_zero() {
+    for i in 0..4u32 {
+        assert_eq!(
+            limit::Shard::from_index(&i.to_string(), "4").unwrap(),
+            limit::Shard::parse(&format!("{}/4", i + 1)).unwrap()
+        );
+    }
+    let err = limit::Shard::from_index("4", "4").unwrap_err();
+    assert!(err.contains("0 <= INDEX < N"), "{err}");
+    assert!(limit::Shard::from_index("$(JOB_COMPLETION_INDEX)", "4").is_err());
+    assert!(limit::Shard::from_index("0", "0").is_err());
+    assert!(limit::Shard::from_index("-1", "4").is_err());
+}
+
 #[test]
 fn durations() {
     assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));

@@ -547,12 +547,26 @@ fn warn_about_exceptions(report: &Report) {
 
 /// The state store `--state`/`--no-state` name: the flag (a file, or a
 /// `postgresql://` URL), else the default file under the user's data directory.
+/// The environment variable `--state` defaults to: a PostgreSQL URL with its
+/// password can come from a secret (a Kubernetes Secret, a systemd
+/// credential) instead of the command line, where `ps` shows it.
+pub const STATE_ENV: &str = "FLEETSWEEP_STATE";
+
+/// `--state`, else `$FLEETSWEEP_STATE`, else the default SQLite file; none with `--no-state`.
 pub fn state_path(args: &StateArgs) -> Result<Option<Location>, PipelineError> {
     if args.disabled {
         return Ok(None);
     }
-    match &args.path {
-        Some(p) => Ok(Some(Location::parse(p.as_os_str())?)),
+    // Read here rather than by clap, so that `--no-state` still wins over a
+    // FLEETSWEEP_STATE set for the whole environment (a container's).
+    let from_env = std::env::var_os(STATE_ENV).filter(|v| !v.is_empty());
+    match args
+        .path
+        .as_ref()
+        .map(|p| p.as_os_str())
+        .or(from_env.as_deref())
+    {
+        Some(p) => Ok(Some(Location::parse(p)?)),
         None => Store::default_path()
             .map(|p| Some(Location::Sqlite(p)))
             .ok_or(PipelineError::NoDataDirectory),

@@ -18,6 +18,10 @@ pub struct Outputs {
     metrics_file: Option<PathBuf>,
     /// Pushgateway URL and `job` of the grouping key.
     push: Option<(String, String)>,
+    /// The grouping key's `instance` when `--scanner` names this scanner;
+    /// otherwise it comes from the shard. Two scanners pushing to one group
+    /// would replace each other's series.
+    push_instance: Option<String>,
     /// Labels and revision of every metrics page; each sweep adds its
     /// remediation totals.
     pub(super) metrics: MetricsOptions,
@@ -49,6 +53,7 @@ impl Outputs {
                 .push
                 .as_ref()
                 .map(|url| (url.clone(), args.push_job.clone())),
+            push_instance: args.scanner.clone(),
             metrics: MetricsOptions {
                 label_allowlist: args.metric_label.clone(),
                 revision: option_env!("FLEETSWEEP_REVISION")
@@ -88,7 +93,10 @@ impl Outputs {
         }
         if let Some((url, job)) = &self.push {
             let text = metrics::render(report, opts)?;
-            let instance = push::instance_of(report.sweep.shard.as_deref());
+            let instance = match &self.push_instance {
+                Some(scanner) => scanner.clone(),
+                None => push::instance_of(report.sweep.shard.as_deref()),
+            };
             push::PushTarget::new(url, job, &instance)
                 .and_then(|t| t.push(&text))
                 .map_err(|source| PipelineError::Push {
