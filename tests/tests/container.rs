@@ -525,7 +525,11 @@ fn image_is_non_root_labelled_and_checks_health() {
     assert_eq!(labels["org.opencontainers.image.title"], "fleetsweep");
     assert_eq!(labels["org.opencontainers.image.licenses"], "Apache-2.0");
     assert_eq!(labels["org.opencontainers.image.revision"], "e2e");
-    assert_eq!(labels["org.opencontainers.image.version"], "0.1.0");
+    // The Dockerfile's default VERSION follows the package version.
+    assert_eq!(
+        labels["org.opencontainers.image.version"],
+        env!("CARGO_PKG_VERSION")
+    );
     let hc = docker_ok(&["inspect", "--format", "{{json .Config.Healthcheck}}", IMAGE]);
     assert!(
         hc.contains("/usr/local/bin/fleetsweep-healthcheck"),
@@ -536,7 +540,10 @@ fn image_is_non_root_labelled_and_checks_health() {
 
     // As users start it: `docker run IMAGE ...` is the fleetsweep command line.
     let version = docker_ok(&["run", "--rm", IMAGE, "--version"]);
-    assert!(version.starts_with("fleetsweep 0.1.0"), "{version}");
+    assert!(
+        version.starts_with(&format!("fleetsweep {} ", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
     let out = docker_ok(&[
         "run",
         "--rm",
