@@ -202,11 +202,17 @@ fn build_images() {
         ]);
     }
     eprintln!("test-host images built in {:.1?}", t.elapsed());
-    // Earlier builds of these tags and the build stage (binary and sources, about
-    // 750 MB a run), now untagged: not kept.
+    prune();
+}
+
+/// Removes earlier builds of this test's tags and the build stage's images (binary
+/// and sources, about 750 MB a run), which builds leave untagged.
+fn prune() {
     for label in [
         "label=org.opencontainers.image.title=fleetsweep",
         "label=org.opencontainers.image.title=fleetsweep-testhost",
+        "label=org.opencontainers.image.title=fleetsweep-demo-postgres",
+        "label=org.opencontainers.image.title=fleetsweep-demo-prometheus",
         "label=fleetsweep.stage=build",
     ] {
         let _ = docker(&["image", "prune", "-f", "--filter", label]);
@@ -684,6 +690,7 @@ fn compose_demo_fleet_serve_postgres_prometheus() {
         text(&out.stderr)
     );
     eprintln!("compose images built in {:.1?}", t.elapsed());
+    prune();
     let out = compose(&project, &env, &["up", "-d", "--no-build"]);
     assert!(
         out.status.success(),
