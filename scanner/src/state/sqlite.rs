@@ -21,9 +21,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use fleetsweep_exporters::{HistoryPoint, Report, Summary};
+use fleetsweep_exporters::{HistoryPoint, Report};
 
 use super::status::Track;
+use super::store;
 use super::store::{
     commit_pause, enum_text, erased, LatestResult, Pruned, Remediation, SweepCommit, SweepRow,
 };
@@ -193,15 +194,11 @@ fn refuse_non_store_file(path: &Path) -> Result<(), StateError> {
 }
 
 fn data_err(path: &Path, what: &str, e: impl std::fmt::Display) -> StateError {
-    StateError::Data {
-        store: path.display().to_string(),
-        detail: format!("{what}: {e}"),
-    }
+    store::data_err(&path.display().to_string(), what, e)
 }
 
 fn ts(path: &Path, s: &str) -> Result<Timestamp, StateError> {
-    s.parse()
-        .map_err(|e| data_err(path, &format!("timestamp `{s}`"), e))
+    store::parse_ts(&path.display().to_string(), s)
 }
 
 impl SqliteStore {
@@ -542,17 +539,12 @@ impl SqliteStore {
             })
             .map_err(e)?;
         let mut out = Vec::new();
+        let name = self.path.display().to_string();
         for row in rows {
             let (sweep_id, finished, complete, summary) = row.map_err(e)?;
-            let summary: Summary = serde_json::from_str(&summary)
-                .map_err(|err| data_err(&self.path, "stored summary", err))?;
-            out.push(HistoryPoint {
-                sweep_id,
-                finished: ts(&self.path, &finished)?,
-                complete,
-                hosts: summary.hosts,
-                findings: summary.findings,
-            });
+            out.push(store::history_point(
+                &name, sweep_id, &finished, complete, &summary,
+            )?);
         }
         Ok(out)
     }
@@ -636,8 +628,7 @@ impl Tx<'_> {
         let mut out = BTreeMap::new();
         for row in rows {
             let (rule, json) = row.map_err(e)?;
-            let track: Track = serde_json::from_str(&json)
-                .map_err(|err| data_err(self.path, &format!("track {host} {rule}"), err))?;
+            let track = store::decode_track(&self.path.display().to_string(), host, &rule, &json)?;
             out.insert(rule, track);
         }
         Ok(out)

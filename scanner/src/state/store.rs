@@ -138,6 +138,50 @@ pub struct LatestResult {
     pub host: String,
 }
 
+/// A stored value of store `store` (its name as errors show it) that does not
+/// decode: a damaged store, or one another program wrote. Both backends.
+pub(crate) fn data_err(store: &str, what: &str, e: impl fmt::Display) -> StateError {
+    StateError::Data {
+        store: store.to_string(),
+        detail: format!("{what}: {e}"),
+    }
+}
+
+/// A stored timestamp (RFC 3339 text in both backends).
+pub(crate) fn parse_ts(store: &str, s: &str) -> Result<Timestamp, StateError> {
+    s.parse()
+        .map_err(|e| data_err(store, &format!("timestamp `{s}`"), e))
+}
+
+/// A burn-down point from a sweep row: its stored summary is JSON.
+pub(crate) fn history_point(
+    store: &str,
+    sweep_id: String,
+    finished: &str,
+    complete: bool,
+    summary: &str,
+) -> Result<HistoryPoint, StateError> {
+    let summary: fleetsweep_exporters::Summary =
+        serde_json::from_str(summary).map_err(|err| data_err(store, "stored summary", err))?;
+    Ok(HistoryPoint {
+        sweep_id,
+        finished: parse_ts(store, finished)?,
+        complete,
+        hosts: summary.hosts,
+        findings: summary.findings,
+    })
+}
+
+/// A (host, rule) track as stored: JSON.
+pub(crate) fn decode_track(
+    store: &str,
+    host: &str,
+    rule: &str,
+    json: &str,
+) -> Result<Track, StateError> {
+    serde_json::from_str(json).map_err(|err| data_err(store, &format!("track {host} {rule}"), err))
+}
+
 /// What one sweep changes beyond its report, written in the same
 /// transaction (host results, finding history and verified hosts are
 /// written from the report itself).

@@ -42,11 +42,12 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row};
 
-use fleetsweep_exporters::{HistoryPoint, Report, Summary};
+use fleetsweep_exporters::{HistoryPoint, Report};
 
 use super::status::Track;
 use super::store::{
-    commit_pause, enum_text, erased, LatestResult, Pruned, Remediation, SweepCommit, SweepRow,
+    commit_pause, data_err, decode_track, enum_text, erased, history_point, parse_ts as ts,
+    LatestResult, Pruned, Remediation, SweepCommit, SweepRow,
 };
 use super::StateError;
 use target::{chain, SslMode};
@@ -215,18 +216,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
         }
         None => chain(e),
     }
-}
-
-fn data_err(name: &str, what: &str, e: impl std::fmt::Display) -> StateError {
-    StateError::Data {
-        store: name.to_string(),
-        detail: format!("{what}: {e}"),
-    }
-}
-
-fn ts(name: &str, s: &str) -> Result<Timestamp, StateError> {
-    s.parse()
-        .map_err(|e| data_err(name, &format!("timestamp `{s}`"), e))
 }
 
 /// PostgreSQL text cannot hold NUL; host output may. It is replaced, as
@@ -666,17 +655,7 @@ impl PgStore {
             &[],
         )?;
         rows.iter()
-            .map(|r| {
-                let summary: Summary = serde_json::from_str(r.get(3))
-                    .map_err(|err| data_err(&self.name, "stored summary", err))?;
-                Ok(HistoryPoint {
-                    sweep_id: r.get(0),
-                    finished: ts(&self.name, r.get(1))?,
-                    complete: r.get(2),
-                    hosts: summary.hosts,
-                    findings: summary.findings,
-                })
-            })
+            .map(|r| history_point(&self.name, r.get(0), r.get(1), r.get(2), r.get(3)))
             .collect()
     }
 
@@ -755,9 +734,7 @@ impl Tx<'_> {
         let mut out = BTreeMap::new();
         if let Some(rules) = self.tracks.get(&text(host)) {
             for (rule, json) in rules {
-                let track: Track = serde_json::from_str(json)
-                    .map_err(|err| data_err(self.name, &format!("track {host} {rule}"), err))?;
-                out.insert(rule.clone(), track);
+                out.insert(rule.clone(), decode_track(self.name, host, rule, json)?);
             }
         }
         Ok(out)
