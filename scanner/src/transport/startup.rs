@@ -146,14 +146,18 @@ impl<K: std::hash::Hash + Eq + Clone> StartupGates<K> {
                     .or_insert_with(|| Arc::new(Semaphore::new(cap.max(1)))),
             )
         };
-        loop {
-            // The semaphore is never closed; should that change, waiting again
-            // is still correct.
-            if let Ok(permit) = Arc::clone(&gate).acquire_owned().await {
-                return permit;
-            }
-            tokio::task::yield_now().await;
+        acquire(&gate).await
+    }
+}
+
+/// A slot of `gate`. The gates are never closed; should that change, waiting
+/// again is still correct.
+async fn acquire(gate: &Arc<Semaphore>) -> OwnedSemaphorePermit {
+    loop {
+        if let Ok(permit) = Arc::clone(gate).acquire_owned().await {
+            return permit;
         }
+        tokio::task::yield_now().await;
     }
 }
 
@@ -175,13 +179,7 @@ impl HandshakeGate {
 
     /// Waits for a slot; dropping the permit frees it.
     pub async fn enter(&self) -> OwnedSemaphorePermit {
-        loop {
-            // Never closed; should that change, waiting again is still correct.
-            if let Ok(permit) = Arc::clone(&self.0).acquire_owned().await {
-                return permit;
-            }
-            tokio::task::yield_now().await;
-        }
+        acquire(&self.0).await
     }
 }
 
