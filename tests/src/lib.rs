@@ -135,11 +135,13 @@ pub fn require_tools() -> Result<()> {
         ("/usr/bin/unshare", "util-linux"),
         ("/usr/bin/dpkg-query", "dpkg"),
     ];
-    let missing: Vec<&str> = tools
+    let mut missing: Vec<&str> = tools
         .iter()
         .filter(|(p, _)| !Path::new(p).exists())
         .map(|(_, pkg)| *pkg)
         .collect();
+    // rpm and rpmbuild come from one package: name it once.
+    missing.dedup();
     if !missing.is_empty() {
         bail!(
             "the test hosts need {}: run scripts/setup, or apt-get install -y {}",

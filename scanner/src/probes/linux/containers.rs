@@ -1,8 +1,9 @@
-//! Which processes run inside a container, from three batch sections of the
-//! Linux probe: `proc-pidns` (`ls -lq -- self/ns/pid [0-9]*/ns/pid` in
-//! `/proc`: each process's PID namespace, and the probe's own), `proc-status`
-//! (the `PPid:` and `NSpid:` lines of `self/status` and every `PID/status`)
-//! and `proc-cgroup` (`head -v -n 1` of every `PID/cgroup`).
+//! Which processes run inside a container, from three batches of the Linux
+//! probe: the PID namespace links (`ls -lq -- self/ns/pid [0-9]*/ns/pid` in
+//! `/proc`: each process's PID namespace, and the probe's own; in `proc-ls`
+//! today, `proc-pidns` before), `proc-status` (the `PPid:` and `NSpid:` lines of
+//! `self/status` and every `PID/status`) and the first cgroup line (`head -v -n
+//! 1` of every `PID/cgroup`; in `proc-head` today, `proc-cgroup` before).
 //!
 //! The namespace links of another user's processes are unreadable without
 //! root, so a probe without sudo sees no `proc-pidns` line for a root daemon.
@@ -130,8 +131,21 @@ fn namespace_init(pid: u32, depth: usize, status: &HashMap<u32, NsStatus>) -> u3
 }
 
 /// Each process's first cgroup line (`0::/system.slice/docker-<id>.scope`).
+/// Cut at 512 bytes: a cgroup path names its runtime and id well before that.
 pub fn parse_cgroups(body: &str) -> HashMap<u32, String> {
-    first_lines(body, "/cgroup").into_iter().collect()
+    first_lines(body, "/cgroup")
+        .into_iter()
+        .map(|(pid, mut line)| {
+            if line.len() > 512 {
+                let mut end = 512;
+                while !line.is_char_boundary(end) {
+                    end -= 1;
+                }
+                line.truncate(end);
+            }
+            (pid, line)
+        })
+        .collect()
 }
 
 fn is_hex_id(s: &str) -> bool {

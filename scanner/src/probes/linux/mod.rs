@@ -157,7 +157,8 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             "apk" => parse_apk(s.body),
             "os-release" | "uname" | "systemd" | "systemd-running" | "unit-files" | "processes"
             | "proc-cmdline" | "proc-exe" | "proc-owner" | "proc-pidns" | "proc-status"
-            | "proc-cgroup" | "ps" | "modules" | "paths" | "kesl-app-info" => continue,
+            | "proc-cgroup" | "proc-head" | "proc-ls" | "ps" | "modules" | "paths"
+            | "kesl-app-info" => continue,
             other => {
                 obs.warnings
                     .push(warning(other, "unknown section ignored".to_string()));
@@ -194,6 +195,8 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
         "proc-pidns",
         "proc-status",
         "proc-cgroup",
+        "proc-head",
+        "proc-ls",
     ] {
         if let Some(s) = split.get(name) {
             obs.section(name, framed_state(s, (SectionState::Read, None)));
@@ -219,17 +222,25 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
                 s.name,
                 framed_state(s, judge_body(s.body, procs.len(), false, false)),
             );
+            // Today's probe prints the `head` batches (command lines and cgroups)
+            // as one `proc-head` section and the `ls` batches (owners,
+            // executables, PID namespaces) as one `proc-ls`, each parser taking
+            // its own lines by their file names; older probes and BusyBox's
+            // `ls` print one section per batch.
+            let batch = |own: &str, joint: &str| {
+                split.get(own).or_else(|| split.get(joint)).map(|s| s.body)
+            };
             processes::merge_batches(
                 &mut procs,
-                split.get("proc-cmdline").map(|s| s.body),
-                split.get("proc-exe").map(|s| s.body),
-                split.get("proc-owner").map(|s| s.body),
+                batch("proc-cmdline", "proc-head"),
+                batch("proc-exe", "proc-ls"),
+                batch("proc-owner", "proc-ls"),
             );
             containers::mark(
                 &mut procs,
-                split.get("proc-pidns").map(|s| s.body),
+                batch("proc-pidns", "proc-ls"),
                 split.get("proc-status").map(|s| s.body),
-                split.get("proc-cgroup").map(|s| s.body),
+                batch("proc-cgroup", "proc-head"),
             );
             (procs, w)
         }
@@ -430,6 +441,83 @@ mod tests {
             done(),
         ]
         .concat()
+    }
+
+    /// The `head` batches as one `proc-head` section and the `ls` batches as
+    /// one `proc-ls` (today's probe) give the same processes as one section per
+    /// batch (older probes, BusyBox), hostile lines included: a command line
+    /// that looks like another file's header and an executable path that looks
+    /// like a namespace link are never taken for them.
+    #[test]
+    fn joint_process_batches_read_as_separate_ones() {
+        let procs = "1\tinit\t\t\n812\twdserver\t\t\n900\tsh\t\t\n";
+        let cmdline = "==> 1/cmdline <==\n/sbin/init \n\n==> 812/cmdline <==\n/opt/kaspersky/kesl/libexec/wdserver -d \n\n==> 900/cmdline <==\n==> 812/cgroup <==\n";
+        let cgroup = "==> 1/cgroup <==\n0::/init.scope\n\n==> 812/cgroup <==\n0::/system.slice/docker-3f2a1b2c3d4e5f60718293a4b5c6d7e8f90123456789abcdef0123456789abcd.scope\n";
+        let exe = "lrwxrwxrwx 1 0 0 0 Dec  3 12:29 1/exe -> /sbin/init\nlrwxrwxrwx 1 0 0 0 Dec  3 12:29 812/exe -> /opt/kaspersky/kesl/libexec/wdserver\nlrwxrwxrwx 1 1000 1000 0 Dec  3 12:29 900/exe -> /tmp/x -> pid:[1]\n";
+        let owner = "dr-xr-xr-x 9 0 0 0 Dec  2 00:43 1\ndr-xr-xr-x 9 0 0 0 Dec  2 00:43 812\ndr-xr-xr-x 9 1000 1000 0 Dec  2 00:43 900\n";
+        let pidns = "lrwxrwxrwx 1 0 0 0 Dec  3 13:08 1/ns/pid -> pid:[4026531836]\nlrwxrwxrwx 1 0 0 0 Dec  3 13:08 812/ns/pid -> pid:[4026532999]\nlrwxrwxrwx 1 0 0 0 Dec  3 13:16 self/ns/pid -> pid:[4026531836]\n";
+        let status = "self/status:NSpid:\t77\n1/status:NSpid:\t1\n812/status:NSpid:\t812\t1\n900/status:NSpid:\t900\n";
+        let separate = [
+            section("processes", procs, 0),
+            section("proc-cmdline", cmdline, 0),
+            section("proc-exe", exe, 0),
+            section("proc-owner", owner, 0),
+            section("proc-pidns", pidns, 0),
+            section("proc-status", status, 0),
+            section("proc-cgroup", cgroup, 0),
+            done(),
+        ]
+        .concat();
+        let joint = [
+            section("processes", procs, 0),
+            section("proc-head", &format!("{cmdline}\n{cgroup}"), 0),
+            section("proc-ls", &format!("{owner}{exe}{pidns}"), 0),
+            section("proc-status", status, 0),
+            done(),
+        ]
+        .concat();
+        let a = parse(&separate, N);
+        let b = parse(&joint, N);
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        assert_eq!(a.processes, b.processes);
+        let row = |p: &crate::probes::Process| {
+            (
+                p.pid,
+                p.cmdline.clone(),
+                p.exe.clone(),
+                p.owner_uid,
+                p.container.clone(),
+            )
+        };
+        let got: Vec<_> = b.processes.iter().map(row).collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    1,
+                    "/sbin/init".into(),
+                    Some("/sbin/init".into()),
+                    Some(0),
+                    None
+                ),
+                (
+                    812,
+                    "/opt/kaspersky/kesl/libexec/wdserver -d".into(),
+                    Some("/opt/kaspersky/kesl/libexec/wdserver".into()),
+                    Some(0),
+                    Some("docker 3f2a1b2c3d4e".into())
+                ),
+                // Its command line looks like a cgroup header of 812: it is
+                // read as the command line it is.
+                (
+                    900,
+                    "==> 812/cgroup <==".into(),
+                    Some("/tmp/x -> pid:[1]".into()),
+                    Some(1000),
+                    None
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -7,15 +7,22 @@
 //! without root, kernel threads).
 //!
 //! The loop that writes `processes` forks nothing per process (the shell's
-//! `read` builtin reads `comm`); command lines and executables come in two
-//! batch sections, one command each, merged here by pid:
-//! `proc-cmdline` is `head -v -n 1 -- [0-9]*/cmdline | tr '\0\t' '  ' | cut -c
-//! 1-4096` run in `/proc` (`==> PID/cmdline <==` headers; `-n 1` prints no
-//! newline of a command line, so none can start a forged header line),
-//! `proc-exe` is `ls -lq -- [0-9]*/exe` (`... PID/exe -> /usr/bin/sleep`, a
-//! newline in the path shown as `?`). A pid given twice (a forgery that got
-//! through anyway, e.g. from an older probe's bundle) is dropped, not guessed. Forking three commands per process cost
-//! about 4 ms of host CPU per process (1.6 s on a host with 300 processes).
+//! `read` builtin reads `comm`); command lines, executables and owners come in
+//! batches, one command each, merged here by pid. Today's probe prints two
+//! sections for them, run in `/proc`:
+//! `proc-head` is `head -v -n 1 -- [0-9]*/cmdline [0-9]*/cgroup | tr '\0\t' '  '
+//! | cut -c 1-4096` (`==> PID/cmdline <==` headers; `-n 1` prints no newline of
+//! a command line, so none can start a forged header line), and `proc-ls` is
+//! `ls -ldnq -- [0-9]* [0-9]*/exe self/ns/pid [0-9]*/ns/pid` (`... PID/exe ->
+//! /usr/bin/sleep`, a newline in the path shown as `?`; the owner of `/proc/PID`
+//! is the process's uid). Each parser takes its own lines by their file names.
+//! Older probes, and today's where `ls` has no `-q` (BusyBox), print one section
+//! per batch instead: `proc-cmdline`, `proc-cgroup`, `proc-exe` (`readlink` per
+//! process without `-q`), `proc-owner` and `proc-pidns`. A pid given twice (a
+//! forgery that got through anyway, e.g. from an older probe's bundle) is
+//! dropped, not guessed. Forking three commands per process cost about 4 ms of
+//! host CPU per process (1.6 s on a host with 300 processes); one command per
+//! batch kept the probe at about 20 commands, and joining the batches at about 10.
 //!
 //! `ps` section (no usable `/proc`): `ps -eo pid=,comm=,args=`, whitespace-aligned;
 //! a process name with a space in it is then cut at the space (best effort).
@@ -221,32 +228,41 @@ pub fn parse_proc_cmdlines(body: &str) -> Vec<(u32, String)> {
     first_lines(body, "/cmdline")
 }
 
-/// (pid, first non-empty line) of each file in `head -v -n 1 -- [0-9]*/FILE`
-/// output (`==> PID/FILE <==` headers), `suffix` being `/FILE`. Only the first
-/// line of a file is ever the probe's: anything after it is never appended.
-/// A pid given twice is dropped. Total.
+/// (pid, first line) of each file in `head -v -n 1 -- [0-9]*/FILE`
+/// output (`==> PID/FILE <==` headers), `suffix` being `/FILE`; the output may
+/// hold other files' headers too (today's probe reads `cmdline` and `cgroup` in
+/// one `head`), which are skipped.
+///
+/// `head -n 1` prints at most one line of a file, so the line right after a
+/// header is that file's, even when it looks like a header itself (a command
+/// line can be `==> 1/cgroup <==`); only after it, past the blank separator
+/// lines, can a header come. Only the first line of a file is ever the
+/// probe's: anything after it is never appended. A pid given twice is
+/// dropped. Total.
 pub(super) fn first_lines(body: &str, suffix: &str) -> Vec<(u32, String)> {
     let mut out: Vec<(u32, String)> = Vec::new();
-    let mut current: Option<usize> = None;
+    // Some(Some(i)): the line after this header is entry i's; Some(None): the
+    // line after a header of another file, skipped.
+    let mut after_header: Option<Option<usize>> = None;
     for line in body.lines() {
+        if let Some(current) = after_header.take() {
+            if let Some(i) = current {
+                out[i].1.push_str(line.trim_end());
+            }
+            continue;
+        }
         if let Some(name) = line
             .strip_prefix("==> ")
             .and_then(|l| l.strip_suffix(" <=="))
         {
-            current = name
-                .strip_suffix(suffix)
-                .and_then(|p| p.parse::<u32>().ok())
-                .map(|pid| {
-                    out.push((pid, String::new()));
-                    out.len() - 1
-                });
-            continue;
-        }
-        if let Some(i) = current {
-            let text = line.trim_end();
-            if !text.is_empty() && out[i].1.is_empty() {
-                out[i].1.push_str(text);
-            }
+            after_header = Some(
+                name.strip_suffix(suffix)
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .map(|pid| {
+                        out.push((pid, String::new()));
+                        out.len() - 1
+                    }),
+            );
         }
     }
     without_repeated_pids(out)

@@ -29,38 +29,46 @@ pub const MAX_PATH_ROOTS: usize = 64;
 /// The probe script. See the module docs for its input and output.
 ///
 /// Sections, in order (each only when its source exists):
-/// - `os-release`: `/etc/os-release`, else `/usr/lib/os-release`.
-/// - `uname`: `uname -sr`.
+/// - `os-release`: `/etc/os-release`, else `/usr/lib/os-release` (at most 200
+///   lines, read by the shell).
+/// - `uname`: the kernel's name and release from `/proc/sys/kernel/ostype` and
+///   `osrelease` (what `uname -sr` prints), else `uname -sr`.
 /// - `dpkg`: `dpkg-query -W` with `${Status}` (the long form works with every
 ///   dpkg, `${db:Status-Abbrev}` only since 1.16.2), then name, version, arch and
 ///   maintainer, tab-separated; the free-text maintainer is last.
-/// - `rpm`: only where rpm's database exists (`%{_dbpath}` is a non-empty
-///   directory): Debian's rpm tool otherwise creates `~/.rpmdb` in the scan
-///   user's home, a write the probe must not make, and fails where the home is
-///   not writable, which is not a probe failure. Then `rpm -qa`, name, `EPOCH:VERSION-RELEASE`, arch, vendor, packager.
-///   `%{EPOCH}` (not `%{EPOCHNUM}`, which old rpm rejects, failing the whole query)
-///   prints `(none)` when unset.
+/// - `rpm`: only where rpm's database exists: `/var/lib/rpm` or
+///   `/usr/lib/sysimage/rpm` is a non-empty directory or, on a host without
+///   dpkg, `%{_dbpath}` is (rpm's own answer, for a database moved elsewhere).
+///   Debian's rpm tool otherwise creates `~/.rpmdb` in the scan user's home, a
+///   write the probe must not make, and fails where the home is not writable,
+///   which is not a probe failure. (On a dpkg host rpm is a foreign tool whose
+///   database, if any, is in a standard place; asking rpm would cost every
+///   such host a start of rpm.) Then `rpm --dbpath DIR -qa`, so that rpm reads
+///   the database found and no other: name, `EPOCH:VERSION-RELEASE`, arch,
+///   vendor, packager.
 /// - `apk`: the `P:`/`V:`/`A:`/`m:` lines of `/lib/apk/db/installed`, else `apk info -v`.
 /// - `systemd`, `systemd-running`: `systemctl list-unit-files` / `list-units
 ///   --state=running`, only when systemd is PID 1 (`/run/systemd/system`).
 /// - `unit-files`: always: `u<TAB>path` per `*.service` file in the unit
-///   directories, `i<TAB>path` per `/etc/init.d` script, `x<TAB>path:line` per
-///   `ExecStart=` (units) or `DAEMON=` (init scripts) line; at most 5000 units.
+///   directories, `i<TAB>path` per `/etc/init.d` script (at most 5000 of
+///   both), then one `grep -H` of all of them for `ExecStart=` and `DAEMON=`
+///   lines (`path:line`; the parser takes a unit's `ExecStart=` and an init
+///   script's `DAEMON=`).
 /// - `processes`: `pid<TAB>comm` from `/proc` (at most 10000; `comm` up to its
-///   first newline), then `proc-cmdline` (`head -v -n 1` of every
-///   `PID/cmdline`: only a command line's first line is ever printed, so a
-///   process cannot forge a `==> PID/cmdline <==` header with a newline in its
-///   arguments; NUL and tab turned into spaces, cut at 4096 bytes) and
-///   `proc-exe` (`ls -lq`: newlines in an executable's path print as `?`;
-///   without `-q`, as in BusyBox, `readlink` per process with newlines turned
-///   into `?`), and `proc-owner` (`ls -ldn` of every `/proc/PID`: its owner
-///   is the process's uid), `proc-pidns` (`ls -l` of `self/ns/pid` and every
-///   `PID/ns/pid`: root's only readable by root), `proc-status` (the `PPid:`
-///   and `NSpid:` lines of `self/status` and every `PID/status`, readable by
-///   anyone) and `proc-cgroup` (`head -v -n 1` of every `PID/cgroup`),
-///   which tell the processes running in containers
-///   ([`super::containers`]). Without a usable `/proc`, section `ps` with `ps -eo
-///   pid=,comm=,args=` instead.
+///   first newline), then, in `/proc`, `proc-head` (`head -v -n 1` of every
+///   `PID/cmdline` and `PID/cgroup`: only a file's first line is ever printed,
+///   so a process cannot forge a `==> PID/cmdline <==` header with a newline in
+///   its arguments; NUL and tab turned into spaces, cut at 4096 bytes),
+///   `proc-ls` (`ls -ldnq` of every `PID` directory, whose owner is the
+///   process's uid, every `PID/exe` and the `ns/pid` links of `self` and every
+///   `PID`, root's only readable by root; newlines in an executable's path
+///   print as `?`) and `proc-status` (the `PPid:` and `NSpid:` lines of
+///   `self/status` and every `PID/status`, readable by anyone), which tell the
+///   processes running in containers ([`super::containers`]). Where `ls` has
+///   no `-q` (BusyBox), `proc-ls` is three sections instead: `proc-exe`
+///   (`readlink` per process, newlines turned into `?`), `proc-owner` (`ls
+///   -ldn`) and `proc-pidns` (`ls -l`). Without a usable `/proc`, section `ps`
+///   with `ps -eo pid=,comm=,args=` instead.
 /// - `modules`: `/proc/modules`, else `lsmod`. A kernel built without loadable
 ///   module support has no `/proc/modules` at all: then there are no modules,
 ///   which is an answer, not a failure.
@@ -77,29 +85,50 @@ pub const SCRIPT: &str = concat!(
 PATH="${PATH:+$PATH:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; export PATH
 "#,
     include_str!("../framing.sh"),
-    r#"osrel() { cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release; }
+    r#"lines() {
+  m=0
+  while IFS= read -r l || [ -n "$l" ]; do
+    m=$((m+1)); [ "$m" -le 200 ] || break
+    printf '%s\n' "$l"
+  done <"$1"
+}
+osrel() {
+  for f in /etc/os-release /usr/lib/os-release; do
+    [ -f "$f" ] && [ -r "$f" ] && { lines "$f"; return 0; }
+  done
+  return 1
+}
+kern() {
+  ko=; kr=
+  { IFS= read -r ko </proc/sys/kernel/ostype && IFS= read -r kr </proc/sys/kernel/osrelease; } 2>/dev/null
+  if [ -n "$ko" ] && [ -n "$kr" ]; then printf '%s %s\n' "$ko" "$kr"; else uname -sr; fi
+}
 apkdb() {
   if [ -r /lib/apk/db/installed ]; then sed -n '/^[PVAm]:/p;/^$/p' /lib/apk/db/installed
   else apk info -v; fi
 }
 units() {
-  n=0
+  n=0; g=
   for d in /etc/systemd/system /run/systemd/system /usr/local/lib/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
     [ -d "$d" ] || continue
     case $d in /lib/*) [ -L /lib ] && continue;; esac
+    g="$g$d "
     for f in "$d"/*.service; do
       [ -e "$f" ] || [ -L "$f" ] || continue
-      n=$((n+1)); [ "$n" -le 5000 ] || { echo '!truncated'; return 0; }
+      n=$((n+1)); [ "$n" -le 5000 ] || { echo '!truncated'; break 2; }
       printf 'u\t%s\n' "$f"
     done
-    grep -H '^[[:space:]]*ExecStart[[:space:]]*=' "$d"/*.service 2>/dev/null | sed "s/^/x$T/"
   done
-  for f in /etc/init.d/*; do
-    [ -f "$f" ] || continue
-    n=$((n+1)); [ "$n" -le 5000 ] || { echo '!truncated'; return 0; }
-    printf 'i\t%s\n' "$f"
-  done
-  grep -H '^[[:space:]]*DAEMON=' /etc/init.d/* 2>/dev/null | sed "s/^/x$T/"
+  if [ "$n" -le 5000 ]; then
+    for f in /etc/init.d/*; do
+      [ -f "$f" ] || continue
+      n=$((n+1)); [ "$n" -le 5000 ] || { echo '!truncated'; break; }
+      printf 'i\t%s\n' "$f"
+    done
+  fi
+  set -f; set -- $g; set +f
+  for d in "$@"; do shift; set -- "$@" "$d"/*.service; done
+  grep -H -e '^[[:space:]]*ExecStart[[:space:]]*=' -e '^[[:space:]]*DAEMON=' -- "$@" /etc/init.d/* 2>/dev/null
   return 0
 }
 procs() {
@@ -113,18 +142,17 @@ procs() {
   done
   return 0
 }
-pcmd() ( cd /proc && head -v -n 1 -- [0-9]*/cmdline 2>/dev/null | tr '\000\t' '  ' | cut -c 1-4096; exit 0 )
-pexe() (
-  cd /proc
-  if ls -lq / >/dev/null 2>&1; then ls -lq -- [0-9]*/exe 2>/dev/null; exit 0; fi
+phead() { head -v -n 1 -- [0-9]*/cmdline [0-9]*/cgroup 2>/dev/null | tr '\000\t' '  ' | cut -c 1-4096; return 0; }
+pls() { ls -ldnq -- [0-9]* [0-9]*/exe self/ns/pid [0-9]*/ns/pid 2>/dev/null; return 0; }
+pexe() {
   nl=$(printf '\n_'); nl=${nl%_}
   for f in [0-9]*/exe; do
     t=$(readlink "$f" 2>/dev/null) || continue
     case $t in *"$nl"*|*"$R"*) t=$(printf '%s' "$t" | tr '\n\r' '??');; esac
     printf 'l %s -> %s\n' "$f" "$t"
   done
-  exit 0
-)
+  return 0
+}
 mods() { if [ -r /proc/modules ]; then cat /proc/modules; elif [ ! -e /proc/modules ] && [ -d /proc/sys/kernel ]; then :; else lsmod; fi; }
 kapp() {
   if has timeout; then t="timeout 20"; else t=; fi
@@ -133,14 +161,17 @@ kapp() {
 }
 echo
 sec os-release osrel
-sec uname uname -sr
+sec uname kern
 if has dpkg-query; then
   sec dpkg dpkg-query -W -f='${Status}\t${Package}\t${Version}\t${Architecture}\t${Maintainer}\n'
 fi
+full() { for e in "$1"/* "$1"/.[!.]* "$1"/..?*; do [ -e "$e" ] || [ -L "$e" ] && return 0; done; return 1; }
 if has rpm; then
-  d=$(rpm --eval '%{_dbpath}' 2>/dev/null)
-  if [ -n "$d" ] && [ -d "$d" ] && [ -n "$(ls -A "$d" 2>/dev/null)" ]; then
-    sec rpm rpm -qa --queryformat '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{VENDOR}\t%{PACKAGER}\n'
+  d=
+  for c in /var/lib/rpm /usr/lib/sysimage/rpm; do [ -d "$c" ] && full "$c" && { d=$c; break; }; done
+  if [ -z "$d" ] && ! has dpkg-query; then d=$(rpm --eval '%{_dbpath}' 2>/dev/null); fi
+  if [ -n "$d" ] && [ -d "$d" ] && full "$d"; then
+    sec rpm rpm --dbpath "$d" -qa --queryformat '%{NAME}\t%{EPOCH}:%{VERSION}-%{RELEASE}\t%{ARCH}\t%{VENDOR}\t%{PACKAGER}\n'
   fi
 fi
 if [ -r /lib/apk/db/installed ] || has apk; then sec apk apkdb; fi
@@ -149,13 +180,15 @@ if [ -d /run/systemd/system ] && has systemctl; then
   sec systemd-running systemctl list-units --type=service --state=running --no-legend --no-pager --plain
 fi
 sec unit-files units
-powner() ( cd /proc && ls -ldn -- [0-9]* 2>/dev/null; exit 0 )
-pns() ( cd /proc && ls -l -- self/ns/pid [0-9]*/ns/pid 2>/dev/null; exit 0 )
-pst() ( cd /proc && grep -H -e '^PPid:' -e '^NSpid:' -- self/status [0-9]*/status 2>/dev/null; exit 0 )
-pcg() ( cd /proc && head -v -n 1 -- [0-9]*/cgroup 2>/dev/null | cut -c 1-512; exit 0 )
-if [ -r /proc/self/cmdline ]; then
-  sec processes procs; sec proc-cmdline pcmd; sec proc-exe pexe; sec proc-owner powner
-  sec proc-pidns pns; sec proc-status pst; sec proc-cgroup pcg
+powner() { ls -ldn -- [0-9]* 2>/dev/null; return 0; }
+pns() { ls -l -- self/ns/pid [0-9]*/ns/pid 2>/dev/null; return 0; }
+pst() { grep -H -e '^PPid:' -e '^NSpid:' -- self/status [0-9]*/status 2>/dev/null; return 0; }
+if [ -r /proc/self/cmdline ] && cd /proc; then
+  sec processes procs; sec proc-head phead
+  if ls -dq / >/dev/null 2>&1; then sec proc-ls pls
+  else sec proc-exe pexe; sec proc-owner powner; sec proc-pidns pns; fi
+  sec proc-status pst
+  cd /
 else
   sec ps ps -eo pid=,comm=,args=
 fi

@@ -177,7 +177,7 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
     let mut files: Vec<UnitFile> = Vec::new();
     // path → index into files, for attaching exec lines. Both borrow from
     // `body`: a host lists hundreds of units, and only `files` needs copies.
-    let mut by_path: HashMap<&str, usize> = HashMap::new();
+    let mut by_path: HashMap<&str, (usize, Kind)> = HashMap::new();
     let mut names: HashSet<&str> = HashSet::new();
     let mut rejects = Rejects::default();
     let mut warnings = Vec::new();
@@ -192,9 +192,15 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
             ));
             continue;
         }
-        let Some((kind, rest)) = line.split_once('\t') else {
-            rejects.note(line);
-            continue;
+        // `grep -H` lines as today's probe prints them (`PATH:KEY=VALUE`, the
+        // path absolute), or after `x<TAB>` as older probes did.
+        let (kind, rest) = match line.split_once('\t') {
+            _ if line.starts_with('/') => ("x", line),
+            Some(split) => split,
+            None => {
+                rejects.note(line);
+                continue;
+            }
         };
         match kind {
             "u" | "i" => {
@@ -209,7 +215,8 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
                     continue;
                 };
                 if names.insert(name) {
-                    by_path.insert(rest, files.len());
+                    let k = if kind == "u" { Kind::Unit } else { Kind::Init };
+                    by_path.insert(rest, (files.len(), k));
                     files.push(UnitFile {
                         name: name.to_string(),
                         path: rest.to_string(),
@@ -234,14 +241,32 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
     (files, warnings)
 }
 
+/// What a listed file is, which says which key names its program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A systemd unit: `ExecStart=`.
+    Unit,
+    /// An init script: `DAEMON=`.
+    Init,
+}
+
 /// `PATH:ExecStart=VALUE` (grep -H output) → (index of PATH, VALUE). The path is
-/// found by trying each `:` against the listed paths, so a `:` in a file name is fine.
-fn exec_line<'a>(rest: &'a str, by_path: &HashMap<&str, usize>) -> Option<(usize, &'a str)> {
+/// found by trying each `:` against the listed paths, so a `:` in a file name is
+/// fine. Only a unit's `ExecStart=` and an init script's `DAEMON=` count: the
+/// probe greps every file for both.
+fn exec_line<'a>(
+    rest: &'a str,
+    by_path: &HashMap<&str, (usize, Kind)>,
+) -> Option<(usize, &'a str)> {
     rest.match_indices(':').find_map(|(i, _)| {
-        let index = *by_path.get(&rest[..i])?;
+        let (index, kind) = *by_path.get(&rest[..i])?;
         let line = rest[i + 1..].trim_start();
         let (key, value) = line.split_once('=')?;
-        matches!(key.trim(), "ExecStart" | "DAEMON").then_some((index, value))
+        let wanted = match kind {
+            Kind::Unit => "ExecStart",
+            Kind::Init => "DAEMON",
+        };
+        (key.trim() == wanted).then_some((index, value))
     })
 }
 
@@ -459,6 +484,42 @@ x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
         for (value, want) in cases {
             assert_eq!(exec_program(value).as_deref(), *want, "{value:?}");
         }
+    }
+
+    /// Today's probe greps every unit file and init script for both keys in
+    /// one `grep -H` and prints its lines as they are; a unit's program comes
+    /// from `ExecStart=` only and an init script's from `DAEMON=` only, as
+    /// when each kind was grepped for its own key.
+    #[test]
+    fn raw_grep_lines_take_each_kind_s_own_key() {
+        let body = "u\t/etc/systemd/system/a.service\n\
+u\t/lib/systemd/system/kesl.service\n\
+i\t/etc/init.d/klnagent64\n\
+i\t/etc/init.d/odd\n\
+/etc/systemd/system/a.service:DAEMON=/bin/not-this\n\
+/etc/systemd/system/a.service:ExecStart=/bin/a\n\
+/lib/systemd/system/kesl.service:  ExecStart = /opt/kaspersky/kesl/libexec/kesl_launcher.sh\n\
+/etc/init.d/odd:ExecStart=/bin/not-this-either\n\
+/etc/init.d/klnagent64:DAEMON=/opt/kaspersky/klnagent64/sbin/klnagent\n\
+/unlisted.service:ExecStart=/bin/x\n";
+        let (files, warnings) = parse_unit_files(body);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<(&str, Option<&str>)> = files
+            .iter()
+            .map(|f| (f.name.as_str(), f.exec.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("a", Some("/bin/a")),
+                ("kesl", Some("/opt/kaspersky/kesl/libexec/kesl_launcher.sh")),
+                (
+                    "klnagent64",
+                    Some("/opt/kaspersky/klnagent64/sbin/klnagent")
+                ),
+                ("odd", None),
+            ]
+        );
     }
 
     #[test]
