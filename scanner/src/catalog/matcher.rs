@@ -18,25 +18,29 @@
 //! 3. A watched successor (`replaces:`) that is installed turns remnant findings
 //!    of the products it replaces into `replaced`.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use fleetsweep_exporters::{Evidence, Finding, FindingState, SignatureAge, Status};
 
 use super::{Catalog, Rule, SigKind};
 use crate::os::OsFamily;
-use crate::probes::{Observations, PackageState};
+use crate::probes::{Observations, Package, PackageState, Service};
 
 /// One thing seen on the host, in the form signatures are matched against.
-struct Item {
+/// It borrows from the host's observations: a host lists hundreds to
+/// thousands of items and few match, so keys are not copied and the evidence
+/// text of the most numerous kinds is only written for items a rule matched.
+struct Item<'a> {
     /// (kind, value) pairs this item can be matched on.
-    keys: Vec<(SigKind, String)>,
+    keys: Vec<(SigKind, Cow<'a, str>)>,
     /// Filesystem path the item lives at (for claims by install root).
     path: Option<String>,
     /// Whether the item shows the product installed or only remnants.
     state: FindingState,
-    evidence: Evidence,
+    evidence: Ev<'a>,
     /// Version to report, for packages.
-    version: Option<String>,
+    version: Option<&'a str>,
     /// Path entries can be claimed as ancestors of claimed paths too.
     is_path_entry: bool,
     /// A trait every product of the vendor leaves behind or shares (install
@@ -48,13 +52,83 @@ struct Item {
     container: Option<String>,
 }
 
-impl Item {
-    fn new(keys: Vec<(SigKind, String)>, state: FindingState, evidence: Evidence) -> Item {
+/// An item's evidence: written out already, or the observation it comes from,
+/// written out by [`Ev::build`] when a rule matched the item.
+enum Ev<'a> {
+    Built(Evidence),
+    Package(&'a Package),
+    Service(&'a Service),
+    KernelModule(&'a str),
+    Path(&'a str),
+}
+
+impl Ev<'_> {
+    fn kind(&self) -> &str {
+        match self {
+            Ev::Built(e) => &e.kind,
+            Ev::Package(_) => "package",
+            Ev::Service(_) => "service",
+            Ev::KernelModule(_) => "kernel_module",
+            Ev::Path(_) => "path",
+        }
+    }
+
+    fn build(&self) -> Evidence {
+        match self {
+            Ev::Built(e) => e.clone(),
+            Ev::Package(p) => {
+                let state_text = match p.state {
+                    PackageState::Installed | PackageState::NotInstalled => "",
+                    PackageState::Partial => " (partly installed)",
+                    PackageState::ConfigFiles => " (removed, config files remain)",
+                };
+                let value = match &p.version {
+                    Some(v) => format!("{} {}{}", p.name, v, state_text),
+                    None => format!("{}{}", p.name, state_text),
+                };
+                ev("package", Some(p.manager.as_str()), value)
+            }
+            Ev::Service(s) => {
+                let detail = match (s.active, s.unit_state.as_deref()) {
+                    (Some(true), _) => "running".to_string(),
+                    (Some(false), Some(u)) => format!("{u}, not running"),
+                    (None, Some("file")) => "unit file; systemd not running".to_string(),
+                    (None, Some(u)) => format!("unit file, {u}"),
+                    (_, None) => "not running".to_string(),
+                };
+                ev(
+                    "service",
+                    Some("systemd"),
+                    format!("{}.service ({detail})", s.name),
+                )
+            }
+            Ev::KernelModule(m) => ev("kernel_module", None, m.to_string()),
+            Ev::Path(p) => ev("path", None, p.to_string()),
+        }
+    }
+}
+
+/// An owned key, for the kinds whose keys are computed.
+fn owned<'a>(kind: SigKind, value: String) -> (SigKind, Cow<'a, str>) {
+    (kind, Cow::Owned(value))
+}
+
+/// A key borrowed from the observations.
+fn borrowed(kind: SigKind, value: &str) -> (SigKind, Cow<'_, str>) {
+    (kind, Cow::Borrowed(value))
+}
+
+impl<'a> Item<'a> {
+    fn new(
+        keys: Vec<(SigKind, Cow<'a, str>)>,
+        state: FindingState,
+        evidence: Evidence,
+    ) -> Item<'a> {
         Item {
             keys,
             path: None,
             state,
-            evidence,
+            evidence: Ev::Built(evidence),
             version: None,
             is_path_entry: false,
             shared: false,
@@ -121,15 +195,15 @@ fn is_guid(s: &str) -> bool {
 }
 
 /// Items of the Windows and macOS observation kinds.
-fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
+fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
     for u in &obs.uninstall {
-        let mut keys = vec![(SigKind::DisplayName, u.display_name.clone())];
+        let mut keys = vec![borrowed(SigKind::DisplayName, &u.display_name)];
         if let Some(p) = &u.publisher {
-            keys.push((SigKind::Publisher, p.clone()));
+            keys.push(borrowed(SigKind::Publisher, p));
         }
         let code = u.key_name();
         if code.starts_with('{') {
-            keys.push((SigKind::MsiProductCode, code.to_string()));
+            keys.push(borrowed(SigKind::MsiProductCode, code));
         }
         let location = u
             .install_location
@@ -143,7 +217,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             })
             .filter(|l| !l.is_empty());
         if let Some(l) = &location {
-            keys.push((SigKind::Path, l.clone()));
+            keys.push(owned(SigKind::Path, l.clone()));
         }
         let mut value = u.display_name.clone();
         if let Some(v) = &u.display_version {
@@ -167,7 +241,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
                     code.to_ascii_uppercase(),
                 ),
             );
-            item.version = u.display_version.clone();
+            item.version = u.display_version.as_deref();
             item
         });
         let mut item = Item::new(
@@ -176,7 +250,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             ev("uninstall_entry", Some("registry"), value),
         );
         item.path = location;
-        item.version = u.display_version.clone();
+        item.version = u.display_version.as_deref();
         out.push(item);
         out.extend(msi_code);
     }
@@ -191,7 +265,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             None => format!("{} ({detail})", s.name),
         };
         let mut item = Item::new(
-            vec![(SigKind::Service, s.name.clone())],
+            vec![borrowed(SigKind::Service, &s.name)],
             installed_if(s.running()),
             ev("service", Some(OsFamily::Windows.as_str()), value),
         );
@@ -201,11 +275,11 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
     for d in &obs.drivers {
         let file = d.file_name();
         let mut keys = vec![
-            (SigKind::Driver, file.clone()),
-            (SigKind::Service, d.name.clone()),
+            owned(SigKind::Driver, file.clone()),
+            borrowed(SigKind::Service, &d.name),
         ];
         if let Some(p) = d.image_path.as_deref().and_then(image_program) {
-            keys.push((SigKind::Driver, p));
+            keys.push(owned(SigKind::Driver, p));
         }
         let mut detail: Vec<String> = [d.state.clone(), d.start_mode.clone()]
             .into_iter()
@@ -229,7 +303,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
     }
     for k in &obs.registry_keys {
         let mut item = Item::new(
-            vec![(SigKind::RegistryKey, k.clone())],
+            vec![borrowed(SigKind::RegistryKey, k)],
             FindingState::Remnants,
             ev("registry_key", None, k.replace('/', "\\")),
         );
@@ -242,7 +316,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             None => c.subject.clone(),
         };
         let mut item = Item::new(
-            vec![(SigKind::Certificate, c.subject.clone())],
+            vec![borrowed(SigKind::Certificate, &c.subject)],
             FindingState::Remnants,
             ev("certificate", Some(&c.store), value),
         );
@@ -251,7 +325,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
     }
     for a in &obs.av_products {
         out.push(Item::new(
-            vec![(SigKind::DisplayName, a.display_name.clone())],
+            vec![borrowed(SigKind::DisplayName, &a.display_name)],
             FindingState::Installed,
             ev(
                 "av_product",
@@ -266,23 +340,23 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             None => r.id.clone(),
         };
         let mut item = Item::new(
-            vec![(SigKind::PkgReceipt, r.id.clone())],
+            vec![borrowed(SigKind::PkgReceipt, &r.id)],
             FindingState::Installed,
             ev("pkg_receipt", Some("pkgutil"), value),
         );
-        item.version = r.version.clone();
+        item.version = r.version.as_deref();
         out.push(item);
     }
     for b in &obs.bundles {
         let mut keys = Vec::new();
         if let Some(id) = &b.bundle_id {
-            keys.push((SigKind::BundleId, id.clone()));
+            keys.push(borrowed(SigKind::BundleId, id));
         }
         if let Some(t) = &b.team_id {
-            keys.push((SigKind::TeamId, t.clone()));
+            keys.push(borrowed(SigKind::TeamId, t));
         }
         if let Some(p) = &b.path {
-            keys.push((SigKind::Path, p.trim_end_matches('/').to_string()));
+            keys.push(borrowed(SigKind::Path, p.trim_end_matches('/')));
         }
         let mut detail: Vec<String> = Vec::new();
         if let Some(id) = &b.bundle_id {
@@ -309,13 +383,13 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             ),
         );
         item.path = b.path.clone().filter(|p| p.starts_with('/'));
-        item.version = b.version.clone();
+        item.version = b.version.as_deref();
         out.push(item);
     }
     for j in &obs.launchd {
-        let mut keys = vec![(SigKind::LaunchdLabel, j.label.clone())];
+        let mut keys = vec![borrowed(SigKind::LaunchdLabel, &j.label)];
         if let Some(p) = &j.program {
-            keys.push((SigKind::ProcessPath, p.clone()));
+            keys.push(borrowed(SigKind::ProcessPath, p));
         }
         let detail = match (j.loaded, j.pid, &j.plist) {
             (true, Some(pid), _) => format!("loaded, running as pid {pid}"),
@@ -336,9 +410,9 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
         out.push(item);
     }
     for x in &obs.system_extensions {
-        let mut keys = vec![(SigKind::SystemExtension, x.bundle_id.clone())];
+        let mut keys = vec![borrowed(SigKind::SystemExtension, &x.bundle_id)];
         if let Some(t) = &x.team_id {
-            keys.push((SigKind::TeamId, t.clone()));
+            keys.push(borrowed(SigKind::TeamId, t));
         }
         let id = match &x.version {
             Some(v) => format!("{} ({v})", x.bundle_id),
@@ -356,7 +430,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
     }
     for k in &obs.kexts {
         out.push(Item::new(
-            vec![(SigKind::Kext, k.clone())],
+            vec![borrowed(SigKind::Kext, k)],
             FindingState::Installed,
             ev("kext", None, k.clone()),
         ));
@@ -367,7 +441,7 @@ fn items_winmac(obs: &Observations, out: &mut Vec<Item>) {
             None => x.id.clone(),
         };
         out.push(Item::new(
-            vec![(SigKind::BrowserExtension, x.id.clone())],
+            vec![borrowed(SigKind::BrowserExtension, &x.id)],
             FindingState::Installed,
             ev("browser_extension", Some(&x.browser), value),
         ));
@@ -429,7 +503,7 @@ fn signature_age(last_update: jiff::civil::Date, now: jiff::Timestamp) -> Signat
     }
 }
 
-fn items(obs: &Observations) -> Vec<Item> {
+fn items(obs: &Observations) -> Vec<Item<'_>> {
     let mut out = Vec::new();
     for p in &obs.packages {
         let state = match p.state {
@@ -437,61 +511,31 @@ fn items(obs: &Observations) -> Vec<Item> {
             PackageState::ConfigFiles => FindingState::Remnants,
             PackageState::NotInstalled => continue,
         };
-        let mut keys = vec![(SigKind::Package, p.name.clone())];
+        let mut keys = vec![borrowed(SigKind::Package, &p.name)];
         for v in [&p.vendor, &p.maintainer].into_iter().flatten() {
-            keys.push((SigKind::PackageVendor, v.clone()));
+            keys.push(borrowed(SigKind::PackageVendor, v));
         }
-        let state_text = match p.state {
-            PackageState::Installed => "",
-            PackageState::Partial => " (partly installed)",
-            PackageState::ConfigFiles => " (removed, config files remain)",
-            PackageState::NotInstalled => "",
-        };
-        let value = match &p.version {
-            Some(v) => format!("{} {}{}", p.name, v, state_text),
-            None => format!("{}{}", p.name, state_text),
-        };
         out.push(Item {
             keys,
             path: None,
             state,
-            evidence: Evidence {
-                kind: "package".into(),
-                source: Some(p.manager.as_str().into()),
-                value,
-            },
-            version: p.version.clone(),
+            evidence: Ev::Package(p),
+            version: p.version.as_deref(),
             is_path_entry: false,
             shared: false,
             container: None,
         });
     }
     for s in &obs.services {
-        let mut keys = vec![(SigKind::Service, s.name.clone())];
+        let mut keys = vec![borrowed(SigKind::Service, &s.name)];
         if let Some(e) = &s.exec {
-            keys.push((SigKind::ServiceExec, e.clone()));
+            keys.push(borrowed(SigKind::ServiceExec, e));
         }
-        let running = s.active == Some(true);
-        let detail = match (s.active, s.unit_state.as_deref()) {
-            (Some(true), _) => "running".to_string(),
-            (Some(false), Some(u)) => format!("{u}, not running"),
-            (None, Some("file")) => "unit file; systemd not running".to_string(),
-            (None, Some(u)) => format!("unit file, {u}"),
-            (_, None) => "not running".to_string(),
-        };
         out.push(Item {
             keys,
             path: s.exec.clone(),
-            state: if running {
-                FindingState::Installed
-            } else {
-                FindingState::Remnants
-            },
-            evidence: Evidence {
-                kind: "service".into(),
-                source: Some("systemd".into()),
-                value: format!("{}.service ({detail})", s.name),
-            },
+            state: installed_if(s.active == Some(true)),
+            evidence: Ev::Service(s),
             version: None,
             is_path_entry: false,
             shared: false,
@@ -506,18 +550,21 @@ fn items(obs: &Observations) -> Vec<Item> {
         // name a product. Its executable's path is the kernel's, trusted
         // whoever runs it: only root installs under a vendor's root.
         let trusted = p.owner_uid.is_none_or(|uid| uid == 0);
-        let argv0 = p.cmdline.split(' ').next().unwrap_or_default().to_string();
-        let argv0 = if trusted { argv0 } else { String::new() };
-        let exe = p.exe.clone().filter(|e| !e.is_empty());
+        let argv0 = if trusted {
+            p.cmdline.split(' ').next().unwrap_or_default()
+        } else {
+            ""
+        };
+        let exe = p.exe.as_deref().filter(|e| !e.is_empty());
         let mut keys = Vec::new();
         if trusted {
-            keys.push((SigKind::Process, p.name.clone()));
+            keys.push(borrowed(SigKind::Process, &p.name));
         }
-        if let Some(e) = &exe {
-            keys.push((SigKind::ProcessPath, e.clone()));
+        if let Some(e) = exe {
+            keys.push(borrowed(SigKind::ProcessPath, e));
         }
-        if argv0.starts_with('/') && Some(&argv0) != exe.as_ref() {
-            keys.push((SigKind::ProcessPath, argv0.clone()));
+        if argv0.starts_with('/') && Some(argv0) != exe {
+            keys.push(borrowed(SigKind::ProcessPath, argv0));
         }
         if keys.is_empty() {
             continue;
@@ -541,13 +588,9 @@ fn items(obs: &Observations) -> Vec<Item> {
         };
         out.push(Item {
             keys,
-            path,
+            path: path.map(str::to_string),
             state: FindingState::Installed,
-            evidence: Evidence {
-                kind: "process".into(),
-                source: None,
-                value,
-            },
+            evidence: Ev::Built(ev("process", None, value)),
             version: None,
             is_path_entry: false,
             shared: false,
@@ -556,14 +599,10 @@ fn items(obs: &Observations) -> Vec<Item> {
     }
     for m in &obs.kernel_modules {
         out.push(Item {
-            keys: vec![(SigKind::KernelModule, m.clone())],
+            keys: vec![borrowed(SigKind::KernelModule, m)],
             path: None,
             state: FindingState::Installed,
-            evidence: Evidence {
-                kind: "kernel_module".into(),
-                source: None,
-                value: m.clone(),
-            },
+            evidence: Ev::KernelModule(m),
             version: None,
             is_path_entry: false,
             shared: false,
@@ -572,14 +611,10 @@ fn items(obs: &Observations) -> Vec<Item> {
     }
     for p in &obs.paths {
         out.push(Item {
-            keys: vec![(SigKind::Path, p.path.clone())],
+            keys: vec![borrowed(SigKind::Path, &p.path)],
             path: Some(p.path.clone()),
             state: FindingState::Remnants,
-            evidence: Evidence {
-                kind: "path".into(),
-                source: None,
-                value: p.path.clone(),
-            },
+            evidence: Ev::Path(&p.path),
             version: None,
             is_path_entry: true,
             shared: false,
@@ -711,10 +746,10 @@ impl<'a> ClaimedPaths<'a> {
 /// looks at are found once per key, not once per signature tried on it.
 type Candidates<'a> = Vec<(SigKind, globset::Candidate<'a>)>;
 
-fn candidates(item: &Item) -> Candidates<'_> {
+fn candidates<'i>(item: &'i Item<'_>) -> Candidates<'i> {
     item.keys
         .iter()
-        .map(|(k, v)| (*k, globset::Candidate::new(v.as_str())))
+        .map(|(k, v)| (*k, globset::Candidate::new(v.as_ref())))
         .collect()
 }
 
@@ -860,7 +895,7 @@ pub fn match_host(
             // macOS keeps a package's receipt after a manual uninstall: a
             // receipt with nothing else of the product left (no app, launchd
             // job, extension, kext or file) is a stale receipt, a remnant.
-            let receipt = |i: &usize| items[*i].evidence.kind == "pkg_receipt";
+            let receipt = |i: &usize| items[*i].evidence.kind() == "pkg_receipt";
             let stale_receipts = idxs.iter().all(receipt);
             let state = if !stale_receipts
                 && idxs
@@ -875,11 +910,11 @@ pub fn match_host(
                 .iter()
                 .filter(|i| items[**i].state == FindingState::Installed)
                 .chain(idxs.iter())
-                .find_map(|i| items[*i].version.clone());
+                .find_map(|i| items[*i].version.map(str::to_string));
             let mut evidence: Vec<Evidence> = idxs
                 .iter()
                 .map(|i| {
-                    let mut e = items[*i].evidence.clone();
+                    let mut e = items[*i].evidence.build();
                     if stale_receipts {
                         e.value.push_str(
                             " (stale receipt: no app, launchd job, extension or file of the product is left)",

@@ -890,12 +890,27 @@ mod run_tests {
             .unwrap_or_else(|| panic!("{ctx}: test process {me} not listed"));
         assert!(!this.name.is_empty(), "{ctx}: {this:?}");
         assert!(this.exe.is_some(), "{ctx}: own exe readable: {this:?}");
+        // The batches of /proc (one section each, or joined) all reached it.
+        let exe = std::env::current_exe().expect("current exe");
+        let argv0 = std::env::args().next().expect("argv0");
+        assert!(this.cmdline.starts_with(&argv0), "{ctx}: {this:?}");
+        assert_eq!(this.exe.as_deref(), exe.to_str(), "{ctx}: {this:?}");
+        assert_eq!(
+            this.owner_uid,
+            Some(nix::unistd::geteuid().as_raw()),
+            "{ctx}: {this:?}"
+        );
+        assert_eq!(this.container, None, "{ctx}: {this:?}");
 
         assert!(
             obs.services
                 .iter()
                 .any(|s| s.path.as_deref().is_some_and(|p| p.ends_with(".service"))),
             "{ctx}: no unit files read"
+        );
+        assert!(
+            obs.services.iter().any(|s| s.exec.is_some()),
+            "{ctx}: no ExecStart= read from the unit files"
         );
 
         let root_s = root.to_string_lossy();
