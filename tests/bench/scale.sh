@@ -6,7 +6,8 @@
 # wall time, hosts/s, client CPU per host, peak RSS, state step time, state
 # file, report and metrics sizes. Figures, not a pass/fail test. Run as root.
 # Usage: tests/bench/scale.sh [SIZES...] (default: 1000 10000 100000)
-# Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1)
+# Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1),
+# BASTION=1 (every host but the first reached through the first, a simulated bastion)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sizes=("$@")
@@ -14,6 +15,8 @@ sizes=("$@")
 conc=${CONCURRENCY:-200}
 latency=${LATENCY_MS:-0}
 workers=${WORKERS:-1}
+bastion=()
+[ "${BASTION:-0}" = 0 ] || bastion=(--bastion)
 for tool in ip /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "scale.sh needs $tool (apt-get install -y iproute2 time)" >&2; exit 1; }
 done
@@ -38,7 +41,7 @@ size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 printf '%-7s %8s %8s %10s %9s %9s %10s %10s %10s %10s\n' hosts wall_s hosts/s cpu_ms/host rss_MiB state_ms outputs_ms state_MiB report_MiB metrics_KiB
 for n in "${sizes[@]}"; do
   dir="$root/$n"
-  target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 --latency-ms "$latency" >/dev/null
+  target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 --latency-ms "$latency" "${bastion[@]}" >/dev/null
   ip netns exec "$ns" target/release/fleetsim serve --dir "$dir" --workers "$workers" >"$dir/sim.out" 2>"$dir/sim.err" &
   sim_pid=$!
   for _ in $(seq 100); do grep -q ready "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done

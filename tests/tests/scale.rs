@@ -231,6 +231,64 @@ fn ten_thousand_simulated_hosts() {
     eprintln!("10,000 simulated hosts swept in {took:.1?}; simulator: {stats:?}");
 }
 
+/// 2,000 simulated hosts, all but one behind the first (a bastion forwarding
+/// `direct-tcpip` channels, as with `ssh -J`) at `--concurrency 200`: every
+/// host is scanned through its channel with its own host key and login, and
+/// the bastion sees a handful of logins, not one per host.
+#[test]
+fn two_thousand_hosts_behind_one_simulated_bastion() {
+    let spec = SimSpec {
+        hosts: 2_000,
+        seed: 2_000,
+        affected_every: 20,
+        large_every: 7,
+        bastion: true,
+        ..SimSpec::default()
+    };
+    let fleet = SimFleet::start(spec.clone(), 2).unwrap();
+    let inventory = std::fs::read_to_string(fleet.inventory_path()).unwrap();
+    assert_eq!(inventory.matches("    jump: sim-000000\n").count(), 1_999);
+    let out = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = scan(
+        &fleet,
+        out.path(),
+        &[
+            "--no-state",
+            "--concurrency",
+            "200",
+            "--connect-timeout",
+            "2m",
+            "--host-timeout",
+            "10m",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_large(&out.path().join("report.yaml"));
+    assert!(report.sweep.complete);
+    assert_eq!(check_hosts(&spec, &report, "scanned"), (2_000, 100, 0));
+
+    let stats = fleet.stats();
+    assert_eq!(stats.probes, 2_000, "{stats:?}");
+    assert_eq!(stats.tunnelled, 1_999, "each host behind logs in once: {stats:?}");
+    assert_eq!(stats.tunnels, 1_999, "one channel per host behind: {stats:?}");
+    // Over TCP: the bastion's own probe, and its shared connections (at most
+    // 64 channels each, so 200 hosts at once need 4).
+    let tcp_logins = stats.authenticated - stats.tunnelled;
+    assert!(
+        (2..=8).contains(&tcp_logins),
+        "{tcp_logins} logins over TCP for 2,000 hosts: {stats:?}"
+    );
+    assert!(stats.accepted <= 8, "TCP connections: {stats:?}");
+    eprintln!("2,000 simulated hosts behind one bastion swept in {took:.1?}; simulator: {stats:?}");
+}
+
 /// 200 hosts with every knob: 50 ms RTT, slow hosts, resetting hosts, and one
 /// host whose MaxStartups is used up by connections that never authenticate.
 #[test]

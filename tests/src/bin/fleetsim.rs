@@ -54,6 +54,10 @@ enum Cmd {
         /// Unauthenticated connections allowed per address (0: no limit).
         #[arg(long, default_value_t = 0)]
         max_startups: usize,
+        /// Reach every host but the first through the first, a bastion that
+        /// forwards `direct-tcpip` channels (`jump:` in the inventory).
+        #[arg(long)]
+        bastion: bool,
         /// Seed of the host keys (default: random).
         #[arg(long)]
         seed: Option<u64>,
@@ -82,6 +86,7 @@ fn main() -> Result<()> {
             reset_every,
             latency_ms,
             max_startups,
+            bastion,
             seed,
         } => {
             let spec = SimSpec {
@@ -95,6 +100,7 @@ fn main() -> Result<()> {
                 reset_every,
                 latency_ms,
                 max_startups,
+                bastion,
             };
             sim::generate(&dir, &spec)?;
             println!("{}", dir.join("inventory.yaml").display());
@@ -125,8 +131,8 @@ fn main() -> Result<()> {
             sim::server::run(spec, workers, c, stop_rx, ready_tx)?;
             let s = counters.snapshot();
             eprintln!(
-                "fleetsim: accepted {} connections, reset {}, refused {}, authenticated {}, probes answered {}, unknown address {}",
-                s.accepted, s.reset, s.refused, s.authenticated, s.probes, s.unknown
+                "fleetsim: accepted {} connections, reset {}, refused {}, authenticated {} ({} through the bastion), probes answered {}, unknown address {}, bastion channels {}",
+                s.accepted, s.reset, s.refused, s.authenticated, s.tunnelled, s.probes, s.unknown, s.tunnels
             );
         }
     }

@@ -10,7 +10,8 @@ use super::keys::{client_key, host_key, openssh_private, openssh_public};
 use super::{address, name, Profile, SimSpec};
 
 /// Writes into `dir`: `sim.json` (the spec the server reads), `inventory.yaml`
-/// (every host, with a `profile` label), `known_hosts` (each host's own key)
+/// (every host, with a `profile` label; with [`SimSpec::bastion`], every host
+/// but the first with `jump:` the first), `known_hosts` (each host's own key)
 /// and `client_key` (the scanner's identity; mode 0600).
 pub fn generate(dir: &Path, spec: &SimSpec) -> Result<()> {
     spec.validate()?;
@@ -62,6 +63,9 @@ pub fn generate(dir: &Path, spec: &SimSpec) -> Result<()> {
             "  - name: {}\n    address: {addr}\n    labels: {{profile: {profile}}}",
             name(i)
         );
+        if spec.bastion && i > 0 {
+            let _ = writeln!(inventory, "    jump: {}", name(0));
+        }
         let key = openssh_public(host_key(spec.seed, i).public_key())?;
         // Port 22 is written bare, as OpenSSH does.
         if port == 22 {

@@ -137,6 +137,13 @@ pub struct SimSpec {
     /// it a new connection is closed before the banner, as sshd's
     /// `MaxStartups` does. 0: no limit.
     pub max_startups: usize,
+    /// Every host but the first is reached through the first (`sim-000000`,
+    /// `jump:` in the inventory), which forwards `direct-tcpip` channels to
+    /// any simulated host and serves that host's SSH inside the channel, as a
+    /// bastion's sshd does with `ssh -J`. Off: channels are refused, as by an
+    /// sshd with `AllowTcpForwarding no`.
+    #[serde(default)]
+    pub bastion: bool,
 }
 
 impl Default for SimSpec {
@@ -152,6 +159,7 @@ impl Default for SimSpec {
             reset_every: 0,
             latency_ms: 0,
             max_startups: 0,
+            bastion: false,
         }
     }
 }

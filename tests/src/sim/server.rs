@@ -48,6 +48,11 @@ pub struct Stats {
     pub probes: u64,
     /// Connections to an address that is no host of the fleet (closed).
     pub unknown: u64,
+    /// Of `authenticated`, the sessions run inside a bastion's `direct-tcpip`
+    /// channel ([`SimSpec::bastion`]); the others came over TCP.
+    pub tunnelled: u64,
+    /// `direct-tcpip` channels the bastion accepted.
+    pub tunnels: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -59,6 +64,8 @@ pub struct Counters {
     authenticated: AtomicU64,
     probes: AtomicU64,
     unknown: AtomicU64,
+    tunnelled: AtomicU64,
+    tunnels: AtomicU64,
 }
 
 impl Counters {
@@ -71,6 +78,8 @@ impl Counters {
             authenticated: get(&self.authenticated),
             probes: get(&self.probes),
             unknown: get(&self.unknown),
+            tunnelled: get(&self.tunnelled),
+            tunnels: get(&self.tunnels),
         }
     }
 }
@@ -285,31 +294,51 @@ fn accept(shared: &Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let shared = shared.clone();
     tokio::spawn(async move {
-        let config = russh::server::Config {
-            methods: MethodSet::from(&[MethodKind::PublicKey][..]),
-            auth_rejection_time: Duration::ZERO,
-            auth_rejection_time_initial: Some(Duration::ZERO),
-            keys: vec![host_key(shared.spec.seed, index)],
-            inactivity_timeout: Some(Duration::from_secs(300)),
-            ..Default::default()
-        };
         let stream = SimStream::new(stream, Duration::from_millis(shared.spec.latency_ms));
-        let handler = SimHandler {
-            host,
-            startup,
-            shared,
-        };
-        if let Ok(session) = russh::server::run_stream(Arc::new(config), stream, handler).await {
-            let _ = session.await;
-        }
+        serve(shared, index, host, startup, false, stream).await;
     });
+}
+
+/// Host `index`'s SSH server side over `stream`: a TCP connection, or a
+/// bastion's `direct-tcpip` channel (`tunnelled`).
+async fn serve<S>(
+    shared: Arc<Shared>,
+    index: usize,
+    host: SimHost,
+    startup: Option<Startup>,
+    tunnelled: bool,
+    stream: S,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = russh::server::Config {
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::ZERO,
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![host_key(shared.spec.seed, index)],
+        inactivity_timeout: Some(Duration::from_secs(300)),
+        ..Default::default()
+    };
+    let handler = SimHandler {
+        index,
+        host,
+        startup,
+        shared,
+        tunnelled,
+    };
+    if let Ok(session) = russh::server::run_stream(Arc::new(config), stream, handler).await {
+        let _ = session.await;
+    }
 }
 
 /// One connection's side of the protocol.
 struct SimHandler {
+    index: usize,
     host: SimHost,
     startup: Option<Startup>,
     shared: Arc<Shared>,
+    /// This session runs inside a bastion's channel.
+    tunnelled: bool,
 }
 
 impl SimHandler {
@@ -342,8 +371,53 @@ impl russh::server::Handler for SimHandler {
             return Ok(Auth::reject());
         }
         bump(&self.shared.counters.authenticated);
+        if self.tunnelled {
+            bump(&self.shared.counters.tunnelled);
+        }
         self.startup = None;
         Ok(Auth::Accept)
+    }
+
+    /// The bastion ([`SimSpec::bastion`], first host, over TCP): a channel to
+    /// a simulated host's address and port carries that host's SSH. Any other
+    /// destination, or no bastion, is refused (the handle dropped).
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: russh::server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let spec = &self.shared.spec;
+        if !spec.bastion || self.index != 0 || self.tunnelled {
+            return Ok(());
+        }
+        let index = host_to_connect
+            .parse::<std::net::Ipv4Addr>()
+            .ok()
+            .and_then(index_of)
+            .filter(|i| *i < spec.hosts && u32::from(spec.port) == port_to_connect);
+        let Some(index) = index else {
+            bump(&self.shared.counters.unknown);
+            return Ok(());
+        };
+        reply.accept().await;
+        bump(&self.shared.counters.tunnels);
+        let host = spec.host(index);
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            if host.behaviour == Behaviour::Reset {
+                // The host behind refuses: the channel closes at once.
+                bump(&shared.counters.reset);
+                let _ = channel.close().await;
+                return;
+            }
+            serve(shared, index, host, None, true, channel.into_stream()).await;
+        });
+        Ok(())
     }
 
     async fn channel_open_session(
