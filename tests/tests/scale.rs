@@ -276,8 +276,14 @@ fn two_thousand_hosts_behind_one_simulated_bastion() {
 
     let stats = fleet.stats();
     assert_eq!(stats.probes, 2_000, "{stats:?}");
-    assert_eq!(stats.tunnelled, 1_999, "each host behind logs in once: {stats:?}");
-    assert_eq!(stats.tunnels, 1_999, "one channel per host behind: {stats:?}");
+    assert_eq!(
+        stats.tunnelled, 1_999,
+        "each host behind logs in once: {stats:?}"
+    );
+    assert_eq!(
+        stats.tunnels, 1_999,
+        "one channel per host behind: {stats:?}"
+    );
     // Over TCP: the bastion's own probe, and its shared connections (at most
     // 64 channels each, so 200 hosts at once need 4).
     let tcp_logins = stats.authenticated - stats.tunnelled;
