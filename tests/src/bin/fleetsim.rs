@@ -37,7 +37,7 @@ enum Cmd {
         /// Every N-th host has KESL installed (0: none).
         #[arg(long, default_value_t = 20)]
         affected_every: usize,
-        /// Every N-th host prints the large (~98 KB) output.
+        /// Every N-th host prints the large (~124 KB) output.
         #[arg(long, default_value_t = 7)]
         large_every: usize,
         /// Every N-th host answers the probe after --slow-ms.

@@ -75,11 +75,11 @@ pub fn name(index: usize) -> String {
 /// What a simulated host's probe prints: one of the recorded real outputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Profile {
-    /// A clean Debian test host (~22 KB of output).
+    /// A clean Debian test host (~28 KB of output).
     Clean,
-    /// A Debian test host with KESL installed: affected (~23 KB).
+    /// A Debian test host with KESL installed: affected (~29 KB).
     Kesl,
-    /// A full Debian install, ~760 packages (~98 KB), clean.
+    /// A full Debian install, ~936 packages (~124 KB), clean.
     Large,
 }
 
