@@ -230,11 +230,18 @@ pub fn parse(output: &str, nonce: &str) -> Observations {
             let batch = |own: &str, joint: &str| {
                 split.get(own).or_else(|| split.get(joint)).map(|s| s.body)
             };
+            // No owner batch in an output that was cut before its end: the
+            // owners were lost, not never listed (an older probe's bundle,
+            // which has none, is complete). Every process is then of unseen
+            // owner, so names and command lines count for nothing: a host
+            // could otherwise flood the output until the owners fall past the
+            // cap and have an unprivileged process trusted by its name.
+            let owners = batch("proc-owner", "proc-ls").or((!split.done).then_some(""));
             processes::merge_batches(
                 &mut procs,
                 batch("proc-cmdline", "proc-head"),
                 batch("proc-exe", "proc-ls"),
-                batch("proc-owner", "proc-ls"),
+                owners,
             );
             containers::mark(
                 &mut procs,
@@ -518,6 +525,29 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// Output cut after the command lines, before the owners (a host that
+    /// floods past the cap): no process is trusted by its name. A complete
+    /// output without owners (an older probe's bundle) keeps the old rule.
+    #[test]
+    fn owners_cut_off_trust_no_process_name() {
+        let procs = "812\twdserver\t\t\n";
+        let head = "==> 812/cmdline <==\n/opt/kaspersky/kesl/libexec/wdserver -d \n";
+        let cut = [
+            section("processes", procs, 0),
+            section("proc-head", head, 0),
+        ]
+        .concat();
+        let obs = parse(&cut, N);
+        assert_eq!(obs.processes.len(), 1);
+        assert_eq!(
+            obs.processes[0].owner_uid,
+            Some(crate::probes::Process::OWNER_NOT_SEEN)
+        );
+        let complete = cut + &done();
+        let obs = parse(&complete, N);
+        assert_eq!(obs.processes[0].owner_uid, None);
     }
 
     #[test]
