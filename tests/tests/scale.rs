@@ -56,6 +56,34 @@ fn read_large(path: &Path) -> Report {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Sweeps a large fleet with some affected hosts at `--concurrency 200` and
+/// generous deadlines (these tests check outcomes, not speed, and a loaded CI
+/// machine must not turn healthy hosts into `timed_out`): the sweep exits 1
+/// (a banned finding) and is complete. Returns its report and wall time.
+fn sweep_affected_fleet(fleet: &SimFleet, out: &Path, extra: &[&str]) -> (Report, Duration) {
+    let started = Instant::now();
+    let mut args = vec![
+        "--concurrency",
+        "200",
+        "--connect-timeout",
+        "2m",
+        "--host-timeout",
+        "10m",
+    ];
+    args.extend_from_slice(extra);
+    let output = scan(fleet, out, &args);
+    let took = started.elapsed();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = read_large(&out.join("report.yaml"));
+    assert!(report.sweep.complete);
+    (report, took)
+}
+
 fn metric(page: &str, series: &str) -> Option<f64> {
     page.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
@@ -132,31 +160,7 @@ fn ten_thousand_simulated_hosts() {
     };
     let fleet = SimFleet::start(spec.clone(), 2).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    // Generous deadlines: this test checks outcomes, not speed, and a loaded
-    // CI machine must not turn healthy hosts into `timed_out`.
-    let output = scan(
-        &fleet,
-        out.path(),
-        &[
-            "--concurrency",
-            "200",
-            "--connect-timeout",
-            "2m",
-            "--host-timeout",
-            "10m",
-        ],
-    );
-    let took = started.elapsed();
-    // A banned finding: exit 1.
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = read_large(&out.path().join("report.yaml"));
-    assert!(report.sweep.complete);
+    let (report, took) = sweep_affected_fleet(&fleet, out.path(), &[]);
     let (scanned, affected, reset) = check_hosts(&spec, &report, "scanned");
     assert_eq!((scanned, affected, reset), (9_900, 500, 100));
 
@@ -249,29 +253,7 @@ fn two_thousand_hosts_behind_one_simulated_bastion() {
     let inventory = std::fs::read_to_string(fleet.inventory_path()).unwrap();
     assert_eq!(inventory.matches("    jump: sim-000000\n").count(), 1_999);
     let out = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let output = scan(
-        &fleet,
-        out.path(),
-        &[
-            "--no-state",
-            "--concurrency",
-            "200",
-            "--connect-timeout",
-            "2m",
-            "--host-timeout",
-            "10m",
-        ],
-    );
-    let took = started.elapsed();
-    assert_eq!(
-        output.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = read_large(&out.path().join("report.yaml"));
-    assert!(report.sweep.complete);
+    let (report, took) = sweep_affected_fleet(&fleet, out.path(), &["--no-state"]);
     assert_eq!(check_hosts(&spec, &report, "scanned"), (2_000, 100, 0));
 
     let stats = fleet.stats();

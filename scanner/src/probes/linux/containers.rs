@@ -136,13 +136,7 @@ pub fn parse_cgroups(body: &str) -> HashMap<u32, String> {
     first_lines(body, "/cgroup")
         .into_iter()
         .map(|(pid, mut line)| {
-            if line.len() > 512 {
-                let mut end = 512;
-                while !line.is_char_boundary(end) {
-                    end -= 1;
-                }
-                line.truncate(end);
-            }
+            line.truncate(line.floor_char_boundary(512));
             (pid, line)
         })
         .collect()
