@@ -643,7 +643,7 @@ mod tests {
             hosts: vec![HostReport {
                 name: "h\"1".into(),
                 address: "a".into(),
-                labels: BTreeMap::new(),
+                labels: Default::default(),
                 outcome,
                 error: None,
                 os: None,
@@ -743,7 +743,7 @@ mod tests {
         let mut r = report(Outcome::Scanned);
         let mut web = r.hosts[0].clone();
         web.name = "web-1".into();
-        web.labels = BTreeMap::from([
+        web.labels = crate::Labels::from_iter([
             ("site".into(), "fra1".into()),
             ("owner".into(), "web".into()),
             ("scenario".into(), "not allow-listed".into()),
@@ -755,7 +755,7 @@ mod tests {
         let mut db = r.hosts[0].clone();
         db.name = "db-1".into();
         db.outcome = Outcome::Unreachable;
-        db.labels = BTreeMap::from([("site".into(), "ams1".into())]);
+        db.labels = crate::Labels::from_iter([("site".into(), "ams1".into())]);
         let mut odd = r.hosts[0].clone();
         odd.name = "odd-1".into();
         odd.incomplete = vec!["dpkg: garbage".into()];

@@ -4,8 +4,6 @@
 //! deliberately plain data: no behaviour beyond counting and sorting. Everything
 //! a host said is kept as a string here and escaped by the writer that emits it.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a field changes meaning or disappears; adding a field does not bump it.
@@ -145,12 +143,17 @@ pub struct OsInfo {
     pub version: Option<String>,
 }
 
+/// A host's labels (`site: fra1`), sorted by name: a flat sorted vector,
+/// a few dozen bytes for the usual one to five labels where a `BTreeMap`
+/// takes a ~540-byte node. Serialized as a map, like a `BTreeMap`.
+pub type Labels = litemap::LiteMap<String, String>;
+
 /// One host of the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {
     pub name: String,
     pub address: String,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     pub outcome: Outcome,
     pub error: Option<String>,
     pub os: Option<OsInfo>,
@@ -169,9 +172,9 @@ pub struct HostReport {
     pub findings: Vec<Finding>,
     /// In a fleet view (`fleetsweep report --fleet`, many scanners' sweeps
     /// combined): the sweep this host's result comes from. Absent in the
-    /// report of one sweep.
+    /// report of one sweep. Boxed: 88 bytes inline in every host otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scanned_by: Option<ScannedBy>,
+    pub scanned_by: Option<Box<ScannedBy>>,
 }
 
 /// Where a host's result in a fleet view comes from.

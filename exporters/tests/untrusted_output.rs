@@ -3,8 +3,6 @@
 //! unchanged, without adding keys, documents, series or lines of its own.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-
 use fleetsweep_exporters::yaml::{from_yaml, to_yaml};
 use fleetsweep_exporters::*;
 
@@ -26,7 +24,10 @@ fn report_with(value: &str) -> Report {
         hosts: vec![HostReport {
             name: "h".into(),
             address: value.into(),
-            labels: BTreeMap::from([("site".to_string(), value.to_string())]),
+            labels: fleetsweep_exporters::Labels::from_iter([(
+                "site".to_string(),
+                value.to_string(),
+            )]),
             outcome: Outcome::Scanned,
             error: Some(value.into()),
             os: None,
@@ -201,7 +202,10 @@ fn metrics_page_for_1000_hosts_stays_small() {
         .map(|i| {
             let mut h = template.clone();
             h.name = format!("host-{i:04}");
-            h.labels = BTreeMap::from([("site".to_string(), format!("site-{}", i % 5))]);
+            h.labels = fleetsweep_exporters::Labels::from_iter([(
+                "site".to_string(),
+                format!("site-{}", i % 5),
+            )]);
             h.error = None;
             h.warnings.clear();
             h.incomplete.clear();

@@ -3,7 +3,6 @@
 //! sweep does. Properties: an error's file:line points inside the file; an
 //! entry is either active or expired on a day, never both.
 #![no_main]
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use fleetsweep::exceptions::Exceptions;
@@ -17,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(ex) => ex,
         Err(d) => return check_diagnostic(&d, path, &text),
     };
-    let labels = BTreeMap::from([("site".to_string(), "fra1".to_string())]);
+    let labels = [("site".to_string(), "fra1".to_string())].into_iter().collect();
     let today = jiff::civil::date(2026, 6, 1);
     for (host, rule) in [
         ("web-01", "kaspersky-endpoint-security"),

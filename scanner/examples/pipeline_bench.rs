@@ -22,7 +22,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -433,7 +432,7 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
 }
 
 /// Four inventory labels, as a real fleet has them.
-fn labels(i: usize) -> BTreeMap<String, String> {
+fn labels(i: usize) -> fleetsweep_exporters::Labels {
     [
         ("site", SITES[i % SITES.len()].to_string()),
         (

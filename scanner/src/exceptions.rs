@@ -21,7 +21,7 @@ use globset::GlobMatcher;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use fleetsweep_exporters::{ExceptionRef, ExceptionUse};
+use fleetsweep_exporters::{ExceptionRef, ExceptionUse, Labels};
 
 use crate::diag::{self, Diagnostic};
 
@@ -62,7 +62,7 @@ pub struct Exception {
 
 impl Exception {
     /// True when the entry selects this host and rule (expiry aside).
-    pub fn covers(&self, host: &str, labels: &BTreeMap<String, String>, rule: &str) -> bool {
+    pub fn covers(&self, host: &str, labels: &Labels, rule: &str) -> bool {
         self.hosts.as_ref().is_none_or(|g| g.is_match(host))
             && self.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
             && self.rule.is_match(rule)
@@ -201,7 +201,7 @@ impl Exceptions {
     pub fn active_match(
         &self,
         host: &str,
-        labels: &BTreeMap<String, String>,
+        labels: &Labels,
         rule: &str,
         today: jiff::civil::Date,
     ) -> Option<usize> {
@@ -214,7 +214,7 @@ impl Exceptions {
     pub fn expired_matches(
         &self,
         host: &str,
-        labels: &BTreeMap<String, String>,
+        labels: &Labels,
         rule: &str,
         today: jiff::civil::Date,
     ) -> Vec<usize> {
@@ -278,8 +278,10 @@ mod tests {
     fn the_spec_example_loads_and_matches() {
         let ex = Exceptions::load(&fixtures().join("valid.yaml")).unwrap();
         assert_eq!(ex.entries.len(), 3);
-        let none = BTreeMap::new();
-        let lab: BTreeMap<String, String> = [("site".to_string(), "lab".to_string())].into();
+        let none = Labels::new();
+        let lab: Labels = [("site".to_string(), "lab".to_string())]
+            .into_iter()
+            .collect();
         let today = date("2027-03-31");
         assert_eq!(
             ex.active_match("lab-01", &none, "kaspersky/kesl", today),

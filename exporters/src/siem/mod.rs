@@ -409,7 +409,9 @@ mod tests {
             hosts: vec![HostReport {
                 name: "web-01".into(),
                 address: "10.0.0.5".into(),
-                labels: [("site".to_string(), "fra1".to_string())].into(),
+                labels: [("site".to_string(), "fra1".to_string())]
+                    .into_iter()
+                    .collect(),
                 outcome: Outcome::Scanned,
                 error: None,
                 os: None,

@@ -3,7 +3,6 @@
 //! hostile (markup, CSV formulas, control characters, `]]>`, unicode).
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -101,7 +100,7 @@ pub fn host(name: &str, outcome: Outcome, findings: Vec<Finding>) -> HostReport 
     HostReport {
         name: name.into(),
         address: format!("127.0.99.{}", name.len()),
-        labels: BTreeMap::from([("site".to_string(), "fra1".to_string())]),
+        labels: fleetsweep_exporters::Labels::from_iter([("site".to_string(), "fra1".to_string())]),
         outcome,
         error: (outcome != Outcome::Scanned).then(|| format!("{outcome}: connection failed")),
         os: (outcome == Outcome::Scanned).then(|| OsInfo {
@@ -142,7 +141,7 @@ pub fn fleet() -> Report {
     ];
     let mut evil = host(EVIL_HOST, Outcome::Scanned, vec![evil_finding]);
     evil.address = "+1-555".into();
-    evil.labels = BTreeMap::from([
+    evil.labels = fleetsweep_exporters::Labels::from_iter([
         ("owner".to_string(), FORMULA.to_string()),
         ("site".to_string(), "a;b=c\\d".to_string()),
         ("note".to_string(), MIXED.to_string()),

@@ -190,7 +190,7 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         identity_files: Vec<String>,
         jumps: Vec<String>,
         groups: &'a [String],
-        labels: &'a std::collections::BTreeMap<String, String>,
+        labels: &'a fleetsweep_exporters::Labels,
         #[serde(skip_serializing_if = "Option::is_none")]
         winrm: Option<Winrm>,
     }

@@ -21,7 +21,6 @@ mod raw;
 mod resolve;
 mod winrm;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,7 +38,7 @@ pub struct Host {
     pub name: String,
     /// Operating-system hint; detected when absent.
     pub os: Option<OsFamily>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: fleetsweep_exporters::Labels,
     pub groups: Vec<String>,
     /// Whole-host deadline (connect, probe, parse), if the inventory sets one.
     pub host_timeout: Option<Duration>,
@@ -207,7 +206,7 @@ impl Inventory {
             hosts: vec![Host {
                 name: hostname().unwrap_or_else(|| "localhost".to_string()),
                 os: None,
-                labels: BTreeMap::new(),
+                labels: Default::default(),
                 groups: Vec::new(),
                 host_timeout: None,
                 target: Target::Local(LocalHost {

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use fleetsweep_exporters::Labels;
 use serde_saphyr::Spanned;
 
 use super::jumps::with_jumps;
@@ -156,7 +157,7 @@ struct Merged {
     /// Where the host entry is: errors about the host as a whole point here.
     at: Spanned<String>,
     groups: Vec<String>,
-    labels: BTreeMap<String, String>,
+    labels: Labels,
     vars: RawVars,
     address: String,
     jump: Option<Spanned<String>>,
@@ -170,17 +171,19 @@ fn merge(
 ) -> Merged {
     let Entry {
         name,
-        raw,
+        mut raw,
         groups: member_of,
     } = entry;
-    let mut vars = raw.vars;
+    let mut vars = raw.take_vars();
     let mut labels = BTreeMap::new();
     for group in member_of.iter().filter_map(|g| groups.get(g)) {
         vars = vars.or(&group.vars);
         labels.extend(group.labels.clone());
     }
     // Host labels win over group labels.
-    labels.extend(raw.labels);
+    labels.extend(std::mem::take(&mut raw.labels));
+    // Collected once, so the host keeps exactly its labels' room.
+    let labels: Labels = labels.into_iter().collect();
     let sc = lookup(ssh_config, &name);
     vars = vars.or(&ssh_config_vars(&sc)).or(defaults);
     let jump = vars.jump.clone().or_else(|| {

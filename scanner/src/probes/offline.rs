@@ -148,7 +148,7 @@ pub struct Bundle {
     /// `os:` of host.yaml (`windows`, `macos` or `linux`).
     pub os: OsFamily,
     pub address: Option<String>,
-    pub labels: BTreeMap<String, String>,
+    pub labels: fleetsweep_exporters::Labels,
 }
 
 /// Finds the bundles in `dir` (each subdirectory with a host.yaml; `dir`
@@ -233,7 +233,7 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
         name,
         os: family,
         address: raw.address,
-        labels: raw.labels,
+        labels: raw.labels.into_iter().collect(),
     })
 }
 

@@ -338,7 +338,9 @@ mod tests {
                 .map(|(name, outcome, found)| HostReport {
                     name: name.clone(),
                     address: "127.0.0.1".into(),
-                    labels: [("site".to_string(), "lab".to_string())].into(),
+                    labels: [("site".to_string(), "lab".to_string())]
+                        .into_iter()
+                        .collect(),
                     outcome: *outcome,
                     error: None,
                     os: None,

@@ -389,7 +389,7 @@ impl Store {
             started = Some(started.map_or(r.sweep.started, |s| s.min(r.sweep.started)));
             r.hosts.retain(|h| hosts.contains(&h.name));
             for h in &mut r.hosts {
-                h.scanned_by = Some(by.clone());
+                h.scanned_by = Some(Box::new(by.clone()));
             }
             match &mut out {
                 None => out = Some(r),

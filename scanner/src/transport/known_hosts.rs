@@ -86,18 +86,21 @@ pub struct HostKeyPreferences {
 enum Names {
     /// Comma list of patterns, lower-cased (`*`, `?`, `!neg`, `[host]:port`).
     Patterns(Vec<String>),
-    /// `|1|salt|hash`: HMAC-SHA1 of the host name keyed by the salt.
-    Hashed {
-        key: ring::hmac::Key,
-        hash: [u8; 20],
-    },
+    /// `|1|salt|hash`: HMAC-SHA1 of the host name keyed by the salt. Boxed:
+    /// the HMAC key is some 200 bytes, which every plain line would pay too.
+    Hashed(Box<HashedName>),
+}
+
+struct HashedName {
+    key: ring::hmac::Key,
+    hash: [u8; 20],
 }
 
 impl Names {
     fn matches(&self, name: &str) -> bool {
         match self {
             Names::Patterns(patterns) => match_pattern_list(name, patterns),
-            Names::Hashed { key, hash } => ring::hmac::verify(key, name.as_bytes(), hash).is_ok(),
+            Names::Hashed(h) => ring::hmac::verify(&h.key, name.as_bytes(), &h.hash).is_ok(),
         }
     }
 }
@@ -184,6 +187,7 @@ pub struct HostKeyPolicy {
     revoked: HashMap<KeyData, usize>,
     /// Name → the lines it matches, once computed: a host is looked up for
     /// its preferences and again for its key, and each hashed line costs an HMAC.
+    /// A name goes once its key is trusted.
     matched: Mutex<HashMap<String, Arc<[usize]>>>,
     accept_new: Option<AcceptNew>,
 }
@@ -300,6 +304,22 @@ impl HostKeyPolicy {
     /// Decides whether `key`, presented by `host:port`, is trusted. With
     /// accept-new, an unknown host's key is recorded and accepted.
     pub fn check_key(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), HostKeyError> {
+        let checked = self.check_key_of(host, port, key);
+        self.forget_trusted(host, port, &checked);
+        checked
+    }
+
+    /// A host whose key was trusted is done with its lookups: its remembered
+    /// lines go, so what is remembered is bounded by the connections in
+    /// start-up, not by the size of the fleet. A refused host keeps them for
+    /// the messages that follow (bounded by [`REMEMBERED_NAMES`]).
+    fn forget_trusted(&self, host: &str, port: u16, checked: &Result<(), HostKeyError>) {
+        if checked.is_ok() {
+            lock(&self.matched).remove(&host_port(host, port));
+        }
+    }
+
+    fn check_key_of(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), HostKeyError> {
         let name = host_port(host, port);
         let key = key.key_data();
         if let Some(line) = self.revoked(key) {
@@ -366,6 +386,17 @@ impl HostKeyPolicy {
     /// When no `@cert-authority` line matches the host, the certified key is
     /// checked as a plain key instead (what OpenSSH does).
     pub fn check_certificate(
+        &self,
+        host: &str,
+        port: u16,
+        cert: &Certificate,
+    ) -> Result<(), HostKeyError> {
+        let checked = self.check_certificate_of(host, port, cert);
+        self.forget_trusted(host, port, &checked);
+        checked
+    }
+
+    fn check_certificate_of(
         &self,
         host: &str,
         port: u16,
@@ -656,10 +687,10 @@ fn parse_line(line: &str) -> Result<(Option<Marker>, Names, KeyData), String> {
         HostPatterns::Patterns(patterns) => {
             Names::Patterns(patterns.iter().map(|p| p.to_ascii_lowercase()).collect())
         }
-        HostPatterns::HashedName { salt, hash } => Names::Hashed {
+        HostPatterns::HashedName { salt, hash } => Names::Hashed(Box::new(HashedName {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt),
             hash: *hash,
-        },
+        })),
     };
     Ok((
         entry.marker().copied(),
@@ -1171,6 +1202,17 @@ mod tests {
                 .get("[target.example]:2222")
                 .map(|l| l.to_vec()),
             Some(vec![100_000])
+        );
+        // Trusted: the host is done with its lookups, and what is remembered
+        // stays bounded by the hosts in start-up, not the fleet.
+        assert_eq!(
+            f.policy.check_key("target.example", 2222, &key(KEY_A)),
+            Ok(())
+        );
+        // Only the refused host is still remembered.
+        assert_eq!(
+            lock(&f.policy.matched).keys().collect::<Vec<_>>(),
+            vec!["[10.1.0.0]:22"]
         );
     }
 

@@ -134,19 +134,62 @@ impl<K: std::hash::Hash + Eq + Clone> StartupGates<K> {
 
     /// Waits for a start-up slot at `key`. The first host to reach a
     /// destination sets its cap (a destination has one sshd, so one limit).
-    pub async fn enter(&self, key: &K, cap: usize) -> OwnedSemaphorePermit {
+    pub async fn enter(&self, key: &K, cap: usize) -> StartupSlot<'_, K> {
+        // Made first so it is dropped last: a host that gives up waiting
+        // (its deadline) still removes a gate nobody else uses.
+        let mut slot = StartupSlot {
+            gates: self,
+            key: key.clone(),
+            permit: None,
+        };
         let gate = {
-            let mut gates = self
-                .gates
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut gates = self.lock();
             Arc::clone(
                 gates
                     .entry(key.clone())
                     .or_insert_with(|| Arc::new(Semaphore::new(cap.max(1)))),
             )
         };
-        acquire(&gate).await
+        slot.permit = Some(acquire(&gate).await);
+        slot
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<Semaphore>>> {
+        self.gates
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Destinations with a gate: those with a start-up in flight or waited for.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A start-up slot at one destination, held until the connection is up (or
+/// has failed). When the last slot of a destination goes and nobody waits
+/// for one, its gate goes too: a sweep of 100,000 hosts keeps gates for the
+/// destinations in start-up, not for every host it has seen.
+pub struct StartupSlot<'a, K: std::hash::Hash + Eq + Clone> {
+    gates: &'a StartupGates<K>,
+    key: K,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Drop for StartupSlot<'_, K> {
+    fn drop(&mut self) {
+        // The permit holds a handle on the gate: release it first.
+        drop(self.permit.take());
+        let mut gates = self.gates.lock();
+        // Under the lock nobody can take a new handle from the map; any other
+        // handle is a slot held or a host waiting for one.
+        if gates
+            .get(&self.key)
+            .is_some_and(|g| Arc::strong_count(g) == 1)
+        {
+            gates.remove(&self.key);
+        }
     }
 }
 
@@ -291,5 +334,37 @@ mod tests {
         drop(a1);
         let third = tokio::time::timeout(Duration::from_millis(50), gates.enter(&"a", 2)).await;
         assert!(third.is_ok());
+        assert_eq!(gates.len(), 2, "slots held at a and b");
+        drop((third, _a2, _b));
+        assert_eq!(gates.len(), 0, "no slot held, no gate kept");
+    }
+
+    #[tokio::test]
+    async fn a_gate_stays_while_a_host_waits_for_it() {
+        let gates: Arc<StartupGates<&str>> = Arc::new(StartupGates::new());
+        let held = gates.enter(&"a", 1).await;
+        let waiter = tokio::time::timeout(Duration::from_millis(50), gates.enter(&"a", 1)).await;
+        assert!(waiter.is_err(), "the cap is 1");
+        // A host that gave up waiting leaves nothing behind; the one holding
+        // the slot keeps the gate, and its cap, until it is done.
+        assert_eq!(gates.len(), 1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let next = {
+            let gates = Arc::clone(&gates);
+            tokio::spawn(async move {
+                let slot = gates.enter(&"a", 1).await;
+                let _ = tx.send(());
+                drop(slot);
+                gates.len()
+            })
+        };
+        tokio::task::yield_now().await;
+        drop(held);
+        rx.await.unwrap();
+        assert_eq!(
+            next.await.unwrap(),
+            0,
+            "the last slot took the gate with it"
+        );
     }
 }

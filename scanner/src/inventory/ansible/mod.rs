@@ -117,7 +117,8 @@ fn raw_host(file: &Path, h: &AnsibleHost) -> Result<RawHost, Diagnostic> {
             os,
             winrm,
             ..RawVars::default()
-        },
+        }
+        .boxed(),
         ..RawHost::named(unlocated(h.name.clone()))
     })
 }
