@@ -98,8 +98,10 @@ macro_rules! settings {
         struct RawHostEntry {
             name: Spanned<String>,
             address: Option<String>,
+            /// A BTreeMap here, not [`Labels`]: it accepts a mapping only, so
+            /// a list says "expected a mapping" (Labels would read a list of pairs).
             #[serde(default)]
-            labels: Labels,
+            labels: BTreeMap<String, String>,
             $( $field: Option<$ty>, )*
         }
 
@@ -108,7 +110,7 @@ macro_rules! settings {
                 RawHost {
                     name: e.name,
                     address: e.address,
-                    labels: e.labels,
+                    labels: e.labels.into_iter().collect(),
                     vars: RawVars { $( $field: e.$field, )* }.boxed(),
                 }
             }

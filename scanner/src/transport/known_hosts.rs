@@ -1212,7 +1212,7 @@ mod tests {
         // Only the refused host is still remembered.
         assert_eq!(
             lock(&f.policy.matched).keys().collect::<Vec<_>>(),
-            vec!["[10.1.0.0]:22"]
+            vec!["10.1.0.0"]
         );
     }
 
