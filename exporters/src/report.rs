@@ -148,6 +148,14 @@ pub struct OsInfo {
 /// takes a ~540-byte node. Serialized as a map, like a `BTreeMap`.
 pub type Labels = litemap::LiteMap<String, String>;
 
+/// `map` as [`Labels`] holding exactly its entries' room (collecting into a
+/// `LiteMap` grows it by doubling: four slots for one label).
+pub fn labels_of(map: std::collections::BTreeMap<String, String>) -> Labels {
+    let entries: Vec<(String, String)> = map.into_iter().collect();
+    // Sorted by key and without duplicates: a BTreeMap's order.
+    Labels::from_sorted_store_unchecked(entries)
+}
+
 /// One host of the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {

@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     // SAFETY: first thing in main, before any other thread exists; SIG_DFL
     // installs no handler, so no Rust code ever runs in signal context.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    limit_malloc_arenas();
     let cli = fleetsweep::cli::Cli::parse();
     app::init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -32,3 +33,22 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// glibc gives threads that allocate at once arenas of their own (up to 8
+/// per core), and memory freed in one arena is never reused by another: the
+/// inventory parsed on the main thread, the host results built on the
+/// runtime's workers and the state step on a blocking thread each kept their
+/// own high-water mark. Two arenas bring the peak RSS of a 100,000-host sweep
+/// down by about a quarter at no measurable CPU cost (docs/performance.md).
+/// `MALLOC_ARENA_MAX` in the environment still decides when it is set.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: called first thing in main, before any other thread
+        // exists; mallopt only sets a tunable of the allocator.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

@@ -110,7 +110,7 @@ macro_rules! settings {
                 RawHost {
                     name: e.name,
                     address: e.address,
-                    labels: e.labels.into_iter().collect(),
+                    labels: fleetsweep_exporters::labels_of(e.labels),
                     vars: RawVars { $( $field: e.$field, )* }.boxed(),
                 }
             }

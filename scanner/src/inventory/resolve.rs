@@ -183,7 +183,7 @@ fn merge(
     // Host labels win over group labels.
     labels.extend(std::mem::take(&mut raw.labels));
     // Collected once, so the host keeps exactly its labels' room.
-    let labels: Labels = labels.into_iter().collect();
+    let labels = fleetsweep_exporters::labels_of(labels);
     let sc = lookup(ssh_config, &name);
     vars = vars.or(&ssh_config_vars(&sc)).or(defaults);
     let jump = vars.jump.clone().or_else(|| {

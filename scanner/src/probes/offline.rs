@@ -233,7 +233,7 @@ fn read_host_file(dir: &Path) -> Result<Bundle, OfflineError> {
         name,
         os: family,
         address: raw.address,
-        labels: raw.labels.into_iter().collect(),
+        labels: fleetsweep_exporters::labels_of(raw.labels),
     })
 }
 

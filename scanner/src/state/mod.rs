@@ -547,7 +547,10 @@ mod tests {
         .unwrap();
         let conn = store.conn_for_tests();
         conn.execute_batch(
-            "DROP INDEX host_results_by_host; ALTER TABLE sweeps DROP COLUMN scanner;
+            "UPDATE sweeps SET report =
+                 (SELECT CAST(report AS TEXT) FROM sweep_reports WHERE sweep = seq);
+             DROP TABLE sweep_reports;
+             DROP INDEX host_results_by_host; ALTER TABLE sweeps DROP COLUMN scanner;
              ALTER TABLE sweeps DROP COLUMN pruned; PRAGMA user_version = 1;",
         )
         .unwrap();

@@ -108,6 +108,15 @@ const MIGRATIONS: &[&str] = &[
     // each host's latest result.
     "ALTER TABLE sweeps ADD COLUMN scanner TEXT;
     CREATE INDEX host_results_by_host ON host_results (host, sweep);",
+    // 4: each sweep's report in a table of its own, as the row's last (only)
+    // column. SQLite keeps a zeroblob unexpanded only at the end of a row;
+    // in `sweeps` the columns added since follow `report`, so SQLite built
+    // the whole zeroed cell in memory, twice (54 MB at 100,000 hosts) before
+    // the report was streamed in. Older sweeps keep theirs in `sweeps.report`.
+    "CREATE TABLE sweep_reports (
+        sweep INTEGER PRIMARY KEY REFERENCES sweeps(seq),
+        report BLOB NOT NULL
+    );",
 ];
 
 /// Schema version this build writes.
@@ -434,9 +443,23 @@ impl SqliteStore {
                 when,
             });
         }
+        // Since schema 4 in `sweep_reports`; before, in the sweep's row.
+        let own_table: bool = self
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sweep_reports WHERE sweep = ?1)",
+                [seq],
+                |r| r.get(0),
+            )
+            .map_err(|e| sql_err(&self.path, e))?;
+        let (table, column) = if own_table {
+            ("sweep_reports", "report")
+        } else {
+            ("sweeps", "report")
+        };
         let blob = self
             .conn
-            .blob_open(rusqlite::MAIN_DB, "sweeps", "report", seq, true)
+            .blob_open(rusqlite::MAIN_DB, table, column, seq, true)
             .map_err(|e| sql_err(&self.path, e))?;
         serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, blob))
             .map_err(|e| data_err(&self.path, "stored report", e))
@@ -483,6 +506,8 @@ impl SqliteStore {
                 .map_err(e)?;
             out.rows += tx
                 .execute("DELETE FROM finding_history WHERE sweep = ?1", [seq])
+                .map_err(e)?;
+            tx.execute("DELETE FROM sweep_reports WHERE sweep = ?1", [seq])
                 .map_err(e)?;
             tx.execute(
                 "UPDATE sweeps SET report = '', pruned = ?2 WHERE seq = ?1",
@@ -674,7 +699,7 @@ impl Tx<'_> {
         tx.execute(
             "INSERT INTO sweeps (id, started, finished, derived_at, complete, shard, catalogs,
                                  hosts, open_findings, summary, report, scanner)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, zeroblob(?11), ?12)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '', ?11)",
             params![
                 report.sweep.id,
                 report.sweep.started.to_string(),
@@ -686,12 +711,16 @@ impl Tx<'_> {
                 i64::try_from(report.hosts.len()).unwrap_or(i64::MAX),
                 i64::try_from(open).unwrap_or(i64::MAX),
                 json("summary", &report.summary)?,
-                i64::try_from(report_len).unwrap_or(i64::MAX),
                 scanner,
             ],
         )
         .map_err(e)?;
         let seq = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO sweep_reports (sweep, report) VALUES (?1, zeroblob(?2))",
+            params![seq, i64::try_from(report_len).unwrap_or(i64::MAX)],
+        )
+        .map_err(e)?;
         write_report(&tx, seq, report, report_len, path)?;
         {
             let mut host_stmt = tx
@@ -805,7 +834,7 @@ fn json_len(report: &Report) -> Result<usize, serde_json::Error> {
 }
 
 /// Streams `report`'s JSON (`len` bytes, [`json_len`]) into the zeroed
-/// `report` cell of sweep `seq`: a 100,000-host report is some 45 MB of
+/// `sweep_reports` cell of sweep `seq`: a 100,000-host report is some 45 MB of
 /// JSON, which is never held as one string. The cell is a BLOB of UTF-8
 /// JSON (stores written before hold TEXT; [`SqliteStore::report`] reads both, and
 /// `CAST(report AS TEXT)` shows either in the sqlite3 shell).
@@ -817,7 +846,7 @@ fn write_report(
     path: &Path,
 ) -> Result<(), StateError> {
     let blob = tx
-        .blob_open(rusqlite::MAIN_DB, "sweeps", "report", seq, false)
+        .blob_open(rusqlite::MAIN_DB, "sweep_reports", "report", seq, false)
         .map_err(|e| sql_err(path, e))?;
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, blob);
     serde_json::to_writer(&mut out, report).map_err(|e| data_err(path, "report", e))?;

@@ -13,7 +13,7 @@
 //! The program of the first `ExecStart=` is kept: a vendor install root in it
 //! (`/opt/kaspersky/...`) names the vendor even for a unit with an unknown name.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use super::sections::{warning, Rejects};
 use crate::probes::{ProbeWarning, Service};
@@ -42,14 +42,16 @@ pub fn parse_services(
     unit_files: Option<&str>,
 ) -> (Vec<Service>, Vec<ProbeWarning>) {
     let mut warnings = Vec::new();
-    let mut services: BTreeMap<String, Service> = BTreeMap::new();
+    // Services in the order first seen, and name → index; the names borrow
+    // from the sections (a host lists hundreds of units, each once per source).
+    let mut services = Services::default();
 
     if let Some(body) = unit_list {
         let mut rejects = Rejects::default();
         for line in body.lines() {
             match parse_list_line(line) {
                 Listed::Unit(name, state) => {
-                    entry(&mut services, name).unit_state = Some(state.to_string())
+                    services.entry(name).unit_state = Some(state.to_string())
                 }
                 Listed::Skip => {}
                 Listed::Bad => rejects.note(line),
@@ -58,14 +60,14 @@ pub fn parse_services(
         warnings.extend(rejects.into_warning("systemd"));
     }
 
-    let running: Option<HashSet<String>> = running.map(|body| {
+    let running: Option<HashSet<&str>> = running.map(|body| {
         let mut rejects = Rejects::default();
         let mut names = HashSet::new();
         for line in body.lines() {
             match parse_running_line(line) {
                 Listed::Unit(name, _) => {
-                    entry(&mut services, name);
-                    names.insert(name.to_string());
+                    services.entry(name);
+                    names.insert(name);
                 }
                 Listed::Skip => {}
                 Listed::Bad => rejects.note(line),
@@ -76,12 +78,12 @@ pub fn parse_services(
     });
 
     if let Some(body) = unit_files {
-        let (files, file_warnings) = parse_unit_files(body);
+        let (files, file_warnings) = unit_files_of(body);
         warnings.extend(file_warnings);
         for f in files {
-            let s = entry(&mut services, &f.name);
+            let s = services.entry(f.name);
             if s.path.is_none() {
-                s.path = Some(f.path);
+                s.path = Some(f.path.to_string());
                 s.exec = f.exec;
             }
             if s.unit_state.is_none() {
@@ -90,24 +92,35 @@ pub fn parse_services(
         }
     }
 
-    let list = services
-        .into_values()
-        .map(|mut s| {
-            s.active = running.as_ref().map(|r| r.contains(&s.name));
-            s
-        })
-        .collect();
+    let mut list = services.list;
+    for s in &mut list {
+        s.active = running.as_ref().map(|r| r.contains(s.name.as_str()));
+    }
+    list.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     (list, warnings)
 }
 
-fn entry<'m>(services: &'m mut BTreeMap<String, Service>, name: &str) -> &'m mut Service {
-    services.entry(name.to_string()).or_insert_with(|| Service {
-        name: name.to_string(),
-        unit_state: None,
-        active: None,
-        path: None,
-        exec: None,
-    })
+/// Services by name, in the order first seen.
+#[derive(Default)]
+struct Services<'a> {
+    list: Vec<Service>,
+    index: HashMap<&'a str, usize>,
+}
+
+impl<'a> Services<'a> {
+    fn entry(&mut self, name: &'a str) -> &mut Service {
+        let at = *self.index.entry(name).or_insert_with(|| {
+            self.list.push(Service {
+                name: name.to_string(),
+                unit_state: None,
+                active: None,
+                path: None,
+                exec: None,
+            });
+            self.list.len() - 1
+        });
+        &mut self.list[at]
+    }
 }
 
 enum Listed<'a> {
@@ -174,9 +187,29 @@ pub struct UnitFile {
 /// lists directories in systemd's precedence order (`/etc` before `/run` before
 /// `/usr/local/lib` before `/lib` and `/usr/lib`), then `/etc/init.d`.
 pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
-    let mut files: Vec<UnitFile> = Vec::new();
-    // path → index into files, for attaching exec lines. Both borrow from
-    // `body`: a host lists hundreds of units, and only `files` needs copies.
+    let (files, warnings) = unit_files_of(body);
+    let files = files
+        .into_iter()
+        .map(|f| UnitFile {
+            name: f.name.to_string(),
+            path: f.path.to_string(),
+            exec: f.exec,
+        })
+        .collect();
+    (files, warnings)
+}
+
+/// A [`UnitFile`] whose name and path borrow from the section.
+struct UnitFileRef<'a> {
+    name: &'a str,
+    path: &'a str,
+    exec: Option<String>,
+}
+
+/// [`parse_unit_files`] without copying names and paths.
+fn unit_files_of(body: &str) -> (Vec<UnitFileRef<'_>>, Vec<ProbeWarning>) {
+    let mut files: Vec<UnitFileRef<'_>> = Vec::new();
+    // path → index into files, for attaching exec lines.
     let mut by_path: HashMap<&str, (usize, Kind)> = HashMap::new();
     let mut names: HashSet<&str> = HashSet::new();
     let mut rejects = Rejects::default();
@@ -217,9 +250,9 @@ pub fn parse_unit_files(body: &str) -> (Vec<UnitFile>, Vec<ProbeWarning>) {
                 if names.insert(name) {
                     let k = if kind == "u" { Kind::Unit } else { Kind::Init };
                     by_path.insert(rest, (files.len(), k));
-                    files.push(UnitFile {
-                        name: name.to_string(),
-                        path: rest.to_string(),
+                    files.push(UnitFileRef {
+                        name,
+                        path: rest,
                         exec: None,
                     });
                 }
