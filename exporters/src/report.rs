@@ -148,6 +148,14 @@ pub struct OsInfo {
 /// takes a ~540-byte node. Serialized as a map, like a `BTreeMap`.
 pub type Labels = litemap::LiteMap<String, String>;
 
+/// Serializes [`Labels`] as a map, empty ones included: `LiteMap` writes an
+/// empty map as a list (`labels: []`) to human-readable formats, which would
+/// change the report's shape. Every `Labels` field that is serialized uses it
+/// (`#[serde(serialize_with = "fleetsweep_exporters::labels_as_map")]`).
+pub fn labels_as_map<S: serde::Serializer>(labels: &Labels, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_map(labels.iter())
+}
+
 /// `map` as [`Labels`] holding exactly its entries' room (collecting into a
 /// `LiteMap` grows it by doubling: four slots for one label).
 pub fn labels_of(map: std::collections::BTreeMap<String, String>) -> Labels {
@@ -161,6 +169,7 @@ pub fn labels_of(map: std::collections::BTreeMap<String, String>) -> Labels {
 pub struct HostReport {
     pub name: String,
     pub address: String,
+    #[serde(serialize_with = "labels_as_map")]
     pub labels: Labels,
     pub outcome: Outcome,
     pub error: Option<String>,
@@ -508,5 +517,36 @@ mod tests {
         assert!(host.incomplete.is_empty() && host.is_clean());
         // And a complete host does not write the key.
         assert!(!serde_json::to_string(&host).unwrap().contains("incomplete"));
+    }
+
+    /// Labels are a map in every format, with none (`{}`, not `[]`) or some,
+    /// and read back in key order.
+    #[test]
+    fn labels_are_written_as_a_map() {
+        let mut host: HostReport = serde_json::from_str(
+            r#"{"name":"h","address":"a","labels":{},"outcome":"scanned","error":null,"os":null,"duration_seconds":0.1,"findings":[]}"#,
+        )
+        .unwrap();
+        let json = serde_json::to_string(&host).unwrap();
+        assert!(json.contains(r#""labels":{}"#), "{json}");
+        let yaml = serde_saphyr::to_string(&host).unwrap();
+        assert!(yaml.contains("labels: {}"), "{yaml}");
+        host.labels = labels_of(
+            [("site", "fra1"), ("env", "prod")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        );
+        let json = serde_json::to_string(&host).unwrap();
+        assert!(
+            json.contains(r#""labels":{"env":"prod","site":"fra1"}"#),
+            "{json}"
+        );
+        let yaml = serde_saphyr::to_string(&host).unwrap();
+        assert!(
+            yaml.contains("labels:\n  env: prod\n  site: fra1\n"),
+            "{yaml}"
+        );
+        let back: HostReport = serde_saphyr::from_str(&yaml).unwrap();
+        assert_eq!(back, host);
     }
 }
