@@ -39,7 +39,7 @@ fn main() -> ExitCode {
 /// inventory parsed on the main thread, the host results built on the
 /// runtime's workers and the state step on a blocking thread each kept their
 /// own high-water mark. Two arenas bring the peak RSS of a 100,000-host sweep
-/// down by about a quarter at no measurable CPU cost (docs/performance.md).
+/// from 347 to 318 MB at no measurable CPU cost (docs/performance.md).
 /// `MALLOC_ARENA_MAX` in the environment still decides when it is set.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {

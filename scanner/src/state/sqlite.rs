@@ -426,11 +426,17 @@ impl SqliteStore {
     /// cell as a stream (TEXT in older stores, a BLOB since reports are
     /// streamed in: see [`write_report`]).
     pub fn report(&self, id: &str) -> Result<Report, StateError> {
-        let (seq, pruned): (i64, Option<String>) = self
+        // Since schema 4 a report has a row in `sweep_reports`; before, it is
+        // in the sweep's own row.
+        let (seq, pruned, own_table): (i64, Option<String>, bool) = self
             .conn
-            .query_row("SELECT seq, pruned FROM sweeps WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT s.seq, s.pruned, r.sweep IS NOT NULL
+                 FROM sweeps s LEFT JOIN sweep_reports r ON r.sweep = s.seq
+                 WHERE s.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()
             .map_err(|e| sql_err(&self.path, e))?
             .ok_or_else(|| StateError::UnknownSweep {
@@ -443,23 +449,10 @@ impl SqliteStore {
                 when,
             });
         }
-        // Since schema 4 in `sweep_reports`; before, in the sweep's row.
-        let own_table: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sweep_reports WHERE sweep = ?1)",
-                [seq],
-                |r| r.get(0),
-            )
-            .map_err(|e| sql_err(&self.path, e))?;
-        let (table, column) = if own_table {
-            ("sweep_reports", "report")
-        } else {
-            ("sweeps", "report")
-        };
+        let table = if own_table { "sweep_reports" } else { "sweeps" };
         let blob = self
             .conn
-            .blob_open(rusqlite::MAIN_DB, table, column, seq, true)
+            .blob_open(rusqlite::MAIN_DB, table, "report", seq, true)
             .map_err(|e| sql_err(&self.path, e))?;
         serde_json::from_reader(std::io::BufReader::with_capacity(64 * 1024, blob))
             .map_err(|e| data_err(&self.path, "stored report", e))
