@@ -152,8 +152,12 @@ pub type Labels = litemap::LiteMap<String, String>;
 /// empty map as a list (`labels: []`) to human-readable formats, which would
 /// change the report's shape. Every `Labels` field that is serialized uses it
 /// (`#[serde(serialize_with = "fleetsweep_exporters::labels_as_map")]`).
-pub fn labels_as_map<S: serde::Serializer>(labels: &Labels, out: S) -> Result<S::Ok, S::Error> {
-    out.collect_map(labels.iter())
+pub fn labels_as_map<L, S>(labels: &L, out: S) -> Result<S::Ok, S::Error>
+where
+    L: std::borrow::Borrow<Labels>,
+    S: serde::Serializer,
+{
+    out.collect_map(labels.borrow().iter())
 }
 
 /// `map` as [`Labels`] holding exactly its entries' room (collecting into a

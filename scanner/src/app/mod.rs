@@ -177,12 +177,6 @@ fn jumps(h: &Host) -> Vec<String> {
 }
 
 fn hosts_yaml(hosts: &[Host]) -> Result<String> {
-    fn labels_ref_as_map<S: serde::Serializer>(
-        labels: &&fleetsweep_exporters::Labels,
-        out: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        fleetsweep_exporters::labels_as_map(labels, out)
-    }
     #[derive(serde::Serialize)]
     struct Row<'a> {
         name: &'a str,
@@ -196,7 +190,7 @@ fn hosts_yaml(hosts: &[Host]) -> Result<String> {
         identity_files: Vec<String>,
         jumps: Vec<String>,
         groups: &'a [String],
-        #[serde(serialize_with = "labels_ref_as_map")]
+        #[serde(serialize_with = "fleetsweep_exporters::labels_as_map")]
         labels: &'a fleetsweep_exporters::Labels,
         #[serde(skip_serializing_if = "Option::is_none")]
         winrm: Option<Winrm>,
