@@ -448,6 +448,48 @@ x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
         );
     }
 
+    /// A host that names one unit many times, in every source and out of
+    /// order, still gets one service per name, sorted, with the first unit
+    /// file's path and program (the later, shadowed file is not read), the
+    /// list's last state for it, and no panic.
+    #[test]
+    fn a_unit_repeated_across_sections_is_one_service() {
+        let list = "zz.service enabled enabled\n\
+                    kesl.service disabled enabled\n\
+                    kesl.service enabled enabled\n\
+                    aa.service static -\n";
+        let running = "kesl.service loaded active running x\n\
+                       kesl.service loaded active running x\n";
+        let files = "u\t/etc/systemd/system/kesl.service\n\
+                     u\t/lib/systemd/system/kesl.service\n\
+                     /lib/systemd/system/kesl.service:ExecStart=/tmp/decoy\n\
+                     /etc/systemd/system/kesl.service:ExecStart=/opt/kaspersky/kesl/bin/kesl\n\
+                     u\t/lib/systemd/system/zz.service\n";
+        let (services, warnings) = parse_services(Some(list), Some(running), Some(files));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let got: Vec<_> = services.iter().map(row).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("aa", Some("static"), Some(false), None, None),
+                (
+                    "kesl",
+                    Some("enabled"),
+                    Some(true),
+                    Some("/etc/systemd/system/kesl.service"),
+                    Some("/opt/kaspersky/kesl/bin/kesl")
+                ),
+                (
+                    "zz",
+                    Some("enabled"),
+                    Some(false),
+                    Some("/lib/systemd/system/zz.service"),
+                    None
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn list_and_running_lines() {
         let list_cases: &[(&str, Option<(&str, &str)>)] = &[
