@@ -362,10 +362,20 @@ x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
         )
     }
 
+    /// The services of sections that parse without a warning.
+    fn parsed_clean(
+        list: Option<&str>,
+        running: Option<&str>,
+        files: Option<&str>,
+    ) -> Vec<Service> {
+        let (services, warnings) = parse_services(list, running, files);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        services
+    }
+
     #[test]
     fn unit_files_only_as_in_a_container() {
-        let (services, warnings) = parse_services(None, None, Some(UNIT_FILES_DEBIAN12));
-        assert!(warnings.is_empty(), "{warnings:?}");
+        let services = parsed_clean(None, None, Some(UNIT_FILES_DEBIAN12));
         let got: Vec<_> = services.iter().map(row).collect();
         assert_eq!(
             got,
@@ -427,8 +437,7 @@ x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
                        transient-x.service loaded active running Transient unit\n";
         let files = "u\t/lib/systemd/system/kesl.service\n\
                      x\t/lib/systemd/system/kesl.service:ExecStart=/opt/kaspersky/kesl/libexec/kesl_launcher.sh\n";
-        let (services, warnings) = parse_services(Some(list), Some(running), Some(files));
-        assert!(warnings.is_empty(), "{warnings:?}");
+        let services = parsed_clean(Some(list), Some(running), Some(files));
         let got: Vec<_> = services.iter().map(row).collect();
         assert_eq!(
             got,
@@ -465,8 +474,7 @@ x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
                      /lib/systemd/system/kesl.service:ExecStart=/tmp/decoy\n\
                      /etc/systemd/system/kesl.service:ExecStart=/opt/kaspersky/kesl/bin/kesl\n\
                      u\t/lib/systemd/system/zz.service\n";
-        let (services, warnings) = parse_services(Some(list), Some(running), Some(files));
-        assert!(warnings.is_empty(), "{warnings:?}");
+        let services = parsed_clean(Some(list), Some(running), Some(files));
         let got: Vec<_> = services.iter().map(row).collect();
         assert_eq!(
             got,
