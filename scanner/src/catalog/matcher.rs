@@ -25,17 +25,19 @@ use fleetsweep_exporters::{Evidence, Finding, FindingState, SignatureAge, Status
 
 use super::{Catalog, Rule, SigKind};
 use crate::os::OsFamily;
-use crate::probes::{Observations, Package, PackageState, Service};
+use crate::probes::{Observations, Package, PackageState, Process, Service};
+use smallvec::{smallvec, SmallVec};
 
 /// One thing seen on the host, in the form signatures are matched against.
 /// It borrows from the host's observations: a host lists hundreds to
 /// thousands of items and few match, so keys are not copied and the evidence
 /// text of the most numerous kinds is only written for items a rule matched.
 struct Item<'a> {
-    /// (kind, value) pairs this item can be matched on.
-    keys: Vec<(SigKind, Cow<'a, str>)>,
+    /// (kind, value) pairs this item can be matched on: at most three but
+    /// for a Windows driver, kept inline (no allocation per item).
+    keys: Keys<'a>,
     /// Filesystem path the item lives at (for claims by install root).
-    path: Option<String>,
+    path: Option<Cow<'a, str>>,
     /// Whether the item shows the product installed or only remnants.
     state: FindingState,
     evidence: Ev<'a>,
@@ -49,8 +51,11 @@ struct Item<'a> {
     /// product was found, it is that product's leftover, not an unknown product.
     shared: bool,
     /// The container a process item runs in (`docker 3f2a1b2c3d4e`).
-    container: Option<String>,
+    container: Option<&'a str>,
 }
+
+/// An item's (kind, value) keys.
+type Keys<'a> = SmallVec<[(SigKind, Cow<'a, str>); 3]>;
 
 /// An item's evidence: written out already, or the observation it comes from,
 /// written out by [`Ev::build`] when a rule matched the item.
@@ -60,6 +65,7 @@ enum Ev<'a> {
     Service(&'a Service),
     KernelModule(&'a str),
     Path(&'a str),
+    Process(&'a Process),
 }
 
 impl Ev<'_> {
@@ -70,6 +76,7 @@ impl Ev<'_> {
             Ev::Service(_) => "service",
             Ev::KernelModule(_) => "kernel_module",
             Ev::Path(_) => "path",
+            Ev::Process(_) => "process",
         }
     }
 
@@ -104,6 +111,7 @@ impl Ev<'_> {
             }
             Ev::KernelModule(m) => ev("kernel_module", None, m.to_string()),
             Ev::Path(p) => ev("path", None, p.to_string()),
+            Ev::Process(p) => ev("process", None, process_value(p)),
         }
     }
 }
@@ -119,11 +127,7 @@ fn borrowed(kind: SigKind, value: &str) -> (SigKind, Cow<'_, str>) {
 }
 
 impl<'a> Item<'a> {
-    fn new(
-        keys: Vec<(SigKind, Cow<'a, str>)>,
-        state: FindingState,
-        evidence: Evidence,
-    ) -> Item<'a> {
+    fn new(keys: Keys<'a>, state: FindingState, evidence: Evidence) -> Item<'a> {
         Item {
             keys,
             path: None,
@@ -194,10 +198,24 @@ fn is_guid(s: &str) -> bool {
             .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// A process's evidence: its name and command line, and its container. The
+/// pid changes every sweep; evidence without it diffs cleanly.
+fn process_value(p: &Process) -> String {
+    let mut value = if p.cmdline.is_empty() {
+        p.name.clone()
+    } else {
+        format!("{}: {}", p.name, p.cmdline)
+    };
+    if let Some(c) = &p.container {
+        value.push_str(&format!(" (in container {c})"));
+    }
+    value
+}
+
 /// Items of the Windows and macOS observation kinds.
 fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
     for u in &obs.uninstall {
-        let mut keys = vec![borrowed(SigKind::DisplayName, &u.display_name)];
+        let mut keys: Keys<'_> = smallvec![borrowed(SigKind::DisplayName, &u.display_name)];
         if let Some(p) = &u.publisher {
             keys.push(borrowed(SigKind::Publisher, p));
         }
@@ -249,7 +267,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
             FindingState::Installed,
             ev("uninstall_entry", Some("registry"), value),
         );
-        item.path = location;
+        item.path = location.map(Cow::Owned);
         item.version = u.display_version.as_deref();
         out.push(item);
         out.extend(msi_code);
@@ -265,16 +283,20 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
             None => format!("{} ({detail})", s.name),
         };
         let mut item = Item::new(
-            vec![borrowed(SigKind::Service, &s.name)],
+            smallvec![borrowed(SigKind::Service, &s.name)],
             installed_if(s.running()),
             ev("service", Some(OsFamily::Windows.as_str()), value),
         );
-        item.path = s.image_path.as_deref().and_then(image_program);
+        item.path = s
+            .image_path
+            .as_deref()
+            .and_then(image_program)
+            .map(Cow::Owned);
         out.push(item);
     }
     for d in &obs.drivers {
         let file = d.file_name();
-        let mut keys = vec![
+        let mut keys: Keys<'_> = smallvec![
             owned(SigKind::Driver, file.clone()),
             borrowed(SigKind::Service, &d.name),
         ];
@@ -303,7 +325,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
     }
     for k in &obs.registry_keys {
         let mut item = Item::new(
-            vec![borrowed(SigKind::RegistryKey, k)],
+            smallvec![borrowed(SigKind::RegistryKey, k)],
             FindingState::Remnants,
             ev("registry_key", None, k.replace('/', "\\")),
         );
@@ -316,7 +338,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
             None => c.subject.clone(),
         };
         let mut item = Item::new(
-            vec![borrowed(SigKind::Certificate, &c.subject)],
+            smallvec![borrowed(SigKind::Certificate, &c.subject)],
             FindingState::Remnants,
             ev("certificate", Some(&c.store), value),
         );
@@ -325,7 +347,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
     }
     for a in &obs.av_products {
         out.push(Item::new(
-            vec![borrowed(SigKind::DisplayName, &a.display_name)],
+            smallvec![borrowed(SigKind::DisplayName, &a.display_name)],
             FindingState::Installed,
             ev(
                 "av_product",
@@ -340,7 +362,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
             None => r.id.clone(),
         };
         let mut item = Item::new(
-            vec![borrowed(SigKind::PkgReceipt, &r.id)],
+            smallvec![borrowed(SigKind::PkgReceipt, &r.id)],
             FindingState::Installed,
             ev("pkg_receipt", Some("pkgutil"), value),
         );
@@ -348,7 +370,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
         out.push(item);
     }
     for b in &obs.bundles {
-        let mut keys = Vec::new();
+        let mut keys = Keys::new();
         if let Some(id) = &b.bundle_id {
             keys.push(borrowed(SigKind::BundleId, id));
         }
@@ -382,12 +404,16 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
                 format!("{what} ({})", detail.join(", ")),
             ),
         );
-        item.path = b.path.clone().filter(|p| p.starts_with('/'));
+        item.path = b
+            .path
+            .as_deref()
+            .filter(|p| p.starts_with('/'))
+            .map(Cow::Borrowed);
         item.version = b.version.as_deref();
         out.push(item);
     }
     for j in &obs.launchd {
-        let mut keys = vec![borrowed(SigKind::LaunchdLabel, &j.label)];
+        let mut keys: Keys<'_> = smallvec![borrowed(SigKind::LaunchdLabel, &j.label)];
         if let Some(p) = &j.program {
             keys.push(borrowed(SigKind::ProcessPath, p));
         }
@@ -406,11 +432,15 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
                 format!("{} ({detail})", j.label),
             ),
         );
-        item.path = j.program.clone().filter(|p| p.starts_with('/'));
+        item.path = j
+            .program
+            .as_deref()
+            .filter(|p| p.starts_with('/'))
+            .map(Cow::Borrowed);
         out.push(item);
     }
     for x in &obs.system_extensions {
-        let mut keys = vec![borrowed(SigKind::SystemExtension, &x.bundle_id)];
+        let mut keys: Keys<'_> = smallvec![borrowed(SigKind::SystemExtension, &x.bundle_id)];
         if let Some(t) = &x.team_id {
             keys.push(borrowed(SigKind::TeamId, t));
         }
@@ -430,7 +460,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
     }
     for k in &obs.kexts {
         out.push(Item::new(
-            vec![borrowed(SigKind::Kext, k)],
+            smallvec![borrowed(SigKind::Kext, k)],
             FindingState::Installed,
             ev("kext", None, k.clone()),
         ));
@@ -441,7 +471,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
             None => x.id.clone(),
         };
         out.push(Item::new(
-            vec![borrowed(SigKind::BrowserExtension, &x.id)],
+            smallvec![borrowed(SigKind::BrowserExtension, &x.id)],
             FindingState::Installed,
             ev("browser_extension", Some(&x.browser), value),
         ));
@@ -504,14 +534,21 @@ fn signature_age(last_update: jiff::civil::Date, now: jiff::Timestamp) -> Signat
 }
 
 fn items(obs: &Observations) -> Vec<Item<'_>> {
-    let mut out = Vec::new();
+    // Sized once for the Linux kinds (most hosts): an item is ~200 bytes.
+    let mut out = Vec::with_capacity(
+        obs.packages.len()
+            + obs.services.len()
+            + obs.processes.len()
+            + obs.kernel_modules.len()
+            + obs.paths.len(),
+    );
     for p in &obs.packages {
         let state = match p.state {
             PackageState::Installed | PackageState::Partial => FindingState::Installed,
             PackageState::ConfigFiles => FindingState::Remnants,
             PackageState::NotInstalled => continue,
         };
-        let mut keys = vec![borrowed(SigKind::Package, &p.name)];
+        let mut keys: Keys<'_> = smallvec![borrowed(SigKind::Package, &p.name)];
         for v in [&p.vendor, &p.maintainer].into_iter().flatten() {
             keys.push(borrowed(SigKind::PackageVendor, v));
         }
@@ -527,13 +564,13 @@ fn items(obs: &Observations) -> Vec<Item<'_>> {
         });
     }
     for s in &obs.services {
-        let mut keys = vec![borrowed(SigKind::Service, &s.name)];
+        let mut keys: Keys<'_> = smallvec![borrowed(SigKind::Service, &s.name)];
         if let Some(e) = &s.exec {
             keys.push(borrowed(SigKind::ServiceExec, e));
         }
         out.push(Item {
             keys,
-            path: s.exec.clone(),
+            path: s.exec.as_deref().map(Cow::Borrowed),
             state: installed_if(s.active == Some(true)),
             evidence: Ev::Service(s),
             version: None,
@@ -556,7 +593,7 @@ fn items(obs: &Observations) -> Vec<Item<'_>> {
             ""
         };
         let exe = p.exe.as_deref().filter(|e| !e.is_empty());
-        let mut keys = Vec::new();
+        let mut keys = Keys::new();
         if trusted {
             keys.push(borrowed(SigKind::Process, &p.name));
         }
@@ -569,16 +606,9 @@ fn items(obs: &Observations) -> Vec<Item<'_>> {
         if keys.is_empty() {
             continue;
         }
-        // The pid changes every sweep; evidence without it diffs cleanly.
-        let mut value = if p.cmdline.is_empty() {
-            p.name.clone()
-        } else {
-            format!("{}: {}", p.name, p.cmdline)
-        };
-        if let Some(c) = &p.container {
-            value.push_str(&format!(" (in container {c})"));
-        }
-        if !seen_proc.insert(value.clone()) {
+        // The pid changes every sweep: processes that differ only by it are
+        // one item (their evidence, written by `process_value`, is the same).
+        if !seen_proc.insert((p.name.as_str(), p.cmdline.as_str(), p.container.as_deref())) {
             continue;
         }
         let path = if argv0.starts_with('/') {
@@ -588,18 +618,18 @@ fn items(obs: &Observations) -> Vec<Item<'_>> {
         };
         out.push(Item {
             keys,
-            path: path.map(str::to_string),
+            path: path.map(Cow::Borrowed),
             state: FindingState::Installed,
-            evidence: Ev::Built(ev("process", None, value)),
+            evidence: Ev::Process(p),
             version: None,
             is_path_entry: false,
             shared: false,
-            container: p.container.clone(),
+            container: p.container.as_deref(),
         });
     }
     for m in &obs.kernel_modules {
         out.push(Item {
-            keys: vec![borrowed(SigKind::KernelModule, m)],
+            keys: smallvec![borrowed(SigKind::KernelModule, m)],
             path: None,
             state: FindingState::Installed,
             evidence: Ev::KernelModule(m),
@@ -611,8 +641,8 @@ fn items(obs: &Observations) -> Vec<Item<'_>> {
     }
     for p in &obs.paths {
         out.push(Item {
-            keys: vec![borrowed(SigKind::Path, &p.path)],
-            path: Some(p.path.clone()),
+            keys: smallvec![borrowed(SigKind::Path, &p.path)],
+            path: Some(Cow::Borrowed(&p.path)),
             state: FindingState::Remnants,
             evidence: Ev::Path(&p.path),
             version: None,
@@ -699,7 +729,8 @@ impl<'a> ClaimedPaths<'a> {
     /// exist: `(node, whole path reached)`.
     fn walk<'p>(&'p self, path: &'p str) -> impl Iterator<Item = (&'p ClaimNode<'a>, bool)> + 'p {
         let mut parts = path.split('/').peekable();
-        let mut at = Some(0);
+        // Nothing claimed (most hosts): no walk, no lookup.
+        let mut at = (self.nodes.len() > 1).then_some(0);
         std::iter::from_fn(move || {
             let part = parts.next()?;
             let next = at
@@ -742,41 +773,93 @@ impl<'a> ClaimedPaths<'a> {
     }
 }
 
-/// An item's keys ready for globset: the file name and extension a glob
-/// looks at are found once per key, not once per signature tried on it.
-type Candidates<'a> = Vec<(SigKind, globset::Candidate<'a>)>;
-
-fn candidates<'i>(item: &'i Item<'_>) -> Candidates<'i> {
-    item.keys
-        .iter()
-        .map(|(k, v)| (*k, globset::Candidate::new(v.as_ref())))
-        .collect()
+/// The catalog's signatures grouped by the OS family they apply to and by
+/// kind, so an item's key is tried against the signatures of its own kind
+/// only: a host lists hundreds of items and a catalog has hundreds of
+/// signatures, and trying every rule's every signature on every item cost
+/// most of a host's matching time (about 1M instructions a host; callgrind).
+///
+/// Built once per sweep (it depends on the catalog only), not once per host.
+pub struct MatchIndex {
+    /// How many rules the catalog had: an index is only used with its catalog.
+    rules: usize,
+    /// `[family][kind]` → (rule index, signature index), in rule order.
+    by_family: [Vec<Vec<(u32, u32)>>; 3],
 }
 
-/// The rules each item matches (sorted rule indexes, one list per item).
-///
-/// Signatures are grouped by kind first, keeping only those for `family`, so
-/// an item's key is tried against the signatures of its own kind only: a host
-/// lists hundreds of items and a catalog has hundreds of signatures, and
-/// trying every rule's every signature on every item cost most of a host's
-/// matching time (about 1M instructions a host; callgrind).
-fn rules_matched(catalog: &Catalog, keys: &[Candidates<'_>], family: OsFamily) -> Vec<Vec<usize>> {
-    let mut by_kind: HashMap<SigKind, Vec<(usize, &globset::GlobMatcher)>> = HashMap::new();
-    for (ri, rule) in catalog.rules.iter().enumerate() {
-        for s in rule.signatures.iter().filter(|s| s.os.applies_to(family)) {
-            by_kind.entry(s.kind).or_default().push((ri, &s.matcher));
+fn family_slot(family: OsFamily) -> usize {
+    match family {
+        OsFamily::Linux => 0,
+        OsFamily::Windows => 1,
+        OsFamily::Macos => 2,
+    }
+}
+
+impl MatchIndex {
+    pub fn new(catalog: &Catalog) -> MatchIndex {
+        let by_family = OsFamily::ALL.map(|family| {
+            let mut by_kind: Vec<Vec<(u32, u32)>> = Vec::new();
+            for (ri, rule) in catalog.rules.iter().enumerate() {
+                for (si, s) in rule.signatures.iter().enumerate() {
+                    if !s.os.applies_to(family) {
+                        continue;
+                    }
+                    let k = s.kind as usize;
+                    if by_kind.len() <= k {
+                        by_kind.resize_with(k + 1, Vec::new);
+                    }
+                    // Catalogs hold hundreds of rules, not billions.
+                    by_kind[k].push((ri as u32, si as u32));
+                }
+            }
+            by_kind
+        });
+        // `ALL` lists the families in `family_slot` order.
+        debug_assert!(OsFamily::ALL
+            .iter()
+            .enumerate()
+            .all(|(i, f)| family_slot(*f) == i));
+        MatchIndex {
+            rules: catalog.rules.len(),
+            by_family,
         }
     }
-    keys.iter()
-        .map(|item_keys| {
+
+    fn signatures(&self, family: OsFamily, kind: SigKind) -> &[(u32, u32)] {
+        self.by_family[family_slot(family)]
+            .get(kind as usize)
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The rules each item matches (sorted rule indexes, one list per item; an
+/// item that matches nothing costs no allocation).
+fn rules_matched(
+    catalog: &Catalog,
+    index: &MatchIndex,
+    items: &[Item<'_>],
+    family: OsFamily,
+) -> Vec<Vec<usize>> {
+    items
+        .iter()
+        .map(|item| {
             let mut rules: Vec<usize> = Vec::new();
-            for (kind, value) in item_keys {
-                let Some(sigs) = by_kind.get(kind) else {
+            for (kind, value) in &item.keys {
+                let sigs = index.signatures(family, *kind);
+                if sigs.is_empty() {
                     continue;
-                };
-                for (ri, matcher) in sigs {
-                    if rules.last() != Some(ri) && matcher.is_match_candidate(value) {
-                        rules.push(*ri);
+                }
+                // The file name and extension a glob looks at, found once per
+                // key, not once per signature tried on it.
+                let candidate = globset::Candidate::new(value.as_ref());
+                for &(ri, si) in sigs {
+                    let ri = ri as usize;
+                    if rules.last() == Some(&ri) {
+                        continue;
+                    }
+                    let sig = &catalog.rules[ri].signatures[si as usize];
+                    if sig.matcher.is_match_candidate(&candidate) {
+                        rules.push(ri);
                     }
                 }
             }
@@ -790,15 +873,36 @@ fn rules_matched(catalog: &Catalog, keys: &[Candidates<'_>], family: OsFamily) -
 /// Matches one host's observations. `family` is the OS family the host was
 /// probed as (its signatures and `any` ones apply); `now` becomes `first_seen` of every finding
 /// (the state store replaces it with the real first sighting).
+///
+/// Builds the catalog's [`MatchIndex`] for this one call: a sweep builds it
+/// once and calls [`match_host_with`].
 pub fn match_host(
     catalog: &Catalog,
     obs: &Observations,
     family: OsFamily,
     now: jiff::Timestamp,
 ) -> Vec<Finding> {
+    match_host_with(catalog, &MatchIndex::new(catalog), obs, family, now)
+}
+
+/// [`match_host`] with the catalog's index built once for many hosts.
+///
+/// # Panics
+/// When `index` was built from another catalog (a different number of rules).
+pub fn match_host_with(
+    catalog: &Catalog,
+    index: &MatchIndex,
+    obs: &Observations,
+    family: OsFamily,
+    now: jiff::Timestamp,
+) -> Vec<Finding> {
+    assert_eq!(
+        index.rules,
+        catalog.rules.len(),
+        "a match index is used with the catalog it was built from"
+    );
     let items = items(obs);
-    let keys: Vec<Candidates<'_>> = items.iter().map(candidates).collect();
-    let matched = rules_matched(catalog, &keys, family);
+    let matched = rules_matched(catalog, index, &items, family);
     let rule_matches = |ri: usize, ii: usize| matched[ii].binary_search(&ri).is_ok();
     // rule index → item indexes
     let mut hits: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
@@ -809,24 +913,24 @@ pub fn match_host(
     let mut claimed_paths = ClaimedPaths::new();
 
     // Pass 1: specific products.
-    for (ri, rule) in catalog
-        .rules
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| !r.fallback)
-    {
-        for (ii, item) in items.iter().enumerate() {
-            if rule_matches(ri, ii) {
-                hits.entry(ri).or_default().push(ii);
-                hit_set.insert((ri, ii));
-                claimed
-                    .entry(rule.vendor_id.as_str())
-                    .or_default()
-                    .insert(ii);
-                if item.is_path_entry {
-                    if let Some(p) = &item.path {
-                        claimed_paths.insert(p, ri, &rule.vendor_id);
-                    }
+    // Walked by item, each item's rules in rule order: every rule's items come
+    // out in item order, as a walk by rule would give them, without trying
+    // every rule on every item.
+    for (ii, item) in items.iter().enumerate() {
+        for &ri in &matched[ii] {
+            let rule = &catalog.rules[ri];
+            if rule.fallback {
+                continue;
+            }
+            hits.entry(ri).or_default().push(ii);
+            hit_set.insert((ri, ii));
+            claimed
+                .entry(rule.vendor_id.as_str())
+                .or_default()
+                .insert(ii);
+            if item.is_path_entry {
+                if let Some(p) = &item.path {
+                    claimed_paths.insert(p, ri, &rule.vendor_id);
                 }
             }
         }
@@ -926,7 +1030,7 @@ pub fn match_host(
             evidence.sort();
             evidence.dedup();
             let mut containers: Vec<String> =
-                idxs.iter().filter_map(|i| items[*i].container.clone()).collect();
+                idxs.iter().filter_map(|i| items[*i].container.map(str::to_string)).collect();
             containers.sort();
             containers.dedup();
             let only_in_containers = idxs.iter().all(|i| items[*i].container.is_some());

@@ -28,6 +28,7 @@ pub mod offline;
 pub mod registry;
 pub mod windows;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -251,7 +252,8 @@ pub struct Service {
     pub name: String,
     /// `enabled`, `disabled`, `static`, ... from `list-unit-files`, or `file` when
     /// only the unit file was read (no systemd running).
-    pub unit_state: Option<String>,
+    /// The states systemd defines are not copied per service.
+    pub unit_state: Option<Cow<'static, str>>,
     /// True when systemd says the unit is active/running; None when unknown.
     pub active: Option<bool>,
     /// Where the unit file lives, when known.

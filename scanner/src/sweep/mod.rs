@@ -72,6 +72,8 @@ struct Ctx {
     /// Bastion connections shared by the hosts behind them, and the caps on
     /// connections in start-up per destination: one per sweep, closed at its end.
     ssh_pool: Arc<ssh::SshPool>,
+    /// The catalog's signatures by family and kind, built once per sweep.
+    match_index: matcher::MatchIndex,
 }
 
 /// Runs one sweep over `hosts` (shared, not copied: a pipeline sweeps its
@@ -92,12 +94,13 @@ pub async fn run(
     let catalogs = catalog.catalogs.clone();
     let settings_handshakes = settings.max_handshakes;
     let ctx = Arc::new(Ctx {
-        catalog,
         settings,
         host_keys,
         path_roots,
         winrm_tls: Arc::default(),
         ssh_pool: Arc::new(ssh::SshPool::new(settings_handshakes)),
+        match_index: matcher::MatchIndex::new(&catalog),
+        catalog,
     });
     // One slot per host, filled as hosts finish; the report's host list is
     // built in place from it (no second list of reports).
@@ -472,7 +475,13 @@ async fn run_probe(
 /// evidence is evidence), any other section not fully read makes it
 /// incomplete. Neither is ever counted clean.
 fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: OsFamily) -> HostReport {
-    let findings = matcher::match_host(&ctx.catalog, obs, family, jiff::Timestamp::now());
+    let findings = matcher::match_host_with(
+        &ctx.catalog,
+        &ctx.match_index,
+        obs,
+        family,
+        jiff::Timestamp::now(),
+    );
     let verdict = completeness::verdict(&obs.sections, probe(family).required_sections);
     let mut r = host_report(h, Outcome::Scanned, 0.0);
     if !verdict.missing.is_empty() {

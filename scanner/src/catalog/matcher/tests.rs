@@ -998,3 +998,69 @@ fn many_claimed_paths_match_in_linear_time() {
     let count = |kind: &str| f[0].evidence.iter().filter(|e| e.kind == kind).count();
     assert_eq!((count("path"), count("process")), (100_000, 2_000));
 }
+
+/// A sweep builds the index once and matches every host with it: the findings
+/// are those of matching each host alone, whatever its family, and a process
+/// seen under several pids is one piece of evidence.
+#[test]
+fn one_index_for_many_hosts_of_every_family() {
+    let catalog = builtin();
+    let index = MatchIndex::new(&catalog);
+    let mut kesl = proc_("kesl", "/opt/kaspersky/kesl/libexec/kesl -d");
+    kesl.exe = Some("/opt/kaspersky/kesl/libexec/kesl".into());
+    let mut again = kesl.clone();
+    again.pid = 8;
+    let linux = Observations {
+        processes: vec![kesl, again, proc_("kasperskyish", "/usr/bin/kasperskyish")],
+        packages: vec![pkg("kesl", PackageState::Installed, None)],
+        paths: vec![dir("/opt/kaspersky/kesl"), dir("/var/opt/kaspersky")],
+        ..Observations::default()
+    };
+    let windows = Observations {
+        uninstall: vec![uninstall(
+            "Kaspersky Endpoint Security for Windows",
+            "AO Kaspersky Lab",
+        )],
+        ..Observations::default()
+    };
+    let clean = Observations {
+        packages: vec![pkg("openssh-server", PackageState::Installed, None)],
+        ..Observations::default()
+    };
+    for (obs, family) in [
+        (&linux, OsFamily::Linux),
+        (&windows, OsFamily::Windows),
+        (&clean, OsFamily::Linux),
+        (&linux, OsFamily::Macos),
+        (&windows, OsFamily::Linux),
+    ] {
+        let alone = match_host(&catalog, obs, family, now());
+        let shared = match_host_with(&catalog, &index, obs, family, now());
+        assert_eq!(summary(&shared), summary(&alone), "{family:?}");
+    }
+    let f = match_host_with(&catalog, &index, &linux, OsFamily::Linux, now());
+    assert_eq!(f.len(), 1, "{:#?}", summary(&f));
+    assert_eq!(f[0].rule, "kaspersky/kesl");
+    let processes: Vec<_> = f[0]
+        .evidence
+        .iter()
+        .filter(|e| e.kind == "process")
+        .map(|e| e.value.as_str())
+        .collect();
+    assert_eq!(
+        processes,
+        vec!["kesl: /opt/kaspersky/kesl/libexec/kesl -d"],
+        "one evidence for two pids, none for the look-alike"
+    );
+    let f = match_host_with(&catalog, &index, &windows, OsFamily::Windows, now());
+    assert_eq!(rules_states(&f).len(), 1, "{:#?}", summary(&f));
+    assert!(match_host_with(&catalog, &index, &clean, OsFamily::Linux, now()).is_empty());
+}
+
+#[test]
+#[should_panic(expected = "a match index is used with the catalog it was built from")]
+fn an_index_of_another_catalog_is_refused() {
+    let index = MatchIndex::new(&catalog());
+    let obs = Observations::default();
+    match_host_with(&builtin(), &index, &obs, OsFamily::Linux, now());
+}

@@ -13,6 +13,7 @@
 //! The program of the first `ExecStart=` is kept: a vendor install root in it
 //! (`/opt/kaspersky/...`) names the vendor even for a unit with an unknown name.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::sections::{warning, Rejects};
@@ -44,14 +45,22 @@ pub fn parse_services(
     let mut warnings = Vec::new();
     // Services in the order first seen, and name → index; the names borrow
     // from the sections (a host lists hundreds of units, each once per source).
-    let mut services = Services::default();
+    // Room for every service at once (a host lists hundreds; bounded, as a
+    // hostile host's output may be mostly line breaks).
+    let listed = [unit_list, unit_files]
+        .into_iter()
+        .flatten()
+        .map(line_count)
+        .max()
+        .unwrap_or(0);
+    let mut services = Services::with_capacity(listed);
 
     if let Some(body) = unit_list {
         let mut rejects = Rejects::default();
         for line in body.lines() {
             match parse_list_line(line) {
                 Listed::Unit(name, state) => {
-                    services.entry(name).unit_state = Some(state.to_string())
+                    services.entry(name).unit_state = Some(unit_state(state))
                 }
                 Listed::Skip => {}
                 Listed::Bad => rejects.note(line),
@@ -87,7 +96,7 @@ pub fn parse_services(
                 s.exec = f.exec;
             }
             if s.unit_state.is_none() {
-                s.unit_state = Some("file".to_string());
+                s.unit_state = Some(Cow::Borrowed("file"));
             }
         }
     }
@@ -101,13 +110,55 @@ pub fn parse_services(
 }
 
 /// Services by name, in the order first seen.
-#[derive(Default)]
 struct Services<'a> {
     list: Vec<Service>,
     index: HashMap<&'a str, usize>,
 }
 
+/// About how many lines a section has, for sizing its tables once (at most
+/// [`PRESIZE_MAX`]): a guess from its length, as counting them costs more
+/// than growing the tables (callgrind). A unit-files line is 40 to 100 bytes.
+fn line_count(body: &str) -> usize {
+    (body.len() / 48).min(PRESIZE_MAX)
+}
+
+/// The most entries a table is sized for before it is filled: the probe lists
+/// at most 5,000 unit files, and a larger answer grows as it is read.
+const PRESIZE_MAX: usize = 5000;
+
+/// A unit file state (`enabled`, `static`, ...): the states systemd defines
+/// are not copied; anything else is kept as sent.
+fn unit_state(state: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 14] = [
+        "enabled",
+        "enabled-runtime",
+        "linked",
+        "linked-runtime",
+        "alias",
+        "masked",
+        "masked-runtime",
+        "static",
+        "indirect",
+        "disabled",
+        "generated",
+        "transient",
+        "bad",
+        "file",
+    ];
+    match KNOWN.iter().find(|k| **k == state) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(state.to_string()),
+    }
+}
+
 impl<'a> Services<'a> {
+    fn with_capacity(n: usize) -> Self {
+        Services {
+            list: Vec::with_capacity(n),
+            index: HashMap::with_capacity(n),
+        }
+    }
+
     fn entry(&mut self, name: &'a str) -> &mut Service {
         let at = *self.index.entry(name).or_insert_with(|| {
             self.list.push(Service {
@@ -208,10 +259,11 @@ struct UnitFileRef<'a> {
 
 /// [`parse_unit_files`] without copying names and paths.
 fn unit_files_of(body: &str) -> (Vec<UnitFileRef<'_>>, Vec<ProbeWarning>) {
-    let mut files: Vec<UnitFileRef<'_>> = Vec::new();
+    let n = line_count(body);
+    let mut files: Vec<UnitFileRef<'_>> = Vec::with_capacity(n);
     // path → index into files, for attaching exec lines.
-    let mut by_path: HashMap<&str, (usize, Kind)> = HashMap::new();
-    let mut names: HashSet<&str> = HashSet::new();
+    let mut by_path: HashMap<&str, (usize, Kind)> = HashMap::with_capacity(n);
+    let mut names: HashSet<&str> = HashSet::with_capacity(n);
     let mut rejects = Rejects::default();
     let mut warnings = Vec::new();
     for line in body.lines() {
@@ -227,13 +279,14 @@ fn unit_files_of(body: &str) -> (Vec<UnitFileRef<'_>>, Vec<ProbeWarning>) {
         }
         // `grep -H` lines as today's probe prints them (`PATH:KEY=VALUE`, the
         // path absolute), or after `x<TAB>` as older probes did.
-        let (kind, rest) = match line.split_once('\t') {
-            _ if line.starts_with('/') => ("x", line),
-            Some(split) => split,
-            None => {
-                rejects.note(line);
-                continue;
-            }
+        // (Checked first: a grep line is not searched for a tab.)
+        let (kind, rest) = if line.starts_with('/') {
+            ("x", line)
+        } else if let Some(split) = line.split_once('\t') {
+            split
+        } else {
+            rejects.note(line);
+            continue;
         };
         match kind {
             "u" | "i" => {
@@ -537,6 +590,51 @@ x\t/etc/init.d/ssh:DAEMON=/usr/sbin/sshd
             };
             assert_eq!(got, *want, "{line:?}");
         }
+    }
+
+    /// The states systemd defines are shared, not copied; a state it does not
+    /// define (a newer systemd, a hostile host) is kept as sent, escaped later
+    /// like any host text.
+    #[test]
+    fn unit_states_known_and_unknown() {
+        let list = "a.service enabled enabled\nb.service masked-runtime -\n\
+                    c.service brand-new-state -\nd.service Enabled -\n";
+        let services = parsed_clean(Some(list), None, Some("i\t/etc/init.d/e\n"));
+        let states: Vec<_> = services
+            .iter()
+            .map(|s| (s.name.as_str(), s.unit_state.clone()))
+            .collect();
+        assert_eq!(
+            states,
+            vec![
+                ("a", Some(Cow::Borrowed("enabled"))),
+                ("b", Some(Cow::Borrowed("masked-runtime"))),
+                ("c", Some(Cow::Owned("brand-new-state".to_string()))),
+                ("d", Some(Cow::Owned("Enabled".to_string()))),
+                ("e", Some(Cow::Borrowed("file"))),
+            ]
+        );
+        assert!(matches!(services[0].unit_state, Some(Cow::Borrowed(_))));
+        assert!(matches!(services[2].unit_state, Some(Cow::Owned(_))));
+    }
+
+    /// Tables are sized from a section's length, never beyond what the probe
+    /// can list: a section of nothing but line breaks (1 MiB) parses to
+    /// nothing, and a section past the cap still gives every unit.
+    #[test]
+    fn table_sizes_are_bounded() {
+        let breaks = "\n".repeat(1 << 20);
+        let (services, warnings) = parse_services(Some(&breaks), Some(&breaks), Some(&breaks));
+        assert!(services.is_empty());
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let many: String = (0..PRESIZE_MAX + 10)
+            .map(|i| format!("u\t/etc/systemd/system/unit-{i}.service\n"))
+            .collect();
+        let services = parsed_clean(None, None, Some(&many));
+        assert_eq!(services.len(), PRESIZE_MAX + 10);
+        assert!(services
+            .iter()
+            .all(|s| s.unit_state.as_deref() == Some("file")));
     }
 
     #[test]
