@@ -7,7 +7,8 @@
 # file, report and metrics sizes. Figures, not a pass/fail test. Run as root.
 # Usage: tests/bench/scale.sh [SIZES...] (default: 1000 10000 100000)
 # Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1),
-# BASTION=1 (every host but the first reached through the first, a simulated bastion)
+# BASTION=1 (every host but the first reached through the first, a simulated bastion),
+# BENCH_FLEETSWEEP=BINARY (measure that build, not rebuilt; to compare builds on one machine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sizes=("$@")
@@ -22,7 +23,9 @@ for tool in ip /usr/bin/time; do
 done
 # Two builds: one `-p fleetsweep -p fleetsweep-e2e` would unify their features
 # (nix) and measure a fleetsweep built differently from the one users get.
-cargo build --release --quiet -p fleetsweep
+fleetsweep=${BENCH_FLEETSWEEP:-target/release/fleetsweep}
+[ -n "${BENCH_FLEETSWEEP:-}" ] || cargo build --release --quiet -p fleetsweep
+[ -x "$fleetsweep" ] || { echo "scale.sh: $fleetsweep is not an executable" >&2; exit 1; }
 cargo build --release --quiet -p fleetsweep-e2e --bin fleetsim
 ns=fleetsim-bench-$$
 root=$(mktemp -d /tmp/fleetsweep-scale.XXXXXX)
@@ -48,7 +51,7 @@ for n in "${sizes[@]}"; do
   grep -q ready "$dir/sim.out" || { echo "fleetsim did not start: $(cat "$dir/sim.err")" >&2; exit 1; }
   set +e
   FLEETSWEEP_LOG="warn,fleetsweep::pipeline=info" ip netns exec "$ns" \
-    /usr/bin/time -v -o "$dir/time.txt" target/release/fleetsweep scan -i "$dir/inventory.yaml" \
+    /usr/bin/time -v -o "$dir/time.txt" "$fleetsweep" scan -i "$dir/inventory.yaml" \
     --concurrency "$conc" --state "$dir/state.db" --report "$dir/report.yaml" \
     --metrics-file "$dir/metrics.prom" --no-progress --log-format json 2>"$dir/scan.log" >"$dir/summary.txt"
   code=$?
