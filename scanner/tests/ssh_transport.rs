@@ -755,7 +755,7 @@ async fn bastion_failures_name_the_bastion() {
             address: nowhere.clone(),
             port: 2222,
             user: "root".into(),
-            identity_files: vec![key.clone()],
+            identity_files: vec![key.clone()].into(),
         },
         jumps: vec![endpoint(&bastion, &[&key])],
     };
@@ -777,7 +777,7 @@ async fn nothing_listening_is_unreachable() {
         address: address.clone(),
         port: 2222,
         user: "root".into(),
-        identity_files: vec![key],
+        identity_files: vec![key].into(),
     });
     let err = connect(&target, &settings(&[])).await.err();
     let Some(TransportError::Unreachable(msg)) = err else {

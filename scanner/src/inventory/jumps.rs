@@ -80,7 +80,7 @@ fn hops(
                 identity_files: if sc.identity_files.is_empty() {
                     s.endpoint.identity_files.clone()
                 } else {
-                    sc.identity_files
+                    sc.identity_files.into()
                 },
             }
         };

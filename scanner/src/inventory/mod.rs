@@ -62,8 +62,6 @@ pub enum Target {
 pub struct SshHost {
     /// The host and its bastions.
     pub ssh: SshTarget,
-    /// known_hosts file named for this host (inventory `known_hosts:`), if any.
-    pub known_hosts: Option<PathBuf>,
     pub passphrase: Passphrase,
     pub connect_timeout: Option<Duration>,
     /// Run the probe script through `sudo -n` (never prompts; fails cleanly

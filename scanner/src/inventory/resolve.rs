@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fleetsweep_exporters::Labels;
 use serde_saphyr::Spanned;
@@ -40,6 +41,7 @@ pub(super) fn resolve(
         .into_iter()
         .collect();
     let mut settled = Vec::new();
+    let mut identities = Identities::default();
     for entry in entries(file, hosts, &groups)? {
         let merged = merge(entry, &groups, &defaults, ssh_config);
         if let Some(k) = merged.vars.known_hosts.as_deref().map(expand_home) {
@@ -47,7 +49,7 @@ pub(super) fn resolve(
                 known_hosts_files.push(k);
             }
         }
-        settled.push(settle(file, merged)?);
+        settled.push(settle(file, merged, &mut identities)?);
     }
     Ok(Inventory {
         hosts: with_jumps(file, settled, ssh_config)?,
@@ -236,7 +238,34 @@ pub(super) struct Settled {
     pub(super) jump: Option<Spanned<String>>,
 }
 
-fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
+/// The key file lists of an inventory's hosts, each built once and shared by
+/// the hosts that name it (100,000 hosts, one list); the default keys are
+/// looked for on disk once per inventory, not once per host.
+#[derive(Default)]
+struct Identities {
+    named: HashMap<Vec<PathBuf>, Arc<[PathBuf]>>,
+    default: Option<Arc<[PathBuf]>>,
+}
+
+impl Identities {
+    fn of(&mut self, files: Option<&OneOrMany>) -> Arc<[PathBuf]> {
+        match files {
+            Some(v) => {
+                let files: Vec<PathBuf> = v.to_vec().iter().map(|s| expand_home(s)).collect();
+                self.named
+                    .entry(files)
+                    .or_insert_with_key(|f| f.as_slice().into())
+                    .clone()
+            }
+            None => self
+                .default
+                .get_or_insert_with(|| default_identity_files().into())
+                .clone(),
+        }
+    }
+}
+
+fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled, Diagnostic> {
     if m.address.len() > MAX_ADDRESS_BYTES {
         return Err(Diagnostic::at(
             file,
@@ -280,10 +309,7 @@ fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
         address: m.address.clone(),
         port: vars.port.unwrap_or(22),
         user,
-        identity_files: match &vars.identity_file {
-            Some(v) => v.to_vec().iter().map(|s| expand_home(s)).collect(),
-            None => default_identity_files(),
-        },
+        identity_files: identities.of(vars.identity_file.as_ref()),
     };
     let target = match (transport, winrm) {
         (TransportKind::Local, _) => Target::Local(LocalHost {
@@ -299,7 +325,6 @@ fn settle(file: &Path, m: Merged) -> Result<Settled, Diagnostic> {
                 endpoint: endpoint.clone(),
                 jumps: Vec::new(),
             },
-            known_hosts: vars.known_hosts.as_deref().map(expand_home),
             passphrase: match (&vars.passphrase_env, &vars.passphrase_file) {
                 (Some(e), _) => Passphrase::Env(e.clone()),
                 (None, Some(f)) => Passphrase::File(expand_home(f)),

@@ -54,7 +54,7 @@ fn resolves_defaults_groups_and_hosts() {
     assert_eq!(endpoint(web).user, "scanner");
     assert_eq!(endpoint(web).port, 22);
     assert_eq!(
-        endpoint(web).identity_files,
+        *endpoint(web).identity_files,
         [PathBuf::from("/keys/id_ed25519")]
     );
     assert_eq!(web.labels.get("env").map(String::as_str), Some("prod"));
@@ -492,7 +492,7 @@ fn ansible_ini_inventory() {
         "the child group's vars beat the parent's"
     );
     assert_eq!(
-        endpoint(web).identity_files,
+        *endpoint(web).identity_files,
         [PathBuf::from("/keys/prod_ed25519")]
     );
     assert_eq!(web.labels.get("site").map(String::as_str), Some("fra1"));
@@ -786,4 +786,39 @@ fn start_up_caps_follow_precedence_and_refuse_zero() {
         load_text("defaults:\n  bastion_max_handshakes: -1\nhosts:\n  - name: a\n").unwrap_err(),
         "/f.yaml:2:27: expected a whole number from 0 to 18446744073709551615"
     );
+}
+
+/// Hosts that name the same key files share one list (a fleet of 100,000 hosts
+/// under one `defaults:` holds it once), in the order given; a host with keys
+/// of its own gets its own list, and a jump keeps its target's keys.
+#[test]
+fn hosts_naming_the_same_keys_share_one_list() {
+    let inv = load_text(
+        "defaults:\n  identity_file: [/keys/a, /keys/b]\n\
+         hosts:\n\
+         \x20 - {name: h1, address: 10.0.0.1}\n\
+         \x20 - {name: h2, address: 10.0.0.2, jump: h1}\n\
+         \x20 - {name: h3, address: 10.0.0.3, identity_file: /keys/c}\n\
+         \x20 - {name: h4, address: 10.0.0.4, identity_file: [/keys/a, /keys/b]}\n",
+    )
+    .unwrap();
+    let keys: Vec<&std::sync::Arc<[PathBuf]>> = inv
+        .hosts
+        .iter()
+        .map(|h| &endpoint(h).identity_files)
+        .collect();
+    assert_eq!(
+        **keys[0],
+        [PathBuf::from("/keys/a"), PathBuf::from("/keys/b")]
+    );
+    assert_eq!(**keys[2], [PathBuf::from("/keys/c")]);
+    assert!(std::sync::Arc::ptr_eq(keys[0], keys[1]));
+    assert!(
+        std::sync::Arc::ptr_eq(keys[0], keys[3]),
+        "same files, same list"
+    );
+    assert!(!std::sync::Arc::ptr_eq(keys[0], keys[2]));
+    let jump = &ssh(&inv.hosts[1]).jumps[0];
+    assert_eq!(jump.address, "10.0.0.1");
+    assert!(std::sync::Arc::ptr_eq(&jump.identity_files, keys[0]));
 }

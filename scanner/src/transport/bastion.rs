@@ -60,7 +60,7 @@ pub struct HopKey {
     address: String,
     port: u16,
     user: String,
-    identity_files: Vec<PathBuf>,
+    identity_files: Arc<[PathBuf]>,
     passphrase: PassphraseKey,
     use_agent: bool,
 }
@@ -393,7 +393,7 @@ mod tests {
             address: address.into(),
             port: 22,
             user: user.into(),
-            identity_files: vec![PathBuf::from(key)],
+            identity_files: vec![PathBuf::from(key)].into(),
         }
     }
 

@@ -17,6 +17,7 @@ pub mod startup;
 pub mod winrm;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleetsweep_exporters::Outcome;
@@ -78,8 +79,10 @@ pub struct SshEndpoint {
     pub address: String,
     pub port: u16,
     pub user: String,
-    /// Private key files to try, in order (after the agent, if any).
-    pub identity_files: Vec<PathBuf>,
+    /// Private key files to try, in order (after the agent, if any). One list
+    /// is shared by every host that names the same files (a fleet's hosts
+    /// mostly take them from `defaults:`): not a copy per host.
+    pub identity_files: Arc<[PathBuf]>,
 }
 
 /// Everything needed to open an SSH session to one host.

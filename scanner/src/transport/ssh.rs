@@ -928,7 +928,7 @@ async fn authenticate(
     if settings.use_agent && try_agent(handle, user, &mut attempts, &mut rsa_hash).await? {
         return Ok(());
     }
-    for path in &hop.identity_files {
+    for path in hop.identity_files.iter() {
         if attempts.exhausted {
             break;
         }
@@ -1370,7 +1370,7 @@ mod tests {
             address: "::1".into(),
             port: 2222,
             user: "root".into(),
-            identity_files: vec![],
+            identity_files: Arc::from([]),
         };
         assert_eq!(label(&hop), "root@[::1]:2222");
         assert_eq!(seconds(Duration::from_secs(5)), "5s");
