@@ -665,6 +665,102 @@ async fn proxy_jump_through_one_bastion() {
     );
 }
 
+/// A TCP server on 127.0.0.1 that writes to its first client until the
+/// client goes away; the thread returns how much it wrote.
+fn flood_server() -> (u16, std::thread::JoinHandle<usize>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the flood server");
+    let port = listener.local_addr().unwrap().port();
+    let flood = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().expect("accept");
+        let chunk = vec![b'x'; 1 << 16];
+        let mut sent = 0;
+        while client.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    (port, flood)
+}
+
+/// A forwarded channel nobody reads (a target session busy elsewhere, or a
+/// peer sending past SSH flow control) never holds up the connection it
+/// shares: another channel through the same bastion opens and carries data,
+/// the flooded one is cut off at the cap with an error that says why, and
+/// the bastion connection goes on working and closes promptly.
+#[tokio::test]
+async fn a_channel_nobody_reads_never_holds_up_the_others_on_its_bastion() {
+    use tokio::io::AsyncReadExt;
+    let s = simple();
+    let mut bastion = connect_ok(
+        &direct(endpoint(&s.sshd, &[&s.key])),
+        &settings(std::slice::from_ref(&s.known_hosts)),
+    )
+    .await;
+    let (port, flood) = flood_server();
+    let mut unread = bastion
+        .forward("127.0.0.1", port)
+        .await
+        .expect("forwarding to the flood server");
+    // russh's queue for a channel holds 8 messages; the flood fills it at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let banner = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut other = bastion
+            .forward(&s.sshd.address, s.sshd.port)
+            .await
+            .expect("forwarding to sshd");
+        let mut buf = [0u8; 64];
+        let n = other.read(&mut buf).await.expect("reading the banner");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .expect("a second channel was held up by the unread one on the same connection");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+
+    // The flood ends when the bastion closes the flooded channel's socket.
+    let sent = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || flood.join().expect("flood thread")),
+    )
+    .await
+    .expect("the flooded channel was never cut off")
+    .unwrap();
+    assert!(sent > ssh::MAX_AHEAD, "only {sent} bytes sent");
+    let mut kept = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    let err = loop {
+        match unread.read(&mut buf).await {
+            Ok(0) => panic!("the flooded channel ended without an error after {kept} bytes"),
+            Ok(n) => kept += n,
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        kept <= ssh::MAX_AHEAD,
+        "{kept} bytes kept for a reader that never read"
+    );
+    assert_eq!(
+        err.to_string(),
+        "127.0.0.1:".to_string()
+            + &port.to_string()
+            + " sent more than 8 MiB through the bastion ahead of what its SSH session had read (past SSH flow control): channel closed"
+    );
+    drop(unread);
+
+    assert_eq!(
+        whoami(&mut bastion).await,
+        "root",
+        "the bastion connection still works"
+    );
+    let closing = Instant::now();
+    bastion.close().await;
+    assert!(
+        closing.elapsed() < Duration::from_secs(5),
+        "closing took {:?}",
+        closing.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn proxy_jump_through_two_bastions() {
     let lab = Lab::new();

@@ -118,6 +118,55 @@ pub fn e2e_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs `cmd` to the end and collects its output, as `Command::output` does,
+/// but never for longer than `limit`: a command still running then has the
+/// stack of every thread printed (with gdb, which scripts/setup installs), is
+/// killed, and the test fails naming it. A hang costs one test its limit and
+/// says where it hung, instead of stalling the whole suite.
+pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = collect(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = collect(Box::new(child.stderr.take().expect("piped stderr")));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the command") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let stacks = Command::new("timeout")
+                .args(["120", "gdb", "-p", &child.id().to_string(), "-batch"])
+                .args(["-ex", "thread apply all bt"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("(no stacks: gdb could not run: {e})"));
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!(
+                "{cmd:?} was still running after {limit:?}: killed.\nstderr:\n{stderr}\nthreads:\n{stacks}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
 /// Sends `sig` to process `pid` (kill(2)).
 pub fn signal(pid: u32, sig: Signal) -> Result<()> {
     let raw = i32::try_from(pid).with_context(|| format!("PID {pid} out of range"))?;

@@ -24,7 +24,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use fleetsweep_e2e::report::Report;
-use fleetsweep_e2e::{e2e_dir, Fleet, FleetSpec, Scenario, PORT, USER};
+use fleetsweep_e2e::{e2e_dir, output_within, Fleet, FleetSpec, Scenario, PORT, USER};
 
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
 
@@ -34,17 +34,17 @@ const LOGIN: &str = "Accepted publickey for";
 const DROPPED: &str = "past MaxStartups";
 
 fn scan(inventory: &Path, report: &Path, extra: &[&str]) -> Output {
-    Command::new(FLEETSWEEP)
-        .args(["scan", "-i"])
+    let mut cmd = Command::new(FLEETSWEEP);
+    cmd.args(["scan", "-i"])
         .arg(inventory)
         .arg("--report")
         .arg(report)
         .args(["--no-state", "--no-progress"])
         .args(extra)
         .env_remove("SSH_AUTH_SOCK")
-        .current_dir(e2e_dir())
-        .output()
-        .expect("running fleetsweep")
+        .current_dir(e2e_dir());
+    // Two waves of the longest host timeout used here (3 minutes), and margin.
+    output_within(&mut cmd, Duration::from_secs(600))
 }
 
 fn text(b: &[u8]) -> String {

@@ -13,8 +13,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
-use fleetsweep_e2e::{e2e_dir, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{e2e_dir, output_within, Fleet, FleetSpec, Scenario};
 
 use fleetsweep_e2e::report::{HostReport, Report};
 
@@ -88,7 +89,7 @@ fn run(args: &[&str], path_env: Option<String>) -> Run {
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
-    let out = cmd.output().expect("running fleetsweep");
+    let out = output_within(&mut cmd, Duration::from_secs(600));
     let yaml = std::fs::read_to_string(&report).unwrap_or_else(|e| {
         panic!(
             "no report ({e}); stderr: {}",

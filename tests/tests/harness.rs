@@ -155,3 +155,51 @@ fn failure_scenarios_fail_for_the_openssh_client_too() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "inner");
 }
+
+/// A command a test gives up on is killed once its limit passes, and the
+/// failure names it, with its stderr and the stacks of its threads; one that
+/// finishes in time gives its output as `Command::output` would.
+#[test]
+fn a_command_past_its_limit_is_killed_and_named_with_its_stacks() {
+    use fleetsweep_e2e::output_within;
+    use std::time::{Duration, Instant};
+
+    let out = output_within(
+        Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"err\n");
+
+    let started = Instant::now();
+    let failed = std::panic::catch_unwind(|| {
+        output_within(
+            Command::new("sh").args(["-c", "echo stuck >&2; exec sleep 300"]),
+            Duration::from_millis(500),
+        )
+    })
+    .expect_err("a command past its limit fails the test");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+    let message = failed
+        .downcast_ref::<String>()
+        .expect("a formatted panic message");
+    assert!(
+        message.contains("was still running after 500ms: killed."),
+        "{message}"
+    );
+    assert!(
+        message.contains("\"sh\" \"-c\" \"echo stuck >&2; exec sleep 300\""),
+        "{message}"
+    );
+    assert!(message.contains("stderr:\nstuck\n"), "{message}");
+    // gdb attached and walked the stack of the stuck process.
+    assert!(
+        message.contains("Thread 1") || message.contains("#0 "),
+        "{message}"
+    );
+}

@@ -10,8 +10,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::process::Command;
+use std::time::Duration;
 
-use fleetsweep_e2e::{Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{output_within, Fleet, FleetSpec, Scenario};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -27,15 +28,16 @@ fn an_unprivileged_user_cannot_forge_a_finding() {
     })
     .expect("starting the test fleet");
     let report = fleet.dir().join("report.yaml");
-    let out = Command::new(FLEETSWEEP)
-        .args(["scan", "-i"])
-        .arg(fleet.inventory_path())
-        .arg("--report")
-        .arg(&report)
-        .args(["--no-state", "--no-progress", "--host-timeout", "30s"])
-        .env_remove("FLEETSWEEP_LOG")
-        .output()
-        .expect("running fleetsweep");
+    let out = output_within(
+        Command::new(FLEETSWEEP)
+            .args(["scan", "-i"])
+            .arg(fleet.inventory_path())
+            .arg("--report")
+            .arg(&report)
+            .args(["--no-state", "--no-progress", "--host-timeout", "30s"])
+            .env_remove("FLEETSWEEP_LOG"),
+        Duration::from_secs(300),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let yaml = std::fs::read_to_string(&report).expect("report written");

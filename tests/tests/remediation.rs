@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fleetsweep_e2e::{e2e_dir, mutate, signal, Fleet, FleetSpec, Scenario, Signal};
+use fleetsweep_e2e::{e2e_dir, mutate, output_within, signal, Fleet, FleetSpec, Scenario, Signal};
 use serde_json::Value;
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
@@ -41,7 +41,7 @@ fn fleetsweep(args: &[&str], envs: &[(&str, &str)]) -> Output {
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.output().expect("running fleetsweep")
+    output_within(&mut cmd, Duration::from_secs(600))
 }
 
 fn text(b: &[u8]) -> String {

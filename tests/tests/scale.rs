@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use fleetsweep_e2e::output_within;
 use fleetsweep_e2e::report::Report;
 use fleetsweep_e2e::sim::{self, Behaviour, Profile, SimFleet, SimSpec, KESL_VERSION};
 
@@ -25,15 +26,14 @@ fn scan(fleet: &SimFleet, out: &Path, args: &[&str]) -> Output {
     if !args.contains(&"--no-state") {
         command.arg("--state").arg(out.join("state.db"));
     }
-    let output = command
+    command
         .arg("--report")
         .arg(out.join("report.yaml"))
         .arg("--metrics-file")
         .arg(out.join("metrics.prom"))
         .args(["--no-progress", "-q"])
-        .args(args)
-        .output()
-        .expect("running fleetsweep in the simulator's namespace (needs root and iproute2)");
+        .args(args);
+    let output = output_within(&mut command, Duration::from_secs(900));
     let code = output.status.code();
     assert!(
         matches!(code, Some(0 | 1 | 3)),

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use fleetsweep_e2e::{demo_hosts, e2e_dir, signal, Fleet, FleetSpec, Signal};
+use fleetsweep_e2e::{demo_hosts, e2e_dir, output_within, signal, Fleet, FleetSpec, Signal};
 use serde::Deserialize;
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
@@ -73,11 +73,9 @@ fn run(args: &[&str]) -> Output {
     if args.first() == Some(&"scan") && !args.iter().any(|a| a.starts_with("--state")) {
         args.push("--no-state");
     }
-    Command::new(FLEETSWEEP)
-        .args(args)
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep")
+    let mut cmd = Command::new(FLEETSWEEP);
+    cmd.args(args).env_remove("SSH_AUTH_SOCK");
+    output_within(&mut cmd, Duration::from_secs(600))
 }
 
 fn text(b: &[u8]) -> String {

@@ -43,6 +43,10 @@ use russh::keys::{
 use russh::{kex, ChannelMsg, ChannelOpenFailure, Disconnect, MethodKind, Preferred};
 use tokio::net::TcpStream;
 
+mod forward;
+
+pub use forward::{Forwarded, MAX_AHEAD};
+
 use super::bastion::{self, ChainKey, Destination, Lease};
 use super::capture::Capture;
 use super::known_hosts::{HostKeyError, HostKeyPolicy, HostKeyPreferences};
@@ -62,6 +66,19 @@ const KEEPALIVE_MAX: usize = 3;
 const INACTIVITY_TIMEOUT: Duration = Duration::from_secs(600);
 /// Received messages queued per channel before russh stops reading the socket.
 const CHANNEL_BUFFER_MESSAGES: usize = 8;
+
+/// The longest a goodbye (SSH disconnect) waits for the connection to take
+/// it: the probe's results are in by then, and a connection that cannot take
+/// a message within this is not worth a host's outcome or a sweep's end.
+pub const GOODBYE_WAIT: Duration = Duration::from_secs(2);
+
+/// Says goodbye on a connection, best effort, within [`GOODBYE_WAIT`].
+async fn goodbye(handle: &Handle<Verifier>) {
+    let bye = handle.disconnect(Disconnect::ByApplication, "", "en");
+    if tokio::time::timeout(GOODBYE_WAIT, bye).await.is_err() {
+        tracing::debug!("connection did not take the goodbye within {GOODBYE_WAIT:?}; dropped");
+    }
+}
 
 /// An authenticated SSH connection to one host.
 pub struct SshSession {
@@ -120,14 +137,12 @@ impl SshPool {
         }
     }
 
-    /// Says goodbye on every bastion connection, innermost first.
+    /// Says goodbye on every bastion connection, innermost first, waiting at
+    /// most [`GOODBYE_WAIT`] for each: a connection whose peer stopped
+    /// reading is left to the end of the process, never waited on.
     pub async fn close(&self) {
         for pooled in self.bastions.drain() {
-            let _ = pooled
-                .conn()
-                .0
-                .disconnect(Disconnect::ByApplication, "", "en")
-                .await;
+            goodbye(&pooled.conn().0).await;
         }
     }
 }
@@ -320,6 +335,25 @@ fn bastion_lost(bastion: &str, target: &str, e: &TransportError) -> TransportErr
 }
 
 impl SshSession {
+    /// Opens a `direct-tcpip` channel from this host to `address:port` (what
+    /// a bastion does for the hosts behind it), as a byte stream that is
+    /// drained as data arrives: a reader that falls behind never holds up
+    /// this connection's other channels (see [`Forwarded`]).
+    pub async fn forward(&self, address: &str, port: u16) -> Result<Forwarded, TransportError> {
+        let channel = self
+            .handle
+            .channel_open_direct_tcpip(address, u32::from(port), "127.0.0.1", 0)
+            .await
+            .map_err(|e| {
+                TransportError::Unreachable(format!(
+                    "{} could not forward to {}: {e}",
+                    self.label,
+                    host_port_label(address, port)
+                ))
+            })?;
+        Ok(forward::forwarded(channel, &host_port_label(address, port)))
+    }
+
     /// Runs `command` on a new session channel, sends `stdin` then EOF, and
     /// collects its output within `limit` (see [`super::capture`]: the rest is
     /// read and dropped, and a host that keeps streaming past the cap is cut
@@ -449,10 +483,7 @@ impl SshSession {
     /// Says goodbye to the target (best effort). Pooled bastion connections
     /// stay open for the other hosts; the pool closes them.
     pub async fn close(self) {
-        let _ = self
-            .handle
-            .disconnect(Disconnect::ByApplication, "", "en")
-            .await;
+        goodbye(&self.handle).await;
         drop(self.via);
         if let Some(pool) = self.own_pool {
             pool.close().await;
@@ -685,7 +716,9 @@ async fn open_hop(
                     }
                 })?;
             *stage = Stage::Handshake;
-            client::connect_stream(config, channel.into_stream(), verifier).await
+            let destination = host_port_label(&hop.address, hop.port);
+            client::connect_stream(config, forward::forwarded(channel, &destination), verifier)
+                .await
         }
     };
     let mut handle = handshake.map_err(|e| match e {
