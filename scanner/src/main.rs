@@ -25,7 +25,12 @@ fn main() -> ExitCode {
             return ExitCode::from(app::EXIT_CONFIG);
         }
     };
-    match runtime.block_on(app::run(cli)) {
+    let result = runtime.block_on(app::run(cli));
+    // Everything is written by now. A blocking task still running (a bundle
+    // read whose host timed out, on a stalled file system) must not keep the
+    // process from exiting: dropping the runtime would wait for it forever.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("fleetsweep: error: {e:#}");
