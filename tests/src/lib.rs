@@ -167,6 +167,22 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output
     }
 }
 
+/// How long an end-to-end test gives one fleetsweep run before
+/// [`output_within`] kills it: far past any run here (the longest sweep in
+/// the suite takes about 30 s), short of stalling CI.
+pub const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+/// [`output_within`] as a method, for a command built in one expression.
+pub trait OutputWithin {
+    fn output_within(&mut self, limit: Duration) -> std::process::Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within(&mut self, limit: Duration) -> std::process::Output {
+        output_within(self, limit)
+    }
+}
+
 /// Sends `sig` to process `pid` (kill(2)).
 pub fn signal(pid: u32, sig: Signal) -> Result<()> {
     let raw = i32::try_from(pid).with_context(|| format!("PID {pid} out of range"))?;

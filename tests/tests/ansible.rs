@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use std::time::Instant;
 
 use fleetsweep_e2e::{e2e_dir, mutate, Fleet, FleetSpec, HostInfo, Scenario, PORT, USER};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 use serde_json::Value;
 
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -44,8 +45,7 @@ fn fleetsweep(args: &[&str]) -> Output {
         .args(args)
         .env_remove("SSH_AUTH_SOCK")
         .env_remove("FLEETSWEEP_NOW")
-        .output()
-        .expect("running fleetsweep")
+        .output_within(RUN_LIMIT)
 }
 
 /// `fleetsweep scan` over `state`; returns (exit code, report).
@@ -476,8 +476,7 @@ fn windows_findings_become_win_package_tasks_by_product_code() {
         .arg(&report)
         .args(["--no-state", "-q"])
         .env("PATH", path)
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let playbook = dir.path().join("remove.yml");
     let out = fleetsweep(&[

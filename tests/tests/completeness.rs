@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use fleetsweep_e2e::{e2e_dir, output_within, Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 use fleetsweep_e2e::report::{HostReport, Report};
 
@@ -466,8 +467,7 @@ fn junit_and_csv_of(root: &Path) -> (String, String) {
             db.to_str().unwrap(),
             "-q",
         ])
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert!(
         matches!(out.status.code(), Some(0..=3)),
         "{}",
@@ -482,8 +482,7 @@ fn junit_and_csv_of(root: &Path) -> (String, String) {
                 "--state",
                 db.to_str().unwrap(),
             ])
-            .output()
-            .unwrap();
+            .output_within(RUN_LIMIT);
         assert_eq!(
             out.status.code(),
             Some(0),

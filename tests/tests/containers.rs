@@ -14,6 +14,7 @@
 use std::process::Command;
 
 use fleetsweep_e2e::{Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -36,8 +37,7 @@ fn kesl_inside_a_container_is_reported_with_its_container_and_container_guidance
         .arg(&report)
         .args(["--no-state", "--no-progress", "--host-timeout", "30s"])
         .env_remove("FLEETSWEEP_LOG")
-        .output()
-        .expect("running fleetsweep");
+        .output_within(RUN_LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let yaml = std::fs::read_to_string(&report).expect("report written");

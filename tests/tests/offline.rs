@@ -12,6 +12,7 @@ use std::process::{Command, Output};
 
 use fleetsweep_e2e::e2e_dir;
 use fleetsweep_e2e::report::{Finding, HostReport, Report};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -44,8 +45,7 @@ fn scan(dir: &Path, extra: &[&str]) -> (Output, Report) {
     let out = Command::new(FLEETSWEEP)
         .args(&args)
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep");
+        .output_within(RUN_LIMIT);
     let yaml = std::fs::read_to_string(&report).unwrap_or_else(|e| {
         panic!(
             "no report ({e}); stderr: {}",
@@ -317,8 +317,7 @@ fn bad_bundle_directories_are_configuration_errors() {
     let run = |d: &Path| {
         Command::new(FLEETSWEEP)
             .args(["scan", "--offline", d.to_str().unwrap(), "--no-state", "-q"])
-            .output()
-            .unwrap()
+            .output_within(RUN_LIMIT)
     };
     // No bundle at all.
     let out = run(dir.path());
@@ -338,8 +337,7 @@ fn bad_bundle_directories_are_configuration_errors() {
     // --offline and -i together are a usage error.
     let out = Command::new(FLEETSWEEP)
         .args(["scan", "--offline", "x", "-i", "y"])
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -405,8 +403,7 @@ cat '{json}'
             "-q",
         ])
         .env("PATH", path)
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     let r = Report::parse(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let h = r.host("winbox");
     assert_eq!(h.outcome, "scanned", "{:?}", h.error);
@@ -426,8 +423,7 @@ fn at(now: &str, args: &[&str]) -> Output {
         .args(args)
         .env("FLEETSWEEP_NOW", now)
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep")
+        .output_within(RUN_LIMIT)
 }
 
 #[test]
@@ -562,8 +558,7 @@ fn probe_script_output_run_by_hand_makes_a_bundle_that_scans() {
     let print = |os: &str| {
         let out = Command::new(FLEETSWEEP)
             .args(["probe-script", os])
-            .output()
-            .unwrap();
+            .output_within(RUN_LIMIT);
         assert!(
             out.status.success(),
             "{}",
@@ -631,8 +626,7 @@ fn probe_script_output_run_by_hand_makes_a_bundle_that_scans() {
 
     let out = Command::new(FLEETSWEEP)
         .args(["probe-script", "solaris"])
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("possible values: linux, macos, windows"));
 }

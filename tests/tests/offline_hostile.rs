@@ -15,6 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fleetsweep_e2e::report::{HostReport, Report};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -340,8 +341,7 @@ fn a_host_yaml_out_of_the_bundle_or_a_fifo_is_an_error_not_a_read_or_a_hang() {
             .args(["scan", "--offline"])
             .arg(&root)
             .args(["--no-state", "--no-progress"])
-            .output()
-            .unwrap();
+            .output_within(RUN_LIMIT);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(

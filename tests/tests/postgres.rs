@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use fleetsweep_e2e::postgres::{free_port, make_certs, Server, PASSWORD};
 use fleetsweep_e2e::{e2e_dir, signal};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -91,8 +92,7 @@ fn report_json(url: &str, extra: &[&str]) -> Value {
         .args(["report", "--state", url, "--format", "json"])
         .args(extra)
         .env("PGPASSWORD", PASSWORD)
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert!(out.status.success(), "{}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -281,8 +281,7 @@ fn four_shards_at_once_then_three_keep_every_hosts_history() {
     let table = Command::new(FLEETSWEEP)
         .args(["report", "--state", &url, "--list"])
         .env("PGPASSWORD", PASSWORD)
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     let table = text(&table.stdout);
     assert!(table.lines().next().unwrap().contains("SCANNER"), "{table}");
     assert_eq!(table.lines().filter(|l| l.contains("scanner-4")).count(), 1);

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use fleetsweep_e2e::prom::{promtool, Alert, NodeExporter, Prometheus, Pushgateway, Sample};
 use fleetsweep_e2e::{demo_hosts, e2e_dir, Fleet, FleetSpec};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -612,8 +613,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
             .args(["--connect-timeout", "3s", "--host-timeout", "6s"])
             .env("FLEETSWEEP_NOW", then.to_string())
             .env_remove("SSH_AUTH_SOCK")
-            .output()
-            .expect("running fleetsweep");
+            .output_within(RUN_LIMIT);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -643,8 +643,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
             "-q",
         ])
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep");
+        .output_within(RUN_LIMIT);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -1132,8 +1131,7 @@ fn a_real_sweep_feeds_every_dashboard_query_and_fires_the_alerts() {
         .args(["--limit", "web-01", "-q", "--metrics-file"])
         .arg(&next)
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep");
+        .output_within(RUN_LIMIT);
     assert_eq!(
         out.status.code(),
         Some(0),

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use fleetsweep_e2e::{Fleet, FleetSpec, Scenario};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -26,8 +27,7 @@ fn run(args: &[&str]) -> Output {
         .args(args)
         .arg("--no-state")
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep")
+        .output_within(RUN_LIMIT)
 }
 
 fn text(b: &[u8]) -> String {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use fleetsweep_e2e::output_within;
 use fleetsweep_e2e::report::Report;
 use fleetsweep_e2e::sim::{self, Behaviour, Profile, SimFleet, SimSpec, KESL_VERSION};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests.
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -199,8 +200,7 @@ fn ten_thousand_simulated_hosts() {
         .arg(out.path().join("state.db"))
         .arg("-o")
         .arg(&from_state)
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert!(
         st.status.success(),
         "{}",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use fleetsweep_e2e::prom::Prometheus;
 use fleetsweep_e2e::{demo_hosts, signal, Fleet, FleetSpec, Scenario, Signal};
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 
 /// The `fleetsweep` binary cargo built from this source for these tests (with the test hooks).
 const FLEETSWEEP: &str = env!("CARGO_BIN_EXE_fleetsweep");
@@ -729,8 +730,7 @@ fn serve_with_tls_basic_auth_and_mtls() {
             bad.to_str().unwrap(),
         ])
         .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

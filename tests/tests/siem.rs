@@ -20,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use fleetsweep_e2e::{OutputWithin, RUN_LIMIT};
 use fleetsweep_exporters::report::*;
 use fleetsweep_exporters::siem::retry::RetryPolicy;
 use fleetsweep_exporters::siem::syslog::{SyslogTarget, TlsFiles};
@@ -942,8 +943,7 @@ fn scan(bundles: &Path, state: &Path, report: &Path, siem: &[&str]) -> std::proc
         .args(siem)
         .env("FLEETSWEEP_WEBHOOK_SECRET", SECRET)
         .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("running fleetsweep")
+        .output_within(RUN_LIMIT)
 }
 
 fn out_text(o: &std::process::Output) -> String {
@@ -1157,8 +1157,7 @@ fn scan_exits_4_with_the_report_written_when_the_syslog_ca_is_wrong() {
             "--siem-deadline",
             "0s",
         ])
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -1171,8 +1170,7 @@ fn scan_exits_4_with_the_report_written_when_the_syslog_ca_is_wrong() {
         .arg(&bundles)
         .args(["--no-state", "--webhook", "http://127.0.0.1:9/x"])
         .env_remove("FLEETSWEEP_WEBHOOK_SECRET")
-        .output()
-        .unwrap();
+        .output_within(RUN_LIMIT);
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
