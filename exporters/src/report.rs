@@ -135,7 +135,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// What the operating system said it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OsInfo {
     /// `linux`, `windows` or `macos`.
     pub family: String,
@@ -146,12 +146,73 @@ pub struct OsInfo {
 /// A host's labels (`site: fra1`), sorted by name: a flat sorted vector,
 /// a few dozen bytes for the usual one to five labels where a `BTreeMap`
 /// takes a ~540-byte node. Serialized as a map, like a `BTreeMap`.
-pub type Labels = litemap::LiteMap<String, String>;
+///
+/// Shared, not copied: a host's report holds the same labels as its
+/// inventory entry (a clone is a reference count), so a 100,000-host sweep
+/// keeps one copy of each host's labels, not two. Changing them
+/// ([`Labels::insert`]) copies them first when they are shared.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(std::sync::Arc<litemap::LiteMap<String, String>>);
 
-/// Serializes [`Labels`] as a map, empty ones included: `LiteMap` writes an
-/// empty map as a list (`labels: []`) to human-readable formats, which would
-/// change the report's shape. Every `Labels` field that is serialized uses it
-/// (`#[serde(serialize_with = "fleetsweep_exporters::labels_as_map")]`).
+impl Labels {
+    pub fn new() -> Labels {
+        Labels::default()
+    }
+
+    /// Sets `key` (copies the labels first when they are shared).
+    pub fn insert(&mut self, key: String, value: String) -> Option<String> {
+        std::sync::Arc::make_mut(&mut self.0).insert(key, value)
+    }
+}
+
+impl std::ops::Deref for Labels {
+    type Target = litemap::LiteMap<String, String>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl IntoIterator for Labels {
+    type Item = (String, String);
+    type IntoIter = std::vec::IntoIter<(String, String)>;
+
+    /// The entries, sorted by name (copied when the labels are shared).
+    fn into_iter(self) -> Self::IntoIter {
+        std::sync::Arc::unwrap_or_clone(self.0)
+            .into_tuple_vec()
+            .into_iter()
+    }
+}
+
+impl std::fmt::Debug for Labels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
+impl FromIterator<(String, String)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Labels {
+        let map: std::collections::BTreeMap<String, String> = iter.into_iter().collect();
+        labels_of(map)
+    }
+}
+
+impl Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        labels_as_map(self, out)
+    }
+}
+
+impl<'de> Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Labels, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(input)?;
+        Ok(labels_of(map))
+    }
+}
+
+/// Serializes [`Labels`] as a map, empty ones included (`labels: {}`, never
+/// `labels: []`, which would change the report's shape).
 pub fn labels_as_map<L, S>(labels: &L, out: S) -> Result<S::Ok, S::Error>
 where
     L: std::borrow::Borrow<Labels>,
@@ -165,7 +226,9 @@ where
 pub fn labels_of(map: std::collections::BTreeMap<String, String>) -> Labels {
     let entries: Vec<(String, String)> = map.into_iter().collect();
     // Sorted by key and without duplicates: a BTreeMap's order.
-    Labels::from_sorted_store_unchecked(entries)
+    Labels(std::sync::Arc::new(
+        litemap::LiteMap::from_sorted_store_unchecked(entries),
+    ))
 }
 
 /// One host of the sweep.
@@ -177,7 +240,8 @@ pub struct HostReport {
     pub labels: Labels,
     pub outcome: Outcome,
     pub error: Option<String>,
-    pub os: Option<OsInfo>,
+    /// Shared: the hosts of a sweep that run the same system hold one copy.
+    pub os: Option<std::sync::Arc<OsInfo>>,
     pub duration_seconds: f64,
     /// Probe sections that failed on a host that was otherwise scanned; the
     /// findings are then a lower bound, and the text says which evidence is missing.

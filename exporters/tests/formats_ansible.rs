@@ -315,11 +315,14 @@ fn windows_msi_products_are_removed_by_product_code_without_sudo() {
         "Kaspersky Free 21.3 (publisher AO Kaspersky Lab)",
     )];
     let mut r = linux_host(vec![f, other]);
-    r.hosts[0].os = Some(OsInfo {
-        family: "windows".into(),
-        name: Some("Microsoft Windows 10 Enterprise".into()),
-        version: Some("10.0.19045".into()),
-    });
+    r.hosts[0].os = Some(
+        OsInfo {
+            family: "windows".into(),
+            name: Some("Microsoft Windows 10 Enterprise".into()),
+            version: Some("10.0.19045".into()),
+        }
+        .into(),
+    );
     let (text, plays) = playbook(&r);
     assert!(plays[0].get("become").is_none(), "{text}");
     let t = tasks(&plays[0]);
@@ -355,11 +358,14 @@ fn windows_msi_products_are_removed_by_product_code_without_sudo() {
 #[test]
 fn macos_findings_are_notes_for_a_person() {
     let mut r = linux_host(vec![kesl(Status::New)]);
-    r.hosts[0].os = Some(OsInfo {
-        family: "macos".into(),
-        name: None,
-        version: None,
-    });
+    r.hosts[0].os = Some(
+        OsInfo {
+            family: "macos".into(),
+            name: None,
+            version: None,
+        }
+        .into(),
+    );
     let (text, plays) = playbook(&r);
     let t = tasks(&plays[0]);
     assert_eq!(t.len(), 1, "{text}");

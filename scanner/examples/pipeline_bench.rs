@@ -397,6 +397,7 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
             version: Some("14.6.1".into()),
         },
     });
+    let os = os.map(std::sync::Arc::new);
     let error = match outcome {
         Outcome::Unreachable => Some(format!("connect to 10.{}.{}.{}:22: connection timed out after 10s; check the address and the firewall", i / 65536 % 256, i / 256 % 256, i % 256)),
         Outcome::TimedOut => Some("host did not finish within the host timeout of 120s (connect, probe and parse); raise --host-timeout or `host_timeout:` if the host is just slow".into()),

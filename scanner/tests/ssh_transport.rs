@@ -73,7 +73,7 @@ fn endpoint(sshd: &Sshd, identities: &[&Path]) -> SshEndpoint {
 fn direct(endpoint: SshEndpoint) -> SshTarget {
     SshTarget {
         endpoint,
-        jumps: Vec::new(),
+        jumps: Vec::new().into(),
     }
 }
 
@@ -649,7 +649,7 @@ async fn proxy_jump_through_one_bastion() {
     let kh = lab.known_hosts("kh", &[bastion.known_hosts_line(), host.known_hosts_line()]);
     let target = SshTarget {
         endpoint: endpoint(&host, &[&key]),
-        jumps: vec![endpoint(&bastion, &[&key])],
+        jumps: vec![endpoint(&bastion, &[&key])].into(),
     };
     let mut session = connect_ok(&target, &settings(&[kh])).await;
     let out = session
@@ -778,7 +778,7 @@ async fn proxy_jump_through_two_bastions() {
     );
     let target = SshTarget {
         endpoint: endpoint(&host, &[&key]),
-        jumps: vec![endpoint(&first, &[&key]), endpoint(&second, &[&key])],
+        jumps: vec![endpoint(&first, &[&key]), endpoint(&second, &[&key])].into(),
     };
     let mut session = connect_ok(&target, &settings(&[kh])).await;
     assert_eq!(whoami(&mut session).await, "root");
@@ -806,7 +806,7 @@ async fn bastion_that_refuses_forwarding_makes_the_target_unreachable() {
     let kh = lab.known_hosts("kh", &[bastion.known_hosts_line(), host.known_hosts_line()]);
     let target = SshTarget {
         endpoint: endpoint(&host, &[&key]),
-        jumps: vec![endpoint(&bastion, &[&key])],
+        jumps: vec![endpoint(&bastion, &[&key])].into(),
     };
     let err = connect(&target, &settings(&[kh])).await.err();
     let Some(TransportError::Unreachable(msg)) = err else {
@@ -829,7 +829,7 @@ async fn bastion_failures_name_the_bastion() {
     let kh = lab.known_hosts("kh", &[host.known_hosts_line()]);
     let target = SshTarget {
         endpoint: endpoint(&host, &[&key]),
-        jumps: vec![endpoint(&bastion, &[&key])],
+        jumps: vec![endpoint(&bastion, &[&key])].into(),
     };
     let err = connect(&target, &settings(&[kh])).await.err();
     let Some(TransportError::HostKeyRejected(msg)) = err else {
@@ -853,7 +853,7 @@ async fn bastion_failures_name_the_bastion() {
             user: "root".into(),
             identity_files: vec![key.clone()].into(),
         },
-        jumps: vec![endpoint(&bastion, &[&key])],
+        jumps: vec![endpoint(&bastion, &[&key])].into(),
     };
     let err = connect(&target, &settings(&[kh])).await.err();
     assert!(

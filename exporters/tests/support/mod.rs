@@ -103,10 +103,13 @@ pub fn host(name: &str, outcome: Outcome, findings: Vec<Finding>) -> HostReport 
         labels: fleetsweep_exporters::Labels::from_iter([("site".to_string(), "fra1".to_string())]),
         outcome,
         error: (outcome != Outcome::Scanned).then(|| format!("{outcome}: connection failed")),
-        os: (outcome == Outcome::Scanned).then(|| OsInfo {
-            family: "linux".into(),
-            name: Some("Ubuntu".into()),
-            version: Some("22.04".into()),
+        os: (outcome == Outcome::Scanned).then(|| {
+            OsInfo {
+                family: "linux".into(),
+                name: Some("Ubuntu".into()),
+                version: Some("22.04".into()),
+            }
+            .into()
         }),
         duration_seconds: 0.84,
         warnings: vec![],

@@ -1,8 +1,9 @@
 //! Jump hosts (bastions), resolved once every host is settled: a hop may name
 //! another inventory host, and then uses that host's address, port and user.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde_saphyr::Spanned;
 
@@ -24,9 +25,19 @@ pub(super) fn with_jumps(
         .map(|s| (s.host.name.clone(), s.endpoint.clone()))
         .collect();
     let mut hosts = Vec::with_capacity(settled.len());
+    // Hosts behind the same bastions share one list of them.
+    let mut chains: HashSet<Arc<[SshEndpoint]>> = HashSet::new();
     for mut s in settled {
         if let Some(jump) = &s.jump {
             let hops = hops(file, jump, &s, &by_name, ssh_config)?;
+            let hops = match chains.get(hops.as_slice()) {
+                Some(known) => known.clone(),
+                None => {
+                    let hops: Arc<[SshEndpoint]> = hops.into();
+                    chains.insert(hops.clone());
+                    hops
+                }
+            };
             if let Target::Ssh(t) = &mut s.host.target {
                 t.ssh.jumps = hops;
             }

@@ -323,7 +323,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
         _ => Target::Ssh(SshHost {
             ssh: SshTarget {
                 endpoint: endpoint.clone(),
-                jumps: Vec::new(),
+                jumps: Arc::from([]),
             },
             passphrase: match (&vars.passphrase_env, &vars.passphrase_file) {
                 (Some(e), _) => Passphrase::Env(e.clone()),

@@ -210,6 +210,22 @@ fn pathological_inventories_are_errors_not_crashes() {
     assert_eq!(inv.hosts[0].name, "web-01");
 }
 
+/// Hosts behind the same bastions share one list of them (a fleet of
+/// 100,000 behind one bastion holds one copy, not 100,000).
+#[test]
+fn hosts_behind_the_same_bastions_share_one_list() {
+    let inv = load_text(
+        "hosts:\n  - {name: gw, address: 192.0.2.1}\n  - {name: a, jump: gw}\n  - {name: b, jump: gw}\n  - {name: c, jump: ops@gw}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let jumps = |i: usize| ssh(&inv.hosts[i]).jumps.clone();
+    assert_eq!(jumps(1)[0].address, "192.0.2.1");
+    assert!(std::sync::Arc::ptr_eq(&jumps(1), &jumps(2)));
+    assert_eq!(jumps(3)[0].user, "ops");
+    assert!(!std::sync::Arc::ptr_eq(&jumps(1), &jumps(3)));
+    assert!(jumps(0).is_empty());
+}
+
 #[test]
 fn large_inventories_load() {
     // Flow style, 50,000 hosts: 250,001 YAML nodes, which the YAML

@@ -92,7 +92,7 @@ fn start(hosts: &[(&str, u16)], max_probes: usize, limits: Limits) -> Server {
                         user: "nobody".into(),
                         identity_files: Arc::from([]),
                     },
-                    jumps: Vec::new(),
+                    jumps: Vec::new().into(),
                 },
                 passphrase: Passphrase::None,
                 connect_timeout: None,

@@ -74,6 +74,34 @@ struct Ctx {
     ssh_pool: Arc<ssh::SshPool>,
     /// The catalog's signatures by family and kind, built once per sweep.
     match_index: matcher::MatchIndex,
+    /// The systems hosts reported, one shared copy each (see [`OsNames`]).
+    os_names: OsNames,
+}
+
+/// Distinct [`OsInfo`]s seen in a sweep, so that the many hosts running the
+/// same system share one copy in their reports. Bounded: past
+/// [`OsNames::MAX`] distinct systems (hosts' own text, so a hostile fleet
+/// could send a new one per host), each host keeps its own.
+#[derive(Default)]
+struct OsNames(std::sync::Mutex<std::collections::HashSet<Arc<OsInfo>>>);
+
+impl OsNames {
+    const MAX: usize = 4096;
+
+    fn shared(&self, os: OsInfo) -> Arc<OsInfo> {
+        let mut seen = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = seen.get(&os) {
+            return known.clone();
+        }
+        let os = Arc::new(os);
+        if seen.len() < Self::MAX {
+            seen.insert(os.clone());
+        }
+        os
+    }
 }
 
 /// Runs one sweep over `hosts` (shared, not copied: a pipeline sweeps its
@@ -100,6 +128,7 @@ pub async fn run(
         winrm_tls: Arc::default(),
         ssh_pool: Arc::new(ssh::SshPool::new(settings_handshakes)),
         match_index: matcher::MatchIndex::new(&catalog),
+        os_names: OsNames::default(),
         catalog,
     });
     // One slot per host, filled as hosts finish; the report's host list is
@@ -498,11 +527,11 @@ fn report_from(h: &Host, ctx: &Ctx, obs: &Observations, family: OsFamily) -> Hos
         ));
     }
     r.incomplete = verdict.incomplete;
-    r.os = Some(obs.os.clone().unwrap_or(OsInfo {
+    r.os = Some(ctx.os_names.shared(obs.os.clone().unwrap_or(OsInfo {
         family: family.as_str().to_string(),
         name: None,
         version: None,
-    }));
+    })));
     r.warnings = obs
         .warnings
         .iter()
@@ -637,5 +666,28 @@ mod tests {
             obs: &darwin,
         };
         assert_eq!(registry::recognise(&mac), Some(OsFamily::Macos));
+    }
+
+    /// Hosts running the same system share one copy of it in their reports;
+    /// past the bound each host keeps its own (a hostile fleet sending a new
+    /// system name per host grows nothing but its own reports).
+    #[test]
+    fn hosts_running_the_same_system_share_it_and_the_table_is_bounded() {
+        let names = OsNames::default();
+        let os = |n: usize| OsInfo {
+            family: "linux".into(),
+            name: Some(format!("Debian {n}")),
+            version: Some("12".into()),
+        };
+        let a = names.shared(os(1));
+        let b = names.shared(os(1));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, os(1));
+        for n in 2..OsNames::MAX + 10 {
+            assert_eq!(*names.shared(os(n)), os(n));
+        }
+        let len = names.0.lock().map(|s| s.len()).unwrap_or_default();
+        assert_eq!(len, OsNames::MAX);
+        assert!(Arc::ptr_eq(&names.shared(os(1)), &a));
     }
 }

@@ -27,11 +27,13 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher as _;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use russh::keys::ssh_encoding::{Decode, Encode};
 use russh::keys::ssh_key::known_hosts::{Entry, HostPatterns, Marker};
 use russh::keys::ssh_key::public::KeyData;
 use russh::keys::ssh_key::{Algorithm, Certificate, Fingerprint, HashAlg, PublicKey};
@@ -84,8 +86,10 @@ pub struct HostKeyPreferences {
 
 /// How the names of one known_hosts line are written.
 enum Names {
+    /// One pattern, lower-cased: most lines (`host`, `[host]:port`) name one.
+    One(Box<str>),
     /// Comma list of patterns, lower-cased (`*`, `?`, `!neg`, `[host]:port`).
-    Patterns(Vec<String>),
+    Patterns(Box<[Box<str>]>),
     /// `|1|salt|hash`: HMAC-SHA1 of the host name keyed by the salt. Boxed:
     /// the HMAC key is some 200 bytes, which every plain line would pay too.
     Hashed(Box<HashedName>),
@@ -99,19 +103,75 @@ struct HashedName {
 impl Names {
     fn matches(&self, name: &str) -> bool {
         match self {
+            Names::One(pattern) => match_pattern_list(name, std::slice::from_ref(pattern)),
             Names::Patterns(patterns) => match_pattern_list(name, patterns),
             Names::Hashed(h) => ring::hmac::verify(&h.key, name.as_bytes(), &h.hash).is_ok(),
         }
     }
+
+    fn patterns(&self) -> Option<&[Box<str>]> {
+        match self {
+            Names::One(pattern) => Some(std::slice::from_ref(pattern)),
+            Names::Patterns(patterns) => Some(patterns),
+            Names::Hashed(_) => None,
+        }
+    }
 }
 
-/// One parsed line, remembering where it came from for messages.
+/// One parsed line, remembering where it came from for messages. Compact:
+/// a sweep of 100,000 hosts keeps 100,000 of them.
 struct Line {
-    file: usize,
-    line: usize,
+    /// Index in [`HostKeyPolicy::files`].
+    file: u32,
+    /// 1-based line number.
+    line: u32,
     marker: Option<Marker>,
     names: Names,
-    key: KeyData,
+    key: StoredKey,
+}
+
+/// A public key in its SSH wire encoding (51 bytes for Ed25519), which is
+/// what two keys are compared by; `ssh-key`'s parsed form takes 136 bytes
+/// inline whatever the algorithm. Decoded again only for messages and
+/// preferences.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct StoredKey(Box<[u8]>);
+
+impl StoredKey {
+    /// `None` for a key `ssh-key` cannot encode (it parsed it, so never in practice).
+    fn of(key: &KeyData) -> Option<StoredKey> {
+        key.encode_vec()
+            .ok()
+            .map(|v| StoredKey(v.into_boxed_slice()))
+    }
+
+    fn data(&self) -> Option<KeyData> {
+        KeyData::decode(&mut &self.0[..]).ok()
+    }
+
+    /// The algorithm, read from the encoding's first field.
+    fn algorithm(&self) -> Option<Algorithm> {
+        let name = String::decode(&mut &self.0[..]).ok()?;
+        Algorithm::new(&name).ok()
+    }
+
+    /// `ssh-ed25519 SHA256:...`, as [`describe`].
+    fn describe(&self) -> String {
+        match self.data() {
+            Some(key) => describe(&key),
+            None => "(unreadable key)".into(),
+        }
+    }
+
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        self.data().map(|k| k.fingerprint(HashAlg::Sha256))
+    }
+}
+
+impl NameIndex {
+    fn key_of(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
+    }
 }
 
 /// Trust-on-first-use state: the file and the keys learned during this run.
@@ -126,9 +186,12 @@ struct AcceptNew {
 /// Which lines a name can match, built once at load.
 #[derive(Default)]
 struct NameIndex {
-    /// Literal names (no `*`/`?`, not negated) → lines listing them, in file
-    /// order. Candidates only: a negated pattern of the line may still refuse.
-    exact: HashMap<String, Vec<usize>>,
+    /// Literal names (no `*`/`?`, not negated), by their hash → lines listing
+    /// them, in file order. Candidates only: a line is checked against the
+    /// name itself (a negated pattern of the line may still refuse it, and
+    /// two names may share a hash), so the names need not be stored twice.
+    exact: HashMap<u64, smallvec::SmallVec<[u32; 2]>>,
+    hasher: std::hash::RandomState,
     /// Lines with a wildcard among their names, and hashed lines: tried one by one.
     scanned: Vec<usize>,
 }
@@ -137,36 +200,49 @@ impl NameIndex {
     fn build(lines: &[Line]) -> NameIndex {
         let mut index = NameIndex::default();
         for (at, line) in lines.iter().enumerate() {
-            let Names::Patterns(patterns) = &line.names else {
+            let Some(patterns) = line.names.patterns() else {
                 index.scanned.push(at);
                 continue;
             };
-            let positive: Vec<&String> = patterns.iter().filter(|p| !p.starts_with('!')).collect();
+            let positive: Vec<&str> = patterns
+                .iter()
+                .map(|p| &**p)
+                .filter(|p| !p.starts_with('!'))
+                .collect();
             if positive.iter().any(|p| p.contains(['*', '?'])) {
                 index.scanned.push(at);
                 continue;
             }
             // Only negations: the line matches no name at all.
+            let at = at as u32;
             for name in positive {
-                let listed = index.exact.entry(name.clone()).or_default();
+                let key = index.key_of(name);
+                let listed = index.exact.entry(key).or_default();
                 if listed.last() != Some(&at) {
                     listed.push(at);
                 }
             }
         }
+        index.exact.shrink_to_fit();
+        index.scanned.shrink_to_fit();
         index
     }
 
     /// Indexes of the lines whose names match `name`, in file order.
     fn lookup(&self, lines: &[Line], name: &str) -> Vec<usize> {
-        let candidates = self.exact.get(name).map(Vec::as_slice).unwrap_or_default();
+        let candidates = self
+            .exact
+            .get(&self.key_of(name))
+            .map(|c| c.as_slice())
+            .unwrap_or_default();
         let mut found: Vec<usize> = candidates
             .iter()
-            .chain(&self.scanned)
-            .copied()
+            .map(|&at| at as usize)
+            .chain(self.scanned.iter().copied())
             .filter(|&at| lines.get(at).is_some_and(|l| l.names.matches(name)))
             .collect();
         found.sort_unstable();
+        found.dedup();
         found
     }
 }
@@ -184,7 +260,7 @@ pub struct HostKeyPolicy {
     /// Which lines a name can match, so a lookup does not walk `lines`.
     index: NameIndex,
     /// `@revoked` keys → their first line: checked for every host.
-    revoked: HashMap<KeyData, usize>,
+    revoked: HashMap<StoredKey, usize>,
     /// Name → the lines it matches, once computed: a host is looked up for
     /// its preferences and again for its key, and each hashed line costs an HMAC.
     /// A name goes once its key is trusted.
@@ -224,7 +300,7 @@ impl HostKeyPolicy {
                 tracing::debug!(path = %path.display(), "known_hosts file does not exist; treated as empty");
                 continue;
             };
-            lines.extend(parse_file(index, path, &text)?);
+            lines.extend(parse_file(index as u32, path, &text)?);
         }
         let accept_new = match accept_new {
             Some(path) => {
@@ -291,7 +367,11 @@ impl HostKeyPolicy {
         let mut prefs = HostKeyPreferences::default();
         for line in self.matching(&name) {
             match line.marker {
-                None => push_unique(&mut prefs.known_algorithms, line.key.algorithm()),
+                None => {
+                    if let Some(algorithm) = line.key.algorithm() {
+                        push_unique(&mut prefs.known_algorithms, algorithm);
+                    }
+                }
                 Some(Marker::CertAuthority) => prefs.certificate_authority = true,
                 Some(Marker::Revoked) => {}
             }
@@ -337,7 +417,7 @@ impl HostKeyPolicy {
             .into_iter()
             .filter(|l| l.marker.is_none())
             .collect();
-        if recorded.iter().any(|l| l.key == *key) {
+        if StoredKey::of(key).is_some_and(|k| recorded.iter().any(|l| l.key == k)) {
             return Ok(());
         }
         let Some(accept) = &self.accept_new else {
@@ -437,7 +517,7 @@ impl HostKeyPolicy {
         }
         let fingerprints: Vec<Fingerprint> = authorities
             .iter()
-            .map(|l| l.key.fingerprint(HashAlg::Sha256))
+            .filter_map(|l| l.key.fingerprint())
             .collect();
         let signer = cert.signature_key().fingerprint(HashAlg::Sha256);
         if !fingerprints.contains(&signer) {
@@ -479,13 +559,17 @@ impl HostKeyPolicy {
     }
 
     fn revoked(&self, key: &KeyData) -> Option<&Line> {
-        self.revoked.get(key).and_then(|&at| self.lines.get(at))
+        if self.revoked.is_empty() {
+            return None;
+        }
+        let key = StoredKey::of(key)?;
+        self.revoked.get(&key).and_then(|&at| self.lines.get(at))
     }
 
     fn at(&self, line: &Line) -> String {
         let path = self
             .files
-            .get(line.file)
+            .get(line.file as usize)
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         format!("{path}:{}", line.line)
@@ -529,7 +613,7 @@ impl HostKeyPolicy {
     ) -> String {
         let mut expected: Vec<String> = recorded
             .iter()
-            .map(|l| format!("{} ({})", describe(&l.key), self.at(l)))
+            .map(|l| format!("{} ({})", l.key.describe(), self.at(l)))
             .collect();
         expected.extend(
             learned
@@ -543,7 +627,7 @@ impl HostKeyPolicy {
             expected.join(", ")
         );
         if let Some(line) = recorded.first() {
-            if let Some(path) = self.files.get(line.file) {
+            if let Some(path) = self.files.get(line.file as usize) {
                 let _ = write!(
                     msg,
                     "; if the change is expected, remove the old entry with `ssh-keygen -R '{name}' -f {}`",
@@ -567,12 +651,12 @@ pub fn host_port(host: &str, port: u16) -> String {
 }
 
 /// OpenSSH `match_hostname`: true if some pattern matches and no negated one does.
-fn match_pattern_list(name: &str, patterns: &[String]) -> bool {
+fn match_pattern_list(name: &str, patterns: &[Box<str>]) -> bool {
     let mut positive = false;
     for pattern in patterns {
         let (negated, pattern) = match pattern.strip_prefix('!') {
             Some(p) => (true, p),
-            None => (false, pattern.as_str()),
+            None => (false, &**pattern),
         };
         if glob_match(pattern, name) {
             if negated {
@@ -648,7 +732,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, KnownHostsError> {
     }
 }
 
-fn parse_file(file: usize, path: &Path, text: &str) -> Result<Vec<Line>, KnownHostsError> {
+fn parse_file(file: u32, path: &Path, text: &str) -> Result<Vec<Line>, KnownHostsError> {
     let mut lines = Vec::new();
     let mut first_error: Option<(usize, String)> = None;
     for (number, raw) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
@@ -659,7 +743,7 @@ fn parse_file(file: usize, path: &Path, text: &str) -> Result<Vec<Line>, KnownHo
         match parse_line(trimmed) {
             Ok((marker, names, key)) => lines.push(Line {
                 file,
-                line: number,
+                line: u32::try_from(number).unwrap_or(u32::MAX),
                 marker,
                 names,
                 key,
@@ -680,26 +764,30 @@ fn parse_file(file: usize, path: &Path, text: &str) -> Result<Vec<Line>, KnownHo
     }
 }
 
-fn parse_line(line: &str) -> Result<(Option<Marker>, Names, KeyData), String> {
+fn parse_line(line: &str) -> Result<(Option<Marker>, Names, StoredKey), String> {
     // ssh-key splits on single spaces; OpenSSH accepts any run of blanks.
     let normalized = line.split_whitespace().collect::<Vec<_>>().join(" ");
     let entry: Entry = normalized
         .parse()
         .map_err(|e| format!("cannot parse line: {e}"))?;
     let names = match entry.host_patterns() {
-        HostPatterns::Patterns(patterns) => {
-            Names::Patterns(patterns.iter().map(|p| p.to_ascii_lowercase()).collect())
-        }
+        HostPatterns::Patterns(patterns) => match patterns.as_slice() {
+            [one] => Names::One(one.to_ascii_lowercase().into()),
+            _ => Names::Patterns(
+                patterns
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase().into())
+                    .collect(),
+            ),
+        },
         HostPatterns::HashedName { salt, hash } => Names::Hashed(Box::new(HashedName {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt),
             hash: *hash,
         })),
     };
-    Ok((
-        entry.marker().copied(),
-        names,
-        entry.public_key().key_data().clone(),
-    ))
+    let key = StoredKey::of(entry.public_key().key_data())
+        .ok_or_else(|| "cannot encode the line's key".to_string())?;
+    Ok((entry.marker().copied(), names, key))
 }
 
 /// Appends `name key` on its own line, adding a newline first if the file
@@ -821,15 +909,12 @@ mod tests {
 
     #[test]
     fn pattern_lists_with_negation() {
-        let list: Vec<String> = ["*.corp", "!bad.corp"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let list: Vec<Box<str>> = ["*.corp", "!bad.corp"].iter().map(|&s| s.into()).collect();
         assert!(match_pattern_list("good.corp", &list));
         assert!(!match_pattern_list("bad.corp", &list));
         assert!(!match_pattern_list("other.net", &list));
         // A negation alone never matches.
-        let only_neg = vec!["!x".to_string()];
+        let only_neg: Vec<Box<str>> = vec!["!x".into()];
         assert!(!match_pattern_list("y", &only_neg));
     }
 
@@ -1226,5 +1311,32 @@ mod tests {
         assert_eq!(prefs.known_algorithms, vec![Algorithm::Ed25519]);
         assert!(prefs.certificate_authority);
         assert_eq!(f.policy.preferences("x", 22), HostKeyPreferences::default());
+    }
+
+    /// A name written twice on one line counts that line once; the messages
+    /// describe each stored key as it was written (algorithm and fingerprint).
+    #[test]
+    fn a_name_twice_on_a_line_is_one_line_and_messages_keep_the_keys() {
+        let f = policy(&format!(
+            "host.example,HOST.example,other {KEY_A}\nhost.example {KEY_EC}\n"
+        ));
+        let prefs = f.policy.preferences("host.example", 22);
+        assert_eq!(
+            prefs.known_algorithms,
+            vec![
+                Algorithm::Ed25519,
+                Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP256
+                }
+            ]
+        );
+        assert_eq!(f.policy.check_key("host.example", 22, &key(KEY_A)), Ok(()));
+        let Err(HostKeyError::Mismatch(msg)) = f.policy.check_key("other", 22, &key(KEY_B)) else {
+            panic!("expected Mismatch");
+        };
+        let want_a = describe(key(KEY_A).key_data());
+        assert_eq!(msg.matches(&want_a).count(), 1, "{msg}");
+        assert!(msg.contains(&format!("{}:1", f.path.display())), "{msg}");
+        assert!(!msg.contains(":2"), "{msg}");
     }
 }

@@ -73,7 +73,7 @@ impl TransportError {
 
 /// One hop of an SSH path: a bastion or the target itself, fully resolved
 /// (inventory + `~/.ssh/config` + defaults already applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshEndpoint {
     /// Name or address to connect to (what known_hosts is checked against).
     pub address: String,
@@ -90,7 +90,9 @@ pub struct SshEndpoint {
 pub struct SshTarget {
     pub endpoint: SshEndpoint,
     /// Bastions in order: connect to `jumps[0]`, from it to `jumps[1]`, ..., then the target.
-    pub jumps: Vec<SshEndpoint>,
+    /// One list is shared by every host behind the same bastions (thousands
+    /// of hosts behind one bastion hold one copy of it, not one each).
+    pub jumps: Arc<[SshEndpoint]>,
 }
 
 /// Caps on connections in start-up, as the inventory sets them for a host

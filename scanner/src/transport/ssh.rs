@@ -191,7 +191,7 @@ pub async fn connect_pooled(
         limits,
         deadline,
     };
-    let mut via = match target.jumps.as_slice() {
+    let mut via = match &target.jumps[..] {
         [] => None,
         jumps => Some(lease_chain(&ctx, jumps).await?),
     };
