@@ -82,9 +82,20 @@ pub fn forwarded(channel: Channel<Msg>, destination: &str) -> Forwarded {
     }
 }
 
+/// How a channel's draining ended.
+enum Ending {
+    /// The peer closed the channel, or the bastion connection is gone: russh
+    /// has already answered and forgotten the channel.
+    Closed,
+    /// The target's session let go of the channel.
+    SessionGone,
+    /// The peer sent more than [`MAX_AHEAD`] ahead of the session.
+    Overflow,
+}
+
 /// Takes each message of the channel as it arrives, until the channel is
-/// closed, the session lets go of it, or the peer overflows it; then closes
-/// the channel if the peer has not.
+/// closed, the session lets go of it, or the peer overflows it; then has the
+/// channel closed (see [`let_go`]).
 async fn drain(
     mut read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
@@ -92,35 +103,65 @@ async fn drain(
     ahead: Arc<AtomicUsize>,
 ) {
     let mut eof = false;
-    let closed_by_peer = loop {
+    let ending = loop {
         let msg = tokio::select! {
             msg = read.wait() => msg,
-            () = keep.closed() => break false,
+            () = keep.closed() => break Ending::SessionGone,
         };
         match msg {
             Some(ChannelMsg::Data { data }) if !eof => {
                 let n = data.len();
                 if ahead.fetch_add(n, Ordering::AcqRel) + n > MAX_AHEAD {
                     let _ = keep.send(Piece::Overflow);
-                    break false;
+                    break Ending::Overflow;
                 }
                 if keep.send(Piece::Data(data)).is_err() {
-                    break false;
+                    break Ending::SessionGone;
                 }
             }
             Some(ChannelMsg::Eof) if !eof => {
                 eof = true;
                 let _ = keep.send(Piece::Eof);
             }
-            Some(ChannelMsg::Close) | None => break true,
+            Some(ChannelMsg::Close) | None => break Ending::Closed,
             // Window adjustments, data after EOF, requests: nothing for the session.
             Some(_) => {}
         }
     };
-    // Dropping `read` now makes russh discard whatever else arrives for the
-    // channel, without waiting.
+    drop(keep);
+    match ending {
+        Ending::Closed => {}
+        Ending::SessionGone => let_go(read, write).await,
+        Ending::Overflow => {
+            drop(read);
+            let _ = tokio::time::timeout(CLOSE_WAIT, write.close()).await;
+        }
+    }
+}
+
+/// How long a channel its session let go of waits for the peer to close it
+/// (after our EOF) before closing it from this end.
+const PEER_CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Closes a channel its session let go of, so that the bastion connection
+/// forgets it. russh (0.65) drops its record of a channel, and the queue
+/// that goes with it (about 2 KiB), only when the peer closes first: a
+/// channel closed from this end stays recorded until the connection ends,
+/// which through one bastion connection is every host of the sweep (2.2 KiB
+/// a host, 220 MiB at 100,000 hosts). So this end sends EOF (the bastion
+/// then shuts the target's socket for writing, and the target's sshd, whose
+/// session has sent its goodbye or sees the end of its input, exits) and
+/// waits for the peer's close, reading what still arrives; only a peer that
+/// does not close within [`PEER_CLOSE_WAIT`] is closed from here.
+async fn let_go(mut read: ChannelReadHalf, write: ChannelWriteHalf<Msg>) {
+    let _ = tokio::time::timeout(CLOSE_WAIT, write.eof()).await;
+    let peer_closed = tokio::time::timeout(PEER_CLOSE_WAIT, async {
+        while !matches!(read.wait().await, Some(ChannelMsg::Close) | None) {}
+    })
+    .await
+    .is_ok();
     drop(read);
-    if !closed_by_peer {
+    if !peer_closed {
         let _ = tokio::time::timeout(CLOSE_WAIT, write.close()).await;
     }
 }
