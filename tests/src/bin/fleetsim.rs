@@ -131,8 +131,8 @@ fn main() -> Result<()> {
             sim::server::run(spec, workers, c, stop_rx, ready_tx)?;
             let s = counters.snapshot();
             eprintln!(
-                "fleetsim: accepted {} connections, reset {}, refused {}, authenticated {} ({} through the bastion), probes answered {}, unknown address {}, bastion channels {}",
-                s.accepted, s.reset, s.refused, s.authenticated, s.tunnelled, s.probes, s.unknown, s.tunnels
+                "fleetsim: accepted {} connections, reset {}, refused {}, authenticated {} ({} through the bastion), probes answered {}, unknown address {}, bastion channels {} ({} closed by the client first)",
+                s.accepted, s.reset, s.refused, s.authenticated, s.tunnelled, s.probes, s.unknown, s.tunnels, s.tunnels_closed_by_client
             );
         }
     }

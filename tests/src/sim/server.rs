@@ -53,6 +53,11 @@ pub struct Stats {
     pub tunnelled: u64,
     /// `direct-tcpip` channels the bastion accepted.
     pub tunnels: u64,
+    /// Of `tunnels`, those the client closed before the bastion did. A client
+    /// done with a channel should send EOF and let the bastion close it (as
+    /// `ssh -J` does); russh forgets a channel it closed first only when its
+    /// connection ends.
+    pub tunnels_closed_by_client: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -66,6 +71,7 @@ pub struct Counters {
     unknown: AtomicU64,
     tunnelled: AtomicU64,
     tunnels: AtomicU64,
+    tunnels_closed_by_client: AtomicU64,
 }
 
 impl Counters {
@@ -80,6 +86,7 @@ impl Counters {
             unknown: get(&self.unknown),
             tunnelled: get(&self.tunnelled),
             tunnels: get(&self.tunnels),
+            tunnels_closed_by_client: get(&self.tunnels_closed_by_client),
         }
     }
 }
@@ -325,6 +332,7 @@ async fn serve<S>(
         startup,
         shared,
         tunnelled,
+        tunnels: std::collections::HashSet::new(),
     };
     if let Ok(session) = russh::server::run_stream(Arc::new(config), stream, handler).await {
         let _ = session.await;
@@ -339,6 +347,8 @@ struct SimHandler {
     shared: Arc<Shared>,
     /// This session runs inside a bastion's channel.
     tunnelled: bool,
+    /// The `direct-tcpip` channels open on this (bastion) connection.
+    tunnels: std::collections::HashSet<ChannelId>,
 }
 
 impl SimHandler {
@@ -406,6 +416,7 @@ impl russh::server::Handler for SimHandler {
         };
         reply.accept().await;
         bump(&self.shared.counters.tunnels);
+        self.tunnels.insert(channel.id());
         let host = spec.host(index);
         let shared = self.shared.clone();
         tokio::spawn(async move {
@@ -417,6 +428,21 @@ impl russh::server::Handler for SimHandler {
             }
             serve(shared, index, host, None, true, channel.into_stream()).await;
         });
+        Ok(())
+    }
+
+    /// The client closed a channel. russh calls this only for a channel the
+    /// server has not closed yet (the client's answer to our close is not
+    /// passed on), so on the bastion it counts the channels the client
+    /// closed first.
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if self.tunnels.remove(&channel) {
+            bump(&self.shared.counters.tunnels_closed_by_client);
+        }
         Ok(())
     }
 
