@@ -463,7 +463,7 @@ impl Report {
             host.findings.sort_by(|a, b| a.rule.cmp(&b.rule));
             host.warnings.sort();
         }
-        self.hosts.sort_by(|a, b| a.name.cmp(&b.name));
+        sort_by_name(&mut self.hosts);
         self.catalogs_sorted();
         self.summary = Summary::of(&self.hosts);
     }
@@ -483,6 +483,37 @@ impl Report {
         self.hosts
             .iter()
             .any(|h| h.outcome != Outcome::Scanned || h.is_incomplete())
+    }
+}
+
+/// Sorts hosts by name, stably, without the sort's scratch copy of the
+/// hosts (half of them: 9 MB at 100,000 hosts, at the sweep's peak): a sweep
+/// usually finishes already in order (the inventory's), which costs one
+/// pass; otherwise their positions are sorted (8 bytes a host) and the
+/// hosts moved into place along the permutation's cycles.
+fn sort_by_name(hosts: &mut [HostReport]) {
+    if hosts.is_sorted_by(|a, b| a.name <= b.name) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..hosts.len()).collect();
+    order.sort_by(|&a, &b| hosts[a].name.cmp(&hosts[b].name));
+    const DONE: usize = usize::MAX;
+    for start in 0..order.len() {
+        if order[start] == DONE {
+            continue;
+        }
+        // Position k takes the host that belongs there; the host that was
+        // at `start` travels along the cycle to the last position.
+        let mut k = start;
+        loop {
+            let from = order[k];
+            order[k] = DONE;
+            if from == start {
+                break;
+            }
+            hosts.swap(k, from);
+            k = from;
+        }
     }
 }
 
@@ -616,5 +647,38 @@ mod tests {
         );
         let back: HostReport = serde_saphyr::from_str(&yaml).unwrap();
         assert_eq!(back, host);
+    }
+
+    /// Hosts come out sorted by name as a stable sort leaves them (hosts of
+    /// the same name, as a fleet view can hold, keep their order), whatever
+    /// order they finished in.
+    #[test]
+    fn hosts_are_sorted_by_name_stably_in_place() {
+        let host = |name: String, tag: usize| {
+            let mut h: HostReport = serde_json::from_str(
+                r#"{"name":"h","address":"a","labels":{},"outcome":"scanned","error":null,"os":null,"duration_seconds":0.1,"findings":[]}"#,
+            )
+            .unwrap();
+            h.name = name;
+            h.address = tag.to_string();
+            h
+        };
+        let mut seed = 42u64;
+        for len in [0usize, 1, 2, 3, 17, 100, 1000] {
+            let mut hosts: Vec<HostReport> = (0..len)
+                .map(|i| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    host(format!("h{:03}", (seed >> 33) % (len as u64 / 2 + 1)), i)
+                })
+                .collect();
+            let mut want = hosts.clone();
+            want.sort_by(|a, b| a.name.cmp(&b.name));
+            sort_by_name(&mut hosts);
+            assert_eq!(hosts, want, "{len} hosts");
+            sort_by_name(&mut hosts);
+            assert_eq!(hosts, want, "{len} hosts, sorted again");
+        }
     }
 }

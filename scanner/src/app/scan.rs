@@ -32,7 +32,9 @@ pub(super) fn prepare(args: &ScanArgs) -> Result<Pipeline> {
             None => load_hosts(&args.inventory)?,
         };
         let selection = Selection { inventory, shard };
-        Ok(Pipeline::prepare(selection, args)?)
+        let pipeline = Pipeline::prepare(selection, args)?;
+        crate::release_freed_memory();
+        Ok(pipeline)
     })
 }
 

@@ -20,16 +20,19 @@ pub(super) fn with_jumps(
     settled: Vec<Settled>,
     ssh_config: Option<&SshConfig>,
 ) -> Result<Vec<Host>, Diagnostic> {
-    let by_name: HashMap<String, SshEndpoint> = settled
-        .iter()
-        .map(|s| (s.host.name.clone(), s.endpoint.clone()))
-        .collect();
-    let mut hosts = Vec::with_capacity(settled.len());
-    // Hosts behind the same bastions share one list of them.
-    let mut chains: HashSet<Arc<[SshEndpoint]>> = HashSet::new();
-    for mut s in settled {
-        if let Some(jump) = &s.jump {
-            let hops = hops(file, jump, &s, &by_name, ssh_config)?;
+    // The hops of every host that has some, resolved first with the hosts
+    // borrowed: no copy of every host's endpoint for the name lookup.
+    let mut resolved: Vec<(usize, Arc<[SshEndpoint]>)> = Vec::new();
+    if settled.iter().any(|s| s.jump.is_some()) {
+        let by_name: HashMap<&str, &SshEndpoint> = settled
+            .iter()
+            .map(|s| (s.host.name.as_str(), &s.endpoint))
+            .collect();
+        // Hosts behind the same bastions share one list of them.
+        let mut chains: HashSet<Arc<[SshEndpoint]>> = HashSet::new();
+        for (i, s) in settled.iter().enumerate() {
+            let Some(jump) = &s.jump else { continue };
+            let hops = hops(file, jump, s, &by_name, ssh_config)?;
             let hops = match chains.get(hops.as_slice()) {
                 Some(known) => known.clone(),
                 None => {
@@ -38,13 +41,24 @@ pub(super) fn with_jumps(
                     hops
                 }
             };
-            if let Target::Ssh(t) = &mut s.host.target {
-                t.ssh.jumps = hops;
-            }
+            resolved.push((i, hops));
         }
-        hosts.push(s.host);
     }
-    Ok(hosts)
+    let mut resolved = resolved.into_iter().peekable();
+    // Collected in place: the hosts take over the settled hosts' memory
+    // instead of a second vector beside it.
+    Ok(settled
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            if let Some((_, hops)) = resolved.next_if(|(at, _)| *at == i) {
+                if let Target::Ssh(t) = &mut s.host.target {
+                    t.ssh.jumps = hops;
+                }
+            }
+            s.host
+        })
+        .collect())
 }
 
 /// The bastions of one jump spec, in order. A hop naming an inventory host
@@ -54,7 +68,7 @@ fn hops(
     file: &Path,
     jump: &Spanned<String>,
     s: &Settled,
-    by_name: &HashMap<String, SshEndpoint>,
+    by_name: &HashMap<&str, &SshEndpoint>,
     ssh_config: Option<&SshConfig>,
 ) -> Result<Vec<SshEndpoint>, Diagnostic> {
     let specs = ssh_config::parse_jump_spec(&jump.value).map_err(|m| {
@@ -66,7 +80,7 @@ fn hops(
     })?;
     let mut hops = Vec::with_capacity(specs.len());
     for spec in specs {
-        let hop = if let Some(ep) = by_name.get(&spec.host) {
+        let hop = if let Some(&ep) = by_name.get(spec.host.as_str()) {
             if spec.host == s.host.name {
                 return Err(Diagnostic::at(
                     file,
