@@ -58,17 +58,3 @@ fn limit_malloc_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
 
-/// Gives the pages of memory freed so far back to the system. Loading a
-/// large inventory and known_hosts (parsing, raw entries, the files' text)
-/// frees far more than it keeps, and glibc keeps the freed pages resident
-/// for reuse; the sweep allocates mostly on other threads, so a 100,000-host
-/// sweep started 75 MiB above what it had live. Called once loading is done.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub(crate) fn release_freed_memory() {
-    // SAFETY: malloc_trim only returns free memory of the allocator's own
-    // arenas to the system; it is safe to call from any thread at any time.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub(crate) fn release_freed_memory() {}

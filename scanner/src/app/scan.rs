@@ -32,9 +32,7 @@ pub(super) fn prepare(args: &ScanArgs) -> Result<Pipeline> {
             None => load_hosts(&args.inventory)?,
         };
         let selection = Selection { inventory, shard };
-        let pipeline = Pipeline::prepare(selection, args)?;
-        crate::release_freed_memory();
-        Ok(pipeline)
+        Ok(Pipeline::prepare(selection, args)?)
     })
 }
 
