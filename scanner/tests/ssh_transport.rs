@@ -683,6 +683,24 @@ fn flood_server() -> (u16, std::thread::JoinHandle<usize>) {
     (port, flood)
 }
 
+/// A server that sends a little every 50 ms and never closes, until its
+/// socket is closed; returns what it sent.
+fn trickle_server() -> (u16, std::thread::JoinHandle<usize>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the trickle server");
+    let port = listener.local_addr().unwrap().port();
+    let trickle = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().expect("accept");
+        let mut sent = 0;
+        while client.write_all(b"still here\n").is_ok() {
+            sent += 11;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sent
+    });
+    (port, trickle)
+}
+
 /// A forwarded channel nobody reads (a target session busy elsewhere, or a
 /// peer sending past SSH flow control) never holds up the connection it
 /// shares: another channel through the same bastion opens and carries data,
@@ -759,6 +777,62 @@ async fn a_channel_nobody_reads_never_holds_up_the_others_on_its_bastion() {
         "closing took {:?}",
         closing.elapsed()
     );
+}
+
+/// A host behind a bastion that ignores the end of its channel (keeps
+/// sending after our EOF, never closes) is cut off from our end after the
+/// wait for its close, and holds nothing else up meanwhile: the bastion
+/// connection opens other channels and carries on.
+#[tokio::test]
+async fn a_peer_that_never_closes_its_channel_is_cut_off_and_holds_nothing_up() {
+    use tokio::io::AsyncReadExt;
+    let s = simple();
+    let mut bastion = connect_ok(
+        &direct(endpoint(&s.sshd, &[&s.key])),
+        &settings(std::slice::from_ref(&s.known_hosts)),
+    )
+    .await;
+    let (port, trickle) = trickle_server();
+    let dropped = bastion
+        .forward("127.0.0.1", port)
+        .await
+        .expect("forwarding to the flood server");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The session lets go of its channel; the peer goes on sending.
+    drop(dropped);
+    let banner = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut other = bastion
+            .forward(&s.sshd.address, s.sshd.port)
+            .await
+            .expect("forwarding to sshd");
+        let mut buf = [0u8; 64];
+        let n = other.read(&mut buf).await.expect("reading the banner");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .expect("a channel was held up by the one being let go of");
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+    // Cut off from our end once the wait for its close is over (5 s): the
+    // bastion then closes the peer's socket.
+    let let_go = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || trickle.join().expect("trickle thread")),
+    )
+    .await
+    .expect("a peer that never closes its channel was never cut off")
+    .unwrap();
+    assert!(
+        let_go.elapsed() >= Duration::from_secs(3),
+        "cut off after {:?}: before the peer had its chance to close",
+        let_go.elapsed()
+    );
+    assert_eq!(
+        whoami(&mut bastion).await,
+        "root",
+        "the bastion connection still works"
+    );
+    bastion.close().await;
 }
 
 #[tokio::test]
