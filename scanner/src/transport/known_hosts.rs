@@ -168,12 +168,6 @@ impl StoredKey {
     }
 }
 
-impl NameIndex {
-    fn key_of(&self, name: &str) -> u64 {
-        self.hasher.hash_one(name)
-    }
-}
-
 /// Trust-on-first-use state: the file and the keys learned during this run.
 struct AcceptNew {
     path: PathBuf,
@@ -197,6 +191,10 @@ struct NameIndex {
 }
 
 impl NameIndex {
+    fn key_of(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
+    }
+
     fn build(lines: &[Line]) -> NameIndex {
         let mut index = NameIndex::default();
         for (at, line) in lines.iter().enumerate() {
@@ -242,7 +240,6 @@ impl NameIndex {
             .filter(|&at| lines.get(at).is_some_and(|l| l.names.matches(name)))
             .collect();
         found.sort_unstable();
-        found.dedup();
         found
     }
 }
