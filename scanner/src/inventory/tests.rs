@@ -838,3 +838,36 @@ fn hosts_naming_the_same_keys_share_one_list() {
     assert_eq!(jump.address, "10.0.0.1");
     assert!(std::sync::Arc::ptr_eq(&jump.identity_files, keys[0]));
 }
+
+/// Hosts whose labels come out the same (from their groups, their own
+/// entries or both) share one copy of them; other labels stay their own, and
+/// a label set changed later (`Labels::insert`) does not change the others.
+#[test]
+fn hosts_with_the_same_labels_share_one_copy() {
+    let inv = load_text(
+        "groups:\n  web: {hosts: [a, b], labels: {env: prod, role: web}}\n\
+         hosts:\n\
+         \x20 - {name: c, labels: {env: prod, role: web}}\n\
+         \x20 - {name: d, labels: {env: prod, role: db}}\n\
+         \x20 - {name: e, labels: {role: web, env: prod}}\n",
+    )
+    .unwrap();
+    let by_name = |n: &str| inv.hosts.iter().find(|h| h.name == n).unwrap();
+    let shared = |x: &str, y: &str| std::ptr::eq(&*by_name(x).labels, &*by_name(y).labels);
+    assert_eq!(
+        by_name("a").labels.get("role").map(String::as_str),
+        Some("web")
+    );
+    assert!(shared("a", "b") && shared("a", "c") && shared("a", "e"));
+    assert!(!shared("a", "d"));
+    assert_eq!(
+        by_name("d").labels.get("role").map(String::as_str),
+        Some("db")
+    );
+    let mut changed = by_name("a").labels.clone();
+    changed.insert("role".into(), "cache".into());
+    assert_eq!(
+        by_name("b").labels.get("role").map(String::as_str),
+        Some("web")
+    );
+}

@@ -107,7 +107,7 @@ impl OsNames {
 /// Runs one sweep over `hosts` (shared, not copied: a pipeline sweeps its
 /// whole inventory many times).
 pub async fn run(
-    hosts: Arc<[Host]>,
+    hosts: Arc<Vec<Host>>,
     catalog: Arc<Catalog>,
     settings: SweepSettings,
     host_keys: Arc<HostKeyPolicy>,
