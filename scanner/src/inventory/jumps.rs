@@ -46,8 +46,11 @@ pub(super) fn with_jumps(
     }
     let mut resolved = resolved.into_iter().peekable();
     // Collected in place: the hosts take over the settled hosts' memory
-    // instead of a second vector beside it.
-    Ok(settled
+    // instead of a second vector beside it, then give back the room a
+    // settled host has beyond a host (416 bytes against 264: 15 MB at
+    // 100,000 hosts, kept for the whole sweep otherwise). A list that large
+    // is its own mapping, which shrinks where it is, without a copy.
+    let mut hosts: Vec<Host> = settled
         .into_iter()
         .enumerate()
         .map(|(i, mut s)| {
@@ -58,7 +61,9 @@ pub(super) fn with_jumps(
             }
             s.host
         })
-        .collect())
+        .collect();
+    hosts.shrink_to_fit();
+    Ok(hosts)
 }
 
 /// The bastions of one jump spec, in order. A hop naming an inventory host

@@ -839,6 +839,21 @@ fn hosts_naming_the_same_keys_share_one_list() {
     assert!(std::sync::Arc::ptr_eq(&jump.identity_files, keys[0]));
 }
 
+/// The resolved hosts hold exactly their room, with or without jumps (they
+/// are collected in place from larger settled entries and kept for the whole
+/// sweep).
+#[test]
+fn resolved_hosts_hold_exactly_their_room() {
+    for text in [
+        "hosts:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n",
+        "hosts:\n  - {name: gw}\n  - {name: a, jump: gw}\n  - {name: b, jump: gw}\n",
+    ] {
+        let inv = load_text(text).unwrap();
+        assert_eq!(inv.hosts.len(), 3);
+        assert_eq!(inv.hosts.capacity(), 3, "{text}");
+    }
+}
+
 /// Hosts whose labels come out the same (from their groups, their own
 /// entries or both) share one copy of them; other labels stay their own, and
 /// a label set changed later (`Labels::insert`) does not change the others.
