@@ -189,18 +189,18 @@ impl HostSeries {
             g.with_label_values(&v).set(1.0);
         };
         if h.outcome != Outcome::Scanned {
-            set(&self.failure, with(&[h.name.as_str(), h.outcome.as_str()]));
+            set(&self.failure, with(&[&*h.name, h.outcome.as_str()]));
         }
         if h.is_incomplete() {
             for section in sections_of(h) {
-                set(&self.incomplete, with(&[h.name.as_str(), section]));
+                set(&self.incomplete, with(&[&*h.name, section]));
             }
         }
         for f in &h.findings {
             set(
                 &self.finding,
                 with(&[
-                    h.name.as_str(),
+                    &*h.name,
                     f.vendor.as_str(),
                     f.product.as_str(),
                     f.rule.as_str(),

@@ -234,8 +234,8 @@ pub fn labels_of(map: std::collections::BTreeMap<String, String>) -> Labels {
 /// One host of the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {
-    pub name: String,
-    pub address: String,
+    pub name: std::sync::Arc<str>,
+    pub address: std::sync::Arc<str>,
     #[serde(serialize_with = "labels_as_map")]
     pub labels: Labels,
     pub outcome: Outcome,
@@ -659,8 +659,8 @@ mod tests {
                 r#"{"name":"h","address":"a","labels":{},"outcome":"scanned","error":null,"os":null,"duration_seconds":0.1,"findings":[]}"#,
             )
             .unwrap();
-            h.name = name;
-            h.address = tag.to_string();
+            h.name = name.into();
+            h.address = tag.to_string().into();
             h
         };
         let mut seed = 42u64;

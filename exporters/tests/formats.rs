@@ -235,7 +235,7 @@ fn plan_escapes_host_text_for_markdown() {
 fn plan_keeps_multi_line_guidance_inside_the_list_item() {
     let mut r = fleet();
     for h in &mut r.hosts {
-        if h.name == "web-01" {
+        if &*h.name == "web-01" {
             h.findings[0].remediation = Some("Stop the units.\nPurge the packages *now*.".into());
         }
     }
@@ -263,7 +263,7 @@ fn diff_lists_appeared_disappeared_changed_findings_and_host_outcomes() {
     let mut current = fleet();
     current.sweep.id = "sweep-0004".into();
     for h in &mut current.hosts {
-        match h.name.as_str() {
+        match &*h.name {
             // web-01 cleaned up: gone from a stateless report.
             "web-01" => h.findings.clear(),
             // mail-07: still there, now overdue and partly removed.
@@ -283,7 +283,7 @@ fn diff_lists_appeared_disappeared_changed_findings_and_host_outcomes() {
             _ => {}
         }
     }
-    current.hosts.retain(|h| h.name != "stop-15");
+    current.hosts.retain(|h| &*h.name != "stop-15");
     current.hosts.push(host("new-16", Outcome::Scanned, vec![]));
     current.normalize();
 
@@ -359,7 +359,7 @@ fn diff_text_keeps_hostile_values_on_one_line() {
     let previous = fleet();
     let mut current = fleet();
     for h in &mut current.hosts {
-        if h.name == EVIL_HOST {
+        if &*h.name == EVIL_HOST {
             h.findings[0].version = Some("1\n+ forged line".into());
         }
     }

@@ -273,7 +273,7 @@ fn hostile_strings_stay_data_and_never_reach_a_module() {
 fn nothing_to_remove_is_still_a_playbook() {
     let mut r = fleet();
     r.hosts
-        .retain(|h| h.name == "clean-06" || h.name == "app-04");
+        .retain(|h| &*h.name == "clean-06" || &*h.name == "app-04");
     let (text, plays) = playbook(&r);
     assert_eq!(plays.len(), 1, "{text}");
     assert_eq!(plays[0]["hosts"], "localhost");

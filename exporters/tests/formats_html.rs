@@ -105,7 +105,7 @@ fn html_shows_summary_burndown_hosts_and_exceptions_in_a_browser() {
         dom.contains("5 sweep(s); latest: 7 outstanding, 1 remediated in it, 17 over all sweeps.")
     );
     // Host table: every host, findings with status, state, version, due.
-    for h in fleet().hosts.iter().filter(|h| h.name != EVIL_HOST) {
+    for h in fleet().hosts.iter().filter(|h| &*h.name != EVIL_HOST) {
         let rows = h.findings.len().max(1);
         let cell = format!("<td class=\"host\" rowspan=\"{rows}\">{}<div", h.name);
         assert!(dom.contains(&cell), "no row for {}", h.name);

@@ -120,7 +120,7 @@ fn summary_counts_outcomes_and_statuses() {
     assert_eq!(r.summary.findings.new, 1);
     assert!(r.has_open_ban());
     assert!(r.has_unscanned());
-    assert_eq!(r.hosts[0].name, "down", "hosts sorted by name");
+    assert_eq!(&*r.hosts[0].name, "down", "hosts sorted by name");
 }
 
 #[test]
@@ -201,7 +201,7 @@ fn metrics_page_for_1000_hosts_stays_small() {
     r.hosts = (0..1000)
         .map(|i| {
             let mut h = template.clone();
-            h.name = format!("host-{i:04}");
+            h.name = format!("host-{i:04}").into();
             h.labels = fleetsweep_exporters::Labels::from_iter([(
                 "site".to_string(),
                 format!("site-{}", i % 5),

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         let path = scratch_file(name, text.as_bytes());
         match Inventory::load(&path, &LoadOptions { ssh_config: None }) {
             Ok(inv) => {
-                let mut names: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+                let mut names: Vec<&str> = inv.hosts.iter().map(|h| &*h.name).collect();
                 names.sort_unstable();
                 let all = names.len();
                 names.dedup();

@@ -149,14 +149,14 @@ async fn run(n: usize, dir: &Path) {
     let missing = dir.join("no-such-bundle");
     let inventory: Vec<Host> = (0..n)
         .map(|i| Host {
-            name: format!("lnx-{i:06}.{}.corp.example.net", SITES[i % SITES.len()]),
+            name: format!("lnx-{i:06}.{}.corp.example.net", SITES[i % SITES.len()]).into(),
             os: Some(fleetsweep::os::OsFamily::Linux),
             labels: labels(i),
             groups: vec!["linux".into(), SITES[i % SITES.len()].into()],
             host_timeout: None,
             target: Target::Offline(OfflineHost {
                 dir: missing.clone(),
-                address: format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256),
+                address: format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256).into(),
             }),
         })
         .collect();
@@ -418,8 +418,8 @@ fn host(i: usize, sweep: u64, now: jiff::Timestamp) -> HostReport {
         Vec::new()
     };
     HostReport {
-        name: format!("{}-{:06}.{site}.corp.example.net", family_prefix(family), i),
-        address: format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256),
+        name: format!("{}-{:06}.{site}.corp.example.net", family_prefix(family), i).into(),
+        address: format!("10.{}.{}.{}", i / 65536 % 256, i / 256 % 256, i % 256).into(),
         labels,
         outcome,
         error,

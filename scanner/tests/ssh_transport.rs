@@ -63,7 +63,7 @@ fn settings(known_hosts: &[PathBuf]) -> SshSettings {
 
 fn endpoint(sshd: &Sshd, identities: &[&Path]) -> SshEndpoint {
     SshEndpoint {
-        address: sshd.address.clone(),
+        address: sshd.address.as_str().into(),
         port: sshd.port,
         user: "root".into(),
         identity_files: identities.iter().map(|p| p.to_path_buf()).collect(),
@@ -922,7 +922,7 @@ async fn bastion_failures_name_the_bastion() {
     let kh = lab.known_hosts("kh2", &[bastion.known_hosts_line()]);
     let target = SshTarget {
         endpoint: SshEndpoint {
-            address: nowhere.clone(),
+            address: nowhere.as_str().into(),
             port: 2222,
             user: "root".into(),
             identity_files: vec![key.clone()].into(),
@@ -944,7 +944,7 @@ async fn nothing_listening_is_unreachable() {
     let key = lab.key("id_ed25519");
     let address = support::next_address();
     let target = direct(SshEndpoint {
-        address: address.clone(),
+        address: address.as_str().into(),
         port: 2222,
         user: "root".into(),
         identity_files: vec![key].into(),

@@ -395,7 +395,7 @@ fn rsyslog_parses_every_event_and_hostile_strings_stay_escaped() {
     let rs = Rsyslog::start(None);
     let report = hostile_report();
     let changes = [StatusChange {
-        host: report.hosts[0].name.clone(),
+        host: report.hosts[0].name.to_string(),
         rule: "kaspersky/kesl".into(),
         from: None,
         to: Status::New,

@@ -72,8 +72,8 @@ fn row(report: &Report, host: &HostReport, f: Option<&Finding>) -> Vec<String> {
     let opt = |o: Option<String>| o.unwrap_or_default();
     let mut cells = vec![
         report.sweep.id.clone(),
-        host.name.clone(),
-        host.address.clone(),
+        host.name.to_string(),
+        host.address.to_string(),
         labels(host),
         host.outcome.as_str().to_string(),
         host.error.clone().unwrap_or_default(),

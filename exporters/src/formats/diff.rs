@@ -200,20 +200,17 @@ fn by_key(r: &Report) -> BTreeMap<(&str, &str), &Finding> {
         .flat_map(|h| {
             h.findings
                 .iter()
-                .map(move |f| ((h.name.as_str(), f.rule.as_str()), f))
+                .map(move |f| ((&*h.name, f.rule.as_str()), f))
         })
         .collect()
 }
 
 /// Compares two reports of the same fleet (`previous` older than `current`).
 pub fn render_diff(previous: &Report, current: &Report) -> Diff {
-    let prev_hosts: BTreeMap<&str, &HostReport> = previous
-        .hosts
-        .iter()
-        .map(|h| (h.name.as_str(), h))
-        .collect();
+    let prev_hosts: BTreeMap<&str, &HostReport> =
+        previous.hosts.iter().map(|h| (&*h.name, h)).collect();
     let cur_hosts: BTreeMap<&str, &HostReport> =
-        current.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+        current.hosts.iter().map(|h| (&*h.name, h)).collect();
     let mut names: Vec<&str> = prev_hosts.keys().chain(cur_hosts.keys()).copied().collect();
     names.sort_unstable();
     names.dedup();

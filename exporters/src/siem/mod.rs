@@ -207,8 +207,7 @@ pub fn events(report: &Report, changes: &[StatusChange]) -> Vec<Event> {
         shard: sweep.shard.clone(),
         body,
     };
-    let hosts: BTreeMap<&str, &HostReport> =
-        report.hosts.iter().map(|h| (h.name.as_str(), h)).collect();
+    let hosts: BTreeMap<&str, &HostReport> = report.hosts.iter().map(|h| (&*h.name, h)).collect();
     let mut out = Vec::new();
     let mut notable: Vec<&StatusChange> = changes.iter().filter(|c| c.is_notable()).collect();
     notable.sort_by(|a, b| (&a.host, &a.rule).cmp(&(&b.host, &b.rule)));

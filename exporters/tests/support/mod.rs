@@ -99,7 +99,7 @@ pub fn ultraav(status: Status) -> Finding {
 pub fn host(name: &str, outcome: Outcome, findings: Vec<Finding>) -> HostReport {
     HostReport {
         name: name.into(),
-        address: format!("127.0.99.{}", name.len()),
+        address: format!("127.0.99.{}", name.len()).into(),
         labels: fleetsweep_exporters::Labels::from_iter([("site".to_string(), "fra1".to_string())]),
         outcome,
         error: (outcome != Outcome::Scanned).then(|| format!("{outcome}: connection failed")),

@@ -54,9 +54,9 @@ pub(super) fn offline_hosts(
             host_timeout: None,
             target: inventory::Target::Offline(inventory::OfflineHost {
                 dir: b.dir,
-                address: b.address.unwrap_or_else(|| "offline".into()),
+                address: b.address.map_or_else(|| "offline".into(), Into::into),
             }),
-            name: b.name,
+            name: b.name.into(),
         });
     }
     let shard = super::limit_and_shard(&mut inv, args)?;

@@ -26,7 +26,7 @@ pub(super) fn with_jumps(
     if settled.iter().any(|s| s.jump.is_some()) {
         let by_name: HashMap<&str, &SshEndpoint> = settled
             .iter()
-            .map(|s| (s.host.name.as_str(), &s.endpoint))
+            .map(|s| (&*s.host.name, &s.endpoint))
             .collect();
         // Hosts behind the same bastions share one list of them.
         let mut chains: HashSet<Arc<[SshEndpoint]>> = HashSet::new();
@@ -86,7 +86,7 @@ fn hops(
     let mut hops = Vec::with_capacity(specs.len());
     for spec in specs {
         let hop = if let Some(&ep) = by_name.get(spec.host.as_str()) {
-            if spec.host == s.host.name {
+            if *spec.host == *s.host.name {
                 return Err(Diagnostic::at(
                     file,
                     jump.referenced,
@@ -94,19 +94,19 @@ fn hops(
                 ));
             }
             SshEndpoint {
-                user: spec.user.unwrap_or_else(|| ep.user.clone()),
+                user: spec.user.map_or_else(|| ep.user.clone(), Into::into),
                 port: spec.port.unwrap_or(ep.port),
                 ..ep.clone()
             }
         } else {
             let sc = lookup(ssh_config, &spec.host);
             SshEndpoint {
-                address: sc.hostname.unwrap_or_else(|| spec.host.clone()),
+                address: sc.hostname.unwrap_or_else(|| spec.host.clone()).into(),
                 port: spec.port.or(sc.port).unwrap_or(22),
                 user: spec
                     .user
                     .or(sc.user)
-                    .unwrap_or_else(|| s.endpoint.user.clone()),
+                    .map_or_else(|| s.endpoint.user.clone(), Into::into),
                 identity_files: if sc.identity_files.is_empty() {
                     s.endpoint.identity_files.clone()
                 } else {

@@ -23,7 +23,7 @@ enum Term {
 impl Term {
     fn matches(&self, h: &Host) -> bool {
         match self {
-            Term::Name(g) => g.is_match(&h.name) || h.groups.iter().any(|x| g.is_match(x)),
+            Term::Name(g) => g.is_match(&*h.name) || h.groups.iter().any(|x| g.is_match(x)),
             Term::Label(k, g) => h.labels.get(k).is_some_and(|v| g.is_match(v)),
         }
     }

@@ -35,7 +35,7 @@ pub use raw::parse_duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Host {
     /// Inventory name: the stable identity in reports and state.
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     /// Operating-system hint; detected when absent.
     pub os: Option<OsFamily>,
     pub labels: fleetsweep_exporters::Labels,
@@ -82,7 +82,7 @@ pub struct WinrmHost {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalHost {
     /// Shown in reports: `localhost`, or the inventory's address for the host.
-    pub address: String,
+    pub address: std::sync::Arc<str>,
     /// Run the probe script through `sudo -n`.
     pub sudo: bool,
 }
@@ -93,12 +93,18 @@ pub struct OfflineHost {
     /// The bundle directory.
     pub dir: PathBuf,
     /// Shown in reports: the bundle's `address:`, else `offline`.
-    pub address: String,
+    pub address: std::sync::Arc<str>,
 }
 
 impl Host {
     /// `address` as shown in reports.
     pub fn address(&self) -> &str {
+        self.shared_address()
+    }
+
+    /// The address's one string, which the host's report shares (a clone is
+    /// a reference count, not a copy).
+    pub fn shared_address(&self) -> &std::sync::Arc<str> {
         match &self.target {
             Target::Ssh(s) => &s.ssh.endpoint.address,
             Target::Winrm(w) => &w.winrm.address,
@@ -202,7 +208,7 @@ impl Inventory {
     pub fn local() -> Inventory {
         Inventory {
             hosts: vec![Host {
-                name: hostname().unwrap_or_else(|| "localhost".to_string()),
+                name: hostname().unwrap_or_else(|| "localhost".to_string()).into(),
                 os: None,
                 labels: Default::default(),
                 groups: Vec::new(),

@@ -270,9 +270,26 @@ impl LabelSets {
 struct Identities {
     named: HashMap<Vec<PathBuf>, Arc<[PathBuf]>>,
     default: Option<Arc<[PathBuf]>>,
+    /// The login names, each kept once (a fleet logs in as one or a few).
+    users: std::collections::HashSet<Arc<str>>,
 }
 
 impl Identities {
+    /// `user`, or the current user's name, shared with every host that
+    /// logs in under the same name.
+    fn user(&mut self, user: Option<&str>) -> Arc<str> {
+        let user = match user {
+            Some(u) => std::borrow::Cow::Borrowed(u),
+            None => std::borrow::Cow::Owned(current_user()),
+        };
+        if let Some(known) = self.users.get(&*user) {
+            return known.clone();
+        }
+        let user: Arc<str> = user.into();
+        self.users.insert(user.clone());
+        user
+    }
+
     fn of(&mut self, files: Option<&OneOrMany>) -> Arc<[PathBuf]> {
         match files {
             Some(v) => {
@@ -305,7 +322,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
         ));
     }
     let vars = &m.vars;
-    let user = vars.user.clone().unwrap_or_else(current_user);
+    let user = identities.user(vars.user.as_deref());
     let transport = vars.transport.unwrap_or(TransportKind::Ssh);
     // Checked in this order: a host's first error stays the same.
     let winrm = match transport {
@@ -330,17 +347,16 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
             &vars.bastion_max_handshakes,
         )?,
     };
+    // One string for the host's report, its target and a jump naming it.
+    let address: Arc<str> = m.address.into();
     let endpoint = SshEndpoint {
-        address: m.address.clone(),
+        address: address.clone(),
         port: vars.port.unwrap_or(22),
         user,
         identity_files: identities.of(vars.identity_file.as_ref()),
     };
     let target = match (transport, winrm) {
-        (TransportKind::Local, _) => Target::Local(LocalHost {
-            address: m.address,
-            sudo,
-        }),
+        (TransportKind::Local, _) => Target::Local(LocalHost { address, sudo }),
         (_, Some(winrm)) => Target::Winrm(WinrmHost {
             winrm,
             connect_timeout,
@@ -362,7 +378,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
     };
     Ok(Settled {
         host: Host {
-            name: m.name,
+            name: m.name.into(),
             os: vars.os,
             labels: m.labels,
             groups: m.groups,

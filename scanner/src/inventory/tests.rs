@@ -43,7 +43,7 @@ fn load(name: &str) -> Result<Inventory, String> {
 #[test]
 fn resolves_defaults_groups_and_hosts() {
     let inv = load("valid-full.yaml").unwrap();
-    let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    let names: Vec<_> = inv.hosts.iter().map(|h| &*h.name).collect();
     assert_eq!(
         names,
         ["web-01", "db-01", "bastion-01", "legacy-01", "db-02"]
@@ -51,7 +51,7 @@ fn resolves_defaults_groups_and_hosts() {
 
     let web = &inv.hosts[0];
     assert_eq!(web.address(), "10.0.0.5");
-    assert_eq!(endpoint(web).user, "scanner");
+    assert_eq!(&*endpoint(web).user, "scanner");
     assert_eq!(endpoint(web).port, 22);
     assert_eq!(
         *endpoint(web).identity_files,
@@ -64,7 +64,7 @@ fn resolves_defaults_groups_and_hosts() {
     let db = &inv.hosts[1];
     assert_eq!(db.address(), "db-01", "address defaults to the name");
     assert_eq!(endpoint(db).port, 2200);
-    assert_eq!(endpoint(db).user, "dbscan", "group vars beat defaults");
+    assert_eq!(&*endpoint(db).user, "dbscan", "group vars beat defaults");
     assert_eq!(
         db.labels.get("tier").map(String::as_str),
         Some("primary"),
@@ -73,11 +73,11 @@ fn resolves_defaults_groups_and_hosts() {
     assert_eq!(db.groups, ["dbs", "prod"]);
     assert_eq!(ssh(db).jumps.len(), 1);
     assert_eq!(
-        ssh(db).jumps[0].address,
+        &*ssh(db).jumps[0].address,
         "192.0.2.10",
         "a jump naming an inventory host uses its address"
     );
-    assert_eq!(ssh(db).jumps[0].user, "jump");
+    assert_eq!(&*ssh(db).jumps[0].user, "jump");
 
     let legacy = &inv.hosts[3];
     assert!(ssh_host(legacy).sudo);
@@ -207,7 +207,7 @@ fn pathological_inventories_are_errors_not_crashes() {
 
     // A byte-order mark is not part of the first key.
     let inv = load_text("\u{feff}hosts:\n  - name: web-01\n").unwrap();
-    assert_eq!(inv.hosts[0].name, "web-01");
+    assert_eq!(&*inv.hosts[0].name, "web-01");
 }
 
 /// Hosts behind the same bastions share one list of them (a fleet of
@@ -219,9 +219,9 @@ fn hosts_behind_the_same_bastions_share_one_list() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let jumps = |i: usize| ssh(&inv.hosts[i]).jumps.clone();
-    assert_eq!(jumps(1)[0].address, "192.0.2.1");
+    assert_eq!(&*jumps(1)[0].address, "192.0.2.1");
     assert!(std::sync::Arc::ptr_eq(&jumps(1), &jumps(2)));
-    assert_eq!(jumps(3)[0].user, "ops");
+    assert_eq!(&*jumps(3)[0].user, "ops");
     assert!(!std::sync::Arc::ptr_eq(&jumps(1), &jumps(3)));
     assert!(jumps(0).is_empty());
 }
@@ -257,18 +257,15 @@ fn ansible_merge_keys_on_every_host_load() {
     }
     let inv = load_text(&text).unwrap();
     assert_eq!(inv.hosts.len(), 300);
-    assert_eq!(endpoint(&inv.hosts[0]).user, "deploy");
+    assert_eq!(&*endpoint(&inv.hosts[0]).user, "deploy");
     // A list of merged mappings, as Ansible's YAML reads it.
     let inv = load_text(
         ".base: &base {ansible_user: deploy}\n.port: &port {ansible_port: 2222}\n\
          all:\n  hosts:\n    web-01:\n      <<: [*base, *port]\n      ansible_host: 10.0.0.1\n",
     )
     .unwrap();
-    let web = inv.hosts.iter().find(|h| h.name == "web-01").unwrap();
-    assert_eq!(
-        (endpoint(web).user.as_str(), endpoint(web).port),
-        ("deploy", 2222)
-    );
+    let web = inv.hosts.iter().find(|h| &*h.name == "web-01").unwrap();
+    assert_eq!((&*endpoint(web).user, endpoint(web).port), ("deploy", 2222));
 }
 
 #[test]
@@ -327,7 +324,7 @@ fn winrm_settings_merge_key_by_key() {
     let win1 = w(0);
     assert_eq!(inv.hosts[0].target.kind(), "winrm");
     assert_eq!(
-        (win1.address.as_str(), win1.port),
+        (&*win1.address, win1.port),
         ("10.0.1.5", 5985),
         "SSH port 22 does not apply"
     );
@@ -385,7 +382,7 @@ fn limit_and_shard_select_hosts() {
         inv.hosts
             .iter()
             .filter(|h| l.matches(h))
-            .map(|h| h.name.clone())
+            .map(|h| h.name.to_string())
             .collect()
     };
     assert_eq!(pick("web-*"), ["web-01"]);
@@ -448,9 +445,9 @@ fn durations() {
 fn shipped_example_inventory_loads() {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/inventory.example.yaml");
     let inv = Inventory::load(&p, &LoadOptions::default()).unwrap();
-    let names: Vec<_> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    let names: Vec<_> = inv.hosts.iter().map(|h| &*h.name).collect();
     assert_eq!(names, ["web-01", "web-02", "db-01", "build-runner"]);
-    assert_eq!(ssh(&inv.hosts[0]).jumps[0].address, "bastion.example.net");
+    assert_eq!(&*ssh(&inv.hosts[0]).jumps[0].address, "bastion.example.net");
     assert!(ssh_host(&inv.hosts[2]).sudo);
     assert_eq!(inv.hosts[3].target.kind(), "local");
 }
@@ -479,16 +476,20 @@ fn ssh_config_fills_what_the_inventory_leaves_open() {
     .unwrap();
     let web = &inv.hosts[0];
     assert_eq!(
-        endpoint(web).user,
+        &*endpoint(web).user,
         "webops",
         "ssh_config beats inventory defaults"
     );
     assert_eq!(endpoint(web).port, 2200);
-    assert_eq!(ssh(web).jumps[0].address, "gw.example.net");
+    assert_eq!(&*ssh(web).jumps[0].address, "gw.example.net");
     assert_eq!(ssh(web).jumps[0].port, 2022);
     let db = &inv.hosts[1];
     assert_eq!(db.address(), "10.9.9.9", "HostName from ssh_config");
-    assert_eq!(endpoint(db).user, "dba", "the host entry beats ssh_config");
+    assert_eq!(
+        &*endpoint(db).user,
+        "dba",
+        "the host entry beats ssh_config"
+    );
 }
 
 #[test]
@@ -497,13 +498,13 @@ fn ansible_ini_inventory() {
     let get = |n: &str| {
         inv.hosts
             .iter()
-            .find(|h| h.name == n)
+            .find(|h| &*h.name == n)
             .unwrap_or_else(|| panic!("{n}"))
     };
     let web = get("web-01");
     assert_eq!(web.address(), "10.0.0.5");
     assert_eq!(
-        endpoint(web).user,
+        &*endpoint(web).user,
         "webscan",
         "the child group's vars beat the parent's"
     );
@@ -520,20 +521,20 @@ fn ansible_ini_inventory() {
     );
     assert_eq!(endpoint(get("web-02")).port, 2222);
     let db = get("db-01");
-    assert_eq!(endpoint(db).user, "scanner");
+    assert_eq!(&*endpoint(db).user, "scanner");
     assert_eq!(ssh(db).jumps.len(), 1);
     assert_eq!(
         format!("{}@{}", ssh(db).jumps[0].user, ssh(db).jumps[0].address),
         "jump@192.0.2.10"
     );
-    assert_eq!(endpoint(get("bastion")).user, "jump");
+    assert_eq!(&*endpoint(get("bastion")).user, "jump");
     assert_eq!(get("runner").target.kind(), "local");
     let l = limit::Limit::parse("prod").unwrap();
     let mut prod: Vec<_> = inv
         .hosts
         .iter()
         .filter(|h| l.matches(h))
-        .map(|h| h.name.as_str())
+        .map(|h| &*h.name)
         .collect();
     prod.sort();
     assert_eq!(prod, ["db-01", "web-01", "web-02"]);
@@ -603,14 +604,14 @@ fn ansible_windows_hosts_map_to_winrm() {
     let get = |n: &str| {
         inv.hosts
             .iter()
-            .find(|h| h.name == n)
+            .find(|h| &*h.name == n)
             .unwrap_or_else(|| panic!("{n}"))
     };
     let w1 = get("win-01");
     assert_eq!(w1.target.kind(), "winrm");
     let t1 = winrm(w1).unwrap();
     assert_eq!(
-        (t1.address.as_str(), t1.port, t1.scheme, t1.auth),
+        (&*t1.address, t1.port, t1.scheme, t1.auth),
         ("10.0.1.5", 5986, Scheme::Https, WinrmAuth::Negotiate),
         "Ansible's default scheme is https; `ntlm,kerberos` is SPNEGO"
     );
@@ -667,7 +668,7 @@ fn ansible_yaml_inventory() {
     let get = |n: &str| {
         inv.hosts
             .iter()
-            .find(|h| h.name == n)
+            .find(|h| &*h.name == n)
             .unwrap_or_else(|| panic!("{n}"))
     };
     assert_eq!(
@@ -680,8 +681,12 @@ fn ansible_yaml_inventory() {
         Some("ams1")
     );
     assert_eq!(endpoint(get("web-02")).port, 2222);
-    assert_eq!(endpoint(get("web-02")).user, "scanner", "`all` vars apply");
-    assert_eq!(ssh(get("db-01")).jumps[0].address, "192.0.2.10");
+    assert_eq!(
+        &*endpoint(get("web-02")).user,
+        "scanner",
+        "`all` vars apply"
+    );
+    assert_eq!(&*ssh(get("db-01")).jumps[0].address, "192.0.2.10");
     assert_eq!(get("bastion").address(), "192.0.2.10");
     assert_eq!(inv.hosts.len(), 4);
 }
@@ -835,7 +840,7 @@ fn hosts_naming_the_same_keys_share_one_list() {
     );
     assert!(!std::sync::Arc::ptr_eq(keys[0], keys[2]));
     let jump = &ssh(&inv.hosts[1]).jumps[0];
-    assert_eq!(jump.address, "10.0.0.1");
+    assert_eq!(&*jump.address, "10.0.0.1");
     assert!(std::sync::Arc::ptr_eq(&jump.identity_files, keys[0]));
 }
 
@@ -854,6 +859,23 @@ fn resolved_hosts_hold_exactly_their_room() {
     }
 }
 
+/// Hosts that log in under the same name share one string of it, whether
+/// the name comes from `defaults:`, a group or the host entry.
+#[test]
+fn hosts_logging_in_as_the_same_user_share_one_name() {
+    let inv = load_text(
+        "defaults: {user: scan}\n\
+         groups:\n  g: {hosts: [c], vars: {user: scan}}\n\
+         hosts:\n  - {name: a}\n  - {name: b, user: scan}\n  - {name: d, user: other}\n",
+    )
+    .unwrap();
+    let user = |n: &str| &endpoint(inv.hosts.iter().find(|h| &*h.name == n).unwrap()).user;
+    assert_eq!(&**user("a"), "scan");
+    assert!(std::sync::Arc::ptr_eq(user("a"), user("b")));
+    assert!(std::sync::Arc::ptr_eq(user("a"), user("c")));
+    assert_eq!(&**user("d"), "other");
+}
+
 /// Hosts whose labels come out the same (from their groups, their own
 /// entries or both) share one copy of them; other labels stay their own, and
 /// a label set changed later (`Labels::insert`) does not change the others.
@@ -867,7 +889,7 @@ fn hosts_with_the_same_labels_share_one_copy() {
          \x20 - {name: e, labels: {role: web, env: prod}}\n",
     )
     .unwrap();
-    let by_name = |n: &str| inv.hosts.iter().find(|h| h.name == n).unwrap();
+    let by_name = |n: &str| inv.hosts.iter().find(|h| &*h.name == n).unwrap();
     let shared = |x: &str, y: &str| std::ptr::eq(&*by_name(x).labels, &*by_name(y).labels);
     assert_eq!(
         by_name("a").labels.get("role").map(String::as_str),

@@ -45,7 +45,7 @@ pub(super) fn winrm_target(
         Some(k) => Some(kdc_url(k).map_err(|m| fail(format!("winrm.kdc: {m}")))?),
     };
     Ok(WinrmTarget {
-        address: address.to_string(),
+        address: address.into(),
         port: raw.port.unwrap_or_else(|| scheme.default_port()),
         scheme,
         auth,

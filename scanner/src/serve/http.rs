@@ -281,7 +281,7 @@ async fn probe(
         );
     };
     let pipeline = s.pipeline();
-    let Some(host) = pipeline.hosts().iter().find(|h| &h.name == target) else {
+    let Some(host) = pipeline.hosts().iter().find(|h| *h.name == **target) else {
         let shown: String = target.chars().take(200).collect();
         return text(
             StatusCode::BAD_REQUEST,

@@ -79,7 +79,7 @@ fn start(hosts: &[(&str, u16)], max_probes: usize, limits: Limits) -> Server {
     let mut inventory = Inventory::default();
     for (name, port) in hosts {
         inventory.hosts.push(Host {
-            name: name.to_string(),
+            name: (*name).into(),
             os: None,
             labels: Default::default(),
             groups: Vec::new(),

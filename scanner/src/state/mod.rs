@@ -128,7 +128,7 @@ pub fn apply_state(
     let today = status::day(now);
     let mut tx = match store {
         Some(s) => {
-            let hosts: Vec<&str> = out.hosts.iter().map(|h| h.name.as_str()).collect();
+            let hosts: Vec<&str> = out.hosts.iter().map(|h| &*h.name).collect();
             Some(s.transaction(&hosts)?)
         }
         None => None,
@@ -197,12 +197,14 @@ pub fn apply_state(
             let d = derive(prev, obs, &cx);
             if let Some(t) = d.track {
                 if prev != Some(&t) {
-                    commit.tracks.push((host.name.clone(), rule.to_string(), t));
+                    commit
+                        .tracks
+                        .push((host.name.to_string(), rule.to_string(), t));
                 }
             }
             if let (Some((since, at)), Some(f)) = (d.remediation, &d.finding) {
                 commit.remediations.push(Remediation {
-                    host: host.name.clone(),
+                    host: host.name.to_string(),
                     rule: rule.to_string(),
                     vendor: f.vendor.clone(),
                     product: f.product.clone(),
@@ -214,7 +216,7 @@ pub fn apply_state(
                 let from = prev.map(|t| t.status);
                 if from != Some(f.status) {
                     changes.push(StatusChange {
-                        host: host.name.clone(),
+                        host: host.name.to_string(),
                         rule: rule.to_string(),
                         from,
                         to: f.status,
@@ -336,7 +338,7 @@ mod tests {
             hosts: hosts
                 .iter()
                 .map(|(name, outcome, found)| HostReport {
-                    name: name.clone(),
+                    name: name.as_str().into(),
                     address: "127.0.0.1".into(),
                     labels: [("site".to_string(), "lab".to_string())]
                         .into_iter()
@@ -886,7 +888,7 @@ mod tests {
             .iter()
             .map(|h| {
                 let s = h.scanned_by.as_ref().unwrap();
-                (h.name.as_str(), s.sweep.as_str(), s.scanner.as_deref())
+                (&*h.name, s.sweep.as_str(), s.scanner.as_deref())
             })
             .collect();
         assert_eq!(
@@ -925,11 +927,7 @@ mod tests {
         assert_eq!(p.sweeps, 1, "a's first sweep only");
         let fleet = store.fleet(None).unwrap();
         assert_eq!(
-            fleet
-                .hosts
-                .iter()
-                .map(|h| h.name.as_str())
-                .collect::<Vec<_>>(),
+            fleet.hosts.iter().map(|h| &*h.name).collect::<Vec<_>>(),
             ["h-00000", "h-00001", "h-00003", "h-00004", "h-00005"],
             "h-00002's only result was pruned"
         );

@@ -387,7 +387,7 @@ impl Store {
             };
             complete &= r.sweep.complete;
             started = Some(started.map_or(r.sweep.started, |s| s.min(r.sweep.started)));
-            r.hosts.retain(|h| hosts.contains(&h.name));
+            r.hosts.retain(|h| hosts.contains(&*h.name));
             for h in &mut r.hosts {
                 h.scanned_by = Some(Box::new(by.clone()));
             }

@@ -206,7 +206,7 @@ pub async fn run(
 fn host_report(h: &Host, outcome: Outcome, secs: f64) -> HostReport {
     HostReport {
         name: h.name.clone(),
-        address: h.address().to_string(),
+        address: h.shared_address().clone(),
         labels: h.labels.clone(),
         outcome,
         error: None,
@@ -620,6 +620,26 @@ mod tests {
         assert!(cmd.starts_with("sudo -n /bin/sh -c "));
         let (cmd, _) = probe_command(OsFamily::Linux, false, "n0nce", &[]);
         assert!(cmd.starts_with("/bin/sh -c ") && cmd.contains("dpkg-query"));
+    }
+
+    /// A host's report shares the inventory entry's name, address and
+    /// labels (100,000 hosts hold each once, not once more in the report).
+    #[test]
+    fn a_hosts_report_shares_its_name_address_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.yaml");
+        std::fs::write(
+            &path,
+            "hosts:\n  - {name: web-01, address: 192.0.2.1, labels: {site: fra1}}\n",
+        )
+        .unwrap();
+        let inv = crate::inventory::Inventory::load(&path, &Default::default()).unwrap();
+        let h = &inv.hosts[0];
+        let r = host_report(h, Outcome::Unreachable, 0.0);
+        assert_eq!((&*r.name, &*r.address), ("web-01", "192.0.2.1"));
+        assert!(Arc::ptr_eq(&r.name, &h.name));
+        assert!(Arc::ptr_eq(&r.address, h.shared_address()));
+        assert!(std::ptr::eq(&*r.labels, &*h.labels));
     }
 
     #[test]

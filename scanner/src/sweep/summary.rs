@@ -270,7 +270,7 @@ mod tests {
             summary: fleetsweep_exporters::Summary::default(),
             exceptions: None,
             hosts: vec![HostReport {
-                name: long.clone(),
+                name: long.as_str().into(),
                 address: "127.0.0.1".into(),
                 labels: Default::default(),
                 outcome: Outcome::Unreachable,

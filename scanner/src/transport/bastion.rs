@@ -76,9 +76,9 @@ enum PassphraseKey {
 impl HopKey {
     pub fn new(hop: &SshEndpoint, settings: &SshSettings) -> HopKey {
         HopKey {
-            address: hop.address.clone(),
+            address: hop.address.to_string(),
             port: hop.port,
-            user: hop.user.clone(),
+            user: hop.user.to_string(),
             identity_files: hop.identity_files.clone(),
             passphrase: match &settings.passphrase {
                 Passphrase::None => PassphraseKey::None,

@@ -76,9 +76,9 @@ impl TransportError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshEndpoint {
     /// Name or address to connect to (what known_hosts is checked against).
-    pub address: String,
+    pub address: Arc<str>,
     pub port: u16,
-    pub user: String,
+    pub user: Arc<str>,
     /// Private key files to try, in order (after the agent, if any). One list
     /// is shared by every host that names the same files (a fleet's hosts
     /// mostly take them from `defaults:`): not a copy per host.

@@ -197,7 +197,7 @@ pub async fn connect_pooled(
     };
     let dest: Destination = (
         (!target.jumps.is_empty()).then(|| ChainKey::new(&target.jumps, settings)),
-        target.endpoint.address.clone(),
+        target.endpoint.address.to_string(),
         target.endpoint.port,
     );
     let mut refusals = 0;
@@ -286,7 +286,7 @@ fn lease_chain<'a>(ctx: &'a HopContext<'a>, jumps: &'a [SshEndpoint]) -> LeaseFu
             [] => None,
             _ => Some(lease_chain(ctx, before).await?),
         };
-        let dest: Destination = (key.parent(), hop.address.clone(), hop.port);
+        let dest: Destination = (key.parent(), hop.address.to_string(), hop.port);
         let mut refusals = 0;
         loop {
             match connect_hop(ctx, hop, parent.as_ref(), &dest).await {
@@ -690,7 +690,7 @@ async fn open_hop(
 ) -> Result<Handle<Verifier>, AttemptError> {
     let config = Arc::new(client_config(&policy.preferences(&hop.address, hop.port)));
     let verifier = Verifier {
-        host: hop.address.clone(),
+        host: hop.address.to_string(),
         port: hop.port,
         policy: Arc::clone(policy),
     };
@@ -704,7 +704,12 @@ async fn open_hop(
         Some(bastion) => {
             *stage = Stage::Forward;
             let channel = bastion
-                .channel_open_direct_tcpip(hop.address.clone(), u32::from(hop.port), "127.0.0.1", 0)
+                .channel_open_direct_tcpip(
+                    hop.address.to_string(),
+                    u32::from(hop.port),
+                    "127.0.0.1",
+                    0,
+                )
                 .await
                 .map_err(|e| {
                     let capacity = is_capacity_refusal(&e);
@@ -956,7 +961,7 @@ async fn authenticate(
 ) -> Result<(), TransportError> {
     let mut attempts = Attempts::default();
     let mut rsa_hash: Option<Option<HashAlg>> = None;
-    let user = hop.user.as_str();
+    let user: &str = &hop.user;
 
     if settings.use_agent && try_agent(handle, user, &mut attempts, &mut rsa_hash).await? {
         return Ok(());

@@ -188,7 +188,7 @@ impl Connection {
     ) -> Result<Connection, TransportError> {
         let label = format!("{}:{}", host_for_url(&target.address), target.port);
         let work = async {
-            let tcp = TcpStream::connect((target.address.as_str(), target.port))
+            let tcp = TcpStream::connect((&*target.address, target.port))
                 .await
                 .map_err(|e| {
                     TransportError::Unreachable(format!("{label}: cannot connect: {e}"))
@@ -199,7 +199,7 @@ impl Connection {
                 Scheme::Http => Box::new(tcp),
                 Scheme::Https => {
                     let config = tls.get(target.ca_file.as_deref(), &label)?;
-                    let name = ServerName::try_from(target.address.clone()).map_err(|e| {
+                    let name = ServerName::try_from(target.address.to_string()).map_err(|e| {
                         TransportError::Failed(format!("{label}: not a TLS server name: {e}"))
                     })?;
                     let tls = tokio_rustls::TlsConnector::from(config)

@@ -105,7 +105,7 @@ pub enum PasswordSource {
 /// Everything needed to reach one Windows host over WinRM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WinrmTarget {
-    pub address: String,
+    pub address: std::sync::Arc<str>,
     pub port: u16,
     pub scheme: Scheme,
     pub auth: WinrmAuth,
