@@ -133,7 +133,9 @@ pub fn judge_body(
 
 /// Non-blank lines of a body.
 pub fn count_lines(body: &str) -> usize {
-    body.lines().filter(|l| !l.trim().is_empty()).count()
+    crate::probes::text::lines(body)
+        .filter(|l| !l.trim().is_empty())
+        .count()
 }
 
 /// A framed section's state after its content was judged: a section cut short

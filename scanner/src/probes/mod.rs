@@ -26,6 +26,7 @@ pub mod linux;
 pub mod macos;
 pub mod offline;
 pub mod registry;
+pub mod text;
 pub mod windows;
 
 use std::borrow::Cow;

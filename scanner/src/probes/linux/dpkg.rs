@@ -29,7 +29,7 @@ pub fn parse_dpkg(body: &str) -> (Vec<Package>, Vec<ProbeWarning>) {
     let mut packages = Vec::new();
     let mut rejects = Rejects::default();
     let mut unknown_status = Rejects::default();
-    for line in body.lines() {
+    for line in crate::probes::text::lines(body) {
         if line.trim().is_empty() {
             continue;
         }

@@ -53,7 +53,7 @@ pub fn parse_sections<'a>(output: &'a str, nonce: &str) -> Sections<'a> {
     // (name, byte offset where its body starts)
     let mut open: Option<(&'a str, usize)> = None;
     let mut pos = 0usize;
-    for line in output.split_inclusive('\n') {
+    for line in crate::probes::text::split_inclusive_lines(output) {
         let start = pos;
         pos += line.len();
         let text = line.trim_end_matches('\n').trim_end_matches('\r');

@@ -57,7 +57,7 @@ pub fn parse_services(
 
     if let Some(body) = unit_list {
         let mut rejects = Rejects::default();
-        for line in body.lines() {
+        for line in crate::probes::text::lines(body) {
             match parse_list_line(line) {
                 Listed::Unit(name, state) => {
                     services.entry(name).unit_state = Some(unit_state(state))
@@ -72,7 +72,7 @@ pub fn parse_services(
     let running: Option<HashSet<&str>> = running.map(|body| {
         let mut rejects = Rejects::default();
         let mut names = HashSet::new();
-        for line in body.lines() {
+        for line in crate::probes::text::lines(body) {
             match parse_running_line(line) {
                 Listed::Unit(name, _) => {
                     services.entry(name);
@@ -266,7 +266,7 @@ fn unit_files_of(body: &str) -> (Vec<UnitFileRef<'_>>, Vec<ProbeWarning>) {
     let mut names: HashSet<&str> = HashSet::with_capacity(n);
     let mut rejects = Rejects::default();
     let mut warnings = Vec::new();
-    for line in body.lines() {
+    for line in crate::probes::text::lines(body) {
         if line.trim().is_empty() {
             continue;
         }
