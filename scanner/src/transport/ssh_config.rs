@@ -40,6 +40,8 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 const MAX_FILES: usize = 256;
 /// Bytes read from one file; an ssh config is a few kilobytes.
 const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Path components of one Include pattern that may hold a wildcard.
+const MAX_WILDCARD_COMPONENTS: usize = 2;
 /// Bytes read from all files of one config, Includes counted.
 const MAX_TOTAL_BYTES: usize = 4 << 20;
 /// OpenSSH's `SSH_MAX_IDENTITY_FILES`.
@@ -452,6 +454,25 @@ fn expand_glob(pattern: &str) -> Result<Vec<PathBuf>, String> {
     let mut pattern = pattern.to_string();
     while pattern.contains("**") {
         pattern = pattern.replace("**", "*");
+    }
+    // Each wildcard component multiplies the directories read: `/*/*/*/x`
+    // reads every directory three levels down (a hang, found by fuzzing),
+    // whatever it then matches. Real Includes have one (`config.d/*`).
+    let wild = Path::new(&pattern)
+        .components()
+        .filter(|c| {
+            c.as_os_str()
+                .as_encoded_bytes()
+                .iter()
+                .any(|b| matches!(b, b'*' | b'?' | b'['))
+        })
+        .count();
+    if wild > MAX_WILDCARD_COMPONENTS {
+        return Err(format!(
+            "Include pattern {pattern:?} has wildcards in {wild} path components, over the \
+             limit of {MAX_WILDCARD_COMPONENTS} (each one means reading every directory at that \
+             level): name the directories and keep the wildcards to the file names"
+        ));
     }
     let options = glob::MatchOptions {
         case_sensitive: true,
@@ -1162,6 +1183,28 @@ Match !canonical all
         }
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    /// An Include whose pattern would read every directory several levels
+    /// down is refused, with the line and what to change; two wildcard
+    /// components still expand.
+    #[test]
+    fn includes_with_wildcards_at_many_levels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        write(&home, ".ssh/d1/x/a.conf", "Port 2020\n");
+        let main = write(dir.path(), "config", "Host web\n  Include d*/*/a.conf\n");
+        let c = load_with(&main, Some(home.clone()), ConfigKind::User).unwrap();
+        assert_eq!(c.lookup("web").port, Some(2020));
+        let main = write(dir.path(), "config", "Include /*/*/./*/nonexistent\n");
+        let err = load_with(&main, Some(home), ConfigKind::User)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":1:"), "{err}");
+        assert!(
+            err.contains("wildcards in 3 path components, over the limit of 2"),
+            "{err}"
+        );
     }
 
     #[test]
