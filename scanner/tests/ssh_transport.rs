@@ -701,6 +701,24 @@ fn trickle_server() -> (u16, std::thread::JoinHandle<usize>) {
     (port, trickle)
 }
 
+/// Opens a new channel through `bastion` to `sshd` and reads its SSH banner
+/// within 20 s; `held_up` is the failure when it does not come.
+async fn banner_through(bastion: &mut SshSession, sshd: &Sshd, held_up: &str) {
+    use tokio::io::AsyncReadExt;
+    let banner = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut other = bastion
+            .forward(&sshd.address, sshd.port)
+            .await
+            .expect("forwarding to sshd");
+        let mut buf = [0u8; 64];
+        let n = other.read(&mut buf).await.expect("reading the banner");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    })
+    .await
+    .expect(held_up);
+    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+}
+
 /// A forwarded channel nobody reads (a target session busy elsewhere, or a
 /// peer sending past SSH flow control) never holds up the connection it
 /// shares: another channel through the same bastion opens and carries data,
@@ -722,18 +740,12 @@ async fn a_channel_nobody_reads_never_holds_up_the_others_on_its_bastion() {
         .expect("forwarding to the flood server");
     // russh's queue for a channel holds 8 messages; the flood fills it at once.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let banner = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut other = bastion
-            .forward(&s.sshd.address, s.sshd.port)
-            .await
-            .expect("forwarding to sshd");
-        let mut buf = [0u8; 64];
-        let n = other.read(&mut buf).await.expect("reading the banner");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    })
-    .await
-    .expect("a second channel was held up by the unread one on the same connection");
-    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+    banner_through(
+        &mut bastion,
+        &s.sshd,
+        "a second channel was held up by the unread one on the same connection",
+    )
+    .await;
 
     // The flood ends when the bastion closes the flooded channel's socket.
     let sent = tokio::time::timeout(
@@ -785,7 +797,6 @@ async fn a_channel_nobody_reads_never_holds_up_the_others_on_its_bastion() {
 /// connection opens other channels and carries on.
 #[tokio::test]
 async fn a_peer_that_never_closes_its_channel_is_cut_off_and_holds_nothing_up() {
-    use tokio::io::AsyncReadExt;
     let s = simple();
     let mut bastion = connect_ok(
         &direct(endpoint(&s.sshd, &[&s.key])),
@@ -800,18 +811,12 @@ async fn a_peer_that_never_closes_its_channel_is_cut_off_and_holds_nothing_up() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The session lets go of its channel; the peer goes on sending.
     drop(dropped);
-    let banner = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut other = bastion
-            .forward(&s.sshd.address, s.sshd.port)
-            .await
-            .expect("forwarding to sshd");
-        let mut buf = [0u8; 64];
-        let n = other.read(&mut buf).await.expect("reading the banner");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    })
-    .await
-    .expect("a channel was held up by the one being let go of");
-    assert!(banner.starts_with("SSH-2.0-"), "{banner:?}");
+    banner_through(
+        &mut bastion,
+        &s.sshd,
+        "a channel was held up by the one being let go of",
+    )
+    .await;
     // Cut off from our end once the wait for its close is over (5 s): the
     // bastion then closes the peer's socket.
     let let_go = Instant::now();
