@@ -272,17 +272,21 @@ struct Identities {
     default: Option<Arc<[PathBuf]>>,
     /// The login names, each kept once (a fleet logs in as one or a few).
     users: std::collections::HashSet<Arc<str>>,
+    /// `$USER`, for hosts that name no user.
+    current_user: Option<Arc<str>>,
 }
 
 impl Identities {
-    /// `user`, or the current user's name, shared with every host that
-    /// logs in under the same name.
+    /// `user`, or the current user's name (read once per inventory), shared
+    /// with every host that logs in under the same name.
     fn user(&mut self, user: Option<&str>) -> Arc<str> {
-        let user = match user {
-            Some(u) => std::borrow::Cow::Borrowed(u),
-            None => std::borrow::Cow::Owned(current_user()),
+        let Some(user) = user else {
+            return self
+                .current_user
+                .get_or_insert_with(|| current_user().into())
+                .clone();
         };
-        if let Some(known) = self.users.get(&*user) {
+        if let Some(known) = self.users.get(user) {
             return known.clone();
         }
         let user: Arc<str> = user.into();
