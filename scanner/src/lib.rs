@@ -34,6 +34,7 @@ pub mod cli;
 pub mod diag;
 pub mod exceptions;
 pub mod glob;
+pub mod hashing;
 pub mod inventory;
 pub mod os;
 pub mod pipeline;

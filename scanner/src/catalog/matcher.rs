@@ -18,8 +18,9 @@
 //! 3. A watched successor (`replaces:`) that is installed turns remnant findings
 //!    of the products it replaces into `replaced`.
 
+use crate::hashing::{HashMap, HashSet};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use fleetsweep_exporters::{Evidence, Finding, FindingState, SignatureAge, Status};
 
@@ -579,7 +580,7 @@ fn items(obs: &Observations) -> Vec<Item<'_>> {
             container: None,
         });
     }
-    let mut seen_proc = HashSet::new();
+    let mut seen_proc = HashSet::default();
     for p in &obs.processes {
         // A process's name and command line are whatever its owner chose
         // (`exec -a /opt/kaspersky/...`, prctl): only a root process, or one
@@ -907,7 +908,7 @@ pub fn match_host_with(
     // rule index → item indexes
     let mut hits: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     // (rule index, item index) pairs in `hits`
-    let mut hit_set: HashSet<(usize, usize)> = HashSet::new();
+    let mut hit_set: HashSet<(usize, usize)> = HashSet::default();
     // vendor id → claimed item indexes / claimed install paths
     let mut claimed: BTreeMap<&str, HashSet<usize>> = BTreeMap::new();
     let mut claimed_paths = ClaimedPaths::new();

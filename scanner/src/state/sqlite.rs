@@ -280,6 +280,10 @@ impl SqliteStore {
                 detail: DAMAGED.into(),
             });
         }
+        // The check filled the page cache (up to 2 MB) with pages the sweep
+        // does not need: the store is opened before the sweep, so that cache
+        // would sit under every connection of it. A commit reads what it needs.
+        conn.execute_batch("PRAGMA shrink_memory").map_err(e)?;
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(e)?;

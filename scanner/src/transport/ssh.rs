@@ -688,7 +688,7 @@ async fn open_hop(
     policy: &Arc<HostKeyPolicy>,
     stage: &mut Stage,
 ) -> Result<Handle<Verifier>, AttemptError> {
-    let config = Arc::new(client_config(&policy.preferences(&hop.address, hop.port)));
+    let config = shared_config(policy.preferences(&hop.address, hop.port));
     let verifier = Verifier {
         host: hop.address.to_string(),
         port: hop.port,
@@ -778,6 +778,29 @@ fn busy_reason(e: &russh::Error) -> String {
         }
         other => format!("{other}"),
     }
+}
+
+/// The client configuration for `prefs`, built once per distinct set of
+/// preferences and shared: a fleet's hosts have a few sets between them
+/// (one per mix of host key types), and each built configuration is about a
+/// kilobyte of algorithm lists that every open connection would hold a copy of.
+fn shared_config(prefs: HostKeyPreferences) -> Arc<client::Config> {
+    /// Distinct sets kept; past it (a known_hosts file listing many key
+    /// types in many orders) a host gets a configuration of its own.
+    const KEPT: usize = 32;
+    static BUILT: std::sync::Mutex<Vec<(HostKeyPreferences, Arc<client::Config>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, config)) = built.iter().find(|(p, _)| *p == prefs) {
+        return Arc::clone(config);
+    }
+    let config = Arc::new(client_config(&prefs));
+    if built.len() < KEPT {
+        built.push((prefs, Arc::clone(&config)));
+    }
+    config
 }
 
 fn client_config(prefs: &HostKeyPreferences) -> client::Config {
@@ -1322,6 +1345,27 @@ mod tests {
         assert!(config.preferred.host_key_certificates.is_empty());
         assert!(config.nodelay);
         assert_eq!(config.channel_buffer_size, CHANNEL_BUFFER_MESSAGES);
+    }
+
+    #[test]
+    fn hosts_with_the_same_preferences_share_one_configuration() {
+        let rsa = HostKeyPreferences {
+            known_algorithms: vec![Algorithm::Rsa { hash: None }],
+            certificate_authority: false,
+        };
+        let a = shared_config(rsa.clone());
+        let b = shared_config(rsa.clone());
+        assert!(Arc::ptr_eq(&a, &b));
+        let other = shared_config(HostKeyPreferences {
+            certificate_authority: true,
+            ..rsa
+        });
+        assert!(!Arc::ptr_eq(&a, &other));
+        assert_eq!(
+            other.preferred.host_key_certificates.first(),
+            Some(&Algorithm::Ed25519)
+        );
+        assert!(a.preferred.host_key_certificates.is_empty());
     }
 
     #[test]

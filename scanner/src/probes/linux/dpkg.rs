@@ -13,6 +13,7 @@
 //! known status is not a package (it is counted in one warning).
 
 use super::sections::Rejects;
+use crate::probes::text;
 use crate::probes::{Package, PackageManager, PackageState, ProbeWarning};
 
 /// Parses the `dpkg` section. Total: unknown lines are skipped and summed up in
@@ -53,8 +54,8 @@ enum LineError {
 }
 
 fn parse_line(line: &str) -> Result<Package, LineError> {
-    let (state, name, version, arch, maintainer) = if line.contains('\t') {
-        let mut f = line.splitn(5, '\t');
+    let (state, name, version, arch, maintainer) = if text::contains(line, b'\t') {
+        let mut f = text::splitn(line, 5, b'\t');
         let status = f.next().unwrap_or_default();
         let state = status_state(status).ok_or_else(|| status_error(status))?;
         (

@@ -2,9 +2,10 @@
 //! regular file, symbolic link, anything else), to depth 3 below each root that
 //! exists. A root with more than 2000 entries ends with `!truncated<TAB>ROOT`.
 
-use std::collections::HashSet;
+use crate::hashing::HashSet;
 
 use super::sections::{clip, warning, Rejects};
+use crate::probes::text;
 use crate::probes::{PathEntry, PathKind, ProbeWarning};
 
 /// Parses the `paths` section. Entries keep the host's order; a path listed twice
@@ -17,14 +18,14 @@ use crate::probes::{PathEntry, PathKind, ProbeWarning};
 /// ```
 pub fn parse_paths(body: &str) -> (Vec<PathEntry>, Vec<ProbeWarning>) {
     let mut paths = Vec::new();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: HashSet<&str> = HashSet::default();
     let mut rejects = Rejects::default();
     let mut warnings = Vec::new();
     for line in body.lines() {
         if line.is_empty() {
             continue;
         }
-        let Some((kind, path)) = line.split_once('\t') else {
+        let Some((kind, path)) = text::split_once(line, b'\t') else {
             rejects.note(line);
             continue;
         };

@@ -28,6 +28,7 @@
 //! a process name with a space in it is then cut at the space (best effort).
 
 use super::sections::{warning, Rejects};
+use crate::probes::text;
 use crate::probes::{ProbeWarning, Process};
 
 /// Parses the `processes` section. Total on any input.
@@ -50,7 +51,7 @@ pub fn parse_processes(body: &str) -> (Vec<Process>, Vec<ProbeWarning>) {
             warnings.push(truncated("processes"));
             continue;
         }
-        let mut f = line.splitn(4, '\t');
+        let mut f = text::splitn(line, 4, b'\t');
         let (Some(pid), Some(comm), Some(exe), cmdline) = (f.next(), f.next(), f.next(), f.next())
         else {
             rejects.note(line);
@@ -290,7 +291,7 @@ pub fn parse_proc_owners(body: &str) -> Vec<(u32, u32)> {
 /// Drops every entry of a pid that occurs more than once: one of them was
 /// forged, and which one cannot be told.
 pub(super) fn without_repeated_pids<T>(entries: Vec<(u32, T)>) -> Vec<(u32, T)> {
-    let mut count: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    let mut count: crate::hashing::HashMap<u32, usize> = Default::default();
     for (pid, _) in &entries {
         *count.entry(*pid).or_default() += 1;
     }
@@ -322,17 +323,17 @@ pub fn merge_batches(
     exes: Option<&str>,
     owners: Option<&str>,
 ) {
-    let owner: std::collections::HashMap<u32, u32> = owners
+    let owner: crate::hashing::HashMap<u32, u32> = owners
         .map(parse_proc_owners)
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let cmd: std::collections::HashMap<u32, String> = cmdlines
+    let cmd: crate::hashing::HashMap<u32, String> = cmdlines
         .map(parse_proc_cmdlines)
         .unwrap_or_default()
         .into_iter()
         .collect();
-    let exe: std::collections::HashMap<u32, String> = exes
+    let exe: crate::hashing::HashMap<u32, String> = exes
         .map(parse_proc_exes)
         .unwrap_or_default()
         .into_iter()

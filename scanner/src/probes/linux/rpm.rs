@@ -8,6 +8,7 @@
 //! recording) are read too.
 
 use super::sections::Rejects;
+use crate::probes::text;
 use crate::probes::{Package, PackageManager, PackageState, ProbeWarning};
 
 /// Parses the `rpm` section. Total: unknown lines are summed up in one warning.
@@ -35,8 +36,8 @@ pub fn parse_rpm(body: &str) -> (Vec<Package>, Vec<ProbeWarning>) {
 }
 
 fn parse_line(line: &str) -> Option<Package> {
-    let (name, evr, arch, vendor, packager) = if line.contains('\t') {
-        let mut f = line.splitn(5, '\t');
+    let (name, evr, arch, vendor, packager) = if text::contains(line, b'\t') {
+        let mut f = text::splitn(line, 5, b'\t');
         (f.next()?, f.next(), f.next(), f.next(), f.next())
     } else {
         let mut f = line.split_whitespace();

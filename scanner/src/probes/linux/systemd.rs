@@ -13,10 +13,11 @@
 //! The program of the first `ExecStart=` is kept: a vendor install root in it
 //! (`/opt/kaspersky/...`) names the vendor even for a unit with an unknown name.
 
+use crate::hashing::{HashMap, HashSet};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use super::sections::{warning, Rejects};
+use crate::probes::text;
 use crate::probes::{ProbeWarning, Service};
 
 /// Builds the service list from whichever of the three sections arrived.
@@ -71,7 +72,7 @@ pub fn parse_services(
 
     let running: Option<HashSet<&str>> = running.map(|body| {
         let mut rejects = Rejects::default();
-        let mut names = HashSet::new();
+        let mut names = HashSet::default();
         for line in crate::probes::text::lines(body) {
             match parse_running_line(line) {
                 Listed::Unit(name, _) => {
@@ -155,7 +156,7 @@ impl<'a> Services<'a> {
     fn with_capacity(n: usize) -> Self {
         Services {
             list: Vec::with_capacity(n),
-            index: HashMap::with_capacity(n),
+            index: HashMap::with_capacity_and_hasher(n, Default::default()),
         }
     }
 
@@ -262,8 +263,9 @@ fn unit_files_of(body: &str) -> (Vec<UnitFileRef<'_>>, Vec<ProbeWarning>) {
     let n = line_count(body);
     let mut files: Vec<UnitFileRef<'_>> = Vec::with_capacity(n);
     // path → index into files, for attaching exec lines.
-    let mut by_path: HashMap<&str, (usize, Kind)> = HashMap::with_capacity(n);
-    let mut names: HashSet<&str> = HashSet::with_capacity(n);
+    let mut by_path: HashMap<&str, (usize, Kind)> =
+        HashMap::with_capacity_and_hasher(n, Default::default());
+    let mut names: HashSet<&str> = HashSet::with_capacity_and_hasher(n, Default::default());
     let mut rejects = Rejects::default();
     let mut warnings = Vec::new();
     for line in crate::probes::text::lines(body) {
@@ -282,7 +284,7 @@ fn unit_files_of(body: &str) -> (Vec<UnitFileRef<'_>>, Vec<ProbeWarning>) {
         // (Checked first: a grep line is not searched for a tab.)
         let (kind, rest) = if line.starts_with('/') {
             ("x", line)
-        } else if let Some(split) = line.split_once('\t') {
+        } else if let Some(split) = text::split_once(line, b'\t') {
             split
         } else {
             rejects.note(line);
