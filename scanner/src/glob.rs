@@ -74,9 +74,155 @@ pub fn compile(pattern: &str, opts: Options) -> Result<GlobMatcher, String> {
         .map_err(|_| format!("invalid glob `{}`: too complex to compile", shown()))
 }
 
+/// Shortest literal worth a prefilter: a pattern whose longest literal run is
+/// shorter is tried on every item.
+pub const MIN_LITERAL: usize = 3;
+
+/// The longest run of plain characters that every string `pattern` matches
+/// must contain, as written (a case-insensitive pattern matches it in any
+/// ASCII case), or None when there is none of at least [`MIN_LITERAL`] bytes.
+/// The matcher uses it to skip the patterns whose literal an item lacks
+/// before running any of them.
+///
+/// Conservative: a run ends at every character with a meaning (`*`, `?`, `\`
+/// and the character it escapes, `[...]` classes, `{...}` alternatives with
+/// their commas) and at `/`, which `**/` can make optional.
+///
+/// ```
+/// use fleetsweep::glob::required_literal;
+/// assert_eq!(required_literal("kaspersky*"), Some("kaspersky"));
+/// assert_eq!(required_literal("[Kk]aspersky {Endpoint,Free}*"), Some("aspersky "));
+/// assert_eq!(required_literal("/opt/kaspersky/**/bin/*"), Some("kaspersky"));
+/// assert_eq!(required_literal("k?s*"), None);
+/// ```
+pub fn required_literal(pattern: &str) -> Option<&str> {
+    let b = pattern.as_bytes();
+    let mut best: Option<(usize, usize)> = None;
+    let mut run_start = 0;
+    let mut i = 0;
+    // Ends the current run at `end` and keeps it when it is the longest.
+    let mut close = |start: usize, end: usize| {
+        if end > start && best.is_none_or(|(s, e)| end - start > e - s) {
+            best = Some((start, end));
+        }
+    };
+    while i < b.len() {
+        match b[i] {
+            b'*' | b'?' | b'/' | b',' | b'}' | b']' => {
+                close(run_start, i);
+                i += 1;
+            }
+            b'\\' => {
+                close(run_start, i);
+                i += 2;
+            }
+            b'[' => {
+                close(run_start, i);
+                // `[!]...]`, `[^]...]`, `[]...]`: a `]` first in the class is a member.
+                let mut j = i + 1;
+                if matches!(b.get(j), Some(b'!' | b'^')) {
+                    j += 1;
+                }
+                if b.get(j) == Some(&b']') {
+                    j += 1;
+                }
+                while j < b.len() && b[j] != b']' {
+                    j += 1;
+                }
+                i = j + 1;
+            }
+            b'{' => {
+                close(run_start, i);
+                let mut depth = 0usize;
+                let mut j = i;
+                while j < b.len() {
+                    match b[j] {
+                        b'\\' => j += 1,
+                        b'{' => depth += 1,
+                        b'}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        run_start = i;
+    }
+    close(run_start, b.len().max(run_start));
+    let (start, end) = best?;
+    // Runs start and end next to ASCII bytes or the pattern's ends: whole characters.
+    (end - start >= MIN_LITERAL)
+        .then(|| pattern.get(start..end))
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every string a pattern matches contains its required literal, and the
+    /// literal never spans a character with a meaning.
+    #[test]
+    fn required_literals_are_what_every_match_contains() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("kaspersky*", Some("kaspersky")),
+            ("*kaspersky*", Some("kaspersky")),
+            (
+                "Kaspersky Endpoint Security*",
+                Some("Kaspersky Endpoint Security"),
+            ),
+            ("kes?", Some("kes")),
+            ("k?s*", None),
+            ("*", None),
+            ("", None),
+            ("ab", None),
+            ("abc", Some("abc")),
+            ("[Kk]aspersky", Some("aspersky")),
+            ("[!]x]klnagent", Some("klnagent")),
+            ("[]]kav", Some("kav")),
+            ("{kes,kav}light", Some("light")),
+            ("{a,{b,c}}kesl{x,y}", Some("kesl")),
+            ("\\*literal\\*", Some("literal")),
+            ("ka\\spersky", Some("persky")),
+            ("/opt/kaspersky/**", Some("kaspersky")),
+            ("**/kesl", Some("kesl")),
+            ("a/**/b", None),
+            ("klnagent,x", Some("klnagent")),
+            ("café*", Some("café")),
+        ];
+        for (pattern, want) in cases {
+            assert_eq!(required_literal(pattern), *want, "{pattern}");
+        }
+        // Checked against the matcher itself: a match always holds the literal.
+        for (pattern, subject) in [
+            ("**/kesl", "kesl"),
+            ("/opt/**/kesl", "/opt/kesl"),
+            ("{kes,kav}light", "kavlight"),
+            ("[Kk]aspersky*", "Kaspersky Free"),
+        ] {
+            let m = compile(
+                pattern,
+                Options {
+                    case_insensitive: false,
+                    path: true,
+                },
+            )
+            .unwrap();
+            assert!(m.is_match(subject), "{pattern} {subject}");
+            let lit = required_literal(pattern).unwrap();
+            assert!(subject.contains(lit), "{pattern} {subject}");
+        }
+    }
 
     #[test]
     fn hostile_patterns_are_errors_not_panics() {

@@ -1064,3 +1064,146 @@ fn an_index_of_another_catalog_is_refused() {
     let obs = Observations::default();
     match_host_with(&builtin(), &index, &obs, OsFamily::Linux, now());
 }
+
+/// Strings a pattern matches, or nearly: `*` as nothing and as text, `?` as
+/// one letter, a class as its first member, an alternative group as its first
+/// or last choice.
+fn samples(pattern: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (star, last) in [("", false), ("Zq-9/", true), ("x", false)] {
+        let mut s = String::new();
+        let mut chars = pattern.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '*' => s.push_str(star),
+                '?' => s.push('k'),
+                '\\' => s.extend(chars.next()),
+                '[' => {
+                    let mut members: Vec<char> = Vec::new();
+                    for m in chars.by_ref() {
+                        if m == ']' && !members.is_empty() {
+                            break;
+                        }
+                        members.push(m);
+                    }
+                    match members.first() {
+                        Some('!' | '^') => s.push('#'),
+                        Some(m) => s.push(*m),
+                        None => {}
+                    }
+                }
+                '{' => {
+                    let mut depth = 1;
+                    let mut group = String::new();
+                    for m in chars.by_ref() {
+                        match m {
+                            '{' => depth += 1,
+                            '}' => depth -= 1,
+                            _ => {}
+                        }
+                        if depth == 0 {
+                            break;
+                        }
+                        group.push(m);
+                    }
+                    let choices: Vec<&str> = group.split(',').collect();
+                    let pick = if last {
+                        choices.last()
+                    } else {
+                        choices.first()
+                    };
+                    s.push_str(pick.copied().unwrap_or_default());
+                }
+                c => s.push(c),
+            }
+        }
+        out.push(s);
+    }
+    let more: Vec<String> = out
+        .iter()
+        .flat_map(|s| {
+            [
+                s.to_uppercase(),
+                s.to_lowercase(),
+                format!("pre {s} post"),
+                s.chars().skip(1).collect(),
+                s.chars().rev().collect(),
+                s.replace('a', "\u{e1}"),
+            ]
+        })
+        .collect();
+    out.extend(more);
+    out
+}
+
+/// The prefilter never changes what matches: for every signature group of
+/// the shipped and the test catalog, on strings made from every signature
+/// and on the words of the recorded fixtures (real hosts' names, look-alikes
+/// included), the rules found are the rules every glob run one by one finds.
+#[test]
+fn the_literal_prefilter_finds_what_every_glob_finds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut corpus: Vec<String> = Vec::new();
+    let catalogs = [Catalog::builtin().unwrap(), catalog()];
+    for c in &catalogs {
+        for rule in &c.rules {
+            for sig in &rule.signatures {
+                corpus.extend(samples(&sig.pattern));
+            }
+        }
+    }
+    let mut stack = vec![
+        root.join("tests/fixtures/offline"),
+        root.join("tests/fixtures/windows"),
+    ];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                for line in text.lines() {
+                    corpus.push(line.trim().to_string());
+                    corpus.extend(
+                        line.split(|c: char| c.is_whitespace() || "\"'<>=,;".contains(c))
+                            .filter(|w| !w.is_empty())
+                            .map(str::to_string),
+                    );
+                }
+            }
+        }
+    }
+    corpus.sort();
+    corpus.dedup();
+    assert!(corpus.len() > 1000, "{} strings", corpus.len());
+    let mut matched = 0;
+    let mut prefiltered = 0;
+    for c in &catalogs {
+        let index = MatchIndex::new(c);
+        for family in OsFamily::ALL {
+            for group in &index.by_family[family_slot(family)] {
+                prefiltered += group.sigs.iter().filter(|s| s.2 != NO_LITERAL).count();
+                for value in &corpus {
+                    let mut fast = Vec::new();
+                    group.push_matches(c, value, &mut fast);
+                    fast.sort_unstable();
+                    fast.dedup();
+                    let mut slow: Vec<usize> = group
+                        .sigs
+                        .iter()
+                        .filter(|(ri, si, _)| {
+                            c.rules[*ri as usize].signatures[*si as usize].matches(value)
+                        })
+                        .map(|(ri, _, _)| *ri as usize)
+                        .collect();
+                    slow.dedup();
+                    assert_eq!(fast, slow, "{value:?} ({family:?})");
+                    matched += usize::from(!slow.is_empty());
+                }
+            }
+        }
+    }
+    // The corpus reaches the globs, and the prefilter is in use.
+    assert!(matched > 500, "{matched} matches");
+    assert!(prefiltered > 100, "{prefiltered} signatures with a literal");
+}

@@ -165,6 +165,10 @@ fn abbrev_state(s: &str) -> Option<PackageState> {
 
 /// `${Status}`: "want flag status", e.g. "install ok installed".
 fn long_state(s: &str) -> Option<PackageState> {
+    // Nearly every line of a host says this; the words need no splitting.
+    if s == "install ok installed" {
+        return Some(PackageState::Installed);
+    }
     let mut words = s.split_whitespace();
     let want = words.next()?;
     let flag = words.next()?;
