@@ -83,6 +83,12 @@ for run in $(seq 1 "$runs"); do
     "$dir/inventory.yaml" "$conc" >"$dir/ps-out.txt"
   read -r _ ps_ok _ ps_failed _ _ <"$dir/ps-out.txt"
   [ "$ps_failed" = 0 ] || echo "parallel-ssh: $ps_failed hosts failed" >&2
+  # Hosts that were not reached make a run fast and cheap: its figures would mislead.
+  if [ "${scanned:-0}" = 0 ] || [ "${ps_ok:-0}" = 0 ]; then
+    echo "run $run: no host was reached (fleetsweep scanned ${scanned:-0}, parallel-ssh ${ps_ok:-0}):" \
+      "are the test hosts of $dir up? (target/release/testfleet up --dir DIR ... --detach)" >&2
+    exit 1
+  fi
 
   read -r fw fc fr <<<"$(figures "$dir/fs-time.txt")"
   read -r pw pc pr <<<"$(figures "$dir/ps-time.txt")"
