@@ -158,7 +158,7 @@ pub fn required_literal(pattern: &str) -> Option<&str> {
         }
         run_start = i;
     }
-    close(run_start, b.len().max(run_start));
+    close(run_start, b.len());
     let (start, end) = best?;
     // Runs start and end next to ASCII bytes or the pattern's ends: whole characters.
     (end - start >= MIN_LITERAL)

@@ -812,7 +812,6 @@ const NO_LITERAL: u32 = u32::MAX;
 impl KindIndex {
     fn new(sigs: Vec<(u32, u32)>, catalog: &Catalog) -> KindIndex {
         // One pattern per distinct literal (ASCII case folded).
-        let mut ids: HashMap<String, u32> = HashMap::default();
         let mut literals: Vec<String> = Vec::new();
         let mut with_ids: Vec<(u32, u32, u32)> = sigs
             .into_iter()
@@ -820,11 +819,15 @@ impl KindIndex {
                 let sig = &catalog.rules[ri as usize].signatures[si as usize];
                 let id = crate::glob::required_literal(&sig.pattern).map_or(NO_LITERAL, |lit| {
                     let folded = lit.to_ascii_lowercase();
-                    *ids.entry(folded.clone()).or_insert_with(|| {
-                        literals.push(folded);
-                        // Catalogs hold hundreds of signatures, not billions.
-                        (literals.len() - 1) as u32
-                    })
+                    let at = literals
+                        .iter()
+                        .position(|l| *l == folded)
+                        .unwrap_or_else(|| {
+                            literals.push(folded);
+                            literals.len() - 1
+                        });
+                    // Catalogs hold hundreds of signatures, not billions.
+                    at as u32
                 });
                 (ri, si, id)
             })

@@ -67,11 +67,6 @@ pub fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
     let i = s.bytes().position(|b| b == sep)?;
     Some((&s[..i], &s[i + 1..]))
 }
-
-/// `s.contains(sep as char)` for an ASCII `sep`.
-pub fn contains(s: &str, sep: u8) -> bool {
-    s.bytes().any(|b| b == sep)
-}
 #[cfg(test)]
 mod tests {
     #[test]
@@ -96,7 +91,6 @@ mod tests {
                 );
             }
             assert_eq!(split_once(s, b'\t'), s.split_once('\t'), "{s:?}");
-            assert_eq!(contains(s, b'\t'), s.contains('\t'), "{s:?}");
         }
     }
 

@@ -54,7 +54,7 @@ enum LineError {
 }
 
 fn parse_line(line: &str) -> Result<Package, LineError> {
-    let (state, name, version, arch, maintainer) = if text::contains(line, b'\t') {
+    let (state, name, version, arch, maintainer) = if line.contains('\t') {
         let mut f = text::splitn(line, 5, b'\t');
         let status = f.next().unwrap_or_default();
         let state = status_state(status).ok_or_else(|| status_error(status))?;

@@ -36,7 +36,7 @@ pub fn parse_rpm(body: &str) -> (Vec<Package>, Vec<ProbeWarning>) {
 }
 
 fn parse_line(line: &str) -> Option<Package> {
-    let (name, evr, arch, vendor, packager) = if text::contains(line, b'\t') {
+    let (name, evr, arch, vendor, packager) = if line.contains('\t') {
         let mut f = text::splitn(line, 5, b'\t');
         (f.next()?, f.next(), f.next(), f.next(), f.next())
     } else {
