@@ -1173,6 +1173,28 @@ fn the_literal_prefilter_finds_what_every_glob_finds() {
             }
         }
     }
+    // What a hostile host could send as a name: control characters and NULs
+    // inside a literal or around it, a literal split by an invalid byte's
+    // replacement, literals that overlap or repeat, mixed and Unicode case,
+    // and a name as long as a capped section allows.
+    let long = format!("{}kaspersky{}", "k".repeat(65_536), "y".repeat(65_536));
+    for s in [
+        "kas\0persky",
+        "\0kaspersky\0",
+        "\u{1b}[31mkaspersky\u{1b}[0m",
+        "kas\u{fffd}persky",
+        "kaskaspersky",
+        "kasperskykasperskykaspersky",
+        "KaSpErSkY",
+        "\u{212a}aspersky",
+        "kaspersk\u{fffd}y",
+        "\tkesl\t",
+        "kesl\nklnagent",
+        long.as_str(),
+    ] {
+        corpus.extend(samples(s));
+        corpus.push(s.to_string());
+    }
     corpus.sort();
     corpus.dedup();
     assert!(corpus.len() > 1000, "{} strings", corpus.len());
