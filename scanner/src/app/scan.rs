@@ -75,7 +75,7 @@ pub fn exit_code(report: &Report) -> u8 {
 }
 
 pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
-    let pipeline = prepare(args)?;
+    let mut pipeline = prepare(args)?;
     let show_bar =
         !cli.quiet && !args.no_progress && (args.progress || std::io::stderr().is_terminal());
     let bar = show_bar.then(|| Arc::new(summary::Bar::new(pipeline.hosts().len())));
@@ -88,7 +88,7 @@ pub async fn scan(cli: &Cli, args: &ScanArgs) -> Result<u8> {
     // installed them itself might not run until a busy runtime got to it, and
     // a SIGTERM meanwhile would kill the scan without its partial report.
     tokio::spawn(forward_signals(install_signals(), tx));
-    let report = pipeline.sweep_all(progress, rx).await;
+    let report = pipeline.sweep_all_once(progress, rx).await;
     if let Some(b) = &bar {
         b.finish();
     }

@@ -336,6 +336,19 @@ impl HostKeyPolicy {
         })
     }
 
+    /// A policy that knows no key and learns none: what a pipeline keeps
+    /// once its one sweep is done ([`crate::pipeline::Pipeline::sweep_all_once`]).
+    pub fn none() -> HostKeyPolicy {
+        HostKeyPolicy {
+            files: Vec::new(),
+            lines: Vec::new(),
+            index: NameIndex::default(),
+            revoked: HashMap::new(),
+            matched: Mutex::new(HashMap::new()),
+            accept_new: None,
+        }
+    }
+
     /// The files consulted, in order.
     pub fn files(&self) -> &[PathBuf] {
         &self.files
