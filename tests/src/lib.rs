@@ -276,6 +276,7 @@ impl Fleet {
         require_tools()?;
         ensure_user()?;
         std::fs::create_dir_all(dir)?;
+        clear_stopped_fleet(dir)?;
         // sshd reads authorized_keys as the login user: the fleet directory
         // (often from mktemp, mode 0700) must be traversable.
         {
@@ -496,28 +497,82 @@ impl Drop for Fleet {
 pub fn stop_detached(dir: &Path) -> Result<usize> {
     let text = std::fs::read_to_string(dir.join("fleet.json")).context("reading fleet.json")?;
     let hosts: Vec<serde_json::Value> = serde_json::from_str(&text)?;
-    let mut stopped = 0;
-    for h in hosts {
-        let pid_of = |key: &str| {
-            h.get(key)
-                .and_then(|p| p.as_u64())
-                .and_then(|p| u32::try_from(p).ok())
-        };
-        if let Some(pid) = pid_of("sshd_pid") {
+    for h in &hosts {
+        if let Some(pid) = pid_in(h, "sshd_pid") {
             // Best effort, as before: the process may be gone already.
             let _ = signal(pid, Signal::SIGCONT);
         }
-        let Some(pid) = pid_of("unshare_pid") else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
-        if cmdline.starts_with("unshare") && cmdline.contains(&dir.display().to_string()) {
-            let _ = signal(pid, Signal::SIGKILL);
-            stopped += 1;
+    }
+    let live = live_hosts(dir, &hosts);
+    for &pid in &live {
+        let _ = signal(pid, Signal::SIGKILL);
+    }
+    Ok(live.len())
+}
+
+fn pid_in(h: &serde_json::Value, key: &str) -> Option<u32> {
+    h.get(key)
+        .and_then(|p| p.as_u64())
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+/// The `unshare` PIDs of `fleet.json`'s hosts that still run a host of `dir`.
+fn live_hosts(dir: &Path, hosts: &[serde_json::Value]) -> Vec<u32> {
+    hosts
+        .iter()
+        .filter_map(|h| pid_in(h, "unshare_pid"))
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            cmdline.starts_with("unshare") && cmdline.contains(&dir.display().to_string())
+        })
+        .collect()
+}
+
+/// A directory that held a fleet before (`testfleet up`, then `down`) is
+/// reused: what the old fleet generated goes, so `ssh-keygen` does not stop
+/// to ask about overwriting a key and no old host's files linger. A fleet
+/// still running there is an error that says how to stop it.
+fn clear_stopped_fleet(dir: &Path) -> Result<()> {
+    if let Ok(text) = std::fs::read_to_string(dir.join("fleet.json")) {
+        let hosts: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        let live = live_hosts(dir, &hosts);
+        if !live.is_empty() {
+            bail!(
+                "{} holds a running test fleet ({} host(s) up): stop it with `testfleet down --dir {}` first, or use another directory",
+                dir.display(),
+                live.len(),
+                dir.display()
+            );
         }
     }
-    Ok(stopped)
+    for d in ["hosts", "rpms"] {
+        match std::fs::remove_dir_all(dir.join(d)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e)
+                    .with_context(|| format!("removing the old fleet's {}", dir.join(d).display()))
+            }
+            _ => {}
+        }
+    }
+    for f in [
+        "fleet.json",
+        "inventory.yaml",
+        "known_hosts",
+        "client_key",
+        "client_key.pub",
+        "stranger_key",
+        "stranger_key.pub",
+    ] {
+        match std::fs::remove_file(dir.join(f)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e)
+                    .with_context(|| format!("removing the old fleet's {}", dir.join(f).display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The first process whose parent is `pid` (scanning /proc: not every kernel
