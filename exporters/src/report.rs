@@ -159,6 +159,11 @@ impl Labels {
         Labels::default()
     }
 
+    /// The same shared labels (a clone of `other`), not merely equal ones.
+    pub fn same_as(&self, other: &Labels) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Sets `key` (copies the labels first when they are shared).
     pub fn insert(&mut self, key: String, value: String) -> Option<String> {
         std::sync::Arc::make_mut(&mut self.0).insert(key, value)
