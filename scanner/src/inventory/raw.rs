@@ -55,11 +55,13 @@ pub(super) struct RawHost {
     pub(super) name: Spanned<String>,
     pub(super) address: Option<String>,
     pub(super) labels: Labels,
-    /// The settings the host gives itself; `None` when it gives none (the
-    /// usual case in a large fleet: settings come from defaults and groups).
-    /// Boxed: every key with its position is some 700 bytes, which 100,000
-    /// hosts would each hold until the inventory is resolved.
-    pub(super) vars: Option<Box<RawVars>>,
+    /// The settings the host gives itself, only those: empty (no
+    /// allocation) when it gives none, the usual case in a large fleet
+    /// where settings come from defaults and groups. Not a [`RawVars`]:
+    /// that has room for every key (some 350 bytes), which 100,000 hosts
+    /// each giving one key (`jump:` to their bastion, `user:`, `port:`)
+    /// would all hold until the inventory is resolved.
+    pub(super) vars: Box<[RawSetting]>,
 }
 
 impl RawHost {
@@ -69,13 +71,13 @@ impl RawHost {
             name,
             address: None,
             labels: Labels::new(),
-            vars: None,
+            vars: Box::default(),
         }
     }
 
     /// The settings the host gives itself (all unset when it gives none).
     pub(super) fn take_vars(&mut self) -> RawVars {
-        self.vars.take().map(|v| *v).unwrap_or_default()
+        RawVars::from_sparse(std::mem::take(&mut self.vars))
     }
 }
 
@@ -111,17 +113,36 @@ macro_rules! settings {
                     name: e.name,
                     address: e.address,
                     labels: fleetsweep_exporters::labels_of(e.labels),
-                    vars: RawVars { $( $field: e.$field, )* }.boxed(),
+                    vars: RawVars { $( $field: e.$field, )* }.sparse(),
                 }
             }
         }
 
+        /// One setting a host gives itself ([`RawHost::vars`]).
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone)]
+        pub(super) enum RawSetting {
+            $( $field($ty), )*
+        }
+
         impl RawVars {
-            /// `None` when no key is set, else the settings on the heap.
-            pub(super) fn boxed(self) -> Option<Box<RawVars>> {
-                let empty = true $( && self.$field.is_none() )*;
-                (!empty).then(|| Box::new(self))
+            /// The keys that are set, only those.
+            pub(super) fn sparse(self) -> Box<[RawSetting]> {
+                let mut set = Vec::with_capacity(0 $( + usize::from(self.$field.is_some()) )*);
+                $( if let Some(v) = self.$field { set.push(RawSetting::$field(v)); } )*
+                set.into_boxed_slice()
             }
+
+            fn from_sparse(set: Box<[RawSetting]>) -> RawVars {
+                let mut vars = RawVars::default();
+                for s in set.into_vec() {
+                    match s {
+                        $( RawSetting::$field(v) => vars.$field = Some(v), )*
+                    }
+                }
+                vars
+            }
+
 
             /// Fills every unset key of `self` from `other`.
             fn fill_from(&mut self, other: &RawVars) {
@@ -150,7 +171,8 @@ settings! {
     max_startups: Spanned<usize>,
     /// Channel opens + handshakes through one bastion at once.
     bastion_max_handshakes: Spanned<usize>,
-    winrm: Spanned<RawWinrm>,
+    /// Boxed: the map is most of a settings block's size, and few hosts set it.
+    winrm: Box<Spanned<RawWinrm>>,
 }
 
 impl RawVars {

@@ -335,7 +335,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
             &m.name,
             &m.address,
             &user,
-            vars.winrm.as_ref(),
+            vars.winrm.as_deref(),
             m.at.referenced,
         )?),
         _ => None,

@@ -94,7 +94,7 @@ fn raw_host(file: &Path, h: &AnsibleHost) -> Result<RawHost, Diagnostic> {
         Some("local") => (Some(TransportKind::Local), None, port),
         Some("winrm" | "psrp") => (
             Some(TransportKind::Winrm),
-            Some(unlocated(winrm::raw_winrm(file, h, port)?)),
+            Some(Box::new(unlocated(winrm::raw_winrm(file, h, port)?))),
             None,
         ),
         _ => (None, None, port),
@@ -118,7 +118,7 @@ fn raw_host(file: &Path, h: &AnsibleHost) -> Result<RawHost, Diagnostic> {
             winrm,
             ..RawVars::default()
         }
-        .boxed(),
+        .sparse(),
         ..RawHost::named(unlocated(h.name.clone()))
     })
 }
