@@ -152,7 +152,7 @@ async fn run(n: usize, dir: &Path) {
             name: format!("lnx-{i:06}.{}.corp.example.net", SITES[i % SITES.len()]).into(),
             os: Some(fleetsweep::os::OsFamily::Linux),
             labels: labels(i),
-            groups: vec!["linux".into(), SITES[i % SITES.len()].into()],
+            groups: vec!["linux".into(), SITES[i % SITES.len()].into()].into(),
             host_timeout: None,
             target: Target::Offline(OfflineHost {
                 dir: missing.clone(),

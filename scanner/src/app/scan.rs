@@ -50,7 +50,7 @@ pub(super) fn offline_hosts(
         inv.hosts.push(Host {
             os: Some(b.os),
             labels: b.labels,
-            groups: Vec::new(),
+            groups: Vec::new().into(),
             host_timeout: None,
             target: inventory::Target::Offline(inventory::OfflineHost {
                 dir: b.dir,

@@ -39,7 +39,8 @@ pub struct Host {
     /// Operating-system hint; detected when absent.
     pub os: Option<OsFamily>,
     pub labels: fleetsweep_exporters::Labels,
-    pub groups: Vec<String>,
+    /// In group-name order; hosts in the same groups share one list.
+    pub groups: std::sync::Arc<[String]>,
     /// Whole-host deadline (connect, probe, parse), if the inventory sets one.
     pub host_timeout: Option<Duration>,
     /// How the host is reached, with the settings of that way only.
@@ -211,7 +212,7 @@ impl Inventory {
                 name: hostname().unwrap_or_else(|| "localhost".to_string()).into(),
                 os: None,
                 labels: Default::default(),
-                groups: Vec::new(),
+                groups: Vec::new().into(),
                 host_timeout: None,
                 target: Target::Local(LocalHost {
                     address: "localhost".into(),

@@ -274,6 +274,10 @@ struct Identities {
     users: std::collections::HashSet<Arc<str>>,
     /// `$USER`, for hosts that name no user.
     current_user: Option<Arc<str>>,
+    /// The hosts' group lists, each distinct list kept once (a fleet's hosts
+    /// fall in a few combinations of groups; one copy of each group name per
+    /// host was some 100 bytes a host).
+    groups: std::collections::HashSet<Arc<[String]>>,
 }
 
 impl Identities {
@@ -292,6 +296,16 @@ impl Identities {
         let user: Arc<str> = user.into();
         self.users.insert(user.clone());
         user
+    }
+
+    /// `groups`, shared with every host in exactly the same groups.
+    fn groups(&mut self, groups: Vec<String>) -> Arc<[String]> {
+        if let Some(known) = self.groups.get(groups.as_slice()) {
+            return known.clone();
+        }
+        let groups: Arc<[String]> = groups.into();
+        self.groups.insert(groups.clone());
+        groups
     }
 
     fn of(&mut self, files: Option<&OneOrMany>) -> Arc<[PathBuf]> {
@@ -385,7 +399,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
             name: m.name.into(),
             os: vars.os,
             labels: m.labels,
-            groups: m.groups,
+            groups: identities.groups(m.groups),
             host_timeout,
             target,
         },

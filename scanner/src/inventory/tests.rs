@@ -70,7 +70,7 @@ fn resolves_defaults_groups_and_hosts() {
         Some("primary"),
         "host labels beat group labels"
     );
-    assert_eq!(db.groups, ["dbs", "prod"]);
+    assert_eq!(*db.groups, ["dbs", "prod"]);
     assert_eq!(ssh(db).jumps.len(), 1);
     assert_eq!(
         &*ssh(db).jumps[0].address,
@@ -93,7 +93,7 @@ fn resolves_defaults_groups_and_hosts() {
     assert_eq!(hops, ["ops@gw.example.net:2022", "jump@192.0.2.10:22"]);
 
     let db2 = &inv.hosts[4];
-    assert_eq!(db2.groups, ["dbs"], "a group-only name becomes a host");
+    assert_eq!(*db2.groups, ["dbs"], "a group-only name becomes a host");
     assert_eq!(
         inv.known_hosts_files,
         [PathBuf::from("/etc/fleetsweep/known_hosts")]
@@ -551,7 +551,7 @@ fn ansible_inventory_list_json_resolves_like_its_source() {
             .hosts
             .iter()
             .map(|h| {
-                let mut groups = h.groups.clone();
+                let mut groups = h.groups.to_vec();
                 groups.sort();
                 let target = match &h.target {
                     Target::Ssh(_) => {
@@ -874,6 +874,26 @@ fn hosts_logging_in_as_the_same_user_share_one_name() {
     assert!(std::sync::Arc::ptr_eq(user("a"), user("b")));
     assert!(std::sync::Arc::ptr_eq(user("a"), user("c")));
     assert_eq!(&**user("d"), "other");
+}
+
+/// Hosts in exactly the same groups share one list of them; a host in other
+/// groups, or in none, has its own list, and each list names its groups in order.
+#[test]
+fn hosts_in_the_same_groups_share_one_list() {
+    let inv = load_text(
+        "groups:\n\
+         \x20 web: {hosts: [a, b, c]}\n\
+         \x20 prod: {hosts: [b, a, d]}\n\
+         hosts:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n  - {name: d}\n  - {name: e}\n",
+    )
+    .unwrap();
+    let groups = |n: &str| &inv.hosts.iter().find(|h| &*h.name == n).unwrap().groups;
+    assert_eq!(**groups("a"), ["prod", "web"]);
+    assert!(std::sync::Arc::ptr_eq(groups("a"), groups("b")));
+    assert_eq!(**groups("c"), ["web"]);
+    assert_eq!(**groups("d"), ["prod"]);
+    assert!(groups("e").is_empty());
+    assert!(!std::sync::Arc::ptr_eq(groups("a"), groups("c")));
 }
 
 /// Hosts whose labels come out the same (from their groups, their own

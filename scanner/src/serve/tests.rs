@@ -82,7 +82,7 @@ fn start(hosts: &[(&str, u16)], max_probes: usize, limits: Limits) -> Server {
             name: (*name).into(),
             os: None,
             labels: Default::default(),
-            groups: Vec::new(),
+            groups: Vec::new().into(),
             host_timeout: None,
             target: Target::Ssh(SshHost {
                 ssh: SshTarget {
