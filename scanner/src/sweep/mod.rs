@@ -698,10 +698,9 @@ mod tests {
         assert!(cmd.starts_with("/bin/sh -c ") && cmd.contains("dpkg-query"));
     }
 
-    /// A host's report shares the inventory entry's name, address and
-    /// labels (100,000 hosts hold each once, not once more in the report).
-    #[test]
-    fn a_hosts_report_shares_its_name_address_and_labels() {
+    /// An inventory of one host, `web-01` at 192.0.2.1 with one label, as
+    /// loaded from its file.
+    fn web_01() -> crate::inventory::Inventory {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("inventory.yaml");
         std::fs::write(
@@ -709,7 +708,14 @@ mod tests {
             "hosts:\n  - {name: web-01, address: 192.0.2.1, labels: {site: fra1}}\n",
         )
         .unwrap();
-        let inv = crate::inventory::Inventory::load(&path, &Default::default()).unwrap();
+        crate::inventory::Inventory::load(&path, &Default::default()).unwrap()
+    }
+
+    /// A host's report shares the inventory entry's name, address and
+    /// labels (100,000 hosts hold each once, not once more in the report).
+    #[test]
+    fn a_hosts_report_shares_its_name_address_and_labels() {
+        let inv = web_01();
         let h = &inv.hosts[0];
         let r = host_report(h, Outcome::Unreachable, 0.0);
         assert_eq!((&*r.name, &*r.address), ("web-01", "192.0.2.1"));
@@ -723,14 +729,7 @@ mod tests {
     /// it holds, the report gets it back as it came.
     #[test]
     fn a_hosts_result_comes_back_whole_from_its_slot() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("inventory.yaml");
-        std::fs::write(
-            &path,
-            "hosts:\n  - {name: web-01, address: 192.0.2.1, labels: {site: fra1}}\n",
-        )
-        .unwrap();
-        let inv = crate::inventory::Inventory::load(&path, &Default::default()).unwrap();
+        let inv = web_01();
         let h = &inv.hosts[0];
         let os = OsNames::default().shared(OsInfo {
             family: "linux".into(),
