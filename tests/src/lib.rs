@@ -546,14 +546,15 @@ fn clear_stopped_fleet(dir: &Path) -> Result<()> {
             );
         }
     }
-    for d in ["hosts", "rpms"] {
-        match std::fs::remove_dir_all(dir.join(d)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e)
-                    .with_context(|| format!("removing the old fleet's {}", dir.join(d).display()))
-            }
-            _ => {}
+    // Gone already is as good as removed.
+    let removed = |result: std::io::Result<()>, path: &Path| match result {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing the old fleet's {}", path.display()))
         }
+        _ => Ok(()),
+    };
+    for d in ["hosts", "rpms"] {
+        removed(std::fs::remove_dir_all(dir.join(d)), &dir.join(d))?;
     }
     for f in [
         "fleet.json",
@@ -564,13 +565,7 @@ fn clear_stopped_fleet(dir: &Path) -> Result<()> {
         "stranger_key",
         "stranger_key.pub",
     ] {
-        match std::fs::remove_file(dir.join(f)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e)
-                    .with_context(|| format!("removing the old fleet's {}", dir.join(f).display()))
-            }
-            _ => {}
-        }
+        removed(std::fs::remove_file(dir.join(f)), &dir.join(f))?;
     }
     Ok(())
 }

@@ -143,7 +143,6 @@ macro_rules! settings {
                 vars
             }
 
-
             /// Fills every unset key of `self` from `other`.
             fn fill_from(&mut self, other: &RawVars) {
                 $( if self.$field.is_none() { self.$field = other.$field.clone(); } )*

@@ -324,7 +324,8 @@ impl Pipeline {
         progress: Arc<dyn Progress>,
         cancel: watch::Receiver<Option<String>>,
     ) -> Report {
-        self.sweep_shared(Arc::new(hosts), progress, cancel).await
+        self.sweep_shared(Arc::new(hosts), self.host_keys.clone(), progress, cancel)
+            .await
     }
 
     /// Sweeps every host of the pipeline ([`Pipeline::hosts`]) without
@@ -334,7 +335,7 @@ impl Pipeline {
         progress: Arc<dyn Progress>,
         cancel: watch::Receiver<Option<String>>,
     ) -> Report {
-        self.sweep_shared(self.hosts.clone(), progress, cancel)
+        self.sweep_shared(self.hosts.clone(), self.host_keys.clone(), progress, cancel)
             .await
     }
 
@@ -352,20 +353,13 @@ impl Pipeline {
         let hosts = std::mem::take(&mut self.hosts);
         let host_keys = std::mem::replace(&mut self.host_keys, Arc::new(HostKeyPolicy::none()));
         // The sweep holds the only references: both go when it returns.
-        sweep::run(
-            hosts,
-            self.catalog.clone(),
-            self.settings.clone(),
-            host_keys,
-            progress,
-            cancel,
-        )
-        .await
+        self.sweep_shared(hosts, host_keys, progress, cancel).await
     }
 
     async fn sweep_shared(
         &self,
         hosts: Arc<Vec<Host>>,
+        host_keys: Arc<HostKeyPolicy>,
         progress: Arc<dyn Progress>,
         cancel: watch::Receiver<Option<String>>,
     ) -> Report {
@@ -373,7 +367,7 @@ impl Pipeline {
             hosts,
             self.catalog.clone(),
             self.settings.clone(),
-            self.host_keys.clone(),
+            host_keys,
             progress,
             cancel,
         )

@@ -67,8 +67,11 @@ pub fn split_once(s: &str, sep: u8) -> Option<(&str, &str)> {
     let i = s.bytes().position(|b| b == sep)?;
     Some((&s[..i], &s[i + 1..]))
 }
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_same_fields_as_std() {
         let cases = [
@@ -93,8 +96,6 @@ mod tests {
             assert_eq!(split_once(s, b'\t'), s.split_once('\t'), "{s:?}");
         }
     }
-
-    use super::*;
 
     #[test]
     fn the_same_lines_as_std() {
