@@ -63,8 +63,16 @@ pub enum Target {
 pub struct SshHost {
     /// The host and its bastions.
     pub ssh: SshTarget,
-    pub passphrase: Passphrase,
     pub connect_timeout: Option<Duration>,
+    /// The settings a fleet's hosts mostly have alike, one copy shared by
+    /// every host with the same ones (96 bytes a host fewer at 100,000).
+    pub options: std::sync::Arc<SshOptions>,
+}
+
+/// An SSH host's settings that hosts share ([`SshHost::options`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SshOptions {
+    pub passphrase: Passphrase,
     /// Run the probe script through `sudo -n` (never prompts; fails cleanly
     /// when sudo would ask for a password).
     pub sudo: bool,
@@ -75,7 +83,8 @@ pub struct SshHost {
 /// A WinRM host's settings: endpoint, authentication and password source.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WinrmHost {
-    pub winrm: WinrmTarget,
+    /// Boxed: an SSH fleet's hosts would otherwise each have room for it.
+    pub winrm: Box<WinrmTarget>,
     pub connect_timeout: Option<Duration>,
 }
 

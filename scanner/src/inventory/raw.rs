@@ -41,11 +41,31 @@ pub(super) struct RawInventory {
 pub(super) struct RawGroup {
     /// Host names; a name not defined under `hosts:` becomes a host of its own.
     #[serde(default)]
-    pub(super) hosts: Vec<Spanned<String>>,
+    pub(super) hosts: Vec<GroupMember>,
     #[serde(default)]
     pub(super) vars: RawVars,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, String>,
+}
+
+/// One name in a group's `hosts:` list, with where it is written. Not a
+/// `Spanned<String>`: that keeps two source locations and a string's spare
+/// capacity (80 bytes inline), and an inventory that puts 100,000 hosts in
+/// four groups each holds 400,000 of these while it is resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "Spanned<String>")]
+pub(super) struct GroupMember {
+    pub(super) name: Box<str>,
+    pub(super) at: serde_saphyr::Location,
+}
+
+impl From<Spanned<String>> for GroupMember {
+    fn from(s: Spanned<String>) -> GroupMember {
+        GroupMember {
+            name: s.value.into_boxed_str(),
+            at: s.referenced,
+        }
+    }
 }
 
 /// A host entry: its identity plus the settings it gives itself.

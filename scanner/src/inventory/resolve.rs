@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 use super::jumps::with_jumps;
 use super::raw::{duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind};
 use super::winrm::winrm_target;
-use super::{expand_home, Host, Inventory, LocalHost, SshHost, Target, WinrmHost};
+use super::{expand_home, Host, Inventory, LocalHost, SshHost, SshOptions, Target, WinrmHost};
 use crate::diag::Diagnostic;
 use crate::transport::ssh_config::{SshConfig, SshConfigHost};
 use crate::transport::{Passphrase, SshEndpoint, SshTarget, StartupLimits};
@@ -41,6 +41,7 @@ pub(super) fn resolve(
         .into_iter()
         .collect();
     let entries = entries(file, hosts, &groups)?;
+    let group_list: Vec<(&String, &RawGroup)> = groups.iter().collect();
     // Exactly the room needed: a settled host is some 400 bytes, and a
     // vector grown by doubling would hold up to twice that while the hosts
     // are built (50 MB at 100,000 hosts).
@@ -48,13 +49,13 @@ pub(super) fn resolve(
     let mut identities = Identities::default();
     let mut label_sets = LabelSets::default();
     for entry in entries {
-        let merged = merge(entry, &groups, &defaults, ssh_config, &mut label_sets);
+        let merged = merge(entry, &group_list, &defaults, ssh_config, &mut label_sets);
         if let Some(k) = merged.vars.known_hosts.as_deref().map(expand_home) {
             if !known_hosts_files.contains(&k) {
                 known_hosts_files.push(k);
             }
         }
-        settled.push(settle(file, merged, &mut identities)?);
+        settled.push(settle(file, merged, &group_list, &mut identities)?);
     }
     Ok(Inventory {
         hosts: with_jumps(file, settled, ssh_config)?,
@@ -67,8 +68,10 @@ struct Entry {
     /// The trimmed name.
     name: String,
     raw: RawHost,
-    /// In group-name order (the groups map is sorted), without repeats.
-    groups: Vec<String>,
+    /// The groups' places in the (sorted) groups map, ascending, without
+    /// repeats: indices, not copies of the names (400,000 memberships
+    /// would be 400,000 strings).
+    groups: Vec<u32>,
 }
 
 /// The host entries in file order, then the names only groups list.
@@ -100,28 +103,33 @@ fn entries(
             groups: Vec::new(),
         });
     }
-    for (gname, g) in groups {
+    for (g_at, (gname, g)) in (0u32..).zip(groups) {
         for h in &g.hosts {
-            let name = h.value.trim().to_string();
+            let name = h.name.trim();
             if name.is_empty() {
                 return Err(Diagnostic::at(
                     file,
-                    h.referenced,
+                    h.at,
                     format!("empty host name in group `{gname}`"),
                 ));
             }
-            check_name_length(file, &name, h.referenced)?;
-            let i = *index.entry(name.clone()).or_insert_with(|| {
-                entries.push(Entry {
-                    name,
-                    raw: RawHost::named(h.clone()),
-                    groups: Vec::new(),
-                });
-                entries.len() - 1
-            });
+            check_name_length(file, name, h.at)?;
+            let i = match index.get(name) {
+                Some(&i) => i,
+                None => {
+                    index.insert(name.to_string(), entries.len());
+                    entries.push(Entry {
+                        name: name.to_string(),
+                        raw: RawHost::named(Spanned::new(h.name.to_string(), h.at, h.at)),
+                        groups: Vec::new(),
+                    });
+                    entries.len() - 1
+                }
+            };
             let member_of = &mut entries[i].groups;
-            if !member_of.contains(gname) {
-                member_of.push(gname.clone());
+            // Groups are walked in order, so a repeat is the last one pushed.
+            if member_of.last() != Some(&g_at) {
+                member_of.push(g_at);
             }
         }
     }
@@ -163,7 +171,8 @@ struct Merged {
     name: String,
     /// Where the host entry is: errors about the host as a whole point here.
     at: Spanned<String>,
-    groups: Vec<String>,
+    /// Places in the groups map, as [`Entry::groups`].
+    groups: Vec<u32>,
     labels: Labels,
     vars: RawVars,
     address: String,
@@ -172,7 +181,7 @@ struct Merged {
 
 fn merge(
     entry: Entry,
-    groups: &BTreeMap<String, RawGroup>,
+    groups: &[(&String, &RawGroup)],
     defaults: &RawVars,
     ssh_config: Option<&SshConfig>,
     label_sets: &mut LabelSets,
@@ -184,7 +193,7 @@ fn merge(
     } = entry;
     let mut vars = raw.take_vars();
     let mut labels = BTreeMap::new();
-    for group in member_of.iter().filter_map(|g| groups.get(g)) {
+    for (_, group) in member_of.iter().map(|&g| groups[g as usize]) {
         vars = vars.or(&group.vars);
         labels.extend(group.labels.clone());
     }
@@ -277,7 +286,9 @@ struct Identities {
     /// The hosts' group lists, each distinct list kept once (a fleet's hosts
     /// fall in a few combinations of groups; one copy of each group name per
     /// host was some 100 bytes a host).
-    groups: std::collections::HashSet<Arc<[String]>>,
+    groups: HashMap<Vec<u32>, Arc<[String]>>,
+    /// The SSH hosts' shared settings, each distinct set kept once.
+    ssh_options: std::collections::HashSet<Arc<SshOptions>>,
 }
 
 impl Identities {
@@ -298,14 +309,22 @@ impl Identities {
         user
     }
 
-    /// `groups`, shared with every host in exactly the same groups.
-    fn groups(&mut self, groups: Vec<String>) -> Arc<[String]> {
-        if let Some(known) = self.groups.get(groups.as_slice()) {
+    /// The names of `groups` (places in `all`), shared with every host in
+    /// exactly the same groups.
+    fn ssh_options(&mut self, options: SshOptions) -> Arc<SshOptions> {
+        if let Some(known) = self.ssh_options.get(&options) {
             return known.clone();
         }
-        let groups: Arc<[String]> = groups.into();
-        self.groups.insert(groups.clone());
-        groups
+        let options = Arc::new(options);
+        self.ssh_options.insert(options.clone());
+        options
+    }
+
+    fn groups(&mut self, groups: Vec<u32>, all: &[(&String, &RawGroup)]) -> Arc<[String]> {
+        self.groups
+            .entry(groups)
+            .or_insert_with_key(|g| g.iter().map(|&i| all[i as usize].0.clone()).collect())
+            .clone()
     }
 
     fn of(&mut self, files: Option<&OneOrMany>) -> Arc<[PathBuf]> {
@@ -325,7 +344,12 @@ impl Identities {
     }
 }
 
-fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled, Diagnostic> {
+fn settle(
+    file: &Path,
+    m: Merged,
+    groups: &[(&String, &RawGroup)],
+    identities: &mut Identities,
+) -> Result<Settled, Diagnostic> {
     if m.address.len() > MAX_ADDRESS_BYTES {
         return Err(Diagnostic::at(
             file,
@@ -376,7 +400,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
     let target = match (transport, winrm) {
         (TransportKind::Local, _) => Target::Local(LocalHost { address, sudo }),
         (_, Some(winrm)) => Target::Winrm(WinrmHost {
-            winrm,
+            winrm: Box::new(winrm),
             connect_timeout,
         }),
         _ => Target::Ssh(SshHost {
@@ -384,14 +408,16 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
                 endpoint: endpoint.clone(),
                 jumps: Arc::from([]),
             },
-            passphrase: match (&vars.passphrase_env, &vars.passphrase_file) {
-                (Some(e), _) => Passphrase::Env(e.clone()),
-                (None, Some(f)) => Passphrase::File(expand_home(f)),
-                (None, None) => Passphrase::None,
-            },
             connect_timeout,
-            sudo,
-            limits,
+            options: identities.ssh_options(SshOptions {
+                passphrase: match (&vars.passphrase_env, &vars.passphrase_file) {
+                    (Some(e), _) => Passphrase::Env(e.clone()),
+                    (None, Some(f)) => Passphrase::File(expand_home(f)),
+                    (None, None) => Passphrase::None,
+                },
+                sudo,
+                limits,
+            }),
         }),
     };
     Ok(Settled {
@@ -399,7 +425,7 @@ fn settle(file: &Path, m: Merged, identities: &mut Identities) -> Result<Settled
             name: m.name.into(),
             os: vars.os,
             labels: m.labels,
-            groups: identities.groups(m.groups),
+            groups: identities.groups(m.groups, groups),
             host_timeout,
             target,
         },

@@ -21,7 +21,7 @@ fn endpoint(h: &Host) -> &SshEndpoint {
 
 fn winrm(h: &Host) -> Option<WinrmTarget> {
     match &h.target {
-        Target::Winrm(w) => Some(w.winrm.clone()),
+        Target::Winrm(w) => Some((*w.winrm).clone()),
         _ => None,
     }
 }
@@ -80,9 +80,9 @@ fn resolves_defaults_groups_and_hosts() {
     assert_eq!(&*ssh(db).jumps[0].user, "jump");
 
     let legacy = &inv.hosts[3];
-    assert!(ssh_host(legacy).sudo);
+    assert!(ssh_host(legacy).options.sudo);
     assert_eq!(
-        ssh_host(legacy).passphrase,
+        ssh_host(legacy).options.passphrase,
         Passphrase::Env("FLEETSWEEP_KEY_PASSPHRASE".into())
     );
     let hops: Vec<_> = ssh(legacy)
@@ -448,7 +448,7 @@ fn shipped_example_inventory_loads() {
     let names: Vec<_> = inv.hosts.iter().map(|h| &*h.name).collect();
     assert_eq!(names, ["web-01", "web-02", "db-01", "build-runner"]);
     assert_eq!(&*ssh(&inv.hosts[0]).jumps[0].address, "bastion.example.net");
-    assert!(ssh_host(&inv.hosts[2]).sudo);
+    assert!(ssh_host(&inv.hosts[2]).options.sudo);
     assert_eq!(inv.hosts[3].target.kind(), "local");
 }
 
@@ -789,7 +789,11 @@ fn start_up_caps_follow_precedence_and_refuse_zero() {
          hosts:\n  - name: a\n  - name: b\n  - name: c\n    max_startups: 2\n",
     )
     .unwrap();
-    let limits: Vec<_> = inv.hosts.iter().map(|h| ssh_host(h).limits).collect();
+    let limits: Vec<_> = inv
+        .hosts
+        .iter()
+        .map(|h| ssh_host(h).options.limits)
+        .collect();
     let want = |m, b| crate::transport::StartupLimits {
         max_startups: Some(m),
         bastion_max_handshakes: Some(b),
@@ -797,7 +801,7 @@ fn start_up_caps_follow_precedence_and_refuse_zero() {
     assert_eq!(limits, [want(6, 12), want(6, 4), want(2, 12)]);
     // Unset: the built-in defaults apply at connection time.
     let inv = load_text("hosts:\n  - name: a\n").unwrap();
-    assert_eq!(ssh_host(&inv.hosts[0]).limits, Default::default());
+    assert_eq!(ssh_host(&inv.hosts[0]).options.limits, Default::default());
 
     assert_eq!(
         load_text("hosts:\n  - name: a\n    max_startups: 0\n").unwrap_err(),
@@ -926,5 +930,82 @@ fn hosts_with_the_same_labels_share_one_copy() {
     assert_eq!(
         by_name("b").labels.get("role").map(String::as_str),
         Some("web")
+    );
+}
+
+/// A group's member list as parsed keeps each name and where it is written:
+/// an empty name is refused at its own line and column, a name listed twice
+/// in one group makes one membership, and a name only groups list becomes a
+/// host that errors about it point at.
+#[test]
+fn group_members_keep_their_place_in_the_file() {
+    let err =
+        load_text("groups:\n  web:\n    hosts: [a, '  ']\nhosts:\n  - {name: a}\n").unwrap_err();
+    assert_eq!(err, "/f.yaml:3:16: empty host name in group `web`");
+    let long = "x".repeat(resolve::MAX_NAME_BYTES + 1);
+    let err = load_text(format!("groups:\n  web:\n    hosts:\n      - {long}\n")).unwrap_err();
+    assert!(err.starts_with("/f.yaml:4:9: host name `"), "{err}");
+
+    let inv = load_text(
+        "groups:\n  web: {hosts: [a, a, b]}\n  db: {hosts: [b, ' c ']}\nhosts:\n  - {name: a}\n",
+    )
+    .unwrap();
+    let names: Vec<_> = inv.hosts.iter().map(|h| &*h.name).collect();
+    assert_eq!(names, ["a", "b", "c"], "file order, then group-only names");
+    let groups = |n: &str| {
+        inv.hosts
+            .iter()
+            .find(|h| &*h.name == n)
+            .unwrap()
+            .groups
+            .to_vec()
+    };
+    assert_eq!(groups("a"), ["web"]);
+    assert_eq!(groups("b"), ["db", "web"]);
+    assert_eq!(groups("c"), ["db"]);
+    // A group-only host's own errors point at its name in the group.
+    let err = load_text("groups:\n  win:\n    hosts: [a, b]\n    vars: {transport: winrm}\n")
+        .unwrap_err();
+    assert!(
+        err.starts_with("/f.yaml:3:13: host `a`: transport winrm needs"),
+        "{err}"
+    );
+}
+
+/// SSH hosts with the same passphrase source, sudo and start-up caps share
+/// one copy of them; a host with other settings has its own.
+#[test]
+fn ssh_hosts_with_the_same_options_share_one_copy() {
+    let inv = load_text(
+        "defaults: {passphrase_env: KEY_PASS}\n\
+         groups:\n  admin: {hosts: [c], vars: {sudo: true, max_startups: 4}}\n\
+         hosts:\n  - {name: a}\n  - {name: b, port: 2222}\n  - {name: c}\n  - {name: d, sudo: true, max_startups: 4}\n",
+    )
+    .unwrap();
+    let options = |i: usize| &ssh_host(&inv.hosts[i]).options;
+    assert!(std::sync::Arc::ptr_eq(options(0), options(1)));
+    assert_eq!(options(0).passphrase, Passphrase::Env("KEY_PASS".into()));
+    assert!(!options(0).sudo);
+    assert!(std::sync::Arc::ptr_eq(options(2), options(3)));
+    assert!(options(2).sudo);
+    assert_eq!(options(2).limits.max_startups, Some(4));
+    assert!(!std::sync::Arc::ptr_eq(options(0), options(2)));
+}
+
+/// An inventory entry's own size is held once per host for the whole sweep
+/// (100,000 hosts: 100,000 of them): what most hosts share is behind a
+/// pointer, and the WinRM settings are boxed, so an SSH host does not carry
+/// room for them.
+#[test]
+fn a_host_stays_small() {
+    assert!(
+        size_of::<Host>() <= 160,
+        "Host is {} bytes",
+        size_of::<Host>()
+    );
+    assert!(
+        size_of::<Target>() <= 96,
+        "Target is {} bytes",
+        size_of::<Target>()
     );
 }

@@ -20,7 +20,7 @@ use super::*;
 use crate::cli::{Cli, Command};
 use crate::inventory::{Host, Inventory, SshHost, Target};
 use crate::pipeline::Selection;
-use crate::transport::{Passphrase, SshEndpoint, SshTarget};
+use crate::transport::{SshEndpoint, SshTarget};
 
 /// A host that accepts TCP connections and never says a word; counts them.
 struct Hanging {
@@ -94,10 +94,8 @@ fn start(hosts: &[(&str, u16)], max_probes: usize, limits: Limits) -> Server {
                     },
                     jumps: Vec::new().into(),
                 },
-                passphrase: Passphrase::None,
                 connect_timeout: None,
-                sudo: false,
-                limits: Default::default(),
+                options: Default::default(),
             }),
         });
     }

@@ -426,19 +426,19 @@ async fn probe_host(h: &Host, ctx: &Ctx, until: Instant) -> Result<HostReport, T
             if let Some(t) = s.connect_timeout {
                 settings.connect_timeout = t;
             }
-            if s.passphrase != crate::transport::Passphrase::None {
-                settings.passphrase = s.passphrase.clone();
+            if s.options.passphrase != crate::transport::Passphrase::None {
+                settings.passphrase = s.options.passphrase.clone();
             }
             let session = Box::pin(ssh::connect_pooled(
                 &s.ssh,
                 &settings,
                 &ctx.host_keys,
                 &ctx.ssh_pool,
-                &s.limits,
+                &s.options.limits,
                 Some(until),
             ))
             .await?;
-            (Session::Ssh(session), s.sudo)
+            (Session::Ssh(session), s.options.sudo)
         }
         Target::Winrm(w) => {
             let settings = winrm::WinrmSettings {

@@ -98,7 +98,7 @@ pub struct SshTarget {
 /// Caps on connections in start-up, as the inventory sets them for a host
 /// (`max_startups:`, `bastion_max_handshakes:`); None is the default. The
 /// first host to reach a destination or a bastion sets its cap for the sweep.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct StartupLimits {
     /// Connections to one `address:port` between TCP connect and the end of
     /// authentication, at once ([`startup::DEFAULT_MAX_STARTUPS`]).
@@ -109,8 +109,9 @@ pub struct StartupLimits {
 }
 
 /// Where the passphrase of encrypted private keys comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum Passphrase {
+    #[default]
     None,
     /// Name of an environment variable holding it.
     Env(String),

@@ -49,7 +49,7 @@ pub(super) fn read(file: &Path, text: &str) -> Result<Option<RawInventory>, Diag
                 .entry(g.clone())
                 .or_default()
                 .hosts
-                .push(unlocated(h.name.clone()));
+                .push(unlocated(h.name.clone()).into());
         }
         raw_hosts.push(raw_host(file, &h)?);
     }
