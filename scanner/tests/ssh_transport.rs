@@ -454,6 +454,54 @@ async fn hashed_known_hosts_entry_is_accepted() {
     assert_eq!(whoami(&mut session).await, "root");
 }
 
+/// `ssh-keygen -H` on a known_hosts file.
+fn hash_known_hosts(path: &Path) {
+    support::run(
+        std::process::Command::new("ssh-keygen")
+            .arg("-H")
+            .arg("-f")
+            .arg(path),
+    );
+    let text = std::fs::read_to_string(path).expect("read");
+    assert!(text.starts_with("|1|"), "{text}");
+}
+
+/// A host that offers Ed25519 first while its (hashed) known_hosts line
+/// holds only its ECDSA key: hashed lines are found by the presented key,
+/// so the first handshake finds none and is refused, the policy has then
+/// read the host's lines, and the second handshake asks for ECDSA and is
+/// trusted. A line with another ECDSA key is still a mismatch after the
+/// second handshake, and there is no third.
+#[tokio::test]
+async fn hashed_line_with_another_key_type_is_asked_for_on_a_second_handshake() {
+    let lab = Lab::new();
+    let key = lab.key("id_ed25519");
+    let ecdsa = support::keygen(&lab.path("host_ecdsa"), "ecdsa", "");
+    let sshd = Sshd::start_with(
+        &SshdConfig::authorized(&[&key]),
+        &format!("HostKey {}\n", ecdsa.display()),
+    );
+    let line =
+        |host_key: &Path| format!("[{}]:{} {}", sshd.address, sshd.port, public_line(host_key));
+    let kh = lab.known_hosts("kh_ecdsa_only", &[line(&ecdsa)]);
+    hash_known_hosts(&kh);
+    let mut session = connect_ok(&direct(endpoint(&sshd, &[&key])), &settings(&[kh])).await;
+    assert_eq!(whoami(&mut session).await, "root");
+    drop(session);
+
+    let other = support::keygen(&lab.path("other_ecdsa"), "ecdsa", "");
+    let kh = lab.known_hosts("kh_other_ecdsa", &[line(&other)]);
+    hash_known_hosts(&kh);
+    let err = connect(&direct(endpoint(&sshd, &[&key])), &settings(&[kh]))
+        .await
+        .err();
+    let Some(TransportError::HostKeyRejected(msg)) = err else {
+        panic!("expected HostKeyRejected, got {err:?}");
+    };
+    assert!(msg.contains("host key MISMATCH"), "{msg}");
+    assert!(msg.contains("ecdsa-sha2-nistp256"), "{msg}");
+}
+
 #[tokio::test]
 async fn wildcard_entry_with_negation_and_several_files() {
     let s = simple();

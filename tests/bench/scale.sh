@@ -8,6 +8,7 @@
 # Usage: tests/bench/scale.sh [SIZES...] (default: 1000 10000 100000)
 # Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1),
 # BASTION=1 (every host but the first reached through the first, a simulated bastion),
+# HASHED=1 (known_hosts hashed by OpenSSH's `ssh-keygen -H`, as Debian's HashKnownHosts does),
 # BENCH_FLEETSWEEP=BINARY (measure that build, not rebuilt; to compare builds on one machine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,6 +46,10 @@ printf '%-7s %8s %8s %10s %9s %9s %10s %10s %10s %10s\n' hosts wall_s hosts/s cp
 for n in "${sizes[@]}"; do
   dir="$root/$n"
   target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 --latency-ms "$latency" "${bastion[@]}" >/dev/null
+  if [ "${HASHED:-0}" != 0 ]; then
+    ssh-keygen -q -H -f "$dir/known_hosts" >/dev/null 2>&1 || { echo "scale.sh: ssh-keygen -H failed" >&2; exit 1; }
+    rm -f "$dir/known_hosts.old"
+  fi
   ip netns exec "$ns" target/release/fleetsim serve --dir "$dir" --workers "$workers" >"$dir/sim.out" 2>"$dir/sim.err" &
   sim_pid=$!
   for _ in $(seq 100); do grep -q ready "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done

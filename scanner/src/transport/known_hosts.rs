@@ -13,11 +13,20 @@
 //!
 //! Lookups do not walk the whole file: an index maps literal names to
 //! their lines at load, so plain entries cost one hash lookup, and only lines
-//! with wildcards and hashed lines are tried one by one. A hashed line has its
-//! own random salt (that is the point of hashing), so no index can skip it:
-//! each costs one HMAC per host name, and the lines a name matches are
-//! remembered, so the key preferences and the key check of a host share one
-//! pass. `@revoked` keys are a map keyed by the key.
+//! with wildcards are tried one by one. A hashed line (`|1|salt|hash`, what
+//! OpenSSH writes with `HashKnownHosts yes`, Debian's default) has its own
+//! random salt, so no index by name can exist: finding a name's hashed lines
+//! costs one HMAC per hashed line, 100,000 of them per host with a
+//! 100,000-host file. So hashed lines are indexed by their *key* instead: a
+//! host is trusted when a line with the key it presented names it, which
+//! is one lookup and one HMAC per line holding that key. Only a host that
+//! fails that check (unknown, changed key, a key type the file does not
+//! hold) pays for the full pass, which its message needs; its result is
+//! remembered. The key preferences sent before the key is known skip hashed
+//! lines: when a hashed line records another key type for the host, the
+//! check fails, the preferences then include it, and the transport connects
+//! once more with them ([`HostKeyPolicy::preferences`]). `@revoked` keys are
+//! a map keyed by the key.
 //!
 //! Deliberate differences from OpenSSH, all in the strict direction:
 //! - a `@revoked` key is refused for every host, whatever the line's pattern;
@@ -90,13 +99,14 @@ enum Names {
     One(Box<str>),
     /// Comma list of patterns, lower-cased (`*`, `?`, `!neg`, `[host]:port`).
     Patterns(Box<[Box<str>]>),
-    /// `|1|salt|hash`: HMAC-SHA1 of the host name keyed by the salt. Boxed:
-    /// the HMAC key is some 200 bytes, which every plain line would pay too.
+    /// `|1|salt|hash`: HMAC-SHA1 of the host name keyed by the salt. Boxed,
+    /// and the salt kept rather than a prepared HMAC key (some 200 bytes
+    /// more a line): a hashed line is checked once per host at most.
     Hashed(Box<HashedName>),
 }
 
 struct HashedName {
-    key: ring::hmac::Key,
+    salt: Box<[u8]>,
     hash: [u8; 20],
 }
 
@@ -105,7 +115,10 @@ impl Names {
         match self {
             Names::One(pattern) => match_pattern_list(name, std::slice::from_ref(pattern)),
             Names::Patterns(patterns) => match_pattern_list(name, patterns),
-            Names::Hashed(h) => ring::hmac::verify(&h.key, name.as_bytes(), &h.hash).is_ok(),
+            Names::Hashed(h) => {
+                let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &h.salt);
+                ring::hmac::verify(&key, name.as_bytes(), &h.hash).is_ok()
+            }
         }
     }
 
@@ -186,8 +199,24 @@ struct NameIndex {
     /// two names may share a hash), so the names need not be stored twice.
     exact: HashMap<u64, smallvec::SmallVec<[u32; 2]>>,
     hasher: std::hash::RandomState,
-    /// Lines with a wildcard among their names, and hashed lines: tried one by one.
-    scanned: Vec<usize>,
+    /// Lines with a wildcard among their names, and hashed lines with a
+    /// marker (`@cert-authority`, `@revoked`; few): tried one by one.
+    scanned: Vec<u32>,
+    /// Hashed lines without a marker, by the hash of their key → lines, in
+    /// file order: the lines that can trust a presented key.
+    hashed_by_key: HashMap<u64, smallvec::SmallVec<[u32; 2]>>,
+    /// The same lines in file order: what a full pass tries.
+    hashed: Vec<u32>,
+}
+
+/// How much of the file a lookup by name tries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Literal and wildcard lines, and hashed lines with a marker: no HMAC
+    /// per hashed host key line.
+    Cheap,
+    /// Every line: one HMAC per hashed line.
+    Full,
 }
 
 impl NameIndex {
@@ -195,11 +224,22 @@ impl NameIndex {
         self.hasher.hash_one(name)
     }
 
+    fn key_hash(&self, key: &StoredKey) -> u64 {
+        self.hasher.hash_one(&*key.0)
+    }
+
     fn build(lines: &[Line]) -> NameIndex {
         let mut index = NameIndex::default();
         for (at, line) in lines.iter().enumerate() {
+            let at = at as u32;
             let Some(patterns) = line.names.patterns() else {
-                index.scanned.push(at);
+                if line.marker.is_some() {
+                    index.scanned.push(at);
+                } else {
+                    let key = index.key_hash(&line.key);
+                    index.hashed_by_key.entry(key).or_default().push(at);
+                    index.hashed.push(at);
+                }
                 continue;
             };
             let positive: Vec<&str> = patterns
@@ -212,7 +252,6 @@ impl NameIndex {
                 continue;
             }
             // Only negations: the line matches no name at all.
-            let at = at as u32;
             for name in positive {
                 let key = index.key_of(name);
                 let listed = index.exact.entry(key).or_default();
@@ -223,24 +262,49 @@ impl NameIndex {
         }
         index.exact.shrink_to_fit();
         index.scanned.shrink_to_fit();
+        index.hashed_by_key.shrink_to_fit();
+        index.hashed.shrink_to_fit();
         index
     }
 
-    /// Indexes of the lines whose names match `name`, in file order.
-    fn lookup(&self, lines: &[Line], name: &str) -> Vec<usize> {
-        let candidates = self
+    /// The literal-name candidates and the lines tried one by one.
+    fn cheap_candidates<'a>(&'a self, name: &str) -> impl Iterator<Item = usize> + 'a {
+        let listed = self
             .exact
             .get(&self.key_of(name))
             .map(|c| c.as_slice())
             .unwrap_or_default();
-        let mut found: Vec<usize> = candidates
-            .iter()
-            .map(|&at| at as usize)
-            .chain(self.scanned.iter().copied())
+        listed.iter().chain(&self.scanned).map(|&at| at as usize)
+    }
+
+    /// Indexes of the lines whose names match `name`, in file order.
+    fn lookup(&self, lines: &[Line], name: &str, pass: Pass) -> Vec<usize> {
+        let hashed = match pass {
+            Pass::Cheap => &[][..],
+            Pass::Full => &self.hashed[..],
+        };
+        let mut found: Vec<usize> = self
+            .cheap_candidates(name)
+            .chain(hashed.iter().map(|&at| at as usize))
             .filter(|&at| lines.get(at).is_some_and(|l| l.names.matches(name)))
             .collect();
         found.sort_unstable();
         found
+    }
+
+    /// Whether a line without a marker names `name` with exactly `key`:
+    /// the literal and wildcard lines for the name, then the hashed lines
+    /// holding that key (one HMAC each), never every hashed line.
+    fn records(&self, lines: &[Line], name: &str, key: &StoredKey) -> bool {
+        let holding = self
+            .hashed_by_key
+            .get(&self.key_hash(key))
+            .map(|c| c.as_slice())
+            .unwrap_or_default();
+        self.cheap_candidates(name)
+            .chain(holding.iter().map(|&at| at as usize))
+            .filter_map(|at| lines.get(at))
+            .any(|l| l.marker.is_none() && l.key == *key && l.names.matches(name))
     }
 }
 
@@ -354,13 +418,16 @@ impl HostKeyPolicy {
         &self.files
     }
 
-    /// The lines whose names match `name` (as from [`host_port`]), in file order.
+    /// The lines whose names match `name` (as from [`host_port`]), in file
+    /// order: every line, hashed ones included. Remembered for the name (a
+    /// host that gets here failed the quick check, and its messages and its
+    /// next preferences need them).
     fn matching(&self, name: &str) -> Vec<&Line> {
         let known = lock(&self.matched).get(name).cloned();
         let found = match known {
             Some(found) => found,
             None => {
-                let found: Arc<[usize]> = self.index.lookup(&self.lines, name).into();
+                let found: Arc<[usize]> = self.index.lookup(&self.lines, name, Pass::Full).into();
                 let mut matched = lock(&self.matched);
                 if matched.len() < REMEMBERED_NAMES {
                     matched.insert(name.to_string(), Arc::clone(&found));
@@ -371,11 +438,26 @@ impl HostKeyPolicy {
         found.iter().filter_map(|&at| self.lines.get(at)).collect()
     }
 
-    /// What to advertise when connecting to `host:port`.
+    /// The lines `name` matches without a pass over the hashed host key
+    /// lines, unless a full pass for it is remembered.
+    fn matching_cheaply(&self, name: &str) -> Vec<&Line> {
+        let remembered = lock(&self.matched).get(name).cloned();
+        let found = match remembered {
+            Some(found) => found.to_vec(),
+            None => self.index.lookup(&self.lines, name, Pass::Cheap),
+        };
+        found.iter().filter_map(|&at| self.lines.get(at)).collect()
+    }
+
+    /// What to advertise when connecting to `host:port`: the key types the
+    /// files record for it, first. Hashed lines count only once a key check
+    /// of the host has failed (their pass is what a failed check pays for):
+    /// a host whose hashed lines hold only another key type is refused once,
+    /// and connected to again with these preferences, which then list it.
     pub fn preferences(&self, host: &str, port: u16) -> HostKeyPreferences {
         let name = host_port(host, port);
         let mut prefs = HostKeyPreferences::default();
-        for line in self.matching(&name) {
+        for line in self.matching_cheaply(&name) {
             match line.marker {
                 None => {
                     if let Some(algorithm) = line.key.algorithm() {
@@ -422,12 +504,19 @@ impl HostKeyPolicy {
                 self.at(line)
             )));
         }
+        let stored = StoredKey::of(key);
+        if stored
+            .as_ref()
+            .is_some_and(|k| self.index.records(&self.lines, &name, k))
+        {
+            return Ok(());
+        }
         let recorded: Vec<&Line> = self
             .matching(&name)
             .into_iter()
             .filter(|l| l.marker.is_none())
             .collect();
-        if StoredKey::of(key).is_some_and(|k| recorded.iter().any(|l| l.key == k)) {
+        if stored.is_some_and(|k| recorded.iter().any(|l| l.key == k)) {
             return Ok(());
         }
         let Some(accept) = &self.accept_new else {
@@ -508,8 +597,9 @@ impl HostKeyPolicy {
                 )));
             }
         }
+        // Every @cert-authority line is among the cheap ones (hashed or not).
         let authorities: Vec<&Line> = self
-            .matching(&name)
+            .matching_cheaply(&name)
             .into_iter()
             .filter(|l| l.marker == Some(Marker::CertAuthority))
             .collect();
@@ -791,7 +881,7 @@ fn parse_line(line: &str) -> Result<(Option<Marker>, Names, StoredKey), String> 
             ),
         },
         HostPatterns::HashedName { salt, hash } => Names::Hashed(Box::new(HashedName {
-            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, salt),
+            salt: salt.as_slice().into(),
             hash: *hash,
         })),
     };
@@ -1142,6 +1232,8 @@ mod tests {
         ));
     }
 
+    /// `ssh-keygen -t ecdsa -b 384`: a third key type.
+    const KEY_EC384: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBBqJy3rUaEkBbEOq9YLC8vXlLOK5CJ9eYokE4/C211xcfYoYbbM74LgnNny6LOK8q8TRYMJbzU+3FAXKHV5zI11ejJMoO1Y/d1LGlqIR1AcLanhCDRD7YtC8KsZvIJUW+g==";
     const KEY_EC: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBAndU9ngidgSsq1B27nI9pbvvKS6MjjEag+Rqnrw3oUpjv4d6kxYaWdRrcOnNZak0TQCSQocktbJXmbWr29l4vE=";
 
     /// `|1|salt|hash` of `name` as `ssh-keygen -H` writes it.
@@ -1173,18 +1265,30 @@ mod tests {
 
     #[test]
     fn index_keeps_file_order_across_plain_wildcard_and_hashed_lines() {
-        // The host is listed by a hashed line, a wildcard and a literal name,
+        // The host is listed by a wildcard, a hashed line and a literal name,
         // in that order: the preferences follow the file, not the index.
         let f = policy(&format!(
-            "{} {KEY_EC}\n[*.example]:2222 {KEY_A}\n[host.example]:2222 {KEY_B}\n",
+            "[*.example]:2222 {KEY_EC384}\n{} {KEY_EC}\n[host.example]:2222 {KEY_B}\n",
             hashed("[host.example]:2222", 1)
+        ));
+        let p384 = key(KEY_EC384).algorithm();
+        let prefs = f.policy.preferences("host.example", 2222);
+        assert_eq!(
+            prefs.known_algorithms,
+            vec![p384.clone(), Algorithm::Ed25519]
+        );
+        // A key no line holds: the check reads every line, and the
+        // preferences then count the hashed one too, in its place.
+        assert!(matches!(
+            f.policy.check_key("host.example", 2222, &key(KEY_A)),
+            Err(HostKeyError::Mismatch(_))
         ));
         let prefs = f.policy.preferences("host.example", 2222);
         assert_eq!(
             prefs.known_algorithms,
-            vec![key(KEY_EC).algorithm(), Algorithm::Ed25519]
+            vec![p384, key(KEY_EC).algorithm(), Algorithm::Ed25519]
         );
-        for k in [KEY_EC, KEY_A, KEY_B] {
+        for k in [KEY_EC, KEY_EC384, KEY_B] {
             assert_eq!(f.policy.check_key("host.example", 2222, &key(k)), Ok(()));
         }
         // Port 22 is another name: only the literal port-2222 lines were for it.
@@ -1196,6 +1300,61 @@ mod tests {
             f.policy.preferences("host.example", 22),
             HostKeyPreferences::default()
         );
+    }
+
+    /// Hashed lines are found by the key a host presents, not by a pass
+    /// over all of them; a host whose check fails gets the full pass, its
+    /// message names the hashed lines, and its next preferences ask for the
+    /// key types they hold (what the transport connects again with). Once a
+    /// key is trusted, the preferences are the quick ones again.
+    #[test]
+    fn hashed_lines_are_found_by_key_and_read_whole_only_when_a_check_fails() {
+        let f = policy(&format!(
+            "{} {KEY_EC}\n{} {KEY_A}\n{} {KEY_A}\n",
+            hashed("[host.example]:2222", 1),
+            hashed("other.example", 2),
+            hashed("twin.example", 3),
+        ));
+        let ec = key(KEY_EC).algorithm();
+        assert_eq!(
+            f.policy.preferences("host.example", 2222),
+            HostKeyPreferences::default()
+        );
+        // KEY_A is in the file, for two other hosts.
+        let Err(HostKeyError::Mismatch(msg)) =
+            f.policy.check_key("host.example", 2222, &key(KEY_A))
+        else {
+            panic!("expected a mismatch");
+        };
+        assert!(msg.contains("known_hosts:1"), "{msg}");
+        assert_eq!(
+            f.policy.preferences("host.example", 2222).known_algorithms,
+            vec![ec.clone()]
+        );
+        assert_eq!(
+            f.policy.check_key("host.example", 2222, &key(KEY_EC)),
+            Ok(())
+        );
+        assert_eq!(
+            f.policy.preferences("host.example", 2222),
+            HostKeyPreferences::default()
+        );
+        // Two lines hold KEY_A: each host is trusted by its own.
+        assert_eq!(f.policy.check_key("other.example", 22, &key(KEY_A)), Ok(()));
+        assert_eq!(f.policy.check_key("twin.example", 22, &key(KEY_A)), Ok(()));
+        assert!(matches!(
+            f.policy.check_key("other.example", 22, &key(KEY_EC)),
+            Err(HostKeyError::Mismatch(_))
+        ));
+        assert!(matches!(
+            f.policy.check_key("new.example", 22, &key(KEY_A)),
+            Err(HostKeyError::Unknown(_))
+        ));
+        // The same name on another port is another name.
+        assert!(matches!(
+            f.policy.check_key("host.example", 22, &key(KEY_EC)),
+            Err(HostKeyError::Unknown(_))
+        ));
     }
 
     #[test]

@@ -688,18 +688,65 @@ async fn open_hop(
     policy: &Arc<HostKeyPolicy>,
     stage: &mut Stage,
 ) -> Result<Handle<Verifier>, AttemptError> {
-    let config = shared_config(policy.preferences(&hop.address, hop.port));
+    let mut prefs = policy.preferences(&hop.address, hop.port);
+    let mut asked_again = false;
+    let mut handle = loop {
+        let handshake = handshake(hop, via, shared_config(prefs.clone()), policy, stage).await?;
+        match handshake {
+            Err(HandlerError::HostKey(e)) => {
+                // A refused key may have made the policy read lines that the
+                // preferences skipped (hashed known_hosts lines holding
+                // another key type for the host): once, connect again asking
+                // for the key types they record.
+                let now = policy.preferences(&hop.address, hop.port);
+                if asked_again || now == prefs {
+                    return Err(AttemptError::Final(TransportError::HostKeyRejected(
+                        e.to_string(),
+                    )));
+                }
+                tracing::debug!(host = %hop.address, port = hop.port, "connecting again asking for the host key types known_hosts records");
+                prefs = now;
+                asked_again = true;
+            }
+            Err(HandlerError::Ssh(e)) if is_busy_refusal(&e) => {
+                return Err(AttemptError::Busy(busy_reason(&e)))
+            }
+            Err(HandlerError::Ssh(e)) => {
+                return Err(AttemptError::Final(TransportError::Failed(format!(
+                    "SSH handshake with {} failed: {e}",
+                    host_port_label(&hop.address, hop.port)
+                ))))
+            }
+            Ok(handle) => break handle,
+        }
+    };
+    *stage = Stage::Auth;
+    // Never retried: a refused key would count against us on every attempt
+    // (and OpenSSH 9.8+ penalises the source address for it).
+    authenticate(&mut handle, hop, settings).await?;
+    Ok(handle)
+}
+
+/// TCP (or a channel through `via`), then the SSH handshake with `hop` up
+/// to its host key check; the outer error is a failure before the handshake.
+async fn handshake(
+    hop: &SshEndpoint,
+    via: Option<&Handle<Verifier>>,
+    config: Arc<client::Config>,
+    policy: &Arc<HostKeyPolicy>,
+    stage: &mut Stage,
+) -> Result<Result<Handle<Verifier>, HandlerError>, AttemptError> {
     let verifier = Verifier {
         host: hop.address.to_string(),
         port: hop.port,
         policy: Arc::clone(policy),
     };
-    let handshake = match via {
+    match via {
         None => {
             *stage = Stage::Tcp;
             let tcp = tcp_connect(&hop.address, hop.port).await?;
             *stage = Stage::Handshake;
-            client::connect_stream(config, tcp, verifier).await
+            Ok(client::connect_stream(config, tcp, verifier).await)
         }
         Some(bastion) => {
             *stage = Stage::Forward;
@@ -722,25 +769,12 @@ async fn open_hop(
                 })?;
             *stage = Stage::Handshake;
             let destination = host_port_label(&hop.address, hop.port);
-            client::connect_stream(config, forward::forwarded(channel, &destination), verifier)
-                .await
+            Ok(
+                client::connect_stream(config, forward::forwarded(channel, &destination), verifier)
+                    .await,
+            )
         }
-    };
-    let mut handle = handshake.map_err(|e| match e {
-        HandlerError::HostKey(e) => {
-            AttemptError::Final(TransportError::HostKeyRejected(e.to_string()))
-        }
-        HandlerError::Ssh(e) if is_busy_refusal(&e) => AttemptError::Busy(busy_reason(&e)),
-        HandlerError::Ssh(e) => AttemptError::Final(TransportError::Failed(format!(
-            "SSH handshake with {} failed: {e}",
-            host_port_label(&hop.address, hop.port)
-        ))),
-    })?;
-    *stage = Stage::Auth;
-    // Never retried: a refused key would count against us on every attempt
-    // (and OpenSSH 9.8+ penalises the source address for it).
-    authenticate(&mut handle, hop, settings).await?;
-    Ok(handle)
+    }
 }
 
 /// The server closed or reset the connection before the banner or during
