@@ -9,6 +9,8 @@
 # Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1),
 # BASTION=1 (every host but the first reached through the first, a simulated bastion),
 # HASHED=1 (known_hosts hashed by OpenSSH's `ssh-keygen -H`, as Debian's HashKnownHosts does),
+# ACCEPT_NEW=1 (known_hosts emptied: a first contact, every key accepted and recorded by
+# --accept-new-host-keys into the size's directory),
 # BENCH_FLEETSWEEP=BINARY (measure that build, not rebuilt; to compare builds on one machine)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,6 +52,11 @@ for n in "${sizes[@]}"; do
     ssh-keygen -q -H -f "$dir/known_hosts" >/dev/null 2>&1 || { echo "scale.sh: ssh-keygen -H failed" >&2; exit 1; }
     rm -f "$dir/known_hosts.old"
   fi
+  accept=()
+  if [ "${ACCEPT_NEW:-0}" != 0 ]; then
+    : >"$dir/known_hosts"
+    accept=(--accept-new-host-keys "$dir/learned_hosts")
+  fi
   ip netns exec "$ns" target/release/fleetsim serve --dir "$dir" --workers "$workers" >"$dir/sim.out" 2>"$dir/sim.err" &
   sim_pid=$!
   for _ in $(seq 100); do grep -q ready "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
@@ -58,7 +65,7 @@ for n in "${sizes[@]}"; do
   FLEETSWEEP_LOG="warn,fleetsweep::pipeline=info" ip netns exec "$ns" \
     /usr/bin/time -v -o "$dir/time.txt" "$fleetsweep" scan -i "$dir/inventory.yaml" \
     --concurrency "$conc" --state "$dir/state.db" --report "$dir/report.yaml" \
-    --metrics-file "$dir/metrics.prom" --no-progress --log-format json 2>"$dir/scan.log" >"$dir/summary.txt"
+    --metrics-file "$dir/metrics.prom" --no-progress --log-format json "${accept[@]}" 2>"$dir/scan.log" >"$dir/summary.txt"
   code=$?
   set -e
   kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=

@@ -199,10 +199,12 @@ impl StoredKey {
 /// Trust-on-first-use state: the file and the keys learned during this run.
 struct AcceptNew {
     path: PathBuf,
-    /// `(name, key)` learned this run. The mutex also serialises appends to the
-    /// file, so two hosts never interleave lines, and a host seen twice at the
-    /// same time is recorded once.
-    learned: Mutex<Vec<(String, KeyData)>>,
+    /// Name → the keys learned for it this run. The mutex also serialises
+    /// appends to the file, so two hosts never interleave lines, and a host
+    /// seen twice at the same time is recorded once. A map, not a list: a
+    /// first sweep of 100,000 new hosts would otherwise compare every host
+    /// with every host learned before it, under this lock.
+    learned: Mutex<HashMap<String, smallvec::SmallVec<[StoredKey; 1]>>>,
 }
 
 /// Which lines a name can match, built once at load.
@@ -390,7 +392,7 @@ impl HostKeyPolicy {
                     })?;
                 Some(AcceptNew {
                     path,
-                    learned: Mutex::new(Vec::new()),
+                    learned: Mutex::new(HashMap::new()),
                 })
             }
             None => None,
@@ -484,8 +486,11 @@ impl HostKeyPolicy {
             }
         }
         if let Some(accept) = &self.accept_new {
-            for (_, key) in lock(&accept.learned).iter().filter(|(n, _)| *n == name) {
-                push_unique(&mut prefs.known_algorithms, key.algorithm());
+            let learned = lock(&accept.learned);
+            for key in learned.get(&name).into_iter().flatten() {
+                if let Some(algorithm) = key.algorithm() {
+                    push_unique(&mut prefs.known_algorithms, algorithm);
+                }
             }
         }
         prefs
@@ -546,12 +551,13 @@ impl HostKeyPolicy {
             )));
         };
         let mut learned = lock(&accept.learned);
-        let learned_here: Vec<&KeyData> = learned
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, k)| k)
+        let learned_here: Vec<KeyData> = learned
+            .get(&name)
+            .into_iter()
+            .flatten()
+            .filter_map(StoredKey::data)
             .collect();
-        if learned_here.contains(&key) {
+        if learned_here.contains(key) {
             return Ok(());
         }
         if !recorded.is_empty() || !learned_here.is_empty() {
@@ -574,7 +580,9 @@ impl HostKeyPolicy {
             file = %accept.path.display(),
             "accepted and recorded a new host key"
         );
-        learned.push((name, key.clone()));
+        if let Some(stored) = StoredKey::of(key) {
+            learned.entry(name).or_default().push(stored);
+        }
         Ok(())
     }
 
@@ -724,7 +732,7 @@ impl HostKeyPolicy {
         name: &str,
         key: &KeyData,
         recorded: &[&Line],
-        learned: &[&KeyData],
+        learned: &[KeyData],
     ) -> String {
         let mut expected: Vec<String> = recorded
             .iter()
@@ -1159,16 +1167,32 @@ mod tests {
         let learned = f.path.with_file_name("learned");
         assert_eq!(f.policy.check_key("127.0.0.5", 2222, &key(KEY_A)), Ok(()));
         assert_eq!(f.policy.check_key("127.0.0.5", 2222, &key(KEY_A)), Ok(()));
-        assert!(matches!(
-            f.policy.check_key("127.0.0.5", 2222, &key(KEY_B)),
-            Err(HostKeyError::Mismatch(_))
-        ));
+        // Learned this run: in the host's preferences, and another key is a
+        // mismatch that says where the first came from.
+        assert_eq!(
+            f.policy.preferences("127.0.0.5", 2222).known_algorithms,
+            vec![Algorithm::Ed25519]
+        );
+        let Err(HostKeyError::Mismatch(msg)) = f.policy.check_key("127.0.0.5", 2222, &key(KEY_B))
+        else {
+            panic!("expected a mismatch");
+        };
+        assert!(msg.contains("(accepted earlier in this run)"), "{msg}");
+        // Other names learned meanwhile are theirs alone.
+        assert_eq!(f.policy.check_key("127.0.0.6", 2222, &key(KEY_B)), Ok(()));
+        assert_eq!(
+            f.policy.preferences("127.0.0.7", 2222),
+            HostKeyPreferences::default()
+        );
         assert!(matches!(
             f.policy.check_key("known.example", 22, &key(KEY_B)),
             Err(HostKeyError::Mismatch(_))
         ));
         let text = std::fs::read_to_string(&learned).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(text, format!("[127.0.0.5]:2222 {KEY_A}\n"));
+        assert_eq!(
+            text,
+            format!("[127.0.0.5]:2222 {KEY_A}\n[127.0.0.6]:2222 {KEY_B}\n")
+        );
         // A fresh policy (the next run) reads it strictly.
         let next = HostKeyPolicy::load(&[learned], None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(next.check_key("127.0.0.5", 2222, &key(KEY_A)), Ok(()));
