@@ -793,6 +793,10 @@ fn match_pattern_list(name: &str, patterns: &[Box<str>]) -> bool {
 
 /// `*` matches any run of characters, `?` exactly one; everything else literally.
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    // A literal name (most patterns): equal or not, without the walk's copies.
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0usize, 0usize);

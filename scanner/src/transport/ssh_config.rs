@@ -38,12 +38,13 @@ use std::path::{Path, PathBuf};
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// Files one config may read in all, Includes counted: bounds fan-out × depth.
 const MAX_FILES: usize = 256;
-/// Bytes read from one file; an ssh config is a few kilobytes.
-const MAX_FILE_BYTES: u64 = 1 << 20;
+/// Bytes read from one file: a few kilobytes by hand, some 6 MB when a tool
+/// writes a `Host` block for each of 100,000 hosts.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 /// Path components of one Include pattern that may hold a wildcard.
 const MAX_WILDCARD_COMPONENTS: usize = 2;
 /// Bytes read from all files of one config, Includes counted.
-const MAX_TOTAL_BYTES: usize = 4 << 20;
+const MAX_TOTAL_BYTES: usize = 32 << 20;
 /// OpenSSH's `SSH_MAX_IDENTITY_FILES`.
 const MAX_IDENTITY_FILES: usize = 100;
 
@@ -148,6 +149,9 @@ enum Item {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshConfig {
     items: Vec<Item>,
+    /// Which top-level blocks a name can be in, so a lookup does not walk
+    /// every block of a config with one `Host` block per host.
+    blocks: BlockIndex,
     /// Home directory for `~` and `%d` (taken once, at load).
     home: Option<PathBuf>,
     /// The local account's name, for `%u`, `Match localuser` and the default user.
@@ -200,6 +204,7 @@ fn parse_as(
     };
     let items = reader.parse_file(text, path, 0)?;
     Ok(SshConfig {
+        blocks: BlockIndex::build(&items),
         items,
         home,
         local_user: local_user(),
@@ -223,7 +228,7 @@ fn read_bounded(path: &Path) -> Result<Option<String>, String> {
         .map_err(|e| e.to_string())?;
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(format!(
-            "larger than {MAX_FILE_BYTES} bytes; an ssh config is a few kilobytes"
+            "larger than {MAX_FILE_BYTES} bytes (16 MiB), far more than one `Host` block for each of 100,000 hosts"
         ));
     }
     Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
@@ -644,7 +649,7 @@ impl SshConfig {
             original: host_alias,
             final_pass: false,
         };
-        self.run(&self.items, &first, &mut got, &mut true, false);
+        self.run_top(&first, &mut got);
         let target = expand_hostname(got.hostname.as_deref().unwrap_or(host_alias), host_alias)
             .to_lowercase();
         let had_hostname = got.hostname.is_some();
@@ -655,7 +660,7 @@ impl SshConfig {
                 original: host_alias,
                 final_pass: true,
             };
-            self.run(&self.items, &last, &mut got, &mut true, false);
+            self.run_top(&last, &mut got);
         }
         let mut found = SshConfigHost {
             hostname: had_hostname.then(|| target.clone()),
@@ -670,6 +675,36 @@ impl SshConfig {
             .map(|raw| self.expand_identity(raw, &target, &found))
             .collect();
         found
+    }
+
+    /// The whole file for `pass`, as [`SshConfig::run`] on every item, but
+    /// without the `Host` blocks that cannot apply: a block whose patterns
+    /// are all literal names and which holds settings only does nothing for
+    /// a host it does not name (the next item is a `Host` or `Match` line
+    /// that sets the block state anew, or the end).
+    fn run_top(&self, pass: &Pass<'_>, got: &mut Obtained) {
+        let mut active = true;
+        let named = self
+            .blocks
+            .by_name
+            .get(pass.host)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (mut always, mut named) = (
+            self.blocks.always.iter().peekable(),
+            named.iter().peekable(),
+        );
+        loop {
+            let next = match (always.peek(), named.peek()) {
+                (Some(a), Some(n)) if a.start < n.start => always.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => named.next(),
+                (Some(_), None) => always.next(),
+                (None, None) => break,
+            };
+            if let Some(range) = next {
+                self.run(&self.items[range.clone()], pass, got, &mut active, false);
+            }
+        }
     }
 
     /// Reads `items` in order, as OpenSSH's `read_config_file_depth` does:
@@ -865,6 +900,56 @@ fn pattern_list_matches(text: &str, list: &str) -> bool {
     host_matches(text, &patterns)
 }
 
+/// The top-level items in runs a lookup reads whatever the host, and the
+/// `Host` blocks of literal names with settings only, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct BlockIndex {
+    /// Item ranges read for every host, in order.
+    always: Vec<std::ops::Range<usize>>,
+    /// A literal name → the blocks listing it, in order.
+    by_name: std::collections::HashMap<String, Vec<std::ops::Range<usize>>>,
+}
+
+impl BlockIndex {
+    fn build(items: &[Item]) -> BlockIndex {
+        let mut index = BlockIndex::default();
+        let mut at = 0;
+        let mut always_from = 0;
+        while at < items.len() {
+            let end = items[at + 1..]
+                .iter()
+                .position(|i| matches!(i, Item::Host(_) | Item::Match(_)))
+                .map_or(items.len(), |p| at + 1 + p);
+            let literal = match &items[at] {
+                Item::Host(patterns) => patterns
+                    .iter()
+                    .all(|p| !p.starts_with('!') && !p.contains(['*', '?'])),
+                _ => false,
+            };
+            let settings_only = items[at + 1..end]
+                .iter()
+                .all(|i| matches!(i, Item::Setting(_)));
+            if let (true, true, Item::Host(patterns)) = (literal, settings_only, &items[at]) {
+                if always_from < at {
+                    index.always.push(always_from..at);
+                }
+                let mut names: Vec<&String> = patterns.iter().collect();
+                names.sort();
+                names.dedup();
+                for name in names {
+                    index.by_name.entry(name.clone()).or_default().push(at..end);
+                }
+                always_from = end;
+            }
+            at = end;
+        }
+        if always_from < items.len() {
+            index.always.push(always_from..items.len());
+        }
+        index
+    }
+}
+
 /// `HostName` may use `%h` (the alias) and `%%`.
 fn expand_hostname(value: &str, alias: &str) -> String {
     value
@@ -1012,6 +1097,46 @@ Host *
             ]
         );
         assert_eq!(web1.proxy_jump.as_deref(), Some("none"));
+    }
+
+    /// A lookup reads only the literal `Host` blocks that name the host
+    /// (and everything else): what it finds is what reading every block
+    /// finds, for names in literal blocks (once, twice, in one block twice),
+    /// behind wildcards and negations, `Match` blocks, `HostName` aliases
+    /// (the final pass looks the target up again) and in no block at all.
+    #[test]
+    fn literal_blocks_found_by_name_give_what_reading_every_block_gives() {
+        let text = format!(
+            "User global\n{SAMPLE}\n             Host db1\n  Port 2301\n  IdentityFile /keys/db1\n             Host a1 a2 a1\n  User a\n  IdentityFile /keys/a\n             Host lone\n  HostName a2\n             Host a2 !nothing\n  Port 2400\n             Match final host a2\n  IdentityFile /keys/final-a2\n             Host a2\n  IdentityFile /keys/a2-again\n             Host canon\n  CanonicalizeHostname yes\n  HostName a1\n"
+        );
+        let indexed = config(&text);
+        assert!(
+            indexed.blocks.by_name.contains_key("a2"),
+            "{:?}",
+            indexed.blocks
+        );
+        let mut walking = indexed.clone();
+        walking.blocks = BlockIndex {
+            always: std::iter::once(0..walking.items.len()).collect(),
+            by_name: Default::default(),
+        };
+        for name in [
+            "web1", "web9", "web12", "db1", "db2", "a1", "a2", "lone", "canon", "nowhere", "A1",
+        ] {
+            assert_eq!(indexed.lookup(name), walking.lookup(name), "{name}");
+        }
+        let a1 = indexed.lookup("a1");
+        // The global `User` came first, and the first value wins.
+        assert_eq!(a1.user.as_deref(), Some("global"));
+        assert_eq!(
+            a1.identity_files
+                .iter()
+                .filter(|p| p.ends_with("a"))
+                .count(),
+            1,
+            "a block listing a name twice is read once: {:?}",
+            a1.identity_files
+        );
     }
 
     #[test]
