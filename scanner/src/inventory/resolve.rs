@@ -391,6 +391,13 @@ fn settle(
     };
     // One string for the host's report, its target and a jump naming it.
     let address: Arc<str> = m.address.into();
+    // A host listed without an address (reached by its name) keeps one
+    // string for both: the usual case of an inventory of DNS names.
+    let name: Arc<str> = if *address == *m.name {
+        address.clone()
+    } else {
+        m.name.into()
+    };
     let endpoint = SshEndpoint {
         address: address.clone(),
         port: vars.port.unwrap_or(22),
@@ -422,7 +429,7 @@ fn settle(
     };
     Ok(Settled {
         host: Host {
-            name: m.name.into(),
+            name,
             os: vars.os,
             labels: m.labels,
             groups: identities.groups(m.groups, groups),

@@ -1009,3 +1009,16 @@ fn a_host_stays_small() {
         size_of::<Target>()
     );
 }
+
+/// A host reached by its name keeps one string for its name and address
+/// (its report shares it too); a host with an address of its own has two.
+#[test]
+fn a_host_without_an_address_keeps_one_string_for_both() {
+    let inv =
+        load_text("hosts:\n  - {name: web-01.corp}\n  - {name: db, address: 10.0.0.7}\n").unwrap();
+    let (web, db) = (&inv.hosts[0], &inv.hosts[1]);
+    assert_eq!(web.address(), "web-01.corp");
+    assert!(std::sync::Arc::ptr_eq(&web.name, web.shared_address()));
+    assert_eq!((&*db.name, db.address()), ("db", "10.0.0.7"));
+    assert!(!std::sync::Arc::ptr_eq(&db.name, db.shared_address()));
+}
