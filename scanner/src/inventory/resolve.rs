@@ -301,23 +301,15 @@ impl Identities {
                 .get_or_insert_with(|| current_user().into())
                 .clone();
         };
-        if let Some(known) = self.users.get(user) {
-            return known.clone();
-        }
-        let user: Arc<str> = user.into();
-        self.users.insert(user.clone());
-        user
+        intern(&mut self.users, user, || user.into())
     }
 
     /// The names of `groups` (places in `all`), shared with every host in
     /// exactly the same groups.
     fn ssh_options(&mut self, options: SshOptions) -> Arc<SshOptions> {
-        if let Some(known) = self.ssh_options.get(&options) {
-            return known.clone();
-        }
-        let options = Arc::new(options);
-        self.ssh_options.insert(options.clone());
-        options
+        intern(&mut self.ssh_options, &options, || {
+            Arc::new(options.clone())
+        })
     }
 
     fn groups(&mut self, groups: Vec<u32>, all: &[(&String, &RawGroup)]) -> Arc<[String]> {
@@ -342,6 +334,20 @@ impl Identities {
                 .clone(),
         }
     }
+}
+
+/// The copy of `value` in `seen`, or a new one (`make`) kept there.
+fn intern<T: ?Sized + std::hash::Hash + Eq>(
+    seen: &mut std::collections::HashSet<Arc<T>>,
+    value: &T,
+    make: impl FnOnce() -> Arc<T>,
+) -> Arc<T> {
+    if let Some(known) = seen.get(value) {
+        return known.clone();
+    }
+    let new = make();
+    seen.insert(new.clone());
+    new
 }
 
 fn settle(

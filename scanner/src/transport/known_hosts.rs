@@ -436,14 +436,16 @@ impl HostKeyPolicy {
     }
 
     /// The lines whose names match `name` (as from [`host_port`]), in file
-    /// order: every line, hashed ones included. Remembered for the name (a
-    /// host that gets here failed the quick check, and its messages and its
-    /// next preferences need them).
-    fn matching(&self, name: &str) -> Vec<&Line> {
-        let known = lock(&self.matched).get(name).cloned();
-        let found = match known {
-            Some(found) => found,
-            None => {
+    /// order. A full pass (every line, hashed ones included) is remembered
+    /// for the name: a host that needs one failed the quick check, and its
+    /// messages and its next preferences need them. A cheap pass takes a
+    /// remembered full one when there is one.
+    fn matching(&self, name: &str, pass: Pass) -> Vec<&Line> {
+        let remembered = lock(&self.matched).get(name).cloned();
+        let found: Arc<[usize]> = match (remembered, pass) {
+            (Some(found), _) => found,
+            (None, Pass::Cheap) => self.index.lookup(&self.lines, name, Pass::Cheap).into(),
+            (None, Pass::Full) => {
                 let found: Arc<[usize]> = self.index.lookup(&self.lines, name, Pass::Full).into();
                 let mut matched = lock(&self.matched);
                 if matched.len() < REMEMBERED_NAMES {
@@ -451,17 +453,6 @@ impl HostKeyPolicy {
                 }
                 found
             }
-        };
-        found.iter().filter_map(|&at| self.lines.get(at)).collect()
-    }
-
-    /// The lines `name` matches without a pass over the hashed host key
-    /// lines, unless a full pass for it is remembered.
-    fn matching_cheaply(&self, name: &str) -> Vec<&Line> {
-        let remembered = lock(&self.matched).get(name).cloned();
-        let found = match remembered {
-            Some(found) => found.to_vec(),
-            None => self.index.lookup(&self.lines, name, Pass::Cheap),
         };
         found.iter().filter_map(|&at| self.lines.get(at)).collect()
     }
@@ -474,7 +465,7 @@ impl HostKeyPolicy {
     pub fn preferences(&self, host: &str, port: u16) -> HostKeyPreferences {
         let name = host_port(host, port);
         let mut prefs = HostKeyPreferences::default();
-        for line in self.matching_cheaply(&name) {
+        for line in self.matching(&name, Pass::Cheap) {
             match line.marker {
                 None => {
                     if let Some(algorithm) = line.key.algorithm() {
@@ -524,21 +515,16 @@ impl HostKeyPolicy {
                 self.at(line)
             )));
         }
-        let stored = StoredKey::of(key);
-        if stored
-            .as_ref()
-            .is_some_and(|k| self.index.records(&self.lines, &name, k))
-        {
+        // Every line that could trust this key is among those `records`
+        // tries; the full pass below is for the refusal's message.
+        if StoredKey::of(key).is_some_and(|k| self.index.records(&self.lines, &name, &k)) {
             return Ok(());
         }
         let recorded: Vec<&Line> = self
-            .matching(&name)
+            .matching(&name, Pass::Full)
             .into_iter()
             .filter(|l| l.marker.is_none())
             .collect();
-        if stored.is_some_and(|k| recorded.iter().any(|l| l.key == k)) {
-            return Ok(());
-        }
         let Some(accept) = &self.accept_new else {
             if recorded.is_empty() {
                 return Err(HostKeyError::Unknown(self.unknown_message(host, port, key)));
@@ -622,7 +608,7 @@ impl HostKeyPolicy {
         }
         // Every @cert-authority line is among the cheap ones (hashed or not).
         let authorities: Vec<&Line> = self
-            .matching_cheaply(&name)
+            .matching(&name, Pass::Cheap)
             .into_iter()
             .filter(|l| l.marker == Some(Marker::CertAuthority))
             .collect();

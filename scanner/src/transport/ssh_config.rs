@@ -920,16 +920,19 @@ impl BlockIndex {
                 .iter()
                 .position(|i| matches!(i, Item::Host(_) | Item::Match(_)))
                 .map_or(items.len(), |p| at + 1 + p);
-            let literal = match &items[at] {
-                Item::Host(patterns) => patterns
+            let literal = |p: &String| !p.starts_with('!') && !p.contains(['*', '?']);
+            let settings_only = || {
+                items[at + 1..end]
                     .iter()
-                    .all(|p| !p.starts_with('!') && !p.contains(['*', '?'])),
-                _ => false,
+                    .all(|i| matches!(i, Item::Setting(_)))
             };
-            let settings_only = items[at + 1..end]
-                .iter()
-                .all(|i| matches!(i, Item::Setting(_)));
-            if let (true, true, Item::Host(patterns)) = (literal, settings_only, &items[at]) {
+            let skippable = match &items[at] {
+                Item::Host(patterns) if patterns.iter().all(literal) && settings_only() => {
+                    Some(patterns)
+                }
+                _ => None,
+            };
+            if let Some(patterns) = skippable {
                 if always_from < at {
                     index.always.push(always_from..at);
                 }
