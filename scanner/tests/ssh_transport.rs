@@ -478,9 +478,14 @@ async fn hashed_line_with_another_key_type_is_asked_for_on_a_second_handshake() 
         |host_key: &Path| format!("[{}]:{} {}", sshd.address, sshd.port, public_line(host_key));
     let kh = lab.known_hosts("kh_ecdsa_only", &[line(&ecdsa)]);
     hash_known_hosts(&kh);
+    // What the sshd saw: one line per TCP connection it accepted (the
+    // harness's own banner check before the first).
+    let connections = || sshd.log_text().matches("Connection from ").count();
+    let before = connections();
     let mut session = connect_ok(&direct(endpoint(&sshd, &[&key])), &settings(&[kh])).await;
     assert_eq!(whoami(&mut session).await, "root");
     drop(session);
+    assert_eq!(connections() - before, 2, "{}", sshd.log_text());
 
     let other = support::keygen(&lab.path("other_ecdsa"), "ecdsa", "");
     let kh = lab.known_hosts("kh_other_ecdsa", &[line(&other)]);
@@ -493,6 +498,9 @@ async fn hashed_line_with_another_key_type_is_asked_for_on_a_second_handshake() 
     };
     assert!(msg.contains("host key MISMATCH"), "{msg}");
     assert!(msg.contains("ecdsa-sha2-nistp256"), "{msg}");
+    // A host that keeps presenting keys the file does not hold gets one
+    // second handshake, never a third.
+    assert_eq!(connections() - before, 4, "{}", sshd.log_text());
 }
 
 #[tokio::test]
