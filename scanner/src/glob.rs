@@ -24,18 +24,28 @@ pub struct Options {
 
 /// Compiles `pattern`; the error is one sentence naming the pattern.
 pub fn compile(pattern: &str, opts: Options) -> Result<GlobMatcher, String> {
-    let shown = || -> String {
-        let head: String = pattern.chars().take(60).collect();
-        if head.len() < pattern.len() {
-            format!("{head}...")
-        } else {
-            head
-        }
-    };
+    let glob = parse(pattern, opts)?;
+    std::panic::catch_unwind(|| glob.compile_matcher())
+        .map_err(|_| format!("invalid glob `{}`: too complex to compile", shown(pattern)))
+}
+
+/// The pattern, cut for messages.
+fn shown(pattern: &str) -> String {
+    let head: String = pattern.chars().take(60).collect();
+    if head.len() < pattern.len() {
+        format!("{head}...")
+    } else {
+        head
+    }
+}
+
+/// Checks `pattern` against the bounds and parses it, without building its
+/// matcher (the costly part: a DFA per pattern).
+fn parse(pattern: &str, opts: Options) -> Result<globset::Glob, String> {
     if pattern.len() > MAX_LEN {
         return Err(format!(
             "invalid glob `{}`: longer than {MAX_LEN} bytes",
-            shown()
+            shown(pattern)
         ));
     }
     let mut depth = 0usize;
@@ -56,10 +66,10 @@ pub fn compile(pattern: &str, opts: Options) -> Result<GlobMatcher, String> {
     if deepest > MAX_NESTING {
         return Err(format!(
             "invalid glob `{}`: `{{...}}` groups nested {deepest} deep, more than {MAX_NESTING}",
-            shown()
+            shown(pattern)
         ));
     }
-    let glob = GlobBuilder::new(pattern)
+    GlobBuilder::new(pattern)
         .case_insensitive(opts.case_insensitive)
         .literal_separator(opts.path)
         .backslash_escape(true)
@@ -68,10 +78,76 @@ pub fn compile(pattern: &str, opts: Options) -> Result<GlobMatcher, String> {
             // globset repeats the whole pattern before its reason.
             let why = e.to_string();
             let why = why.rsplit(": ").next().unwrap_or(&why).to_string();
-            format!("invalid glob `{}`: {why}", shown())
-        })?;
-    std::panic::catch_unwind(|| glob.compile_matcher())
-        .map_err(|_| format!("invalid glob `{}`: too complex to compile", shown()))
+            format!("invalid glob `{}`: {why}", shown(pattern))
+        })
+}
+
+/// How much of a pattern is checked when its file is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Compiled once and the matcher dropped: any error is found now. For
+    /// files users give.
+    Compile,
+    /// Bounds and syntax only: for the built-in catalog, whose every pattern
+    /// a test compiles.
+    Parse,
+}
+
+/// A glob checked when its file is read and compiled the first time an item
+/// needs it. A catalog's 235 matchers take some 2.5 MB and 150 million
+/// instructions to build (a dense DFA each), and the literal prefilter of
+/// the matcher runs only the few whose literal an item holds: a sweep of a
+/// fleet without the vendor's software builds almost none of them.
+#[derive(Debug, Clone)]
+pub struct LazyGlob {
+    pattern: Box<str>,
+    opts: Options,
+    /// `None` when the pattern fails to compile after it passed the load-time
+    /// check (a [`Check::Parse`] of a built-in pattern no test compiled):
+    /// logged, and it matches nothing.
+    matcher: std::sync::OnceLock<Option<GlobMatcher>>,
+}
+
+impl LazyGlob {
+    pub fn new(pattern: &str, opts: Options, check: Check) -> Result<LazyGlob, String> {
+        match check {
+            Check::Compile => drop(compile(pattern, opts)?),
+            Check::Parse => drop(parse(pattern, opts)?),
+        }
+        Ok(LazyGlob {
+            pattern: pattern.into(),
+            opts,
+            matcher: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The compiled matcher (built now if it was not), or the reason it
+    /// cannot be built.
+    pub fn compiled(&self) -> Result<&GlobMatcher, String> {
+        self.matcher
+            .get_or_init(|| match compile(&self.pattern, self.opts) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!("{e}: this pattern matches nothing");
+                    None
+                }
+            })
+            .as_ref()
+            .ok_or_else(|| format!("invalid glob `{}`", shown(&self.pattern)))
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        self.compiled().is_ok_and(|m| m.is_match(s))
+    }
+
+    pub fn is_match_candidate(&self, c: &globset::Candidate<'_>) -> bool {
+        self.compiled().is_ok_and(|m| m.is_match_candidate(c))
+    }
+
+    /// Whether the matcher has been built (for tests and benchmarks).
+    pub fn is_compiled(&self) -> bool {
+        self.matcher.get().is_some()
+    }
 }
 
 /// Shortest literal worth a prefilter: a pattern whose longest literal run is

@@ -282,6 +282,7 @@ fn catalog(c: &CatalogCommand) -> Result<u8> {
     match c {
         CatalogCommand::Check { files } => {
             let cat = Catalog::load(files)?;
+            cat.compile_all().map_err(anyhow::Error::msg)?;
             for info in &cat.catalogs {
                 println!(
                     "ok: catalog {} version {} ({} rules)",

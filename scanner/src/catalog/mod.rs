@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use globset::GlobMatcher;
+
+use crate::glob::{Check, LazyGlob};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -239,7 +241,8 @@ pub struct Signature {
     pub kind: SigKind,
     /// The glob as written.
     pub pattern: String,
-    pub matcher: GlobMatcher,
+    /// Compiled the first time an item holds the pattern's literal.
+    pub matcher: LazyGlob,
     pub source: String,
     pub confidence: Confidence,
     pub note: Option<String>,
@@ -408,14 +411,46 @@ fn compile_glob(pattern: &str, case_insensitive: bool, path: bool) -> Result<Glo
     )
 }
 
+fn lazy_glob(
+    pattern: &str,
+    case_insensitive: bool,
+    path: bool,
+    check: Check,
+) -> Result<LazyGlob, String> {
+    LazyGlob::new(
+        pattern,
+        crate::glob::Options {
+            case_insensitive,
+            path,
+        },
+        check,
+    )
+}
+
 impl Catalog {
     /// The built-in catalogs.
     pub fn builtin() -> Result<Catalog, Diagnostic> {
         let mut c = Catalog::default();
         for (name, text) in BUILTIN {
-            c.add_text(Path::new(name), text)?;
+            // Checked, not compiled: the tests compile every built-in glob
+            // (`catalog check` does too), and a sweep compiles the few an
+            // item needs.
+            c.add(Path::new(name), text, Check::Parse)?;
         }
         Ok(c)
+    }
+
+    /// Builds every signature's matcher now (`catalog check`; a sweep builds
+    /// them as items need them). The error names the rule and the pattern.
+    pub fn compile_all(&self) -> Result<(), String> {
+        for r in &self.rules {
+            for s in &r.signatures {
+                s.matcher
+                    .compiled()
+                    .map_err(|e| format!("rule `{}`: {e}", r.id))?;
+            }
+        }
+        Ok(())
     }
 
     /// Loads and merges catalog files (the built-in ones when `files` is empty).
@@ -431,8 +466,13 @@ impl Catalog {
         Ok(c)
     }
 
-    /// Parses one catalog file and merges it in.
+    /// Parses one catalog file and merges it in; every glob is compiled once
+    /// to find errors now.
     pub fn add_text(&mut self, file: &Path, text: &str) -> Result<(), Diagnostic> {
+        self.add(file, text, Check::Compile)
+    }
+
+    fn add(&mut self, file: &Path, text: &str, check: Check) -> Result<(), Diagnostic> {
         if diag::is_blank_yaml(text) {
             return Err(Diagnostic::whole_file(file, "the catalog is empty"));
         }
@@ -465,7 +505,8 @@ impl Catalog {
                 ));
             }
             for p in v.products {
-                let rule = build_rule(file, &cat_name, &v.id.value, &v.name, &v.defaults, p)?;
+                let rule =
+                    build_rule(file, &cat_name, &v.id.value, &v.name, &v.defaults, p, check)?;
                 if let Some(prev) = self.rules.iter().find(|r| r.id == rule.id) {
                     return Err(Diagnostic::whole_file(
                         file,
@@ -544,6 +585,7 @@ fn build_rule(
     vendor_name: &str,
     defaults: &RawCommon,
     p: RawProduct,
+    check: Check,
 ) -> Result<Rule, Diagnostic> {
     if !valid_id(&p.id.value) {
         return Err(Diagnostic::at(
@@ -656,8 +698,13 @@ fn build_rule(
                     "empty signature value",
                 ));
             }
-            let matcher = compile_glob(&value.value, kind.case_insensitive(os), kind.is_path())
-                .map_err(|m| Diagnostic::at(file, value.referenced, m))?;
+            let matcher = lazy_glob(
+                &value.value,
+                kind.case_insensitive(os),
+                kind.is_path(),
+                check,
+            )
+            .map_err(|m| Diagnostic::at(file, value.referenced, m))?;
             signatures.push(Signature {
                 os,
                 kind,

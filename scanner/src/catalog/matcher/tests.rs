@@ -1229,3 +1229,38 @@ fn the_literal_prefilter_finds_what_every_glob_finds() {
     assert!(matched > 500, "{matched} matches");
     assert!(prefiltered > 100, "{prefiltered} signatures with a literal");
 }
+
+#[test]
+fn a_glob_is_built_when_an_item_holds_its_literal_and_every_built_in_one_builds() {
+    let cat = builtin();
+    let sigs = || cat.rules.iter().flat_map(|r| &r.signatures);
+    let built = || sigs().filter(|s| s.matcher.is_compiled()).count();
+    let all = sigs().count();
+    assert_eq!(built(), 0, "nothing is built when the catalog is read");
+    // A host without the vendor's software, with look-alikes that hold no
+    // literal of the catalog: only the few globs without a literal are built.
+    let clean = Observations {
+        packages: vec![
+            pkg("openssh-server", PackageState::Installed, Some("Debian")),
+            pkg("kasper-tools", PackageState::Installed, None),
+        ],
+        processes: vec![proc_("sshd", "/usr/sbin/sshd -D")],
+        paths: vec![dir("/opt/acme")],
+        ..Observations::default()
+    };
+    assert!(match_host(&cat, &clean, OsFamily::Linux, now()).is_empty());
+    let after_clean = built();
+    assert!(after_clean * 10 < all, "{after_clean} of {all} built");
+    // The vendor's package: the globs holding its literal are built, and match.
+    let affected = Observations {
+        packages: vec![pkg("kesl", PackageState::Installed, None)],
+        ..Observations::default()
+    };
+    let f = match_host(&cat, &affected, OsFamily::Linux, now());
+    assert_eq!(summary(&f), ["kaspersky/kesl Installed [kesl 1.2-3]"]);
+    assert!(built() > after_clean);
+    assert!(built() < all);
+    // `catalog check` builds them all: every built-in glob compiles.
+    cat.compile_all().unwrap();
+    assert_eq!(built(), all);
+}
