@@ -4,6 +4,8 @@
 //! deliberately plain data: no behaviour beyond counting and sorting. Everything
 //! a host said is kept as a string here and escaped by the writer that emits it.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// Bumped when a field changes meaning or disappears; adding a field does not bump it.
@@ -384,7 +386,9 @@ pub struct Finding {
     /// remediation is the container's image, not the host's package manager.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub containers: Vec<String>,
-    pub remediation: Option<String>,
+    /// Shared with the catalog's text: one copy for every finding of the
+    /// rule, not one per finding (a few hundred bytes each).
+    pub remediation: Option<std::sync::Arc<str>>,
 }
 
 /// How old a product's signature bases are at scan time.
@@ -448,11 +452,13 @@ pub struct HistoryPoint {
 /// One observation that made a signature match.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Evidence {
-    /// `package`, `service`, `process`, `kernel_module`, `path`, ...
-    pub kind: String,
+    /// `package`, `service`, `process`, `kernel_module`, `path`, ...: one of
+    /// a few names, so the probes' own are static strings, not a copy per
+    /// item (two allocations fewer per evidence item of every affected host).
+    pub kind: Cow<'static, str>,
     /// Which probe saw it (`dpkg`, `rpm`, `apk`, `systemd`, `ps`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
+    pub source: Option<Cow<'static, str>>,
     pub value: String,
 }
 

@@ -462,9 +462,9 @@ fn family_prefix(family: &str) -> &'static str {
 }
 
 fn kaspersky(family: &str, i: usize, now: jiff::Timestamp) -> Finding {
-    let ev = |kind: &str, source: Option<&str>, value: String| Evidence {
+    let ev = |kind: &'static str, source: Option<&'static str>, value: String| Evidence {
         kind: kind.into(),
-        source: source.map(String::from),
+        source: source.map(Into::into),
         value,
     };
     let (rule, product, evidence, remediation) = match family {

@@ -325,7 +325,7 @@ impl<'a> Play<'a> {
         let mut packages: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         let mut outside: Vec<&str> = Vec::new();
         for e in &f.evidence {
-            match e.kind.as_str() {
+            match &*e.kind {
                 "service" => {
                     let unit = first_word(&e.value);
                     let name = unit.strip_suffix(".service").unwrap_or(unit);

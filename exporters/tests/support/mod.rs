@@ -25,7 +25,7 @@ pub fn date(s: &str) -> jiff::civil::Date {
     s.parse().unwrap()
 }
 
-pub fn ev(kind: &str, source: Option<&str>, value: &str) -> Evidence {
+pub fn ev(kind: &'static str, source: Option<&'static str>, value: &str) -> Evidence {
     Evidence {
         kind: kind.into(),
         source: source.map(Into::into),

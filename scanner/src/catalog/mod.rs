@@ -68,7 +68,7 @@ pub struct Rule {
     pub grace_days: u32,
     pub references: Vec<Reference>,
     /// OS family (`linux`, `windows`, `macos`) → guidance.
-    pub remediation: BTreeMap<String, String>,
+    pub remediation: BTreeMap<String, std::sync::Arc<str>>,
     /// Matches only evidence that no other product of the same vendor claimed.
     pub fallback: bool,
     /// Rule-id globs of products this one replaces (UltraAV → `kaspersky/*`).
@@ -615,7 +615,7 @@ fn build_rule(
             ("macos", &r.macos),
         ] {
             if let Some(t) = text {
-                remediation.insert(os.to_string(), t.trim().to_string());
+                remediation.insert(os.to_string(), t.trim().into());
             }
         }
     }

@@ -90,7 +90,7 @@ fn test_catalog_loads_with_inheritance() {
     assert_eq!(av.policy, Policy::Ban);
     assert_eq!(av.deadline, Some(jiff::civil::date(2024, 9, 29)));
     assert_eq!(
-        av.remediation.get("linux").map(String::as_str),
+        av.remediation.get("linux").map(|t| &**t),
         Some("apt-get purge acme-av")
     );
     assert_eq!(av.signatures.len(), 5);

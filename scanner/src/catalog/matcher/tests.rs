@@ -718,7 +718,7 @@ fn macos_receipts_bundles_team_id_launchd_sysext_kexts() {
         "{:#?}",
         summary(&f)
     );
-    let kinds: Vec<&str> = f[0].evidence.iter().map(|e| e.kind.as_str()).collect();
+    let kinds: Vec<&str> = f[0].evidence.iter().map(|e| &*e.kind).collect();
     assert_eq!(
         kinds,
         vec![
@@ -1263,4 +1263,49 @@ fn a_glob_is_built_when_an_item_holds_its_literal_and_every_built_in_one_builds(
     // `catalog check` builds them all: every built-in glob compiles.
     cat.compile_all().unwrap();
     assert_eq!(built(), all);
+}
+
+#[test]
+fn a_findings_fixed_texts_are_shared_not_copied() {
+    let cat = builtin();
+    let obs = Observations {
+        packages: vec![
+            pkg("kesl", PackageState::Installed, None),
+            pkg("klnagent64", PackageState::Installed, None),
+        ],
+        processes: vec![proc_("kesl", "/opt/kaspersky/kesl/libexec/kesl -d")],
+        // Pushed onto each finding's evidence after the rest.
+        signature_updates: vec![SignatureUpdate {
+            product: "Kaspersky Endpoint Security".into(),
+            date: "2024-09-28".parse().unwrap(),
+            source: "kesl-control --app-info".into(),
+        }],
+        ..Observations::default()
+    };
+    let f = match_host(&cat, &obs, OsFamily::Linux, now());
+    assert_eq!(f.len(), 2, "{:#?}", summary(&f));
+    assert!(f[0].evidence.iter().any(|e| e.kind == "signature_update"));
+    for finding in &f {
+        // The remediation is the catalog's own text (one copy for all its findings).
+        let rule = cat.rule(&finding.rule).unwrap();
+        let text = rule.remediation.get("linux").unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            finding.remediation.as_ref().unwrap(),
+            text
+        ));
+        // Evidence kinds and probe names are static text, not a copy per item,
+        // and a finding's evidence keeps no spare room.
+        for e in &finding.evidence {
+            assert!(matches!(e.kind, std::borrow::Cow::Borrowed(_)), "{e:?}");
+            // (The update's source is the host's own text.)
+            assert!(
+                e.kind == "signature_update"
+                    || e.source
+                        .as_ref()
+                        .is_none_or(|s| matches!(s, std::borrow::Cow::Borrowed(_))),
+                "{e:?}"
+            );
+        }
+        assert_eq!(finding.evidence.capacity(), finding.evidence.len());
+    }
 }
