@@ -11,8 +11,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use globset::GlobMatcher;
-
-use crate::glob::{Check, LazyGlob};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -20,6 +18,7 @@ pub use fleetsweep_exporters::Policy;
 use fleetsweep_exporters::{CatalogInfo, FindingState};
 
 use crate::diag::{self, Diagnostic};
+use crate::glob::{Check, LazyGlob};
 use crate::os::OsFamily;
 use crate::probes::registry::probe;
 
