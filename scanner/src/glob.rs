@@ -328,6 +328,47 @@ mod tests {
     }
 
     #[test]
+    fn a_lazy_glob_matches_what_the_compiled_one_matches() {
+        // Host text is hostile: long, garbled, look-alike, separators where
+        // a path glob must not cross them.
+        let long = "kaspersky".repeat(10_000);
+        let values = [
+            "/opt/kaspersky/kesl",
+            "/OPT/Kaspersky/kesl",
+            "/opt/kaspersky/kesl/bin",
+            "/opt/kasperskyx",
+            "kaspersky\u{0}\u{feff}/\n",
+            "\u{fffd}\u{fffd}/opt/kaspersky/",
+            long.as_str(),
+            "",
+        ];
+        for pattern in ["/opt/kaspersky/*", "*kaspersky*", "k?s*", "{a,b}*/[k]*"] {
+            for (case_insensitive, path) in [(false, false), (true, false), (true, true)] {
+                let opts = Options {
+                    case_insensitive,
+                    path,
+                };
+                let eager = compile(pattern, opts).unwrap();
+                for check in [Check::Compile, Check::Parse] {
+                    let lazy = LazyGlob::new(pattern, opts, check).unwrap();
+                    assert!(!lazy.is_compiled());
+                    for v in values {
+                        assert_eq!(lazy.is_match(v), eager.is_match(v), "{pattern} {v:?}");
+                    }
+                    assert!(lazy.is_compiled());
+                }
+            }
+        }
+        // What fails the check fails it either way, with the same message.
+        for check in [Check::Compile, Check::Parse] {
+            assert_eq!(
+                LazyGlob::new("[a", Options::default(), check).unwrap_err(),
+                "invalid glob `[a`: unclosed character class; missing ']'"
+            );
+        }
+    }
+
+    #[test]
     fn patterns_within_the_bounds_compile() {
         let deep = format!("{}x{}", "{a,".repeat(32), "}".repeat(32));
         assert!(compile(&deep, Options::default()).is_ok());

@@ -162,6 +162,15 @@ fn ev(kind: &'static str, source: Option<&'static str>, value: String) -> Eviden
     }
 }
 
+/// [`ev`] for a source the host named (a certificate store, a browser): its own copy.
+fn ev_from(kind: &'static str, source: &str, value: String) -> Evidence {
+    Evidence {
+        kind: kind.into(),
+        source: Some(source.to_owned().into()),
+        value,
+    }
+}
+
 fn installed_if(yes: bool) -> FindingState {
     if yes {
         FindingState::Installed
@@ -341,11 +350,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
         let mut item = Item::new(
             smallvec![borrowed(SigKind::Certificate, &c.subject)],
             FindingState::Remnants,
-            Evidence {
-                kind: "certificate".into(),
-                source: Some(c.store.clone().into()),
-                value,
-            },
+            ev_from("certificate", &c.store, value),
         );
         item.shared = true;
         out.push(item);
@@ -478,11 +483,7 @@ fn items_winmac<'a>(obs: &'a Observations, out: &mut Vec<Item<'a>>) {
         out.push(Item::new(
             smallvec![borrowed(SigKind::BrowserExtension, &x.id)],
             FindingState::Installed,
-            Evidence {
-                kind: "browser_extension".into(),
-                source: Some(x.browser.clone().into()),
-                value,
-            },
+            ev_from("browser_extension", &x.browser, value),
         ));
     }
 }
@@ -515,11 +516,7 @@ fn signature_evidence(
         value.push_str(&rel);
     }
     value.push(')');
-    Evidence {
-        kind: "signature_update".into(),
-        source: Some(u.source.clone().into()),
-        value,
-    }
+    ev_from("signature_update", &u.source, value)
 }
 
 /// The frozen-protection window: the Kaspersky update servers stopped serving

@@ -400,32 +400,6 @@ fn valid_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn compile_glob(pattern: &str, case_insensitive: bool, path: bool) -> Result<GlobMatcher, String> {
-    crate::glob::compile(
-        pattern,
-        crate::glob::Options {
-            case_insensitive,
-            path,
-        },
-    )
-}
-
-fn lazy_glob(
-    pattern: &str,
-    case_insensitive: bool,
-    path: bool,
-    check: Check,
-) -> Result<LazyGlob, String> {
-    LazyGlob::new(
-        pattern,
-        crate::glob::Options {
-            case_insensitive,
-            path,
-        },
-        check,
-    )
-}
-
 impl Catalog {
     /// The built-in catalogs.
     pub fn builtin() -> Result<Catalog, Diagnostic> {
@@ -622,7 +596,7 @@ fn build_rule(
     let mut replaces_text = Vec::new();
     for r in &p.replaces {
         replaces.push(
-            compile_glob(&r.value, false, false)
+            crate::glob::compile(&r.value, crate::glob::Options::default())
                 .map_err(|m| Diagnostic::at(file, r.referenced, m))?,
         );
         replaces_text.push(r.value.clone());
@@ -697,13 +671,12 @@ fn build_rule(
                     "empty signature value",
                 ));
             }
-            let matcher = lazy_glob(
-                &value.value,
-                kind.case_insensitive(os),
-                kind.is_path(),
-                check,
-            )
-            .map_err(|m| Diagnostic::at(file, value.referenced, m))?;
+            let opts = crate::glob::Options {
+                case_insensitive: kind.case_insensitive(os),
+                path: kind.is_path(),
+            };
+            let matcher = LazyGlob::new(&value.value, opts, check)
+                .map_err(|m| Diagnostic::at(file, value.referenced, m))?;
             signatures.push(Signature {
                 os,
                 kind,
