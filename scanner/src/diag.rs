@@ -108,6 +108,13 @@ pub fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
+/// `bytes` as text, without a copy when they are UTF-8 (the usual case);
+/// anything else with U+FFFD in place of what is not.
+pub fn text_lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Reads one YAML configuration document with [`yaml_options`]; every error
 /// is a [`Diagnostic`] in the user's terms.
 pub fn parse_yaml<T: serde::de::DeserializeOwned>(
@@ -326,7 +333,11 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     if meta.is_file() && meta.len() > limit {
         return Err(too_big());
     }
-    let mut bytes = Vec::new();
+    // Room for the file as it is now (one more byte to see it grew past the
+    // limit): read in place, not grown by doubling (a 9.5 MB known_hosts
+    // would otherwise pass through blocks of 8 and 16 MB).
+    let expected = if meta.is_file() { meta.len() } else { 0 };
+    let mut bytes = Vec::with_capacity(usize::try_from(expected.saturating_add(1)).unwrap_or(0));
     file.take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read file: {e}"))?;

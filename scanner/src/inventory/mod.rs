@@ -204,6 +204,9 @@ impl Inventory {
             Some(raw) => raw,
             None => diag::parse_yaml(path, &text)?,
         };
+        // The hosts are parsed: the file's text (7.7 MB for 100,000 hosts)
+        // goes before they are resolved, not at the end of loading.
+        drop(text);
         let ssh_config =
             match &opts.ssh_config {
                 Some(p) if p.exists() => Some(ssh_config::load(p).map_err(|e| {

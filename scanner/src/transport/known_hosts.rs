@@ -378,7 +378,7 @@ impl HostKeyPolicy {
                 tracing::debug!(path = %path.display(), "known_hosts file does not exist; treated as empty");
                 continue;
             };
-            lines.extend(parse_file(index as u32, path, &text)?);
+            parse_file(index as u32, path, &text, &mut lines)?;
         }
         let accept_new = match accept_new {
             Some(path) => {
@@ -837,7 +837,7 @@ fn read_optional(path: &Path) -> Result<Option<String>, KnownHostsError> {
     // Bounded like every file a user names (a 100,000-host known_hosts is
     // about 20 MiB).
     match crate::diag::read_bounded(path, crate::diag::CONFIG_FILE_LIMIT) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(bytes) => Ok(Some(crate::diag::text_lossy(bytes))),
         Err(reason) => Err(KnownHostsError::Unreadable {
             path: path.to_path_buf(),
             reason,
@@ -845,8 +845,16 @@ fn read_optional(path: &Path) -> Result<Option<String>, KnownHostsError> {
     }
 }
 
-fn parse_file(file: u32, path: &Path, text: &str) -> Result<Vec<Line>, KnownHostsError> {
-    let mut lines = Vec::new();
+/// Appends the usable lines of `text` (the file `path`) to `lines`.
+fn parse_file(
+    file: u32,
+    path: &Path,
+    text: &str,
+    lines: &mut Vec<Line>,
+) -> Result<(), KnownHostsError> {
+    let before = lines.len();
+    // At most one entry a line: room once, not grown by doubling.
+    lines.reserve(text.lines().count());
     let mut first_error: Option<(usize, String)> = None;
     for (number, raw) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
         let trimmed = raw.trim();
@@ -868,12 +876,12 @@ fn parse_file(file: u32, path: &Path, text: &str) -> Result<Vec<Line>, KnownHost
         }
     }
     match first_error {
-        Some((line, reason)) if lines.is_empty() => Err(KnownHostsError::Malformed {
+        Some((line, reason)) if lines.len() == before => Err(KnownHostsError::Malformed {
             path: path.to_path_buf(),
             line,
             reason,
         }),
-        _ => Ok(lines),
+        _ => Ok(()),
     }
 }
 

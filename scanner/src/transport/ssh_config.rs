@@ -231,7 +231,7 @@ fn read_bounded(path: &Path) -> Result<Option<String>, String> {
             "larger than {MAX_FILE_BYTES} bytes (16 MiB), far more than one `Host` block for each of 100,000 hosts"
         ));
     }
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(Some(crate::diag::text_lossy(bytes)))
 }
 
 /// Parse state shared by a file and everything it includes.
