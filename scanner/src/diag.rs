@@ -111,8 +111,7 @@ pub fn yaml_options() -> serde_saphyr::Options {
 /// `bytes` as text, without a copy when they are UTF-8 (the usual case);
 /// anything else with U+FFFD in place of what is not.
 pub fn text_lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Reads one YAML configuration document with [`yaml_options`]; every error

@@ -8,6 +8,7 @@
 //! through the `cancel` watch channel) stops new work, drops in-flight
 //! connections, and the report lists unfinished hosts as `interrupted`.
 
+mod spill;
 pub mod summary;
 
 use std::collections::BTreeMap;
@@ -137,6 +138,8 @@ pub async fn run(
     let mut results: Vec<Slot> = std::iter::repeat_with(|| Slot::Pending)
         .take(hosts.len())
         .collect();
+    // Results with more than an outcome wait in a temporary file, not here.
+    let mut spill = spill::Spill::default();
     let concurrency = ctx.settings.concurrency.max(1);
     let mut interrupted_by = cancel.borrow().clone();
     if interrupted_by.is_none() {
@@ -154,7 +157,7 @@ pub async fn run(
                 next = stream.next() => match next {
                     Some((i, report)) => {
                         progress.host_done(&report);
-                        results[i] = Slot::of(&hosts[i], report);
+                        results[i] = Slot::of(&hosts[i], report, &mut spill);
                     }
                     None => break,
                 },
@@ -182,7 +185,7 @@ pub async fn run(
     let list: Vec<HostReport> = results
         .into_iter()
         .zip(hosts.iter())
-        .map(|(r, h)| r.into_report(h, interrupted_by.as_deref()))
+        .map(|(r, h)| r.into_report(h, interrupted_by.as_deref(), &mut spill))
         .collect();
     // The inventory, when the sweep held its last reference (`scan`).
     drop(hosts);
@@ -217,12 +220,21 @@ enum Slot {
         os: Option<Arc<OsInfo>>,
         duration_seconds: f64,
     },
-    /// Anything more (findings, warnings, an error, ...), as it came.
+    /// Anything more (findings, warnings, an error, ...), in the sweep's
+    /// spill file; the host's OS stays here, shared.
+    Spilled {
+        at: spill::Spilled,
+        os: Option<Arc<OsInfo>>,
+    },
+    /// Anything more, as it came, when it could not be spilled.
     Full(Box<HostReport>),
 }
 
+// A slot per host for the whole sweep: kept at 24 bytes.
+const _: () = assert!(std::mem::size_of::<Slot>() <= 24);
+
 impl Slot {
-    fn of(h: &Host, r: HostReport) -> Slot {
+    fn of(h: &Host, mut r: HostReport, spill: &mut spill::Spill) -> Slot {
         let plain = r.error.is_none()
             && r.warnings.is_empty()
             && r.incomplete.is_empty()
@@ -238,14 +250,47 @@ impl Slot {
                 duration_seconds: r.duration_seconds,
             }
         } else {
-            Slot::Full(Box::new(r))
+            let os = r.os.take();
+            match spill.put(&r) {
+                Some(at) => Slot::Spilled { at, os },
+                None => {
+                    r.os = os;
+                    Slot::Full(Box::new(r))
+                }
+            }
         }
     }
 
     /// The host's report; `interrupted_by` says why a pending host was not
     /// finished.
-    fn into_report(self, h: &Host, interrupted_by: Option<&str>) -> HostReport {
+    fn into_report(
+        self,
+        h: &Host,
+        interrupted_by: Option<&str>,
+        spill: &mut spill::Spill,
+    ) -> HostReport {
         match self {
+            Slot::Spilled { at, os } => match spill.take(at, os) {
+                Ok(mut r) => {
+                    // The host's own strings again, one copy for host and report.
+                    if *r.name == *h.name {
+                        r.name = h.name.clone();
+                    }
+                    if *r.address == **h.shared_address() {
+                        r.address = h.shared_address().clone();
+                    }
+                    if r.labels == h.labels {
+                        r.labels = h.labels.clone();
+                    }
+                    r
+                }
+                Err(why) => {
+                    tracing::error!(host = %h.name, "{why}");
+                    let mut r = host_report(h, Outcome::ProbeFailed, 0.0);
+                    r.error = Some(format!("this host's result was lost after its scan: {why}"));
+                    r
+                }
+            },
             Slot::Done {
                 outcome,
                 os,
@@ -785,9 +830,26 @@ mod tests {
             renamed,
         ];
         for r in variants {
-            let slot = Slot::of(h, r.clone());
+            // In the spill file, and back as it was, sharing the host's
+            // strings where they are the host's.
+            let mut spill = spill::Spill::default();
+            let slot = Slot::of(h, r.clone(), &mut spill);
+            assert!(matches!(slot, Slot::Spilled { .. }), "{r:?}");
+            let back = slot.into_report(h, None, &mut spill);
+            assert_eq!(back, r);
+            assert_eq!(Arc::ptr_eq(&back.name, &h.name), *r.name == *h.name);
+            assert_eq!(back.labels.same_as(&h.labels), r.labels == h.labels);
+            if let Some(os) = &r.os {
+                assert!(
+                    Arc::ptr_eq(back.os.as_ref().unwrap(), os),
+                    "the OS stays shared"
+                );
+            }
+            // Without a spill file, in memory.
+            let mut off = spill::Spill::disabled();
+            let slot = Slot::of(h, r.clone(), &mut off);
             assert!(matches!(slot, Slot::Full(_)), "{r:?}");
-            assert_eq!(slot.into_report(h, None), r);
+            assert_eq!(slot.into_report(h, None, &mut off), r);
         }
         for r in [
             clean,
@@ -797,14 +859,15 @@ mod tests {
                 ..host_report(h, Outcome::Scanned, 2.5)
             },
         ] {
-            let slot = Slot::of(h, r.clone());
+            let mut spill = spill::Spill::default();
+            let slot = Slot::of(h, r.clone(), &mut spill);
             assert!(matches!(slot, Slot::Done { .. }), "{r:?}");
-            let back = slot.into_report(h, None);
+            let back = slot.into_report(h, None, &mut spill);
             assert!(Arc::ptr_eq(&back.name, &h.name));
             assert!(back.labels.same_as(&h.labels));
             assert_eq!(back, r);
         }
-        let pending = Slot::Pending.into_report(h, Some("SIGTERM"));
+        let pending = Slot::Pending.into_report(h, Some("SIGTERM"), &mut spill::Spill::default());
         assert_eq!(pending.outcome, Outcome::Interrupted);
         assert_eq!(
             pending.error.as_deref(),
