@@ -10,8 +10,9 @@
 //!
 //! The file is created with `tempfile` (`O_TMPFILE` where the kernel has it:
 //! no name, mode 0600, gone when the sweep ends, even if killed) in `$TMPDIR`,
-//! else `/tmp`. When it cannot be created or written, results stay in memory:
-//! a full disk costs memory, never a result.
+//! else `/tmp`, and holds at most [`MAX_FILE`]. When it cannot be created or
+//! written, or is full, results stay in memory: a full disk costs memory,
+//! never a result.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -20,6 +21,12 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use fleetsweep_exporters::{HostReport, OsInfo};
+
+/// The most a sweep writes to its spill file; later results stay in memory.
+/// A temporary directory is often small (Kubernetes evicts a pod whose
+/// `emptyDir` outgrows its `sizeLimit`): 128 MiB holds the results of some
+/// 70,000 affected hosts.
+const MAX_FILE: u64 = 128 * 1024 * 1024;
 
 /// Where one spilled result is: its offset and length in one word (a
 /// sweep's slot per host stays 24 bytes).
@@ -78,6 +85,9 @@ impl Spill {
             return None;
         }
         let bytes = serde_json::to_vec(report).ok()?;
+        if self.end + bytes.len() as u64 > MAX_FILE {
+            return None;
+        }
         Spilled::new(self.end, bytes.len())?;
         match self.write(&bytes) {
             Ok(at) => Spilled::new(at, bytes.len()),
@@ -259,6 +269,18 @@ mod tests {
         assert!(unwritable.put(&r).is_none(), "a read-only file");
         assert!(unwritable.off, "and no more attempts after a failed write");
         assert!(unwritable.put(&r).is_none());
+    }
+
+    #[test]
+    fn a_full_spill_file_keeps_later_results_in_memory() {
+        let text: Arc<str> = "remove it".into();
+        let r = report("a", &text);
+        let mut spill = Spill::default();
+        let first = spill.put(&r).expect("written");
+        spill.end = MAX_FILE - 10;
+        assert!(spill.put(&r).is_none(), "past the cap");
+        assert!(!spill.off, "a full file is not a broken one");
+        assert_eq!(spill.take(first, None).unwrap(), r);
     }
 
     #[test]
