@@ -81,7 +81,9 @@ impl Spill {
     /// caller keeps what is shared (the OS) and takes it out first: it is
     /// not written.
     pub(super) fn put(&mut self, report: &HostReport) -> Option<Spilled> {
-        if self.off {
+        // JSON has no NaN or infinity (it would write null and not read it
+        // back): such a result, which a clock cannot give, stays in memory.
+        if self.off || !report.duration_seconds.is_finite() {
             return None;
         }
         let bytes = serde_json::to_vec(report).ok()?;
@@ -269,6 +271,15 @@ mod tests {
         assert!(unwritable.put(&r).is_none(), "a read-only file");
         assert!(unwritable.off, "and no more attempts after a failed write");
         assert!(unwritable.put(&r).is_none());
+        let mut spill = Spill::default();
+        for odd in [f64::NAN, f64::INFINITY] {
+            let r = HostReport {
+                duration_seconds: odd,
+                ..r.clone()
+            };
+            assert!(spill.put(&r).is_none(), "{odd} would not come back");
+        }
+        assert!(!spill.off);
     }
 
     #[test]
