@@ -867,6 +867,28 @@ mod tests {
             assert!(back.labels.same_as(&h.labels));
             assert_eq!(back, r);
         }
+        // A result that cannot be read back is never clean: the host is
+        // `probe_failed`, its error says what was lost and why.
+        let mut spill = spill::Spill::default();
+        let affected = HostReport {
+            findings: vec![serde_json::from_value(serde_json::json!({
+                "rule": "kaspersky/kesl", "vendor": "Kaspersky", "product": "KESL",
+                "policy": "ban", "state": "installed", "status": "new", "version": null,
+                "first_seen": "2026-12-01T00:00:00Z", "effective": null, "deadline": null,
+                "evidence": [],
+            }))
+            .unwrap()],
+            ..host_report(h, Outcome::Scanned, 1.0)
+        };
+        let slot = Slot::of(h, affected, &mut spill);
+        spill.damage();
+        let lost = slot.into_report(h, None, &mut spill);
+        assert_eq!(lost.outcome, Outcome::ProbeFailed);
+        let why = lost.error.unwrap();
+        assert!(
+            why.starts_with("this host's result was lost after its scan: cannot read the temporary file of host results"),
+            "{why}"
+        );
         let pending = Slot::Pending.into_report(h, Some("SIGTERM"), &mut spill::Spill::default());
         assert_eq!(pending.outcome, Outcome::Interrupted);
         assert_eq!(

@@ -90,33 +90,38 @@ impl Spill {
         if self.end + bytes.len() as u64 > MAX_FILE {
             return None;
         }
-        Spilled::new(self.end, bytes.len())?;
-        match self.write(&bytes) {
-            Ok(at) => Spilled::new(at, bytes.len()),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot write host results to a temporary file ({e}); keeping them in \
-                     memory (set TMPDIR to a writable directory with room)"
-                );
-                self.off = true;
-                None
-            }
+        let at = Spilled::new(self.end, bytes.len())?;
+        if let Err(e) = self.write(&bytes) {
+            tracing::warn!(
+                "cannot write host results to a temporary file ({e}); keeping them in \
+                 memory (set TMPDIR to a writable directory with room)"
+            );
+            self.off = true;
+            return None;
         }
+        Some(at)
     }
 
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<u64> {
-        if self.file.is_none() {
-            self.file = Some(tempfile::tempfile()?);
-        }
-        let Some(file) = self.file.as_mut() else {
-            unreachable!("created above")
+    /// Appends `bytes` at [`Spill::end`], creating the file first if need be.
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => self.file.insert(tempfile::tempfile()?),
         };
-        let at = self.end;
         // On an error, what was written of this one is never read (no more
         // are written), and the ones before stay valid.
         file.write_all(bytes)?;
         self.end += bytes.len() as u64;
-        Ok(at)
+        Ok(())
+    }
+
+    /// Cuts the file short, as a disk error or a meddler would (tests of
+    /// what a lost result becomes).
+    #[cfg(test)]
+    pub(super) fn damage(&self) {
+        if let Some(f) = &self.file {
+            f.set_len(0).unwrap();
+        }
     }
 
     /// The result written at `at`, with `os` back in place. An error names
