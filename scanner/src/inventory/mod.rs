@@ -19,6 +19,7 @@ mod jumps;
 pub mod limit;
 mod raw;
 mod resolve;
+mod table;
 mod winrm;
 
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use crate::transport::ssh_config;
 use crate::transport::winrm::WinrmTarget;
 use crate::transport::{Passphrase, SshTarget, StartupLimits};
 pub use raw::parse_duration;
+pub use table::HostTable;
 
 /// A host with every setting resolved.
 #[derive(Debug, Clone, PartialEq)]

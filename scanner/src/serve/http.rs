@@ -281,7 +281,7 @@ async fn probe(
         );
     };
     let pipeline = s.pipeline();
-    let Some(host) = pipeline.hosts().iter().find(|h| *h.name == **target) else {
+    let Some(host) = pipeline.hosts().find(target) else {
         let shown: String = target.chars().take(200).collect();
         return text(
             StatusCode::BAD_REQUEST,
@@ -289,7 +289,7 @@ async fn probe(
         );
     };
     let start = Instant::now();
-    let cap = pipeline.host_timeout(host);
+    let cap = pipeline.host_timeout(&host);
     let deadline = probe_deadline(&headers, s.default_probe_timeout, cap);
     // A sweep of this target already running is shared (it has its own
     // deadline, as its first caller asked); otherwise one starts here. It is

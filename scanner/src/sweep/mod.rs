@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPORT_VERSION};
 
 use crate::catalog::{matcher, Catalog};
-use crate::inventory::{Host, Target};
+use crate::inventory::{Host, HostTable, Target};
 use crate::os::OsFamily;
 use crate::probes::registry::{self, probe, FirstRun};
 use crate::probes::{completeness, offline, Observations};
@@ -106,9 +106,10 @@ impl OsNames {
 }
 
 /// Runs one sweep over `hosts` (shared, not copied: a pipeline sweeps its
-/// whole inventory many times).
+/// whole inventory many times). Each host is built whole from the table
+/// while it is in flight, and again when its report is assembled.
 pub async fn run(
-    hosts: Arc<Vec<Host>>,
+    hosts: Arc<HostTable>,
     catalog: Arc<Catalog>,
     settings: SweepSettings,
     host_keys: Arc<HostKeyPolicy>,
@@ -149,15 +150,19 @@ pub async fn run(
         let mut stream = futures::stream::iter(0..hosts.len())
             .map(|i| {
                 let (ctx, hosts) = (ctx.clone(), hosts.clone());
-                async move { (i, scan_host(&hosts[i], &ctx).await) }
+                async move {
+                    let h = hosts.get(i);
+                    let report = scan_host(&h, &ctx).await;
+                    (i, h, report)
+                }
             })
             .buffer_unordered(concurrency);
         loop {
             tokio::select! {
                 next = stream.next() => match next {
-                    Some((i, report)) => {
+                    Some((i, h, report)) => {
                         progress.host_done(&report);
-                        results[i] = Slot::of(&hosts[i], report, &mut spill);
+                        results[i] = Slot::of(&h, report, &mut spill);
                     }
                     None => break,
                 },
@@ -185,7 +190,7 @@ pub async fn run(
     let list: Vec<HostReport> = results
         .into_iter()
         .zip(hosts.iter())
-        .map(|(r, h)| r.into_report(h, interrupted_by.as_deref(), &mut spill))
+        .map(|(r, h)| r.into_report(&h, interrupted_by.as_deref(), &mut spill))
         .collect();
     // The inventory, when the sweep held its last reference (`scan`).
     drop(hosts);

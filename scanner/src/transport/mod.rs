@@ -86,7 +86,7 @@ pub struct SshEndpoint {
 }
 
 /// Everything needed to open an SSH session to one host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SshTarget {
     pub endpoint: SshEndpoint,
     /// Bastions in order: connect to `jumps[0]`, from it to `jumps[1]`, ..., then the target.
