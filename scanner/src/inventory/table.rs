@@ -1,11 +1,11 @@
 //! The hosts a sweep goes through, kept small: a row per host with only what
-//! differs from host to host in a fleet (name, address, port, OS hint), and
-//! the rest (labels, groups, deadlines, user, keys, bastions, SSH options) in
-//! a profile that every host with the same settings shares.
+//! differs from host to host in a fleet (name, address, port, OS hint,
+//! labels), and the rest (groups, deadlines, user, keys, bastions, SSH
+//! options) in a profile that every host with the same settings shares.
 //!
 //! A full [`Host`] is built from its row and profile while the host is in
 //! flight ([`HostTable::get`]), and dropped with its connection: a 100,000-host
-//! sweep keeps 56 bytes a host for its inventory instead of 160 and two
+//! sweep keeps 64 bytes a host for its inventory instead of 160 and two
 //! 32-byte string blocks. Building one is a few reference counts and its
 //! name and address as shared strings (which its report then shares).
 
@@ -34,13 +34,17 @@ struct Row {
     /// An SSH host's address goes back into its target; other targets keep
     /// theirs in their profile (one each), and this is a copy of it.
     address: CompactString,
+    /// In the row, not the profile: labels are what hosts most often have
+    /// of their own (an asset tag, an owner), and a host's own labels would
+    /// otherwise make a profile of their own. Shared when hosts share them.
+    labels: fleetsweep_exporters::Labels,
     profile: u32,
     port: u16,
     os: Option<OsFamily>,
 }
 
 // The point of the table: keep it so.
-const _: () = assert!(std::mem::size_of::<Row>() <= 56);
+const _: () = assert!(std::mem::size_of::<Row>() <= 64);
 
 impl HostTable {
     pub fn len(&self) -> usize {
@@ -62,6 +66,7 @@ impl HostTable {
         let mut h = self.profiles[row.profile as usize].clone();
         h.name = Arc::from(row.name.as_str());
         h.os = row.os;
+        h.labels = row.labels.clone();
         if let Target::Ssh(s) = &mut h.target {
             s.ssh.endpoint.address = Arc::from(row.address.as_str());
             s.ssh.endpoint.port = row.port;
@@ -121,6 +126,7 @@ impl From<Vec<Host>> for HostTable {
             let mut profile = h;
             profile.name = empty.clone();
             profile.os = None;
+            let labels = std::mem::take(&mut profile.labels);
             if let Target::Ssh(s) = &mut profile.target {
                 s.ssh.endpoint.address = empty.clone();
                 s.ssh.endpoint.port = 0;
@@ -146,6 +152,7 @@ impl From<Vec<Host>> for HostTable {
             rows.push(Row {
                 name,
                 address,
+                labels,
                 profile: id,
                 port,
                 os,
@@ -166,7 +173,6 @@ fn new_profile(profiles: &mut Vec<Host>, profile: Host) -> u32 {
 /// Hashes what [`PartialEq`] compares of an SSH host's profile, so that
 /// equal profiles hash alike (the per-host fields are emptied already).
 fn hash_profile(h: &Host, state: &mut impl Hasher) {
-    h.labels.hash(state);
     h.groups.hash(state);
     h.host_timeout.hash(state);
     if let Target::Ssh(s) = &h.target {
@@ -207,8 +213,8 @@ hosts:
   - {name: web-2, address: 10.0.0.2, port: 2222}
   - {name: web-3, address: 10.0.0.3, os: linux}
   - {name: edge-1, address: 10.0.1.1, host_timeout: 30s}
-  - {name: db-1, address: 10.0.2.1, user: root, sudo: true, labels: {env: staging}}
-  - {name: db-2, address: 10.0.2.2, user: root, sudo: true, labels: {env: staging}}
+  - {name: db-1, address: 10.0.2.1, user: root, sudo: true, labels: {env: staging, asset: A-1}}
+  - {name: db-2, address: 10.0.2.2, user: root, sudo: true, labels: {env: staging, asset: A-2}}
   - {name: win-1, address: 10.0.3.1, transport: winrm, winrm: {password_env: WINRM_PASSWORD}}
   - {name: win-2, address: 10.0.3.2, transport: winrm, winrm: {password_env: WINRM_PASSWORD}}
   - {name: here, transport: local}
@@ -227,14 +233,21 @@ hosts:
         assert_eq!(table.find("db-2"), Some(inv.hosts[5].clone()));
         assert_eq!(table.find("db-3"), None);
         // web-1 and web-2 differ only in address and port; db-1 and db-2
-        // only in address; web-3 (two groups, a bastion) and edge-1 (a
+        // only in address and labels; web-3 (two groups, a bastion) and edge-1 (a
         // bastion, a deadline, one group) each have their own settings; the
         // WinRM and local hosts a profile each.
         assert_eq!(table.profiles(), 1 + 1 + 1 + 1 + 3);
-        // Hosts built from one profile share its labels and settings.
-        let (a, b) = (table.get(0), table.get(1));
-        assert!(a.labels.same_as(&b.labels));
+        // Hosts built from one profile share its settings.
+        let (a, b) = (table.get(4), table.get(5));
+        assert_ne!(a.labels, b.labels);
         assert!(Arc::ptr_eq(&a.groups, &b.groups));
+        match (&a.target, &b.target) {
+            (Target::Ssh(a), Target::Ssh(b)) => {
+                assert!(Arc::ptr_eq(&a.options, &b.options));
+                assert!(Arc::ptr_eq(&a.ssh.endpoint.user, &b.ssh.endpoint.user));
+            }
+            other => panic!("SSH hosts expected: {other:?}"),
+        }
     }
 
     #[test]
@@ -260,8 +273,9 @@ hosts:
 "#,
         );
         let table = HostTable::from(inv.hosts.clone());
-        // k and l differ from a in their row (OS hint, port), not their profile.
-        assert_eq!(table.profiles(), inv.hosts.len() - 2);
+        // f, k and l differ from a in their row (labels, OS hint, port),
+        // not their profile.
+        assert_eq!(table.profiles(), inv.hosts.len() - 3);
         assert_eq!(table.to_vec(), inv.hosts);
     }
 
