@@ -103,7 +103,8 @@ impl HostTable {
 
 impl From<Vec<Host>> for HostTable {
     /// Splits each host into its row and a shared profile. The list is
-    /// consumed as it is read, so a host's old form goes as its row comes.
+    /// consumed as it is read: a host's own strings go as its row comes,
+    /// the list's one block when the last host is read.
     fn from(hosts: Vec<Host>) -> HostTable {
         let mut rows = Vec::with_capacity(hosts.len());
         let mut profiles: Vec<Host> = Vec::new();
