@@ -141,11 +141,6 @@ pub async fn run(
         .collect();
     // Results with more than an outcome wait in a temporary file, not here.
     let mut spill = spill::Spill::default();
-    // Loading's high-water mark (the inventory as parsed and resolved, the
-    // known_hosts text) is free now that the hosts wait in their table: its
-    // pages go back before the connections start, rather than staying
-    // resident through the sweep (100,000 hosts: 70 -> 58-61 MB during it).
-    give_back_free_pages();
     let concurrency = ctx.settings.concurrency.max(1);
     let mut interrupted_by = cancel.borrow().clone();
     if interrupted_by.is_none() {
@@ -325,7 +320,7 @@ impl Slot {
 
 /// Hands the heap's free pages back to the OS (glibc keeps freed small
 /// blocks resident until asked).
-fn give_back_free_pages() {
+pub(crate) fn give_back_free_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it has
     // no preconditions and touches no live block.
