@@ -30,19 +30,11 @@ fleetsweep=${BENCH_FLEETSWEEP:-target/release/fleetsweep}
 [ -n "${BENCH_FLEETSWEEP:-}" ] || cargo build --release --quiet -p fleetsweep
 [ -x "$fleetsweep" ] || { echo "scale.sh: $fleetsweep is not an executable" >&2; exit 1; }
 cargo build --release --quiet -p fleetsweep-e2e --bin fleetsim
-ns=fleetsim-bench-$$
+# shellcheck source=tests/bench/sim-lib.sh
+. tests/bench/sim-lib.sh
 root=$(mktemp -d /tmp/fleetsweep-scale.XXXXXX)
-sim_pid=
-cleanup() {
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-  ip netns del "$ns" 2>/dev/null || true
-}
-trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-# Peak RSS of the scanner's children is not counted by `time -v`; the scan
-# opens many sockets at once: make room.
-ulimit -n 20000 2>/dev/null || true
+trap sim_cleanup EXIT
+sim_netns "fleetsim-bench-$$"
 size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 printf '%-7s %8s %8s %10s %9s %9s %10s %10s %10s %10s\n' hosts wall_s hosts/s cpu_ms/host rss_MiB state_ms outputs_ms state_MiB report_MiB metrics_KiB
 for n in "${sizes[@]}"; do
@@ -57,18 +49,15 @@ for n in "${sizes[@]}"; do
     : >"$dir/known_hosts"
     accept=(--accept-new-host-keys "$dir/learned_hosts")
   fi
-  ip netns exec "$ns" target/release/fleetsim serve --dir "$dir" --workers "$workers" >"$dir/sim.out" 2>"$dir/sim.err" &
-  sim_pid=$!
-  for _ in $(seq 100); do grep -q ready "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q ready "$dir/sim.out" || { echo "fleetsim did not start: $(cat "$dir/sim.err")" >&2; exit 1; }
+  sim_start "$dir" --workers "$workers"
   set +e
-  FLEETSWEEP_LOG="warn,fleetsweep::pipeline=info" ip netns exec "$ns" \
+  FLEETSWEEP_LOG="warn,fleetsweep::pipeline=info" ip netns exec "$sim_ns" \
     /usr/bin/time -v -o "$dir/time.txt" "$fleetsweep" scan -i "$dir/inventory.yaml" \
     --concurrency "$conc" --state "$dir/state.db" --report "$dir/report.yaml" \
     --metrics-file "$dir/metrics.prom" --no-progress --log-format json "${accept[@]}" 2>"$dir/scan.log" >"$dir/summary.txt"
   code=$?
   set -e
-  kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true; sim_pid=
+  sim_stop
   if [ "$code" = 2 ]; then echo "fleetsweep failed (exit 2): $(tail -3 "$dir/scan.log")" >&2; exit 1; fi
   wall=$(grep "Elapsed (wall clock)" "$dir/time.txt" | awk '{print $NF}' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }')
   user=$(grep "User time" "$dir/time.txt" | awk '{print $NF}')

@@ -19,24 +19,19 @@ fleetsweep=${BENCH_FLEETSWEEP:-target/release/fleetsweep}
 [ -n "${BENCH_FLEETSWEEP:-}" ] || cargo build --release --quiet -p fleetsweep
 [ -x "$fleetsweep" ] || { echo "serve-rss.sh: $fleetsweep is not an executable" >&2; exit 1; }
 cargo build --release --quiet -p fleetsweep-e2e --bin fleetsim
-ns=fleetsim-serve-$$
+# shellcheck source=tests/bench/sim-lib.sh
+. tests/bench/sim-lib.sh
 dir=$(mktemp -d /tmp/fleetsweep-serve-rss.XXXXXX)
-sim_pid= serve_pid=
+serve_pid=
 cleanup() {
-  [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null
-  [ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-  ip netns del "$ns" 2>/dev/null || true
+  if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
+  sim_cleanup
 }
 trap cleanup EXIT
-ip netns add "$ns"
-ip -n "$ns" link set lo up
-ulimit -n 20000 2>/dev/null || true
+sim_netns "fleetsim-serve-$$"
 target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 >/dev/null
-ip netns exec "$ns" target/release/fleetsim serve --dir "$dir" >"$dir/sim.out" 2>"$dir/sim.err" &
-sim_pid=$!
-for _ in $(seq 100); do grep -q ready "$dir/sim.out" 2>/dev/null && break; sleep 0.1; done
-grep -q ready "$dir/sim.out" || { echo "fleetsim did not start: $(cat "$dir/sim.err")" >&2; exit 1; }
-FLEETSWEEP_LOG=info ip netns exec "$ns" "$fleetsweep" serve -i "$dir/inventory.yaml" \
+sim_start "$dir"
+FLEETSWEEP_LOG=info ip netns exec "$sim_ns" "$fleetsweep" serve -i "$dir/inventory.yaml" \
   --interval "$interval" --concurrency "$conc" --listen 127.0.0.1:9911 \
   --state "$dir/state.db" --log-format json >"$dir/serve.log" 2>&1 &
 serve_pid=$!
