@@ -143,8 +143,14 @@ pub fn apply_state(
     // Every read of the store happens in this pass, which leaves `out` as it
     // was: a store that fails halfway changes nothing. Only hosts with a
     // finding or a history get an entry, so a large clean fleet costs
-    // nothing here (the report is not copied).
-    let mut derived: Vec<(usize, Vec<fleetsweep_exporters::Finding>)> = Vec::new();
+    // nothing here (the report is not copied). A finding the host reported
+    // is derived without its evidence and containers (the bulk of it;
+    // [`status::derive`] reads neither), which move over from the report's
+    // copy at the end, and its track takes them from the report at the
+    // commit: the findings are held once through this step, not three times
+    // (report, derived, track). Entries: (host, findings, whether each is
+    // one the host reported).
+    let mut derived: Vec<(usize, Vec<fleetsweep_exporters::Finding>, Vec<bool>)> = Vec::new();
     let mut changes = Vec::new();
     for (index, host) in out.hosts.iter().enumerate() {
         let tracks = match &tx {
@@ -167,8 +173,10 @@ pub fn apply_state(
             .chain(present.keys().copied())
             .collect();
         let mut findings = Vec::with_capacity(rules.len());
+        let mut reported_here = Vec::with_capacity(rules.len());
         for rule in rules {
-            let obs = match present.get(rule) {
+            let stub = present.get(rule).map(|f| without_evidence(f));
+            let obs = match &stub {
                 Some(f) => Observation::Present(f),
                 None if complete => Observation::Absent,
                 None => Observation::NotScanned { last_verified },
@@ -196,10 +204,14 @@ pub fn apply_state(
             let prev = tracks.get(rule);
             let d = derive(prev, obs, &cx);
             if let Some(t) = d.track {
-                if prev != Some(&t) {
-                    commit
-                        .tracks
-                        .push((host.name.to_string(), rule.to_string(), t));
+                // A present finding's track always changes (`last_seen`).
+                if stub.is_some() || prev != Some(&t) {
+                    commit.tracks.push(store::TrackWrite {
+                        host: host.name.to_string(),
+                        rule: rule.to_string(),
+                        track: t,
+                        finding_in_report: stub.is_some(),
+                    });
                 }
             }
             if let (Some((since, at)), Some(f)) = (d.remediation, &d.finding) {
@@ -223,18 +235,37 @@ pub fn apply_state(
                     });
                 }
             }
-            findings.extend(d.finding);
+            if let Some(f) = d.finding {
+                findings.push(f);
+                reported_here.push(stub.is_some());
+            }
         }
+        // Reads state, status and rule only, the same without evidence; it
+        // changes `remediated` findings only, never one the host reported.
         status::mark_replaced(&mut findings, |successor, rule| {
             catalog
                 .rule(successor)
                 .is_some_and(|s| s.replaces.iter().any(|g| g.is_match(rule)))
         });
-        derived.push((index, findings));
+        derived.push((index, findings, reported_here));
     }
-    for (index, findings) in derived {
+    for (index, findings, reported_here) in derived {
         if let Some(host) = out.hosts.get_mut(index) {
-            host.findings = findings;
+            let mut reported = std::mem::take(&mut host.findings);
+            host.findings = findings
+                .into_iter()
+                .zip(reported_here)
+                .map(|(mut f, from_report)| {
+                    // The last one of the rule, as `present` kept it.
+                    let at = reported.iter().rposition(|r| r.rule == f.rule);
+                    if let (true, Some(at)) = (from_report, at) {
+                        let r = reported.swap_remove(at);
+                        f.evidence = r.evidence;
+                        f.containers = r.containers;
+                    }
+                    f
+                })
+                .collect();
         }
     }
     if let Some(ex) = exceptions {
@@ -256,6 +287,16 @@ pub fn apply_state(
         tx.commit(out, &commit)?;
     }
     Ok(changes)
+}
+
+/// `f` without its evidence and containers, for [`derive`] (which reads
+/// neither); [`apply_state`] puts the report's back.
+fn without_evidence(f: &fleetsweep_exporters::Finding) -> fleetsweep_exporters::Finding {
+    fleetsweep_exporters::Finding {
+        evidence: Vec::new(),
+        containers: Vec::new(),
+        ..f.clone()
+    }
 }
 
 /// True when `host` was scanned completely this sweep: absence of a
@@ -528,6 +569,121 @@ mod tests {
                 path.display()
             )
         );
+    }
+
+    /// A finding's evidence and containers (which the state step does not
+    /// copy: see [`apply_state`]) are in the report and in the stored track
+    /// after each sweep, and come back from the track once the host no longer
+    /// reports the finding (remediated, unverified). Two findings of one
+    /// host, one of them reported twice: the last is the one kept.
+    #[test]
+    fn evidence_and_containers_survive_the_state_step_and_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::builtin().unwrap();
+        let mut store = Store::open_file(&dir.path().join("state.db")).unwrap();
+        let rich = |value: &str| Finding {
+            evidence: vec![
+                Evidence {
+                    kind: "package".into(),
+                    source: Some("dpkg".into()),
+                    value: value.into(),
+                },
+                Evidence {
+                    kind: "path".into(),
+                    source: None,
+                    value: "/opt/kaspersky/kesl".into(),
+                },
+            ],
+            containers: vec!["docker 3f2a1b2c3d4e".into()],
+            ..kesl()
+        };
+        let other = Finding {
+            rule: "kaspersky/klnagent".into(),
+            product: "Kaspersky Network Agent".into(),
+            evidence: vec![Evidence {
+                kind: "service".into(),
+                source: Some("systemd".into()),
+                value: "klnagent64.service".into(),
+            }],
+            ..kesl()
+        };
+        let sweep = |store: &mut Store, found: Vec<Finding>, outcomes: [Outcome; 2], day: &str| {
+            let mut r = report(&[
+                ("h-a".into(), outcomes[0], false),
+                ("h-b".into(), outcomes[1], false),
+            ]);
+            r.hosts[0].findings = found.clone();
+            r.hosts[1].findings = found;
+            r.normalize();
+            apply_state(&mut r, Some(store), &cat, None, ts(day)).unwrap();
+            r
+        };
+        let stored = |store: &Store, host: &str, rule: &str| -> Track {
+            let json: String = store
+                .conn_for_tests()
+                .query_row(
+                    "SELECT track FROM tracks WHERE host = ?1 AND rule = ?2",
+                    [host, rule],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            serde_json::from_str(&json).unwrap()
+        };
+        let first = sweep(
+            &mut store,
+            vec![rich("kesl 11"), rich("kesl 12.1.0-1297"), other.clone()],
+            [Outcome::Scanned; 2],
+            "2027-01-01T00:00:00Z",
+        );
+        let want = [rich("kesl 12.1.0-1297"), other.clone()];
+        for h in &first.hosts {
+            assert_eq!(h.findings.len(), 2, "{}: one finding per rule", h.name);
+            for (got, want) in h.findings.iter().zip(&want) {
+                assert_eq!(got.status, Status::New);
+                assert_eq!(
+                    (&got.evidence, &got.containers),
+                    (&want.evidence, &want.containers)
+                );
+                let t = stored(&store, &h.name, &want.rule);
+                assert_eq!(&t.finding, got, "the track holds the finding as reported");
+            }
+        }
+        let second = sweep(
+            &mut store,
+            vec![rich("kesl 12.1.0-1297"), other.clone()],
+            [Outcome::Scanned; 2],
+            "2027-01-02T00:00:00Z",
+        );
+        for h in &second.hosts {
+            assert_eq!(h.findings[0].status, Status::Open);
+            assert_eq!(h.findings[0].evidence, want[0].evidence);
+            assert_eq!(h.findings[0].containers, want[0].containers);
+            assert_eq!(
+                stored(&store, &h.name, &want[0].rule).finding,
+                h.findings[0]
+            );
+        }
+        // Gone from h-a (scanned), h-b not scanned: both carried from the tracks.
+        let third = sweep(
+            &mut store,
+            vec![],
+            [Outcome::Scanned, Outcome::TimedOut],
+            "2027-01-03T00:00:00Z",
+        );
+        for (h, status) in third
+            .hosts
+            .iter()
+            .zip([Status::Remediated, Status::Unverified])
+        {
+            assert_eq!(h.findings.len(), 2, "{}", h.name);
+            for (got, want) in h.findings.iter().zip(&want) {
+                assert_eq!(got.status, status, "{} {}", h.name, got.rule);
+                assert_eq!(
+                    (&got.evidence, &got.containers),
+                    (&want.evidence, &want.containers)
+                );
+            }
+        }
     }
 
     /// A store written before retention existed (schema 1) is migrated in

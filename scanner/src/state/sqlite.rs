@@ -775,13 +775,13 @@ impl Tx<'_> {
                         status = excluded.status, track = excluded.track, sweep = excluded.sweep",
                 )
                 .map_err(e)?;
-            for (host, rule, t) in &c.tracks {
+            for (w, t) in c.tracks(report) {
                 track_stmt
                     .execute(params![
-                        host,
-                        rule,
-                        enum_text(&t.status),
-                        json("track", t)?,
+                        w.host,
+                        w.rule,
+                        enum_text(&w.track.status),
+                        json("track", &t)?,
                         seq
                     ])
                     .map_err(e)?;

@@ -828,15 +828,16 @@ impl Tx<'_> {
                     flush(&tx, seq, &now_text, &mut cols).await.map_err(e)?;
                 }
             }
-            for chunk in c.tracks.chunks(CHUNK) {
+            let tracks: Vec<_> = c.tracks(report).collect();
+            for chunk in tracks.chunks(CHUNK) {
                 let mut host = Vec::new();
                 let mut rule = Vec::new();
                 let mut status = Vec::new();
                 let mut track = Vec::new();
-                for (h, r, t) in chunk {
-                    host.push(text(h));
-                    rule.push(text(r));
-                    status.push(enum_text(&t.status));
+                for (w, t) in chunk {
+                    host.push(text(&w.host));
+                    rule.push(text(&w.rule));
+                    status.push(enum_text(&w.track.status));
                     track.push(json("track", t)?);
                 }
                 tx.execute(
