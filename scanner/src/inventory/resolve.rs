@@ -65,45 +65,30 @@ pub(super) fn resolve(
     })
 }
 
-/// A host entry and the groups it is in.
-struct Entry {
-    /// The trimmed name.
-    name: String,
-    raw: RawHost,
-    /// The groups' places in the (sorted) groups map, ascending, without
-    /// repeats: indices, not copies of the names (400,000 memberships
-    /// would be 400,000 strings).
-    groups: Vec<u32>,
-}
-
-/// The host entries in file order, then the names only groups list.
+/// The host entries in file order, then the names only groups list, each
+/// with the groups it is in ([`RawHost::groups`]): the parsed list itself,
+/// checked and added to in place.
 fn entries(
     file: &Path,
-    hosts: Vec<RawHost>,
+    mut entries: Vec<RawHost>,
     groups: &BTreeMap<String, RawGroup>,
-) -> Result<Vec<Entry>, Diagnostic> {
-    let mut entries: Vec<Entry> = Vec::with_capacity(hosts.len());
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(hosts.len());
-    for raw in hosts {
-        let name = raw.name.value.trim().to_string();
+) -> Result<Vec<RawHost>, Diagnostic> {
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
+    for (i, raw) in entries.iter().enumerate() {
+        let name = raw.name.value.trim();
         let at = raw.name.referenced;
         if name.is_empty() {
             return Err(Diagnostic::at(file, at, "host name is empty"));
         }
-        check_name_length(file, &name, at)?;
-        if index.contains_key(&name) {
+        check_name_length(file, name, at)?;
+        if index.contains_key(name) {
             return Err(Diagnostic::at(
                 file,
                 at,
                 format!("host `{name}` is listed twice: host names must be unique"),
             ));
         }
-        index.insert(name.clone(), entries.len());
-        entries.push(Entry {
-            name,
-            raw,
-            groups: Vec::new(),
-        });
+        index.insert(name.to_string(), i);
     }
     for (g_at, (gname, g)) in (0u32..).zip(groups) {
         for h in &g.hosts {
@@ -120,11 +105,7 @@ fn entries(
                 Some(&i) => i,
                 None => {
                     index.insert(name.to_string(), entries.len());
-                    entries.push(Entry {
-                        name: name.to_string(),
-                        raw: RawHost::named(Spanned::new(h.name.to_string(), h.at, h.at)),
-                        groups: Vec::new(),
-                    });
+                    entries.push(RawHost::named(Spanned::new(h.name.to_string(), h.at, h.at)));
                     entries.len() - 1
                 }
             };
@@ -173,7 +154,7 @@ struct Merged {
     name: String,
     /// Where the host entry is: errors about the host as a whole point here.
     at: Spanned<String>,
-    /// Places in the groups map, as [`Entry::groups`].
+    /// Places in the groups map, as [`RawHost::groups`].
     groups: Vec<u32>,
     labels: Labels,
     vars: RawVars,
@@ -182,17 +163,14 @@ struct Merged {
 }
 
 fn merge(
-    entry: Entry,
+    mut raw: RawHost,
     groups: &[(&String, &RawGroup)],
     defaults: &RawVars,
     ssh_config: Option<&SshConfig>,
     label_sets: &mut LabelSets,
 ) -> Merged {
-    let Entry {
-        name,
-        mut raw,
-        groups: member_of,
-    } = entry;
+    let name = raw.name.value.trim().to_string();
+    let member_of = std::mem::take(&mut raw.groups);
     let mut vars = raw.take_vars();
     let mut labels = BTreeMap::new();
     for (_, group) in member_of.iter().map(|&g| groups[g as usize]) {
@@ -245,7 +223,7 @@ fn ssh_config_vars(sc: &SshConfigHost) -> RawVars {
     }
 }
 
-/// A host resolved but for its jumps. No larger than an [`Entry`] (see
+/// A host resolved but for its jumps. No larger than a [`RawHost`] (see
 /// [`resolve`]): what only some hosts have is boxed.
 pub(super) struct Settled {
     pub(super) host: Host,
@@ -255,10 +233,10 @@ pub(super) struct Settled {
     pub(super) jump: Option<Box<Spanned<String>>>,
 }
 
-// The settled hosts are collected in the entries' memory only while a
-// settled host fits in an entry's room: a field added to either that breaks
-// this would bring back a second list of all hosts while loading.
-const _: () = assert!(std::mem::size_of::<Settled>() <= std::mem::size_of::<Entry>());
+// The settled hosts are collected in the parsed list's memory only while a
+// settled host fits in a parsed host's room: a field added to either that
+// breaks this would bring back a second list of all hosts while loading.
+const _: () = assert!(std::mem::size_of::<Settled>() <= std::mem::size_of::<RawHost>());
 
 impl Settled {
     /// How the host is reached over SSH: its own target when it is an SSH
