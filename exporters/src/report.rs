@@ -241,8 +241,8 @@ pub fn labels_of(map: std::collections::BTreeMap<String, String>) -> Labels {
 /// One host of the sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostReport {
-    pub name: std::sync::Arc<str>,
-    pub address: std::sync::Arc<str>,
+    pub name: compact_str::CompactString,
+    pub address: compact_str::CompactString,
     #[serde(serialize_with = "labels_as_map")]
     pub labels: Labels,
     pub outcome: Outcome,

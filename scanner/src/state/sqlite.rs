@@ -744,13 +744,13 @@ impl Tx<'_> {
                     std::thread::sleep(p);
                 }
                 host_stmt
-                    .execute(params![seq, h.name, h.outcome.as_str(), h.error])
+                    .execute(params![seq, h.name.as_str(), h.outcome.as_str(), h.error])
                     .map_err(e)?;
                 for f in &h.findings {
                     finding_stmt
                         .execute(params![
                             seq,
-                            h.name,
+                            h.name.as_str(),
                             f.rule,
                             enum_text(&f.status),
                             enum_text(&f.state),
@@ -764,7 +764,7 @@ impl Tx<'_> {
                 }
                 if super::verified(h) {
                     verified_stmt
-                        .execute(params![h.name, now_text, seq])
+                        .execute(params![h.name.as_str(), now_text, seq])
                         .map_err(e)?;
                 }
             }
