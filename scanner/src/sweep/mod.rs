@@ -795,8 +795,12 @@ mod tests {
         .unwrap();
         let mut relabelled = clean.clone();
         relabelled.labels.insert("site".into(), "ams1".into());
+        // A name or address the report does not share with its host (the
+        // slot would otherwise give back the host's).
         let mut renamed = clean.clone();
-        renamed.name = "web-01".into();
+        renamed.name = "web-01.fra1.example.org".into();
+        let mut readdressed = clean.clone();
+        readdressed.address = "192.0.2.99".into();
         let variants = [
             HostReport {
                 findings: vec![finding],
@@ -827,6 +831,7 @@ mod tests {
             },
             relabelled,
             renamed,
+            readdressed,
         ];
         for r in variants {
             // In the spill file, and back as it was, sharing the host's
