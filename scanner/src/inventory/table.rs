@@ -38,7 +38,7 @@ struct Row {
     /// In the row, not the profile: labels are what hosts most often have
     /// of their own (an asset tag, an owner), and a host's own labels would
     /// otherwise make a profile of their own. Hosts with equal labels share
-    /// one copy (a reference count).
+    /// one copy (a reference count), as resolving the inventory made them.
     labels: Labels,
     profile: u32,
     port: u16,
@@ -113,10 +113,6 @@ impl From<Vec<Host>> for HostTable {
         // Profiles by the hash of their settings; equal hashes are compared whole.
         let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
         let hasher = std::collections::hash_map::RandomState::new();
-        // Equal labels, one copy: hosts written each with their own
-        // `labels: {site: fra1}` read as one map each (some 100 bytes a host,
-        // 10 MB at 100,000), though a fleet has few distinct sets.
-        let mut label_sets: std::collections::HashSet<Labels> = Default::default();
         let empty: Arc<str> = Arc::from("");
         for h in hosts {
             let Host {
@@ -134,13 +130,6 @@ impl From<Vec<Host>> for HostTable {
             profile.name = empty.clone();
             profile.os = None;
             let labels = std::mem::take(&mut profile.labels);
-            let labels = match label_sets.get(&labels) {
-                Some(known) => known.clone(),
-                None => {
-                    label_sets.insert(labels.clone());
-                    labels
-                }
-            };
             if let Target::Ssh(s) = &mut profile.target {
                 s.ssh.endpoint.address = empty.clone();
                 s.ssh.endpoint.port = 0;
