@@ -257,8 +257,10 @@ pub fn apply_state(
                 .zip(reported_here)
                 .map(|(mut f, from_report)| {
                     // The last one of the rule, as `present` kept it.
-                    let at = reported.iter().rposition(|r| r.rule == f.rule);
-                    if let (true, Some(at)) = (from_report, at) {
+                    let at = from_report
+                        .then(|| reported.iter().rposition(|r| r.rule == f.rule))
+                        .flatten();
+                    if let Some(at) = at {
                         let r = reported.swap_remove(at);
                         f.evidence = r.evidence;
                         f.containers = r.containers;
