@@ -9,14 +9,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use bytes::Bytes;
 use tokio::sync::watch;
 
+use super::page::Page;
 use super::probe::Boarding;
 use super::{ServeError, Shared};
 use crate::sweep::Silent;
@@ -182,6 +185,8 @@ async fn guard(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respon
 /// (`fleetsweep_last_sweep_success` and the rest) are absent rather than a
 /// made-up 0, which would read as "the last sweep was interrupted".
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    // The sweep's page is shared, not copied (at 100,000 hosts it is most
+    // of a megabyte a scrape): the response is it, then the daemon's part.
     let sweep = s
         .published
         .read()
@@ -189,12 +194,21 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .and_then(|p| p.as_ref().map(|p| p.metrics.clone()))
         .unwrap_or_default();
     match s.daemon.render() {
-        Ok(daemon) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, TEXT_FORMAT)],
-            sweep + &daemon,
-        )
-            .into_response(),
+        Ok(daemon) => {
+            let daemon = Bytes::from(daemon);
+            let len = sweep.len() + daemon.len();
+            let parts =
+                futures::stream::iter([Ok::<_, std::convert::Infallible>(sweep), Ok(daemon)]);
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, HeaderValue::from_static(TEXT_FORMAT)),
+                    (header::CONTENT_LENGTH, HeaderValue::from(len)),
+                ],
+                Body::from_stream(parts),
+            )
+                .into_response()
+        }
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
 }
@@ -203,17 +217,25 @@ async fn healthz() -> Response {
     text(StatusCode::OK, "ok\n")
 }
 
+/// The last published report, read from its file as the client takes it:
+/// a request holds one chunk, not a copy of the report.
 async fn report(State(s): State<Arc<Shared>>) -> Response {
-    let yaml = s
+    let page = s
         .published
         .read()
         .ok()
-        .and_then(|p| p.as_ref().map(|p| p.yaml.clone()));
-    match yaml {
-        Some(y) => (
+        .and_then(|p| p.as_ref().map(|p| p.report.clone()));
+    match page {
+        Some(page) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/yaml; charset=utf-8")],
-            y,
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/yaml; charset=utf-8"),
+                ),
+                (header::CONTENT_LENGTH, HeaderValue::from(page.len())),
+            ],
+            Body::from_stream(Page::chunks(page)),
         )
             .into_response(),
         None => text(

@@ -35,6 +35,7 @@
 
 mod auth;
 mod http;
+mod page;
 mod probe;
 pub mod scheduler;
 #[cfg(test)]
@@ -84,10 +85,14 @@ pub enum ServeError {
     Metrics(#[from] MetricsError),
 }
 
-/// What the last published sweep looks like on the wire, rendered once.
+/// What the last published sweep looks like on the wire, rendered once and
+/// shared by every request (a response holds what it started with, however
+/// many sweeps are published meanwhile).
 struct Published {
-    yaml: String,
-    metrics: String,
+    /// `/report`: the YAML, in a temporary file ([`page`]).
+    report: Arc<page::Page>,
+    /// The sweep's part of `/metrics` (the daemon's own series follow it).
+    metrics: bytes::Bytes,
     complete: bool,
 }
 
@@ -159,8 +164,8 @@ impl Shared {
             );
             return false;
         }
-        let yaml = match fleetsweep_exporters::yaml::to_yaml(report) {
-            Ok(y) => y,
+        let page = match page::Page::render(report) {
+            Ok(p) => p,
             Err(e) => {
                 tracing::error!("cannot render the report: {e}");
                 return false;
@@ -175,8 +180,8 @@ impl Shared {
         };
         if let Ok(mut p) = self.published.write() {
             *p = Some(Arc::new(Published {
-                yaml,
-                metrics,
+                report: Arc::new(page),
+                metrics: metrics.into(),
                 complete,
             }));
         }

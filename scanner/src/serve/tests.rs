@@ -363,3 +363,119 @@ async fn connections_beyond_the_bound_wait_until_others_close() {
     let (status, _) = get(server.addr, "/healthz", &[]).await;
     assert_eq!(status, 200);
 }
+
+/// A swept report of `n` hosts (the one host of `server`, under `n` names),
+/// each with a warning of `warning` bytes.
+async fn report_of(server: &Server, n: usize, warning: usize) -> Report {
+    let (_stop, cancel) = watch::channel(None);
+    let mut report = server
+        .shared
+        .pipeline()
+        .sweep_all(Arc::new(crate::sweep::Silent), cancel)
+        .await;
+    let one = report.hosts[0].clone();
+    report.hosts = (0..n)
+        .map(|i| {
+            let mut h = one.clone();
+            h.name = format!("host-{i:06}").into();
+            h.warnings = vec!["w".repeat(warning)];
+            h
+        })
+        .collect();
+    report
+}
+
+/// The body of a whole HTTP/1.1 answer, checked against its Content-Length.
+fn body_of(answer: &str) -> &str {
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"));
+    assert_eq!(body.len(), length, "body cut short or too long: {head}");
+    body
+}
+
+/// `/report` is the published report byte for byte, with its length, read
+/// from its file in chunks: a client part-way through keeps the report it
+/// started with when the next sweep is published, and clients at once each
+/// get the whole page (none is given a copy of the report, nor a mix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_page_is_served_whole_while_the_next_is_published() {
+    let server = start(&[("ok", refusing())], 4, LIMITS);
+    let opts = server.shared.pipeline().metrics_options().clone();
+    // More than the server's socket can hold (4 MiB at most): the slow
+    // client below is still being served when the next sweep is published.
+    let first = report_of(&server, 5000, 2000).await;
+    let first_yaml = fleetsweep_exporters::yaml::to_yaml(&first).unwrap();
+    assert!(first_yaml.len() > 8 << 20, "{} bytes", first_yaml.len());
+    assert!(server.shared.publish(&first, &opts));
+    let first_page = {
+        let published = server.shared.published.read().unwrap();
+        let page = &published.as_ref().unwrap().report;
+        assert!(
+            matches!(**page, page::Page::File { .. }),
+            "the page is not in a file"
+        );
+        assert_eq!(page.len(), first_yaml.len() as u64);
+        Arc::downgrade(page)
+    };
+
+    // A client that reads the start of the page, then waits (a small
+    // receive buffer: the kernel does not take the page for it).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8192).unwrap();
+    let mut slow = socket.connect(server.addr).await.unwrap();
+    slow.write_all(request("/report", &[]).as_bytes())
+        .await
+        .unwrap();
+    let mut start = vec![0u8; 64 * 1024];
+    slow.read_exact(&mut start).await.unwrap();
+
+    let second = report_of(&server, 3, 10).await;
+    let second_yaml = fleetsweep_exporters::yaml::to_yaml(&second).unwrap();
+    assert!(server.shared.publish(&second, &opts));
+    assert!(
+        first_page.upgrade().is_some(),
+        "the slow client's answer let go of its page"
+    );
+
+    let (status, rest) = answer(slow).await;
+    assert_eq!(
+        status, 0,
+        "the rest of the answer has no status line of its own"
+    );
+    let whole = String::from_utf8_lossy(&start).into_owned() + &rest;
+    assert!(whole.starts_with("HTTP/1.1 200"), "{}", &whole[..200]);
+    assert!(
+        body_of(&whole) == first_yaml,
+        "the slow client's page is not the first report whole"
+    );
+
+    let answers = futures::future::join_all((0..8).map(|_| get(server.addr, "/report", &[]))).await;
+    for (status, text) in answers {
+        assert_eq!(status, 200, "{text}");
+        assert!(body_of(&text) == second_yaml, "not the second report whole");
+    }
+    // The first page (its file) is gone with the last answer that read it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while first_page.upgrade().is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the first page outlived its answers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // /metrics: the sweep's page, then the daemon's series, with its length.
+    let (status, text) = get(server.addr, "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    let page = body_of(&text);
+    let sweep_part = fleetsweep_exporters::metrics::render(&second, &opts).unwrap();
+    assert!(page.starts_with(&sweep_part), "{page}");
+    assert!(page.contains("fleetsweep_sweep_in_progress"), "{page}");
+}
