@@ -226,6 +226,37 @@ fn hosts_behind_the_same_bastions_share_one_list() {
     assert!(jumps(0).is_empty());
 }
 
+/// A hop names an inventory host wherever it is listed (before or after the
+/// hosts behind it, whatever its transport) and takes its address, port and
+/// user; other hops are taken as written; a host cannot be its own bastion.
+#[test]
+fn hops_name_inventory_hosts_listed_anywhere() {
+    let inv = load_text(
+        "defaults: {user: scan}\n\
+         hosts:\n\
+         \x20 - {name: a, address: 10.0.0.1, jump: \"outer.example:2200,gw2\"}\n\
+         \x20 - {name: w, address: 10.0.0.9, transport: local, user: admin}\n\
+         \x20 - {name: b, address: 10.0.0.2, jump: w}\n\
+         \x20 - {name: gw2, address: 192.0.2.2, port: 2022, user: ops}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hops = |n: &str| {
+        let h = inv.hosts.iter().find(|h| &*h.name == n).unwrap();
+        ssh(h)
+            .jumps
+            .iter()
+            .map(|e| format!("{}@{}:{}", e.user, e.address, e.port))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hops("a"), ["scan@outer.example:2200", "ops@192.0.2.2:2022"]);
+    assert_eq!(hops("b"), ["admin@10.0.0.9:22"]);
+    assert!(hops("gw2").is_empty());
+
+    let e = load_text("hosts:\n  - {name: gw, address: 10.0.0.1}\n  - {name: a, jump: \"gw,a\"}\n")
+        .unwrap_err();
+    assert_eq!(e, "/f.yaml:3:21: host `a` names itself as its jump host");
+}
+
 #[test]
 fn large_inventories_load() {
     // Flow style, 50,000 hosts: 250,001 YAML nodes, which the YAML
