@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use compact_str::CompactString;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
@@ -68,49 +69,93 @@ impl From<Spanned<String>> for GroupMember {
     }
 }
 
+/// What a host entry writes once per host (its name) or that many hosts
+/// write alike (`jump:` to their bastion), with where: the text inline up to
+/// 24 bytes (most names and jumps) and one location. A `Spanned<String>` is
+/// 80 bytes and a heap block; 100,000 hosts each held one for the name and,
+/// behind a bastion, one more for the jump in a block of settings of its own
+/// (together some 26 MB while the file was parsed).
+#[derive(Debug, Clone)]
+pub(super) struct Written {
+    pub(super) value: CompactString,
+    pub(super) at: serde_saphyr::Location,
+}
+
+impl From<Spanned<String>> for Written {
+    fn from(s: Spanned<String>) -> Written {
+        Written {
+            value: s.value.into(),
+            at: s.referenced,
+        }
+    }
+}
+
+impl Written {
+    fn spanned(self) -> Spanned<String> {
+        Spanned::new(self.value.into(), self.at, self.at)
+    }
+}
+
 /// A host entry: its identity plus the settings it gives itself.
 #[derive(Debug, Deserialize)]
 #[serde(from = "RawHostEntry")]
 pub(super) struct RawHost {
-    pub(super) name: Spanned<String>,
-    pub(super) address: Option<String>,
+    pub(super) name: Written,
+    pub(super) address: Option<CompactString>,
     pub(super) labels: Labels,
-    /// The settings the host gives itself, only those: empty (no
-    /// allocation) when it gives none, the usual case in a large fleet
-    /// where settings come from defaults and groups. Not a [`RawVars`]:
-    /// that has room for every key (some 350 bytes), which 100,000 hosts
-    /// each giving one key (`jump:` to their bastion, `user:`, `port:`)
-    /// would all hold until the inventory is resolved.
+    /// The settings the host gives itself, only those, but for `jump:`:
+    /// empty (no allocation) when it gives none, the usual case in a large
+    /// fleet where settings come from defaults and groups. Not a
+    /// [`RawVars`]: that has room for every key (some 350 bytes), which
+    /// 100,000 hosts each giving one key (`user:`, `port:`) would all hold
+    /// until the inventory is resolved.
     pub(super) vars: Box<[RawSetting]>,
+    /// `jump:`, apart from the other settings: in a fleet behind bastions
+    /// every host gives one, and here it needs no block of its own.
+    pub(super) jump: Option<Written>,
     /// The groups the host is in, as places in the (sorted) groups map,
     /// ascending, without repeats: indices, not copies of the names (400,000
     /// memberships would be 400,000 strings). Not read from the file: filled
     /// when the inventory is resolved, in the parsed list itself (a second
     /// list of every host beside it was 17.6 MB at 100,000 hosts).
     pub(super) groups: Vec<u32>,
-    /// Room for a resolved host: the resolved hosts take over this list's
-    /// memory (`resolve`), which needs an element at least as large as one
-    /// (asserted there). 24 bytes a host that the entries' own list, now
-    /// gone, cost many times over.
-    pub(super) _room: [usize; 3],
 }
 
 impl RawHost {
     /// A host known by its name only (listed in a group, not under `hosts:`).
-    pub(super) fn named(name: Spanned<String>) -> RawHost {
+    pub(super) fn named(name: Written) -> RawHost {
         RawHost {
             name,
             address: None,
             labels: Labels::new(),
             vars: Box::default(),
+            jump: None,
             groups: Vec::new(),
-            _room: [0; 3],
+        }
+    }
+
+    /// A host entry giving `vars` (only the keys set are kept).
+    pub(super) fn with_vars(
+        name: Written,
+        address: Option<CompactString>,
+        labels: Labels,
+        mut vars: RawVars,
+    ) -> RawHost {
+        let jump = vars.jump.take().map(Written::from);
+        RawHost {
+            vars: vars.sparse(),
+            jump,
+            address,
+            labels,
+            ..RawHost::named(name)
         }
     }
 
     /// The settings the host gives itself (all unset when it gives none).
     pub(super) fn take_vars(&mut self) -> RawVars {
-        RawVars::from_sparse(std::mem::take(&mut self.vars))
+        let mut vars = RawVars::from_sparse(std::mem::take(&mut self.vars));
+        vars.jump = self.jump.take().map(Written::spanned);
+        vars
     }
 }
 
@@ -142,14 +187,12 @@ macro_rules! settings {
 
         impl From<RawHostEntry> for RawHost {
             fn from(e: RawHostEntry) -> RawHost {
-                RawHost {
-                    name: e.name,
-                    address: e.address,
-                    labels: fleetsweep_exporters::labels_of(e.labels),
-                    vars: RawVars { $( $field: e.$field, )* }.sparse(),
-                    groups: Vec::new(),
-                    _room: [0; 3],
-                }
+                RawHost::with_vars(
+                    e.name.into(),
+                    e.address.map(CompactString::from),
+                    fleetsweep_exporters::labels_of(e.labels),
+                    RawVars { $( $field: e.$field, )* },
+                )
             }
         }
 

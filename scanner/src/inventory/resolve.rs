@@ -15,7 +15,9 @@ use fleetsweep_exporters::Labels;
 use serde_saphyr::Spanned;
 
 use super::jumps::with_jumps;
-use super::raw::{duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind};
+use super::raw::{
+    duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind, Written,
+};
 use super::winrm::winrm_target;
 use super::{expand_home, Host, Inventory, LocalHost, SshHost, SshOptions, Target, WinrmHost};
 use crate::diag::Diagnostic;
@@ -76,7 +78,7 @@ fn entries(
     let mut index: HashMap<String, usize> = HashMap::with_capacity(entries.len());
     for (i, raw) in entries.iter().enumerate() {
         let name = raw.name.value.trim();
-        let at = raw.name.referenced;
+        let at = raw.name.at;
         if name.is_empty() {
             return Err(Diagnostic::at(file, at, "host name is empty"));
         }
@@ -105,7 +107,10 @@ fn entries(
                 Some(&i) => i,
                 None => {
                     index.insert(name.to_string(), entries.len());
-                    entries.push(RawHost::named(Spanned::new(h.name.to_string(), h.at, h.at)));
+                    entries.push(RawHost::named(Written {
+                        value: (*h.name).into(),
+                        at: h.at,
+                    }));
                     entries.len() - 1
                 }
             };
@@ -153,7 +158,7 @@ fn check_name_length(
 struct Merged {
     name: String,
     /// Where the host entry is: errors about the host as a whole point here.
-    at: Spanned<String>,
+    at: serde_saphyr::Location,
     /// Places in the groups map, as [`RawHost::groups`].
     groups: Vec<u32>,
     labels: Labels,
@@ -185,14 +190,18 @@ fn merge(
     let jump = vars.jump.clone().or_else(|| {
         sc.proxy_jump.map(|j| Spanned {
             value: j,
-            referenced: raw.name.referenced,
-            defined: raw.name.defined,
+            referenced: raw.name.at,
+            defined: raw.name.at,
         })
     });
-    let address = raw.address.or(sc.hostname).unwrap_or_else(|| name.clone());
+    let address = raw
+        .address
+        .map(String::from)
+        .or(sc.hostname)
+        .unwrap_or_else(|| name.clone());
     Merged {
         name,
-        at: raw.name,
+        at: raw.name.at,
         groups: member_of,
         labels,
         vars,
@@ -358,7 +367,7 @@ fn settle(
     if m.address.len() > MAX_ADDRESS_BYTES {
         return Err(Diagnostic::at(
             file,
-            m.at.referenced,
+            m.at,
             format!(
                 "host `{}`: address `{}` is {} bytes long, over the limit of \
                  {MAX_ADDRESS_BYTES} (the longest DNS name): check `address:`",
@@ -379,7 +388,7 @@ fn settle(
             &m.address,
             &user,
             vars.winrm.as_deref(),
-            m.at.referenced,
+            m.at,
         )?),
         _ => None,
     };

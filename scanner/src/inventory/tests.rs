@@ -237,7 +237,9 @@ fn hops_name_inventory_hosts_listed_anywhere() {
          \x20 - {name: a, address: 10.0.0.1, jump: \"outer.example:2200,gw2\"}\n\
          \x20 - {name: w, address: 10.0.0.9, transport: local, user: admin}\n\
          \x20 - {name: b, address: 10.0.0.2, jump: w}\n\
-         \x20 - {name: gw2, address: 192.0.2.2, port: 2022, user: ops}\n",
+         \x20 - {name: gw2, address: 192.0.2.2, port: 2022, user: ops}\n\
+         \x20 - {name: c, jump: bastion-with-a-long-name.dmz.example.org}\n\
+         \x20 - {name: bastion-with-a-long-name.dmz.example.org, address: bastion-address-longer-than-24.example.org}\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let hops = |n: &str| {
@@ -251,6 +253,11 @@ fn hops_name_inventory_hosts_listed_anywhere() {
     assert_eq!(hops("a"), ["scan@outer.example:2200", "ops@192.0.2.2:2022"]);
     assert_eq!(hops("b"), ["admin@10.0.0.9:22"]);
     assert!(hops("gw2").is_empty());
+    // Names, addresses and jumps past 24 bytes (not kept inline) too.
+    assert_eq!(
+        hops("c"),
+        ["scan@bastion-address-longer-than-24.example.org:22"]
+    );
 
     let e = load_text("hosts:\n  - {name: gw, address: 10.0.0.1}\n  - {name: a, jump: \"gw,a\"}\n")
         .unwrap_err();

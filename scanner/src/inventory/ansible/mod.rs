@@ -105,10 +105,13 @@ fn raw_host(file: &Path, h: &AnsibleHost) -> Result<RawHost, Diagnostic> {
         Some("powershell" | "cmd")
     )
     .then_some(OsFamily::Windows);
-    Ok(RawHost {
-        address: get("ansible_host").or_else(|| get("ansible_ssh_host")),
+    Ok(RawHost::with_vars(
+        unlocated(h.name.clone()).into(),
+        get("ansible_host")
+            .or_else(|| get("ansible_ssh_host"))
+            .map(Into::into),
         labels,
-        vars: RawVars {
+        RawVars {
             user: get("ansible_user").or_else(|| get("ansible_ssh_user")),
             port,
             identity_file: get("ansible_ssh_private_key_file").map(OneOrMany::One),
@@ -117,10 +120,8 @@ fn raw_host(file: &Path, h: &AnsibleHost) -> Result<RawHost, Diagnostic> {
             os,
             winrm,
             ..RawVars::default()
-        }
-        .sparse(),
-        ..RawHost::named(unlocated(h.name.clone()))
-    })
+        },
+    ))
 }
 
 /// The ProxyJump named in `ansible_ssh_common_args` / `ansible_ssh_extra_args`.
