@@ -42,40 +42,23 @@ pub(super) struct RawInventory {
 pub(super) struct RawGroup {
     /// Host names; a name not defined under `hosts:` becomes a host of its own.
     #[serde(default)]
-    pub(super) hosts: Vec<GroupMember>,
+    pub(super) hosts: Vec<Written>,
     #[serde(default)]
     pub(super) vars: RawVars,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, String>,
 }
 
-/// One name in a group's `hosts:` list, with where it is written. Not a
-/// `Spanned<String>`: that keeps two source locations and a string's spare
-/// capacity (80 bytes inline), and an inventory that puts 100,000 hosts in
-/// four groups each holds 400,000 of these while it is resolved.
+/// A name written once per host (its entry's name, each group membership)
+/// or a value many hosts write alike (`jump:` to their bastion), with where:
+/// the text inline up to 24 bytes (most names and jumps) and one location.
+/// A `Spanned<String>` is 80 bytes and a heap block; 100,000 hosts each held
+/// one for the name and, behind a bastion, one more for the jump in a block
+/// of settings of its own (together some 26 MB while the file was parsed),
+/// and an inventory that puts 100,000 hosts in four groups holds 400,000
+/// memberships while it is resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(from = "Spanned<String>")]
-pub(super) struct GroupMember {
-    pub(super) name: Box<str>,
-    pub(super) at: serde_saphyr::Location,
-}
-
-impl From<Spanned<String>> for GroupMember {
-    fn from(s: Spanned<String>) -> GroupMember {
-        GroupMember {
-            name: s.value.into_boxed_str(),
-            at: s.referenced,
-        }
-    }
-}
-
-/// What a host entry writes once per host (its name) or that many hosts
-/// write alike (`jump:` to their bastion), with where: the text inline up to
-/// 24 bytes (most names and jumps) and one location. A `Spanned<String>` is
-/// 80 bytes and a heap block; 100,000 hosts each held one for the name and,
-/// behind a bastion, one more for the jump in a block of settings of its own
-/// (together some 26 MB while the file was parsed).
-#[derive(Debug, Clone)]
 pub(super) struct Written {
     pub(super) value: CompactString,
     pub(super) at: serde_saphyr::Location,

@@ -15,9 +15,7 @@ use fleetsweep_exporters::Labels;
 use serde_saphyr::Spanned;
 
 use super::jumps::with_jumps;
-use super::raw::{
-    duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind, Written,
-};
+use super::raw::{duration_of, OneOrMany, RawGroup, RawHost, RawInventory, RawVars, TransportKind};
 use super::winrm::winrm_target;
 use super::{expand_home, Host, Inventory, LocalHost, SshHost, SshOptions, Target, WinrmHost};
 use crate::diag::Diagnostic;
@@ -94,7 +92,7 @@ fn entries(
     }
     for (g_at, (gname, g)) in (0u32..).zip(groups) {
         for h in &g.hosts {
-            let name = h.name.trim();
+            let name = h.value.trim();
             if name.is_empty() {
                 return Err(Diagnostic::at(
                     file,
@@ -107,10 +105,7 @@ fn entries(
                 Some(&i) => i,
                 None => {
                     index.insert(name.to_string(), entries.len());
-                    entries.push(RawHost::named(Written {
-                        value: (*h.name).into(),
-                        at: h.at,
-                    }));
+                    entries.push(RawHost::named(h.clone()));
                     entries.len() - 1
                 }
             };
