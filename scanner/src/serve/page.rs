@@ -19,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::Stream;
 
+use fleetsweep_exporters::yaml::YamlError;
 use fleetsweep_exporters::Report;
 
 /// What one read of a file-backed page sends at most: a slow client holds
@@ -27,8 +28,9 @@ const CHUNK: usize = 256 * 1024;
 
 /// A rendered report page.
 pub(super) enum Page {
-    /// In an unnamed temporary file of `len` bytes, never written again.
-    File { file: File, len: u64 },
+    /// In an unnamed temporary file of `len` bytes, never written again
+    /// (shared with the reads under way).
+    File { file: Arc<File>, len: u64 },
     /// In memory (no temporary file could be written).
     Memory(Bytes),
 }
@@ -38,6 +40,10 @@ impl Page {
     pub(super) fn render(report: &Report) -> Result<Page, String> {
         match Page::to_file(report) {
             Ok(page) => Ok(page),
+            // The report itself does not serialize: no file would help.
+            Err(e) if e.get_ref().is_some_and(|inner| inner.is::<YamlError>()) => {
+                Err(e.to_string())
+            }
             Err(e) => {
                 tracing::warn!(
                     "cannot write the report page to a temporary file ({e}); keeping it in \
@@ -55,7 +61,10 @@ impl Page {
         fleetsweep_exporters::yaml::write_yaml(report, &mut out)?;
         let mut file = out.into_inner().map_err(|e| e.into_error())?;
         let len = file.stream_position()?;
-        Ok(Page::File { file, len })
+        Ok(Page::File {
+            file: Arc::new(file),
+            len,
+        })
     }
 
     /// The page's size in bytes (its `Content-Length`).
@@ -78,11 +87,11 @@ impl Page {
                 }
                 let chunk = match &*page {
                     Page::Memory(b) => b.clone(),
-                    Page::File { .. } => {
-                        let n = (len - at).min(CHUNK as u64) as usize;
+                    Page::File { file, .. } => {
+                        let (file, n) = (file.clone(), (len - at).min(CHUNK as u64) as usize);
                         // Off the async threads: a cold page cache or a slow
                         // disk must not stall the other handlers.
-                        tokio::task::spawn_blocking(move || page.read(at, n))
+                        tokio::task::spawn_blocking(move || read_at(&file, at, n))
                             .await
                             .map_err(std::io::Error::other)??
                     }
@@ -92,17 +101,14 @@ impl Page {
             }
         })
     }
+}
 
-    /// `n` bytes of a file-backed page from `at` (positioned reads: requests
-    /// at once do not share a cursor).
-    fn read(&self, at: u64, n: usize) -> std::io::Result<Bytes> {
-        let Page::File { file, .. } = self else {
-            return Err(std::io::Error::other("not a file-backed page"));
-        };
-        let mut buf = vec![0u8; n];
-        file.read_exact_at(&mut buf, at)?;
-        Ok(Bytes::from(buf))
-    }
+/// `n` bytes of a page's file from `at` (positioned reads: requests at once
+/// do not share a cursor).
+fn read_at(file: &File, at: u64, n: usize) -> std::io::Result<Bytes> {
+    let mut buf = vec![0u8; n];
+    file.read_exact_at(&mut buf, at)?;
+    Ok(Bytes::from(buf))
 }
 
 #[cfg(test)]
@@ -119,10 +125,10 @@ mod tests {
         Page::chunks(Arc::new(page)).try_collect().await
     }
 
-    fn file_of(bytes: &[u8]) -> File {
+    fn file_of(bytes: &[u8]) -> Arc<File> {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(bytes).unwrap();
-        f
+        Arc::new(f)
     }
 
     #[tokio::test]
