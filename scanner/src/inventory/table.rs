@@ -1,17 +1,31 @@
-//! The hosts a sweep goes through, kept small: a row per host with only what
-//! differs from host to host in a fleet (name, address, port, OS hint,
-//! labels), and the rest (groups, deadlines, user, keys, bastions, SSH
-//! options) in a profile that every host with the same settings shares.
+//! The hosts a sweep goes through, kept out of memory: a row per host with
+//! only what differs from host to host in a fleet (name, address, port, OS
+//! hint, labels), written to an unnamed temporary file, and the rest
+//! (groups, deadlines, user, keys, bastions, SSH options) in a profile that
+//! every host with the same settings shares, in memory.
 //!
 //! A full [`Host`] is built from its row and profile while the host is in
-//! flight ([`HostTable::get`]), and dropped with its connection: a 100,000-host
-//! sweep keeps 64 bytes a host for its inventory instead of 160 and two
-//! 32-byte string blocks. Building one is a few reference counts and its
-//! name and address as shared strings (which its report then shares).
+//! flight ([`HostTable::get`]), and dropped with its connection. What the
+//! table keeps in memory does not grow with the fleet: the profiles (one per
+//! distinct set of settings), the distinct label sets (hosts with equal
+//! labels share one, as resolving the inventory made them), the place of
+//! every block of [`BLOCK`] rows in the file (8 bytes a block) and the
+//! block read last, decoded (hosts are taken in order, so each block is read
+//! once a sweep). At 100,000 hosts the rows were 6.4 MB of memory for the
+//! whole life of the pipeline; on file they are some 3 MB of page cache.
+//!
+//! The file is created like the sweep's spill file (`tempfile`: `O_TMPFILE`
+//! where the kernel has it, no name, mode 0600, in `$TMPDIR`, else `/tmp`,
+//! gone when the table is dropped, even if the process is killed). When it
+//! cannot be created or written, the rows that are not in it stay in memory,
+//! encoded as they would be on file (some 35 bytes a host): a full or
+//! read-only temporary directory costs memory, never a host.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
 use fleetsweep_exporters::Labels;
@@ -19,16 +33,27 @@ use fleetsweep_exporters::Labels;
 use super::{Host, Target};
 use crate::os::OsFamily;
 
+/// Rows per block: the unit the table reads (some 2 KB) and keeps the place of.
+const BLOCK: usize = 64;
+
+/// Encoded rows gathered before they are written, in whole blocks.
+const FLUSH_AT: usize = 64 * 1024;
+
 /// Hosts in inventory order, each rebuilt whole on demand.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct HostTable {
-    rows: Vec<Row>,
+    len: usize,
+    rows: Rows,
     /// Whole hosts with the per-host fields emptied (see [`Row`]).
     profiles: Vec<Host>,
+    /// Distinct label sets, by the id a row holds.
+    labels: Vec<Labels>,
+    /// The block read last, decoded: hosts are taken in order.
+    last: Mutex<Option<(usize, Vec<Row>)>>,
 }
 
 /// What is a host's own. Its profile holds everything else.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct Row {
     /// Inline up to 24 bytes (most names and addresses): no heap block.
     name: CompactString,
@@ -37,38 +62,259 @@ struct Row {
     address: CompactString,
     /// In the row, not the profile: labels are what hosts most often have
     /// of their own (an asset tag, an owner), and a host's own labels would
-    /// otherwise make a profile of their own. Hosts with equal labels share
-    /// one copy (a reference count), as resolving the inventory made them.
-    labels: Labels,
+    /// otherwise make a profile of their own.
+    labels: u32,
     profile: u32,
     port: u16,
     os: Option<OsFamily>,
 }
 
-// The point of the table: keep it so.
-const _: () = assert!(std::mem::size_of::<Row>() <= 64);
+/// The encoded rows: bytes `[0, in_file)` in the file, the rest in memory.
+/// Rows are written a whole number of blocks at a time, so no block
+/// straddles the two.
+#[derive(Debug, Default)]
+struct Rows {
+    file: Option<File>,
+    in_file: u64,
+    memory: Vec<u8>,
+    /// Makes the file (none: the rows stay in memory).
+    new_file: Option<fn() -> std::io::Result<File>>,
+    /// Creating or writing the file failed, or no file is wanted: the rest
+    /// stays in memory.
+    no_file: bool,
+    /// Where each block starts, and where the last one ends.
+    blocks: Vec<u64>,
+}
+
+impl Rows {
+    /// Bytes `[start, end)`, from wherever they are.
+    fn read(&self, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+        let len = usize::try_from(end.saturating_sub(start)).map_err(std::io::Error::other)?;
+        if end <= self.in_file {
+            let file = self.file.as_ref().ok_or_else(|| damaged("no file"))?;
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, start)?;
+            Ok(buf)
+        } else {
+            let from = usize::try_from(start - self.in_file).map_err(std::io::Error::other)?;
+            self.memory
+                .get(from..from + len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| damaged("a block past the end"))
+        }
+    }
+
+    /// Moves the rows gathered in memory to the file (created on the first
+    /// call). On a failure they stay in memory, and so do all later ones.
+    fn flush(&mut self) {
+        if self.no_file || self.memory.is_empty() {
+            return;
+        }
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => match self
+                .new_file
+                .map_or_else(|| Err(damaged("no file wanted")), |f| f())
+            {
+                Ok(file) => self.file.insert(file),
+                Err(e) => return self.keep_in_memory(&e),
+            },
+        };
+        // Positioned: a write cut short leaves nothing that is read (those
+        // bytes are still in memory, and reads of them go there).
+        match file.write_all_at(&self.memory, self.in_file) {
+            Ok(()) => {
+                self.in_file += self.memory.len() as u64;
+                self.memory.clear();
+            }
+            Err(e) => self.keep_in_memory(&e),
+        }
+    }
+
+    fn keep_in_memory(&mut self, e: &std::io::Error) {
+        tracing::warn!(
+            "cannot write the inventory's hosts to a temporary file ({e}); keeping them in \
+             memory (set TMPDIR to a writable directory with room)"
+        );
+        self.no_file = true;
+    }
+
+    /// The bytes the rows take in memory (tests).
+    #[cfg(test)]
+    fn in_memory(&self) -> usize {
+        self.memory.len()
+    }
+}
+
+fn damaged(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+}
+
+// The encoding of a row: name and address (each a LEB128 length and its
+// bytes), labels and profile (LEB128), port (LEB128), OS (one byte: 0 for
+// none, else 1 + its place in `OsFamily::ALL`).
+
+fn put_uint(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_uint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+impl Row {
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_str(out, &self.name);
+        put_str(out, &self.address);
+        put_uint(out, u64::from(self.labels));
+        put_uint(out, u64::from(self.profile));
+        put_uint(out, u64::from(self.port));
+        let os = self
+            .os
+            .and_then(|os| OsFamily::ALL.iter().position(|f| *f == os))
+            .map_or(0, |i| i as u8 + 1);
+        out.push(os);
+    }
+}
+
+/// Reads rows back; every error is [`damaged`], never a panic.
+struct Decoder<'a> {
+    bytes: &'a [u8],
+}
+
+impl Decoder<'_> {
+    fn uint(&mut self) -> std::io::Result<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let (&byte, rest) = self
+                .bytes
+                .split_first()
+                .ok_or_else(|| damaged("cut short"))?;
+            self.bytes = rest;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(damaged("a number too long"))
+    }
+
+    fn small<T: TryFrom<u64>>(&mut self) -> std::io::Result<T> {
+        T::try_from(self.uint()?).map_err(|_| damaged("a number out of range"))
+    }
+
+    fn str(&mut self) -> std::io::Result<CompactString> {
+        let len: usize = self.small()?;
+        if len > self.bytes.len() {
+            return Err(damaged("cut short"));
+        }
+        let (s, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        let s = std::str::from_utf8(s).map_err(|_| damaged("not UTF-8"))?;
+        Ok(CompactString::from(s))
+    }
+
+    fn row(&mut self) -> std::io::Result<Row> {
+        let name = self.str()?;
+        let address = self.str()?;
+        let labels = self.small()?;
+        let profile = self.small()?;
+        let port = self.small()?;
+        let (&os, rest) = self
+            .bytes
+            .split_first()
+            .ok_or_else(|| damaged("cut short"))?;
+        self.bytes = rest;
+        let os = match os {
+            0 => None,
+            n => Some(
+                *OsFamily::ALL
+                    .get(usize::from(n) - 1)
+                    .ok_or_else(|| damaged("an unknown OS"))?,
+            ),
+        };
+        Ok(Row {
+            name,
+            address,
+            labels,
+            profile,
+            port,
+            os,
+        })
+    }
+}
 
 impl HostTable {
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.len == 0
     }
 
     /// Host `i`, whole: equal to the host the table was built from. Its
-    /// labels and settings are the profile's (a reference count each); its
-    /// name and address are new shared strings, which its report shares.
+    /// labels and settings are shared (a reference count each); its name
+    /// and address are new shared strings, which its report shares.
     ///
     /// # Panics
-    /// When `i` is out of range, like indexing a slice.
+    /// When `i` is out of range, like indexing a slice; and when the
+    /// table's temporary file cannot be read back (a disk error, or the
+    /// file cut short under the process: nothing a host or an inventory can
+    /// cause), with the error.
     pub fn get(&self, i: usize) -> Host {
-        let row = &self.rows[i];
+        assert!(i < self.len, "host {i} of a table of {}", self.len);
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let block = i / BLOCK;
+        let rows = match &mut *last {
+            Some((b, rows)) if *b == block => rows,
+            slot => &mut slot.insert((block, self.block_or_panic(block))).1,
+        };
+        self.host(&rows[i % BLOCK])
+    }
+
+    fn block_or_panic(&self, b: usize) -> Vec<Row> {
+        self.block(b).unwrap_or_else(|e| {
+            panic!(
+                "cannot read the inventory's hosts back from their temporary file (in \
+                 $TMPDIR, else /tmp): {e}"
+            )
+        })
+    }
+
+    /// Block `b`'s rows, decoded, and checked against the table.
+    fn block(&self, b: usize) -> std::io::Result<Vec<Row>> {
+        let (start, end) = (self.rows.blocks[b], self.rows.blocks[b + 1]);
+        let bytes = self.rows.read(start, end)?;
+        let count = BLOCK.min(self.len - b * BLOCK);
+        let mut decoder = Decoder { bytes: &bytes };
+        let mut rows = Vec::with_capacity(count);
+        for _ in 0..count {
+            let row = decoder.row()?;
+            if row.profile as usize >= self.profiles.len()
+                || row.labels as usize >= self.labels.len()
+            {
+                return Err(damaged("a row out of range"));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+
+    fn host(&self, row: &Row) -> Host {
         let mut h = self.profiles[row.profile as usize].clone();
         h.name = Arc::from(row.name.as_str());
         h.os = row.os;
-        h.labels = row.labels.clone();
+        h.labels = self.labels[row.labels as usize].clone();
         if let Target::Ssh(s) = &mut h.target {
             s.ssh.endpoint.address = Arc::from(row.address.as_str());
             s.ssh.endpoint.port = row.port;
@@ -78,18 +324,15 @@ impl HostTable {
 
     /// Every host in order, each built as it is reached.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Host> + '_ {
-        (0..self.rows.len()).map(|i| self.get(i))
+        (0..self.len).map(|i| self.get(i))
     }
 
-    /// The host named `name`, if there is one.
+    /// The host named `name`, if there is one (a pass over the rows).
     pub fn find(&self, name: &str) -> Option<Host> {
-        let i = self.rows.iter().position(|r| r.name == name)?;
-        Some(self.get(i))
-    }
-
-    /// The hosts' names in order.
-    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.rows.iter().map(|r| &*r.name)
+        (0..self.len.div_ceil(BLOCK)).find_map(|b| {
+            let rows = self.block_or_panic(b);
+            rows.iter().find(|r| r.name == name).map(|r| self.host(r))
+        })
     }
 
     /// Every host, whole (a copy of the table's hosts).
@@ -101,20 +344,33 @@ impl HostTable {
     pub fn profiles(&self) -> usize {
         self.profiles.len()
     }
-}
 
-impl From<Vec<Host>> for HostTable {
-    /// Splits each host into its row and a shared profile. The list is
-    /// consumed as it is read: a host's own strings go as its row comes,
-    /// the list's one block when the last host is read.
-    fn from(hosts: Vec<Host>) -> HostTable {
-        let mut rows = Vec::with_capacity(hosts.len());
+    /// Builds the table, its rows in the file `new_file` makes (none: in
+    /// memory).
+    fn build(hosts: Vec<Host>, new_file: Option<fn() -> std::io::Result<File>>) -> HostTable {
+        let len = hosts.len();
+        let mut rows = Rows {
+            new_file,
+            no_file: new_file.is_none(),
+            blocks: Vec::with_capacity(len.div_ceil(BLOCK) + 1),
+            ..Rows::default()
+        };
         let mut profiles: Vec<Host> = Vec::new();
+        let mut labels: Vec<Labels> = Vec::new();
         // Profiles by the hash of their settings; equal hashes are compared whole.
         let mut index: HashMap<u64, Vec<u32>> = HashMap::new();
+        // Label sets by value: hosts with equal labels share one copy,
+        // however the inventory wrote them.
+        let mut label_ids: HashMap<Labels, u32> = HashMap::new();
         let hasher = std::collections::hash_map::RandomState::new();
         let empty: Arc<str> = Arc::from("");
-        for h in hosts {
+        for (n, h) in hosts.into_iter().enumerate() {
+            if n % BLOCK == 0 {
+                if rows.memory.len() >= FLUSH_AT {
+                    rows.flush();
+                }
+                rows.blocks.push(rows.in_file + rows.memory.len() as u64);
+            }
             let Host {
                 name, os, target, ..
             } = &h;
@@ -129,7 +385,16 @@ impl From<Vec<Host>> for HostTable {
             let mut profile = h;
             profile.name = empty.clone();
             profile.os = None;
-            let labels = std::mem::take(&mut profile.labels);
+            let own_labels = std::mem::take(&mut profile.labels);
+            let labels_id = match label_ids.get(&own_labels) {
+                Some(&id) => id,
+                None => {
+                    labels.push(own_labels.clone());
+                    let id = id_of(labels.len() - 1);
+                    label_ids.insert(own_labels, id);
+                    id
+                }
+            };
             if let Target::Ssh(s) = &mut profile.target {
                 s.ssh.endpoint.address = empty.clone();
                 s.ssh.endpoint.port = 0;
@@ -144,33 +409,54 @@ impl From<Vec<Host>> for HostTable {
                 match same.iter().find(|&&id| profiles[id as usize] == profile) {
                     Some(&id) => id,
                     None => {
-                        let id = new_profile(&mut profiles, profile);
+                        profiles.push(profile);
+                        let id = id_of(profiles.len() - 1);
                         same.push(id);
                         id
                     }
                 }
             } else {
-                new_profile(&mut profiles, profile)
+                profiles.push(profile);
+                id_of(profiles.len() - 1)
             };
-            rows.push(Row {
+            Row {
                 name,
                 address,
-                labels,
+                labels: labels_id,
                 profile: id,
                 port,
                 os,
-            });
+            }
+            .encode(&mut rows.memory);
         }
+        rows.flush();
+        rows.blocks.push(rows.in_file + rows.memory.len() as u64);
+        rows.memory.shrink_to_fit();
         profiles.shrink_to_fit();
-        HostTable { rows, profiles }
+        labels.shrink_to_fit();
+        HostTable {
+            len,
+            rows,
+            profiles,
+            labels,
+            last: Mutex::new(None),
+        }
     }
 }
 
-fn new_profile(profiles: &mut Vec<Host>, profile: Host) -> u32 {
-    // 4 billion profiles would need more hosts than memory holds rows for.
-    let id = u32::try_from(profiles.len()).expect("fewer than 2^32 profiles");
-    profiles.push(profile);
-    id
+impl From<Vec<Host>> for HostTable {
+    /// Splits each host into its row and a shared profile. The list is
+    /// consumed as it is read: a host's own strings go as its row comes,
+    /// the list's one block when the last host is read.
+    fn from(hosts: Vec<Host>) -> HostTable {
+        HostTable::build(hosts, Some(tempfile::tempfile))
+    }
+}
+
+fn id_of(place: usize) -> u32 {
+    // 4 billion profiles or label sets would need more hosts than the file
+    // holds rows for.
+    u32::try_from(place).expect("fewer than 2^32 profiles and label sets")
 }
 
 /// Hashes what [`PartialEq`] compares of an SSH host's profile, so that
@@ -189,6 +475,7 @@ fn hash_profile(h: &Host, state: &mut impl Hasher) {
 mod tests {
     use super::*;
     use crate::inventory::{Inventory, LoadOptions};
+    use std::os::unix::fs::FileExt;
 
     fn load(yaml: &str) -> Inventory {
         let dir = tempfile::tempdir().unwrap();
@@ -232,10 +519,9 @@ hosts:
             assert_eq!(table.get(i), *h, "host {i} ({})", h.name);
         }
         assert_eq!(table.to_vec(), inv.hosts);
-        assert_eq!(
-            table.names().collect::<Vec<_>>(),
-            inv.hosts.iter().map(|h| &*h.name).collect::<Vec<_>>()
-        );
+        // The rows are on file, none in memory.
+        assert!(table.rows.file.is_some());
+        assert_eq!(table.rows.in_memory(), 0);
         assert_eq!(table.find("db-2"), Some(inv.hosts[5].clone()));
         assert_eq!(table.find("db-3"), None);
         // web-1 and web-2 differ only in address and port; db-1 and db-2
@@ -308,5 +594,136 @@ hosts:
         assert!(table.is_empty());
         assert_eq!(table.iter().count(), 0);
         assert_eq!(table.find("x"), None);
+    }
+
+    /// Hosts of every shape the rows encode: names and addresses short, at
+    /// the inline limit and past it, non-ASCII, every OS hint and none,
+    /// ports from 0 to 65535, labels shared and not; enough of them for
+    /// many blocks and more than one write.
+    fn many_hosts(n: usize) -> Vec<Host> {
+        let mut yaml = String::from("defaults: {user: scan}\nhosts:\n");
+        for i in 0..n {
+            let name = match i % 4 {
+                0 => format!("h{i}"),
+                1 => format!("host-{i:0>19}"),
+                2 => format!("a-rather-long-host-name-{i}.dc-frankfurt.example.org"),
+                _ => format!("hôte-{i}-ünïcode"),
+            };
+            let os = ["", ", os: linux", ", os: windows", ", os: macos"][i % 4];
+            let port = [22, 0, 65535, 2222][(i / 4) % 4];
+            let labels = match i % 3 {
+                0 => String::new(),
+                1 => ", labels: {role: web}".into(),
+                _ => format!(", labels: {{asset: A-{i}, role: web}}"),
+            };
+            yaml.push_str(&format!(
+                "  - {{name: \"{name}\", address: \"10.{}.{}.{}\", port: {port}{os}{labels}}}\n",
+                i / 65536,
+                (i / 256) % 256,
+                i % 256
+            ));
+        }
+        load(&yaml).hosts
+    }
+
+    #[test]
+    fn hosts_come_back_equal_from_file_and_from_memory_in_any_order() {
+        let hosts = many_hosts(5_000);
+        let on_file = HostTable::from(hosts.clone());
+        let in_memory = HostTable::build(hosts.clone(), None);
+        assert!(on_file.rows.file.is_some());
+        assert!(
+            on_file.rows.in_file > FLUSH_AT as u64,
+            "written more than once"
+        );
+        assert_eq!(on_file.rows.in_memory(), 0);
+        assert!(in_memory.rows.file.is_none());
+        assert_eq!(in_memory.len(), hosts.len());
+        assert_eq!(on_file.to_vec(), hosts);
+        assert_eq!(in_memory.to_vec(), hosts);
+        // Out of order, and back and forth between blocks.
+        for i in [4_999, 0, 63, 64, 65, 4_031, 1, 4_998, 2_500] {
+            assert_eq!(on_file.get(i), hosts[i], "host {i}");
+            assert_eq!(in_memory.get(i), hosts[i], "host {i}");
+        }
+        assert_eq!(on_file.find(&hosts[4_321].name), Some(hosts[4_321].clone()));
+        assert_eq!(on_file.find("h4321"), None);
+        // One copy of each distinct label set: none, {role: web}, and one
+        // per host with an asset tag.
+        assert_eq!(on_file.labels.len(), 2 + 5_000 / 3);
+        assert!(on_file.get(1).labels.same_as(&on_file.get(4).labels));
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_rows_in_memory() {
+        // Every write to /dev/full fails with ENOSPC, as on a full disk.
+        fn full() -> std::io::Result<File> {
+            std::fs::OpenOptions::new().write(true).open("/dev/full")
+        }
+        let hosts = many_hosts(3_000);
+        let table = HostTable::build(hosts.clone(), Some(full));
+        assert!(table.rows.no_file);
+        assert_eq!(table.rows.in_file, 0);
+        assert!(table.rows.in_memory() > 0);
+        assert_eq!(table.to_vec(), hosts);
+    }
+
+    #[test]
+    fn rows_partly_on_file_and_partly_in_memory_are_read_from_each() {
+        let hosts = many_hosts(200);
+        let mut table = HostTable::build(hosts.clone(), None);
+        // As if the first write succeeded and the next failed: the first
+        // two blocks on file, the rest in memory.
+        let split = table.rows.blocks[2];
+        let file = tempfile::tempfile().unwrap();
+        let on_file: Vec<u8> = table.rows.memory.drain(..split as usize).collect();
+        file.write_all_at(&on_file, 0).unwrap();
+        table.rows.file = Some(file);
+        table.rows.in_file = split;
+        *table.last.get_mut().unwrap() = None;
+        assert_eq!(table.to_vec(), hosts);
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot read the inventory's hosts back from their temporary file")]
+    fn a_file_cut_short_under_the_table_is_an_error_that_says_so() {
+        let table = HostTable::from(many_hosts(300));
+        table.rows.file.as_ref().unwrap().set_len(100).unwrap();
+        table.get(299);
+    }
+
+    #[test]
+    fn damaged_rows_are_an_error_never_a_panic() {
+        let table = HostTable::build(many_hosts(100), None);
+        let good = table.rows.memory.clone();
+        // Every cut, and every byte changed to a few values, of the first block.
+        let end = table.rows.blocks[1] as usize;
+        for cut in 0..end {
+            let mut t = HostTable::build(Vec::new(), None);
+            t.len = BLOCK;
+            t.profiles = table.profiles.clone();
+            t.labels = table.labels.clone();
+            t.rows.memory = good[..cut].to_vec();
+            t.rows.blocks = vec![0, cut as u64];
+            assert!(t.block(0).is_err(), "cut at {cut}");
+        }
+        for at in 0..end {
+            for byte in [0x00, 0x7f, 0x80, 0xff, b'a'] {
+                let mut t = HostTable::build(Vec::new(), None);
+                t.len = BLOCK;
+                t.profiles = table.profiles.clone();
+                t.labels = table.labels.clone();
+                t.rows.memory = good.clone();
+                t.rows.memory[at] = byte;
+                t.rows.blocks = vec![0, end as u64];
+                // Either an error or rows; never a panic, never a row that
+                // points outside the table.
+                if let Ok(rows) = t.block(0) {
+                    for r in &rows {
+                        let _ = t.host(r);
+                    }
+                }
+            }
+        }
     }
 }
