@@ -127,94 +127,229 @@ fn host_labels<'h>(h: &'h HostReport, extra: &[&str]) -> Vec<&'h str> {
 }
 
 /// The per-host series that the sweep page and the probe page share, with
-/// the same label sets on both.
-struct HostSeries {
-    finding: GaugeVec,
-    failure: GaugeVec,
-    incomplete: GaugeVec,
+/// the same label sets on both: `fleetsweep_host_finding`,
+/// `fleetsweep_host_scan_failure` and `fleetsweep_host_scan_incomplete`.
+///
+/// Written straight from the report, not through the registry: gathering a
+/// registry copies every series into protobuf messages of their own (a
+/// label pair is two strings and a message), some 10 MB for the 5,000
+/// affected hosts of a 100,000-host sweep and ten times the page's size in
+/// general, all alive at once at the end of the sweep. This writes each
+/// series as it goes, byte for byte what the registry's text encoder writes
+/// for the same gauges (labels by name, series by their labels' values in
+/// that order, each label set once, a family with no series left out), and
+/// holds two numbers a series while it sorts them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum HostFamily {
+    Finding,
+    Failure,
+    Incomplete,
 }
 
-impl HostSeries {
-    fn new(extra: &[&str], probe: bool) -> Result<HostSeries, MetricsError> {
-        let (finding_help, failure_help, incomplete_help) = if probe {
-            (
-                "1 for each finding on the probed host.",
-                "1 if the probed host could not be scanned, by outcome.",
-                "1 for each probe section the probed host did not fully read.",
-            )
-        } else {
-            (
-                "1 for each finding on a host (only hosts with findings have series).",
-                "1 for each host that could not be scanned, by outcome.",
-                "1 for each probe section a scanned host did not fully read (only such hosts have series).",
-            )
-        };
-        Ok(HostSeries {
-            finding: GaugeVec::new(
-                Opts::new("fleetsweep_host_finding", finding_help),
-                &names(
-                    &["host", "vendor", "product", "rule", "policy", "status"],
-                    extra,
-                ),
-            )?,
-            failure: GaugeVec::new(
-                Opts::new("fleetsweep_host_scan_failure", failure_help),
-                &names(&["host", "outcome"], extra),
-            )?,
-            incomplete: GaugeVec::new(
-                Opts::new("fleetsweep_host_scan_incomplete", incomplete_help),
-                &names(&["host", "section"], extra),
-            )?,
-        })
+impl HostFamily {
+    /// In the order of their names, as the page lists families.
+    const ALL: [HostFamily; 3] = [
+        HostFamily::Finding,
+        HostFamily::Failure,
+        HostFamily::Incomplete,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            HostFamily::Finding => "fleetsweep_host_finding",
+            HostFamily::Failure => "fleetsweep_host_scan_failure",
+            HostFamily::Incomplete => "fleetsweep_host_scan_incomplete",
+        }
     }
 
-    fn register(&self, reg: &Registry) -> Result<(), MetricsError> {
-        for c in [&self.finding, &self.failure, &self.incomplete] {
-            reg.register(Box::new(c.clone()))?;
-        }
-        Ok(())
-    }
-
-    /// Sets the series of one host.
-    fn add(&self, h: &HostReport, extra: &[&str]) {
-        let inv = host_labels(h, extra);
-        let with = |own: &[&str]| -> Vec<String> {
-            own.iter()
-                .chain(inv.iter())
-                .map(|s| s.to_string())
-                .collect()
-        };
-        let set = |g: &GaugeVec, values: Vec<String>| {
-            let v: Vec<&str> = values.iter().map(String::as_str).collect();
-            g.with_label_values(&v).set(1.0);
-        };
-        if h.outcome != Outcome::Scanned {
-            set(&self.failure, with(&[&*h.name, h.outcome.as_str()]));
-        }
-        if h.is_incomplete() {
-            for section in sections_of(h) {
-                set(&self.incomplete, with(&[&*h.name, section]));
+    fn help(self, probe: bool) -> &'static str {
+        match (self, probe) {
+            (HostFamily::Finding, true) => "1 for each finding on the probed host.",
+            (HostFamily::Failure, true) => "1 if the probed host could not be scanned, by outcome.",
+            (HostFamily::Incomplete, true) => {
+                "1 for each probe section the probed host did not fully read."
+            }
+            (HostFamily::Finding, false) => {
+                "1 for each finding on a host (only hosts with findings have series)."
+            }
+            (HostFamily::Failure, false) => {
+                "1 for each host that could not be scanned, by outcome."
+            }
+            (HostFamily::Incomplete, false) => {
+                "1 for each probe section a scanned host did not fully read (only such hosts have series)."
             }
         }
-        for f in &h.findings {
-            set(
-                &self.finding,
-                with(&[
-                    &*h.name,
+    }
+
+    /// The family's own label names; the allow-listed ones follow.
+    fn own_labels(self) -> &'static [&'static str] {
+        match self {
+            HostFamily::Finding => &["host", "vendor", "product", "rule", "policy", "status"],
+            HostFamily::Failure => &["host", "outcome"],
+            HostFamily::Incomplete => &["host", "section"],
+        }
+    }
+
+    /// The series of host `h`'s: (host, item) for each of its findings, its
+    /// failure, or each of its incomplete sections.
+    fn items(self, h: &HostReport) -> usize {
+        match self {
+            HostFamily::Finding => h.findings.len(),
+            HostFamily::Failure => usize::from(h.outcome != Outcome::Scanned),
+            HostFamily::Incomplete if h.is_incomplete() => sections_of(h).count(),
+            HostFamily::Incomplete => 0,
+        }
+    }
+
+    /// The label values of item `item` of `h`, in the order of
+    /// [`HostFamily::own_labels`] then `extra`.
+    fn values<'h>(self, h: &'h HostReport, item: usize, extra: &[&str]) -> Values<'h> {
+        let mut v = Values::new();
+        v.push(&h.name);
+        match self {
+            HostFamily::Finding => {
+                let f = &h.findings[item];
+                v.extend([
                     f.vendor.as_str(),
                     f.product.as_str(),
                     f.rule.as_str(),
                     policy_str(f.policy),
                     status_str(f.status),
-                ]),
-            );
+                ]);
+            }
+            HostFamily::Failure => v.push(h.outcome.as_str()),
+            HostFamily::Incomplete => v.push(sections_of(h).nth(item).unwrap_or_default()),
         }
+        v.extend(host_labels(h, extra));
+        v
     }
+
+    /// Writes the family for `hosts`: nothing when it has no series.
+    fn write(
+        self,
+        hosts: &[HostReport],
+        extra: &[&str],
+        probe: bool,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        let mut series: Vec<(u32, u32)> = Vec::new();
+        for (i, h) in hosts.iter().enumerate() {
+            let n = self.items(h);
+            let i = u32::try_from(i).map_err(std::io::Error::other)?;
+            let n = u32::try_from(n).map_err(std::io::Error::other)?;
+            series.extend((0..n).map(|item| (i, item)));
+        }
+        if series.is_empty() {
+            return Ok(());
+        }
+        // Label names sorted, as the encoder writes them; `by_name[k]` is
+        // the place of the k-th name among the values.
+        let names = names(self.own_labels(), extra);
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_by_key(|&k| names[k]);
+        let values = |(i, item): (u32, u32)| -> Values<'_> {
+            let v = self.values(&hosts[i as usize], item as usize, extra);
+            by_name.iter().map(|&k| v[k]).collect()
+        };
+        series.sort_by(|a, b| values(*a).cmp(&values(*b)));
+        let name = self.name();
+        writeln!(out, "# HELP {name} {}", self.help(probe))?;
+        writeln!(out, "# TYPE {name} gauge")?;
+        let mut last: Option<(u32, u32)> = None;
+        for s in series {
+            let v = values(s);
+            // Equal label sets are one series (a gauge set twice).
+            if last.is_some_and(|l| values(l) == v) {
+                continue;
+            }
+            last = Some(s);
+            out.write_all(name.as_bytes())?;
+            for (k, (&n, value)) in by_name.iter().map(|&k| &names[k]).zip(&v).enumerate() {
+                out.write_all(if k == 0 { b"{" } else { b"," })?;
+                out.write_all(n.as_bytes())?;
+                out.write_all(b"=\"")?;
+                write_label_value(value, out)?;
+                out.write_all(b"\"")?;
+            }
+            out.write_all(b"} 1\n")?;
+        }
+        Ok(())
+    }
+}
+
+/// A series' label values: on the stack (a sort compares many).
+type Values<'h> = smallvec::SmallVec<[&'h str; 12]>;
+
+/// A label value as the text format escapes it: `\\`, `\"` and `\n`.
+fn write_label_value(value: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut rest = value;
+    while let Some(at) = rest.find(['\\', '"', '\n']) {
+        out.write_all(&rest.as_bytes()[..at])?;
+        out.write_all(match rest.as_bytes()[at] {
+            b'\\' => b"\\\\",
+            b'"' => b"\\\"",
+            _ => b"\\n",
+        })?;
+        rest = &rest[at + 1..];
+    }
+    out.write_all(rest.as_bytes())
+}
+
+/// Writes the page: the registry's families and the per-host ones of
+/// `hosts`, all in the order of their names.
+fn write_page(
+    reg: &Registry,
+    hosts: &[HostReport],
+    extra: &[&str],
+    probe: bool,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let encoder = TextEncoder::new();
+    let encode = |mf: &prometheus::proto::MetricFamily, mut out: &mut dyn std::io::Write| {
+        encoder
+            .encode(std::slice::from_ref(mf), &mut out)
+            .map_err(|e| match e {
+                prometheus::Error::Io(io) => io,
+                other => std::io::Error::other(MetricsError::Prometheus(other)),
+            })
+    };
+    let mut families = HostFamily::ALL.into_iter().peekable();
+    for mf in reg.gather() {
+        while let Some(f) = families.next_if(|f| f.name() < mf.name()) {
+            f.write(hosts, extra, probe, out)?;
+        }
+        encode(&mf, out)?;
+    }
+    for f in families {
+        f.write(hosts, extra, probe, out)?;
+    }
+    Ok(())
+}
+
+/// [`write_page`] into a string.
+fn page_string(
+    reg: &Registry,
+    hosts: &[HostReport],
+    extra: &[&str],
+    probe: bool,
+) -> Result<String, MetricsError> {
+    let mut buf = Vec::new();
+    write_page(reg, hosts, extra, probe, &mut buf)
+        .map_err(|e| MetricsError::Prometheus(prometheus::Error::Io(e)))?;
+    // Written as UTF-8: no second copy of the page.
+    Ok(String::from_utf8(buf)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Renders the metrics of one sweep report (the sweep page).
 pub fn render(report: &Report, opts: &MetricsOptions) -> Result<String, MetricsError> {
-    encode(&sweep_registry(report, opts)?)
+    let reg = sweep_registry(report, opts)?;
+    page_string(&reg, &report.hosts, &extra_labels(opts), false)
+}
+
+/// The allow-listed inventory labels, as label names.
+fn extra_labels(opts: &MetricsOptions) -> Vec<&str> {
+    opts.label_allowlist.iter().map(String::as_str).collect()
 }
 
 /// Writes the page of [`render`], byte for byte, to `out` as it is encoded
@@ -226,12 +361,7 @@ pub fn write(
     mut out: &mut dyn std::io::Write,
 ) -> std::io::Result<()> {
     let reg = sweep_registry(report, opts).map_err(std::io::Error::other)?;
-    TextEncoder::new()
-        .encode(&reg.gather(), &mut out)
-        .map_err(|e| match e {
-            prometheus::Error::Io(io) => io,
-            other => std::io::Error::other(MetricsError::Prometheus(other)),
-        })
+    write_page(&reg, &report.hosts, &extra_labels(opts), false, &mut out)
 }
 
 /// The registry holding one sweep's series.
@@ -268,7 +398,6 @@ fn sweep_registry(report: &Report, opts: &MetricsOptions) -> Result<Registry, Me
             .map(String::as_str)
             .collect::<Vec<_>>(),
     )?;
-    let per_host = HostSeries::new(&extra, false)?;
     let incomplete_names = with(&[]);
     let incomplete = GaugeVec::new(
         Opts::new(
@@ -317,7 +446,6 @@ fn sweep_registry(report: &Report, opts: &MetricsOptions) -> Result<Registry, Me
         ),
         &["version", "revision"],
     )?;
-    per_host.register(&reg)?;
     for c in [
         &hosts,
         &findings,
@@ -366,7 +494,6 @@ fn sweep_registry(report: &Report, opts: &MetricsOptions) -> Result<Registry, Me
                 .with_label_values(&labels_of(h).iter().map(String::as_str).collect::<Vec<_>>())
                 .inc();
         }
-        per_host.add(h, &extra);
         if h.outcome == Outcome::Scanned {
             duration
                 .with_label_values::<&str>(&[])
@@ -458,11 +585,9 @@ pub fn render_probe(
         "fleetsweep_probe_findings",
         "Findings on the probed host (every policy and status).",
     ))?;
-    let per_host = HostSeries::new(&extra, true)?;
     reg.register(Box::new(success.clone()))?;
     reg.register(Box::new(duration.clone()))?;
     reg.register(Box::new(count.clone()))?;
-    per_host.register(&reg)?;
     // An incomplete scan is not a successful check: the host is not known clean.
     let scanned = !report.hosts.is_empty()
         && report
@@ -473,11 +598,10 @@ pub fn render_probe(
     duration.set(duration_seconds);
     let mut n = 0usize;
     for h in &report.hosts {
-        per_host.add(h, &extra);
         n += h.findings.len();
     }
     count.set(n as f64);
-    encode(&reg)
+    page_string(&reg, &report.hosts, &extra, true)
 }
 
 /// Metrics of the `serve` daemon itself, alive for the whole process.
@@ -882,5 +1006,180 @@ mod tests {
         for n in names(&daemon) {
             assert!(!sweep_names.contains(&n), "{n} is on both pages");
         }
+    }
+
+    /// The per-host series as they were built before they were written
+    /// straight from the report: gauges in the registry, gathered and
+    /// encoded. The page must not change by a byte.
+    fn through_the_registry(report: &Report, opts: &MetricsOptions, probe: bool) -> String {
+        let extra: Vec<&str> = opts.label_allowlist.iter().map(String::as_str).collect();
+        let reg = if probe {
+            Registry::new()
+        } else {
+            sweep_registry(report, opts).unwrap()
+        };
+        let gauge = |f: HostFamily| {
+            let g = GaugeVec::new(
+                Opts::new(f.name(), f.help(probe)),
+                &names(f.own_labels(), &extra),
+            )
+            .unwrap();
+            reg.register(Box::new(g.clone())).unwrap();
+            g
+        };
+        let (finding, failure, incomplete) = (
+            gauge(HostFamily::Finding),
+            gauge(HostFamily::Failure),
+            gauge(HostFamily::Incomplete),
+        );
+        for h in &report.hosts {
+            let inv = host_labels(h, &extra);
+            let set = |g: &GaugeVec, own: &[&str]| {
+                let v: Vec<&str> = own.iter().chain(&inv).copied().collect();
+                g.with_label_values(&v).set(1.0);
+            };
+            if h.outcome != Outcome::Scanned {
+                set(&failure, &[&h.name, h.outcome.as_str()]);
+            }
+            if h.is_incomplete() {
+                for section in sections_of(h) {
+                    set(&incomplete, &[&h.name, section]);
+                }
+            }
+            for f in &h.findings {
+                set(
+                    &finding,
+                    &[
+                        &h.name,
+                        &f.vendor,
+                        &f.product,
+                        &f.rule,
+                        policy_str(f.policy),
+                        status_str(f.status),
+                    ],
+                );
+            }
+        }
+        encode(&reg).unwrap()
+    }
+
+    /// Hosts of every kind the per-host series cover, in no order: findings
+    /// (some twice over, some of hosts that also failed a section), every
+    /// failed outcome, incomplete sections (one twice), labels present,
+    /// empty and missing, and text that needs escaping.
+    fn mixed(n: usize) -> Report {
+        let mut r = report(Outcome::Scanned);
+        let base = r.hosts[0].clone();
+        r.hosts.clear();
+        let hostile = ["quote\"d", "back\\slash", "new\nline", "ünï", "", "a,b=c}"];
+        for i in 0..n {
+            let mut h = base.clone();
+            // Not in name order, and names that sort differently by byte.
+            h.name = format!("{}-{}", ["web", "Db", "edge", "web"][i % 4], (i * 7919) % n).into();
+            if i % 11 == 0 {
+                h.name = format!("{}{i}", hostile[i % hostile.len()]).into();
+            }
+            let mut labels = vec![("site".to_string(), ["fra1", "ams1", ""][i % 3].to_string())];
+            if i % 5 != 0 {
+                labels.push(("owner".into(), hostile[i % hostile.len()].into()));
+            }
+            labels.push(("team".into(), format!("t{}", i % 4)));
+            h.labels = crate::Labels::from_iter(labels);
+            h.outcome = match i % 9 {
+                1 => Outcome::Unreachable,
+                2 => Outcome::TimedOut,
+                3 => Outcome::AuthFailed,
+                _ => Outcome::Scanned,
+            };
+            if i % 3 == 0 {
+                h.findings = vec![
+                    finding("kaspersky/kesl", "KESL", Policy::Ban, Status::Overdue),
+                    finding("pango/ultraav", "UltraAV", Policy::Watch, Status::Open),
+                ];
+                if i % 6 == 0 {
+                    // The same finding twice: one series.
+                    h.findings.push(finding(
+                        "kaspersky/kesl",
+                        "KESL",
+                        Policy::Ban,
+                        Status::Overdue,
+                    ));
+                }
+            }
+            if i % 4 == 0 {
+                h.incomplete = vec![
+                    "dpkg: garbage".into(),
+                    "rpm: cut at 64 MiB".into(),
+                    "dpkg: again".into(),
+                    hostile[i % hostile.len()].into(),
+                ];
+            }
+            r.hosts.push(h);
+        }
+        r
+    }
+
+    #[test]
+    fn per_host_series_are_written_as_the_registry_wrote_them() {
+        for n in [0, 1, 3, 40, 500] {
+            let r = mixed(n);
+            for labels in [&[][..], &["site"][..], &["team", "owner", "site"][..]] {
+                let opts = allow(labels);
+                let want = through_the_registry(&r, &opts, false);
+                let page = render(&r, &opts).unwrap();
+                assert_eq!(page, want, "{n} hosts, labels {labels:?}");
+                let mut file = Vec::new();
+                write(&r, &opts, &mut file).unwrap();
+                assert_eq!(String::from_utf8(file).unwrap(), want);
+                // The probe page: the same per-host families, after its own.
+                let probe = render_probe(&r, 0.5, &opts).unwrap();
+                let want_probe = through_the_registry(&r, &opts, true);
+                assert!(probe.contains("\nfleetsweep_probe_success "), "{probe}");
+                // The probe families' values differ with the report; the
+                // rest of the page is the registry's.
+                let strip = |page: &str| -> String {
+                    page.lines()
+                        .filter(|l| !l.contains("fleetsweep_probe_"))
+                        .map(|l| format!("{l}\n"))
+                        .collect()
+                };
+                assert_eq!(
+                    strip(&probe),
+                    strip(&want_probe),
+                    "probe, {n} hosts, labels {labels:?}"
+                );
+            }
+        }
+        // Something to compare: every family has series at 500 hosts.
+        let page = render(&mixed(500), &allow(&["site"])).unwrap();
+        for f in HostFamily::ALL {
+            assert!(page.contains(&format!("\n{}{{", f.name())), "{}", f.name());
+        }
+        assert!(page.contains(r#"host="quote\"d0""#), "escaped quote");
+        assert!(page.contains(r#"section="new\nline""#), "escaped newline");
+    }
+
+    #[test]
+    fn a_failing_writer_is_an_error_not_a_short_page() {
+        struct Full(usize);
+        impl std::io::Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.0 < buf.len() {
+                    return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "full"));
+                }
+                self.0 -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let r = mixed(200);
+        let whole = render(&r, &MetricsOptions::default()).unwrap().len();
+        for room in [0, 10, whole / 2, whole - 1] {
+            let e = write(&r, &MetricsOptions::default(), &mut Full(room)).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "room {room}");
+        }
+        write(&r, &MetricsOptions::default(), &mut Full(whole)).unwrap();
     }
 }
