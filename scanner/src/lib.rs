@@ -29,6 +29,7 @@
 //! A host that fails is data (an [`fleetsweep_exporters::Outcome`]), never an
 //! error that stops a sweep.
 
+pub(crate) mod blocks;
 pub mod catalog;
 pub mod cli;
 pub mod diag;

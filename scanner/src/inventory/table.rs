@@ -1,8 +1,8 @@
 //! The hosts a sweep goes through, kept out of memory: a row per host with
 //! only what differs from host to host in a fleet (name, address, port, OS
-//! hint, labels), written to an unnamed temporary file, and the rest
-//! (groups, deadlines, user, keys, bastions, SSH options) in a profile that
-//! every host with the same settings shares, in memory.
+//! hint, labels), in an unnamed temporary file ([`crate::blocks`]), and the
+//! rest (groups, deadlines, user, keys, bastions, SSH options) in a profile
+//! that every host with the same settings shares, in memory.
 //!
 //! A full [`Host`] is built from its row and profile while the host is in
 //! flight ([`HostTable::get`]), and dropped with its connection. What the
@@ -12,38 +12,30 @@
 //! every block of [`BLOCK`] rows in the file (8 bytes a block) and the
 //! block read last, decoded (hosts are taken in order, so each block is read
 //! once a sweep). At 100,000 hosts the rows were 6.4 MB of memory for the
-//! whole life of the pipeline; on file they are some 3 MB of page cache.
-//!
-//! The file is created like the sweep's spill file (`tempfile`: `O_TMPFILE`
-//! where the kernel has it, no name, mode 0600, in `$TMPDIR`, else `/tmp`,
-//! gone when the table is dropped, even if the process is killed). When it
-//! cannot be created or written, the rows that are not in it stay in memory,
-//! encoded as they would be on file (some 35 bytes a host): a full or
-//! read-only temporary directory costs memory, never a host.
+//! whole life of the pipeline; on file they are some 3.5 MB of page cache.
+//! Without a writable temporary directory the encoded rows stay in memory
+//! (some 35 bytes a host): that costs memory, never a host.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
 use fleetsweep_exporters::Labels;
 
 use super::{Host, Target};
+use crate::blocks::{damaged, put_bytes, put_uint, Blocks, Decoder, NewFile};
 use crate::os::OsFamily;
 
 /// Rows per block: the unit the table reads (some 2 KB) and keeps the place of.
 const BLOCK: usize = 64;
 
-/// Encoded rows gathered before they are written, in whole blocks.
-const FLUSH_AT: usize = 64 * 1024;
-
 /// Hosts in inventory order, each rebuilt whole on demand.
 #[derive(Debug, Default)]
 pub struct HostTable {
     len: usize,
-    rows: Rows,
+    /// The encoded rows, on file.
+    rows: Blocks,
     /// Whole hosts with the per-host fields emptied (see [`Row`]).
     profiles: Vec<Host>,
     /// Distinct label sets, by the id a row holds.
@@ -69,112 +61,13 @@ struct Row {
     os: Option<OsFamily>,
 }
 
-/// The encoded rows: bytes `[0, in_file)` in the file, the rest in memory.
-/// Rows are written a whole number of blocks at a time, so no block
-/// straddles the two.
-#[derive(Debug, Default)]
-struct Rows {
-    file: Option<File>,
-    in_file: u64,
-    memory: Vec<u8>,
-    /// Makes the file (none: the rows stay in memory).
-    new_file: Option<fn() -> std::io::Result<File>>,
-    /// Creating or writing the file failed, or no file is wanted: the rest
-    /// stays in memory.
-    no_file: bool,
-    /// Where each block starts, and where the last one ends.
-    blocks: Vec<u64>,
-}
-
-impl Rows {
-    /// Bytes `[start, end)`, from wherever they are.
-    fn read(&self, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
-        let len = usize::try_from(end.saturating_sub(start)).map_err(std::io::Error::other)?;
-        if end <= self.in_file {
-            let file = self.file.as_ref().ok_or_else(|| damaged("no file"))?;
-            let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, start)?;
-            Ok(buf)
-        } else {
-            let from = usize::try_from(start - self.in_file).map_err(std::io::Error::other)?;
-            self.memory
-                .get(from..from + len)
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| damaged("a block past the end"))
-        }
-    }
-
-    /// Moves the rows gathered in memory to the file (created on the first
-    /// call). On a failure they stay in memory, and so do all later ones.
-    fn flush(&mut self) {
-        if self.no_file || self.memory.is_empty() {
-            return;
-        }
-        let file = match &mut self.file {
-            Some(file) => file,
-            None => match self
-                .new_file
-                .map_or_else(|| Err(damaged("no file wanted")), |f| f())
-            {
-                Ok(file) => self.file.insert(file),
-                Err(e) => return self.keep_in_memory(&e),
-            },
-        };
-        // Positioned: a write cut short leaves nothing that is read (those
-        // bytes are still in memory, and reads of them go there).
-        match file.write_all_at(&self.memory, self.in_file) {
-            Ok(()) => {
-                self.in_file += self.memory.len() as u64;
-                self.memory.clear();
-            }
-            Err(e) => self.keep_in_memory(&e),
-        }
-    }
-
-    fn keep_in_memory(&mut self, e: &std::io::Error) {
-        tracing::warn!(
-            "cannot write the inventory's hosts to a temporary file ({e}); keeping them in \
-             memory (set TMPDIR to a writable directory with room)"
-        );
-        self.no_file = true;
-    }
-
-    /// The bytes the rows take in memory (tests).
-    #[cfg(test)]
-    fn in_memory(&self) -> usize {
-        self.memory.len()
-    }
-}
-
-fn damaged(what: &str) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
-}
-
-// The encoding of a row: name and address (each a LEB128 length and its
-// bytes), labels and profile (LEB128), port (LEB128), OS (one byte: 0 for
-// none, else 1 + its place in `OsFamily::ALL`).
-
-fn put_uint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_uint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
 impl Row {
+    /// Name and address (each a length and its bytes), label set, profile
+    /// and port (LEB128), OS (one byte: 0 for none, else 1 + its place in
+    /// `OsFamily::ALL`).
     fn encode(&self, out: &mut Vec<u8>) {
-        put_str(out, &self.name);
-        put_str(out, &self.address);
+        put_bytes(out, self.name.as_bytes());
+        put_bytes(out, self.address.as_bytes());
         put_uint(out, u64::from(self.labels));
         put_uint(out, u64::from(self.profile));
         put_uint(out, u64::from(self.port));
@@ -184,57 +77,16 @@ impl Row {
             .map_or(0, |i| i as u8 + 1);
         out.push(os);
     }
-}
 
-/// Reads rows back; every error is [`damaged`], never a panic.
-struct Decoder<'a> {
-    bytes: &'a [u8],
-}
-
-impl Decoder<'_> {
-    fn uint(&mut self) -> std::io::Result<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self
-                .bytes
-                .split_first()
-                .ok_or_else(|| damaged("cut short"))?;
-            self.bytes = rest;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(damaged("a number too long"))
-    }
-
-    fn small<T: TryFrom<u64>>(&mut self) -> std::io::Result<T> {
-        T::try_from(self.uint()?).map_err(|_| damaged("a number out of range"))
-    }
-
-    fn str(&mut self) -> std::io::Result<CompactString> {
-        let len: usize = self.small()?;
-        if len > self.bytes.len() {
-            return Err(damaged("cut short"));
-        }
-        let (s, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        let s = std::str::from_utf8(s).map_err(|_| damaged("not UTF-8"))?;
-        Ok(CompactString::from(s))
-    }
-
-    fn row(&mut self) -> std::io::Result<Row> {
-        let name = self.str()?;
-        let address = self.str()?;
-        let labels = self.small()?;
-        let profile = self.small()?;
-        let port = self.small()?;
-        let (&os, rest) = self
-            .bytes
-            .split_first()
-            .ok_or_else(|| damaged("cut short"))?;
-        self.bytes = rest;
-        let os = match os {
+    /// A row read back; every error is [`damaged`], never a panic.
+    fn decode(record: &[u8]) -> std::io::Result<Row> {
+        let mut d = Decoder::new(record);
+        let name = CompactString::from(d.str()?);
+        let address = CompactString::from(d.str()?);
+        let labels = d.small()?;
+        let profile = d.small()?;
+        let port = d.small()?;
+        let os = match d.byte()? {
             0 => None,
             n => Some(
                 *OsFamily::ALL
@@ -293,13 +145,10 @@ impl HostTable {
 
     /// Block `b`'s rows, decoded, and checked against the table.
     fn block(&self, b: usize) -> std::io::Result<Vec<Row>> {
-        let (start, end) = (self.rows.blocks[b], self.rows.blocks[b + 1]);
-        let bytes = self.rows.read(start, end)?;
-        let count = BLOCK.min(self.len - b * BLOCK);
-        let mut decoder = Decoder { bytes: &bytes };
-        let mut rows = Vec::with_capacity(count);
-        for _ in 0..count {
-            let row = decoder.row()?;
+        let block = self.rows.block(b)?;
+        let mut rows = Vec::with_capacity(BLOCK);
+        for record in block.records() {
+            let row = Row::decode(record?)?;
             if row.profile as usize >= self.profiles.len()
                 || row.labels as usize >= self.labels.len()
             {
@@ -347,14 +196,10 @@ impl HostTable {
 
     /// Builds the table, its rows in the file `new_file` makes (none: in
     /// memory).
-    fn build(hosts: Vec<Host>, new_file: Option<fn() -> std::io::Result<File>>) -> HostTable {
+    fn build(hosts: Vec<Host>, new_file: Option<NewFile>) -> HostTable {
         let len = hosts.len();
-        let mut rows = Rows {
-            new_file,
-            no_file: new_file.is_none(),
-            blocks: Vec::with_capacity(len.div_ceil(BLOCK) + 1),
-            ..Rows::default()
-        };
+        let mut rows = Blocks::new("the inventory's hosts", BLOCK, new_file);
+        let mut record = Vec::new();
         let mut profiles: Vec<Host> = Vec::new();
         let mut labels: Vec<Labels> = Vec::new();
         // Profiles by the hash of their settings; equal hashes are compared whole.
@@ -364,13 +209,7 @@ impl HostTable {
         let mut label_ids: HashMap<Labels, u32> = HashMap::new();
         let hasher = std::collections::hash_map::RandomState::new();
         let empty: Arc<str> = Arc::from("");
-        for (n, h) in hosts.into_iter().enumerate() {
-            if n % BLOCK == 0 {
-                if rows.memory.len() >= FLUSH_AT {
-                    rows.flush();
-                }
-                rows.blocks.push(rows.in_file + rows.memory.len() as u64);
-            }
+        for h in hosts {
             let Host {
                 name, os, target, ..
             } = &h;
@@ -427,11 +266,11 @@ impl HostTable {
                 port,
                 os,
             }
-            .encode(&mut rows.memory);
+            .encode(&mut record);
+            rows.push(&record);
+            record.clear();
         }
-        rows.flush();
-        rows.blocks.push(rows.in_file + rows.memory.len() as u64);
-        rows.memory.shrink_to_fit();
+        rows.finish();
         profiles.shrink_to_fit();
         labels.shrink_to_fit();
         HostTable {
@@ -449,7 +288,7 @@ impl From<Vec<Host>> for HostTable {
     /// consumed as it is read: a host's own strings go as its row comes,
     /// the list's one block when the last host is read.
     fn from(hosts: Vec<Host>) -> HostTable {
-        HostTable::build(hosts, Some(tempfile::tempfile))
+        HostTable::build(hosts, Some(tempfile::tempfile as NewFile))
     }
 }
 
@@ -521,7 +360,7 @@ hosts:
         assert_eq!(table.to_vec(), inv.hosts);
         // The rows are on file, none in memory.
         assert!(table.rows.file.is_some());
-        assert_eq!(table.rows.in_memory(), 0);
+        assert!(table.rows.memory.is_empty());
         assert_eq!(table.find("db-2"), Some(inv.hosts[5].clone()));
         assert_eq!(table.find("db-3"), None);
         // web-1 and web-2 differ only in address and port; db-1 and db-2
@@ -632,11 +471,8 @@ hosts:
         let on_file = HostTable::from(hosts.clone());
         let in_memory = HostTable::build(hosts.clone(), None);
         assert!(on_file.rows.file.is_some());
-        assert!(
-            on_file.rows.in_file > FLUSH_AT as u64,
-            "written more than once"
-        );
-        assert_eq!(on_file.rows.in_memory(), 0);
+        assert!(on_file.rows.in_file > 64 * 1024, "written more than once");
+        assert!(on_file.rows.memory.is_empty());
         assert!(in_memory.rows.file.is_none());
         assert_eq!(in_memory.len(), hosts.len());
         assert_eq!(on_file.to_vec(), hosts);
@@ -657,14 +493,14 @@ hosts:
     #[test]
     fn a_full_disk_keeps_the_rows_in_memory() {
         // Every write to /dev/full fails with ENOSPC, as on a full disk.
-        fn full() -> std::io::Result<File> {
+        fn full() -> std::io::Result<std::fs::File> {
             std::fs::OpenOptions::new().write(true).open("/dev/full")
         }
         let hosts = many_hosts(3_000);
         let table = HostTable::build(hosts.clone(), Some(full));
         assert!(table.rows.no_file);
         assert_eq!(table.rows.in_file, 0);
-        assert!(table.rows.in_memory() > 0);
+        assert!(!table.rows.memory.is_empty());
         assert_eq!(table.to_vec(), hosts);
     }
 
@@ -674,7 +510,7 @@ hosts:
         let mut table = HostTable::build(hosts.clone(), None);
         // As if the first write succeeded and the next failed: the first
         // two blocks on file, the rest in memory.
-        let split = table.rows.blocks[2];
+        let split = table.rows.starts[2];
         let file = tempfile::tempfile().unwrap();
         let on_file: Vec<u8> = table.rows.memory.drain(..split as usize).collect();
         file.write_all_at(&on_file, 0).unwrap();
@@ -695,35 +531,27 @@ hosts:
     #[test]
     fn damaged_rows_are_an_error_never_a_panic() {
         let table = HostTable::build(many_hosts(100), None);
-        let good = table.rows.memory.clone();
-        // Every cut, and every byte changed to a few values, of the first block.
-        let end = table.rows.blocks[1] as usize;
-        for cut in 0..end {
-            let mut t = HostTable::build(Vec::new(), None);
-            t.len = BLOCK;
-            t.profiles = table.profiles.clone();
-            t.labels = table.labels.clone();
-            t.rows.memory = good[..cut].to_vec();
-            t.rows.blocks = vec![0, cut as u64];
-            assert!(t.block(0).is_err(), "cut at {cut}");
-        }
-        for at in 0..end {
-            for byte in [0x00, 0x7f, 0x80, 0xff, b'a'] {
-                let mut t = HostTable::build(Vec::new(), None);
-                t.len = BLOCK;
-                t.profiles = table.profiles.clone();
-                t.labels = table.labels.clone();
-                t.rows.memory = good.clone();
-                t.rows.memory[at] = byte;
-                t.rows.blocks = vec![0, end as u64];
-                // Either an error or rows; never a panic, never a row that
-                // points outside the table.
-                if let Ok(rows) = t.block(0) {
-                    for r in &rows {
-                        let _ = t.host(r);
-                    }
+        let block = table.rows.block(0).unwrap();
+        for record in block.records().take(8) {
+            let good = record.unwrap();
+            assert!(Row::decode(good).is_ok());
+            // Every cut is an error.
+            for cut in 0..good.len() {
+                assert!(Row::decode(&good[..cut]).is_err(), "cut at {cut}");
+            }
+            // Any byte changed: a row or an error, never a panic.
+            for at in 0..good.len() {
+                for byte in [0x00, 0x7f, 0x80, 0xff, b'a'] {
+                    let mut bad = good.to_vec();
+                    bad[at] = byte;
+                    let _ = Row::decode(&bad);
                 }
             }
         }
+        // A row that names a profile or label set the table does not have
+        // is refused when its block is read.
+        let mut t = HostTable::build(many_hosts(3), None);
+        t.profiles.truncate(0);
+        assert!(t.block(0).is_err());
     }
 }

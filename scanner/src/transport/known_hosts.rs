@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::blocks::{damaged, put_bytes, put_uint, Blocks, Decoder};
 use russh::keys::ssh_encoding::{Decode, Encode};
 use russh::keys::ssh_key::known_hosts::{Entry, HostPatterns, Marker};
 use russh::keys::ssh_key::public::{Ed25519PublicKey, KeyData};
@@ -94,6 +95,7 @@ pub struct HostKeyPreferences {
 }
 
 /// How the names of one known_hosts line are written.
+#[derive(Debug, PartialEq)]
 enum Names {
     /// One pattern, lower-cased: most lines (`host`, `[host]:port`) name
     /// one. Up to 24 bytes in the line itself (most names), not a heap block.
@@ -112,6 +114,7 @@ enum Names {
     HashedOther(Box<HashedName<Box<[u8]>>>),
 }
 
+#[derive(Debug, PartialEq)]
 struct HashedName<S> {
     salt: S,
     hash: [u8; 20],
@@ -149,8 +152,10 @@ impl Names {
     }
 }
 
-/// One parsed line, remembering where it came from for messages. Compact:
-/// a sweep of 100,000 hosts keeps 100,000 of them.
+/// One parsed line, remembering where it came from for messages. Kept
+/// encoded on file ([`Lines`]) for the sweep, decoded while a host is looked
+/// up.
+#[derive(Debug, PartialEq)]
 struct Line {
     /// Index in [`HostKeyPolicy::files`].
     file: u32,
@@ -166,7 +171,7 @@ struct Line {
 /// `ssh-key`'s parsed form takes 136 bytes inline whatever the algorithm,
 /// and a boxed encoding is a 64-byte heap block more per line (6 MB at
 /// 100,000 lines). Decoded again only for messages and preferences.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum StoredKey {
     Ed25519([u8; 32]),
     Encoded(Box<[u8]>),
@@ -214,6 +219,182 @@ impl StoredKey {
     }
 }
 
+impl Line {
+    /// File and line number (LEB128), marker (a byte), names (a tag, then
+    /// a pattern, a count and patterns, or salt and hash), key (a tag, then
+    /// 32 bytes or the encoding's length and bytes).
+    fn encode(&self, out: &mut Vec<u8>) {
+        put_uint(out, u64::from(self.file));
+        put_uint(out, u64::from(self.line));
+        out.push(match self.marker {
+            None => 0,
+            Some(Marker::CertAuthority) => 1,
+            Some(Marker::Revoked) => 2,
+        });
+        match &self.names {
+            Names::One(p) => {
+                out.push(0);
+                put_bytes(out, p.as_bytes());
+            }
+            Names::Patterns(ps) => {
+                out.push(1);
+                put_uint(out, ps.len() as u64);
+                for p in ps.iter() {
+                    put_bytes(out, p.as_bytes());
+                }
+            }
+            Names::Hashed(h) => {
+                out.push(2);
+                out.extend_from_slice(&h.salt);
+                out.extend_from_slice(&h.hash);
+            }
+            Names::HashedOther(h) => {
+                out.push(3);
+                put_bytes(out, &h.salt);
+                out.extend_from_slice(&h.hash);
+            }
+        }
+        match &self.key {
+            StoredKey::Ed25519(k) => {
+                out.push(0);
+                out.extend_from_slice(k);
+            }
+            StoredKey::Encoded(e) => {
+                out.push(1);
+                put_bytes(out, e);
+            }
+        }
+    }
+
+    /// A line read back; every error is an error, never a panic.
+    fn decode(record: &[u8]) -> std::io::Result<Line> {
+        let mut d = Decoder::new(record);
+        let file = d.small()?;
+        let line = d.small()?;
+        let marker = match d.byte()? {
+            0 => None,
+            1 => Some(Marker::CertAuthority),
+            2 => Some(Marker::Revoked),
+            _ => return Err(damaged("an unknown marker")),
+        };
+        let hash = |d: &mut Decoder<'_>| -> std::io::Result<[u8; 20]> {
+            <[u8; 20]>::try_from(d.bytes(20)?).map_err(|_| damaged("cut short"))
+        };
+        let names = match d.byte()? {
+            0 => Names::One(d.str()?.into()),
+            1 => {
+                let n: usize = d.small()?;
+                // Each pattern takes a byte at least: a count past what is
+                // left is damage, not a reason to reserve room for it.
+                if n > record.len() {
+                    return Err(damaged("a count out of range"));
+                }
+                let mut ps = Vec::with_capacity(n);
+                for _ in 0..n {
+                    ps.push(Box::<str>::from(d.str()?));
+                }
+                Names::Patterns(ps.into_boxed_slice())
+            }
+            2 => {
+                let salt = hash(&mut d)?;
+                let hash = hash(&mut d)?;
+                Names::Hashed(Box::new(HashedName { salt, hash }))
+            }
+            3 => {
+                let salt = d.counted()?.into();
+                let hash = hash(&mut d)?;
+                Names::HashedOther(Box::new(HashedName { salt, hash }))
+            }
+            _ => return Err(damaged("an unknown kind of names")),
+        };
+        let key = match d.byte()? {
+            0 => StoredKey::Ed25519(
+                <[u8; 32]>::try_from(d.bytes(32)?).map_err(|_| damaged("cut short"))?,
+            ),
+            1 => StoredKey::Encoded(d.counted()?.into()),
+            _ => return Err(damaged("an unknown kind of key")),
+        };
+        Ok(Line {
+            file,
+            line,
+            marker,
+            names,
+            key,
+        })
+    }
+}
+
+/// Lines per block of [`Lines`]: a lookup reads one block (some 5 KB) per
+/// candidate line.
+const LINES_PER_BLOCK: usize = 64;
+
+/// Every usable line of a policy's files, in file order, kept out of
+/// memory ([`crate::blocks`]): 100,000 parsed lines were some 8 MB for the
+/// whole sweep (and for `serve`'s life), and a host needs one or two of
+/// them. A line that cannot be read back (the temporary file damaged under
+/// the process) is logged and taken as absent: a host it would have
+/// trusted is refused, never the reverse (revoked keys are in memory).
+#[derive(Default)]
+struct Lines {
+    blocks: Blocks,
+}
+
+impl Lines {
+    fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Calls `f` with lines `ats` (ascending, each once), in order, while
+    /// it returns true; each block is read once.
+    fn visit(&self, ats: &[usize], mut f: impl FnMut(usize, Line) -> bool) {
+        let per = self.blocks.per_block();
+        let mut rest = ats;
+        while let Some(&first) = rest.first() {
+            let b = first / per;
+            let in_block = rest.iter().take_while(|&&at| at / per == b).count();
+            let (here, later) = rest.split_at(in_block);
+            rest = later;
+            let block = match self.blocks.block(b) {
+                Ok(block) => block,
+                Err(e) => return unreadable(&e),
+            };
+            let mut records = block.records().enumerate();
+            for &at in here {
+                let record = records.find(|(k, _)| *k == at % per).map(|(_, r)| r);
+                let line = match record {
+                    Some(r) => r.and_then(Line::decode),
+                    None => Err(damaged("cut short")),
+                };
+                match line {
+                    Ok(line) => {
+                        if !f(at, line) {
+                            return;
+                        }
+                    }
+                    Err(e) => return unreadable(&e),
+                }
+            }
+        }
+    }
+
+    /// Lines `ats` (ascending, each once), in order.
+    fn get_all(&self, ats: &[usize]) -> Vec<Line> {
+        let mut found = Vec::with_capacity(ats.len());
+        self.visit(ats, |_, line| {
+            found.push(line);
+            true
+        });
+        found
+    }
+}
+
+fn unreadable(e: &std::io::Error) {
+    tracing::error!(
+        "cannot read known_hosts lines back from their temporary file (in $TMPDIR, else \
+         /tmp): {e}; hosts they would trust are refused"
+    );
+}
+
 /// Trust-on-first-use state: the file and the keys learned during this run.
 struct AcceptNew {
     path: PathBuf,
@@ -259,6 +440,14 @@ fn filed_under(sorted: &[(u64, u32)], key: u64) -> impl Iterator<Item = usize> +
         .map(|&(_, at)| at as usize)
 }
 
+/// Places in ascending order, each once (what [`Lines::visit`] takes).
+fn in_order(places: impl Iterator<Item = usize>) -> Vec<usize> {
+    let mut v: Vec<usize> = places.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
 /// How much of the file a lookup by name tries.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
@@ -278,37 +467,37 @@ impl NameIndex {
         self.hasher.hash_one(key)
     }
 
-    fn build(lines: &[Line]) -> NameIndex {
-        let mut index = NameIndex::default();
-        // Most lines name one host: one entry each.
-        index.exact.reserve_exact(lines.len());
-        for (at, line) in lines.iter().enumerate() {
-            let at = at as u32;
-            let Some(patterns) = line.names.patterns() else {
-                if line.marker.is_some() {
-                    index.scanned.push(at);
-                } else {
-                    let key = index.key_hash(&line.key);
-                    index.hashed_by_key.push((key, at));
-                    index.hashed.push(at);
-                }
-                continue;
-            };
-            let positive: Vec<&str> = patterns
-                .iter()
-                .copied()
-                .filter(|p| !p.starts_with('!'))
-                .collect();
-            if positive.iter().any(|p| p.contains(['*', '?'])) {
-                index.scanned.push(at);
-                continue;
+    /// Files line `at`.
+    fn add(&mut self, at: u32, line: &Line) {
+        let Some(patterns) = line.names.patterns() else {
+            if line.marker.is_some() {
+                self.scanned.push(at);
+            } else {
+                let key = self.key_hash(&line.key);
+                self.hashed_by_key.push((key, at));
+                self.hashed.push(at);
             }
-            // Only negations: the line matches no name at all.
-            for name in positive {
-                let key = index.key_of(name);
-                index.exact.push((key, at));
-            }
+            return;
+        };
+        let positive: Vec<&str> = patterns
+            .iter()
+            .copied()
+            .filter(|p| !p.starts_with('!'))
+            .collect();
+        if positive.iter().any(|p| p.contains(['*', '?'])) {
+            self.scanned.push(at);
+            return;
         }
+        // Only negations: the line matches no name at all.
+        for name in positive {
+            let key = self.key_of(name);
+            self.exact.push((key, at));
+        }
+    }
+
+    /// Every line filed: sorted for lookups.
+    fn finish(&mut self) {
+        let index = self;
         // By hash, then line: a name's lines together, in file order, each
         // once (a line may list a name twice).
         index.exact.sort_unstable();
@@ -318,7 +507,6 @@ impl NameIndex {
         index.scanned.shrink_to_fit();
         index.hashed_by_key.shrink_to_fit();
         index.hashed.shrink_to_fit();
-        index
     }
 
     /// The literal-name candidates and the lines tried one by one.
@@ -327,30 +515,39 @@ impl NameIndex {
             .chain(self.scanned.iter().map(|&at| at as usize))
     }
 
-    /// Indexes of the lines whose names match `name`, in file order.
-    fn lookup(&self, lines: &[Line], name: &str, pass: Pass) -> Vec<usize> {
+    /// The lines whose names match `name`, in file order, with their places.
+    fn lookup(&self, lines: &Lines, name: &str, pass: Pass) -> (Vec<usize>, Vec<Line>) {
         let hashed = match pass {
             Pass::Cheap => &[][..],
             Pass::Full => &self.hashed[..],
         };
-        let mut found: Vec<usize> = self
-            .cheap_candidates(name)
-            .chain(hashed.iter().map(|&at| at as usize))
-            .filter(|&at| lines.get(at).is_some_and(|l| l.names.matches(name)))
-            .collect();
-        found.sort_unstable();
-        found
+        let candidates = in_order(
+            self.cheap_candidates(name)
+                .chain(hashed.iter().map(|&at| at as usize)),
+        );
+        let (mut places, mut found) = (Vec::new(), Vec::new());
+        lines.visit(&candidates, |at, line| {
+            if line.names.matches(name) {
+                places.push(at);
+                found.push(line);
+            }
+            true
+        });
+        (places, found)
     }
 
     /// Whether a line without a marker names `name` with exactly `key`:
     /// the literal and wildcard lines for the name, then the hashed lines
     /// holding that key (one HMAC each), never every hashed line.
-    fn records(&self, lines: &[Line], name: &str, key: &StoredKey) -> bool {
+    fn records(&self, lines: &Lines, name: &str, key: &StoredKey) -> bool {
         let holding = filed_under(&self.hashed_by_key, self.key_hash(key));
-        self.cheap_candidates(name)
-            .chain(holding)
-            .filter_map(|at| lines.get(at))
-            .any(|l| l.marker.is_none() && l.key == *key && l.names.matches(name))
+        let candidates = in_order(self.cheap_candidates(name).chain(holding));
+        let mut found = false;
+        lines.visit(&candidates, |_, l| {
+            found = l.marker.is_none() && l.key == *key && l.names.matches(name);
+            !found
+        });
+        found
     }
 }
 
@@ -362,12 +559,13 @@ const REMEMBERED_NAMES: usize = 1 << 20;
 pub struct HostKeyPolicy {
     /// Every file consulted, in order (the accept-new file last if not listed).
     files: Vec<PathBuf>,
-    /// All usable lines of all files, in file order.
-    lines: Vec<Line>,
+    /// All usable lines of all files, in file order, on file.
+    lines: Lines,
     /// Which lines a name can match, so a lookup does not walk `lines`.
     index: NameIndex,
-    /// `@revoked` keys → their first line: checked for every host.
-    revoked: HashMap<StoredKey, usize>,
+    /// `@revoked` keys → their first line (file and line number), in
+    /// memory: checked for every host, whatever can be read back.
+    revoked: HashMap<StoredKey, (u32, u32)>,
     /// Name → the lines it matches, once computed: a host is looked up for
     /// its preferences and again for its key, and each hashed line costs an HMAC.
     /// A name goes once its key is trusted.
@@ -401,14 +599,30 @@ impl HostKeyPolicy {
                 sources.push(path.clone());
             }
         }
-        let mut lines = Vec::new();
-        for (index, path) in sources.iter().enumerate() {
+        let mut blocks = Blocks::on_file("known_hosts lines", LINES_PER_BLOCK);
+        let mut index = NameIndex::default();
+        let mut revoked = HashMap::new();
+        let mut record = Vec::new();
+        for (file, path) in sources.iter().enumerate() {
             let Some(text) = read_optional(path)? else {
                 tracing::debug!(path = %path.display(), "known_hosts file does not exist; treated as empty");
                 continue;
             };
-            parse_file(index as u32, path, &text, &mut lines)?;
+            parse_file(file as u32, path, &text, &mut |line| {
+                let at = u32::try_from(blocks.len()).unwrap_or(u32::MAX);
+                index.add(at, &line);
+                if line.marker == Some(Marker::Revoked) {
+                    revoked
+                        .entry(line.key.clone())
+                        .or_insert((line.file, line.line));
+                }
+                line.encode(&mut record);
+                blocks.push(&record);
+                record.clear();
+            })?;
         }
+        blocks.finish();
+        index.finish();
         let accept_new = match accept_new {
             Some(path) => {
                 OpenOptions::new()
@@ -426,19 +640,9 @@ impl HostKeyPolicy {
             }
             None => None,
         };
-        // Kept for the whole sweep: without the doubling's spare room (up to
-        // 6 MB at 100,000 lines).
-        lines.shrink_to_fit();
-        let index = NameIndex::build(&lines);
-        let mut revoked = HashMap::new();
-        for (at, line) in lines.iter().enumerate() {
-            if line.marker == Some(Marker::Revoked) {
-                revoked.entry(line.key.clone()).or_insert(at);
-            }
-        }
         Ok(HostKeyPolicy {
             files: sources,
-            lines,
+            lines: Lines { blocks },
             index,
             revoked,
             matched: Mutex::new(HashMap::new()),
@@ -451,7 +655,7 @@ impl HostKeyPolicy {
     pub fn none() -> HostKeyPolicy {
         HostKeyPolicy {
             files: Vec::new(),
-            lines: Vec::new(),
+            lines: Lines::default(),
             index: NameIndex::default(),
             revoked: HashMap::new(),
             matched: Mutex::new(HashMap::new()),
@@ -469,21 +673,20 @@ impl HostKeyPolicy {
     /// for the name: a host that needs one failed the quick check, and its
     /// messages and its next preferences need them. A cheap pass takes a
     /// remembered full one when there is one.
-    fn matching(&self, name: &str, pass: Pass) -> Vec<&Line> {
+    fn matching(&self, name: &str, pass: Pass) -> Vec<Line> {
         let remembered = lock(&self.matched).get(name).cloned();
-        let found: Arc<[usize]> = match (remembered, pass) {
-            (Some(found), _) => found,
-            (None, Pass::Cheap) => self.index.lookup(&self.lines, name, Pass::Cheap).into(),
+        match (remembered, pass) {
+            (Some(places), _) => self.lines.get_all(&places),
+            (None, Pass::Cheap) => self.index.lookup(&self.lines, name, Pass::Cheap).1,
             (None, Pass::Full) => {
-                let found: Arc<[usize]> = self.index.lookup(&self.lines, name, Pass::Full).into();
+                let (places, found) = self.index.lookup(&self.lines, name, Pass::Full);
                 let mut matched = lock(&self.matched);
                 if matched.len() < REMEMBERED_NAMES {
-                    matched.insert(name.to_string(), Arc::clone(&found));
+                    matched.insert(name.to_string(), places.into());
                 }
                 found
             }
-        };
-        found.iter().filter_map(|&at| self.lines.get(at)).collect()
+        }
     }
 
     /// What to advertise when connecting to `host:port`: the key types the
@@ -537,11 +740,11 @@ impl HostKeyPolicy {
     fn check_key_of(&self, host: &str, port: u16, key: &PublicKey) -> Result<(), HostKeyError> {
         let name = host_port(host, port);
         let key = key.key_data();
-        if let Some(line) = self.revoked(key) {
+        if let Some((file, line)) = self.revoked(key) {
             return Err(HostKeyError::Revoked(format!(
                 "host key {} of {name} is marked @revoked in {}: refusing to connect",
                 describe(key),
-                self.at(line)
+                self.at_place(file, line)
             )));
         }
         // Every line that could trust this key is among those `records`
@@ -549,7 +752,7 @@ impl HostKeyPolicy {
         if StoredKey::of(key).is_some_and(|k| self.index.records(&self.lines, &name, &k)) {
             return Ok(());
         }
-        let recorded: Vec<&Line> = self
+        let recorded: Vec<Line> = self
             .matching(&name, Pass::Full)
             .into_iter()
             .filter(|l| l.marker.is_none())
@@ -627,16 +830,16 @@ impl HostKeyPolicy {
             ("host key", cert.public_key()),
             ("certificate authority", cert.signature_key()),
         ] {
-            if let Some(line) = self.revoked(key) {
+            if let Some((file, line)) = self.revoked(key) {
                 return Err(HostKeyError::Revoked(format!(
                     "{what} {} of {name}'s certificate is marked @revoked in {}: refusing to connect",
                     describe(key),
-                    self.at(line)
+                    self.at_place(file, line)
                 )));
             }
         }
         // Every @cert-authority line is among the cheap ones (hashed or not).
-        let authorities: Vec<&Line> = self
+        let authorities: Vec<Line> = self
             .matching(&name, Pass::Cheap)
             .into_iter()
             .filter(|l| l.marker == Some(Marker::CertAuthority))
@@ -696,21 +899,26 @@ impl HostKeyPolicy {
         Ok(())
     }
 
-    fn revoked(&self, key: &KeyData) -> Option<&Line> {
+    /// Where `key` is marked `@revoked` first (file, line number).
+    fn revoked(&self, key: &KeyData) -> Option<(u32, u32)> {
         if self.revoked.is_empty() {
             return None;
         }
         let key = StoredKey::of(key)?;
-        self.revoked.get(&key).and_then(|&at| self.lines.get(at))
+        self.revoked.get(&key).copied()
     }
 
     fn at(&self, line: &Line) -> String {
+        self.at_place(line.file, line.line)
+    }
+
+    fn at_place(&self, file: u32, line: u32) -> String {
         let path = self
             .files
-            .get(line.file as usize)
+            .get(file as usize)
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        format!("{path}:{}", line.line)
+        format!("{path}:{line}")
     }
 
     fn unknown_message(&self, host: &str, port: u16, key: &KeyData) -> String {
@@ -746,7 +954,7 @@ impl HostKeyPolicy {
         &self,
         name: &str,
         key: &KeyData,
-        recorded: &[&Line],
+        recorded: &[Line],
         learned: &[KeyData],
     ) -> String {
         let mut expected: Vec<String> = recorded
@@ -875,16 +1083,14 @@ fn read_optional(path: &Path) -> Result<Option<String>, KnownHostsError> {
     }
 }
 
-/// Appends the usable lines of `text` (the file `path`) to `lines`.
+/// Hands each usable line of `text` (the file `path`) to `sink`, in order.
 fn parse_file(
     file: u32,
     path: &Path,
     text: &str,
-    lines: &mut Vec<Line>,
+    sink: &mut dyn FnMut(Line),
 ) -> Result<(), KnownHostsError> {
-    let before = lines.len();
-    // At most one entry a line: room once, not grown by doubling.
-    lines.reserve(text.lines().count());
+    let mut usable = 0usize;
     let mut first_error: Option<(usize, String)> = None;
     for (number, raw) in text.lines().enumerate().map(|(i, l)| (i + 1, l)) {
         let trimmed = raw.trim();
@@ -892,13 +1098,16 @@ fn parse_file(
             continue;
         }
         match parse_line(trimmed) {
-            Ok((marker, names, key)) => lines.push(Line {
-                file,
-                line: u32::try_from(number).unwrap_or(u32::MAX),
-                marker,
-                names,
-                key,
-            }),
+            Ok((marker, names, key)) => {
+                usable += 1;
+                sink(Line {
+                    file,
+                    line: u32::try_from(number).unwrap_or(u32::MAX),
+                    marker,
+                    names,
+                    key,
+                });
+            }
             Err(reason) => {
                 tracing::warn!(file = %path.display(), line = number, %reason, "ignoring unusable known_hosts line");
                 first_error.get_or_insert((number, reason));
@@ -906,7 +1115,7 @@ fn parse_file(
         }
     }
     match first_error {
-        Some((line, reason)) if lines.len() == before => Err(KnownHostsError::Malformed {
+        Some((line, reason)) if usable == 0 => Err(KnownHostsError::Malformed {
             path: path.to_path_buf(),
             line,
             reason,
@@ -1445,10 +1654,53 @@ mod tests {
         );
     }
 
-    /// A parsed line is held for the whole sweep, one per host of a large
-    /// fleet: an Ed25519 key sits in it, not in a heap block of its own.
+    /// Lines are kept on file for the sweep, not in memory: every kind of
+    /// line comes back as it was parsed, and a decoded line stays small.
     #[test]
-    fn a_line_stays_small() {
+    fn lines_are_kept_on_file_and_come_back_whole() {
+        let text = format!(
+            "host.example {KEY_A}\n\
+             a-name-longer-than-twenty-four-bytes.example.org {KEY_EC}\n\
+             web-*.corp,!web-9.corp,[db.corp]:2222 {KEY_B}\n\
+             {} {KEY_EC384}\n\
+             |1|c2FsdA==|BMHvqcEXuA6Ez5NEh3OJzNs9K9o= {KEY_A}\n\
+             @cert-authority *.example {CA}\n\
+             @revoked * {KEY_B}\n",
+            hashed("[host.example]:2222", 7)
+        );
+        let mut parsed = Vec::new();
+        parse_file(0, Path::new("k"), &text, &mut |l| parsed.push(l)).unwrap();
+        assert_eq!(parsed.len(), 7);
+        assert!(
+            matches!(parsed[4].names, Names::HashedOther(_)),
+            "a 4-byte salt"
+        );
+        let mut record = Vec::new();
+        for line in &parsed {
+            record.clear();
+            line.encode(&mut record);
+            assert_eq!(&Line::decode(&record).unwrap(), line);
+            // Cut anywhere: an error. Any byte changed: a line or an error.
+            for cut in 0..record.len() {
+                assert!(
+                    Line::decode(&record[..cut]).is_err(),
+                    "{line:?} cut at {cut}"
+                );
+            }
+            for at in 0..record.len() {
+                for byte in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+                    let mut bad = record.clone();
+                    bad[at] = byte;
+                    let _ = Line::decode(&bad);
+                }
+            }
+        }
+        let f = policy(&text);
+        assert_eq!(f.policy.lines.len(), 7);
+        assert!(f.policy.lines.blocks.file.is_some());
+        assert!(f.policy.lines.blocks.memory.is_empty());
+        assert_eq!(f.policy.lines.get_all(&[0, 1, 2, 3, 4, 5, 6]), parsed);
+        assert_eq!(f.policy.check_key("host.example", 22, &key(KEY_A)), Ok(()));
         // A name up to 24 bytes is in the line: the names take no more room
         // than a boxed string's pointer and length and a tag.
         assert!(
@@ -1473,6 +1725,44 @@ mod tests {
             Some(ec.algorithm())
         );
         assert_eq!(stored.and_then(|k| k.data()).as_ref(), Some(ec.key_data()));
+    }
+
+    /// The lines' temporary file cut short under the sweep: hosts its lines
+    /// would trust are refused (never the reverse), and revoked keys stay
+    /// revoked (they are in memory).
+    #[test]
+    fn lines_that_cannot_be_read_back_trust_nothing() {
+        let mut text = String::new();
+        for i in 0..300 {
+            let _ = writeln!(text, "host-{i}.example {KEY_A}");
+        }
+        let _ = writeln!(text, "@revoked * {KEY_B}");
+        let f = policy(&text);
+        assert_eq!(
+            f.policy.check_key("host-299.example", 22, &key(KEY_A)),
+            Ok(())
+        );
+        f.policy
+            .lines
+            .blocks
+            .file
+            .as_ref()
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        for host in ["host-0.example", "host-299.example"] {
+            assert!(
+                matches!(
+                    f.policy.check_key(host, 22, &key(KEY_A)),
+                    Err(HostKeyError::Unknown(_))
+                ),
+                "{host}"
+            );
+        }
+        assert!(matches!(
+            f.policy.check_key("host-1.example", 22, &key(KEY_B)),
+            Err(HostKeyError::Revoked(m)) if m.contains(":301")
+        ));
     }
 
     /// Hashed lines are found by the key a host presents, not by a pass
