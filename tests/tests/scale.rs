@@ -232,7 +232,72 @@ fn ten_thousand_simulated_hosts() {
         Some(0.0)
     );
     assert_eq!(metric(&metrics, "fleetsweep_hosts_incomplete"), Some(0.0));
+    // A series for each affected host's finding and each unreachable host,
+    // each once, sorted by host.
+    let series =
+        |prefix: &str| -> Vec<&str> { metrics.lines().filter(|l| l.starts_with(prefix)).collect() };
+    let kesl = series("fleetsweep_host_finding{host=\"");
+    let kesl: Vec<&str> = kesl
+        .into_iter()
+        .filter(|l| l.contains("rule=\"kaspersky/kesl\"") && l.ends_with("} 1"))
+        .collect();
+    assert_eq!(kesl.len(), 500, "{kesl:?}");
+    let failed = series("fleetsweep_host_scan_failure{host=\"");
+    assert_eq!(failed.len(), 100, "{failed:?}");
+    assert!(failed.iter().all(|l| l.contains("outcome=\"unreachable\"")));
+    let mut sorted = failed.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted, failed, "sorted, each once");
     eprintln!("10,000 simulated hosts swept in {took:.1?}; simulator: {stats:?}");
+}
+
+/// A temporary directory that cannot be written (missing, full, read-only)
+/// costs memory, never a host: the inventory's hosts, the known_hosts lines
+/// and the host results that would wait in temporary files stay in memory,
+/// each with one warning that says how to fix it, and the sweep's outcomes
+/// are those of a sweep with a temporary directory.
+#[test]
+fn a_temporary_directory_that_cannot_be_written_loses_no_host() {
+    let spec = SimSpec {
+        hosts: 1_000,
+        seed: 1_000,
+        affected_every: 20,
+        large_every: 7,
+        ..SimSpec::default()
+    };
+    let fleet = SimFleet::start(spec.clone(), 2).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut command = fleet.command(FLEETSWEEP);
+    command
+        .env("TMPDIR", out.path().join("no-such-directory"))
+        .env("FLEETSWEEP_LOG", "warn")
+        .arg("scan")
+        .arg("-i")
+        .arg(fleet.inventory_path())
+        .arg("--state")
+        .arg(out.path().join("state.db"))
+        .arg("--report")
+        .arg(out.path().join("report.yaml"))
+        .args(["--no-progress", "-q", "--concurrency", "200"])
+        .args(["--connect-timeout", "2m", "--host-timeout", "10m"]);
+    let output = output_within(&mut command, Duration::from_secs(900));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for what in [
+        "cannot write the inventory's hosts to a temporary file",
+        "cannot write known_hosts lines to a temporary file",
+        "cannot write host results to a temporary file",
+    ] {
+        assert_eq!(stderr.matches(what).count(), 1, "{what}: {stderr}");
+    }
+    assert!(
+        stderr.contains("set TMPDIR to a writable directory"),
+        "{stderr}"
+    );
+    let report = read_large(&out.path().join("report.yaml"));
+    assert!(report.sweep.complete);
+    assert_eq!(check_hosts(&spec, &report, "scanned"), (1_000, 50, 0));
 }
 
 /// 2,000 simulated hosts, all but one behind the first (a bastion forwarding
