@@ -337,6 +337,9 @@ const LINES_PER_BLOCK: usize = 64;
 #[derive(Default)]
 struct Lines {
     blocks: Blocks,
+    /// A read failed and was logged: later ones are not (every host would
+    /// log the same error).
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl Lines {
@@ -356,7 +359,7 @@ impl Lines {
             rest = later;
             let block = match self.blocks.block(b) {
                 Ok(block) => block,
-                Err(e) => return unreadable(&e),
+                Err(e) => return self.unreadable(&e),
             };
             let mut records = block.records().enumerate();
             for &at in here {
@@ -371,9 +374,19 @@ impl Lines {
                             return;
                         }
                     }
-                    Err(e) => return unreadable(&e),
+                    Err(e) => return self.unreadable(&e),
                 }
             }
+        }
+    }
+
+    /// Logs a failed read, the first time.
+    fn unreadable(&self, e: &std::io::Error) {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::error!(
+                "cannot read known_hosts lines back from their temporary file (in $TMPDIR, \
+                 else /tmp): {e}; hosts they would trust are refused"
+            );
         }
     }
 
@@ -386,13 +399,6 @@ impl Lines {
         });
         found
     }
-}
-
-fn unreadable(e: &std::io::Error) {
-    tracing::error!(
-        "cannot read known_hosts lines back from their temporary file (in $TMPDIR, else \
-         /tmp): {e}; hosts they would trust are refused"
-    );
 }
 
 /// Trust-on-first-use state: the file and the keys learned during this run.
@@ -642,7 +648,10 @@ impl HostKeyPolicy {
         };
         Ok(HostKeyPolicy {
             files: sources,
-            lines: Lines { blocks },
+            lines: Lines {
+                blocks,
+                failed: Default::default(),
+            },
             index,
             revoked,
             matched: Mutex::new(HashMap::new()),
@@ -1750,6 +1759,11 @@ mod tests {
             .unwrap()
             .set_len(0)
             .unwrap();
+        assert!(!f
+            .policy
+            .lines
+            .failed
+            .load(std::sync::atomic::Ordering::Relaxed));
         for host in ["host-0.example", "host-299.example"] {
             assert!(
                 matches!(
@@ -1763,6 +1777,13 @@ mod tests {
             f.policy.check_key("host-1.example", 22, &key(KEY_B)),
             Err(HostKeyError::Revoked(m)) if m.contains(":301")
         ));
+        assert!(
+            f.policy
+                .lines
+                .failed
+                .load(std::sync::atomic::Ordering::Relaxed),
+            "logged"
+        );
     }
 
     /// Hashed lines are found by the key a host presents, not by a pass
