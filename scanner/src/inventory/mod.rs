@@ -204,7 +204,10 @@ impl Inventory {
         }
         let raw = match ansible::read(path, &text)? {
             Some(raw) => raw,
-            None => diag::parse_yaml(path, &text)?,
+            None => {
+                let _sharing = raw::SharingLabels::start();
+                diag::parse_yaml(path, &text)?
+            }
         };
         // The hosts are parsed: the file's text (7.7 MB for 100,000 hosts)
         // goes before they are resolved, not at the end of loading.
