@@ -11,7 +11,11 @@
 # HASHED=1 (known_hosts hashed by OpenSSH's `ssh-keygen -H`, as Debian's HashKnownHosts does),
 # ACCEPT_NEW=1 (known_hosts emptied: a first contact, every key accepted and recorded by
 # --accept-new-host-keys into the size's directory),
-# BENCH_FLEETSWEEP=BINARY (measure that build, not rebuilt; to compare builds on one machine)
+# BENCH_FLEETSWEEP=BINARY (measure that build, not rebuilt; to compare builds on one machine),
+# RSS_EVERY=SECONDS (also sample the scanner's VmRSS that often, from outside the measured
+# process tree, so its CPU is not counted; prints the highest sample of each tenth of the run:
+# the first tenths are loading, the last the report, state step and outputs; the samples stay
+# in the size's directory as rss.log, "ms kB" a line)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sizes=("$@")
@@ -32,6 +36,23 @@ fleetsweep=${BENCH_FLEETSWEEP:-target/release/fleetsweep}
 cargo build --release --quiet -p fleetsweep-e2e --bin fleetsim
 # shellcheck source=tests/bench/sim-lib.sh
 . tests/bench/sim-lib.sh
+# VmRSS of the scanner (the child of /usr/bin/time, pid $1) every $3 seconds, "ms kB" a
+# line to $2, until it ends.
+sample_rss() {
+  local scanner="" started
+  while [ -z "$scanner" ] && kill -0 "$1" 2>/dev/null; do
+    scanner=$(pgrep -P "$1" | head -1)
+    [ -n "$scanner" ] || sleep 0.001
+  done
+  [ -n "$scanner" ] || return 0
+  started=$(date +%s%N)
+  : >"$2"
+  while kill -0 "$scanner" 2>/dev/null; do
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$scanner/status" 2>/dev/null)
+    [ -z "$rss" ] || echo "$((($(date +%s%N) - started) / 1000000)) $rss" >>"$2"
+    sleep "$3"
+  done
+}
 root=$(mktemp -d /tmp/fleetsweep-scale.XXXXXX)
 trap sim_cleanup EXIT
 sim_netns "fleetsim-bench-$$"
@@ -54,8 +75,16 @@ for n in "${sizes[@]}"; do
   FLEETSWEEP_LOG="warn,fleetsweep::pipeline=info" ip netns exec "$sim_ns" \
     /usr/bin/time -v -o "$dir/time.txt" "$fleetsweep" scan -i "$dir/inventory.yaml" \
     --concurrency "$conc" --state "$dir/state.db" --report "$dir/report.yaml" \
-    --metrics-file "$dir/metrics.prom" --no-progress --log-format json "${accept[@]}" 2>"$dir/scan.log" >"$dir/summary.txt"
+    --metrics-file "$dir/metrics.prom" --no-progress --log-format json "${accept[@]}" 2>"$dir/scan.log" >"$dir/summary.txt" &
+  timed=$!
+  sampler=
+  if [ -n "${RSS_EVERY:-}" ]; then
+    sample_rss "$timed" "$dir/rss.log" "$RSS_EVERY" &
+    sampler=$!
+  fi
+  wait "$timed"
   code=$?
+  [ -z "$sampler" ] || wait "$sampler"
   set -e
   sim_stop
   if [ "$code" = 2 ]; then echo "fleetsweep failed (exit 2): $(tail -3 "$dir/scan.log")" >&2; exit 1; fi
@@ -72,5 +101,10 @@ for n in "${sizes[@]}"; do
     printf "%-7d %8.1f %8.1f %10.2f %9.1f %9s %10s %10.1f %10.1f %10.1f\n", h, w, h / w, (u + s) * 1000 / h, r / 1024, sm, om, db / 1048576, rep / 1048576, met / 1024
   }'
   echo "        (scanned $scanned, affected $affected, exit $code; simulator: $(tail -1 "$dir/sim.err" | sed 's/^fleetsim: //'))"
+  if [ -s "$dir/rss.log" ]; then
+    echo "        RSS by tenth of the run, highest sample (MB): $(awk '{ t[NR] = $1; r[NR] = $2 } END {
+      for (i = 1; i <= NR; i++) { k = int(10 * (t[i] - t[1]) / (t[NR] - t[1] + 1)); if (r[i] > m[k]) m[k] = r[i] }
+      for (k = 0; k < 10; k++) printf "%.1f ", m[k] / 1000 }' "$dir/rss.log")"
+  fi
 done
 echo "files kept in $root"
