@@ -252,17 +252,13 @@ impl HostFamily {
             by_name.iter().map(|&k| v[k]).collect()
         };
         series.sort_by(|a, b| values(*a).cmp(&values(*b)));
+        // Equal label sets are one series (a gauge set twice).
+        series.dedup_by(|a, b| values(*a) == values(*b));
         let name = self.name();
         writeln!(out, "# HELP {name} {}", self.help(probe))?;
         writeln!(out, "# TYPE {name} gauge")?;
-        let mut last: Option<(u32, u32)> = None;
         for s in series {
             let v = values(s);
-            // Equal label sets are one series (a gauge set twice).
-            if last.is_some_and(|l| values(l) == v) {
-                continue;
-            }
-            last = Some(s);
             out.write_all(name.as_bytes())?;
             for (k, (&n, value)) in by_name.iter().map(|&k| &names[k]).zip(&v).enumerate() {
                 out.write_all(if k == 0 { b"{" } else { b"," })?;
@@ -550,12 +546,9 @@ fn sections_of(h: &crate::report::HostReport) -> impl Iterator<Item = &str> {
         .map(|i| i.split_once(": ").map_or(i.as_str(), |(name, _)| name))
 }
 
+/// A registry's page alone.
 fn encode(reg: &Registry) -> Result<String, MetricsError> {
-    let mut buf = Vec::new();
-    TextEncoder::new().encode(&reg.gather(), &mut buf)?;
-    // The encoder writes UTF-8: no second copy of the page.
-    Ok(String::from_utf8(buf)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    page_string(reg, &[], &[], false)
 }
 
 /// Renders the answer to one `/probe?target=HOST`: a report of that one

@@ -33,7 +33,6 @@ const BLOCK: usize = 64;
 /// Hosts in inventory order, each rebuilt whole on demand.
 #[derive(Debug, Default)]
 pub struct HostTable {
-    len: usize,
     /// The encoded rows, on file.
     rows: Blocks,
     /// Whole hosts with the per-host fields emptied (see [`Row`]).
@@ -45,7 +44,7 @@ pub struct HostTable {
 }
 
 /// What is a host's own. Its profile holds everything else.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 struct Row {
     /// Inline up to 24 bytes (most names and addresses): no heap block.
     name: CompactString,
@@ -107,11 +106,11 @@ impl Row {
 
 impl HostTable {
     pub fn len(&self) -> usize {
-        self.len
+        self.rows.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Host `i`, whole: equal to the host the table was built from. Its
@@ -124,7 +123,7 @@ impl HostTable {
     /// file cut short under the process: nothing a host or an inventory can
     /// cause), with the error.
     pub fn get(&self, i: usize) -> Host {
-        assert!(i < self.len, "host {i} of a table of {}", self.len);
+        assert!(i < self.len(), "host {i} of a table of {}", self.len());
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let block = i / BLOCK;
         let rows = match &mut *last {
@@ -173,12 +172,12 @@ impl HostTable {
 
     /// Every host in order, each built as it is reached.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Host> + '_ {
-        (0..self.len).map(|i| self.get(i))
+        (0..self.len()).map(|i| self.get(i))
     }
 
     /// The host named `name`, if there is one (a pass over the rows).
     pub fn find(&self, name: &str) -> Option<Host> {
-        (0..self.len.div_ceil(BLOCK)).find_map(|b| {
+        (0..self.len().div_ceil(BLOCK)).find_map(|b| {
             let rows = self.block_or_panic(b);
             rows.iter().find(|r| r.name == name).map(|r| self.host(r))
         })
@@ -197,7 +196,6 @@ impl HostTable {
     /// Builds the table, its rows in the file `new_file` makes (none: in
     /// memory).
     fn build(hosts: Vec<Host>, new_file: Option<NewFile>) -> HostTable {
-        let len = hosts.len();
         let mut rows = Blocks::new("the inventory's hosts", BLOCK, new_file);
         let mut record = Vec::new();
         let mut profiles: Vec<Host> = Vec::new();
@@ -228,8 +226,7 @@ impl HostTable {
             let labels_id = match label_ids.get(&own_labels) {
                 Some(&id) => id,
                 None => {
-                    labels.push(own_labels.clone());
-                    let id = id_of(labels.len() - 1);
+                    let id = push_id(&mut labels, own_labels.clone());
                     label_ids.insert(own_labels, id);
                     id
                 }
@@ -248,15 +245,13 @@ impl HostTable {
                 match same.iter().find(|&&id| profiles[id as usize] == profile) {
                     Some(&id) => id,
                     None => {
-                        profiles.push(profile);
-                        let id = id_of(profiles.len() - 1);
+                        let id = push_id(&mut profiles, profile);
                         same.push(id);
                         id
                     }
                 }
             } else {
-                profiles.push(profile);
-                id_of(profiles.len() - 1)
+                push_id(&mut profiles, profile)
             };
             Row {
                 name,
@@ -274,7 +269,6 @@ impl HostTable {
         profiles.shrink_to_fit();
         labels.shrink_to_fit();
         HostTable {
-            len,
             rows,
             profiles,
             labels,
@@ -292,10 +286,13 @@ impl From<Vec<Host>> for HostTable {
     }
 }
 
-fn id_of(place: usize) -> u32 {
+/// Appends `item` and says where, as a row holds it.
+fn push_id<T>(list: &mut Vec<T>, item: T) -> u32 {
     // 4 billion profiles or label sets would need more hosts than the file
     // holds rows for.
-    u32::try_from(place).expect("fewer than 2^32 profiles and label sets")
+    let id = u32::try_from(list.len()).expect("fewer than 2^32 profiles and label sets");
+    list.push(item);
+    id
 }
 
 /// Hashes what [`PartialEq`] compares of an SSH host's profile, so that

@@ -503,16 +503,15 @@ impl NameIndex {
 
     /// Every line filed: sorted for lookups.
     fn finish(&mut self) {
-        let index = self;
         // By hash, then line: a name's lines together, in file order, each
         // once (a line may list a name twice).
-        index.exact.sort_unstable();
-        index.exact.dedup();
-        index.hashed_by_key.sort_unstable();
-        index.exact.shrink_to_fit();
-        index.scanned.shrink_to_fit();
-        index.hashed_by_key.shrink_to_fit();
-        index.hashed.shrink_to_fit();
+        self.exact.sort_unstable();
+        self.exact.dedup();
+        self.hashed_by_key.sort_unstable();
+        self.exact.shrink_to_fit();
+        self.scanned.shrink_to_fit();
+        self.hashed_by_key.shrink_to_fit();
+        self.hashed.shrink_to_fit();
     }
 
     /// The literal-name candidates and the lines tried one by one.
