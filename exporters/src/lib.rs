@@ -12,6 +12,7 @@
 
 pub mod file;
 pub mod formats;
+pub mod hosts;
 pub mod metrics;
 pub mod push;
 pub mod report;

@@ -25,6 +25,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::hosts::HostList;
 use crate::report::{HostReport, Outcome, Policy, Report, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -227,18 +228,26 @@ impl HostFamily {
     /// Writes the family for `hosts`: nothing when it has no series.
     fn write(
         self,
-        hosts: &[HostReport],
+        hosts: &HostList,
         extra: &[&str],
         probe: bool,
         out: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
+        // Only the hosts with a series are held (a sweep's list is built
+        // host by host): the affected or failed ones.
+        let mut chosen: Vec<std::borrow::Cow<'_, HostReport>> = Vec::new();
         let mut series: Vec<(u32, u32)> = Vec::new();
-        for (i, h) in hosts.iter().enumerate() {
-            let n = self.items(h);
-            let i = u32::try_from(i).map_err(std::io::Error::other)?;
+        for h in hosts.iter() {
+            let n = self.items(&h);
+            if n == 0 {
+                continue;
+            }
+            let i = u32::try_from(chosen.len()).map_err(std::io::Error::other)?;
             let n = u32::try_from(n).map_err(std::io::Error::other)?;
             series.extend((0..n).map(|item| (i, item)));
+            chosen.push(h);
         }
+        let hosts = &chosen;
         if series.is_empty() {
             return Ok(());
         }
@@ -295,7 +304,7 @@ fn write_label_value(value: &str, out: &mut dyn std::io::Write) -> std::io::Resu
 /// `hosts`, all in the order of their names.
 fn write_page(
     reg: &Registry,
-    hosts: &[HostReport],
+    hosts: &HostList,
     extra: &[&str],
     probe: bool,
     out: &mut dyn std::io::Write,
@@ -325,7 +334,7 @@ fn write_page(
 /// [`write_page`] into a string.
 fn page_string(
     reg: &Registry,
-    hosts: &[HostReport],
+    hosts: &HostList,
     extra: &[&str],
     probe: bool,
 ) -> Result<String, MetricsError> {
@@ -481,13 +490,13 @@ fn sweep_registry(report: &Report, opts: &MetricsOptions) -> Result<Registry, Me
     let mut finding_counts: BTreeMap<Vec<String>, f64> = BTreeMap::new();
     for h in &report.hosts {
         let mut hl = vec![h.outcome.as_str().to_string()];
-        hl.extend(labels_of(h));
+        hl.extend(labels_of(&h));
         hosts
             .with_label_values(&hl.iter().map(String::as_str).collect::<Vec<_>>())
             .inc();
         if h.is_incomplete() && !h.is_affected() {
             incomplete
-                .with_label_values(&labels_of(h).iter().map(String::as_str).collect::<Vec<_>>())
+                .with_label_values(&labels_of(&h).iter().map(String::as_str).collect::<Vec<_>>())
                 .inc();
         }
         if h.outcome == Outcome::Scanned {
@@ -503,7 +512,7 @@ fn sweep_registry(report: &Report, opts: &MetricsOptions) -> Result<Registry, Me
                 policy_str(f.policy).to_string(),
                 status_str(f.status).to_string(),
             ];
-            k.extend(labels_of(h));
+            k.extend(labels_of(&h));
             *finding_counts.entry(k).or_default() += 1.0;
         }
     }
@@ -548,7 +557,7 @@ fn sections_of(h: &crate::report::HostReport) -> impl Iterator<Item = &str> {
 
 /// A registry's page alone.
 fn encode(reg: &Registry) -> Result<String, MetricsError> {
-    page_string(reg, &[], &[], false)
+    page_string(reg, &HostList::new(), &[], false)
 }
 
 /// Renders the answer to one `/probe?target=HOST`: a report of that one
@@ -769,7 +778,8 @@ mod tests {
                 incomplete: vec![],
                 findings: vec![],
                 scanned_by: None,
-            }],
+            }]
+            .into(),
         }
     }
 
@@ -795,7 +805,7 @@ mod tests {
             "host names are escaped: {failed}"
         );
         let mut empty = report(Outcome::Scanned);
-        empty.hosts.clear();
+        empty.hosts.to_mut().clear();
         assert!(render_probe(&empty, 0.0, &MetricsOptions::default())
             .unwrap()
             .contains("\nfleetsweep_probe_success 0\n"));
@@ -804,7 +814,7 @@ mod tests {
     #[test]
     fn incomplete_hosts_are_counted_apart_and_named_per_section() {
         let mut r = report(Outcome::Scanned);
-        r.hosts[0].incomplete = vec!["os-release: garbage".into(), "paths: cut".into()];
+        r.hosts.to_mut()[0].incomplete = vec!["os-release: garbage".into(), "paths: cut".into()];
         r.normalize();
         assert_eq!(r.summary.hosts.incomplete, 1);
         assert_eq!(r.summary.hosts.clean, 0);
@@ -858,7 +868,7 @@ mod tests {
     /// without labels that was read incompletely.
     fn routed() -> Report {
         let mut r = report(Outcome::Scanned);
-        let mut web = r.hosts[0].clone();
+        let mut web = r.hosts.to_mut()[0].clone();
         web.name = "web-1".into();
         web.labels = crate::Labels::from_iter([
             ("site".into(), "fra1".into()),
@@ -869,14 +879,14 @@ mod tests {
             finding("kaspersky/kesl", "KESL", Policy::Ban, Status::Overdue),
             finding("pango/ultraav", "UltraAV", Policy::Watch, Status::Open),
         ];
-        let mut db = r.hosts[0].clone();
+        let mut db = r.hosts.to_mut()[0].clone();
         db.name = "db-1".into();
         db.outcome = Outcome::Unreachable;
         db.labels = crate::Labels::from_iter([("site".into(), "ams1".into())]);
-        let mut odd = r.hosts[0].clone();
+        let mut odd = r.hosts.to_mut()[0].clone();
         odd.name = "odd-1".into();
         odd.incomplete = vec!["dpkg: garbage".into()];
-        r.hosts = vec![web, db, odd];
+        r.hosts = vec![web, db, odd].into();
         r.normalize();
         r
     }
@@ -1026,7 +1036,7 @@ mod tests {
             gauge(HostFamily::Incomplete),
         );
         for h in &report.hosts {
-            let inv = host_labels(h, &extra);
+            let inv = host_labels(&h, &extra);
             let set = |g: &GaugeVec, own: &[&str]| {
                 let v: Vec<&str> = own.iter().chain(&inv).copied().collect();
                 g.with_label_values(&v).set(1.0);
@@ -1035,7 +1045,7 @@ mod tests {
                 set(&failure, &[&h.name, h.outcome.as_str()]);
             }
             if h.is_incomplete() {
-                for section in sections_of(h) {
+                for section in sections_of(&h) {
                     set(&incomplete, &[&h.name, section]);
                 }
             }
@@ -1062,8 +1072,8 @@ mod tests {
     /// empty and missing, and text that needs escaping.
     fn mixed(n: usize) -> Report {
         let mut r = report(Outcome::Scanned);
-        let base = r.hosts[0].clone();
-        r.hosts.clear();
+        let base = r.hosts.to_mut()[0].clone();
+        r.hosts.to_mut().clear();
         let hostile = ["quote\"d", "back\\slash", "new\nline", "ünï", "", "a,b=c}"];
         for i in 0..n {
             let mut h = base.clone();
@@ -1107,7 +1117,7 @@ mod tests {
                     hostile[i % hostile.len()].into(),
                 ];
             }
-            r.hosts.push(h);
+            r.hosts.to_mut().push(h);
         }
         r
     }

@@ -8,6 +8,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::hosts::{HostList, HostSource};
+
 /// Bumped when a field changes meaning or disappears; adding a field does not bump it.
 pub const REPORT_VERSION: u32 = 1;
 
@@ -20,7 +22,9 @@ pub struct Report {
     /// Exceptions that applied, expired or matched nothing (when an exceptions file was given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exceptions: Option<ExceptionsReport>,
-    pub hosts: Vec<HostReport>,
+    /// In memory, or built host by host from a sweep's results (see
+    /// [`HostList`]); serialized as a plain sequence either way.
+    pub hosts: HostList,
 }
 
 /// When, by what and over which catalogs the sweep ran.
@@ -465,16 +469,18 @@ pub struct Evidence {
 impl Report {
     /// Sorts hosts, findings and evidence and recomputes the summary, so two
     /// sweeps of the same fleet produce byte-identical reports.
+    ///
+    /// Hosts built from a [`HostSource`] are left as the source gives them
+    /// (a sweep's source gives them normalized, in name order): sorting them
+    /// here would take them all into memory.
     pub fn normalize(&mut self) {
-        for host in &mut self.hosts {
-            for finding in &mut host.findings {
-                finding.evidence.sort();
-                finding.evidence.dedup();
+        if self.hosts.is_in_memory() {
+            let hosts = self.hosts.to_mut();
+            for host in hosts.iter_mut() {
+                host.normalize();
             }
-            host.findings.sort_by(|a, b| a.rule.cmp(&b.rule));
-            host.warnings.sort();
+            sort_by_name(hosts);
         }
-        sort_by_name(&mut self.hosts);
         self.catalogs_sorted();
         self.summary = Summary::of(&self.hosts);
     }
@@ -485,7 +491,7 @@ impl Report {
 
     /// True when some host has an open finding of a banned product.
     pub fn has_open_ban(&self) -> bool {
-        self.hosts.iter().any(HostReport::has_open_ban)
+        self.hosts.iter().any(|h| h.has_open_ban())
     }
 
     /// True when some host could not be scanned, or was scanned incompletely
@@ -529,6 +535,17 @@ fn sort_by_name(hosts: &mut [HostReport]) {
 }
 
 impl HostReport {
+    /// Sorts its findings (by rule), their evidence (without repeats) and
+    /// its warnings: what [`Report::normalize`] does to every host.
+    pub fn normalize(&mut self) {
+        for finding in &mut self.findings {
+            finding.evidence.sort();
+            finding.evidence.dedup();
+        }
+        self.findings.sort_by(|a, b| a.rule.cmp(&b.rule));
+        self.warnings.sort();
+    }
+
     /// True when the host was scanned but some probe section was not fully
     /// read: never clean.
     pub fn is_incomplete(&self) -> bool {
@@ -567,10 +584,10 @@ impl Finding {
 }
 
 impl Summary {
-    pub fn of(hosts: &[HostReport]) -> Summary {
+    pub fn of<'a>(hosts: impl IntoIterator<Item = Cow<'a, HostReport>>) -> Summary {
         let mut s = Summary::default();
-        s.hosts.total = hosts.len();
         for h in hosts {
+            s.hosts.total += 1;
             match h.outcome {
                 Outcome::Scanned => {
                     s.hosts.scanned += 1;

@@ -234,7 +234,7 @@ fn plan_escapes_host_text_for_markdown() {
 #[test]
 fn plan_keeps_multi_line_guidance_inside_the_list_item() {
     let mut r = fleet();
-    for h in &mut r.hosts {
+    for h in r.hosts.to_mut() {
         if &*h.name == "web-01" {
             h.findings[0].remediation = Some("Stop the units.\nPurge the packages *now*.".into());
         }
@@ -250,6 +250,7 @@ fn plan_keeps_multi_line_guidance_inside_the_list_item() {
 fn plan_of_a_clean_fleet_says_there_is_nothing_to_do() {
     let mut r = fleet();
     r.hosts
+        .to_mut()
         .retain(|h| h.outcome == Outcome::Scanned && h.findings.is_empty());
     r.normalize();
     let plan = render(Format::Plan, &r, &[]).unwrap();
@@ -262,7 +263,7 @@ fn diff_lists_appeared_disappeared_changed_findings_and_host_outcomes() {
     let previous = fleet();
     let mut current = fleet();
     current.sweep.id = "sweep-0004".into();
-    for h in &mut current.hosts {
+    for h in current.hosts.to_mut() {
         match &*h.name {
             // web-01 cleaned up: gone from a stateless report.
             "web-01" => h.findings.clear(),
@@ -283,8 +284,11 @@ fn diff_lists_appeared_disappeared_changed_findings_and_host_outcomes() {
             _ => {}
         }
     }
-    current.hosts.retain(|h| &*h.name != "stop-15");
-    current.hosts.push(host("new-16", Outcome::Scanned, vec![]));
+    current.hosts.to_mut().retain(|h| &*h.name != "stop-15");
+    current
+        .hosts
+        .to_mut()
+        .push(host("new-16", Outcome::Scanned, vec![]));
     current.normalize();
 
     let d = render_diff(&previous, &current);
@@ -358,7 +362,7 @@ fn diff_lists_appeared_disappeared_changed_findings_and_host_outcomes() {
 fn diff_text_keeps_hostile_values_on_one_line() {
     let previous = fleet();
     let mut current = fleet();
-    for h in &mut current.hosts {
+    for h in current.hosts.to_mut() {
         if &*h.name == EVIL_HOST {
             h.findings[0].version = Some("1\n+ forged line".into());
         }

@@ -112,7 +112,7 @@ fn each_finding_becomes_module_tasks_from_its_evidence() {
 
 fn linux_host(findings: Vec<Finding>) -> Report {
     let mut r = fleet();
-    r.hosts = vec![host("app-01", Outcome::Scanned, findings)];
+    r.hosts = vec![host("app-01", Outcome::Scanned, findings)].into();
     r.normalize();
     r
 }
@@ -203,7 +203,7 @@ fn hostile_strings_stay_data_and_never_reach_a_module() {
     ];
     f.containers = vec![format!("docker {MIXED}")];
     let mut r = linux_host(vec![f]);
-    r.hosts[0].address = MIXED.into();
+    r.hosts.to_mut()[0].address = MIXED.into();
     r.sweep.id = format!("id\n- hosts: all {jinja}");
     let (text, plays) = playbook(&r);
     assert_eq!(plays.len(), 1, "{text}");
@@ -273,6 +273,7 @@ fn hostile_strings_stay_data_and_never_reach_a_module() {
 fn nothing_to_remove_is_still_a_playbook() {
     let mut r = fleet();
     r.hosts
+        .to_mut()
         .retain(|h| &*h.name == "clean-06" || &*h.name == "app-04");
     let (text, plays) = playbook(&r);
     assert_eq!(plays.len(), 1, "{text}");
@@ -315,7 +316,7 @@ fn windows_msi_products_are_removed_by_product_code_without_sudo() {
         "Kaspersky Free 21.3 (publisher AO Kaspersky Lab)",
     )];
     let mut r = linux_host(vec![f, other]);
-    r.hosts[0].os = Some(
+    r.hosts.to_mut()[0].os = Some(
         OsInfo {
             family: "windows".into(),
             name: Some("Microsoft Windows 10 Enterprise".into()),
@@ -358,7 +359,7 @@ fn windows_msi_products_are_removed_by_product_code_without_sudo() {
 #[test]
 fn macos_findings_are_notes_for_a_person() {
     let mut r = linux_host(vec![kesl(Status::New)]);
-    r.hosts[0].os = Some(
+    r.hosts.to_mut()[0].os = Some(
         OsInfo {
             family: "macos".into(),
             name: None,

@@ -261,6 +261,7 @@ fn junit_of_an_interrupted_sweep_reports_unfinished_hosts_as_errors() {
     r.sweep.complete = false;
     r.sweep.interrupted_by = Some("SIGTERM".into());
     r.hosts
+        .to_mut()
         .retain(|h| ["clean-06", "stop-15"].contains(&h.name.as_ref()));
     r.normalize();
     let got = consume(

@@ -32,8 +32,8 @@ fn the_streamed_report_equals_the_in_memory_rendering() {
         "",
     ] {
         let mut r = support::fleet();
-        r.hosts.truncate(1);
-        let h = &mut r.hosts[0];
+        r.hosts.to_mut().truncate(1);
+        let h = &mut r.hosts.to_mut()[0];
         h.name = value.into();
         h.address = value.into();
         h.labels.insert("site".into(), value.into());

@@ -60,7 +60,8 @@ fn report_with(value: &str) -> Report {
                 remediation: None,
             }],
             scanned_by: None,
-        }],
+        }]
+        .into(),
     };
     r.normalize();
     r
@@ -108,11 +109,11 @@ fn hostile_strings_round_trip_unchanged() {
 #[test]
 fn summary_counts_outcomes_and_statuses() {
     let mut r = report_with("x");
-    let mut failed = r.hosts[0].clone();
+    let mut failed = r.hosts.to_mut()[0].clone();
     failed.name = "down".into();
     failed.outcome = Outcome::Unreachable;
     failed.findings.clear();
-    r.hosts.push(failed);
+    r.hosts.to_mut().push(failed);
     r.normalize();
     assert_eq!(r.summary.hosts.total, 2);
     assert_eq!(r.summary.hosts.affected, 1);
@@ -120,18 +121,18 @@ fn summary_counts_outcomes_and_statuses() {
     assert_eq!(r.summary.findings.new, 1);
     assert!(r.has_open_ban());
     assert!(r.has_unscanned());
-    assert_eq!(&*r.hosts[0].name, "down", "hosts sorted by name");
+    assert_eq!(&*r.hosts.to_mut()[0].name, "down", "hosts sorted by name");
 }
 
 #[test]
 fn metrics_have_bounded_labels_and_zero_outcomes() {
     use fleetsweep_exporters::metrics::{render, MetricsOptions};
     let mut r = report_with("x");
-    let mut clean = r.hosts[0].clone();
+    let mut clean = r.hosts.to_mut()[0].clone();
     clean.name = "clean-01".into();
     clean.findings.clear();
     clean.incomplete.clear();
-    r.hosts.push(clean);
+    r.hosts.to_mut().push(clean);
     r.normalize();
     let text = render(&r, &MetricsOptions::default()).unwrap();
     assert!(
@@ -196,7 +197,7 @@ fn metrics_have_bounded_labels_and_zero_outcomes() {
 fn metrics_page_for_1000_hosts_stays_small() {
     use fleetsweep_exporters::metrics::{render, MetricsOptions};
     let base = report_with("12.1.0-1297");
-    let template = base.hosts[0].clone();
+    let template = base.hosts.get(0).unwrap().into_owned();
     let mut r = base;
     r.hosts = (0..1000)
         .map(|i| {

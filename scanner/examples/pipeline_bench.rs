@@ -349,7 +349,7 @@ fn fleet(n: usize, sweep: u64) -> Report {
         },
         summary: Summary::default(),
         exceptions: None,
-        hosts,
+        hosts: hosts.into(),
     };
     r.normalize();
     r

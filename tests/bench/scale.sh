@@ -7,7 +7,9 @@
 # file, report and metrics sizes. Figures, not a pass/fail test. Run as root.
 # Usage: tests/bench/scale.sh [SIZES...] (default: 1000 10000 100000)
 # Env: CONCURRENCY (default 200), LATENCY_MS (default 0), WORKERS (simulator threads, default 1),
+# AFFECTED_EVERY=N (every N-th host has the banned product; default 20, 1: every host),
 # BASTION=1 (every host but the first reached through the first, a simulated bastion),
+# SHUFFLE=1 (the inventory's hosts in a random order, not by name: the report is still by name),
 # HASHED=1 (known_hosts hashed by OpenSSH's `ssh-keygen -H`, as Debian's HashKnownHosts does),
 # ACCEPT_NEW=1 (known_hosts emptied: a first contact, every key accepted and recorded by
 # --accept-new-host-keys into the size's directory),
@@ -60,7 +62,18 @@ size() { stat -c %s "$1" 2>/dev/null || echo 0; }
 printf '%-7s %8s %8s %10s %9s %9s %10s %10s %10s %10s\n' hosts wall_s hosts/s cpu_ms/host rss_MiB state_ms outputs_ms state_MiB report_MiB metrics_KiB
 for n in "${sizes[@]}"; do
   dir="$root/$n"
-  target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 --latency-ms "$latency" "${bastion[@]}" >/dev/null
+  target/release/fleetsim gen --hosts "$n" --dir "$dir" --seed 42 --latency-ms "$latency" \
+    --affected-every "${AFFECTED_EVERY:-20}" "${bastion[@]}" >/dev/null
+  if [ "${SHUFFLE:-0}" != 0 ]; then
+    python3 - "$dir/inventory.yaml" <<'PY'
+import random, sys
+path = sys.argv[1]
+head, hosts = open(path).read().split("\nhosts:\n", 1)
+entries = ["  - " + e for e in hosts.split("  - ") if e]
+random.Random(42).shuffle(entries)
+open(path, "w").write(head + "\nhosts:\n" + "".join(entries))
+PY
+  fi
   if [ "${HASHED:-0}" != 0 ]; then
     ssh-keygen -q -H -f "$dir/known_hosts" >/dev/null 2>&1 || { echo "scale.sh: ssh-keygen -H failed" >&2; exit 1; }
     rm -f "$dir/known_hosts.old"

@@ -545,7 +545,7 @@ fn every_character_reads_back_through_ansibles_yaml_loader() {
          hosts:\n- {name: app-01, address: a, labels: {}, outcome: scanned, error: null, os: {family: linux}, duration_seconds: 0.1, findings: [\
          {rule: kaspersky/kesl, vendor: Kaspersky, product: P, policy: ban, state: installed, status: new, version: null, first_seen: 2026-12-01T00:00:00Z, effective: null, deadline: null, evidence: [], remediation: null}]}\n";
     let mut report = fleetsweep_exporters::yaml::from_yaml(yaml_report).unwrap();
-    report.hosts[0].findings[0].product = all.clone();
+    report.hosts.to_mut()[0].findings[0].product = all.clone();
     let yml = render(Format::Ansible, &report, &[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("all.yml");

@@ -373,7 +373,8 @@ fn hostile_report() -> Report {
             incomplete: vec![],
             findings: vec![finding],
             scanned_by: None,
-        }],
+        }]
+        .into(),
     };
     r.normalize();
     r
@@ -395,7 +396,7 @@ fn rsyslog_parses_every_event_and_hostile_strings_stay_escaped() {
     let rs = Rsyslog::start(None);
     let report = hostile_report();
     let changes = [StatusChange {
-        host: report.hosts[0].name.to_string(),
+        host: report.hosts.get(0).unwrap().name.to_string(),
         rule: "kaspersky/kesl".into(),
         from: None,
         to: Status::New,
@@ -736,8 +737,8 @@ fn signature_valid(secret: &[u8], header: &str, body: &[u8]) -> bool {
 
 fn many_findings_report(n: usize) -> Report {
     let mut r = hostile_report();
-    let f = r.hosts[0].findings[0].clone();
-    r.hosts[0].findings = (0..n)
+    let f = r.hosts.to_mut()[0].findings[0].clone();
+    r.hosts.to_mut()[0].findings = (0..n)
         .map(|i| Finding {
             rule: format!("kaspersky/p{i:02}"),
             ..f.clone()

@@ -39,6 +39,7 @@
 //! Names handed to a module (package, service, path, product code, host)
 //! must also match a strict form, or the playbook says so instead of acting.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -47,7 +48,8 @@ use crate::report::{Evidence, Finding, HostReport, Outcome, Policy, Report, Stat
 
 /// Renders the playbook.
 pub fn render(report: &Report) -> String {
-    let plan = Plan::of(report);
+    let hosts: Vec<Cow<'_, HostReport>> = report.hosts.iter().collect();
+    let plan = Plan::of(&hosts);
     let mut s = String::new();
     header(&mut s, report, &plan);
     if plan.plays.is_empty() {
@@ -76,7 +78,8 @@ pub fn render(report: &Report) -> String {
 /// `fleetsweep_remove`, each host with `ansible_host` set to its address in
 /// the report. The SSH port, user and key are the operator's to add.
 pub fn render_inventory(report: &Report) -> String {
-    let plan = Plan::of(report);
+    let hosts: Vec<Cow<'_, HostReport>> = report.hosts.iter().collect();
+    let plan = Plan::of(&hosts);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -108,10 +111,10 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    fn of(report: &'a Report) -> Plan<'a> {
+    fn of(hosts: &'a [Cow<'_, HostReport>]) -> Plan<'a> {
         let mut plays = Vec::new();
         let mut left_out = Vec::new();
-        for h in &report.hosts {
+        for h in hosts.iter().map(|h| &**h) {
             if h.outcome != Outcome::Scanned {
                 if !h.findings.is_empty() {
                     left_out.push(format!(

@@ -50,11 +50,11 @@ pub fn render(report: &Report) -> Result<String, FormatError> {
     w.write_record(HEADER).map_err(csv_err)?;
     for host in &report.hosts {
         if host.findings.is_empty() {
-            w.write_record(row(report, host, None).iter().map(|c| guard(c)))
+            w.write_record(row(report, &host, None).iter().map(|c| guard(c)))
                 .map_err(csv_err)?;
         }
         for f in &host.findings {
-            w.write_record(row(report, host, Some(f)).iter().map(|c| guard(c)))
+            w.write_record(row(report, &host, Some(f)).iter().map(|c| guard(c)))
                 .map_err(csv_err)?;
         }
     }

@@ -7,6 +7,7 @@
 //! status change; `disappeared` is what a stateless pair of reports shows.
 //! Every list is sorted by host, then rule, so the diff itself diffs cleanly.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -194,8 +195,8 @@ fn finding_ref(host: &str, f: &Finding) -> FindingRef {
     }
 }
 
-fn by_key(r: &Report) -> BTreeMap<(&str, &str), &Finding> {
-    r.hosts
+fn by_key<'a>(hosts: &'a [Cow<'_, HostReport>]) -> BTreeMap<(&'a str, &'a str), &'a Finding> {
+    hosts
         .iter()
         .flat_map(|h| {
             h.findings
@@ -207,10 +208,14 @@ fn by_key(r: &Report) -> BTreeMap<(&str, &str), &Finding> {
 
 /// Compares two reports of the same fleet (`previous` older than `current`).
 pub fn render_diff(previous: &Report, current: &Report) -> Diff {
+    let (previous_hosts, current_hosts): (Vec<_>, Vec<_>) = (
+        previous.hosts.iter().collect(),
+        current.hosts.iter().collect(),
+    );
     let prev_hosts: BTreeMap<&str, &HostReport> =
-        previous.hosts.iter().map(|h| (&*h.name, h)).collect();
+        previous_hosts.iter().map(|h| (&*h.name, &**h)).collect();
     let cur_hosts: BTreeMap<&str, &HostReport> =
-        current.hosts.iter().map(|h| (&*h.name, h)).collect();
+        current_hosts.iter().map(|h| (&*h.name, &**h)).collect();
     let mut names: Vec<&str> = prev_hosts.keys().chain(cur_hosts.keys()).copied().collect();
     names.sort_unstable();
     names.dedup();
@@ -227,8 +232,8 @@ pub fn render_diff(previous: &Report, current: &Report) -> Diff {
         })
         .collect();
 
-    let prev = by_key(previous);
-    let cur = by_key(current);
+    let prev = by_key(&previous_hosts);
+    let cur = by_key(&current_hosts);
     let mut d = Diff {
         previous_sweep: previous.sweep.id.clone(),
         current_sweep: current.sweep.id.clone(),

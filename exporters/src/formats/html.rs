@@ -342,7 +342,7 @@ fn outcome_tag(o: Outcome) -> String {
 fn hosts(s: &mut String, report: &Report) {
     s.push_str("<section id=\"hosts\"><h2>Hosts</h2>\n<table>\n<thead><tr><th>Host</th><th>Address</th><th>Outcome</th><th>Rule</th><th>Product</th><th>Status</th><th>State</th><th>Version</th><th>Due</th><th>Evidence</th></tr></thead>\n<tbody>\n");
     for h in &report.hosts {
-        host_rows(s, h);
+        host_rows(s, &h);
     }
     s.push_str("</tbody></table></section>\n");
 }

@@ -74,7 +74,7 @@ pub fn render(report: &Report) -> String {
     }
     x.push_str("    </properties>\n");
     for host in &report.hosts {
-        testcase(&mut x, host);
+        testcase(&mut x, &host);
     }
     x.push_str("  </testsuite>\n</testsuites>\n");
     x

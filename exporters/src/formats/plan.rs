@@ -11,6 +11,7 @@
 //! into a link, a heading or raw HTML when the plan is rendered; evidence
 //! goes in fenced blocks whose fence is longer than any backtick run inside.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::text::visible;
@@ -30,9 +31,10 @@ pub fn render(report: &Report) -> String {
     );
     let _ = writeln!(s);
 
-    let scanned: Vec<&HostReport> = report
-        .hosts
+    let hosts: Vec<Cow<'_, HostReport>> = report.hosts.iter().collect();
+    let scanned: Vec<&HostReport> = hosts
         .iter()
+        .map(|h| &**h)
         .filter(|h| h.outcome == Outcome::Scanned)
         .collect();
     let ban: Vec<&HostReport> = scanned
@@ -45,14 +47,14 @@ pub fn render(report: &Report) -> String {
         .copied()
         .filter(|h| !open(h).any(|f| f.policy == Policy::Ban) && open(h).next().is_some())
         .collect();
-    let unscanned: Vec<&HostReport> = report
-        .hosts
+    let unscanned: Vec<&HostReport> = hosts
         .iter()
+        .map(|h| &**h)
         .filter(|h| h.outcome != Outcome::Scanned)
         .collect();
-    let excepted: Vec<(&HostReport, &Finding)> = report
-        .hosts
+    let excepted: Vec<(&HostReport, &Finding)> = hosts
         .iter()
+        .map(|h| &**h)
         .flat_map(|h| h.findings.iter().map(move |f| (h, f)))
         .filter(|(_, f)| f.status == Status::Excepted)
         .collect();

@@ -48,8 +48,10 @@ pub fn render(report: &Report) -> Result<String, FormatError> {
 pub fn log(report: &Report) -> Value {
     // One reportingDescriptor per rule seen; the first finding of a rule
     // (hosts are sorted) supplies its texts.
+    let all: Vec<std::borrow::Cow<'_, HostReport>> = report.hosts.iter().collect();
+    let hosts: Vec<&HostReport> = all.iter().map(|h| &**h).collect();
     let mut rules: BTreeMap<&str, &Finding> = BTreeMap::new();
-    for h in &report.hosts {
+    for h in hosts.iter().copied() {
         for f in &h.findings {
             rules.entry(f.rule.as_str()).or_insert(f);
         }
@@ -58,16 +60,16 @@ pub fn log(report: &Report) -> Value {
     let descriptors: Vec<Value> = rules.values().map(|f| descriptor(f)).collect();
 
     let mut results = Vec::new();
-    for h in &report.hosts {
+    for h in hosts.iter().copied() {
         for f in &h.findings {
             let idx = index.get(f.rule.as_str()).copied().unwrap_or_default();
             results.push(result(h, f, idx));
         }
     }
 
-    let notifications: Vec<Value> = report
-        .hosts
+    let notifications: Vec<Value> = hosts
         .iter()
+        .copied()
         .filter(|h| h.outcome != Outcome::Scanned)
         .map(|h| {
             let text = match &h.error {
@@ -83,9 +85,9 @@ pub fn log(report: &Report) -> Value {
             })
         })
         .collect();
-    let warnings: Vec<Value> = report
-        .hosts
+    let warnings: Vec<Value> = hosts
         .iter()
+        .copied()
         .flat_map(|h| h.warnings.iter().map(move |w| (h, w)))
         .map(|(h, w)| {
             json!({
@@ -97,9 +99,9 @@ pub fn log(report: &Report) -> Value {
         })
         .collect();
     // Scanned, but not every section was read: never a clean host.
-    let incomplete: Vec<Value> = report
-        .hosts
+    let incomplete: Vec<Value> = hosts
         .iter()
+        .copied()
         .filter(|h| h.is_incomplete())
         .map(|h| {
             json!({

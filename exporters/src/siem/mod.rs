@@ -22,6 +22,7 @@ pub mod retry;
 pub mod syslog;
 pub mod webhook;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -207,7 +208,14 @@ pub fn events(report: &Report, changes: &[StatusChange]) -> Vec<Event> {
         shard: sweep.shard.clone(),
         body,
     };
-    let hosts: BTreeMap<&str, &HostReport> = report.hosts.iter().map(|h| (&*h.name, h)).collect();
+    // Hosts without findings make no event: only these are held.
+    let with_findings: Vec<Cow<'_, HostReport>> = report
+        .hosts
+        .iter()
+        .filter(|h| !h.findings.is_empty())
+        .collect();
+    let hosts: BTreeMap<&str, &HostReport> =
+        with_findings.iter().map(|h| (&*h.name, &**h)).collect();
     let mut out = Vec::new();
     let mut notable: Vec<&StatusChange> = changes.iter().filter(|c| c.is_notable()).collect();
     notable.sort_by(|a, b| (&a.host, &a.rule).cmp(&(&b.host, &b.rule)));
@@ -227,7 +235,7 @@ pub fn events(report: &Report, changes: &[StatusChange]) -> Vec<Event> {
             }),
         ));
     }
-    for host in &report.hosts {
+    for host in &with_findings {
         for f in host
             .findings
             .iter()
@@ -239,8 +247,7 @@ pub fn events(report: &Report, changes: &[StatusChange]) -> Vec<Event> {
             ));
         }
     }
-    let failing = report
-        .hosts
+    let failing = with_findings
         .iter()
         .flat_map(|h| &h.findings)
         .filter(|f| f.fails())
@@ -419,7 +426,8 @@ mod tests {
                 incomplete: vec![],
                 findings,
                 scanned_by: None,
-            }],
+            }]
+            .into(),
         };
         r.normalize();
         r

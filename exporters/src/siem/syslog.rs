@@ -693,7 +693,7 @@ mod tests {
             f.version = Some(hostile(max));
             f.product = hostile(max);
             let mut r = report(vec![f]);
-            r.hosts[0].name = hostile(max).into();
+            r.hosts.to_mut()[0].name = hostile(max).into();
             let ev = events(&r, &[]);
             let m = message(&ev[0], &hostile(max), "1").unwrap();
             assert!(m.len() <= MAX_MESSAGE, "{}", m.len());

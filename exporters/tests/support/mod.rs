@@ -212,7 +212,8 @@ pub fn fleet() -> Report {
             host("slow-13", Outcome::TimedOut, vec![]),
             probe_failed,
             host("stop-15", Outcome::Interrupted, vec![]),
-        ],
+        ]
+        .into(),
     };
     r.normalize();
     r

@@ -533,10 +533,12 @@ impl History {
                 // before its first remediation, so increase()/rate() see the
                 // first one (a counter that appears at 1 shows no increase).
                 let mut totals = s.remediation_totals()?;
-                for f in report.hosts.iter().flat_map(|h| &h.findings) {
-                    totals
-                        .entry((f.vendor.clone(), f.product.clone()))
-                        .or_insert(0);
+                for h in &report.hosts {
+                    for f in &h.findings {
+                        totals
+                            .entry((f.vendor.clone(), f.product.clone()))
+                            .or_insert(0);
+                    }
                 }
                 totals
             }

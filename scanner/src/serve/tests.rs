@@ -373,7 +373,7 @@ async fn report_of(server: &Server, n: usize, warning: usize) -> Report {
         .pipeline()
         .sweep_all(Arc::new(crate::sweep::Silent), cancel)
         .await;
-    let one = report.hosts[0].clone();
+    let one = report.hosts.to_mut()[0].clone();
     report.hosts = (0..n)
         .map(|i| {
             let mut h = one.clone();

@@ -128,7 +128,12 @@ pub fn apply_state(
     let today = status::day(now);
     let mut tx = match store {
         Some(s) => {
-            let hosts: Vec<&str> = out.hosts.iter().map(|h| &*h.name).collect();
+            // PostgreSQL locks the hosts' tracks up front; SQLite locks the file.
+            let names: Vec<compact_str::CompactString> = match s.locks_hosts() {
+                true => out.hosts.iter().map(|h| h.name.clone()).collect(),
+                false => Vec::new(),
+            };
+            let hosts: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
             Some(s.transaction(&hosts)?)
         }
         None => None,
@@ -164,7 +169,7 @@ pub fn apply_state(
             Some(t) => t.last_verified(&host.name)?,
             None => None,
         };
-        let complete = verified(host);
+        let complete = verified(&host);
         let present: BTreeMap<&str, &fleetsweep_exporters::Finding> =
             host.findings.iter().map(|f| (f.rule.as_str(), f)).collect();
         let rules: BTreeSet<&str> = tracks
@@ -250,7 +255,7 @@ pub fn apply_state(
         derived.push((index, findings, reported_here));
     }
     for (index, findings, reported_here) in derived {
-        if let Some(host) = out.hosts.get_mut(index) {
+        out.hosts.update(index, |host| {
             let mut reported = std::mem::take(&mut host.findings);
             host.findings = findings
                 .into_iter()
@@ -268,7 +273,7 @@ pub fn apply_state(
                     f
                 })
                 .collect();
-        }
+        });
     }
     if let Some(ex) = exceptions {
         let mut r = ExceptionsReport::default();
@@ -514,11 +519,12 @@ mod tests {
             ts("2027-01-02T00:00:00Z"),
         )
         .unwrap();
-        let status = |r: &Report, h: usize| r.hosts[h].findings.first().map(|f| f.status);
+        let status =
+            |r: &Report, h: usize| r.hosts.get(h).unwrap().findings.first().map(|f| f.status);
         assert_eq!(status(&r2, 0), Some(Status::Remediated));
         assert_eq!(status(&r2, 1), Some(Status::Unverified));
         assert_eq!(
-            r2.hosts[1].findings[0].last_verified,
+            r2.hosts.to_mut()[1].findings[0].last_verified,
             Some(ts("2027-01-01T00:00:00Z"))
         );
         assert_eq!(status(&r2, 2), Some(Status::New));
@@ -614,8 +620,8 @@ mod tests {
                 ("h-a".into(), outcomes[0], false),
                 ("h-b".into(), outcomes[1], false),
             ]);
-            r.hosts[0].findings = found.clone();
-            r.hosts[1].findings = found;
+            r.hosts.to_mut()[0].findings = found.clone();
+            r.hosts.to_mut()[1].findings = found;
             r.normalize();
             apply_state(&mut r, Some(store), &cat, None, ts(day)).unwrap();
             r
@@ -951,7 +957,7 @@ mod tests {
             (100, 100, 50, 1),
             "{f:?}"
         );
-        let status = |i: usize| r2.hosts[i].findings.first().map(|f| f.status);
+        let status = |i: usize| r2.hosts.get(i).unwrap().findings.first().map(|f| f.status);
         assert_eq!(status(0), Some(Status::Remediated));
         assert_eq!(status(1000), Some(Status::Unverified));
         assert_eq!(status(2490), Some(Status::Open));
@@ -1041,8 +1047,8 @@ mod tests {
         let a2 = sweep("a", "1/2", &[0, 1], 2);
         let fleet = store.fleet(None).unwrap();
         assert_eq!(fleet.sweep.id, "fleet");
-        let by: Vec<(&str, &str, Option<&str>)> = fleet
-            .hosts
+        let hosts = fleet.hosts.clone().into_vec();
+        let by: Vec<(&str, &str, Option<&str>)> = hosts
             .iter()
             .map(|h| {
                 let s = h.scanned_by.as_ref().unwrap();
@@ -1085,7 +1091,11 @@ mod tests {
         assert_eq!(p.sweeps, 1, "a's first sweep only");
         let fleet = store.fleet(None).unwrap();
         assert_eq!(
-            fleet.hosts.iter().map(|h| &*h.name).collect::<Vec<_>>(),
+            fleet
+                .hosts
+                .iter()
+                .map(|h| h.name.to_string())
+                .collect::<Vec<_>>(),
             ["h-00000", "h-00001", "h-00003", "h-00004", "h-00005"],
             "h-00002's only result was pruned"
         );

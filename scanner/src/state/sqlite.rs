@@ -688,9 +688,8 @@ impl Tx<'_> {
         let open = report
             .hosts
             .iter()
-            .flat_map(|h| &h.findings)
-            .filter(|f| f.status.is_open())
-            .count();
+            .map(|h| h.findings.iter().filter(|f| f.status.is_open()).count())
+            .sum::<usize>();
         let report_len = json_len(report).map_err(|err| data_err(path, "report", err))?;
         let tx = self.tx;
         tx.execute(
@@ -762,7 +761,7 @@ impl Tx<'_> {
                         ])
                         .map_err(e)?;
                 }
-                if super::verified(h) {
+                if super::verified(&h) {
                     verified_stmt
                         .execute(params![h.name.as_str(), now_text, seq])
                         .map_err(e)?;
@@ -775,7 +774,8 @@ impl Tx<'_> {
                         status = excluded.status, track = excluded.track, sweep = excluded.sweep",
                 )
                 .map_err(e)?;
-            for (w, t) in c.tracks(report) {
+            let with_findings = c.report_hosts(report);
+            for (w, t) in c.tracks(&with_findings) {
                 track_stmt
                     .execute(params![
                         w.host,

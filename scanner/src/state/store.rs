@@ -9,13 +9,14 @@
 //! `--state` value ([`Location::parse`]): a `postgresql://` or `postgres://`
 //! URL, else a file path.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 
-use fleetsweep_exporters::{Finding, HistoryPoint, Report, ScannedBy, Status};
+use fleetsweep_exporters::{Finding, HistoryPoint, HostReport, Report, ScannedBy, Status};
 use serde::Serialize;
 
 use super::postgres::{self, PgStore, PgTarget};
@@ -220,18 +221,31 @@ pub(crate) struct TrackRef<'a> {
 }
 
 impl SweepCommit {
-    /// The tracks to write, each with its whole finding (from `report` when
-    /// [`TrackWrite::finding_in_report`]).
+    /// The hosts of `report` whose findings [`SweepCommit::tracks`] needs:
+    /// those with findings, when some track takes its finding from the
+    /// report (none otherwise). Only these are held while the tracks are
+    /// written.
+    pub(crate) fn report_hosts<'r>(&self, report: &'r Report) -> Vec<Cow<'r, HostReport>> {
+        if !self.tracks.iter().any(|t| t.finding_in_report) {
+            return Vec::new();
+        }
+        report
+            .hosts
+            .iter()
+            .filter(|h| !h.findings.is_empty())
+            .collect()
+    }
+
+    /// The tracks to write, each with its whole finding (from `hosts`, see
+    /// [`SweepCommit::report_hosts`], when [`TrackWrite::finding_in_report`]).
     pub(crate) fn tracks<'a>(
         &'a self,
-        report: &'a Report,
+        hosts: &'a [Cow<'_, HostReport>],
     ) -> impl Iterator<Item = (&'a TrackWrite, TrackRef<'a>)> + 'a {
         let mut in_report: HashMap<(&str, &str), &Finding> = HashMap::new();
-        if self.tracks.iter().any(|t| t.finding_in_report) {
-            for h in &report.hosts {
-                for f in &h.findings {
-                    in_report.insert((&*h.name, &*f.rule), f);
-                }
+        for h in hosts {
+            for f in &h.findings {
+                in_report.insert((&*h.name, &*f.rule), f);
             }
         }
         self.tracks.iter().map(move |w| {
@@ -355,6 +369,13 @@ impl Store {
     }
 
     /// A write transaction covering `hosts` (the sweep's): see [`Tx`].
+    /// True when [`Store::transaction`] needs the sweep's host names (a
+    /// PostgreSQL store locks and reads their tracks up front; SQLite takes
+    /// the whole file and reads tracks host by host).
+    pub(crate) fn locks_hosts(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
     pub(crate) fn transaction(&mut self, hosts: &[&str]) -> Result<Tx<'_>, StateError> {
         let inner = match &mut self.backend {
             Backend::Sqlite(s) => TxInner::Sqlite(s.transaction()?),
@@ -452,15 +473,16 @@ impl Store {
             };
             complete &= r.sweep.complete;
             started = Some(started.map_or(r.sweep.started, |s| s.min(r.sweep.started)));
-            r.hosts.retain(|h| hosts.contains(&*h.name));
-            for h in &mut r.hosts {
+            let list = r.hosts.to_mut();
+            list.retain(|h| hosts.contains(&*h.name));
+            for h in list {
                 h.scanned_by = Some(Box::new(by.clone()));
             }
             match &mut out {
                 None => out = Some(r),
                 Some(o) => {
                     // The newest sweep's catalogs and times describe the view.
-                    o.hosts.append(&mut r.hosts);
+                    o.hosts.to_mut().append(r.hosts.to_mut());
                     o.sweep.catalogs = r.sweep.catalogs;
                     o.sweep.finished = r.sweep.finished;
                     o.sweep.scanner_version = r.sweep.scanner_version;

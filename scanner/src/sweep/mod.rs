@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use fleetsweep_exporters::{HostReport, OsInfo, Outcome, Report, SweepInfo, REPORT_VERSION};
+use fleetsweep_exporters::{
+    HostList, HostReport, OsInfo, Outcome, Report, SweepInfo, REPORT_VERSION,
+};
 
 use crate::catalog::{matcher, Catalog};
 use crate::inventory::{Host, HostTable, Target};
@@ -181,19 +183,14 @@ pub async fn run(
     let complete = interrupted_by.is_none();
     let shard = ctx.settings.shard.clone();
     // What only the sweep needed (its connections, the parsed known_hosts
-    // when the sweep held the last reference, the match index) goes before
-    // the report's host list is built, and its pages go back to the OS:
-    // the list is one new block of 168 bytes a host, which would otherwise
-    // come on top of them (17 MB at 100,000 hosts).
+    // when the sweep held the last reference, the match index) goes, and its
+    // pages go back to the OS.
     drop(ctx);
     give_back_free_pages();
-    let list: Vec<HostReport> = results
-        .into_iter()
-        .zip(hosts.iter())
-        .map(|(r, h)| r.into_report(&h, interrupted_by.as_deref(), &mut spill))
-        .collect();
-    // The inventory, when the sweep held its last reference (`scan`).
-    drop(hosts);
+    // The report's hosts stay where the sweep left them (a slot each, the
+    // spill file, the host table) and are built one at a time as the state
+    // step and the writers reach them: no list of every host's report.
+    let swept = Swept::new(hosts, results, spill, interrupted_by.clone());
     let mut report = Report {
         report_version: REPORT_VERSION,
         sweep: SweepInfo {
@@ -208,10 +205,88 @@ pub async fn run(
         },
         summary: Default::default(),
         exceptions: None,
-        hosts: list,
+        hosts: HostList::from_source(Arc::new(swept)),
     };
     report.normalize();
     report
+}
+
+/// A finished sweep's host reports, in name order, each built when it is
+/// reached: from its host (the table) and its slot, and from the spill
+/// file for a result with more than an outcome. Memory: the slots (24 bytes
+/// a host) and, when the inventory is not in name order, the order (8
+/// bytes a host).
+struct Swept {
+    hosts: Arc<HostTable>,
+    /// Report position to inventory position; none when the inventory is in
+    /// name order already (the usual case: one pass to find out).
+    order: Option<Vec<usize>>,
+    slots: std::sync::Mutex<(Vec<Slot>, spill::Spill)>,
+    interrupted_by: Option<String>,
+}
+
+impl Swept {
+    fn new(
+        hosts: Arc<HostTable>,
+        slots: Vec<Slot>,
+        spill: spill::Spill,
+        interrupted_by: Option<String>,
+    ) -> Swept {
+        let order = name_order(&hosts);
+        Swept {
+            hosts,
+            order,
+            slots: std::sync::Mutex::new((slots, spill)),
+            interrupted_by,
+        }
+    }
+
+    fn at(&self, i: usize) -> usize {
+        self.order.as_ref().map_or(i, |o| o[i])
+    }
+}
+
+/// The inventory positions of `hosts` sorted by name (stably: hosts of the
+/// same name keep their order), or none when they are sorted already.
+fn name_order(hosts: &HostTable) -> Option<Vec<usize>> {
+    let mut last: Option<Arc<str>> = None;
+    let sorted = hosts.iter().all(|h| {
+        let in_order = last.as_deref().is_none_or(|l| l <= &*h.name);
+        last = Some(h.name);
+        in_order
+    });
+    if sorted {
+        return None;
+    }
+    let mut names: Vec<(compact_str::CompactString, usize)> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| ((*h.name).into(), i))
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    Some(names.into_iter().map(|(_, i)| i).collect())
+}
+
+impl fleetsweep_exporters::HostSource for Swept {
+    fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    fn get(&self, i: usize) -> HostReport {
+        let at = self.at(i);
+        let h = self.hosts.get(at);
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let (slots, spill) = &mut *slots;
+        slots[at].report(&h, self.interrupted_by.as_deref(), spill)
+    }
+
+    fn set(&self, i: usize, report: HostReport) {
+        let at = self.at(i);
+        let h = self.hosts.get(at);
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let (slots, spill) = &mut *slots;
+        slots[at] = Slot::of(&h, report, spill);
+    }
 }
 
 /// A host's result while the sweep runs.
@@ -239,6 +314,8 @@ enum Slot {
 const _: () = assert!(std::mem::size_of::<Slot>() <= 24);
 
 impl Slot {
+    /// The slot of `r`, host `h`'s result; a result with more than an
+    /// outcome is normalized ([`HostReport::normalize`]) on its way in.
     fn of(h: &Host, mut r: HostReport, spill: &mut spill::Spill) -> Slot {
         let plain = r.error.is_none()
             && r.warnings.is_empty()
@@ -255,6 +332,7 @@ impl Slot {
                 duration_seconds: r.duration_seconds,
             }
         } else {
+            r.normalize();
             let os = r.os.take();
             match spill.put(&r) {
                 Some(at) => Slot::Spilled { at, os },
@@ -268,14 +346,14 @@ impl Slot {
 
     /// The host's report; `interrupted_by` says why a pending host was not
     /// finished.
-    fn into_report(
-        self,
+    fn report(
+        &self,
         h: &Host,
         interrupted_by: Option<&str>,
         spill: &mut spill::Spill,
     ) -> HostReport {
         match self {
-            Slot::Spilled { at, os } => match spill.take(at, os) {
+            Slot::Spilled { at, os } => match spill.take(*at, os.clone()) {
                 Ok(mut r) => {
                     // The host's own labels again, one copy for host and report.
                     if r.labels == h.labels {
@@ -295,11 +373,11 @@ impl Slot {
                 os,
                 duration_seconds,
             } => HostReport {
-                os,
-                duration_seconds,
-                ..host_report(h, outcome, 0.0)
+                os: os.clone(),
+                duration_seconds: *duration_seconds,
+                ..host_report(h, *outcome, 0.0)
             },
-            Slot::Full(r) => *r,
+            Slot::Full(r) => (**r).clone(),
             Slot::Pending => {
                 let mut r = host_report(h, Outcome::Interrupted, 0.0);
                 r.error = Some(format!(
@@ -755,6 +833,123 @@ mod tests {
         crate::inventory::Inventory::load(&path, &Default::default()).unwrap()
     }
 
+    /// An inventory of the named hosts (in that order), each at 192.0.2.x.
+    fn fleet(names: &[&str]) -> Vec<Host> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inventory.yaml");
+        let mut text = String::from("hosts:\n");
+        for (i, n) in names.iter().enumerate() {
+            text += &format!("  - {{name: {n}, address: 192.0.2.{}}}\n", i + 1);
+        }
+        std::fs::write(&path, text).unwrap();
+        crate::inventory::Inventory::load(&path, &Default::default())
+            .unwrap()
+            .hosts
+    }
+
+    /// A sweep's report keeps no list of its hosts' reports: each is built
+    /// from its slot, the spill file and the host table when reached, in
+    /// name order whatever the inventory's, and a change (the state step's
+    /// statuses) goes back to where the host's result is kept.
+    #[test]
+    fn a_sweeps_hosts_are_built_in_name_order_from_where_the_sweep_left_them() {
+        let hosts = fleet(&["web-03", "db-01", "web-01", "app-02"]);
+        let failed = |h: &Host| HostReport {
+            error: Some("SSH handshake failed: Connection reset by peer".into()),
+            ..host_report(h, Outcome::Unreachable, 0.0)
+        };
+        let mut with_findings = host_report(&hosts[2], Outcome::Scanned, 0.5);
+        with_findings.warnings = vec!["rpm: cut".into(), "dpkg: cut".into()];
+        let mut spill = spill::Spill::default();
+        let slots = vec![
+            Slot::of(
+                &hosts[0],
+                host_report(&hosts[0], Outcome::Scanned, 0.25),
+                &mut spill,
+            ),
+            Slot::Pending,
+            Slot::of(&hosts[2], with_findings, &mut spill),
+            Slot::of(&hosts[3], failed(&hosts[3]), &mut spill::Spill::disabled()),
+        ];
+        assert!(matches!(slots[0], Slot::Done { .. }));
+        assert!(matches!(slots[2], Slot::Spilled { .. }));
+        assert!(matches!(slots[3], Slot::Full(_)));
+        let table = Arc::new(HostTable::from(hosts));
+        let swept = Arc::new(Swept::new(table, slots, spill, Some("SIGTERM".into())));
+        let mut report = Report {
+            report_version: REPORT_VERSION,
+            sweep: SweepInfo {
+                id: "s".into(),
+                started: jiff::Timestamp::UNIX_EPOCH,
+                finished: jiff::Timestamp::UNIX_EPOCH,
+                scanner_version: "0".into(),
+                catalogs: vec![],
+                shard: None,
+                complete: false,
+                interrupted_by: Some("SIGTERM".into()),
+            },
+            summary: Default::default(),
+            exceptions: None,
+            hosts: HostList::from_source(swept.clone()),
+        };
+        report.normalize();
+        let seen: Vec<(String, Outcome, Option<String>)> = report
+            .hosts
+            .iter()
+            .map(|h| (h.name.to_string(), h.outcome, h.error.clone()))
+            .collect();
+        let reset = Some("SSH handshake failed: Connection reset by peer".to_string());
+        let stopped = Some("sweep interrupted (SIGTERM) before this host finished".to_string());
+        assert_eq!(
+            seen,
+            [
+                ("app-02".into(), Outcome::Unreachable, reset),
+                ("db-01".into(), Outcome::Interrupted, stopped),
+                ("web-01".into(), Outcome::Scanned, None),
+                ("web-03".into(), Outcome::Scanned, None),
+            ]
+        );
+        let web_01 = report.hosts.get(2).unwrap();
+        assert_eq!(web_01.warnings, ["dpkg: cut", "rpm: cut"], "normalized");
+        assert_eq!(web_01.duration_seconds, 0.5);
+        assert_eq!(report.hosts.get(3).unwrap().duration_seconds, 0.25);
+        assert_eq!(report.summary.hosts.total, 4);
+        assert_eq!(report.summary.hosts.interrupted, 1);
+        assert!(!report.hosts.is_in_memory());
+
+        // The same report, whole in memory, is equal and serializes the same.
+        let whole = HostList::from(report.hosts.clone().into_vec());
+        assert_eq!(report.hosts, whole);
+        assert_eq!(
+            serde_json::to_string(&report.hosts).unwrap(),
+            serde_json::to_string(&whole).unwrap()
+        );
+
+        // A change goes back to the slot (a clean host given a finding is
+        // spilled), once the report alone holds the source.
+        drop(whole);
+        let copy = report.clone();
+        report
+            .hosts
+            .update(3, |h| h.warnings.push("changed".into()));
+        assert!(
+            report.hosts.is_in_memory(),
+            "shared with `copy`: made its own"
+        );
+        assert!(copy.hosts.get(3).unwrap().warnings.is_empty());
+        drop(copy);
+        let mut report = Report {
+            hosts: HostList::from_source(swept),
+            ..report
+        };
+        report.hosts.update(3, |h| h.error = Some("changed".into()));
+        assert!(!report.hosts.is_in_memory());
+        assert_eq!(
+            report.hosts.get(3).unwrap().error.as_deref(),
+            Some("changed")
+        );
+    }
+
     /// A host's report holds a short name and address inline (no block of
     /// their own: 6.4 MB at 100,000 hosts) and shares the inventory entry's
     /// labels (100,000 hosts hold them once, not once more in the report).
@@ -839,7 +1034,7 @@ mod tests {
             let mut spill = spill::Spill::default();
             let slot = Slot::of(h, r.clone(), &mut spill);
             assert!(matches!(slot, Slot::Spilled { .. }), "{r:?}");
-            let back = slot.into_report(h, None, &mut spill);
+            let back = slot.report(h, None, &mut spill);
             assert_eq!(back, r);
             assert_eq!(back.labels.same_as(&h.labels), r.labels == h.labels);
             if let Some(os) = &r.os {
@@ -852,7 +1047,7 @@ mod tests {
             let mut off = spill::Spill::disabled();
             let slot = Slot::of(h, r.clone(), &mut off);
             assert!(matches!(slot, Slot::Full(_)), "{r:?}");
-            assert_eq!(slot.into_report(h, None, &mut off), r);
+            assert_eq!(slot.report(h, None, &mut off), r);
         }
         for r in [
             clean,
@@ -865,7 +1060,7 @@ mod tests {
             let mut spill = spill::Spill::default();
             let slot = Slot::of(h, r.clone(), &mut spill);
             assert!(matches!(slot, Slot::Done { .. }), "{r:?}");
-            let back = slot.into_report(h, None, &mut spill);
+            let back = slot.report(h, None, &mut spill);
             assert!(back.labels.same_as(&h.labels));
             assert_eq!(back, r);
         }
@@ -884,14 +1079,14 @@ mod tests {
         };
         let slot = Slot::of(h, affected, &mut spill);
         spill.damage();
-        let lost = slot.into_report(h, None, &mut spill);
+        let lost = slot.report(h, None, &mut spill);
         assert_eq!(lost.outcome, Outcome::ProbeFailed);
         let why = lost.error.unwrap();
         assert!(
             why.starts_with("this host's result was lost after its scan: cannot read the temporary file of host results"),
             "{why}"
         );
-        let pending = Slot::Pending.into_report(h, Some("SIGTERM"), &mut spill::Spill::default());
+        let pending = Slot::Pending.report(h, Some("SIGTERM"), &mut spill::Spill::default());
         assert_eq!(pending.outcome, Outcome::Interrupted);
         assert_eq!(
             pending.error.as_deref(),

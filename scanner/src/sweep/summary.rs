@@ -4,6 +4,7 @@
 //! control characters (escape sequences that could rewrite the terminal) are
 //! shown escaped.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use fleetsweep_exporters::{FindingState, HostReport, Outcome, Report};
@@ -110,7 +111,7 @@ pub fn render(report: &Report) -> String {
             report.sweep.interrupted_by.as_deref().unwrap_or("a signal")
         );
     }
-    let with_findings: Vec<&HostReport> = report
+    let with_findings: Vec<Cow<'_, HostReport>> = report
         .hosts
         .iter()
         .filter(|h| !h.findings.is_empty())
@@ -151,7 +152,7 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
-    let failed: Vec<&HostReport> = report
+    let failed: Vec<Cow<'_, HostReport>> = report
         .hosts
         .iter()
         .filter(|h| h.outcome != Outcome::Scanned)
@@ -171,7 +172,8 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    let incomplete: Vec<&HostReport> = report.hosts.iter().filter(|h| h.is_incomplete()).collect();
+    let incomplete: Vec<Cow<'_, HostReport>> =
+        report.hosts.iter().filter(|h| h.is_incomplete()).collect();
     if !incomplete.is_empty() {
         let _ = writeln!(
             out,
@@ -186,7 +188,7 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    let warned: Vec<&HostReport> = report
+    let warned: Vec<Cow<'_, HostReport>> = report
         .hosts
         .iter()
         .filter(|h| !h.warnings.is_empty())
@@ -281,7 +283,8 @@ mod tests {
                 incomplete: vec![],
                 findings: vec![],
                 scanned_by: None,
-            }],
+            }]
+            .into(),
         };
         let text = render(&report);
         assert!(

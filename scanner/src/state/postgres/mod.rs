@@ -768,9 +768,8 @@ impl Tx<'_> {
         let open = report
             .hosts
             .iter()
-            .flat_map(|h| &h.findings)
-            .filter(|f| f.status.is_open())
-            .count();
+            .map(|h| h.findings.iter().filter(|f| f.status.is_open()).count())
+            .sum::<usize>();
         let body = serde_json::to_vec(report).map_err(|err| data_err(name, "report", err))?;
         let catalogs = json("catalogs", &report.sweep.catalogs)?;
         let summary = json("summary", &report.summary)?;
@@ -821,14 +820,15 @@ impl Tx<'_> {
                     cols.f_remediated
                         .push(f.remediated_at.map(|t| t.to_string()));
                 }
-                if super::verified(h) {
+                if super::verified(&h) {
                     cols.verified.push(text(&h.name));
                 }
                 if cols.hosts.len() >= CHUNK || i + 1 == report.hosts.len() {
                     flush(&tx, seq, &now_text, &mut cols).await.map_err(e)?;
                 }
             }
-            let tracks: Vec<_> = c.tracks(report).collect();
+            let with_findings = c.report_hosts(report);
+            let tracks: Vec<_> = c.tracks(&with_findings).collect();
             for chunk in tracks.chunks(CHUNK) {
                 let mut host = Vec::new();
                 let mut rule = Vec::new();
