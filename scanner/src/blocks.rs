@@ -61,6 +61,14 @@ impl Blocks {
         }
     }
 
+    /// No records, to go where this one's go: the same kind of file, or
+    /// memory when this one's file could not be made or written (which was
+    /// said once already).
+    pub(crate) fn empty_like(&self) -> Blocks {
+        let new_file = if self.no_file { None } else { self.new_file };
+        Blocks::new(self.what, self.per_block, new_file)
+    }
+
     /// In the temporary file (`$TMPDIR`, else `/tmp`).
     pub(crate) fn on_file(what: &'static str, per_block: usize) -> Blocks {
         Blocks::new(what, per_block, Some(tempfile::tempfile))

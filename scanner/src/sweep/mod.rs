@@ -214,57 +214,40 @@ pub async fn run(
 /// A finished sweep's host reports, in name order, each built when it is
 /// reached: from its host (the table) and its slot, and from the spill
 /// file for a result with more than an outcome. Memory: the slots (24 bytes
-/// a host) and, when the inventory is not in name order, the order (8
-/// bytes a host).
+/// a host).
 struct Swept {
+    /// The hosts in name order (the sweep's table, or a copy of it sorted).
     hosts: Arc<HostTable>,
-    /// Report position to inventory position; none when the inventory is in
-    /// name order already (the usual case: one pass to find out).
-    order: Option<Vec<usize>>,
+    /// Each host's slot, in the same order.
     slots: std::sync::Mutex<(Vec<Slot>, spill::Spill)>,
     interrupted_by: Option<String>,
 }
 
 impl Swept {
+    /// `slots` are in the order of `hosts`, the inventory's.
     fn new(
         hosts: Arc<HostTable>,
         slots: Vec<Slot>,
         spill: spill::Spill,
         interrupted_by: Option<String>,
     ) -> Swept {
-        let order = name_order(&hosts);
+        let (hosts, slots) = match hosts.sorted_by_name() {
+            None => (hosts, slots),
+            Some((sorted, order)) => {
+                let mut slots = slots;
+                let by_name = order
+                    .into_iter()
+                    .map(|at| std::mem::replace(&mut slots[at], Slot::Pending))
+                    .collect();
+                (Arc::new(sorted), by_name)
+            }
+        };
         Swept {
             hosts,
-            order,
             slots: std::sync::Mutex::new((slots, spill)),
             interrupted_by,
         }
     }
-
-    fn at(&self, i: usize) -> usize {
-        self.order.as_ref().map_or(i, |o| o[i])
-    }
-}
-
-/// The inventory positions of `hosts` sorted by name (stably: hosts of the
-/// same name keep their order), or none when they are sorted already.
-fn name_order(hosts: &HostTable) -> Option<Vec<usize>> {
-    let mut last: Option<Arc<str>> = None;
-    let sorted = hosts.iter().all(|h| {
-        let in_order = last.as_deref().is_none_or(|l| l <= &*h.name);
-        last = Some(h.name);
-        in_order
-    });
-    if sorted {
-        return None;
-    }
-    let mut names: Vec<(compact_str::CompactString, usize)> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| ((*h.name).into(), i))
-        .collect();
-    names.sort_by(|a, b| a.0.cmp(&b.0));
-    Some(names.into_iter().map(|(_, i)| i).collect())
 }
 
 impl fleetsweep_exporters::HostSource for Swept {
@@ -273,19 +256,17 @@ impl fleetsweep_exporters::HostSource for Swept {
     }
 
     fn get(&self, i: usize) -> HostReport {
-        let at = self.at(i);
-        let h = self.hosts.get(at);
+        let h = self.hosts.get(i);
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let (slots, spill) = &mut *slots;
-        slots[at].report(&h, self.interrupted_by.as_deref(), spill)
+        slots[i].report(&h, self.interrupted_by.as_deref(), spill)
     }
 
     fn set(&self, i: usize, report: HostReport) {
-        let at = self.at(i);
-        let h = self.hosts.get(at);
+        let h = self.hosts.get(i);
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         let (slots, spill) = &mut *slots;
-        slots[at] = Slot::of(&h, report, spill);
+        slots[i] = Slot::of(&h, report, spill);
     }
 }
 
