@@ -233,43 +233,38 @@ impl HostFamily {
         probe: bool,
         out: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        // Only the hosts with a series are held (a sweep's list is built
-        // host by host): the affected or failed ones.
-        let mut chosen: Vec<std::borrow::Cow<'_, HostReport>> = Vec::new();
-        let mut series: Vec<(u32, u32)> = Vec::new();
-        for h in hosts.iter() {
-            let n = self.items(&h);
-            if n == 0 {
-                continue;
-            }
-            let i = u32::try_from(chosen.len()).map_err(std::io::Error::other)?;
-            let n = u32::try_from(n).map_err(std::io::Error::other)?;
-            series.extend((0..n).map(|item| (i, item)));
-            chosen.push(h);
-        }
-        let hosts = &chosen;
-        if series.is_empty() {
-            return Ok(());
-        }
         // Label names sorted, as the encoder writes them; `by_name[k]` is
         // the place of the k-th name among the values.
         let names = names(self.own_labels(), extra);
         let mut by_name: Vec<usize> = (0..names.len()).collect();
         by_name.sort_by_key(|&k| names[k]);
-        let values = |(i, item): (u32, u32)| -> Values<'_> {
-            let v = self.values(&hosts[i as usize], item as usize, extra);
-            by_name.iter().map(|&k| v[k]).collect()
-        };
-        series.sort_by(|a, b| values(*a).cmp(&values(*b)));
+        // Each series' label values, in that order, as its own text: a
+        // sweep's hosts are built one at a time, and a series holds what its
+        // line will say (some 100 bytes), not its host's whole report.
+        let mut series: Vec<Series> = Vec::new();
+        for h in hosts.iter() {
+            for item in 0..self.items(&h) {
+                let v = self.values(&h, item, extra);
+                series.push(Series::of(by_name.iter().map(|&k| v[k]))?);
+            }
+        }
+        if series.is_empty() {
+            return Ok(());
+        }
+        series.sort_by(|a, b| a.values().cmp(b.values()));
         // Equal label sets are one series (a gauge set twice).
-        series.dedup_by(|a, b| values(*a) == values(*b));
+        series.dedup_by(|a, b| a.values().eq(b.values()));
         let name = self.name();
         writeln!(out, "# HELP {name} {}", self.help(probe))?;
         writeln!(out, "# TYPE {name} gauge")?;
         for s in series {
-            let v = values(s);
             out.write_all(name.as_bytes())?;
-            for (k, (&n, value)) in by_name.iter().map(|&k| &names[k]).zip(&v).enumerate() {
+            for (k, (&n, value)) in by_name
+                .iter()
+                .map(|&k| &names[k])
+                .zip(s.values())
+                .enumerate()
+            {
                 out.write_all(if k == 0 { b"{" } else { b"," })?;
                 out.write_all(n.as_bytes())?;
                 out.write_all(b"=\"")?;
@@ -279,6 +274,35 @@ impl HostFamily {
             out.write_all(b"} 1\n")?;
         }
         Ok(())
+    }
+}
+
+/// One series' label values, owned: one text and where each value ends.
+struct Series {
+    text: String,
+    ends: smallvec::SmallVec<[u32; 12]>,
+}
+
+impl Series {
+    fn of<'v>(values: impl Iterator<Item = &'v str>) -> std::io::Result<Series> {
+        let mut s = Series {
+            text: String::new(),
+            ends: smallvec::SmallVec::new(),
+        };
+        for v in values {
+            s.text.push_str(v);
+            s.ends
+                .push(u32::try_from(s.text.len()).map_err(std::io::Error::other)?);
+        }
+        s.text.shrink_to_fit();
+        Ok(s)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &str> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(from, &to)| &self.text[from as usize..to as usize])
     }
 }
 

@@ -774,8 +774,8 @@ impl Tx<'_> {
                         status = excluded.status, track = excluded.track, sweep = excluded.sweep",
                 )
                 .map_err(e)?;
-            let with_findings = c.report_hosts(report);
-            for (w, t) in c.tracks(&with_findings) {
+            let mut tracks = c.tracks(report);
+            while let Some(written) = tracks.next_with(|w, t| {
                 track_stmt
                     .execute(params![
                         w.host,
@@ -784,7 +784,9 @@ impl Tx<'_> {
                         json("track", &t)?,
                         seq
                     ])
-                    .map_err(e)?;
+                    .map_err(e)
+            }) {
+                written?;
             }
             let mut rem_stmt = tx
                 .prepare_cached(

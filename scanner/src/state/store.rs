@@ -10,7 +10,7 @@
 //! URL, else a file path.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -221,54 +221,61 @@ pub(crate) struct TrackRef<'a> {
 }
 
 impl SweepCommit {
-    /// The hosts of `report` whose findings [`SweepCommit::tracks`] needs:
-    /// those with findings, when some track takes its finding from the
-    /// report (none otherwise). Only these are held while the tracks are
-    /// written.
-    pub(crate) fn report_hosts<'r>(&self, report: &'r Report) -> Vec<Cow<'r, HostReport>> {
-        if !self.tracks.iter().any(|t| t.finding_in_report) {
-            return Vec::new();
+    /// The tracks to write, in order, each with its whole finding
+    /// ([`Tracks::next_with`]).
+    pub(crate) fn tracks<'a>(&'a self, report: &'a Report) -> Tracks<'a> {
+        Tracks {
+            writes: self.tracks.iter(),
+            hosts: Box::new(report.hosts.iter().filter(|h| !h.findings.is_empty())),
+            host: None,
         }
-        report
-            .hosts
-            .iter()
-            .filter(|h| !h.findings.is_empty())
-            .collect()
     }
+}
 
-    /// The tracks to write, each with its whole finding (from `hosts`, see
-    /// [`SweepCommit::report_hosts`], when [`TrackWrite::finding_in_report`]).
-    pub(crate) fn tracks<'a>(
-        &'a self,
-        hosts: &'a [Cow<'_, HostReport>],
-    ) -> impl Iterator<Item = (&'a TrackWrite, TrackRef<'a>)> + 'a {
-        let mut in_report: HashMap<(&str, &str), &Finding> = HashMap::new();
-        for h in hosts {
-            for f in &h.findings {
-                in_report.insert((&*h.name, &*f.rule), f);
-            }
+/// The tracks of a commit, walked alongside the report they were derived
+/// from: a track whose finding is the report's ([`TrackWrite::finding_in_report`])
+/// takes it from its host's report, and the tracks come in the report's
+/// order (the state step derived them host by host), so one pass over the
+/// report's hosts with findings serves, holding one host at a time.
+pub(crate) struct Tracks<'a> {
+    writes: std::slice::Iter<'a, TrackWrite>,
+    hosts: Box<dyn Iterator<Item = Cow<'a, HostReport>> + 'a>,
+    /// The host the last track's finding came from.
+    host: Option<Cow<'a, HostReport>>,
+}
+
+impl Tracks<'_> {
+    /// Calls `f` with the next track and its view; none after the last.
+    pub(crate) fn next_with<R>(
+        &mut self,
+        f: impl FnOnce(&TrackWrite, TrackRef<'_>) -> R,
+    ) -> Option<R> {
+        let w = self.writes.next()?;
+        let t = &w.track;
+        if w.finding_in_report && self.host.as_ref().is_none_or(|h| *h.name != *w.host) {
+            self.host = self.hosts.by_ref().find(|h| *h.name == *w.host);
         }
-        self.tracks.iter().map(move |w| {
-            let t = &w.track;
-            let finding = match w.finding_in_report {
-                // Always there (the report the tracks were derived with);
-                // were it not, the track keeps what it has.
-                true => in_report
-                    .get(&(w.host.as_str(), w.rule.as_str()))
-                    .copied()
-                    .unwrap_or(&t.finding),
-                false => &t.finding,
-            };
-            let view = TrackRef {
-                first_seen: &t.first_seen,
-                since: &t.since,
-                last_seen: &t.last_seen,
-                status: &t.status,
-                remediated_at: &t.remediated_at,
-                finding,
-            };
-            (w, view)
-        })
+        let finding = match (w.finding_in_report, &self.host) {
+            // The last one of the rule, as the derivation kept it. Always
+            // there (the report the tracks were derived with); were it
+            // not, the track keeps what it has.
+            (true, Some(h)) => h
+                .findings
+                .iter()
+                .rev()
+                .find(|f| f.rule == w.rule)
+                .unwrap_or(&t.finding),
+            _ => &t.finding,
+        };
+        let view = TrackRef {
+            first_seen: &t.first_seen,
+            since: &t.since,
+            last_seen: &t.last_seen,
+            status: &t.status,
+            remediated_at: &t.remediated_at,
+            finding,
+        };
+        Some(f(w, view))
     }
 }
 

@@ -827,18 +827,27 @@ impl Tx<'_> {
                     flush(&tx, seq, &now_text, &mut cols).await.map_err(e)?;
                 }
             }
-            let with_findings = c.report_hosts(report);
-            let tracks: Vec<_> = c.tracks(&with_findings).collect();
-            for chunk in tracks.chunks(CHUNK) {
+            let mut tracks = c.tracks(report);
+            loop {
                 let mut host = Vec::new();
                 let mut rule = Vec::new();
                 let mut status = Vec::new();
                 let mut track = Vec::new();
-                for (w, t) in chunk {
-                    host.push(text(&w.host));
-                    rule.push(text(&w.rule));
-                    status.push(enum_text(&w.track.status));
-                    track.push(json("track", t)?);
+                while host.len() < CHUNK {
+                    let Some(row) = tracks.next_with(|w, t| {
+                        json("track", &t)
+                            .map(|t| (text(&w.host), text(&w.rule), enum_text(&w.track.status), t))
+                    }) else {
+                        break;
+                    };
+                    let (h, r, s, t) = row?;
+                    host.push(h);
+                    rule.push(r);
+                    status.push(s);
+                    track.push(t);
+                }
+                if host.is_empty() {
+                    break;
                 }
                 tx.execute(
                     "INSERT INTO tracks (host, rule, status, track, sweep)
