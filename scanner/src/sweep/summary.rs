@@ -4,7 +4,6 @@
 //! control characters (escape sequences that could rewrite the terminal) are
 //! shown escaped.
 
-use std::borrow::Cow;
 use std::fmt::Write;
 
 use fleetsweep_exporters::{FindingState, HostReport, Outcome, Report};
@@ -37,6 +36,17 @@ pub fn column_width<'a>(title: &str, cells: impl IntoIterator<Item = &'a str>) -
         .max()
         .unwrap_or(0)
         .min(MAX_COLUMN)
+}
+
+/// The width of the name column of the hosts `listed` picks, as shown
+/// (escaped); none when it picks none.
+fn name_width(report: &Report, listed: impl Fn(&HostReport) -> bool) -> Option<usize> {
+    report
+        .hosts
+        .iter()
+        .filter(|h| listed(h))
+        .map(|h| term_safe(&h.name).chars().count().min(MAX_COLUMN))
+        .max()
 }
 
 /// `s` cut to `max` characters (with `…`), for one-line status text.
@@ -111,16 +121,12 @@ pub fn render(report: &Report) -> String {
             report.sweep.interrupted_by.as_deref().unwrap_or("a signal")
         );
     }
-    let with_findings: Vec<Cow<'_, HostReport>> = report
-        .hosts
-        .iter()
-        .filter(|h| !h.findings.is_empty())
-        .collect();
-    if !with_findings.is_empty() {
+    // Each list is two passes over the hosts (a sweep's are built one at a
+    // time): the column's width, then the lines; no host is held.
+    let with_findings = |h: &HostReport| !h.findings.is_empty();
+    if let Some(w) = name_width(report, with_findings) {
         let _ = writeln!(out, "\nFindings:");
-        let names: Vec<String> = with_findings.iter().map(|h| term_safe(&h.name)).collect();
-        let w = column_width("", names.iter().map(String::as_str));
-        for h in &with_findings {
+        for h in report.hosts.iter().filter(|h| with_findings(h)) {
             for f in &h.findings {
                 let version = f
                     .version
@@ -152,16 +158,10 @@ pub fn render(report: &Report) -> String {
             }
         }
     }
-    let failed: Vec<Cow<'_, HostReport>> = report
-        .hosts
-        .iter()
-        .filter(|h| h.outcome != Outcome::Scanned)
-        .collect();
-    if !failed.is_empty() {
+    let failed = |h: &HostReport| h.outcome != Outcome::Scanned;
+    if let Some(w) = name_width(report, failed) {
         let _ = writeln!(out, "\nNot scanned (never counted as clean):");
-        let names: Vec<String> = failed.iter().map(|h| term_safe(&h.name)).collect();
-        let w = column_width("", names.iter().map(String::as_str));
-        for h in failed {
+        for h in report.hosts.iter().filter(|h| failed(h)) {
             let _ = writeln!(
                 out,
                 "  {:w$}  {:17}  {}",
@@ -172,9 +172,8 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    let incomplete: Vec<Cow<'_, HostReport>> =
-        report.hosts.iter().filter(|h| h.is_incomplete()).collect();
-    if !incomplete.is_empty() {
+    let mut incomplete = report.hosts.iter().filter(|h| h.is_incomplete()).peekable();
+    if incomplete.peek().is_some() {
         let _ = writeln!(
             out,
             "\nIncomplete (scanned, but not every probe section was read; never counted as clean):"
@@ -188,12 +187,12 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    let warned: Vec<Cow<'_, HostReport>> = report
+    let mut warned = report
         .hosts
         .iter()
         .filter(|h| !h.warnings.is_empty())
-        .collect();
-    if !warned.is_empty() {
+        .peekable();
+    if warned.peek().is_some() {
         let _ = writeln!(out, "\nWarnings (scanned, but some evidence is missing):");
         for h in warned {
             for w in &h.warnings {
