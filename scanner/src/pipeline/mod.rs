@@ -365,7 +365,8 @@ impl Pipeline {
     ) -> Report {
         let hosts = std::mem::take(&mut self.hosts);
         let host_keys = std::mem::replace(&mut self.host_keys, Arc::new(HostKeyPolicy::none()));
-        // The sweep holds the only references: both go when it returns.
+        // The sweep holds the only references: the known_hosts go when it
+        // returns, the host table with its report (which reads its hosts).
         self.sweep_shared(hosts, host_keys, progress, cancel).await
     }
 

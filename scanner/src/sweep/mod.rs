@@ -326,9 +326,11 @@ impl Slot {
     }
 
     /// The host's report; `interrupted_by` says why a pending host was not
-    /// finished.
+    /// finished. A result that cannot be read back from the spill file is
+    /// the host failed, with why, from then on (said in the log once, not
+    /// on each pass over the report).
     fn report(
-        &self,
+        &mut self,
         h: &Host,
         interrupted_by: Option<&str>,
         spill: &mut spill::Spill,
@@ -346,6 +348,7 @@ impl Slot {
                     tracing::error!(host = %h.name, "{why}");
                     let mut r = host_report(h, Outcome::ProbeFailed, 0.0);
                     r.error = Some(format!("this host's result was lost after its scan: {why}"));
+                    *self = Slot::Full(Box::new(r.clone()));
                     r
                 }
             },
@@ -1013,7 +1016,7 @@ mod tests {
             // In the spill file, and back as it was, sharing the host's
             // labels where they are the host's.
             let mut spill = spill::Spill::default();
-            let slot = Slot::of(h, r.clone(), &mut spill);
+            let mut slot = Slot::of(h, r.clone(), &mut spill);
             assert!(matches!(slot, Slot::Spilled { .. }), "{r:?}");
             let back = slot.report(h, None, &mut spill);
             assert_eq!(back, r);
@@ -1026,7 +1029,7 @@ mod tests {
             }
             // Without a spill file, in memory.
             let mut off = spill::Spill::disabled();
-            let slot = Slot::of(h, r.clone(), &mut off);
+            let mut slot = Slot::of(h, r.clone(), &mut off);
             assert!(matches!(slot, Slot::Full(_)), "{r:?}");
             assert_eq!(slot.report(h, None, &mut off), r);
         }
@@ -1039,7 +1042,7 @@ mod tests {
             },
         ] {
             let mut spill = spill::Spill::default();
-            let slot = Slot::of(h, r.clone(), &mut spill);
+            let mut slot = Slot::of(h, r.clone(), &mut spill);
             assert!(matches!(slot, Slot::Done { .. }), "{r:?}");
             let back = slot.report(h, None, &mut spill);
             assert!(back.labels.same_as(&h.labels));
@@ -1058,10 +1061,12 @@ mod tests {
             .unwrap()],
             ..host_report(h, Outcome::Scanned, 1.0)
         };
-        let slot = Slot::of(h, affected, &mut spill);
+        let mut slot = Slot::of(h, affected, &mut spill);
         spill.damage();
         let lost = slot.report(h, None, &mut spill);
         assert_eq!(lost.outcome, Outcome::ProbeFailed);
+        assert!(matches!(slot, Slot::Full(_)), "lost once, not read again");
+        assert_eq!(slot.report(h, None, &mut spill), lost);
         let why = lost.error.unwrap();
         assert!(
             why.starts_with("this host's result was lost after its scan: cannot read the temporary file of host results"),
