@@ -211,12 +211,13 @@ pub fn apply_state(
             if let Some(t) = d.track {
                 // A present finding's track always changes (`last_seen`).
                 if stub.is_some() || prev != Some(&t) {
-                    commit.tracks.push(store::TrackWrite {
-                        host: host.name.to_string(),
-                        rule: rule.to_string(),
-                        track: t,
-                        finding_in_report: stub.is_some(),
-                    });
+                    commit.tracks.push(store::TrackWrite::new(
+                        index,
+                        host.name.to_string(),
+                        rule.to_string(),
+                        t,
+                        stub.is_some(),
+                    ));
                 }
             }
             if let (Some((since, at)), Some(f)) = (d.remediation, &d.finding) {
@@ -364,6 +365,91 @@ mod tests {
             containers: Vec::new(),
             remediation: None,
         }
+    }
+
+    /// At the commit a track takes its finding from the report, walking
+    /// both in order; a track whose host no longer holds its finding (its
+    /// result lost since the derivation: the host is failed in the report)
+    /// is left as the store has it, and the walk goes on to the next.
+    #[test]
+    fn tracks_take_their_findings_from_the_report_and_skip_one_it_lost() {
+        let mut r = report(&[
+            ("h-a".into(), Outcome::Scanned, true),
+            ("h-b".into(), Outcome::ProbeFailed, false),
+            ("h-c".into(), Outcome::Scanned, true),
+        ]);
+        r.hosts.to_mut()[2].findings[0].version = Some("11".into());
+        let track = |f: Finding| status::Track {
+            first_seen: ts("2027-01-01T00:00:00Z"),
+            since: ts("2027-01-01T00:00:00Z"),
+            last_seen: ts("2027-01-02T00:00:00Z"),
+            status: Status::Open,
+            remediated_at: None,
+            finding: f,
+        };
+        let remediated = Finding {
+            rule: "kaspersky/klnagent".into(),
+            status: Status::Remediated,
+            ..kesl()
+        };
+        let commit = store::SweepCommit {
+            tracks: vec![
+                store::TrackWrite::new(
+                    0,
+                    "h-a".into(),
+                    "kaspersky/kesl".into(),
+                    track(kesl()),
+                    true,
+                ),
+                store::TrackWrite::new(
+                    1,
+                    "h-b".into(),
+                    "kaspersky/kesl".into(),
+                    track(kesl()),
+                    true,
+                ),
+                store::TrackWrite::new(
+                    1,
+                    "h-b".into(),
+                    "kaspersky/klnagent".into(),
+                    track(remediated.clone()),
+                    false,
+                ),
+                store::TrackWrite::new(
+                    2,
+                    "h-c".into(),
+                    "kaspersky/kesl".into(),
+                    track(kesl()),
+                    true,
+                ),
+            ],
+            ..Default::default()
+        };
+        let mut tracks = commit.tracks(&r);
+        let mut seen = Vec::new();
+        while let Some(row) = tracks.next_with(|w, t| {
+            let json = serde_json::to_value(&t).unwrap();
+            (
+                format!("{} {}", w.host, w.rule),
+                json["finding"]["version"].clone(),
+            )
+        }) {
+            seen.push(row);
+        }
+        assert_eq!(
+            seen,
+            [
+                (
+                    "h-a kaspersky/kesl".to_string(),
+                    serde_json::json!("12.1.0-1297")
+                ),
+                (
+                    "h-b kaspersky/klnagent".to_string(),
+                    serde_json::json!("12.1.0-1297")
+                ),
+                ("h-c kaspersky/kesl".to_string(), serde_json::json!("11")),
+            ]
+        );
     }
 
     /// A report of `hosts` (name, outcome, has KESL).

@@ -780,7 +780,7 @@ impl Tx<'_> {
                     .execute(params![
                         w.host,
                         w.rule,
-                        enum_text(&w.track.status),
+                        enum_text(&w.status),
                         json("track", &t)?,
                         seq
                     ])

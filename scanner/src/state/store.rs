@@ -195,18 +195,57 @@ pub(crate) struct SweepCommit {
     pub remediations: Vec<Remediation>,
 }
 
-/// One (host, rule) track to write.
+/// One (host, rule) track to write: a [`Track`] whose finding, when it is
+/// the one the report holds for (host, rule), is not held here but taken
+/// from the report at the commit ([`Tracks::next_with`]): a sweep's findings
+/// are not held twice until the commit (at 100,000 hosts, every one
+/// affected, some 60 MB).
 #[derive(Debug)]
 pub(crate) struct TrackWrite {
+    /// The host's place in the report.
+    index: usize,
     pub host: String,
     pub rule: String,
-    pub track: Track,
-    /// The track's finding is the one the report holds for (host, rule),
-    /// which `track` has without its evidence and containers: a sweep's
-    /// findings are not held twice until the commit (at 100,000 hosts,
-    /// 5,000 affected, some 9 MB). False for a finding only the store had
-    /// (remediated, unverified), which `track` holds whole.
-    pub finding_in_report: bool,
+    pub status: Status,
+    first_seen: Timestamp,
+    since: Timestamp,
+    last_seen: Timestamp,
+    remediated_at: Option<Timestamp>,
+    /// A finding only the store had (remediated, unverified); none for the
+    /// report's.
+    finding: Option<Box<Finding>>,
+}
+
+impl TrackWrite {
+    /// `track` of (host, rule), the host `index`-th in the report;
+    /// `in_report`: its finding is the report's.
+    pub(crate) fn new(
+        index: usize,
+        host: String,
+        rule: String,
+        track: Track,
+        in_report: bool,
+    ) -> TrackWrite {
+        let Track {
+            first_seen,
+            since,
+            last_seen,
+            status,
+            remediated_at,
+            finding,
+        } = track;
+        TrackWrite {
+            index,
+            host,
+            rule,
+            status,
+            first_seen,
+            since,
+            last_seen,
+            remediated_at,
+            finding: (!in_report).then(|| Box::new(finding)),
+        }
+    }
 }
 
 /// A track as [`Track`] serializes it, with its finding borrowed.
@@ -224,58 +263,89 @@ impl SweepCommit {
     /// The tracks to write, in order, each with its whole finding
     /// ([`Tracks::next_with`]).
     pub(crate) fn tracks<'a>(&'a self, report: &'a Report) -> Tracks<'a> {
+        let with_findings = report
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.findings.is_empty());
         Tracks {
             writes: self.tracks.iter(),
-            hosts: Box::new(report.hosts.iter().filter(|h| !h.findings.is_empty())),
+            hosts: (Box::new(with_findings) as Box<dyn Iterator<Item = _>>).peekable(),
             host: None,
         }
     }
 }
 
 /// The tracks of a commit, walked alongside the report they were derived
-/// from: a track whose finding is the report's ([`TrackWrite::finding_in_report`])
-/// takes it from its host's report, and the tracks come in the report's
+/// from: a track whose finding is the report's takes it from its host's
+/// report, and the tracks come in the report's
 /// order (the state step derived them host by host), so one pass over the
 /// report's hosts with findings serves, holding one host at a time.
 pub(crate) struct Tracks<'a> {
     writes: std::slice::Iter<'a, TrackWrite>,
-    hosts: Box<dyn Iterator<Item = Cow<'a, HostReport>> + 'a>,
-    /// The host the last track's finding came from.
-    host: Option<Cow<'a, HostReport>>,
+    /// The report's hosts with findings, and their places.
+    hosts: std::iter::Peekable<Box<dyn Iterator<Item = (usize, Cow<'a, HostReport>)> + 'a>>,
+    /// The host the last track's finding came from, and its place.
+    host: Option<(usize, Cow<'a, HostReport>)>,
 }
 
 impl Tracks<'_> {
     /// Calls `f` with the next track and its view; none after the last.
+    /// A track whose finding the report no longer holds (its host's result
+    /// lost from the spill file since the derivation: the host is failed in
+    /// the report) is left as the store has it, and said in the log.
     pub(crate) fn next_with<R>(
         &mut self,
         f: impl FnOnce(&TrackWrite, TrackRef<'_>) -> R,
     ) -> Option<R> {
-        let w = self.writes.next()?;
-        let t = &w.track;
-        if w.finding_in_report && self.host.as_ref().is_none_or(|h| *h.name != *w.host) {
-            self.host = self.hosts.by_ref().find(|h| *h.name == *w.host);
+        loop {
+            let w = self.writes.next()?;
+            let finding = match &w.finding {
+                Some(f) => &**f,
+                None => {
+                    // Tracks come in the order of their hosts' places:
+                    // hosts before this one's are passed, none after it.
+                    if self.host.as_ref().is_none_or(|(i, _)| *i != w.index) {
+                        self.host = None;
+                        while let Some((i, _)) = self.hosts.peek() {
+                            if *i > w.index {
+                                break;
+                            }
+                            let next = self.hosts.next();
+                            if next.as_ref().is_some_and(|(i, _)| *i == w.index) {
+                                self.host = next;
+                                break;
+                            }
+                        }
+                    }
+                    // The last one of the rule, as the derivation kept it.
+                    let found = self
+                        .host
+                        .as_ref()
+                        .and_then(|(_, h)| h.findings.iter().rev().find(|f| f.rule == w.rule));
+                    match found {
+                        Some(f) => f,
+                        None => {
+                            tracing::error!(
+                                host = %w.host,
+                                rule = %w.rule,
+                                "the sweep's report no longer holds this finding; its track is left as it was"
+                            );
+                            continue;
+                        }
+                    }
+                }
+            };
+            let view = TrackRef {
+                first_seen: &w.first_seen,
+                since: &w.since,
+                last_seen: &w.last_seen,
+                status: &w.status,
+                remediated_at: &w.remediated_at,
+                finding,
+            };
+            return Some(f(w, view));
         }
-        let finding = match (w.finding_in_report, &self.host) {
-            // The last one of the rule, as the derivation kept it. Always
-            // there (the report the tracks were derived with); were it
-            // not, the track keeps what it has.
-            (true, Some(h)) => h
-                .findings
-                .iter()
-                .rev()
-                .find(|f| f.rule == w.rule)
-                .unwrap_or(&t.finding),
-            _ => &t.finding,
-        };
-        let view = TrackRef {
-            first_seen: &t.first_seen,
-            since: &t.since,
-            last_seen: &t.last_seen,
-            status: &t.status,
-            remediated_at: &t.remediated_at,
-            finding,
-        };
-        Some(f(w, view))
     }
 }
 

@@ -836,7 +836,7 @@ impl Tx<'_> {
                 while host.len() < CHUNK {
                     let Some(row) = tracks.next_with(|w, t| {
                         json("track", &t)
-                            .map(|t| (text(&w.host), text(&w.rule), enum_text(&w.track.status), t))
+                            .map(|t| (text(&w.host), text(&w.rule), enum_text(&w.status), t))
                     }) else {
                         break;
                     };
