@@ -28,10 +28,10 @@ pub const MAX_COLUMN: usize = 64;
 
 /// The width of a padded column: its widest cell (in characters) or its
 /// title, at most [`MAX_COLUMN`].
-pub fn column_width<'a>(title: &str, cells: impl IntoIterator<Item = &'a str>) -> usize {
+pub fn column_width<S: AsRef<str>>(title: &str, cells: impl IntoIterator<Item = S>) -> usize {
     cells
         .into_iter()
-        .map(|c| c.chars().count())
+        .map(|c| c.as_ref().chars().count())
         .chain([title.chars().count()])
         .max()
         .unwrap_or(0)
@@ -41,12 +41,14 @@ pub fn column_width<'a>(title: &str, cells: impl IntoIterator<Item = &'a str>) -
 /// The width of the name column of the hosts `listed` picks, as shown
 /// (escaped); none when it picks none.
 fn name_width(report: &Report, listed: impl Fn(&HostReport) -> bool) -> Option<usize> {
-    report
+    let mut names = report
         .hosts
         .iter()
         .filter(|h| listed(h))
-        .map(|h| term_safe(&h.name).chars().count().min(MAX_COLUMN))
-        .max()
+        .map(|h| term_safe(&h.name))
+        .peekable();
+    names.peek()?;
+    Some(column_width("", names))
 }
 
 /// `s` cut to `max` characters (with `…`), for one-line status text.
