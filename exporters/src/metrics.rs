@@ -225,32 +225,27 @@ impl HostFamily {
         v
     }
 
-    /// Writes the family for `hosts`: nothing when it has no series.
+    /// The family's label names sorted, as the encoder writes them, and
+    /// for each the place of its value among [`HostFamily::values`].
+    fn label_order<'a>(self, extra: &[&'a str]) -> (Vec<&'a str>, Vec<usize>) {
+        let names = names(self.own_labels(), extra);
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_by_key(|&k| names[k]);
+        (by_name.iter().map(|&k| names[k]).collect(), by_name)
+    }
+
+    /// Writes the family's `series`: nothing when it has none.
     fn write(
         self,
-        hosts: &HostList,
+        mut series: Vec<Series>,
         extra: &[&str],
         probe: bool,
         out: &mut dyn std::io::Write,
     ) -> std::io::Result<()> {
-        // Label names sorted, as the encoder writes them; `by_name[k]` is
-        // the place of the k-th name among the values.
-        let names = names(self.own_labels(), extra);
-        let mut by_name: Vec<usize> = (0..names.len()).collect();
-        by_name.sort_by_key(|&k| names[k]);
-        // Each series' label values, in that order, as its own text: a
-        // sweep's hosts are built one at a time, and a series holds what its
-        // line will say (some 100 bytes), not its host's whole report.
-        let mut series: Vec<Series> = Vec::new();
-        for h in hosts.iter() {
-            for item in 0..self.items(&h) {
-                let v = self.values(&h, item, extra);
-                series.push(Series::of(by_name.iter().map(|&k| v[k]))?);
-            }
-        }
         if series.is_empty() {
             return Ok(());
         }
+        let (names, _) = self.label_order(extra);
         series.sort_by(|a, b| a.values().cmp(b.values()));
         // Equal label sets are one series (a gauge set twice).
         series.dedup_by(|a, b| a.values().eq(b.values()));
@@ -259,12 +254,7 @@ impl HostFamily {
         writeln!(out, "# TYPE {name} gauge")?;
         for s in series {
             out.write_all(name.as_bytes())?;
-            for (k, (&n, value)) in by_name
-                .iter()
-                .map(|&k| &names[k])
-                .zip(s.values())
-                .enumerate()
-            {
+            for (k, (n, value)) in names.iter().zip(s.values()).enumerate() {
                 out.write_all(if k == 0 { b"{" } else { b"," })?;
                 out.write_all(n.as_bytes())?;
                 out.write_all(b"=\"")?;
@@ -275,6 +265,24 @@ impl HostFamily {
         }
         Ok(())
     }
+}
+
+/// The series of the per-host families ([`HostFamily::ALL`]'s order), in
+/// one pass over `hosts` (a sweep's are built one at a time): each series'
+/// label values, in label-name order, as its own text (some 100 bytes, what
+/// its line will say), not its host's whole report.
+fn host_series(hosts: &HostList, extra: &[&str]) -> std::io::Result<[Vec<Series>; 3]> {
+    let orders = HostFamily::ALL.map(|f| f.label_order(extra).1);
+    let mut series: [Vec<Series>; 3] = Default::default();
+    for h in hosts.iter() {
+        for ((f, order), series) in HostFamily::ALL.iter().zip(&orders).zip(&mut series) {
+            for item in 0..f.items(&h) {
+                let v = f.values(&h, item, extra);
+                series.push(Series::of(order.iter().map(|&k| v[k]))?);
+            }
+        }
+    }
+    Ok(series)
 }
 
 /// One series' label values, owned: one text and where each value ends.
@@ -342,15 +350,18 @@ fn write_page(
                 other => std::io::Error::other(MetricsError::Prometheus(other)),
             })
     };
-    let mut families = HostFamily::ALL.into_iter().peekable();
+    let mut families = HostFamily::ALL
+        .into_iter()
+        .zip(host_series(hosts, extra)?)
+        .peekable();
     for mf in reg.gather() {
-        while let Some(f) = families.next_if(|f| f.name() < mf.name()) {
-            f.write(hosts, extra, probe, out)?;
+        while let Some((f, series)) = families.next_if(|(f, _)| f.name() < mf.name()) {
+            f.write(series, extra, probe, out)?;
         }
         encode(&mf, out)?;
     }
-    for f in families {
-        f.write(hosts, extra, probe, out)?;
+    for (f, series) in families {
+        f.write(series, extra, probe, out)?;
     }
     Ok(())
 }
