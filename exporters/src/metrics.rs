@@ -1157,6 +1157,49 @@ mod tests {
         r
     }
 
+    /// A series holds its label values as one text: values that run
+    /// together alike ("web" + "1x" and "web1" + "x", with text a host or an
+    /// inventory chose, multibyte and escapes included) are still two series,
+    /// in the registry's order. (The `prometheus` registry itself merges
+    /// these two: it tells series apart by an FNV hash of their values run
+    /// together, so it is no oracle here.)
+    #[test]
+    fn label_values_that_run_together_alike_stay_two_series() {
+        let mut r = report(Outcome::Scanned);
+        let base = r.hosts.to_mut()[0].clone();
+        let host = |name: &str, section: &str, site: &str| {
+            let mut h = base.clone();
+            h.name = name.into();
+            h.findings.clear();
+            h.incomplete = vec![format!("{section}: cut")];
+            h.labels = crate::Labels::from_iter([("site".to_string(), site.to_string())]);
+            h
+        };
+        *r.hosts.to_mut() = vec![
+            host("web1", "x", "ü\"\n"),
+            host("web", "1x", "ü\"\n"),
+            host("web", "1x", "ü\""),
+            host("we", "b1x", "\n"),
+        ];
+        r.normalize();
+        let opts = allow(&["site"]);
+        let page = render(&r, &opts).unwrap();
+        let incomplete: Vec<&str> = page
+            .lines()
+            .filter(|l| l.starts_with("fleetsweep_host_scan_incomplete{"))
+            .collect();
+        assert_eq!(
+            incomplete,
+            [
+                r#"fleetsweep_host_scan_incomplete{host="we",section="b1x",site="\n"} 1"#,
+                r#"fleetsweep_host_scan_incomplete{host="web",section="1x",site="ü\""} 1"#,
+                r#"fleetsweep_host_scan_incomplete{host="web",section="1x",site="ü\"\n"} 1"#,
+                r#"fleetsweep_host_scan_incomplete{host="web1",section="x",site="ü\"\n"} 1"#,
+            ],
+            "{page}"
+        );
+    }
+
     #[test]
     fn per_host_series_are_written_as_the_registry_wrote_them() {
         for n in [0, 1, 3, 40, 500] {
